@@ -1,0 +1,105 @@
+"""Job parameters and run settings: frozen, validated once, passed down.
+
+``JobParams`` is *what* is asked (it decides the output, so it is part of
+the job's idempotency key). ``RunSettings`` is *how* this process runs it
+(device, batch size, leases): changing them never changes which job a
+command means, so a job started on one GPU can resume on another or on CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline.errors import InvalidInput
+from pipeline.languages import validate_language
+
+DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
+FORMATS = ("text", "markdown", "srt")
+
+
+@dataclass(frozen=True)
+class JobParams:
+    model: str  # hub id, or the absolute path of a local checkpoint directory
+    src_lang: str  # FLORES-200 code, e.g. eng_Latn
+    tgt_lang: str
+    fmt: str  # one of FORMATS
+    output: str  # absolute path of the output file
+    # Beam search width. 4 is what NLLB was evaluated with (NLLB Team 2022);
+    # greedy (1) is about 2-3x faster and slightly worse.
+    beams: int = 4
+    max_chunk_tokens: int = 200  # tokens per chunk, special tokens included
+    # Output budget per batch: ceil(length_ratio * longest input) + length_offset
+    # tokens. Bounds a looping model instead of letting it run to 1,024 tokens.
+    length_ratio: float = 2.0
+    length_offset: int = 16
+    missing: str = "source"  # a chunk that failed for good: "source" text or "marker"
+
+    def __post_init__(self) -> None:
+        validate_language(self.src_lang)
+        validate_language(self.tgt_lang)
+        if self.fmt not in FORMATS:
+            raise InvalidInput(f"unknown format {self.fmt!r} (one of {', '.join(FORMATS)})")
+        if not 1 <= self.beams <= 16:
+            raise InvalidInput(f"--beams must be between 1 and 16, not {self.beams}")
+        if not 16 <= self.max_chunk_tokens <= 1024:
+            raise InvalidInput(
+                f"--max-chunk-tokens must be between 16 and 1024, not {self.max_chunk_tokens}"
+            )
+        if self.length_ratio <= 0 or self.length_offset < 0:
+            raise InvalidInput("length ratio must be positive and offset not negative")
+        if self.missing not in ("source", "marker"):
+            raise InvalidInput(f"--missing must be 'source' or 'marker', not {self.missing!r}")
+
+    def canonical_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, data: str) -> JobParams:
+        return cls(**json.loads(data))
+
+    def max_new_tokens(self, longest_input: int, cap: int) -> int:
+        """Output token budget for a batch whose longest input has ``longest_input`` tokens."""
+        return min(cap, math.ceil(self.length_ratio * longest_input) + self.length_offset)
+
+
+def idempotency_key(params: JobParams, input_sha256: str) -> str:
+    """SHA-256 of the canonical parameters plus the input's SHA-256."""
+    return hashlib.sha256(f"{params.canonical_json()}\n{input_sha256}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    batch_tokens: int = 0  # padded source tokens per batch; 0 = chosen by device
+    max_batch_size: int = 256  # sequences per batch, whatever the budget
+    lease_seconds: float = 30.0  # a lease not renewed for this long is reclaimable
+
+    def __post_init__(self) -> None:
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise InvalidInput(f"unknown device {self.device!r} (auto, cpu, cuda or cuda:N)")
+        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
+            raise InvalidInput(f"unknown dtype {self.dtype!r} (auto, float32, float16, bfloat16)")
+        if self.batch_tokens < 0 or self.max_batch_size < 1 or self.lease_seconds <= 0:
+            raise InvalidInput("batch size, token budget and lease must be positive")
+
+
+def default_db_path() -> Path:
+    if os.environ.get("NLLB_PIPELINE_DB"):
+        return Path(os.environ["NLLB_PIPELINE_DB"])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "nllb-pipeline" / "jobs.db"
+
+
+def default_model() -> str:
+    return os.environ.get("NLLB_PIPELINE_MODEL") or DEFAULT_MODEL
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "nllb-pipeline"

@@ -1,0 +1,82 @@
+"""Error classes: every failure is classified once, where it is caught.
+
+``ErrorClass`` says what kind of failure happened and whether trying again
+can help. Exceptions raised by the pipeline itself carry their class;
+foreign exceptions (torch, CUDA, HTTP) are mapped to a class at the one
+boundary that knows them (``models.errors`` for torch).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorClass(enum.Enum):
+    OOM = "oom"
+    DEVICE_TRANSIENT = "device_transient"
+    DEVICE_FATAL = "device_fatal"
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    RATE_LIMITED = "rate_limited"
+    SERVER = "server"
+    INVALID_INPUT = "invalid_input"
+    UNSUPPORTED = "unsupported"
+    AUTH = "auth"
+    CANCELED = "canceled"
+    INTERNAL = "internal"
+
+    @property
+    def retryable(self) -> bool:
+        return self in _RETRYABLE
+
+
+_RETRYABLE = frozenset(
+    {
+        ErrorClass.OOM,
+        ErrorClass.DEVICE_TRANSIENT,
+        ErrorClass.TIMEOUT,
+        ErrorClass.NETWORK,
+        ErrorClass.RATE_LIMITED,
+        ErrorClass.SERVER,
+    }
+)
+
+
+class PipelineError(Exception):
+    """An error the pipeline understands: a class and a one-line message."""
+
+    error_class = ErrorClass.INTERNAL
+    exit_code = 1
+
+    def __init__(self, message: str, *, error_class: ErrorClass | None = None):
+        super().__init__(message)
+        if error_class is not None:
+            self.error_class = error_class
+
+
+class InvalidInput(PipelineError):
+    """Bad input or bad parameters: nothing to retry, exit code 2."""
+
+    error_class = ErrorClass.INVALID_INPUT
+    exit_code = 2
+
+
+class Unsupported(PipelineError):
+    """A model or language the model cannot handle."""
+
+    error_class = ErrorClass.UNSUPPORTED
+    exit_code = 2
+
+
+class JobBusy(PipelineError):
+    """The job is running in another live process."""
+
+    exit_code = 2
+
+
+class LeaseLost(PipelineError):
+    """Another worker took this job over; stop without writing."""
+
+
+class JobFailed(PipelineError):
+    """The job ended FAILED; the message says why."""

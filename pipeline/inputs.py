@@ -1,0 +1,61 @@
+"""Reading an input document: bytes, checks, decoding, normalisation."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import InvalidInput
+
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path  # absolute
+    data: bytes
+    sha256: str
+    text: str  # NFC, LF line endings, no BOM
+    eol: str  # the dominant line ending of the file: "\n" or "\r\n"
+    bom: bool
+
+
+def read_input(path: str | os.PathLike) -> InputFile:
+    """Read and decode a document; InvalidInput with a one-line reason if it
+    is missing, unreadable, binary, not UTF-8, or has nothing to translate."""
+    path = Path(path).expanduser()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"input file not found: {path}") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"input is a directory, not a file: {path}") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+    return decode_input(path.resolve(), data)
+
+
+def decode_input(path: Path, data: bytes) -> InputFile:
+    if b"\x00" in data:
+        raise InvalidInput(f"{path} is a binary file (it contains NUL bytes), not text")
+    bom = data.startswith(BOM)
+    try:
+        text = data[len(BOM) if bom else 0 :].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (len(BOM) if bom else 0)
+        line = data[:offset].count(b"\n") + 1
+        raise InvalidInput(
+            f"{path} is not valid UTF-8 (byte 0x{data[offset]:02x} at offset {offset}, "
+            f"line {line}); convert it to UTF-8 first"
+        ) from None
+    crlf = text.count("\r\n")
+    eol = "\r\n" if crlf and crlf >= text.count("\n") - crlf else "\n"
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = unicodedata.normalize("NFC", text)
+    if not any(ch.isalpha() for ch in text):
+        what = "empty" if not text.strip() else "without any words"
+        raise InvalidInput(f"{path} is {what}: nothing to translate")
+    return InputFile(path, data, hashlib.sha256(data).hexdigest(), text, eol, bom)

@@ -1,0 +1,52 @@
+"""Turning a request (input file + parameters) into a stored job."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.config import JobParams, idempotency_key
+from pipeline.errors import InvalidInput
+from pipeline.formats import detect_format
+from pipeline.inputs import InputFile
+from pipeline.store import Job, Store
+
+
+def default_output(input_path: Path, tgt_lang: str) -> Path:
+    """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt."""
+    return input_path.with_name(f"{input_path.stem}.{tgt_lang}{input_path.suffix}")
+
+
+def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path:
+    """The absolute output path, checked to be writable before any work."""
+    path = Path(output).expanduser() if output else default_output(source.path, tgt_lang)
+    path = path.resolve()
+    if path.is_dir():
+        raise InvalidInput(f"output path {path} is a directory; give a file name")
+    if path == source.path:
+        raise InvalidInput(f"output path {path} is the input file itself")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InvalidInput(f"cannot write output: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"cannot write output: {path} is not writable")
+    return path
+
+
+def resolve_format(fmt: str | None, path: Path) -> str:
+    return fmt if fmt and fmt != "auto" else detect_format(path)
+
+
+def submit(store: Store, params: JobParams, source: InputFile, *,
+           priority: int = 0) -> tuple[Job, bool]:
+    """The job for this request, created if new. Returns (job, created)."""
+    key = idempotency_key(params, source.sha256)
+    return store.get_or_create_job(
+        idem_key=key, params=params.canonical_json(), input_path=str(source.path),
+        input_sha256=source.sha256, input_bytes=len(source.data), output_path=params.output,
+        priority=priority,
+    )
+
+
+def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:
+    return store.job_by_key(idempotency_key(params, source.sha256))

@@ -1,0 +1,112 @@
+"""The store's schema as numbered migrations, applied in order.
+
+A migration is never edited once it has shipped: change the schema by
+appending one. ``PRAGMA user_version`` records how many have been applied.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, chunks, batches, stage runs, artifacts, attempts, lease history
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        idem_key TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL,          -- QUEUED RUNNING SUCCEEDED FAILED CANCELED
+        stage TEXT NOT NULL,          -- preprocess inference postprocess upload done
+        params TEXT NOT NULL,         -- canonical JSON of JobParams
+        input_path TEXT NOT NULL,
+        input_sha256 TEXT NOT NULL,
+        input_bytes INTEGER NOT NULL,
+        output_path TEXT,
+        error_class TEXT,
+        error_message TEXT,
+        lease_owner TEXT,
+        lease_expires REAL,           -- unix time
+        priority INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX jobs_by_state ON jobs (state, priority, created_at);
+    CREATE TABLE chunks (
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        idx INTEGER NOT NULL,
+        unit INTEGER NOT NULL,        -- the skeleton unit this chunk belongs to
+        source TEXT NOT NULL,
+        n_tokens INTEGER NOT NULL,
+        state TEXT NOT NULL,          -- pending done failed
+        translation TEXT,
+        batch_id INTEGER,             -- the batch that committed it
+        commits INTEGER NOT NULL DEFAULT 0,  -- times a translation was committed
+        attempts INTEGER NOT NULL DEFAULT 0, -- failed attempts so far
+        PRIMARY KEY (job_id, idx)
+    );
+    CREATE INDEX chunks_by_state ON chunks (job_id, state);
+    CREATE TABLE batches (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        seq INTEGER NOT NULL,         -- order of execution
+        chunk_idxs TEXT NOT NULL,     -- JSON list of chunk indexes
+        padded_tokens INTEGER NOT NULL,
+        source_tokens INTEGER NOT NULL,
+        state TEXT NOT NULL,          -- pending committed split skipped
+        parent_id INTEGER,            -- the batch this one was split from
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before REAL,              -- retry backoff: do not start before
+        started_at REAL,
+        committed_at REAL,
+        worker TEXT
+    );
+    CREATE INDEX batches_by_job ON batches (job_id, state, seq);
+    CREATE TABLE stage_runs (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        stage TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        wall_s REAL,
+        units_total REAL,
+        units_done REAL,
+        device TEXT,
+        model TEXT,
+        worker TEXT
+    );
+    CREATE INDEX stage_runs_by_job ON stage_runs (job_id, stage);
+    CREATE TABLE artifacts (
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        kind TEXT NOT NULL,           -- skeleton output delivery
+        content BLOB,
+        path TEXT,
+        sha256 TEXT,
+        bytes INTEGER,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (job_id, kind)
+    );
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        stage TEXT NOT NULL,
+        batch_id INTEGER,
+        chunk_idx INTEGER,
+        error_class TEXT NOT NULL,
+        message TEXT NOT NULL,
+        traceback TEXT,
+        attempt INTEGER NOT NULL,
+        delay_s REAL,
+        decision TEXT NOT NULL,       -- retry split skip fail
+        trace_id TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX attempts_by_job ON attempts (job_id, at);
+    CREATE TABLE leases (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        worker TEXT NOT NULL,
+        acquired_at REAL NOT NULL,
+        released_at REAL,
+        how TEXT                      -- released expired lost
+    );
+    CREATE INDEX leases_by_job ON leases (job_id, acquired_at);
+    """,
+)

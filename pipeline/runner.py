@@ -1,0 +1,158 @@
+"""Run a job's stages under a lease, from wherever it stopped.
+
+Each stage reads its inputs from the store and writes its outputs to it, and
+the job's ``stage`` column says which stage is next, so running a job is
+always "continue from the stored stage". A lease (worker id + expiry,
+renewed by a heartbeat thread) keeps two processes from running one job; a
+lease whose process is gone can be taken over at once, an unrenewed lease
+after it expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+
+from pipeline.config import JobParams, RunSettings
+from pipeline.errors import ErrorClass, JobBusy, JobFailed, LeaseLost, PipelineError
+from pipeline.progress import STAGES, Events
+from pipeline.store import Job, Store
+from pipeline.translator import Translator
+
+log = logging.getLogger("nllb_pipeline")
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def is_dead_local_worker(worker: str | None) -> bool:
+    """True if ``worker`` ran on this host in a process that no longer exists."""
+    if not worker:
+        return False
+    host, _, rest = worker.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@dataclass
+class JobContext:
+    """What a stage needs: the store, the job, the model, who we are."""
+
+    store: Store
+    job: Job
+    params: JobParams
+    translator: Translator
+    settings: RunSettings
+    worker: str
+    events: Events
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def check_running(self) -> None:
+        if self.stop.is_set():
+            raise LeaseLost(f"job {self.job.id}: lease lost")
+
+
+class Heartbeat:
+    """Renews the lease every third of its lifetime on its own connection."""
+
+    def __init__(self, db_path, job_id: str, worker: str, ttl: float, lost: threading.Event):
+        self.db_path, self.job_id, self.worker, self.ttl = db_path, job_id, worker, ttl
+        self.lost = lost
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        store = Store(self.db_path)
+        try:
+            while not self._done.wait(self.ttl / 3):
+                if not store.heartbeat(self.job_id, self.worker, self.ttl):
+                    log.error("job %s: lease lost to another worker", self.job_id)
+                    self.lost.set()
+                    return
+        finally:
+            store.close()
+
+
+def run_job(store: Store, job_id: str, translator: Translator, *,
+            settings: RunSettings = RunSettings(), events: Events | None = None,
+            worker: str | None = None) -> Job:
+    """Run the job from its stored stage to the end; return the final job.
+
+    Raises JobBusy if a live worker holds it, JobFailed if it ends FAILED.
+    """
+    from pipeline.stages import STAGE_RUNNERS
+
+    worker = worker or new_worker_id()
+    events = events or Events()
+    job = store.job(job_id)
+    if job.state == "SUCCEEDED" and job.stage == "done":
+        return job
+    dead = [job.lease_owner] if is_dead_local_worker(job.lease_owner) else []
+    if dead:
+        log.info("job %s: taking over from dead worker %s", job.id, job.lease_owner)
+    if not store.claim_job(job.id, worker, settings.lease_seconds, dead=dead):
+        current = store.job(job.id)
+        raise JobBusy(
+            f"job {job.id} is running in another process ({current.lease_owner}); "
+            f"its lease expires in {max(0.0, (current.lease_expires or 0) - time.time()):.0f} s"
+        )
+    ctx = JobContext(store, store.job(job.id), JobParams.from_json(job.params), translator,
+                     settings, worker, events)
+    try:
+        with Heartbeat(store.path, job.id, worker, settings.lease_seconds, ctx.stop):
+            for stage in STAGES[STAGES.index(ctx.job.stage):] if ctx.job.stage in STAGES else ():
+                ctx.check_running()
+                STAGE_RUNNERS[stage](ctx)
+                events.stage_finished(stage)
+    except LeaseLost:
+        raise
+    except BaseException as exc:
+        error_class = exc.error_class if isinstance(exc, PipelineError) else translator.classify(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            store.release_job(job.id, worker)  # resumable at once; state stays RUNNING
+            raise
+        message = str(exc) or type(exc).__name__
+        store.record_attempt(job.id, store.job(job.id).stage, error_class=error_class,
+                             message=message, tb=traceback.format_exc(), attempt=1,
+                             decision="fail")
+        store.set_job_state(job.id, "FAILED", error_class=error_class.value, error_message=message)
+        store.release_job(job.id, worker)
+        if error_class is ErrorClass.INTERNAL and not isinstance(exc, PipelineError):
+            raise JobFailed(f"job {job.id} failed: internal error: {message}") from exc
+        raise JobFailed(f"job {job.id} failed: {message}", error_class=error_class) from exc
+    store.release_job(job.id, worker)
+    return store.job(job.id)

@@ -1,0 +1,45 @@
+"""Preprocess: decode the input, keep its skeleton, cut the prose into chunks.
+
+Progress unit: input bytes.
+"""
+
+from __future__ import annotations
+
+from pipeline.errors import InvalidInput
+from pipeline.formats import parse_document
+from pipeline.inputs import read_input
+from pipeline.segment import chunk_text
+from pipeline.store import NewChunk
+
+
+def run(ctx) -> None:
+    job, params = ctx.job, ctx.params
+    run_id = ctx.store.start_stage(job.id, "preprocess", units_total=job.input_bytes,
+                                   worker=ctx.worker)
+    ctx.events.stage_started("preprocess", job.input_bytes)
+    source = read_input(job.input_path)
+    if source.sha256 != job.input_sha256:
+        raise InvalidInput(
+            f"{job.input_path} changed since job {job.id} was created; "
+            "translate it again to start a new job"
+        )
+    document = parse_document(source.text, params.fmt)
+    document.eol, document.bom = source.eol, source.bom
+
+    limit = min(params.max_chunk_tokens, ctx.translator.max_input_tokens)
+    texts: list[tuple[int, str]] = []
+    seen_chars, total_chars = 0, max(1, sum(len(u.text) for u in document.units))
+    for unit_idx, unit in enumerate(document.units):
+        for piece in chunk_text(unit.text, params.src_lang, ctx.translator.count_tokens, limit):
+            if piece.strip():
+                texts.append((unit_idx, piece.strip()))
+        seen_chars += len(unit.text)
+        if unit_idx % 64 == 0:
+            ctx.events.stage_progress("preprocess", job.input_bytes * seen_chars / total_chars)
+    counts = ctx.translator.count_tokens([t for _, t in texts])
+    chunks = [
+        # Nothing to translate in a chunk without letters ("42", "—"): copy it.
+        NewChunk(unit, text, n, done=not any(ch.isalpha() for ch in text))
+        for (unit, text), n in zip(texts, counts)
+    ]
+    ctx.store.finish_preprocess(job.id, run_id, ctx.worker, document.to_json(), chunks)

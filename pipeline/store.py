@@ -1,0 +1,515 @@
+"""The job store: one SQLite file that holds everything needed to resume.
+
+The store is a handful of verbs that return dataclasses. Writes that belong
+together happen in one transaction (a batch's translations and its batch row;
+a stage's end and the next stage's start), so a process killed at any
+instant leaves the store at a consistent point to resume from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from pipeline.errors import InvalidInput, LeaseLost
+from pipeline.migrations import MIGRATIONS
+
+STAGES = ("preprocess", "inference", "postprocess", "upload")
+BUSY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    idem_key: str
+    state: str
+    stage: str
+    params: str
+    input_path: str
+    input_sha256: str
+    input_bytes: int
+    output_path: str | None
+    error_class: str | None
+    error_message: str | None
+    lease_owner: str | None
+    lease_expires: float | None
+    priority: int
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    job_id: str
+    idx: int
+    unit: int
+    source: str
+    n_tokens: int
+    state: str
+    translation: str | None
+    batch_id: int | None
+    commits: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    job_id: str
+    seq: int
+    chunk_idxs: list[int]
+    padded_tokens: int
+    source_tokens: int
+    state: str
+    parent_id: int | None
+    attempts: int
+    not_before: float | None
+
+
+@dataclass(frozen=True)
+class StageRun:
+    id: int
+    job_id: str
+    stage: str
+    started_at: float
+    finished_at: float | None
+    wall_s: float | None
+    units_total: float | None
+    units_done: float | None
+    device: str | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    job_id: str
+    kind: str
+    content: bytes | None
+    path: str | None
+    sha256: str | None
+    bytes: int | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    job_id: str
+    stage: str
+    batch_id: int | None
+    chunk_idx: int | None
+    error_class: str
+    message: str
+    traceback: str | None
+    attempt: int
+    delay_s: float | None
+    decision: str
+    trace_id: str
+    at: float
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    unit: int
+    source: str
+    n_tokens: int
+    done: bool = False  # nothing to translate: the source is its own translation
+
+
+def _build(cls, row: dict):
+    if cls is Batch:
+        row = {**row, "chunk_idxs": json.loads(row["chunk_idxs"])}
+    return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+class Store:
+    """Verbs over the SQLite job store. One instance per thread."""
+
+    def __init__(self, path: str | Path, *, clock=time.time):
+        self.path = Path(path)
+        self.clock = clock
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise InvalidInput(f"cannot open the job database {self.path}: {exc}") from exc
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # -- plumbing -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction that takes the write lock up front.
+
+        ``db.atomic()`` starts a deferred transaction; a transaction that
+        reads before it writes must hold the lock from the start, or two
+        processes can both read the old state and one fails to upgrade.
+        """
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            with self.db.atomic():  # a savepoint inside our transaction
+                yield self.db
+        except BaseException:
+            self.db.conn.execute("ROLLBACK")
+            raise
+        self.db.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise InvalidInput(
+                    f"the job database {self.path} was written by a newer nllb-pipeline "
+                    f"(schema {version}, this one knows {len(MIGRATIONS)})"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version={number}")
+
+    def _one(self, cls, sql: str, params: Sequence = ()):
+        rows = list(self.db.query(sql, params))
+        return _build(cls, rows[0]) if rows else None
+
+    def _all(self, cls, sql: str, params: Sequence = ()):
+        return [_build(cls, row) for row in self.db.query(sql, params)]
+
+    # -- jobs ---------------------------------------------------------------
+
+    def get_or_create_job(
+        self, *, idem_key: str, params: str, input_path: str, input_sha256: str,
+        input_bytes: int, output_path: str, priority: int = 0,
+    ) -> tuple[Job, bool]:
+        """The job with this idempotency key, created QUEUED if there is none.
+
+        Returns (job, created). Safe against concurrent submitters: the key is
+        UNIQUE, so exactly one insert wins.
+        """
+        now = self.clock()
+        job_id = uuid.uuid4().hex[:12]
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO jobs (id, idem_key, state, stage, params, input_path, "
+                "input_sha256, input_bytes, output_path, priority, created_at, updated_at) "
+                "VALUES (?, ?, 'QUEUED', 'preprocess', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, idem_key, params, input_path, input_sha256, input_bytes, output_path,
+                 priority, now, now),
+            )
+            job = self._one(Job, "SELECT * FROM jobs WHERE idem_key = ?", (idem_key,))
+        return job, job.id == job_id
+
+    def job(self, job_id: str) -> Job | None:
+        """The job with this id, or with this unique id prefix."""
+        job = self._one(Job, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+        if job is None and job_id:
+            found = self._all(Job, "SELECT * FROM jobs WHERE id LIKE ? LIMIT 2", (job_id + "%",))
+            job = found[0] if len(found) == 1 else None
+        return job
+
+    def job_by_key(self, idem_key: str) -> Job | None:
+        return self._one(Job, "SELECT * FROM jobs WHERE idem_key = ?", (idem_key,))
+
+    def jobs(self, limit: int = 100) -> list[Job]:
+        return self._all(Job, "SELECT * FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,))
+
+    def set_job_state(
+        self, job_id: str, state: str, *, error_class: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        now = self.clock()
+        finished = now if state in ("SUCCEEDED", "FAILED", "CANCELED") else None
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET state = ?, error_class = ?, error_message = ?, updated_at = ?, "
+                "finished_at = ? WHERE id = ?",
+                (state, error_class, error_message, now, finished, job_id),
+            )
+
+    def reopen_for_upload(self, job_id: str) -> None:
+        """A SUCCEEDED job whose output file is gone: deliver it again."""
+        with self._write() as db:
+            db.execute("UPDATE jobs SET stage = 'upload', state = 'QUEUED' WHERE id = ?", (job_id,))
+
+    # -- leases -------------------------------------------------------------
+
+    def claim_job(self, job_id: str, worker: str, ttl: float, *, dead: Sequence[str] = ()) -> bool:
+        """Take the job's lease if it is free, expired, ours, or held by a
+        worker known to be dead; mark the job RUNNING. Atomic."""
+        now = self.clock()
+        holders = ("?," * len(dead)).rstrip(",") or "NULL"
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET lease_owner = ?, lease_expires = ?, state = 'RUNNING', "
+                "error_class = NULL, error_message = NULL, finished_at = NULL, updated_at = ? "
+                "WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires < ? "
+                f"OR lease_owner IN ({holders}))",
+                (worker, now + ttl, now, job_id, worker, now, *dead),
+            )
+            if cur.rowcount != 1:
+                return False
+            db.execute(
+                "UPDATE leases SET released_at = ?, how = 'expired' "
+                "WHERE job_id = ? AND released_at IS NULL",
+                (now, job_id),
+            )
+            db["leases"].insert({"job_id": job_id, "worker": worker, "acquired_at": now})
+        return True
+
+    def heartbeat(self, job_id: str, worker: str, ttl: float) -> bool:
+        """Extend our lease; False if it is no longer ours."""
+        now = self.clock()
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE jobs SET lease_expires = ? WHERE id = ? AND lease_owner = ?",
+                (now + ttl, job_id, worker),
+            )
+        return cur.rowcount == 1
+
+    def release_job(self, job_id: str, worker: str) -> None:
+        now = self.clock()
+        with self._write() as db:
+            db.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL WHERE id = ? "
+                "AND lease_owner = ?",
+                (job_id, worker),
+            )
+            db.execute(
+                "UPDATE leases SET released_at = ?, how = 'released' WHERE job_id = ? "
+                "AND worker = ? AND released_at IS NULL",
+                (now, job_id, worker),
+            )
+
+    def _check_lease(self, job_id: str, worker: str) -> None:
+        row = self.db.execute("SELECT lease_owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or row[0] != worker:
+            raise LeaseLost(f"job {job_id} was taken over by {row[0] if row else 'nobody'}")
+
+    # -- stages -------------------------------------------------------------
+
+    def start_stage(
+        self, job_id: str, stage: str, *, units_total: float, device: str | None = None,
+        model: str | None = None, worker: str | None = None,
+    ) -> int:
+        with self._write() as db:
+            db["stage_runs"].insert({
+                "job_id": job_id, "stage": stage, "started_at": self.clock(),
+                "units_total": units_total, "units_done": 0, "device": device,
+                "model": model, "worker": worker,
+            })
+            return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+    def finish_stage(self, job_id: str, run_id: int, next_stage: str, worker: str) -> None:
+        """End a stage run and move the job to ``next_stage``, in one transaction."""
+        with self._write() as db:
+            self._close_stage_run(run_id)
+            self._check_lease(job_id, worker)
+            db.execute(
+                "UPDATE jobs SET stage = ?, updated_at = ? WHERE id = ?",
+                (next_stage, self.clock(), job_id),
+            )
+
+    def _close_stage_run(self, run_id: int, units_done: float | None = None) -> None:
+        now = self.clock()
+        self.db.execute(
+            "UPDATE stage_runs SET finished_at = ?, wall_s = ? - started_at, "
+            "units_done = COALESCE(?, units_total) WHERE id = ?",
+            (now, now, units_done, run_id),
+        )
+
+    def stage_runs(self, job_id: str) -> list[StageRun]:
+        return self._all(StageRun, "SELECT * FROM stage_runs WHERE job_id = ? ORDER BY id", (job_id,))
+
+    # -- preprocess ---------------------------------------------------------
+
+    def finish_preprocess(
+        self, job_id: str, run_id: int, worker: str, skeleton: str, chunks: Sequence[NewChunk],
+    ) -> None:
+        """Write the skeleton and all chunks and end preprocess, atomically.
+
+        A preprocess killed half-way wrote nothing, so it simply runs again.
+        """
+        with self._write() as db:
+            self._check_lease(job_id, worker)
+            db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
+            self._put_artifact(job_id, "skeleton", content=skeleton.encode())
+            db["chunks"].insert_all(
+                {
+                    "job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
+                    "n_tokens": c.n_tokens, "state": "done" if c.done else "pending",
+                    "translation": c.source if c.done else None,
+                }
+                for i, c in enumerate(chunks)
+            )
+            self.finish_stage(job_id, run_id, "inference", worker)
+
+    # -- chunks and batches -------------------------------------------------
+
+    def chunks(self, job_id: str, idxs: Sequence[int] | None = None) -> list[Chunk]:
+        if idxs is None:
+            return self._all(Chunk, "SELECT * FROM chunks WHERE job_id = ? ORDER BY idx", (job_id,))
+        marks = ",".join("?" * len(idxs))
+        found = self._all(
+            Chunk, f"SELECT * FROM chunks WHERE job_id = ? AND idx IN ({marks})", (job_id, *idxs)
+        )
+        by_idx = {c.idx: c for c in found}
+        return [by_idx[i] for i in idxs]
+
+    def pending_chunks(self, job_id: str) -> list[Chunk]:
+        return self._all(
+            Chunk, "SELECT * FROM chunks WHERE job_id = ? AND state = 'pending' ORDER BY idx",
+            (job_id,),
+        )
+
+    def chunk_counts(self, job_id: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT state, COUNT(*) FROM chunks WHERE job_id = ? GROUP BY state", (job_id,)
+        ).fetchall()
+        return dict(rows)
+
+    def token_counts(self, job_id: str) -> tuple[int, int]:
+        """(source tokens of done chunks, source tokens of all chunks)."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN n_tokens END), 0), "
+            "COALESCE(SUM(n_tokens), 0) FROM chunks WHERE job_id = ?",
+            (job_id,),
+        ).fetchone()
+        return row[0], row[1]
+
+    def add_batches(self, job_id: str, batches: Sequence[Sequence[Chunk]], *, parent_id=None,
+                    seq_start: int | None = None) -> None:
+        """Persist a batch plan, so a resumed job runs the same batches."""
+        with self._write() as db:
+            if seq_start is None:
+                seq_start = db.execute(
+                    "SELECT COALESCE(MAX(seq), -1) + 1 FROM batches WHERE job_id = ?", (job_id,)
+                ).fetchone()[0]
+            db["batches"].insert_all(
+                {
+                    "job_id": job_id, "seq": seq_start + i,
+                    "chunk_idxs": json.dumps([c.idx for c in batch]),
+                    "padded_tokens": len(batch) * max(c.n_tokens for c in batch),
+                    "source_tokens": sum(c.n_tokens for c in batch),
+                    "state": "pending", "parent_id": parent_id,
+                }
+                for i, batch in enumerate(batches)
+            )
+
+    def pending_batches(self, job_id: str) -> list[Batch]:
+        return self._all(
+            Batch, "SELECT * FROM batches WHERE job_id = ? AND state = 'pending' ORDER BY seq, id",
+            (job_id,),
+        )
+
+    def batches(self, job_id: str) -> list[Batch]:
+        return self._all(Batch, "SELECT * FROM batches WHERE job_id = ? ORDER BY id", (job_id,))
+
+    def mark_batch_started(self, batch_id: int, worker: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET started_at = ?, worker = ? WHERE id = ?",
+                (self.clock(), worker, batch_id),
+            )
+
+    def commit_batch(
+        self, job_id: str, batch_id: int, translations: dict[int, str], worker: str,
+    ) -> None:
+        """Store a batch's translations and mark it committed, in one transaction.
+
+        Only chunks still pending are written; the lease is checked inside the
+        transaction, so a worker that lost its job cannot commit.
+        """
+        with self._write() as db:
+            self._check_lease(job_id, worker)
+            db.conn.executemany(
+                "UPDATE chunks SET translation = ?, state = 'done', batch_id = ?, "
+                "commits = commits + 1 WHERE job_id = ? AND idx = ? AND state != 'done'",
+                [(text, batch_id, job_id, idx) for idx, text in translations.items()],
+            )
+            db.execute(
+                "UPDATE batches SET state = 'committed', committed_at = ? WHERE id = ?",
+                (self.clock(), batch_id),
+            )
+            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self.clock(), job_id))
+
+    # -- artifacts ----------------------------------------------------------
+
+    def _put_artifact(self, job_id: str, kind: str, *, content: bytes | None = None,
+                      path: str | None = None, sha256: str | None = None,
+                      nbytes: int | None = None) -> None:
+        self.db["artifacts"].upsert(
+            {"job_id": job_id, "kind": kind, "content": content, "path": path,
+             "sha256": sha256, "bytes": nbytes if nbytes is not None else
+             (len(content) if content is not None else None), "created_at": self.clock()},
+            pk=("job_id", "kind"),
+        )
+
+    def put_artifact(self, job_id: str, kind: str, **fields) -> None:
+        with self._write():
+            self._put_artifact(job_id, kind, **fields)
+
+    def artifact(self, job_id: str, kind: str) -> Artifact | None:
+        return self._one(
+            Artifact, "SELECT * FROM artifacts WHERE job_id = ? AND kind = ?", (job_id, kind)
+        )
+
+    def finish_postprocess(self, job_id: str, run_id: int, worker: str, output: bytes) -> None:
+        with self._write():
+            self._put_artifact(job_id, "output", content=output)
+            self.finish_stage(job_id, run_id, "upload", worker)
+
+    def finish_upload(self, job_id: str, run_id: int, worker: str, *, path: str, sha256: str,
+                      nbytes: int) -> None:
+        """Record the delivery, end the stage and the job, and release the lease."""
+        with self._write() as db:
+            self._put_artifact(job_id, "delivery", path=path, sha256=sha256, nbytes=nbytes)
+            self.finish_stage(job_id, run_id, "done", worker)
+            now = self.clock()
+            db.execute(
+                "UPDATE jobs SET state = 'SUCCEEDED', output_path = ?, finished_at = ?, "
+                "updated_at = ?, error_class = NULL, error_message = NULL WHERE id = ?",
+                (path, now, now, job_id),
+            )
+
+    # -- attempts -----------------------------------------------------------
+
+    def record_attempt(
+        self, job_id: str, stage: str, *, error_class, message: str, attempt: int,
+        decision: str, tb: str | None = None, batch_id: int | None = None,
+        chunk_idx: int | None = None, delay_s: float | None = None, trace_id: str | None = None,
+    ) -> None:
+        """One failed attempt and what was decided about it (retry split skip fail)."""
+        with self._write() as db:
+            db["attempts"].insert({
+                "job_id": job_id, "stage": stage, "batch_id": batch_id, "chunk_idx": chunk_idx,
+                "error_class": getattr(error_class, "value", error_class), "message": message,
+                "traceback": tb, "attempt": attempt, "delay_s": delay_s, "decision": decision,
+                "trace_id": trace_id or uuid.uuid4().hex[:8], "at": self.clock(),
+            })
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        return self._all(Attempt, "SELECT * FROM attempts WHERE job_id = ? ORDER BY id", (job_id,))

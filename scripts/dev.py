@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Set up the project in .venv and run the demo or the tests.
+
+    python3 scripts/dev.py demo     # set up, then translate the bundled sample
+    python3 scripts/dev.py test     # set up, then run the test suite
+
+Needs nothing but Python 3.10+. On a machine without an NVIDIA GPU it
+installs the CPU build of torch (torch==2.13.0) instead of gigabytes of
+CUDA packages. Set-up is skipped when nothing it depends on has changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+CPU_TORCH = "torch==2.13.0"
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def run(*cmd: str | Path) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT)
+
+
+def setup() -> Path:
+    py = venv_python()
+    has_gpu = shutil.which("nvidia-smi") is not None
+    stamp_text = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + str(has_gpu).encode() + sys.version.encode()
+    ).hexdigest()
+    stamp = VENV / ".nllb-pipeline-setup"
+    if py.exists() and stamp.exists() and stamp.read_text() == stamp_text:
+        return py
+    if not py.exists():
+        run(sys.executable, "-m", "venv", VENV)
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    # Install torch first, pinned to the CPU build where there is no GPU: an
+    # unpinned torch pulls the CUDA build and several GB of CUDA libraries.
+    run(*pip, "torch" if has_gpu else CPU_TORCH)
+    run(*pip, "-e", ".[test]")
+    stamp.write_text(stamp_text)
+    return py
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("demo", "test", "setup"):
+        print(__doc__)
+        return 2
+    try:
+        py = setup()
+    except subprocess.CalledProcessError as exc:
+        print(f"dev.py: set-up failed ({exc}); see the pip output above", file=sys.stderr)
+        return 1
+    extra = sys.argv[2:]
+    if sys.argv[1] == "demo":
+        return subprocess.call([str(py), "-m", "pipeline", "demo", *extra], cwd=ROOT)
+    if sys.argv[1] == "test":
+        return subprocess.call([str(py), "-m", "pytest", "-q", *extra], cwd=ROOT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
