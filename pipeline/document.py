@@ -14,10 +14,15 @@ needs the input file again.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
-# Characters that start Markdown syntax when they appear in running text.
-_MARKDOWN_ACTIVE = str.maketrans({c: "\\" + c for c in "\\`*_[]<>"})
+# Characters that start Markdown syntax anywhere in running text; Unit.render
+# escapes each of them wherever it occurs (and "|" in table cells).
+MARKDOWN_INLINE_ESCAPED = frozenset("\\`*_[]<>")
+_MARKDOWN_ACTIVE = str.maketrans({c: "\\" + c for c in MARKDOWN_INLINE_ESCAPED})
+# Text that starts a block (heading, list item, quote) at the start of a line.
+_BLOCK_START = re.compile(r"^(#{1,6}|[-+=>]|\d{1,9}(?=[.)]))(?=\s|$|[.)])")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,15 @@ class Unit:
             out = out.translate(_MARKDOWN_ACTIVE)
             if self.table_cell:
                 out = out.replace("|", "\\|")
+            # A translation that begins like "- x", "# x" or "1. x" must not
+            # turn its paragraph into a list or a heading.
+            match = _BLOCK_START.match(out)
+            if match:
+                marker = match.group(1)
+                if marker[0].isdigit():
+                    out = marker + "\\" + out[len(marker):]
+                else:
+                    out = "\\" + out
         return out
 
 

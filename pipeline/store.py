@@ -440,14 +440,16 @@ class Store:
     ) -> None:
         """Store a batch's translations and mark it committed, in one transaction.
 
-        Only chunks still pending are written; the lease is checked inside the
-        transaction, so a worker that lost its job cannot commit.
+        The lease is checked inside the transaction, so a worker that lost its
+        job cannot commit.
         """
         with self._write() as db:
             self._check_lease(job_id, worker)
+            # ``commits`` counts every committed translation of a chunk, so a
+            # chunk translated twice shows up as 2 rather than being hidden.
             db.conn.executemany(
                 "UPDATE chunks SET translation = ?, state = 'done', batch_id = ?, "
-                "commits = commits + 1 WHERE job_id = ? AND idx = ? AND state != 'done'",
+                "commits = commits + 1 WHERE job_id = ? AND idx = ?",
                 [(text, batch_id, job_id, idx) for idx, text in translations.items()],
             )
             db.execute(

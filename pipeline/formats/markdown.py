@@ -1,0 +1,339 @@
+"""Markdown input: translate the prose, copy everything else byte for byte.
+
+The parser is markdown-it-py; its block tokens carry source line maps, so a
+line that is not part of a paragraph, heading or table row is copied to the
+output untouched (code blocks, HTML blocks, link reference definitions, blank
+lines, thematic breaks). Translatable blocks are rebuilt from their inline
+tokens as literal markup around units of prose.
+
+markdown-it-py tells where a block starts but not where an inline token came
+from, so a few of its rules are wrapped to record source positions in
+``token.meta``. That is what lets code spans, images, autolinks and link
+destinations be copied exactly as written (reference links stay reference
+links) instead of being re-serialised from their parsed form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from markdown_it import MarkdownIt, rules_block, rules_inline
+from markdown_it.helpers import parseLinkLabel
+from markdown_it.ruler import Ruler
+from markdown_it.token import Token
+
+from pipeline.document import MARKDOWN_INLINE_ESCAPED, Document, Unit
+
+# Where a segment break is dropped rather than turned into a space. This is
+# the CSS Text rule for Chinese and Japanese; Korean separates words with
+# spaces, so Hangul is deliberately absent.
+_NO_SPACE_RANGES = (
+    (0x2E80, 0x2FDF),  # CJK and Kangxi radicals
+    (0x3000, 0x303F),  # CJK symbols and punctuation
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # Han extension A
+    (0x4E00, 0x9FFF),  # Han
+    (0xF900, 0xFAFF),  # Han compatibility
+    (0xFF01, 0xFF9F),  # fullwidth punctuation and forms, halfwidth Katakana
+    (0x20000, 0x3FFFF),  # Han extensions B and later
+)
+
+
+def parse_markdown(text: str) -> Document:
+    """Split a Markdown document into literal markup and translatable units.
+
+    ``text`` is NFC-normalised with LF line endings. Paragraphs (at any depth
+    in lists and block quotes), headings and table cells are translated; a
+    paragraph or heading becomes one output line whatever its source line
+    count, keeping only its hard line breaks. Within them, code spans, raw
+    HTML, images, autolinks and link destinations stay literal, as do
+    emphasis markers around their translated text. Every other source line
+    (code blocks, HTML blocks, reference definitions, blank lines) is copied
+    verbatim. Rendering the result with untranslated text gives Markdown with
+    the same block structure, code, link targets and images.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # match markdown-it's line split
+    return _Builder(text).build(_parser().parse(text))
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+    # text_join would fold backslash escapes and entities into plain text,
+    # losing how they were written.
+    md.disable("text_join", ignoreInvalid=True)
+    for name, rule in (
+        ("newline", rules_inline.newline),
+        ("escape", rules_inline.escape),
+        ("backticks", rules_inline.backtick),
+        ("image", rules_inline.image),
+        ("autolink", rules_inline.autolink),
+        ("html_inline", rules_inline.html_inline),
+    ):
+        _replace(md.inline.ruler, name, rule, _with_span(rule))
+    _replace(md.inline.ruler, "link", rules_inline.link, _with_span(rules_inline.link, label=True))
+    for name, rule in (
+        ("paragraph", rules_block.paragraph),
+        ("heading", rules_block.heading),
+        ("lheading", rules_block.lheading),
+        ("table", rules_block.table),
+    ):
+        _replace(md.block.ruler, name, rule, _with_line_starts(rule))
+    return md
+
+
+def _replace(ruler: Ruler, name: str, original: Callable, wrapped: Callable) -> None:
+    # Ruler.at forgets which other rules a rule may interrupt (its "alt"
+    # chains: a heading ends a paragraph), so pass them on again.
+    chains = [chain for chain in ruler.get_all_rules() if original in ruler.getRules(chain)]
+    ruler.at(name, wrapped, {"alt": chains})
+
+
+def _with_span(rule: Callable, *, label: bool = False) -> Callable:
+    """Record ``(start, end)`` in the inline source on the rule's first token."""
+
+    def spanned(state, silent: bool) -> bool:
+        start, count = state.pos, len(state.tokens)
+        if not rule(state, silent):
+            return False
+        if not silent:
+            # Pending plain text is flushed as a "text" token ahead of the
+            # rule's own first token, which is never of type "text".
+            for tok in state.tokens[count:]:
+                if tok.type != "text":
+                    tok.meta["span"] = (start, state.pos)
+                    if label:
+                        tok.meta["label_end"] = parseLinkLabel(state, start, True)
+                    break
+        return True
+
+    return spanned
+
+
+def _with_line_starts(rule: Callable) -> Callable:
+    """Record where each line's content starts, past its container markers.
+
+    Only the block parser knows how much of a line belongs to enclosing block
+    quotes and list items, and it knows it only while the rule runs.
+    """
+
+    def recorded(state, start_line: int, end_line: int, silent: bool) -> bool:
+        count = len(state.tokens)
+        if not rule(state, start_line, end_line, silent):
+            return False
+        if not silent and len(state.tokens) > count:
+            state.tokens[count].meta["starts"] = [
+                state.bMarks[n] + state.tShift[n] for n in range(start_line, state.line)
+            ]
+        return True
+
+    return recorded
+
+
+class _Builder:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        raw = text.split("\n")
+        self.lines = [line + "\n" for line in raw[:-1]] + ([raw[-1]] if raw[-1] else [])
+        self.offsets = [0]
+        for line in self.lines:
+            self.offsets.append(self.offsets[-1] + len(line))
+        self.doc = Document()
+        self.done = 0  # source lines before this one are already in doc
+
+    def build(self, tokens: list[Token]) -> Document:
+        for i, tok in enumerate(tokens):
+            if not tok.map or "starts" not in tok.meta or tok.map[0] < self.done:
+                continue
+            if tok.type == "paragraph_open":
+                self._prose(tok, tokens[i + 1], underline=False)
+            elif tok.type == "heading_open" and tok.markup.startswith("#"):
+                self._atx_heading(tok, tokens[i + 1])
+            elif tok.type == "heading_open":
+                self._prose(tok, tokens[i + 1], underline=True)
+            elif tok.type == "table_open":
+                self._table(tok, tokens[i + 1 :])
+        self._copy_until(len(self.lines))
+        return self.doc
+
+    def _copy_until(self, line: int) -> None:
+        self.doc.add_literal("".join(self.lines[self.done : line]))
+        self.done = max(self.done, line)
+
+    def _commit(self, block: Document, first: int, end: int) -> None:
+        """Use ``block`` for source lines [first, end), or the lines as they
+        are when nothing in them is translated, so untranslated blocks keep
+        their original wrapping."""
+        self._copy_until(first)
+        if not block.units:
+            self._copy_until(end)
+            return
+        for part in block.parts:
+            if isinstance(part, str):
+                self.doc.add_literal(part)
+            else:
+                self.doc.parts.append(len(self.doc.units))
+                self.doc.units.append(block.units[part])
+        self.done = end
+
+    def _prefix(self, opener: Token, k: int) -> str:
+        """Container markers and indentation of the block's k-th line."""
+        line = opener.map[0] + k
+        return self.text[self.offsets[line] : opener.meta["starts"][k]]
+
+    def _eol(self, line: int) -> str:
+        return "\n" if self.lines[line].endswith("\n") else ""
+
+    def _prose(self, opener: Token, inline: Token, *, underline: bool) -> None:
+        first, end = opener.map
+        last = end - 2 if underline else end - 1  # a setext underline is copied as is
+        block = Document()
+        block.add_literal(self._prefix(opener, 0))
+        _render_inline(block, inline, line_prefix=lambda k: self._prefix(opener, k))
+        block.add_literal(self._eol(last))
+        if underline:
+            block.add_literal(self.lines[end - 1])
+        self._commit(block, first, end)
+
+    def _atx_heading(self, opener: Token, inline: Token) -> None:
+        line_no = opener.map[0]
+        line = self.lines[line_no]
+        start = opener.meta["starts"][0] - self.offsets[line_no] + len(opener.markup)
+        while line[start : start + 1] in (" ", "\t"):
+            start += 1
+        end = start + len(inline.content)
+        if line[start:end] != inline.content:
+            return  # not where the parser said: leave the line verbatim
+        block = Document()
+        block.add_literal(line[:start])
+        _render_inline(block, inline)
+        block.add_literal(line[end:])  # the closing #s and the line ending
+        self._commit(block, line_no, line_no + 1)
+
+    def _table(self, opener: Token, rest: list[Token]) -> None:
+        # Rows are rebuilt from their cells; the delimiter row, between the
+        # header and the body, is copied as a gap line.
+        row: Token | None = None
+        cells: list[Token] = []
+        for tok in rest:
+            if tok.type == "table_close":
+                break
+            if tok.type == "tr_open":
+                row, cells = tok, []
+            elif tok.type == "inline":
+                cells.append(tok)
+            elif tok.type == "tr_close" and row is not None and row.map:
+                line = row.map[0]
+                block = Document()
+                block.add_literal(self._prefix(opener, line - opener.map[0]) + "|")
+                for cell in cells:
+                    block.add_literal(" ")
+                    _render_inline(block, cell, table_cell=True)
+                    block.add_literal(" |")
+                block.add_literal(self._eol(line))
+                self._commit(block, line, line + 1)
+
+
+def _render_inline(
+    out: Document,
+    inline: Token,
+    *,
+    table_cell: bool = False,
+    line_prefix: Callable[[int], str] = lambda k: "",
+) -> None:
+    """Append an inline token's children to ``out`` as units and literals.
+
+    ``line_prefix(k)`` is the container prefix of the block's k-th source
+    line, needed where a hard break keeps a line of its own.
+    """
+    src = inline.content
+    prose: list[str] = []  # adjacent plain text, waiting to become one unit
+    link_tails: list[str] = []
+    in_autolink = False
+
+    def flush() -> None:
+        run = "".join(prose)
+        prose.clear()
+        if any(ch.isalpha() for ch in run):
+            out.add_unit(run, markdown=True, table_cell=table_cell)
+        else:
+            # add_unit would keep this verbatim, but it may hold characters
+            # that were escaped in the source (a \* or a \| in a cell), so
+            # escape it the way a unit would be.
+            out.add_literal(Unit(run, markdown=True, table_cell=table_cell).render(run))
+
+    def literal(markup: str) -> None:
+        flush()
+        # The block is written on one line, and a line ending inside a code
+        # span, tag or link title means the same as a space.
+        markup = markup.replace("\n", " ")
+        if table_cell:
+            # markdown-it has already unescaped \| in cells; put it back so
+            # the cell is not split.
+            markup = markup.replace("|", "\\|")
+        out.add_literal(markup)
+
+    for tok in inline.children or []:
+        span = tok.meta.get("span")
+        written = src[span[0] : span[1]] if span else None
+        kind = tok.type
+        if in_autolink:
+            in_autolink = kind != "link_close"
+        elif kind == "text":
+            prose.append(tok.content)
+        elif kind == "softbreak":
+            before = src[: span[0]].rstrip()[-1:] if span else ""
+            after = src[span[1] : span[1] + 1] if span else ""
+            prose.append("" if _no_space(before) and _no_space(after) else " ")
+        elif kind == "hardbreak":
+            flush()
+            k = src[: span[1]].count("\n") if span else 0
+            out.add_literal("\\\n" + line_prefix(k))
+        elif kind == "text_special":
+            if tok.info == "escape" and _reescaped(tok.content, table_cell):
+                # Unit.render writes this escape back, so the character can
+                # stay inside the sentence rather than split it.
+                prose.append(tok.content)
+            else:
+                literal(tok.markup)
+        elif kind == "link_open" and tok.markup == "autolink":
+            literal(written or f"<{tok.attrs.get('href', '')}>")
+            in_autolink = True
+        elif kind == "link_open":
+            literal("[")
+            link_tails.append(_link_tail(src, tok, span))
+        elif kind == "link_close":
+            literal(link_tails.pop() if link_tails else "]")
+        elif kind == "code_inline":
+            literal(written or f"{tok.markup} {tok.content} {tok.markup}")
+        elif kind in ("html_inline", "image"):
+            literal(written or tok.content)
+        elif kind.endswith(("_open", "_close")):
+            literal(tok.markup)  # emphasis, strong, strikethrough
+        else:
+            literal(written or tok.content)
+    flush()
+
+
+def _link_tail(src: str, tok: Token, span: tuple[int, int] | None) -> str:
+    """What follows a link's text: ``](url "title")``, ``][ref]`` or the like."""
+    label_end = tok.meta.get("label_end", -1)
+    if span is None or label_end < 0:
+        title = tok.attrs.get("title")
+        title_part = f' "{title}"' if title else ""
+        return f"](<{tok.attrs.get('href', '')}>{title_part})"
+    tail = src[label_end : span[1]]
+    if tail in ("]", "][]"):
+        # In a shortcut or collapsed reference the text is also the label;
+        # name the label explicitly so the link survives translation.
+        tail = "][" + src[span[0] + 1 : label_end] + "]"
+    return tail
+
+
+def _reescaped(char: str, table_cell: bool) -> bool:
+    """Unit.render escapes this character wherever it stands in a translation."""
+    return char in MARKDOWN_INLINE_ESCAPED or (table_cell and char == "|")
+
+
+def _no_space(char: str) -> bool:
+    return bool(char) and any(lo <= ord(char) <= hi for lo, hi in _NO_SPACE_RANGES)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def corpus_file(name: str) -> Path:
+    """A real-world document from ../shared/corpus; skips where it is absent."""
+    path = CORPUS / name
+    if not path.is_file():
+        pytest.skip(f"{path} not available (only in the project's workspace)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    """No test touches the user's database, cache or the network."""
+    monkeypatch.setenv("NLLB_PIPELINE_DB", str(tmp_path / "default-jobs.db"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("NLLB_PIPELINE_MODEL", raising=False)
+
+
+def cli_env(db: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(NLLB_PIPELINE_DB=str(db), HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT))
+    return env
+
+
+def run_cli(*args: str, db: Path, check: bool = True, timeout: float = 300):
+    """``nllb-pipeline ARGS`` in a real subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
+        env=cli_env(db), timeout=timeout, cwd=ROOT,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

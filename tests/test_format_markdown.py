@@ -1,0 +1,374 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from markdown_it import MarkdownIt
+
+from pipeline.document import Document
+from pipeline.formats.markdown import parse_markdown
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS_FILES = [
+    "markdown_rich_README.md",
+    "markdown_subtitleedit_seconv_command_line.md",
+]
+
+_md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+
+
+def identity(doc: Document) -> str:
+    return doc.render([u.text for u in doc.units])
+
+
+def shout(text: str) -> str:
+    """A hostile "translation": every character that could start markup."""
+    return f"{text.upper()} *x* [y] | z_w <v> `u` \\ ~~t~~"
+
+
+def blocks(text: str) -> list[tuple]:
+    return [(t.type, t.tag, t.nesting, t.level, t.hidden) for t in _md.parse(text)]
+
+
+def code(text: str) -> list[tuple[str, str, str]]:
+    toks = _md.parse(text)
+    return [(t.type, t.info, t.content) for t in toks if t.type in ("fence", "code_block")]
+
+
+def targets(text: str) -> list[str]:
+    found = []
+    for tok in _md.parse(text):
+        for child in tok.children or []:
+            if child.type == "link_open":
+                found.append(child.attrs["href"])
+            elif child.type == "image":
+                found.append(child.attrs["src"])
+    return found
+
+
+def headings(text: str) -> list[str]:
+    return [t.tag for t in _md.parse(text) if t.type == "heading_open"]
+
+
+def table_rows(text: str) -> list[int]:
+    rows, cells = [], 0
+    for tok in _md.parse(text):
+        if tok.type == "tr_open":
+            cells = 0
+        elif tok.type in ("th_open", "td_open"):
+            cells += 1
+        elif tok.type == "tr_close":
+            rows.append(cells)
+    return rows
+
+
+def cell_texts(text: str) -> list[str]:
+    toks = _md.parse(text)
+    return [toks[i + 1].content for i, t in enumerate(toks) if t.type in ("th_open", "td_open")]
+
+
+def html(text: str) -> str:
+    return re.sub(r"\s+", " ", _md.render(text))
+
+
+def assert_same_structure(source: str, output: str) -> None:
+    assert blocks(output) == blocks(source)
+    assert code(output) == code(source)
+    assert targets(output) == targets(source)
+    assert headings(output) == headings(source)
+    assert table_rows(output) == table_rows(source)
+
+
+def units(text: str) -> list[str]:
+    return [u.text for u in parse_markdown(text).units]
+
+
+def test_atx_headings_keep_level_and_closing_hashes():
+    src = "# One\n## Two ##\n### Three ###   \n#### Four\n##### Five\n###### Six #\n"
+    doc = parse_markdown(src)
+    assert [u.text for u in doc.units] == ["One", "Two", "Three", "Four", "Five", "Six"]
+    assert identity(doc) == src
+    out = doc.render(["Eins", "Zwei", "Drei", "Vier", "Fünf", "Sechs"])
+    assert out.splitlines()[2] == "### Drei ###   "
+    assert headings(out) == ["h1", "h2", "h3", "h4", "h5", "h6"]
+
+
+def test_setext_heading_joins_its_lines_and_keeps_the_underline():
+    src = "Title\n=====\n\nSub title\nover two lines\n---\n"
+    doc = parse_markdown(src)
+    assert [u.text for u in doc.units] == ["Title", "Sub title over two lines"]
+    assert identity(doc) == "Title\n=====\n\nSub title over two lines\n---\n"
+    assert headings(identity(doc)) == ["h1", "h2"]
+
+
+def test_nested_lists_keep_markers_and_join_continuations():
+    src = (
+        "- one\n  continued\n- two\n  1) first\n  2) second\n     - deep *item*\n"
+        "       lazy more\n\n  para in item\n"
+    )
+    doc = parse_markdown(src)
+    out = identity(doc)
+    assert out.startswith(
+        "- one continued\n- two\n  1) first\n  2) second\n     - deep *item* lazy more\n"
+    )
+    assert "\n  para in item\n" in out
+    assert_same_structure(src, out)
+    assert_same_structure(src, doc.render([shout(u.text) for u in doc.units]))
+
+
+def test_block_quotes_nested_and_multi_line():
+    src = "> outer\n> quote\n>\n> > inner\n> > quote\n> > - item\n"
+    doc = parse_markdown(src)
+    assert [u.text for u in doc.units] == ["outer quote", "inner quote", "item"]
+    assert identity(doc) == "> outer quote\n>\n> > inner quote\n> > - item\n"
+    assert_same_structure(src, doc.render([shout(u.text) for u in doc.units]))
+
+
+def test_table_rows_are_rebuilt_and_the_delimiter_row_copied():
+    src = (
+        "| Name | Value |\n"
+        "|:---|---:|\n"
+        "| a \\| b | `x\\|y` |\n"
+        "| plain | **bold** text |\n"
+        "| 1 | 2 |\n"
+    )
+    doc = parse_markdown(src)
+    out = identity(doc)
+    lines = out.splitlines()
+    assert lines[1] == "|:---|---:|"
+    assert lines[4] == "| 1 | 2 |"  # nothing to translate: copied as written
+    assert cell_texts(out) == cell_texts(src)
+    assert [(u.text, u.table_cell) for u in doc.units][:3] == [
+        ("Name", True),
+        ("Value", True),
+        ("a | b", True),
+    ]
+    assert "`x\\|y`" in out
+    shouted = doc.render([shout(u.text) for u in doc.units])
+    assert_same_structure(src, shouted)
+    assert _md.parse(shouted)[1].type == "thead_open"
+
+
+def test_table_in_a_block_quote_keeps_the_quote_prefix():
+    src = "> | a | b |\n> |---|---|\n> | c | d |\n"
+    doc = parse_markdown(src)
+    assert identity(doc) == src
+    assert_same_structure(src, doc.render([shout(u.text) for u in doc.units]))
+
+
+FENCED = """\
+Intro text.
+
+```python title="x"
+# not a heading
+- not a list
+| not | a table |
+[not a link](http://x) *not emphasis*   
+
+    still code
+```
+
+~~~
+``` inner fence
+<div>raw</div>
+~~~
+
+    indented code
+    # also not a heading
+
+Outro.
+"""
+
+
+def test_code_blocks_are_copied_byte_for_byte():
+    doc = parse_markdown(FENCED)
+    assert [u.text for u in doc.units] == ["Intro text.", "Outro."]
+    out = doc.render(["Einleitung.", "Schluss."])
+    assert out == FENCED.replace("Intro text.", "Einleitung.").replace("Outro.", "Schluss.")
+    assert code(out) == code(FENCED)
+    assert [info for _, info, _ in code(out)] == ['python title="x"', "", ""]
+
+
+def test_link_image_and_autolink_targets_are_kept_verbatim():
+    src = (
+        'See [the docs](https://example.com/a_b?x=1&y=2 "Docs title"), '
+        "![a logo](img/logo.png 'Logo') and <https://auto.example/x_y>.\n"
+    )
+    doc = parse_markdown(src)
+    assert [u.text for u in doc.units] == ["See", "the docs", "and"]
+    out = doc.render([shout(u.text) for u in doc.units])
+    assert '](https://example.com/a_b?x=1&y=2 "Docs title")' in out
+    assert "![a logo](img/logo.png 'Logo')" in out
+    assert "<https://auto.example/x_y>" in out
+    assert targets(out) == targets(src)
+
+
+def test_inline_code_and_html_stay_literal():
+    src = "Run `pip install *x*` then <kbd>Ctrl</kbd> and <!-- note --> go.\n"
+    doc = parse_markdown(src)
+    assert [u.text for u in doc.units] == ["Run", "then", "Ctrl", "and", "go."]
+    out = doc.render([shout(u.text) for u in doc.units])
+    assert "`pip install *x*`" in out
+    assert "<kbd>" in out and "<!-- note -->" in out
+
+
+def test_emphasis_markers_are_kept_around_their_text():
+    src = "Some *em* and _em_, **strong** and __strong__, ~~gone~~ text.\n"
+    doc = parse_markdown(src)
+    assert identity(doc) == src
+    out = doc.render([u.text.upper() for u in doc.units])
+    assert out == "SOME *EM* AND _EM_, **STRONG** AND __STRONG__, ~~GONE~~ TEXT.\n"
+
+
+def test_escapes_and_entities_stay_as_written():
+    src = "1\\. Not a list \\# here, a\\*b, snake\\_case &amp; &copy; ok.\n"
+    doc = parse_markdown(src)
+    # \* and \_ stay inside the sentence because Unit.render writes them
+    # back; \. and \# would not be, so they stay literal.
+    assert [u.text for u in doc.units] == ["Not a list", "here, a*b, snake_case", "ok."]
+    assert identity(doc) == src
+    upper = doc.render([u.text.upper() for u in doc.units])
+    assert upper == "1\\. NOT A LIST \\# HERE, A\\*B, SNAKE\\_CASE &amp; &copy; OK.\n"
+
+
+def test_escaped_markup_without_letters_stays_escaped():
+    src = "\\*42\\*\n\n| a | b |\n|---|---|\n| x | 1 \\| 2 |\n"
+    doc = parse_markdown(src)
+    assert [u.text for u in doc.units] == ["a", "b", "x"]
+    out = identity(doc)
+    assert html(out) == html(src)
+    assert table_rows(out) == [2, 2]
+
+
+def test_blocks_that_interrupt_a_paragraph_still_do():
+    src = "Foo bar\n# baz\nBar foo\n```\ncode\n```\nEnd\n> quote\n"
+    out = identity(parse_markdown(src))
+    assert out == src
+    assert_same_structure(src, out)
+
+
+def test_hard_breaks_are_kept_and_soft_breaks_joined():
+    src = "one  \ntwo\\\nthree\nfour\n\n> quoted  \n> hard\n"
+    doc = parse_markdown(src)
+    assert [u.text for u in doc.units] == ["one", "two", "three four", "quoted", "hard"]
+    out = identity(doc)
+    assert out == "one\\\ntwo\\\nthree four\n\n> quoted\\\n> hard\n"
+    breaks = [c.type for t in _md.parse(out) for c in t.children or [] if c.type == "hardbreak"]
+    assert len(breaks) == 3
+
+
+def test_reference_links_still_resolve_after_translation():
+    src = (
+        "A [full][ref], a [Short] and a [collapsed][] link.\n\n"
+        "[ref]: http://a.example\n[short]: http://b.example\n[collapsed]: http://c.example\n"
+    )
+    doc = parse_markdown(src)
+    out = doc.render([shout(u.text) for u in doc.units])
+    assert targets(out) == ["http://a.example", "http://b.example", "http://c.example"]
+    assert "][ref]" in out and "][Short]" in out and "][collapsed]" in out
+    assert out.endswith(src[src.index("[ref]:") :])  # definitions copied as they were
+
+
+def test_cjk_soft_breaks_join_without_space():
+    src = "中文第一行\n第二行。\nEnglish\nline\n\n한국어\n문장\n"
+    assert units(src) == ["中文第一行第二行。 English line", "한국어 문장"]
+
+
+def test_lines_outside_translatable_blocks_are_copied():
+    src = (
+        "<div align=\"center\">\n  <b>raw html</b>\n</div>\n\n"
+        "***\n\n"
+        "[id]: http://example.com  'Title'\n\n"
+        "Text.\n\n\n"
+    )
+    doc = parse_markdown(src)
+    assert [u.text for u in doc.units] == ["Text."]
+    assert identity(doc) == src
+
+
+def test_untranslatable_paragraph_keeps_its_line_wrapping():
+    src = "[![a](b.svg)](c)\n[![d](e.svg)](f)\n"
+    doc = parse_markdown(src)
+    assert doc.units == []
+    assert identity(doc) == src
+
+
+def test_units_are_markdown_and_only_cells_escape_pipes():
+    doc = parse_markdown("# T\n\nP.\n\n| C |\n|---|\n| D |\n")
+    assert [(u.text, u.markdown, u.table_cell) for u in doc.units] == [
+        ("T", True, False),
+        ("P.", True, False),
+        ("C", True, True),
+        ("D", True, True),
+    ]
+
+
+def test_empty_and_unterminated_input():
+    assert identity(parse_markdown("")) == ""
+    doc = parse_markdown("last line")
+    assert identity(doc) == "last line"
+
+
+MIXED = """\
+# Guide *one* #
+
+Intro with `code`, a [link](http://x.example/a "t") and ![img](i.png).
+Continued  
+after break.
+
+Setext
+------
+
+1) first
+2) second
+   - nested with [ref link][r]
+
+> quote with **bold**
+> > inner
+
+| Left | Center | Right |
+|:-----|:------:|------:|
+| a \\| b | `c\\|d` | e |
+
+```sh
+echo "# not a heading" | grep x
+```
+
+[r]: http://r.example
+"""
+
+
+def test_hostile_translation_cannot_change_structure():
+    doc = parse_markdown(MIXED)
+    out = doc.render([shout(u.text) for u in doc.units])
+    assert_same_structure(MIXED, out)
+    assert "HEADING" not in "".join(c for _, _, c in code(out))
+
+
+@pytest.fixture
+def corpus_dir() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"{CORPUS} not present")
+    return CORPUS
+
+
+@pytest.mark.parametrize("name", CORPUS_FILES)
+def test_real_world_files_round_trip(corpus_dir: Path, name: str):
+    src = (corpus_dir / name).read_text(encoding="utf-8")
+    doc = parse_markdown(src)
+    assert doc.units
+    out = identity(doc)
+    assert_same_structure(src, out)
+    assert html(out) == html(src)
+    for _, _, content in code(src):
+        assert content in out
+    for target in targets(src):
+        assert target in out
+
+
+@pytest.mark.parametrize("name", CORPUS_FILES)
+def test_real_world_files_survive_hostile_translation(corpus_dir: Path, name: str):
+    src = (corpus_dir / name).read_text(encoding="utf-8")
+    doc = parse_markdown(src)
+    assert_same_structure(src, doc.render([shout(u.text) for u in doc.units]))
