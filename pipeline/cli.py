@@ -104,6 +104,10 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
                    help="longest chunk sent to the model, in tokens (default 200)")
     p.add_argument("--batch-tokens", type=int, default=0,
                    help="padded source tokens per batch (default: 8192 on CUDA, 4096 on CPU)")
+    p.add_argument("--length-ratio", type=float, default=2.0,
+                   help="output budget: RATIO x input tokens + OFFSET (default 2.0); "
+                        "stops a looping model early")
+    p.add_argument("--length-offset", type=int, default=16, help="see --length-ratio (default 16)")
     p.add_argument("--missing", default="source", choices=("source", "marker"),
                    help="what a chunk that failed for good becomes in the output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -136,6 +140,7 @@ def _translate(args, *, show_progress: bool) -> int:
         model=resolve_model(model_arg), src_lang=args.src, tgt_lang=args.tgt,
         fmt=resolve_format(args.format, source.path), output=str(output), beams=args.beams,
         max_chunk_tokens=args.max_chunk_tokens, missing=args.missing,
+        length_ratio=args.length_ratio, length_offset=args.length_offset,
     )
     store = _open_store(args)
     existing = find_job(store, params, source)
@@ -196,7 +201,7 @@ def cmd_demo(args) -> int:
         **vars(args), input=sample, src="eng_Latn", output=str(args.output_dir /
         f"sample.{args.tgt}.md"), model=str(model_dir), format="markdown", device="cpu",
         dtype="auto", beams=1, max_chunk_tokens=200, batch_tokens=0, missing="source",
-        no_progress=False,
+        length_ratio=2.0, length_offset=16, no_progress=False,
     )
     return _translate(ns, show_progress=not args.json)
 

@@ -73,6 +73,9 @@ class Batch:
     parent_id: int | None
     attempts: int
     not_before: float | None
+    started_at: float | None
+    committed_at: float | None
+    worker: str | None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""Crash and resume with real processes: SIGKILL mid-inference, run again."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.samples import generate_text
+from pipeline.store import Store
+from tests.conftest import ROOT, cli_env, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _args(src, out, model):
+    return ["translate", str(src), "--src", "eng_Latn", "--tgt", "fra_Latn", "-o", str(out),
+            "--model", str(model), "--beams", "1", "--batch-tokens", "256", "--no-progress",
+            # Short outputs: random weights always use the whole budget.
+            "--length-ratio", "0.5", "--length-offset", "4", "--json"]
+
+
+def _start(args, db):
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=cli_env(db), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_commits(db, proc, n, timeout=120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"translate ended before it was killed: {proc.communicate()}")
+        try:
+            conn = sqlite3.connect(db, timeout=1)
+            done = conn.execute("SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0]
+            conn.close()
+        except sqlite3.OperationalError:  # not created yet
+            done = 0
+        if done >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError("no batches committed in time")
+
+
+def test_kill_9_mid_inference_then_the_same_command_resumes_to_identical_output(
+        tmp_path, tiny_model):
+    src = tmp_path / "book.txt"
+    src.write_text(generate_text(250, seed=7))
+    reference = tmp_path / "reference.txt"
+    run_cli(*_args(src, reference, tiny_model), db=tmp_path / "reference.db")
+
+    db, out = tmp_path / "jobs.db", tmp_path / "book.fra_Latn.txt"
+    proc = _start(_args(src, out, tiny_model), db)
+    _wait_for_commits(db, proc, 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    store = Store(db)
+    job = store.jobs()[0]
+    assert job.state == "RUNNING" and job.stage == "inference"
+    before = {b.id: b for b in store.batches(job.id) if b.state == "committed"}
+    assert before and store.pending_batches(job.id), "the kill must land mid-inference"
+    done_before = {c.idx: c.translation for c in store.chunks(job.id) if c.state == "done"}
+    assert not out.exists()
+
+    result = json.loads(run_cli(*_args(src, out, tiny_model), db=db).stdout)
+    assert result["state"] == "SUCCEEDED" and result["note"] == "resumed"
+    assert out.read_bytes() == reference.read_bytes()
+
+    chunks = store.chunks(job.id)
+    assert all(c.state == "done" for c in chunks)
+    # No committed chunk was translated twice: every chunk the model saw was
+    # committed exactly once, and what was committed before the kill stayed.
+    translated = [c for c in chunks if c.batch_id is not None]
+    assert all(c.commits == 1 for c in translated)
+    assert {c.idx: c.translation for c in chunks if c.idx in done_before} == done_before
+    after = {b.id: b for b in store.batches(job.id)}
+    assert all(after[i].committed_at == b.committed_at for i, b in before.items())
+    sent = [i for b in after.values() if b.state == "committed" for i in b.chunk_idxs]
+    assert sorted(sent) == sorted(c.idx for c in translated)
+    # The second process took over at once (its predecessor was dead), it
+    # did not wait for the 30 s lease to expire.
+    leases = list(store.db.query("SELECT worker FROM leases WHERE job_id = ?", (job.id,)))
+    assert len({row["worker"] for row in leases}) == 2
+
+
+def test_a_job_running_in_a_live_process_is_not_taken_over(tmp_path, tiny_model):
+    src = tmp_path / "book.txt"
+    src.write_text(generate_text(250, seed=8))
+    db, out = tmp_path / "jobs.db", tmp_path / "out.txt"
+    proc = _start(_args(src, out, tiny_model), db)
+    try:
+        _wait_for_commits(db, proc, 1)
+        second = run_cli(*_args(src, out, tiny_model), db=db, check=False)
+        assert second.returncode == 2
+        assert "is running in another process" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
