@@ -100,7 +100,13 @@ class NllbTranslator:
         if longest > self.max_input_tokens:
             # Preprocess splits chunks to fit; this is a bug, never truncate.
             raise InvalidInput(f"an input of {longest} tokens exceeds the model's limit")
-        budget = self.params.max_new_tokens(longest, self.max_input_tokens - 2)
+        # Each sequence gets the budget of its own input length; the batch runs
+        # as long as its longest member and each output is cut to its own
+        # budget, so a translation does not depend on what it was batched with.
+        cap = self.max_input_tokens - 2
+        budgets = [self.params.max_new_tokens(int(n), cap)
+                   for n in encoded["attention_mask"].sum(dim=1).tolist()]
+        budget = max(budgets)
         with torch.inference_mode():
             out = model.generate(
                 **encoded,
@@ -110,7 +116,9 @@ class NllbTranslator:
                 num_beams=self.params.beams,
                 do_sample=False,
             )
-        return self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        # Row i: decoder start token, then up to budgets[i] new tokens.
+        rows = [row[: 1 + b] for row, b in zip(out.tolist(), budgets)]
+        return self.tokenizer.batch_decode(rows, skip_special_tokens=True)
 
     def classify(self, exc: BaseException) -> ErrorClass:
         from models.errors import classify

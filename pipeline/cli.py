@@ -84,6 +84,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
 
+    p = sub.add_parser("retry", help="re-run a failed or interrupted job's remaining work")
+    p.add_argument("job")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("logs", help="a job's attempt history: every failure and decision")
+    p.add_argument("job")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_logs)
+
     p = sub.add_parser("languages", help="list the 202 language codes")
     p.set_defaults(func=cmd_languages)
     return parser
@@ -97,19 +107,32 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
                    help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
                         f"{config.DEFAULT_MODEL})")
     p.add_argument("--format", default="auto", choices=("auto", *config.FORMATS))
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
     p.add_argument("--beams", type=int, default=4, help="beam width (1 = greedy; default 4)")
     p.add_argument("--max-chunk-tokens", type=int, default=200,
                    help="longest chunk sent to the model, in tokens (default 200)")
-    p.add_argument("--batch-tokens", type=int, default=0,
-                   help="padded source tokens per batch (default: 8192 on CUDA, 4096 on CPU)")
     p.add_argument("--length-ratio", type=float, default=2.0,
                    help="output budget: RATIO x input tokens + OFFSET (default 2.0); "
                         "stops a looping model early")
     p.add_argument("--length-offset", type=int, default=16, help="see --length-ratio (default 16)")
     p.add_argument("--missing", default="source", choices=("source", "marker"),
                    help="what a chunk that failed for good becomes in the output")
+    _add_run_options(p)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of how a job runs (not part of what it is): translate and retry."""
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
+    p.add_argument("--batch-tokens", type=int, default=0,
+                   help="padded source tokens per batch (default: 8192 on CUDA, 4096 on CPU)")
+    p.add_argument("--retry", dest="retry_policy", default=os.environ.get("NLLB_PIPELINE_RETRY"),
+                   metavar="SPEC",
+                   help="retry limits and backoff, e.g. 'chunk_attempts=3,batch_retries=2,"
+                        "base=1,factor=1.6,cap=20,device_transient=3' (or $NLLB_PIPELINE_RETRY)")
+    p.add_argument("--inject-faults", default=os.environ.get("NLLB_PIPELINE_INJECT_FAULTS"),
+                   metavar="SPEC",
+                   help="simulate failures, e.g. 'oom=0.2,transient=0.05,seed=7' "
+                        "(or $NLLB_PIPELINE_INJECT_FAULTS); off by default")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -147,26 +170,59 @@ def _translate(args, *, show_progress: bool) -> int:
     if existing and existing.state == "SUCCEEDED" and _delivered(store, existing):
         return _report(args, existing, store, note="already translated; nothing to do")
 
-    from models.nllb import NllbTranslator
-    from pipeline.runner import run_job
-
-    translator = NllbTranslator(params.model, params, settings)
-    translator.check_language(params.src_lang)
-    translator.check_language(params.tgt_lang)
+    if existing and existing.state == "FAILED" and existing.stage == "done":
+        print(f"nllb-pipeline: job {existing.id} ended FAILED: {existing.error_message}",
+              file=sys.stderr)
+        return 1
+    policy = _policy(args)
+    translator = _translator(params, settings, args)
     job, created = submit(store, params, source)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed
         store.reopen_for_upload(job.id)
+    return _run(args, store, job, translator, settings, policy, show_progress,
+                note=None if created else "resumed")
+
+
+def _policy(args):
+    from pipeline.retry import parse_policy
+
+    return parse_policy(getattr(args, "retry_policy", None))
+
+
+def _translator(params, settings, args):
+    """The NLLB backend for these parameters, wrapped for fault injection if asked."""
+    from models.nllb import NllbTranslator
+
+    spec = None
+    if getattr(args, "inject_faults", None):
+        from models.faults import FaultSpec
+
+        spec = FaultSpec.parse(args.inject_faults)
+    translator = NllbTranslator(params.model, params, settings)
+    translator.check_language(params.src_lang)
+    translator.check_language(params.tgt_lang)
+    if spec is not None:
+        from models.faults import FaultInjectingTranslator
+
+        print(f"nllb-pipeline: WARNING: fault injection is ON ({spec}); failures are simulated",
+              file=sys.stderr)
+        translator = FaultInjectingTranslator(translator, spec)
+    return translator
+
+
+def _run(args, store, job, translator, settings, policy, show_progress, note) -> int:
+    from pipeline.runner import run_job
+
     events = _progress_bar(job) if show_progress else None
     started = time.perf_counter()
     try:
-        job = run_job(store, job.id, translator, settings=settings, events=events)
+        job = run_job(store, job.id, translator, settings=settings, events=events, policy=policy)
     finally:
         if events is not None:
             events.close()
-    return _report(args, job, store, seconds=time.perf_counter() - started,
-                   note=None if created else "resumed")
+    return _report(args, job, store, seconds=time.perf_counter() - started, note=note)
 
 
 def _delivered(store: Store, job: Job) -> bool:
@@ -185,6 +241,60 @@ def cmd_translate(args) -> int:
     return _translate(args, show_progress=not args.no_progress and not args.json)
 
 
+def cmd_retry(args) -> int:
+    """Failed chunks get fresh attempts; everything that succeeded is kept."""
+    store = _open_store(args)
+    job = _find(store, args.job)
+    if job.state == "SUCCEEDED":
+        return _report(args, job, store, note="already succeeded; nothing to retry")
+    if job.state == "RUNNING" and job.lease_owner:
+        from pipeline.runner import is_dead_local_worker
+
+        if not is_dead_local_worker(job.lease_owner) and (job.lease_expires or 0) > time.time():
+            raise InvalidInput(f"job {job.id} is running ({job.lease_owner}); nothing to retry")
+    from pipeline.config import JobParams
+
+    params = JobParams.from_json(job.params)
+    settings = config.RunSettings(device=args.device, dtype=args.dtype,
+                                  batch_tokens=args.batch_tokens)
+    policy = _policy(args)
+    translator = _translator(params, settings, args)
+    reset = store.reset_failed(job.id)
+    log.info("job %s: %d failed chunk(s) will be retried", job.id, reset)
+    return _run(args, store, store.job(job.id), translator, settings, policy,
+                not args.no_progress and not args.json, note=f"retried {reset} chunk(s)")
+
+
+def _find(store: Store, job_id: str) -> Job:
+    job = store.job(job_id)
+    if job is None:
+        raise InvalidInput(f"no job {job_id!r} (see 'nllb-pipeline status')")
+    return job
+
+
+def cmd_logs(args) -> int:
+    store = _open_store(args)
+    job = _find(store, args.job)
+    attempts = store.attempts(job.id)
+    if args.json:
+        print(json.dumps([
+            {k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
+                                        "attempt", "decision", "delay_s", "trace_id", "message")}
+            for a in attempts
+        ], ensure_ascii=False))
+        return 0
+    if not attempts:
+        print(f"job {job.id}: no failed attempts")
+    for a in attempts:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.at))
+        where = a.stage + (f" batch {a.batch_id}" if a.batch_id is not None else "") + (
+            f" chunk {a.chunk_idx}" if a.chunk_idx is not None else "")
+        wait = f" after {a.delay_s:.1f} s" if a.delay_s else ""
+        print(f"{when} [{a.trace_id}] {where}: {a.error_class} attempt {a.attempt} -> "
+              f"{a.decision}{wait}: {a.message}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from importlib import resources
 
@@ -201,7 +311,8 @@ def cmd_demo(args) -> int:
         **vars(args), input=sample, src="eng_Latn", output=str(args.output_dir /
         f"sample.{args.tgt}.md"), model=str(model_dir), format="markdown", device="cpu",
         dtype="auto", beams=1, max_chunk_tokens=200, batch_tokens=0, missing="source",
-        length_ratio=2.0, length_offset=16, no_progress=False,
+        length_ratio=2.0, length_offset=16, no_progress=False, retry_policy=None,
+        inject_faults=None,
     )
     return _translate(ns, show_progress=not args.json)
 
@@ -282,9 +393,11 @@ def cmd_status(args) -> int:
 
 def cmd_show(args) -> int:
     store = _open_store(args)
-    job = store.job(args.job)
-    if job is None:
-        raise InvalidInput(f"no job {args.job!r} (see 'nllb-pipeline status')")
+    job = _find(store, args.job)
+    last_error = {}
+    for a in store.attempts(job.id):
+        if a.chunk_idx is not None:
+            last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
     info = {
         "job": job.id, "state": job.state, "stage": job.stage, "input": job.input_path,
         "input_sha256": job.input_sha256, "output": job.output_path,
@@ -297,7 +410,8 @@ def cmd_show(args) -> int:
             for r in store.stage_runs(job.id)
         ],
         "failed_chunks": [
-            {"chunk": c.idx, "source": c.source[:80]}
+            {"chunk": c.idx, "source": c.source[:80], "attempts": c.attempts,
+             "last_error": last_error.get(c.idx)}
             for c in store.chunks(job.id) if c.state == "failed"
         ],
     }
@@ -317,7 +431,8 @@ def cmd_show(args) -> int:
         wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else "unfinished"
         print(f"  {r['stage']:<11} {wall:>12}  units {r['units_done']:g}/{r['units_total']:g}")
     for c in info["failed_chunks"]:
-        print(f"  failed chunk {c['chunk']}: {c['source']!r}")
+        print(f"  failed chunk {c['chunk']} ({c['attempts']} attempts, last: {c['last_error']}): "
+              f"{c['source']!r}")
     return 0
 
 

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import ErrorClass, JobBusy, JobFailed, LeaseLost, PipelineError
 from pipeline.progress import STAGES, Events
+from pipeline.retry import RetryPolicy
 from pipeline.store import Job, Store
 from pipeline.translator import Translator
 
@@ -71,6 +74,10 @@ class JobContext:
     settings: RunSettings
     worker: str
     events: Events
+    policy: RetryPolicy = RetryPolicy()
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def check_running(self) -> None:
@@ -109,10 +116,15 @@ class Heartbeat:
 
 def run_job(store: Store, job_id: str, translator: Translator, *,
             settings: RunSettings = RunSettings(), events: Events | None = None,
-            worker: str | None = None) -> Job:
+            worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
+            sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> Job:
     """Run the job from its stored stage to the end; return the final job.
 
-    Raises JobBusy if a live worker holds it, JobFailed if it ends FAILED.
+    The job may end SUCCEEDED, or FAILED with some chunks failed for good
+    (the rest is delivered). Raises JobBusy if a live worker holds it, and
+    JobFailed if a non-retryable error stops it. ``sleep`` and ``rng`` are
+    injectable so tests wait for nothing and get exact delays; the clock is
+    the store's.
     """
     from pipeline.stages import STAGE_RUNNERS
 
@@ -131,7 +143,8 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
             f"its lease expires in {max(0.0, (current.lease_expires or 0) - time.time()):.0f} s"
         )
     ctx = JobContext(store, store.job(job.id), JobParams.from_json(job.params), translator,
-                     settings, worker, events)
+                     settings, worker, events, policy=policy, sleep=sleep, clock=store.clock,
+                     rng=rng or random.Random())
     try:
         with Heartbeat(store.path, job.id, worker, settings.lease_seconds, ctx.stop):
             for stage in STAGES[STAGES.index(ctx.job.stage):] if ctx.job.stage in STAGES else ():

@@ -404,8 +404,11 @@ class Store:
         return row[0], row[1]
 
     def add_batches(self, job_id: str, batches: Sequence[Sequence[Chunk]], *, parent_id=None,
-                    seq_start: int | None = None) -> None:
-        """Persist a batch plan, so a resumed job runs the same batches."""
+                    seq_start: int | None = None, same_seq: bool = False) -> None:
+        """Persist a batch plan, so a resumed job runs the same batches.
+
+        ``same_seq``: all get ``seq_start`` (the halves of a split batch run
+        right where their parent would have, in insertion order)."""
         with self._write() as db:
             if seq_start is None:
                 seq_start = db.execute(
@@ -413,7 +416,7 @@ class Store:
                 ).fetchone()[0]
             db["batches"].insert_all(
                 {
-                    "job_id": job_id, "seq": seq_start + i,
+                    "job_id": job_id, "seq": seq_start + (0 if same_seq else i),
                     "chunk_idxs": json.dumps([c.idx for c in batch]),
                     "padded_tokens": len(batch) * max(c.n_tokens for c in batch),
                     "source_tokens": sum(c.n_tokens for c in batch),
@@ -439,9 +442,12 @@ class Store:
             )
 
     def commit_batch(
-        self, job_id: str, batch_id: int, translations: dict[int, str], worker: str,
+        self, job_id: str, batch_id: int, translations: dict[int, str], worker: str, *,
+        final: bool = True,
     ) -> None:
-        """Store a batch's translations and mark it committed, in one transaction.
+        """Store translations of a batch's chunks, in one transaction; with
+        ``final`` the batch is marked committed too (else it stays pending,
+        as when its chunks are retried one by one).
 
         The lease is checked inside the transaction, so a worker that lost its
         job cannot commit.
@@ -455,11 +461,74 @@ class Store:
                 "commits = commits + 1 WHERE job_id = ? AND idx = ?",
                 [(text, batch_id, job_id, idx) for idx, text in translations.items()],
             )
-            db.execute(
-                "UPDATE batches SET state = 'committed', committed_at = ? WHERE id = ?",
-                (self.clock(), batch_id),
-            )
+            if final:
+                db.execute(
+                    "UPDATE batches SET state = 'committed', committed_at = ?, not_before = NULL "
+                    "WHERE id = ?",
+                    (self.clock(), batch_id),
+                )
             db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self.clock(), job_id))
+
+    def add_chunk_attempts(self, job_id: str, idx: int, n: int) -> None:
+        """Count ``n`` more tries against a chunk (a round it gave up early)."""
+        if n > 0:
+            with self._write() as db:
+                db.execute("UPDATE chunks SET attempts = attempts + ? WHERE job_id = ? AND idx = ?",
+                           (n, job_id, idx))
+
+    def split_batch(self, job_id: str, batch: Batch, parts: Sequence[Sequence[Chunk]],
+                    worker: str) -> None:
+        """Replace a batch by smaller ones that run next, in one transaction."""
+        with self._write() as db:
+            self._check_lease(job_id, worker)
+            db.execute("UPDATE batches SET state = 'split' WHERE id = ?", (batch.id,))
+            self.add_batches(job_id, parts, parent_id=batch.id, seq_start=batch.seq,
+                             same_seq=True)
+
+    def set_batch_retry(self, batch_id: int, *, attempts: int | None = None,
+                        not_before: float | None) -> None:
+        """Persist a batch's retry count and the time before which it must wait."""
+        with self._write() as db:
+            if attempts is None:
+                db.execute("UPDATE batches SET not_before = ? WHERE id = ?", (not_before, batch_id))
+            else:
+                db.execute("UPDATE batches SET attempts = ?, not_before = ? WHERE id = ?",
+                           (attempts, not_before, batch_id))
+
+    def skip_batch(self, job_id: str, batch_id: int, idxs: Sequence[int], worker: str) -> None:
+        """Give up on a batch: its still-pending chunks become failed."""
+        with self._write() as db:
+            self._check_lease(job_id, worker)
+            marks = ",".join("?" * len(idxs)) or "NULL"
+            db.execute(
+                f"UPDATE chunks SET state = 'failed' WHERE job_id = ? AND state = 'pending' "
+                f"AND idx IN ({marks})",
+                (job_id, *idxs),
+            )
+            db.execute("UPDATE batches SET state = 'skipped', not_before = NULL WHERE id = ?",
+                       (batch_id,))
+
+    def reset_failed(self, job_id: str) -> int:
+        """Make a failed or canceled job runnable again: failed chunks become
+        pending with fresh attempts, and the job goes back to the earliest
+        stage that has work. Returns the number of chunks reset."""
+        with self._write() as db:
+            n = db.execute(
+                "UPDATE chunks SET state = 'pending', attempts = 0 "
+                "WHERE job_id = ? AND state = 'failed'", (job_id,),
+            ).rowcount
+            job = self.job(job_id)
+            stage = job.stage
+            if n:
+                stage = "inference"
+            elif stage == "done":
+                stage = "upload"
+            db.execute(
+                "UPDATE jobs SET state = 'QUEUED', stage = ?, error_class = NULL, "
+                "error_message = NULL, finished_at = NULL, updated_at = ? WHERE id = ?",
+                (stage, self.clock(), job_id),
+            )
+        return n
 
     # -- artifacts ----------------------------------------------------------
 
@@ -488,16 +557,19 @@ class Store:
             self.finish_stage(job_id, run_id, "upload", worker)
 
     def finish_upload(self, job_id: str, run_id: int, worker: str, *, path: str, sha256: str,
-                      nbytes: int) -> None:
-        """Record the delivery, end the stage and the job, and release the lease."""
+                      nbytes: int, failure: tuple[str, str] | None = None) -> None:
+        """Record the delivery and end the stage and the job: SUCCEEDED, or
+        FAILED with ``failure`` = (error class, message) when chunks failed."""
         with self._write() as db:
             self._put_artifact(job_id, "delivery", path=path, sha256=sha256, nbytes=nbytes)
             self.finish_stage(job_id, run_id, "done", worker)
             now = self.clock()
+            error_class, message = failure or (None, None)
             db.execute(
-                "UPDATE jobs SET state = 'SUCCEEDED', output_path = ?, finished_at = ?, "
-                "updated_at = ?, error_class = NULL, error_message = NULL WHERE id = ?",
-                (path, now, now, job_id),
+                "UPDATE jobs SET state = ?, output_path = ?, finished_at = ?, "
+                "updated_at = ?, error_class = ?, error_message = ? WHERE id = ?",
+                ("FAILED" if failure else "SUCCEEDED", path, now, now, error_class, message,
+                 job_id),
             )
 
     # -- attempts -----------------------------------------------------------
@@ -507,8 +579,13 @@ class Store:
         decision: str, tb: str | None = None, batch_id: int | None = None,
         chunk_idx: int | None = None, delay_s: float | None = None, trace_id: str | None = None,
     ) -> None:
-        """One failed attempt and what was decided about it (retry split skip fail)."""
+        """One failed attempt and what was decided about it (retry split
+        chunks skip fail). With ``chunk_idx`` the chunk's attempt counter goes
+        up in the same transaction, so a restart continues the count."""
         with self._write() as db:
+            if chunk_idx is not None:
+                db.execute("UPDATE chunks SET attempts = attempts + 1 WHERE job_id = ? AND idx = ?",
+                           (job_id, chunk_idx))
             db["attempts"].insert({
                 "job_id": job_id, "stage": stage, "batch_id": batch_id, "chunk_idx": chunk_idx,
                 "error_class": getattr(error_class, "value", error_class), "message": message,

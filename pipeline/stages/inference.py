@@ -4,11 +4,54 @@ Progress unit: source tokens. The batch plan is stored before the first
 batch runs, so a resumed job runs exactly the batches that were not
 committed, with the same members: its output is the same as an
 uninterrupted run's.
+
+Failures are handled at three levels (DESIGN.md, "Errors and retries"):
+
+- an OOM splits the batch in halves (stored, so a restart keeps the split)
+  and shrinks the token budget for later batches, which grows back slowly;
+- a batch that fails otherwise falls back to its chunks one by one, each
+  with ``chunk_attempts`` tries and backoff between them;
+- a batch that still has failed chunks is retried as a batch
+  ``batch_retries`` times, then skipped: its chunks are marked failed and
+  the job goes on.
+
+Every attempt is a row in the store before any wait starts, and the wait's
+end (``not_before``) is stored too, so a process killed mid-backoff resumes
+with the same counts and the rest of the wait.
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
+import uuid
+
 from pipeline.batching import plan_batches
+from pipeline.errors import ErrorClass
+from pipeline.store import Batch, Chunk
+
+log = logging.getLogger("nllb_pipeline")
+
+
+class TokenBudget:
+    """Padded tokens per batch: halved below an OOM, regrown 10% per success."""
+
+    def __init__(self, initial: int, floor: int = 64):
+        self.initial, self.floor, self.current = initial, min(floor, initial), initial
+
+    def shrink(self, failed_padded_tokens: int) -> None:
+        self.current = max(self.floor, min(self.current, failed_padded_tokens // 2))
+
+    def grow(self) -> None:
+        self.current = min(self.initial, int(self.current * 1.1) + 1)
+
+
+class _Failed(Exception):
+    """A translate call failed; carries its class."""
+
+    def __init__(self, exc: BaseException, error_class: ErrorClass):
+        super().__init__(str(exc))
+        self.exc, self.error_class = exc, error_class
 
 
 def run(ctx) -> None:
@@ -16,33 +59,221 @@ def run(ctx) -> None:
     done_tokens, total_tokens = store.token_counts(job.id)
     run_id = store.start_stage(
         job.id, "inference", units_total=total_tokens, worker=ctx.worker,
-        device=getattr(ctx.translator, "device_name", None),
-        model=ctx.params.model,
+        device=getattr(ctx.translator, "device_name", None), model=ctx.params.model,
     )
     ctx.events.stage_started("inference", total_tokens, done_tokens)
-    _plan_uncovered(ctx)
-    for batch in store.pending_batches(job.id):
+    runner = _BatchRunner(ctx)
+    runner.plan_uncovered()
+    while True:
+        pending = store.pending_batches(job.id)
+        if not pending:
+            break
         ctx.check_running()
-        chunks = [c for c in store.chunks(job.id, batch.chunk_idxs) if c.state == "pending"]
-        if chunks:
-            store.mark_batch_started(batch.id, ctx.worker)
-            translations = ctx.translator.translate_batch(
-                [c.source for c in chunks], ctx.params.src_lang, ctx.params.tgt_lang
-            )
-            store.commit_batch(job.id, batch.id, {c.idx: t for c, t in zip(chunks, translations)},
-                               ctx.worker)
-        else:
-            store.commit_batch(job.id, batch.id, {}, ctx.worker)
-        done_tokens += sum(c.n_tokens for c in chunks)
-        ctx.events.stage_progress("inference", done_tokens)
+        runner.run(pending[0])
     store.finish_stage(job.id, run_id, "postprocess", ctx.worker)
 
 
-def _plan_uncovered(ctx) -> None:
-    """Plan batches for pending chunks that no pending batch holds yet."""
-    store, job = ctx.store, ctx.job
-    covered = {i for b in store.pending_batches(job.id) for i in b.chunk_idxs}
-    uncovered = [c for c in store.pending_chunks(job.id) if c.idx not in covered]
-    if uncovered:
-        budget = getattr(ctx.translator, "default_batch_tokens", lambda: 4096)()
-        store.add_batches(job.id, plan_batches(uncovered, budget, ctx.settings.max_batch_size))
+class _BatchRunner:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.store, self.job, self.policy = ctx.store, ctx.job, ctx.policy
+        default = getattr(ctx.translator, "default_batch_tokens", lambda: 4096)()
+        self.budget = TokenBudget(default)
+
+    # -- planning -----------------------------------------------------------
+
+    def plan_uncovered(self) -> None:
+        """Plan batches for pending chunks that no pending batch holds yet."""
+        covered = {i for b in self.store.pending_batches(self.job.id) for i in b.chunk_idxs}
+        uncovered = [c for c in self.store.pending_chunks(self.job.id) if c.idx not in covered]
+        if uncovered:
+            self.store.add_batches(self.job.id, plan_batches(
+                uncovered, self.budget.current, self.ctx.settings.max_batch_size))
+
+    def _pending_chunks(self, batch: Batch) -> list[Chunk]:
+        return [c for c in self.store.chunks(self.job.id, batch.chunk_idxs) if c.state == "pending"]
+
+    # -- one batch ----------------------------------------------------------
+
+    def run(self, batch: Batch) -> None:
+        chunks = self._pending_chunks(batch)
+        if not chunks:
+            self.store.commit_batch(self.job.id, batch.id, {}, self.ctx.worker)
+            return
+        padded = len(chunks) * max(c.n_tokens for c in chunks)
+        if len(chunks) > 1 and padded > self.budget.current:
+            # An earlier OOM shrank the budget: split before trying, not after failing.
+            self.store.split_batch(self.job.id, batch, plan_batches(
+                chunks, self.budget.current, self.ctx.settings.max_batch_size), self.ctx.worker)
+            return
+        self._wait(batch, f"batch {batch.seq}")
+        self.store.mark_batch_started(batch.id, self.ctx.worker)
+        if self._try_whole(batch, chunks):
+            self.budget.grow()
+            return
+        self._rounds(batch)
+
+    def _try_whole(self, batch: Batch, chunks: list[Chunk]) -> bool | None:
+        """Translate the batch in one call. True: committed. None: split
+        after an OOM (its halves run next). False: go chunk by chunk."""
+        try:
+            self._commit(batch, chunks, self._translate(chunks), final=True)
+            return True
+        except _Failed as failed:
+            if failed.error_class is ErrorClass.OOM and len(chunks) > 1:
+                self._split_after_oom(batch, chunks, failed)
+                return None
+            if len(chunks) == 1:  # a batch of one: that was the chunk's try
+                self._chunk_failed(batch, chunks[0], failed)
+            else:
+                self._record(failed, batch, decision="chunks")
+            return False
+
+    def _rounds(self, batch: Batch) -> None:
+        """Chunk by chunk, then the whole batch again, until done or skipped."""
+        while True:
+            for chunk in self._pending_chunks(batch):
+                self._one_chunk(batch, chunk)
+            remaining = self._pending_chunks(batch)
+            if not remaining:
+                self.store.commit_batch(self.job.id, batch.id, {}, self.ctx.worker)
+                return
+            batch = self._reload(batch)
+            last_class = self._last_class(remaining)
+            if batch.attempts >= self.policy.batch_retries:
+                self.store.skip_batch(self.job.id, batch.id, [c.idx for c in remaining],
+                                      self.ctx.worker)
+                self._log_skip(batch, remaining, last_class)
+                return
+            retry = batch.attempts + 1
+            delay = self.policy.batch_wait(retry, self.ctx.rng)
+            self.store.record_attempt(
+                self.job.id, "inference", batch_id=batch.id, error_class=last_class,
+                message=f"{len(remaining)} chunk(s) still failing; retrying the batch",
+                attempt=retry, decision="retry_batch", delay_s=delay)
+            self.store.set_batch_retry(batch.id, attempts=retry,
+                                       not_before=self.ctx.clock() + delay)
+            batch = self._reload(batch)
+            self._wait(batch, f"batch {batch.seq}", error_class=last_class, attempt=retry,
+                       limit=self.policy.batch_retries)
+            if self._try_whole(batch, self._pending_chunks(batch)) is not False:
+                return
+
+    def _split_after_oom(self, batch: Batch, chunks: list[Chunk], failed: _Failed) -> None:
+        self._record(failed, batch, decision="split")
+        self.ctx.translator.recover(ErrorClass.OOM)
+        self.budget.shrink(len(chunks) * max(c.n_tokens for c in chunks))
+        half = (len(chunks) + 1) // 2
+        self.store.split_batch(self.job.id, batch, [chunks[:half], chunks[half:]], self.ctx.worker)
+        log.warning("batch %d ran out of memory: split into %d + %d chunks, budget now %d tokens",
+                    batch.seq, half, len(chunks) - half, self.budget.current)
+
+    def _one_chunk(self, batch: Batch, chunk: Chunk) -> None:
+        """Try one chunk alone until it succeeds or this round's tries are used."""
+        while True:
+            batch = self._reload(batch)
+            if self._tries_used(batch, chunk) >= self.policy.chunk_attempts:
+                return
+            self._wait(batch, f"chunk {chunk.idx}")
+            try:
+                self._commit(batch, [chunk], self._translate([chunk]), final=False)
+                return
+            except _Failed as failed:
+                if not self._chunk_failed(batch, chunk, failed):
+                    return
+            chunk = self.store.chunks(self.job.id, [chunk.idx])[0]
+
+    def _tries_used(self, batch: Batch, chunk: Chunk) -> int:
+        """A chunk's tries in the current batch round (each round has its own)."""
+        return chunk.attempts - batch.attempts * self.policy.chunk_attempts
+
+    def _chunk_failed(self, batch: Batch, chunk: Chunk, failed: _Failed) -> bool:
+        """Record a chunk's failed try and set the wait before the next one.
+        False: no more tries for it in this round."""
+        batch = self._reload(batch)
+        attempt_in_round = self._tries_used(batch, chunk) + 1
+        decision = self.policy.decide(failed.error_class, attempt_in_round, self.ctx.rng,
+                                      default_limit=self.policy.chunk_attempts)
+        if failed.error_class is ErrorClass.OOM:
+            self.ctx.translator.recover(ErrorClass.OOM)
+        self._record(failed, batch, chunk=chunk, attempt=attempt_in_round,
+                     decision="retry" if decision.retry else "give_up", delay=decision.delay_s)
+        if not decision.retry:
+            # Used up early (a class limit below chunk_attempts): end the round.
+            self.store.add_chunk_attempts(self.job.id, chunk.idx, self.policy.chunk_attempts
+                                          - attempt_in_round)
+            return False
+        self.store.set_batch_retry(batch.id, not_before=self.ctx.clock() + decision.delay_s)
+        self._wait(self._reload(batch), f"chunk {chunk.idx}", error_class=failed.error_class,
+                   attempt=attempt_in_round + 1,
+                   limit=self.policy.limit(failed.error_class, self.policy.chunk_attempts))
+        return True
+
+    # -- primitives ---------------------------------------------------------
+
+    def _translate(self, chunks: list[Chunk]) -> list[str]:
+        ctx = self.ctx
+        try:
+            out = ctx.translator.translate_batch([c.source for c in chunks], ctx.params.src_lang,
+                                                 ctx.params.tgt_lang)
+        except Exception as exc:  # classified once, here
+            error_class = ctx.translator.classify(exc)
+            if not error_class.retryable:
+                raise
+            raise _Failed(exc, error_class) from exc
+        if len(out) != len(chunks):
+            raise RuntimeError(f"model returned {len(out)} translations for {len(chunks)} inputs")
+        return out
+
+    def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[str], *,
+                final: bool) -> None:
+        self.store.commit_batch(self.job.id, batch.id,
+                                {c.idx: t for c, t in zip(chunks, translations)},
+                                self.ctx.worker, final=final)
+        done, _ = self.store.token_counts(self.job.id)
+        self.ctx.events.stage_progress("inference", done)
+
+    def _wait(self, batch: Batch, what: str, *, error_class: ErrorClass | None = None,
+              attempt: int = 0, limit: int = 0) -> None:
+        """Sleep until the batch's stored ``not_before``, saying so."""
+        if not batch.not_before:
+            return
+        delay = batch.not_before - self.ctx.clock()
+        if delay > 0:
+            name = error_class.value.upper() if error_class else "waiting"
+            self.ctx.events.retrying(what, delay, name, attempt, limit)
+            self.ctx.sleep(delay)
+        self.store.set_batch_retry(batch.id, not_before=None)
+
+    def _reload(self, batch: Batch) -> Batch:
+        return next(b for b in self.store.batches(self.job.id) if b.id == batch.id)
+
+    def _record(self, failed: _Failed, batch: Batch, *, decision: str, chunk: Chunk | None = None,
+                attempt: int = 1, delay: float | None = None) -> None:
+        trace_id = uuid.uuid4().hex[:8]
+        tb = "".join(traceback.format_exception(failed.exc))
+        self.store.record_attempt(
+            self.job.id, "inference", batch_id=batch.id,
+            chunk_idx=chunk.idx if chunk else None, error_class=failed.error_class,
+            message=str(failed.exc).splitlines()[0][:500] if str(failed.exc) else
+            type(failed.exc).__name__, tb=tb, attempt=attempt, decision=decision,
+            delay_s=delay, trace_id=trace_id,
+        )
+        where = f"chunk {chunk.idx} of batch {batch.seq}" if chunk else f"batch {batch.seq}"
+        log.warning("[%s] %s failed: %s (%s); %s%s", trace_id, where, failed.error_class.value,
+                    str(failed.exc).splitlines()[0][:200] if str(failed.exc) else "", decision,
+                    f" in {delay:.1f} s" if delay else "")
+
+    def _last_class(self, chunks: list[Chunk]) -> ErrorClass:
+        """The class of the latest failure among these chunks."""
+        attempts = [a for a in self.store.attempts(self.job.id)
+                    if a.chunk_idx in {c.idx for c in chunks}]
+        return ErrorClass(attempts[-1].error_class) if attempts else ErrorClass.INTERNAL
+
+    def _log_skip(self, batch: Batch, chunks: list[Chunk], error_class: ErrorClass) -> None:
+        self.store.record_attempt(
+            self.job.id, "inference", batch_id=batch.id, error_class=error_class,
+            message=f"batch skipped after {batch.attempts} batch retries: chunks "
+                    + ", ".join(str(c.idx) for c in chunks) + " failed",
+            attempt=batch.attempts + 1, decision="skip")
+        log.error("batch %d skipped; %d chunk(s) failed for good", batch.seq, len(chunks))

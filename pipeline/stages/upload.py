@@ -43,5 +43,14 @@ def run(ctx) -> None:
     path = Path(job.output_path)
     write_atomically(path, data)
     ctx.events.stage_progress("upload", len(data))
+    failed = [c for c in store.chunks(job.id) if c.state == "failed"]
+    failure = None
+    if failed:
+        shown = ", ".join(str(c.idx) for c in failed[:20]) + (" ..." if len(failed) > 20 else "")
+        last = store.attempts(job.id)
+        failure = (last[-1].error_class if last else "internal",
+                   f"{len(failed)} chunk(s) failed for good (chunks {shown}); the output keeps "
+                   f"their source text or a marker; 'nllb-pipeline retry {job.id}' retries them")
     store.finish_upload(job.id, run_id, ctx.worker, path=str(path),
-                        sha256=hashlib.sha256(data).hexdigest(), nbytes=len(data))
+                        sha256=hashlib.sha256(data).hexdigest(), nbytes=len(data),
+                        failure=failure)

@@ -1,0 +1,143 @@
+"""Retry policy as data: what to do about a failed attempt, and how long to wait.
+
+The policy decides; it never sleeps. The runner passes in the random source
+(and owns the clock and the sleep), so a test can pass a seeded
+``random.Random`` and assert the exact delays.
+
+Jitter is "equal jitter" (AWS Architecture Blog, "Exponential Backoff and
+Jitter", 2015): half of the exponential delay is kept, the other half is
+random. Keeping a floor means a retry never fires at once after a failure,
+and the random half spreads out many workers that failed together.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from pipeline.errors import ErrorClass, InvalidInput
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base_s: float = 1.0  # delay before the first retry, before jitter
+    factor: float = 1.6  # growth per attempt
+    cap_s: float = 20.0  # no single wait is longer than this
+
+    def __post_init__(self) -> None:
+        if self.base_s < 0 or self.factor < 1 or self.cap_s < 0:
+            raise InvalidInput("backoff needs base >= 0, factor >= 1 and cap >= 0")
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Wait after failed attempt number ``attempt`` (1-based)."""
+        full = min(self.cap_s, self.base_s * self.factor ** (attempt - 1))
+        return full / 2 + rng.uniform(0, full / 2)
+
+
+_DEFAULT_LIMITS = MappingProxyType({
+    ErrorClass.DEVICE_TRANSIENT: 3,
+    ErrorClass.TIMEOUT: 5,
+    ErrorClass.NETWORK: 5,
+    ErrorClass.RATE_LIMITED: 5,
+    ErrorClass.SERVER: 3,
+})
+
+
+@dataclass(frozen=True)
+class Decision:
+    retry: bool
+    delay_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return "retry" if self.retry else "give_up"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently each level and class is retried.
+
+    Levels (DESIGN.md, "Errors and retries"): an OOM splits its batch; a
+    failing chunk is tried ``chunk_attempts`` times on its own; a batch that
+    still has failed chunks is retried as a whole ``batch_retries`` times,
+    waiting ``batch_backoff``; then it is skipped and the job goes on.
+    """
+
+    chunk_attempts: int = 3
+    batch_retries: int = 2
+    class_limits: Mapping[ErrorClass, int] = field(default_factory=lambda: _DEFAULT_LIMITS)
+    backoff: Backoff = Backoff()
+    rate_limited_backoff: Backoff = Backoff(base_s=5.0, factor=2.0, cap_s=120.0)
+    batch_backoff: Backoff = Backoff(base_s=2.0, factor=2.0, cap_s=30.0)
+    max_retry_after_s: float = 600.0  # a server's Retry-After is honoured up to this
+
+    def __post_init__(self) -> None:
+        if self.chunk_attempts < 1 or self.batch_retries < 0:
+            raise InvalidInput("chunk attempts must be >= 1 and batch retries >= 0")
+        if any(limit < 1 for limit in self.class_limits.values()):
+            raise InvalidInput("every per-class attempt limit must be >= 1")
+
+    def limit(self, error_class: ErrorClass, default: int) -> int:
+        """Attempts allowed for this class at a level whose default is ``default``."""
+        return self.class_limits.get(error_class, default)
+
+    def decide(self, error_class: ErrorClass, attempt: int, rng: random.Random, *,
+               default_limit: int | None = None, retry_after_s: float | None = None) -> Decision:
+        """After failed attempt number ``attempt`` (1-based): retry after a delay, or give up."""
+        if not error_class.retryable:
+            return Decision(False)
+        limit = self.limit(error_class, default_limit or self.chunk_attempts)
+        if attempt >= limit:
+            return Decision(False)
+        return Decision(True, self.wait(error_class, attempt, rng, retry_after_s=retry_after_s))
+
+    def wait(self, error_class: ErrorClass, attempt: int, rng: random.Random, *,
+             retry_after_s: float | None = None) -> float:
+        if error_class is ErrorClass.OOM:
+            return 0.0  # the batch is split and memory freed; waiting adds nothing
+        backoff = self.rate_limited_backoff if error_class is ErrorClass.RATE_LIMITED else self.backoff
+        delay = backoff.delay(attempt, rng)
+        if retry_after_s is not None:
+            delay = max(delay, min(retry_after_s, self.max_retry_after_s))
+        return delay
+
+    def batch_wait(self, retry: int, rng: random.Random) -> float:
+        return self.batch_backoff.delay(retry, rng)
+
+    def with_limits(self, **limits: int) -> RetryPolicy:
+        """A copy with some per-class limits changed: ``with_limits(server=5)``."""
+        merged = dict(self.class_limits)
+        for name, value in limits.items():
+            merged[ErrorClass(name)] = value
+        return replace(self, class_limits=MappingProxyType(merged))
+
+
+def parse_policy(spec: str | None, base: RetryPolicy = RetryPolicy()) -> RetryPolicy:
+    """``"chunk_attempts=5,batch_retries=1,base=0.5,factor=2,cap=30,server=5"``.
+
+    Keys: chunk_attempts, batch_retries, base, factor, cap (seconds), and any
+    error class name (oom excepted) for its attempt limit.
+    """
+    if not spec:
+        return base
+    policy, backoff, limits = base, {}, {}
+    for item in spec.split(","):
+        key, sep, value = item.strip().partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            if key in ("chunk_attempts", "batch_retries"):
+                policy = replace(policy, **{key: int(value)})
+            elif key in ("base", "factor", "cap"):
+                backoff[{"base": "base_s", "factor": "factor", "cap": "cap_s"}[key]] = float(value)
+            elif key in {c.value for c in ErrorClass} - {"oom"}:
+                limits[key] = int(value)
+            else:
+                raise ValueError
+        except ValueError:
+            raise InvalidInput(f"bad retry setting {item.strip()!r} in --retry {spec!r}") from None
+    if backoff:
+        policy = replace(policy, backoff=replace(policy.backoff, **backoff))
+    return policy.with_limits(**limits) if limits else policy
