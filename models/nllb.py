@@ -149,8 +149,6 @@ class NllbTranslator:
 
     def default_batch_tokens(self) -> int:
         """Padded source tokens per batch when the user sets no budget."""
-        if self.settings.batch_tokens:
-            return self.settings.batch_tokens
         return 8192 if self.device_name.startswith("cuda") else 4096
 
     def load(self):

@@ -158,7 +158,10 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
         if isinstance(exc, KeyboardInterrupt):
             store.release_job(job.id, worker)  # resumable at once; state stays RUNNING
             raise
-        message = str(exc) or type(exc).__name__
+        message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if error_class is ErrorClass.DEVICE_FATAL:
+            message += ("; the device is in a broken state: restart the process, then run the "
+                        "same command to continue the job")
         store.record_attempt(job.id, store.job(job.id).stage, error_class=error_class,
                              message=message, tb=traceback.format_exc(), attempt=1,
                              decision="fail")

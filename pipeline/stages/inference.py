@@ -77,8 +77,10 @@ class _BatchRunner:
     def __init__(self, ctx):
         self.ctx = ctx
         self.store, self.job, self.policy = ctx.store, ctx.job, ctx.policy
-        default = getattr(ctx.translator, "default_batch_tokens", lambda: 4096)()
-        self.budget = TokenBudget(default)
+        # The run's setting wins; the translator knows a good default for its device.
+        initial = ctx.settings.batch_tokens or getattr(
+            ctx.translator, "default_batch_tokens", lambda: 4096)()
+        self.budget = TokenBudget(initial)
 
     # -- planning -----------------------------------------------------------
 
