@@ -84,11 +84,18 @@ class RetryPolicy:
         return self.class_limits.get(error_class, default)
 
     def decide(self, error_class: ErrorClass, attempt: int, rng: random.Random, *,
-               default_limit: int | None = None, retry_after_s: float | None = None) -> Decision:
-        """After failed attempt number ``attempt`` (1-based): retry after a delay, or give up."""
+               default_limit: int | None = None, level_limit: int | None = None,
+               retry_after_s: float | None = None) -> Decision:
+        """After failed attempt number ``attempt`` (1-based): retry after a delay, or give up.
+
+        The class's limit applies (``default_limit`` for classes without one);
+        ``level_limit`` caps it further, as ``chunk_attempts`` does for a chunk.
+        """
         if not error_class.retryable:
             return Decision(False)
         limit = self.limit(error_class, default_limit or self.chunk_attempts)
+        if level_limit is not None:
+            limit = min(limit, level_limit)
         if attempt >= limit:
             return Decision(False)
         return Decision(True, self.wait(error_class, attempt, rng, retry_after_s=retry_after_s))

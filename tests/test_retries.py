@@ -88,7 +88,12 @@ def test_injected_oom_on_30_percent_of_batches_gives_byte_identical_output(tmp_p
     assert len(splits) == translator.injected["oom"]
     # every OOM split its batch; later batches may be split up front, as the
     # budget shrank below their size
-    assert sum(b.state == "split" for b in store.batches(job.id)) >= len(splits)
+    batches = store.batches(job.id)
+    assert {a.batch_id for a in splits} <= {b.id for b in batches if b.state == "split"}
+    assert sum(b.state == "split" for b in batches) >= len(splits)
+    # an OOM is handled by splitting, never by falling back to chunk-by-chunk
+    assert not [a for a in store.attempts(job.id) if a.decision in ("chunks", "retry")]
+    assert all(b.parent_id is not None for b in batches if b.id > max(a.batch_id for a in splits))
     assert slept == []  # an OOM split does not wait
     assert (tmp_path / "doc.out.txt").read_bytes() == clean_output(tmp_path, tiny_model, text)
     assert all(c.commits == 1 for c in store.chunks(job.id) if c.batch_id is not None)

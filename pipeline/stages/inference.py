@@ -110,10 +110,12 @@ class _BatchRunner:
             return
         self._wait(batch, f"batch {batch.seq}")
         self.store.mark_batch_started(batch.id, self.ctx.worker)
-        if self._try_whole(batch, chunks):
+        outcome = self._try_whole(batch, chunks)
+        if outcome is True:
             self.budget.grow()
-            return
-        self._rounds(batch)
+        elif outcome is False:
+            self._rounds(batch)
+        # None: split after an OOM; the halves are the next pending batches
 
     def _try_whole(self, batch: Batch, chunks: list[Chunk]) -> bool | None:
         """Translate the batch in one call. True: committed. None: split
@@ -194,8 +196,10 @@ class _BatchRunner:
         False: no more tries for it in this round."""
         batch = self._reload(batch)
         attempt_in_round = self._tries_used(batch, chunk) + 1
+        limit = min(self.policy.chunk_attempts,
+                    self.policy.limit(failed.error_class, self.policy.chunk_attempts))
         decision = self.policy.decide(failed.error_class, attempt_in_round, self.ctx.rng,
-                                      default_limit=self.policy.chunk_attempts)
+                                      level_limit=limit)
         if failed.error_class is ErrorClass.OOM:
             self.ctx.translator.recover(ErrorClass.OOM)
         self._record(failed, batch, chunk=chunk, attempt=attempt_in_round,
@@ -207,8 +211,7 @@ class _BatchRunner:
             return False
         self.store.set_batch_retry(batch.id, not_before=self.ctx.clock() + decision.delay_s)
         self._wait(self._reload(batch), f"chunk {chunk.idx}", error_class=failed.error_class,
-                   attempt=attempt_in_round + 1,
-                   limit=self.policy.limit(failed.error_class, self.policy.chunk_attempts))
+                   attempt=attempt_in_round + 1, limit=limit)
         return True
 
     # -- primitives ---------------------------------------------------------

@@ -1,0 +1,70 @@
+"""The retry-facing CLI: a failed job, its logs, show, and retry."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.cli import main
+from pipeline.samples import generate_text
+
+
+def test_failed_job_logs_show_and_retry(tmp_path, capsys, tiny_model):
+    src = tmp_path / "doc.txt"
+    src.write_text(generate_text(12, seed=21))
+    db = str(tmp_path / "jobs.db")
+    common = ["--model", str(tiny_model), "--beams", "1", "--length-ratio", "0.5",
+              "--length-offset", "4", "--json"]
+    code = main(["--db", db, "translate", str(src), "--src", "eng_Latn", "--tgt", "fra_Latn",
+                 *common, "--inject-faults", "transient=1.0,seed=3",
+                 "--retry", "chunk_attempts=2,batch_retries=1,base=0,cap=0"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    result = json.loads(out)
+    assert result["state"] == "FAILED"
+    assert "fault injection is ON (oom=0.0,transient=1.0,seed=3)" in err
+    job = result["job"]
+
+    assert main(["--db", db, "show", job, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    n_chunks = sum(shown["chunks"].values())
+    assert len(shown["failed_chunks"]) == n_chunks == shown["chunks"]["failed"]
+    assert all(c["attempts"] == 4 and "device_transient" in c["last_error"]
+               for c in shown["failed_chunks"])
+    assert "failed for good" in shown["error"]["message"]
+
+    assert main(["--db", db, "logs", job, "--json"]) == 0
+    logs = json.loads(capsys.readouterr().out)
+    chunk_tries = [entry for entry in logs if entry["chunk_idx"] is not None]
+    assert len(chunk_tries) == 4 * n_chunks
+    assert {e["decision"] for e in logs} >= {"retry", "give_up", "retry_batch", "skip"}
+    assert all(len(e["trace_id"]) == 8 for e in logs)
+    assert main(["--db", db, "logs", job]) == 0
+    text = capsys.readouterr().out
+    assert f"[{logs[0]['trace_id']}] inference" in text
+
+    code = main(["--db", db, "retry", job, "--json", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    retried = json.loads(out)
+    assert retried["state"] == "SUCCEEDED" and retried["note"] == f"retried {n_chunks} chunk(s)"
+    assert (tmp_path / "doc.fra_Latn.txt").exists()
+
+
+def test_retry_of_an_unknown_job_is_a_one_line_error(tmp_path, capsys):
+    assert main(["--db", str(tmp_path / "j.db"), "retry", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["nllb-pipeline: error: no job 'nope' (see 'nllb-pipeline status')"]
+
+
+def test_bad_fault_and_retry_specs_are_refused_before_anything_runs(tmp_path, capsys, tiny_model):
+    src = tmp_path / "doc.txt"
+    src.write_text("Some words.\n")
+    for flag, spec, message in [("--inject-faults", "oom=2", "bad fault spec 'oom=2'"),
+                                ("--retry", "cap=x", "bad retry setting 'cap=x'")]:
+        code = main(["--db", str(tmp_path / "j.db"), "translate", str(src), "--src", "eng_Latn",
+                     "--tgt", "fra_Latn", "--model", str(tiny_model), flag, spec])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err
+    import sqlite3
+
+    assert sqlite3.connect(tmp_path / "j.db").execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
