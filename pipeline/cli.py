@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", type=Path, default=None,
                         help="job database (default: $NLLB_PIPELINE_DB or "
                              "~/.local/share/nllb-pipeline/jobs.db)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML config file with [retry] and [run] sections (default: "
+                             "$NLLB_PIPELINE_CONFIG or ~/.config/nllb-pipeline/config.toml)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -157,8 +160,7 @@ def _translate(args, *, show_progress: bool) -> int:
     model_arg = args.model or config.default_model()
     from models.nllb import resolve_model  # no torch import at module level
 
-    settings = config.RunSettings(device=args.device, dtype=args.dtype,
-                                  batch_tokens=args.batch_tokens)
+    settings = _settings(args)
     params = config.JobParams(
         model=resolve_model(model_arg), src_lang=args.src, tgt_lang=args.tgt,
         fmt=resolve_format(args.format, source.path), output=str(output), beams=args.beams,
@@ -185,10 +187,30 @@ def _translate(args, *, show_progress: bool) -> int:
                 note=None if created else "resumed")
 
 
+def _file_config(args) -> dict:
+    return config.load_config_file(getattr(args, "config", None),
+                                   required=getattr(args, "config", None) is not None)
+
+
 def _policy(args):
+    """Defaults, then the config file's [retry], then $NLLB_PIPELINE_RETRY or --retry."""
     from pipeline.retry import parse_policy
 
-    return parse_policy(getattr(args, "retry_policy", None))
+    base = parse_policy(config.retry_spec_from_config(_file_config(args)))
+    return parse_policy(getattr(args, "retry_policy", None), base)
+
+
+def _settings(args) -> config.RunSettings:
+    """Defaults, then the config file's [run], then flags that were given."""
+    run = _file_config(args).get("run") or {}
+    unknown = set(run) - {"device", "dtype", "batch_tokens"}
+    if unknown:
+        raise InvalidInput(f"config file: unknown [run] key(s) {', '.join(sorted(unknown))}")
+    return config.RunSettings(
+        device=args.device if args.device != "auto" else run.get("device", "auto"),
+        dtype=args.dtype if args.dtype != "auto" else run.get("dtype", "auto"),
+        batch_tokens=args.batch_tokens or int(run.get("batch_tokens", 0)),
+    )
 
 
 def _translator(params, settings, args):
@@ -255,8 +277,7 @@ def cmd_retry(args) -> int:
     from pipeline.config import JobParams
 
     params = JobParams.from_json(job.params)
-    settings = config.RunSettings(device=args.device, dtype=args.dtype,
-                                  batch_tokens=args.batch_tokens)
+    settings = _settings(args)
     policy = _policy(args)
     translator = _translator(params, settings, args)
     reset = store.reset_failed(job.id)

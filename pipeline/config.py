@@ -103,3 +103,44 @@ def default_model() -> str:
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "nllb-pipeline"
+
+
+def config_file_path() -> Path:
+    if os.environ.get("NLLB_PIPELINE_CONFIG"):
+        return Path(os.environ["NLLB_PIPELINE_CONFIG"])
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "nllb-pipeline" / "config.toml"
+
+
+def load_config_file(path: Path | None = None, *, required: bool = False) -> dict:
+    """The TOML config file as a dict ({} if there is none).
+
+    Sections: ``[retry]`` with the keys of ``--retry`` (chunk_attempts,
+    batch_retries, base, factor, cap, and per-class limits such as
+    device_transient = 3), and ``[run]`` with device, dtype, batch_tokens.
+    Precedence: defaults, then this file, then the environment, then flags.
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    path = path or config_file_path()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        if required:
+            raise InvalidInput(f"config file not found: {path}") from None
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInput(f"cannot read config file {path}: {exc}") from None
+    unknown = set(data) - {"retry", "run"}
+    if unknown:
+        raise InvalidInput(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")
+    return data
+
+
+def retry_spec_from_config(data: dict) -> str | None:
+    """The ``[retry]`` section as a ``--retry`` spec string."""
+    section = data.get("retry") or {}
+    return ",".join(f"{k}={v}" for k, v in section.items()) or None

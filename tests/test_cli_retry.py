@@ -68,3 +68,30 @@ def test_bad_fault_and_retry_specs_are_refused_before_anything_runs(tmp_path, ca
     import sqlite3
 
     assert sqlite3.connect(tmp_path / "j.db").execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+
+
+def test_retry_limits_come_from_the_config_file_and_flags_override_it(tmp_path, monkeypatch):
+    from pipeline.cli import _parser, _policy
+    from pipeline.errors import ErrorClass
+
+    conf = tmp_path / "config.toml"
+    conf.write_text("[retry]\nchunk_attempts = 5\ncap = 2.5\nserver = 7\n")
+    monkeypatch.setenv("NLLB_PIPELINE_CONFIG", str(conf))
+    args = _parser().parse_args(["retry", "job1"])
+    policy = _policy(args)
+    assert (policy.chunk_attempts, policy.backoff.cap_s, policy.limit(ErrorClass.SERVER, 3)) == (
+        5, 2.5, 7)
+    args = _parser().parse_args(["retry", "job1", "--retry", "chunk_attempts=2"])
+    policy = _policy(args)
+    assert (policy.chunk_attempts, policy.backoff.cap_s) == (2, 2.5)
+
+
+def test_a_bad_config_file_is_a_one_line_error(tmp_path, capsys):
+    conf = tmp_path / "config.toml"
+    conf.write_text("[retry]\nchunk_attempts = = 5\n")
+    src = tmp_path / "doc.txt"
+    src.write_text("Words.\n")
+    code = main(["--config", str(conf), "--db", str(tmp_path / "j.db"), "translate", str(src),
+                 "--src", "eng_Latn", "--tgt", "fra_Latn", "--model", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot read config file" in err[0]
