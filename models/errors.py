@@ -17,7 +17,9 @@ from pipeline.errors import ErrorClass, PipelineError
 # (pattern, class): first match wins; patterns are matched case-insensitively.
 MESSAGE_TABLE: tuple[tuple[str, ErrorClass], ...] = (
     # A device-side assert poisons the CUDA context: every later call fails.
-    (r"device-side assert", ErrorClass.DEVICE_FATAL),
+    # Not just "device-side assert": every CUDA error ends with "Compile with
+    # `TORCH_USE_CUDA_DSA` to enable device-side assertions."
+    (r"device-side assert triggered", ErrorClass.DEVICE_FATAL),
     (r"illegal memory access", ErrorClass.DEVICE_FATAL),
     (r"illegal instruction", ErrorClass.DEVICE_FATAL),
     (r"DefaultCPUAllocator: can't allocate memory", ErrorClass.OOM),

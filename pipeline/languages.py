@@ -92,6 +92,11 @@ def suggest(code: str) -> str | None:
         return _BY_LOWER[lowered]
     if lowered in ISO639_1:
         return ISO639_1[lowered]
+    language, _, region = lowered.partition("_")
+    if language == "zh" and region in ("tw", "hk", "mo", "hant"):
+        return "zho_Hant"
+    if language in ISO639_1:  # en_US, pt-BR
+        return ISO639_1[language]
     if lowered.split("_")[0] in _BY_LANGUAGE:
         return _BY_LANGUAGE[lowered.split("_")[0]]
     close = difflib.get_close_matches(code, FLORES_CODES, n=1, cutoff=0.6)

@@ -1,0 +1,161 @@
+"""The command line in-process: ``pipeline.cli.main([...])`` with capsys."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.languages import FLORES_CODES
+
+DOC = "Good morning.\n\nHello world. It is raining.\n"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def translated(tiny_model, tmp_path_factory):
+    """One small document translated once with the tiny model: (db, job id, output path)."""
+    base = tmp_path_factory.mktemp("cli")
+    src = base / "note.txt"
+    src.write_text(DOC)
+    db = base / "jobs.db"
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(io.StringIO()):
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        code = main(["--db", str(db), "translate", str(src), "--src", "eng_Latn", "--tgt",
+                     "fra_Latn", "--model", str(tiny_model), "--beams", "1", "--json"])
+    assert code == 0, out.getvalue()
+    result = json.loads(out.getvalue())
+    return db, result["job"], base / "note.fra_Latn.txt"
+
+
+def test_status_on_an_empty_database(capsys, tmp_path):
+    code, out, err = run(capsys, "--db", str(tmp_path / "jobs.db"), "status")
+    assert (code, out, err) == (0, "no jobs\n", "")
+    code, out, _ = run(capsys, "--db", str(tmp_path / "jobs.db"), "status", "--json")
+    assert (code, json.loads(out)) == (0, [])
+
+
+def test_status_uses_the_database_from_the_environment(capsys, tmp_path, monkeypatch):
+    db = tmp_path / "env" / "jobs.db"
+    monkeypatch.setenv("NLLB_PIPELINE_DB", str(db))
+    code, out, _ = run(capsys, "status")
+    assert (code, out) == (0, "no jobs\n")
+    assert db.is_file()
+
+
+def test_status_lists_a_finished_job(capsys, translated):
+    db, job_id, output = translated
+    code, out, err = run(capsys, "--db", str(db), "status", "--json")
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert row["job"] == job_id
+    assert (row["state"], row["stage"], row["percent"], row["error"]) == (
+        "SUCCEEDED", "done", 100.0, None)
+    assert row["input"] == str(output.with_name("note.txt"))
+
+    code, out, _ = run(capsys, "--db", str(db), "status")
+    assert out.startswith(f"{job_id}  SUCCEEDED  done         100.0%  ")
+
+
+def test_show_json_has_params_stages_chunks_and_output(capsys, translated, tiny_model):
+    db, job_id, output = translated
+    code, out, err = run(capsys, "--db", str(db), "show", job_id[:6], "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["job"] == job_id
+    assert (info["state"], info["stage"]) == ("SUCCEEDED", "done")
+    assert info["output"] == str(output) and output.is_file()
+    params = info["params"]
+    assert (params["model"], params["src_lang"], params["tgt_lang"], params["beams"],
+            params["fmt"]) == (str(tiny_model), "eng_Latn", "fra_Latn", 1, "text")
+    assert [s["stage"] for s in info["stages"]] == [
+        "preprocess", "inference", "postprocess", "upload"]
+    assert all(isinstance(s["wall_s"], float) and s["wall_s"] >= 0 for s in info["stages"])
+    assert info["chunks"] == {"done": 3}
+    assert info["failed_chunks"] == [] and info["error"] is None
+    assert len(info["input_sha256"]) == 64 and len(info["idempotency_key"]) == 64
+
+
+def test_show_text(capsys, translated):
+    db, job_id, output = translated
+    code, out, _ = run(capsys, "--db", str(db), "show", job_id)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"job {job_id}  SUCCEEDED  (stage: done)"
+    assert f"  output: {output}" in lines
+    assert "  chunks: done 3" in lines
+    assert sum(line.lstrip().startswith(("preprocess", "inference", "postprocess", "upload"))
+               for line in lines) == 4
+
+
+def test_show_unknown_job_is_a_one_line_error(capsys, tmp_path):
+    code, out, err = run(capsys, "--db", str(tmp_path / "jobs.db"), "show", "nope")
+    assert code == 2
+    assert out == ""
+    assert err == "nllb-pipeline: error: no job 'nope' (see 'nllb-pipeline status')\n"
+
+
+def test_languages_prints_the_202_codes(capsys):
+    code, out, _ = run(capsys, "languages")
+    assert code == 0
+    assert out.splitlines() == list(FLORES_CODES)
+    assert len(out.splitlines()) == 202
+
+
+def test_bad_language_fails_before_anything_is_stored(capsys, tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text(DOC)
+    db = tmp_path / "jobs.db"
+    code, out, err = run(capsys, "--db", str(db), "translate", str(src), "--src", "en",
+                         "--tgt", "fra_Latn")
+    assert code == 2
+    assert err == "nllb-pipeline: error: unknown language code 'en' (did you mean eng_Latn?)\n"
+    assert not db.exists()
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    code, out, _ = run(capsys)
+    assert code == 2
+    assert "usage: nllb-pipeline" in out
+
+
+def test_demo_translates_then_finds_nothing_to_do(capsys, tmp_path, monkeypatch, tiny_model):
+    # The demo builds its model in the cache the first time; the build itself
+    # is covered by test_tiny_model.py, so give it a ready one (the build is
+    # deterministic, so this is the same model it would build).
+    cache = tmp_path / "cache"
+    assert os.environ["XDG_CACHE_HOME"] == str(cache)
+    shutil.copytree(tiny_model, cache / "nllb-pipeline" / "tiny-nllb")
+    monkeypatch.chdir(tmp_path)
+
+    code, out, err = run(capsys, "demo", "--output-dir", "demo", "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    translated = tmp_path / "demo" / "sample.fra_Latn.md"
+    assert first["state"] == "SUCCEEDED" and first["note"] is None
+    assert first["output"] == str(translated)
+    text = translated.read_text()
+    # Noise in the prose, but code and link targets pass through untouched.
+    assert "```ini\n[beacon]\npattern = short,short,long\nperiod_s = 10\n```" in text
+    assert "(https://example.org/lighthouse/rules)" in text
+    assert (tmp_path / "demo" / "sample.md").is_file()
+    mtime = translated.stat().st_mtime_ns
+
+    code, out, err = run(capsys, "demo", "--output-dir", "demo", "--json")
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["note"] == "already translated; nothing to do"
+    assert second["job"] == first["job"]
+    assert translated.stat().st_mtime_ns == mtime

@@ -1,0 +1,139 @@
+"""Reading input documents: encodings, line endings, and what is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+
+import pytest
+
+from pipeline.errors import InvalidInput
+from pipeline.inputs import BOM, read_input
+from tests.conftest import corpus_file
+
+
+def write(tmp_path, data: bytes, name: str = "doc.txt"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_plain_utf8(tmp_path):
+    data = "Hello, wörld.\nSecond line.\n".encode()
+    src = read_input(write(tmp_path, data))
+    assert src.text == "Hello, wörld.\nSecond line.\n"
+    assert (src.eol, src.bom, src.data) == ("\n", False, data)
+    assert src.sha256 == hashlib.sha256(data).hexdigest()
+    assert src.path.is_absolute() and src.path == (tmp_path / "doc.txt").resolve()
+
+
+def test_bom_is_noted_and_stripped(tmp_path):
+    data = BOM + "Bonjour.\n".encode()
+    src = read_input(write(tmp_path, data))
+    assert src.bom is True
+    assert src.text == "Bonjour.\n"
+    assert src.data == data  # the raw bytes, BOM included
+    assert src.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_crlf_becomes_lf_and_is_remembered(tmp_path):
+    src = read_input(write(tmp_path, b"One.\r\nTwo.\r\n\r\nThree.\r\n"))
+    assert src.text == "One.\nTwo.\n\nThree.\n"
+    assert src.eol == "\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "eol"),
+    [
+        (b"a.\r\nb.\r\nc.\nd.\r\n", "\r\n"),  # 3 CRLF, 1 LF
+        (b"a.\nb.\nc.\r\nd.\n", "\n"),  # 3 LF, 1 CRLF
+        (b"a.\r\nb.\nc.\r\nd.\n", "\r\n"),  # a tie keeps the Windows ending
+    ],
+)
+def test_mixed_line_endings_pick_the_majority(tmp_path, data, eol):
+    src = read_input(write(tmp_path, data))
+    assert src.eol == eol
+    assert src.text == "a.\nb.\nc.\nd.\n"
+
+
+def test_lone_cr_is_a_line_break(tmp_path):
+    src = read_input(write(tmp_path, b"Old Mac.\rSecond.\rThird.\r"))
+    assert src.text == "Old Mac.\nSecond.\nThird.\n"
+    assert "\r" not in src.text
+    assert src.eol == "\n"
+
+
+def test_nfd_input_is_nfc_normalised(tmp_path):
+    nfd = unicodedata.normalize("NFD", "Café crème, déjà vu.\n")
+    assert len(nfd) > len("Café crème, déjà vu.\n")
+    data = nfd.encode()
+    src = read_input(write(tmp_path, data))
+    assert src.text == "Café crème, déjà vu.\n"
+    assert unicodedata.is_normalized("NFC", src.text)
+    assert src.sha256 == hashlib.sha256(data).hexdigest()  # of the bytes as read
+
+
+def test_nul_bytes_mean_binary(tmp_path):
+    with pytest.raises(InvalidInput, match=r"binary file \(it contains NUL bytes\)"):
+        read_input(write(tmp_path, b"text\x00more text", "blob.bin"))
+    with pytest.raises(InvalidInput, match="binary"):  # UTF-16 text has NULs too
+        read_input(write(tmp_path, "Hello".encode("utf-16-le"), "u16.txt"))
+
+
+def test_invalid_utf8_names_byte_offset_and_line(tmp_path):
+    path = write(tmp_path, b"First line.\nSecond line.\nCaf\xe9 au lait.\n", "latin1.txt")
+    with pytest.raises(InvalidInput) as info:
+        read_input(path)
+    assert str(info.value) == (
+        f"{path.resolve()} is not valid UTF-8 (byte 0xe9 at offset 28, line 3); "
+        "convert it to UTF-8 first"
+    )
+
+
+def test_invalid_utf8_offset_counts_the_bom(tmp_path):
+    with pytest.raises(InvalidInput, match=r"byte 0xff at offset 5, line 1\)"):
+        read_input(write(tmp_path, BOM + b"ab\xff"))
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (b"", "is empty: nothing to translate"),
+        (b"   \n\t\r\n  \n", "is empty: nothing to translate"),
+        (BOM, "is empty: nothing to translate"),
+        (b"12345\n67 89\n", "is without any words: nothing to translate"),
+        (b"-- 3.14 --\n", "is without any words: nothing to translate"),
+    ],
+)
+def test_nothing_to_translate(tmp_path, data, what):
+    path = write(tmp_path, data)
+    with pytest.raises(InvalidInput) as info:
+        read_input(path)
+    assert str(info.value) == f"{path.resolve()} {what}"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InvalidInput) as info:
+        read_input(tmp_path / "nope.txt")
+    assert str(info.value) == f"input file not found: {tmp_path / 'nope.txt'}"
+    assert info.value.exit_code == 2
+
+
+def test_directory(tmp_path):
+    with pytest.raises(InvalidInput, match="input is a directory, not a file"):
+        read_input(tmp_path)
+
+
+def test_real_file_with_mixed_line_endings():
+    path = corpus_file("derived_mixed_eol_pride_and_prejudice_ch1-3.txt")
+    data = path.read_bytes()
+    crlf = data.count(b"\r\n")
+    lf_only = data.count(b"\n") - crlf
+    assert crlf > lf_only > 0  # chapters I and III CRLF, chapter II LF
+    src = read_input(path)
+    assert src.eol == "\r\n"
+    assert "\r" not in src.text
+    assert src.text.count("\n") == data.count(b"\n")
+    assert src.text == data.decode("utf-8").replace("\r\n", "\n")
+    assert src.sha256 == hashlib.sha256(data).hexdigest()
+    assert "\nCHAPTER II.\n" in src.text and "\nCHAPTER III.\n" in src.text
