@@ -35,17 +35,17 @@ from pipeline.samples import generate_text  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
 
-def one_run(workdir: Path, model: str, src: Path, rate: float, seed: int, batch_tokens: int):
+def one_run(workdir: Path, model: str, src: Path, rate: float, seed: int, settings: RunSettings):
     out = workdir / f"out-{rate}.txt"
     params = JobParams(model=model, src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
                        output=str(out), beams=1)
     store = Store(workdir / f"jobs-{rate}.db")
     job, _ = submit(store, params, read_input(src))
-    translator = NllbTranslator(model, params)
+    translator = NllbTranslator(model, params, settings)
     translator.load()  # load time is not what we measure
     faulty = FaultInjectingTranslator(translator, FaultSpec(oom=rate, seed=seed))
     start = time.perf_counter()
-    final = run_job(store, job.id, faulty, settings=RunSettings(batch_tokens=batch_tokens),
+    final = run_job(store, job.id, faulty, settings=settings,
                     rng=random.Random(seed))
     seconds = time.perf_counter() - start
     splits = sum(b.state == "split" for b in store.batches(job.id))
@@ -61,7 +61,9 @@ def main() -> int:
     parser.add_argument("--rates", default="0,0.1,0.3")
     parser.add_argument("--model", help="checkpoint dir or hub id (default: a tiny model)")
     parser.add_argument("--d-model", type=int, default=64)
-    parser.add_argument("--batch-tokens", type=int, default=2048)
+    parser.add_argument("--batch-tokens", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1: steady timings on a shared machine)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -71,7 +73,8 @@ def main() -> int:
         model = args.model or str(build_tiny_model(workdir / "tiny", d_model=args.d_model))
         src = workdir / "doc.txt"
         src.write_text(generate_text(args.sentences, seed=args.seed))
-        runs = [one_run(workdir, model, src, rate, args.seed, args.batch_tokens) for rate in rates]
+        settings = RunSettings(batch_tokens=args.batch_tokens, threads=args.threads)
+        runs = [one_run(workdir, model, src, rate, args.seed, settings) for rate in rates]
     base = runs[0]
     rows = []
     for r in runs:
