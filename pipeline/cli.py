@@ -106,6 +106,13 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--src", required=True, help="source language, e.g. eng_Latn")
     p.add_argument("--tgt", required=True, help="target language, e.g. fra_Latn")
     p.add_argument("-o", "--output", help="output file (default: NAME.<tgt>.EXT next to the input)")
+    p.add_argument("--to", default=None, metavar="SINK",
+                   help="where the translation goes: file:PATH (like -o), dir:DIR "
+                        "(DIR/NAME.<tgt>.EXT) or an http(s):// URL (PUT by default)")
+    p.add_argument("--http-method", default=None, type=str.upper, choices=("PUT", "POST"),
+                   help="method for an http(s) --to (default PUT)")
+    p.add_argument("--relative-to", default=None, metavar="BASE",
+                   help="with --to dir:DIR, keep the input's directory relative to BASE under DIR")
     p.add_argument("--model", default=None,
                    help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
                         f"{config.DEFAULT_MODEL})")
@@ -127,7 +134,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
     p.add_argument("--batch-tokens", type=int, default=0,
-                   help="padded source tokens per batch (default: 8192 on CUDA, 4096 on CPU)")
+                   help="padded source tokens per batch (default: 8192 on CUDA, 2048 on CPU)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (default: torch's choice; 1 is often faster "
+                        "on a busy machine)")
     p.add_argument("--retry", dest="retry_policy", default=os.environ.get("NLLB_PIPELINE_RETRY"),
                    metavar="SPEC",
                    help="retry limits and backoff, e.g. 'chunk_attempts=3,batch_retries=2,"
@@ -136,6 +146,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    metavar="SPEC",
                    help="simulate failures, e.g. 'oom=0.2,transient=0.05,seed=7' "
                         "(or $NLLB_PIPELINE_INJECT_FAULTS); off by default")
+    p.add_argument("--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="HTTP header for an http(s) --to, repeatable; $VAR and ${VAR} are read "
+                        "from the environment. Never stored or logged: give it again to retry")
+    p.add_argument("--http-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="timeout of one HTTP upload attempt (default 30)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output file that differs from the translation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -149,21 +166,26 @@ def _open_store(args) -> Store:
 
 def _translate(args, *, show_progress: bool) -> int:
     from pipeline.inputs import read_input
-    from pipeline.jobs import find_job, resolve_format, resolve_output, submit
+    from pipeline.jobs import find_job, resolve_format, submit
     from pipeline.languages import validate_language
+    from pipeline.sinks import check_target_free, resolve_target
 
     # Everything a user can get wrong is checked before anything is stored.
     validate_language(args.src)
     validate_language(args.tgt)
     source = read_input(args.input)
-    output = resolve_output(args.output, source, args.tgt)
+    target = resolve_target(getattr(args, "to", None), args.output, source, args.tgt,
+                            http_method=getattr(args, "http_method", None),
+                            relative_to=getattr(args, "relative_to", None))
+    delivery = _delivery_options(args)
     model_arg = args.model or config.default_model()
     from models.nllb import resolve_model  # no torch import at module level
 
     settings = _settings(args)
     params = config.JobParams(
         model=resolve_model(model_arg), src_lang=args.src, tgt_lang=args.tgt,
-        fmt=resolve_format(args.format, source.path), output=str(output), beams=args.beams,
+        fmt=resolve_format(args.format, source.path), output=target.output,
+        sink=target.sink, http_method=target.http_method, beams=args.beams,
         max_chunk_tokens=args.max_chunk_tokens, missing=args.missing,
         length_ratio=args.length_ratio, length_offset=args.length_offset,
     )
@@ -176,6 +198,9 @@ def _translate(args, *, show_progress: bool) -> int:
         print(f"nllb-pipeline: job {existing.id} ended FAILED: {existing.error_message}",
               file=sys.stderr)
         return 1
+    ours = store.artifact(existing.id, "output") if existing else None
+    check_target_free(params.sink, params.output, ours.content if ours else None,
+                      overwrite=delivery.overwrite)
     policy = _policy(args)
     translator = _translator(params, settings, args)
     job, created = submit(store, params, source)
@@ -184,7 +209,16 @@ def _translate(args, *, show_progress: bool) -> int:
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed
         store.reopen_for_upload(job.id)
     return _run(args, store, job, translator, settings, policy, show_progress,
-                note=None if created else "resumed")
+                note=None if created else "resumed", delivery=delivery)
+
+
+def _delivery_options(args):
+    """How this run reaches the sink: headers (with $VAR expanded), timeout, overwrite."""
+    from pipeline.sinks import DeliveryOptions, parse_headers
+
+    return DeliveryOptions(headers=parse_headers(getattr(args, "headers", None) or ()),
+                           timeout_s=getattr(args, "http_timeout", 30.0),
+                           overwrite=getattr(args, "overwrite", False))
 
 
 def _file_config(args) -> dict:
@@ -203,13 +237,14 @@ def _policy(args):
 def _settings(args) -> config.RunSettings:
     """Defaults, then the config file's [run], then flags that were given."""
     run = _file_config(args).get("run") or {}
-    unknown = set(run) - {"device", "dtype", "batch_tokens"}
+    unknown = set(run) - {"device", "dtype", "batch_tokens", "threads"}
     if unknown:
         raise InvalidInput(f"config file: unknown [run] key(s) {', '.join(sorted(unknown))}")
     return config.RunSettings(
         device=args.device if args.device != "auto" else run.get("device", "auto"),
         dtype=args.dtype if args.dtype != "auto" else run.get("dtype", "auto"),
         batch_tokens=args.batch_tokens or int(run.get("batch_tokens", 0)),
+        threads=args.threads or int(run.get("threads", 0)),
     )
 
 
@@ -234,13 +269,15 @@ def _translator(params, settings, args):
     return translator
 
 
-def _run(args, store, job, translator, settings, policy, show_progress, note) -> int:
+def _run(args, store, job, translator, settings, policy, show_progress, note, *,
+         delivery=None) -> int:
     from pipeline.runner import run_job
 
     events = _progress_bar(job) if show_progress else None
     started = time.perf_counter()
     try:
-        job = run_job(store, job.id, translator, settings=settings, events=events, policy=policy)
+        job = run_job(store, job.id, translator, settings=settings, events=events, policy=policy,
+                      delivery=delivery)
     finally:
         if events is not None:
             events.close()
@@ -248,15 +285,15 @@ def _run(args, store, job, translator, settings, policy, show_progress, note) ->
 
 
 def _delivered(store: Store, job: Job) -> bool:
-    """The recorded output file is still there, unchanged."""
-    import hashlib
+    """The recorded delivery still stands: the file is there unchanged, or
+    the upload to a URL is on record (it is never sent twice)."""
+    from pipeline.config import JobParams
+    from pipeline.sinks import sink_for
 
     delivery = store.artifact(job.id, "delivery")
-    try:
-        data = Path(delivery.path).read_bytes()
-    except (OSError, AttributeError, TypeError):
+    if delivery is None:
         return False
-    return hashlib.sha256(data).hexdigest() == delivery.sha256
+    return sink_for(JobParams.from_json(job.params)).still_delivered(delivery.sha256)
 
 
 def cmd_translate(args) -> int:
@@ -279,11 +316,13 @@ def cmd_retry(args) -> int:
     params = JobParams.from_json(job.params)
     settings = _settings(args)
     policy = _policy(args)
+    delivery = _delivery_options(args)
     translator = _translator(params, settings, args)
     reset = store.reset_failed(job.id)
     log.info("job %s: %d failed chunk(s) will be retried", job.id, reset)
     return _run(args, store, store.job(job.id), translator, settings, policy,
-                not args.no_progress and not args.json, note=f"retried {reset} chunk(s)")
+                not args.no_progress and not args.json, note=f"retried {reset} chunk(s)",
+                delivery=delivery)
 
 
 def _find(store: Store, job_id: str) -> Job:
@@ -332,8 +371,8 @@ def cmd_demo(args) -> int:
         **vars(args), input=sample, src="eng_Latn", output=str(args.output_dir /
         f"sample.{args.tgt}.md"), model=str(model_dir), format="markdown", device="cpu",
         dtype="auto", beams=1, max_chunk_tokens=200, batch_tokens=0, missing="source",
-        length_ratio=2.0, length_offset=16, no_progress=False, retry_policy=None,
-        inject_faults=None,
+        length_ratio=2.0, length_offset=16, no_progress=False, retry_policy=None, threads=0,
+        inject_faults=None, overwrite=True,  # the demo's own folder: replacing is expected
     )
     return _translate(ns, show_progress=not args.json)
 

@@ -38,6 +38,11 @@ class JobParams:
     length_ratio: float = 2.0
     length_offset: int = 16
     missing: str = "source"  # a chunk that failed for good: "source" text or "marker"
+    # Where the output is delivered (pipeline/sinks.py): "file:/abs/path",
+    # "dir:/abs/dir" (output is then the file in it) or an http(s) URL without
+    # credentials (output is then the URL). "" means "file:" + output.
+    sink: str = ""
+    http_method: str = ""  # PUT or POST for an HTTP sink, "" for the others
 
     def __post_init__(self) -> None:
         validate_language(self.src_lang)
@@ -54,6 +59,15 @@ class JobParams:
             raise InvalidInput("length ratio must be positive and offset not negative")
         if self.missing not in ("source", "marker"):
             raise InvalidInput(f"--missing must be 'source' or 'marker', not {self.missing!r}")
+        if not self.sink:
+            object.__setattr__(self, "sink", f"file:{self.output}")
+        http = self.sink.startswith(("http://", "https://"))
+        if not http and not self.sink.startswith(("file:", "dir:")):
+            raise InvalidInput("a sink is file:PATH, dir:DIR or an http(s):// URL")
+        if http and not self.http_method:
+            object.__setattr__(self, "http_method", "PUT")
+        if (self.http_method not in ("PUT", "POST")) if http else self.http_method:
+            raise InvalidInput("--http-method is PUT or POST, and only for an http(s):// sink")
 
     def canonical_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -78,6 +92,7 @@ class RunSettings:
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
     batch_tokens: int = 0  # padded source tokens per batch; 0 = chosen by device
     max_batch_size: int = 256  # sequences per batch, whatever the budget
+    threads: int = 0  # CPU threads for torch; 0 = torch's default
     lease_seconds: float = 30.0  # a lease not renewed for this long is reclaimable
 
     def __post_init__(self) -> None:
@@ -85,7 +100,8 @@ class RunSettings:
             raise InvalidInput(f"unknown device {self.device!r} (auto, cpu, cuda or cuda:N)")
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise InvalidInput(f"unknown dtype {self.dtype!r} (auto, float32, float16, bfloat16)")
-        if self.batch_tokens < 0 or self.max_batch_size < 1 or self.lease_seconds <= 0:
+        if (self.batch_tokens < 0 or self.max_batch_size < 1 or self.lease_seconds <= 0
+                or self.threads < 0):
             raise InvalidInput("batch size, token budget and lease must be positive")
 
 

@@ -25,6 +25,7 @@ from pipeline.config import JobParams, RunSettings
 from pipeline.errors import ErrorClass, JobBusy, JobFailed, LeaseLost, PipelineError
 from pipeline.progress import STAGES, Events
 from pipeline.retry import RetryPolicy
+from pipeline.sinks import DeliveryOptions
 from pipeline.store import Job, Store
 from pipeline.translator import Translator
 
@@ -79,6 +80,7 @@ class JobContext:
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
     stop: threading.Event = field(default_factory=threading.Event)
+    delivery: DeliveryOptions = DeliveryOptions()  # run-time only: holds credentials
 
     def check_running(self) -> None:
         if self.stop.is_set():
@@ -117,14 +119,16 @@ class Heartbeat:
 def run_job(store: Store, job_id: str, translator: Translator, *,
             settings: RunSettings = RunSettings(), events: Events | None = None,
             worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
-            sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None) -> Job:
+            sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+            delivery: DeliveryOptions | None = None) -> Job:
     """Run the job from its stored stage to the end; return the final job.
 
     The job may end SUCCEEDED, or FAILED with some chunks failed for good
     (the rest is delivered). Raises JobBusy if a live worker holds it, and
     JobFailed if a non-retryable error stops it. ``sleep`` and ``rng`` are
     injectable so tests wait for nothing and get exact delays; the clock is
-    the store's.
+    the store's. ``delivery`` is how the upload reaches its sink (headers,
+    timeout, overwrite): passed to this run only, never stored.
     """
     from pipeline.stages import STAGE_RUNNERS
 
@@ -144,7 +148,7 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
         )
     ctx = JobContext(store, store.job(job.id), JobParams.from_json(job.params), translator,
                      settings, worker, events, policy=policy, sleep=sleep, clock=store.clock,
-                     rng=rng or random.Random())
+                     rng=rng or random.Random(), delivery=delivery or DeliveryOptions())
     try:
         with Heartbeat(store.path, job.id, worker, settings.lease_seconds, ctx.stop):
             for stage in STAGES[STAGES.index(ctx.job.stage):] if ctx.job.stage in STAGES else ():
@@ -163,7 +167,8 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
             message += ("; the device is in a broken state: restart the process, then run the "
                         "same command to continue the job")
         store.record_attempt(job.id, store.job(job.id).stage, error_class=error_class,
-                             message=message, tb=traceback.format_exc(), attempt=1,
+                             message=message, tb=traceback.format_exc(),
+                             attempt=getattr(exc, "attempt", 1),
                              decision="fail")
         store.set_job_state(job.id, "FAILED", error_class=error_class.value, error_message=message)
         store.release_job(job.id, worker)

@@ -404,7 +404,8 @@ class Store:
         return row[0], row[1]
 
     def add_batches(self, job_id: str, batches: Sequence[Sequence[Chunk]], *, parent_id=None,
-                    seq_start: int | None = None, same_seq: bool = False) -> None:
+                    seq_start: int | None = None, same_seq: bool = False,
+                    attempts: int = 0) -> None:
         """Persist a batch plan, so a resumed job runs the same batches.
 
         ``same_seq``: all get ``seq_start`` (the halves of a split batch run
@@ -420,7 +421,7 @@ class Store:
                     "chunk_idxs": json.dumps([c.idx for c in batch]),
                     "padded_tokens": len(batch) * max(c.n_tokens for c in batch),
                     "source_tokens": sum(c.n_tokens for c in batch),
-                    "state": "pending", "parent_id": parent_id,
+                    "state": "pending", "parent_id": parent_id, "attempts": attempts,
                 }
                 for i, batch in enumerate(batches)
             )
@@ -482,8 +483,10 @@ class Store:
         with self._write() as db:
             self._check_lease(job_id, worker)
             db.execute("UPDATE batches SET state = 'split' WHERE id = ?", (batch.id,))
+            # The halves inherit the parent's batch round, which the chunks'
+            # attempt counters are measured against.
             self.add_batches(job_id, parts, parent_id=batch.id, seq_start=batch.seq,
-                             same_seq=True)
+                             same_seq=True, attempts=batch.attempts)
 
     def set_batch_retry(self, batch_id: int, *, attempts: int | None = None,
                         not_before: float | None) -> None:
@@ -595,3 +598,31 @@ class Store:
 
     def attempts(self, job_id: str) -> list[Attempt]:
         return self._all(Attempt, "SELECT * FROM attempts WHERE job_id = ? ORDER BY id", (job_id,))
+
+    # -- delivery -----------------------------------------------------------
+
+    def open_attempts(self, job_id: str, stage: str) -> list[Attempt]:
+        """The failed attempts of ``stage`` in its current round: since the
+        stage last finished, or last ended the job FAILED (a ``fail`` row).
+        A restarted process continues the round and its counts; ``retry``
+        after a failure starts a new one."""
+        return self._all(
+            Attempt,
+            "SELECT * FROM attempts WHERE job_id = ? AND stage = ? "
+            "AND id > COALESCE((SELECT MAX(id) FROM attempts WHERE job_id = ? AND stage = ? "
+            "AND decision = 'fail'), 0) "
+            "AND at > COALESCE((SELECT MAX(finished_at) FROM stage_runs WHERE job_id = ? "
+            "AND stage = ?), -1) ORDER BY id",
+            (job_id, stage) * 3,
+        )
+
+    def finish_delivery(self, job_id: str, run_id: int, worker: str, *, target: str,
+                        sha256: str, nbytes: int, details: str,
+                        failure: tuple[str, str] | None = None) -> None:
+        """``finish_upload``, with what the sink answered (``details``: JSON
+        of sink, status, response id) on the delivery record, atomically."""
+        with self._write():
+            self.finish_upload(job_id, run_id, worker, path=target, sha256=sha256,
+                               nbytes=nbytes, failure=failure)
+            self._put_artifact(job_id, "delivery", content=details.encode(), path=target,
+                               sha256=sha256, nbytes=nbytes)

@@ -232,3 +232,37 @@ def test_kill_9_during_a_retry_wait_then_resume_continues_the_attempt_counts(tmp
     assert chunk.attempts == 6 and chunk.state == "failed"
     tries = [a.attempt for a in store.attempts(job.id) if a.chunk_idx == 0]
     assert tries == [1, 2, 3, 1, 2, 3]
+
+
+def test_an_oom_split_in_a_retry_round_keeps_the_round(tmp_path, tiny_model):
+    """Halves of a batch split during batch retry 1 start in round 1 too, so
+    their chunks get that round's tries rather than being skipped at once."""
+    store, job, params = make_job(tmp_path, tiny_model, generate_text(6, seed=31))
+    inner = NllbTranslator(str(tiny_model), params)
+    ooms = []
+
+    class Scripted:
+        """Every call fails until the batch retry starts; then one OOM; then all is well."""
+
+        def __getattr__(self, name):
+            return getattr(inner, name)
+
+        def translate_batch(self, texts, src, tgt):
+            in_retry = any(a.decision == "retry_batch" for a in store.attempts(job.id))
+            if not in_retry:
+                raise RuntimeError("CUDA error: unspecified launch failure (scripted)")
+            if not ooms and len(texts) > 1:
+                import torch
+
+                ooms.append(len(texts))
+                raise torch.OutOfMemoryError("CUDA out of memory (scripted)")
+            return inner.translate_batch(texts, src, tgt)
+
+    policy = RetryPolicy(chunk_attempts=1, batch_retries=1, backoff=Backoff(0, 1, 0),
+                         batch_backoff=Backoff(0, 1, 0))
+    final = run_job(store, job.id, Scripted(), policy=policy, sleep=lambda s: None)
+    assert final.state == "SUCCEEDED", store.attempts(job.id)
+    assert ooms
+    halves = [b for b in store.batches(job.id) if b.parent_id is not None]
+    assert halves and all(b.attempts == 1 for b in halves)
+    assert all(c.state == "done" for c in store.chunks(job.id))

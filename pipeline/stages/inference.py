@@ -79,7 +79,7 @@ class _BatchRunner:
         self.store, self.job, self.policy = ctx.store, ctx.job, ctx.policy
         # The run's setting wins; the translator knows a good default for its device.
         initial = ctx.settings.batch_tokens or getattr(
-            ctx.translator, "default_batch_tokens", lambda: 4096)()
+            ctx.translator, "default_batch_tokens", lambda: 2048)()
         self.budget = TokenBudget(initial)
 
     # -- planning -----------------------------------------------------------
