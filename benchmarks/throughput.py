@@ -254,7 +254,7 @@ def bench(args, work: Path) -> int:
         print(f"{name:<14}{wall:9.2f}{tps[name]:11.1f}{tps[name] / tps['(a) naive']:7.2f}x"
               f"{work_['generate_calls']:16d}{work_['padded_output_tokens']:16d}")
     r_naive, r_fixed = wall_a / wall_c, wall_b / wall_c  # same tokens: ratio of tok/s
-    print(f"\npipeline stages, round 1 (s): " + ", ".join(f"{s} {w}" for s, w in stages.items()))
+    print("\npipeline stages, round 1 (s): " + ", ".join(f"{s} {w}" for s, w in stages.items()))
     print(f"pipeline: {wall_c:.2f} s wall, {inside_c:.2f} s inside translate_batch")
     print(f"pipeline/naive = {r_naive:.2f}x (target >= 5x)")
     print(f"pipeline/fixed{k} = {r_fixed:.2f}x (target >= 1.3x)")

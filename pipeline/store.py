@@ -14,117 +14,17 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
 from pipeline.errors import InvalidInput, LeaseLost
 from pipeline.migrations import MIGRATIONS
+from pipeline.records import Artifact, Attempt, Batch, Chunk, Job, NewChunk, StageRun
 
 STAGES = ("preprocess", "inference", "postprocess", "upload")
+__all__ = ["Artifact", "Attempt", "Batch", "Chunk", "Job", "NewChunk", "StageRun", "Store"]
 BUSY_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    idem_key: str
-    state: str
-    stage: str
-    params: str
-    input_path: str
-    input_sha256: str
-    input_bytes: int
-    output_path: str | None
-    error_class: str | None
-    error_message: str | None
-    lease_owner: str | None
-    lease_expires: float | None
-    priority: int
-    created_at: float
-    updated_at: float
-    finished_at: float | None
-
-
-@dataclass(frozen=True)
-class Chunk:
-    job_id: str
-    idx: int
-    unit: int
-    source: str
-    n_tokens: int
-    state: str
-    translation: str | None
-    batch_id: int | None
-    commits: int
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Batch:
-    id: int
-    job_id: str
-    seq: int
-    chunk_idxs: list[int]
-    padded_tokens: int
-    source_tokens: int
-    state: str
-    parent_id: int | None
-    attempts: int
-    not_before: float | None
-    started_at: float | None
-    committed_at: float | None
-    worker: str | None
-
-
-@dataclass(frozen=True)
-class StageRun:
-    id: int
-    job_id: str
-    stage: str
-    started_at: float
-    finished_at: float | None
-    wall_s: float | None
-    units_total: float | None
-    units_done: float | None
-    device: str | None
-    model: str | None
-
-
-@dataclass(frozen=True)
-class Artifact:
-    job_id: str
-    kind: str
-    content: bytes | None
-    path: str | None
-    sha256: str | None
-    bytes: int | None
-
-
-@dataclass(frozen=True)
-class Attempt:
-    id: int
-    job_id: str
-    stage: str
-    batch_id: int | None
-    chunk_idx: int | None
-    error_class: str
-    message: str
-    traceback: str | None
-    attempt: int
-    delay_s: float | None
-    decision: str
-    trace_id: str
-    at: float
-
-
-@dataclass(frozen=True)
-class NewChunk:
-    unit: int
-    source: str
-    n_tokens: int
-    done: bool = False  # nothing to translate: the source is its own translation
 
 
 def _build(cls, row: dict):

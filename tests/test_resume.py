@@ -91,15 +91,32 @@ def test_kill_9_mid_inference_then_the_same_command_resumes_to_identical_output(
 
 def test_a_job_running_in_a_live_process_is_not_taken_over(tmp_path, tiny_model):
     src = tmp_path / "book.txt"
-    src.write_text(generate_text(250, seed=8))
+    src.write_text(generate_text(40, seed=8))
     db, out = tmp_path / "jobs.db", tmp_path / "out.txt"
-    proc = _start(_args(src, out, tiny_model), db)
+    # The first process holds the job for certain: every call fails and it
+    # sits in a 30 s backoff wait, lease held and renewed.
+    holder = _args(src, out, tiny_model) + ["--inject-faults", "transient=1.0,seed=1",
+                                            "--retry", "base=30,cap=30"]
+    proc = _start(holder, db)
     try:
-        _wait_for_commits(db, proc, 1)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                conn = sqlite3.connect(db, timeout=1)
+                waiting = conn.execute(
+                    "SELECT COUNT(*) FROM attempts WHERE decision = 'retry'").fetchone()[0]
+                conn.close()
+            except sqlite3.OperationalError:
+                waiting = 0
+            if waiting:
+                break
+            time.sleep(0.02)
         second = run_cli(*_args(src, out, tiny_model), db=db, check=False)
         assert second.returncode == 2
         assert "is running in another process" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
+        assert Store(db).jobs()[0].state == "RUNNING"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -1,0 +1,106 @@
+"""What the store returns: plain frozen records, never raw rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    idem_key: str
+    state: str
+    stage: str
+    params: str
+    input_path: str
+    input_sha256: str
+    input_bytes: int
+    output_path: str | None
+    error_class: str | None
+    error_message: str | None
+    lease_owner: str | None
+    lease_expires: float | None
+    priority: int
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    job_id: str
+    idx: int
+    unit: int
+    source: str
+    n_tokens: int
+    state: str
+    translation: str | None
+    batch_id: int | None
+    commits: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    job_id: str
+    seq: int
+    chunk_idxs: list[int]
+    padded_tokens: int
+    source_tokens: int
+    state: str
+    parent_id: int | None
+    attempts: int
+    not_before: float | None
+    started_at: float | None
+    committed_at: float | None
+    worker: str | None
+
+
+@dataclass(frozen=True)
+class StageRun:
+    id: int
+    job_id: str
+    stage: str
+    started_at: float
+    finished_at: float | None
+    wall_s: float | None
+    units_total: float | None
+    units_done: float | None
+    device: str | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class Artifact:
+    job_id: str
+    kind: str
+    content: bytes | None
+    path: str | None
+    sha256: str | None
+    bytes: int | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    job_id: str
+    stage: str
+    batch_id: int | None
+    chunk_idx: int | None
+    error_class: str
+    message: str
+    traceback: str | None
+    attempt: int
+    delay_s: float | None
+    decision: str
+    trace_id: str
+    at: float
+
+
+@dataclass(frozen=True)
+class NewChunk:
+    unit: int
+    source: str
+    n_tokens: int
+    done: bool = False  # nothing to translate: the source is its own translation

@@ -1,0 +1,126 @@
+"""Read-only commands: status, show, logs, languages. They never import torch."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from pipeline import config
+from pipeline.errors import InvalidInput
+from pipeline.progress import STAGES, overall_fraction
+from pipeline.store import Job, Store
+
+
+def open_store(args) -> Store:
+    return Store(args.db or config.default_db_path())
+
+
+def find_job(store: Store, job_id: str) -> Job:
+    job = store.job(job_id)
+    if job is None:
+        raise InvalidInput(f"no job {job_id!r} (see 'nllb-pipeline status')")
+    return job
+
+
+def cmd_logs(args) -> int:
+    store = open_store(args)
+    job = find_job(store, args.job)
+    attempts = store.attempts(job.id)
+    if args.json:
+        print(json.dumps([
+            {k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
+                                        "attempt", "decision", "delay_s", "trace_id", "message")}
+            for a in attempts
+        ], ensure_ascii=False))
+        return 0
+    if not attempts:
+        print(f"job {job.id}: no failed attempts")
+    for a in attempts:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.at))
+        where = a.stage + (f" batch {a.batch_id}" if a.batch_id is not None else "") + (
+            f" chunk {a.chunk_idx}" if a.chunk_idx is not None else "")
+        wait = f" after {a.delay_s:.1f} s" if a.delay_s else ""
+        print(f"{when} [{a.trace_id}] {where}: {a.error_class} attempt {a.attempt} -> "
+              f"{a.decision}{wait}: {a.message}")
+    return 0
+
+
+def job_percent(store: Store, job: Job) -> float:
+    if job.state == "SUCCEEDED":
+        return 100.0
+    fraction = 0.0
+    if job.stage == "inference":
+        done, total = store.token_counts(job.id)
+        fraction = done / total if total else 0.0
+    stage = job.stage if job.stage in STAGES or job.stage == "done" else "preprocess"
+    return 100.0 * overall_fraction(stage, fraction)
+
+
+def cmd_status(args) -> int:
+    store = open_store(args)
+    rows = [
+        {"job": j.id, "state": j.state, "stage": j.stage,
+         "percent": round(job_percent(store, j), 1), "input": j.input_path,
+         "error": j.error_message}
+        for j in store.jobs(args.limit)
+    ]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no jobs")
+    for r in rows:
+        print(f"{r['job']}  {r['state']:<9}  {r['stage']:<11}  {r['percent']:5.1f}%  {r['input']}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    store = open_store(args)
+    job = find_job(store, args.job)
+    last_error = {}
+    for a in store.attempts(job.id):
+        if a.chunk_idx is not None:
+            last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
+    info = {
+        "job": job.id, "state": job.state, "stage": job.stage, "input": job.input_path,
+        "input_sha256": job.input_sha256, "output": job.output_path,
+        "params": json.loads(job.params), "idempotency_key": job.idem_key,
+        "chunks": store.chunk_counts(job.id),
+        "error": {"class": job.error_class, "message": job.error_message} if job.error_class else None,
+        "stages": [
+            {"stage": r.stage, "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
+             "units_total": r.units_total, "units_done": r.units_done, "device": r.device}
+            for r in store.stage_runs(job.id)
+        ],
+        "failed_chunks": [
+            {"chunk": c.idx, "source": c.source[:80], "attempts": c.attempts,
+             "last_error": last_error.get(c.idx)}
+            for c in store.chunks(job.id) if c.state == "failed"
+        ],
+    }
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    print(f"job {job.id}  {job.state}  (stage: {job.stage})")
+    print(f"  input:  {job.input_path}")
+    print(f"  output: {job.output_path}")
+    params = info["params"]
+    print(f"  model:  {params['model']}  {params['src_lang']} -> {params['tgt_lang']}  "
+          f"beams={params['beams']}  format={params['fmt']}")
+    print("  chunks: " + ", ".join(f"{k} {v}" for k, v in sorted(info["chunks"].items())))
+    if info["error"]:
+        print(f"  error:  [{job.error_class}] {job.error_message}")
+    for r in info["stages"]:
+        wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else "unfinished"
+        print(f"  {r['stage']:<11} {wall:>12}  units {r['units_done']:g}/{r['units_total']:g}")
+    for c in info["failed_chunks"]:
+        print(f"  failed chunk {c['chunk']} ({c['attempts']} attempts, last: {c['last_error']}): "
+              f"{c['source']!r}")
+    return 0
+
+
+def cmd_languages(args) -> int:
+    from pipeline.languages import FLORES_CODES
+
+    print("\n".join(FLORES_CODES))
+    return 0
