@@ -314,7 +314,14 @@ def cmd_retry(args) -> int:
     settings = _settings(args)
     policy = _policy(args)
     delivery = _delivery_options(args)
-    translator = _translator(params, settings, args)
+    needs_model = job.stage in ("preprocess", "inference") or store.chunk_counts(job.id).get(
+        "failed", 0) > 0
+    if needs_model:  # built before anything is reset: a model that fails to load changes nothing
+        translator = _translator(params, settings, args)
+    else:
+        from pipeline.translator import NoModel
+
+        translator = NoModel()  # only postprocess/upload left, e.g. after a refused delivery
     reset = store.reset_failed(job.id)
     log.info("job %s: %d failed chunk(s) will be retried", job.id, reset)
     return _run(args, store, store.job(job.id), translator, settings, policy,

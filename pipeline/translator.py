@@ -24,3 +24,23 @@ class Translator(Protocol):
 
     def recover(self, error_class: ErrorClass) -> None:
         """Clean up after a failure of this class (free memory after an OOM)."""
+
+
+class NoModel:
+    """Stands in for the model when only postprocess and upload are left
+    (a retry after a failed delivery): nothing is loaded, and a stage that
+    asked it to translate would be a bug."""
+
+    max_input_tokens = 0
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        raise RuntimeError("no model was loaded for this run")
+
+    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[str]:
+        raise RuntimeError("no model was loaded for this run")
+
+    def classify(self, exc: BaseException) -> ErrorClass:
+        return ErrorClass.INTERNAL
+
+    def recover(self, error_class: ErrorClass) -> None:
+        pass

@@ -92,6 +92,7 @@ def cmd_show(args) -> int:
              "units_total": r.units_total, "units_done": r.units_done, "device": r.device}
             for r in store.stage_runs(job.id)
         ],
+        "delivery": _delivery(store, job),
         "failed_chunks": [
             {"chunk": c.idx, "source": c.source[:80], "attempts": c.attempts,
              "last_error": last_error.get(c.idx)}
@@ -113,10 +114,28 @@ def cmd_show(args) -> int:
     for r in info["stages"]:
         wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else "unfinished"
         print(f"  {r['stage']:<11} {wall:>12}  units {r['units_done']:g}/{r['units_total']:g}")
+    if info["delivery"]:
+        d = info["delivery"]
+        extra = "".join(f"  {k}={d[k]}" for k in ("status", "response_id") if d.get(k))
+        print(f"  delivered: {d['target']}  sha256={d['sha256'][:16]}…  {d['bytes']} bytes{extra}")
     for c in info["failed_chunks"]:
         print(f"  failed chunk {c['chunk']} ({c['attempts']} attempts, last: {c['last_error']}): "
               f"{c['source']!r}")
     return 0
+
+
+def _delivery(store: Store, job: Job) -> dict | None:
+    """Where the output went, its checksum and what the sink answered."""
+    artifact = store.artifact(job.id, "delivery")
+    if artifact is None:
+        return None
+    info = {"target": artifact.path, "sha256": artifact.sha256, "bytes": artifact.bytes}
+    if artifact.content:
+        try:
+            info.update(json.loads(artifact.content))
+        except ValueError:
+            pass
+    return info
 
 
 def cmd_languages(args) -> int:

@@ -159,3 +159,21 @@ def test_demo_translates_then_finds_nothing_to_do(capsys, tmp_path, monkeypatch,
     assert second["note"] == "already translated; nothing to do"
     assert second["job"] == first["job"]
     assert translated.stat().st_mtime_ns == mtime
+
+
+def test_show_includes_the_delivery_receipt(tmp_path, capsys, tiny_model):
+    import hashlib
+
+    src = tmp_path / "d.txt"
+    src.write_text("One sentence to deliver.\n")
+    db = str(tmp_path / "j.db")
+    assert main(["--db", db, "translate", str(src), "--src", "eng_Latn", "--tgt", "fra_Latn",
+                 "--model", str(tiny_model), "--beams", "1", "--json"]) == 0
+    job = json.loads(capsys.readouterr().out)["job"]
+    assert main(["--db", db, "show", job, "--json"]) == 0
+    delivery = json.loads(capsys.readouterr().out)["delivery"]
+    out = tmp_path / "d.fra_Latn.txt"
+    assert delivery["target"] == str(out)
+    assert delivery["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert main(["--db", db, "show", job]) == 0
+    assert f"delivered: {out}" in capsys.readouterr().out

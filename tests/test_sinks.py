@@ -273,6 +273,12 @@ def test_an_output_that_appears_while_the_job_runs_fails_it_then_retry_overwrite
         ("upload", "invalid_input", "fail")]
 
     forbid_translation(monkeypatch)
+    import models.nllb
+
+    def no_model(*a, **k):
+        raise AssertionError("a retry of the upload must not load the model")
+
+    monkeypatch.setattr(models.nllb.NllbTranslator, "__init__", no_model)
     code = main(["--db", str(store.path), "retry", job.id, "--overwrite", "--no-progress",
                  "--json"])
     result = json.loads(capsys.readouterr().out)
