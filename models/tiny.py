@@ -74,6 +74,9 @@ def build_tiny_model(directory: str | Path, *, d_model: int = 64, layers: int = 
     """
     import torch
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the shard-writing bar is noise in the demo
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
