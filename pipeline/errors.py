@@ -22,7 +22,6 @@ class ErrorClass(enum.Enum):
     INVALID_INPUT = "invalid_input"
     UNSUPPORTED = "unsupported"
     AUTH = "auth"
-    CANCELED = "canceled"
     INTERNAL = "internal"
 
     @property
