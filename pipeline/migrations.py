@@ -109,4 +109,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX leases_by_job ON leases (job_id, acquired_at);
     """,
+    # 2: the dtype of a stage run, the third part of a timing profile
+    # (model, device, dtype) whose history sets progress weights and ETAs
+    """
+    ALTER TABLE stage_runs ADD COLUMN dtype TEXT;
+    CREATE INDEX stage_runs_by_profile ON stage_runs (stage, model, device, dtype);
+    """,
 )

@@ -215,13 +215,13 @@ class Store:
 
     def start_stage(
         self, job_id: str, stage: str, *, units_total: float, device: str | None = None,
-        model: str | None = None, worker: str | None = None,
+        model: str | None = None, worker: str | None = None, dtype: str | None = None,
     ) -> int:
         with self._write() as db:
             db["stage_runs"].insert({
                 "job_id": job_id, "stage": stage, "started_at": self.clock(),
                 "units_total": units_total, "units_done": 0, "device": device,
-                "model": model, "worker": worker,
+                "model": model, "worker": worker, "dtype": dtype,
             })
             return db.execute("SELECT last_insert_rowid()").fetchone()[0]
 

@@ -89,19 +89,20 @@ def test_reopening_applies_only_migrations_not_yet_applied(db_path, monkeypatch)
     s = Store(db_path)
     job, _ = new_job(s)
     s.close()
-    # Migration 1 replaced by garbage: running it again would raise. A new
-    # migration appended after it must run exactly once.
+    # The applied migrations replaced by garbage: running one again would
+    # raise. A new migration appended after them must run exactly once.
+    shipped = len(MIGRATIONS)
     monkeypatch.setattr(
         store_module, "MIGRATIONS",
-        ("THIS IS NOT SQL", "CREATE TABLE extra (x INTEGER)"),
+        ("THIS IS NOT SQL",) * shipped + ("CREATE TABLE extra (x INTEGER)",),
     )
     s = Store(db_path)
     assert s.job(job.id) == job
     s.close()
-    assert raw(db_path, "PRAGMA user_version") == [(2,)]
+    assert raw(db_path, "PRAGMA user_version") == [(shipped + 1,)]
     assert raw(db_path, "SELECT name FROM sqlite_master WHERE name = 'extra'") == [("extra",)]
     Store(db_path).close()  # and a third open runs nothing at all
-    assert raw(db_path, "PRAGMA user_version") == [(2,)]
+    assert raw(db_path, "PRAGMA user_version") == [(shipped + 1,)]
 
 
 def test_database_from_a_newer_version_is_refused(db_path):

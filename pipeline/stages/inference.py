@@ -60,6 +60,7 @@ def run(ctx) -> None:
     run_id = store.start_stage(
         job.id, "inference", units_total=total_tokens, worker=ctx.worker,
         device=getattr(ctx.translator, "device_name", None), model=ctx.params.model,
+        dtype=getattr(ctx.translator, "dtype_name", None),
     )
     ctx.events.stage_started("inference", total_tokens, done_tokens)
     runner = _BatchRunner(ctx)

@@ -1,0 +1,67 @@
+"""Stage weights and rates measured on past jobs of the same profile.
+
+A profile is (model, device, dtype): the inference stage run of each job
+records it. A stage's weight is the median share of wall time it took over
+the profile's last ``last_n`` succeeded jobs (the median, so one job that
+waited on a slow upload does not move the bar for every later job); its
+rate is the median units per second. With no history the defaults apply.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from pipeline.progress import DEFAULT_WEIGHTS, STAGES
+from pipeline.store import Store
+
+
+@dataclass(frozen=True)
+class Profile:
+    model: str
+    device: str
+    dtype: str
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.device} ({self.dtype})"
+
+
+@dataclass(frozen=True)
+class StageHistory:
+    weights: dict[str, float]  # shares of wall time, summing to 1
+    rates: dict[str, float] = field(default_factory=dict)  # units per second
+    jobs: int = 0  # how many past jobs these come from
+
+
+def stage_history(store: Store, profile: Profile, last_n: int = 20) -> StageHistory:
+    rows = store.db.execute(
+        "SELECT r.job_id, r.stage, SUM(r.wall_s), SUM(r.units_done) FROM stage_runs r "
+        "JOIN jobs j ON j.id = r.job_id "
+        "WHERE j.state = 'SUCCEEDED' AND r.finished_at IS NOT NULL AND r.job_id IN ("
+        "  SELECT job_id FROM stage_runs WHERE stage = 'inference' AND model = ? "
+        "  AND device = ? AND dtype = ? AND finished_at IS NOT NULL "
+        "  ORDER BY finished_at DESC LIMIT ?) "
+        "GROUP BY r.job_id, r.stage",
+        (profile.model, profile.device, profile.dtype, last_n),
+    ).fetchall()
+    per_job: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+    for job_id, stage, wall, units in rows:
+        per_job[job_id][stage] = (wall or 0.0, units or 0.0)
+    complete = [stages for stages in per_job.values() if set(stages) == set(STAGES)]
+    if not complete:
+        return StageHistory(dict(DEFAULT_WEIGHTS))
+    shares: dict[str, list[float]] = defaultdict(list)
+    rates: dict[str, list[float]] = defaultdict(list)
+    for stages in complete:
+        total = sum(wall for wall, _ in stages.values())
+        for stage, (wall, units) in stages.items():
+            if total > 0:
+                shares[stage].append(wall / total)
+            if wall > 0 and units > 0:
+                rates[stage].append(units / wall)
+    medians = {s: statistics.median(shares[s]) if shares[s] else 0.0 for s in STAGES}
+    norm = sum(medians.values())
+    weights = {s: medians[s] / norm for s in STAGES} if norm > 0 else dict(DEFAULT_WEIGHTS)
+    return StageHistory(weights, {s: statistics.median(v) for s, v in rates.items()},
+                        len(complete))

@@ -1,0 +1,76 @@
+"""ETA maths with a fake clock, against literal numbers and strings."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.eta import StageEta, format_eta
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_no_history_and_no_batch_yet_is_unknown():
+    eta = StageEta(1000, None, Clock())
+    assert eta.seconds_left() is None
+    assert format_eta(eta.seconds_left()) == "ETA unknown"
+
+
+def test_history_only_before_the_first_batch():
+    eta = StageEta(1000, history_rate=50.0, clock=Clock())
+    assert eta.seconds_left() == 20.0
+    assert format_eta(eta.seconds_left()) == "ETA 20s"
+
+
+def test_observed_only_without_history_uses_an_ema_over_batches():
+    clock = Clock()
+    eta = StageEta(1000, None, clock)
+    clock.t += 10
+    eta.observe(100)          # 10 units/s
+    assert eta.seconds_left() == pytest.approx(90.0)
+    clock.t += 5
+    eta.observe(200)          # 20 units/s -> EMA 0.3*20 + 0.7*10 = 13
+    assert eta.rate() == pytest.approx(13.0)
+    assert eta.seconds_left() == pytest.approx(800 / 13.0)
+
+
+def test_blend_moves_from_history_to_observed_as_the_stage_progresses():
+    clock = Clock()
+    eta = StageEta(1000, history_rate=100.0, clock=clock)
+    clock.t += 10
+    eta.observe(250)          # observed 25/s, 25% done: 0.25*25 + 0.75*100 = 81.25
+    assert eta.rate() == pytest.approx(81.25)
+    clock.t += 20
+    eta.observe(750)          # 25/s again; 75% done: 0.75*25 + 0.25*100 = 43.75
+    assert eta.rate() == pytest.approx(43.75)
+    assert eta.seconds_left() == pytest.approx(250 / 43.75)
+
+
+def test_frozen_during_a_retry_wait_and_the_wait_does_not_count_against_the_rate():
+    clock = Clock()
+    eta = StageEta(1000, None, clock)
+    clock.t += 10
+    eta.observe(100)                      # 10/s
+    eta.freeze("retrying batch 3 in 30.0 s")
+    before = eta.seconds_left()
+    clock.t += 30
+    assert format_eta(eta.seconds_left(), eta.frozen_reason) == \
+        "ETA paused: retrying batch 3 in 30.0 s"
+    eta.unfreeze()
+    clock.t += 10
+    eta.observe(200)                      # 100 units in 10 working seconds: still 10/s
+    assert eta.rate() == pytest.approx(10.0)
+    assert eta.seconds_left() == pytest.approx(before - 10)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "ETA 0s"), (59.4, "ETA 59s"), (60, "ETA 1m00s"), (192, "ETA 3m12s"),
+    (3600, "ETA 1h00m"), (7322, "ETA 2h02m"),
+])
+def test_format(seconds, text):
+    assert format_eta(seconds) == text
