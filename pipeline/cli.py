@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.errors import InvalidInput, PipelineError
-from pipeline.progress import DEFAULT_WEIGHTS, ProgressTracker
+from pipeline.progress import ProgressTracker
 from pipeline.store import Job, Store
 from pipeline.views import cmd_languages, cmd_logs, cmd_show, cmd_status, find_job, open_store
 
@@ -270,7 +270,7 @@ def _run(args, store, job, translator, settings, policy, show_progress, note, *,
          delivery=None) -> int:
     from pipeline.runner import run_job
 
-    events = _progress_bar(store, translator) if show_progress else None
+    events = _progress_bar(store, job, translator) if show_progress else None
     started = time.perf_counter()
     try:
         job = run_job(store, job.id, translator, settings=settings, events=events, policy=policy,
@@ -356,64 +356,48 @@ class _TqdmProgress(ProgressTracker):
     past jobs), the stage, tokens per second and an ETA that is frozen while
     a retry waits."""
 
-    def __init__(self, history):
+    def __init__(self, history, elapsed_before: float):
         from tqdm import tqdm
 
-        self.history, self.eta = history, None
+        from pipeline.eta import JobEta
+
+        self.eta = JobEta(history, time.time, elapsed_before=elapsed_before)
         self.bar = tqdm(total=1000, desc="preprocess", unit="‰", dynamic_ncols=True,
                         bar_format="{desc:<12} {percentage:3.0f}%|{bar}| {elapsed}{postfix}",
                         file=sys.stderr)
         super().__init__(self._render, weights=history.weights)
 
     def stage_started(self, stage: str, total: float, done: float = 0.0) -> None:
-        if stage == "inference":
-            from pipeline.eta import StageEta
-
-            self.eta = StageEta(total, self.history.rates.get("inference"), time.time,
-                                done_units=done)
+        self.eta.stage_started(stage, total, done)
         super().stage_started(stage, total, done)
 
     def stage_progress(self, stage: str, done: float) -> None:
-        if stage == "inference" and self.eta is not None:
-            self.eta.unfreeze()
-            self.eta.observe(done)
+        self.eta.stage_progress(stage, done)
         super().stage_progress(stage, done)
 
+    def stage_finished(self, stage: str) -> None:
+        self.eta.stage_finished(stage)
+        super().stage_finished(stage)
+
     def retrying(self, what, delay_s, error_class, attempt, limit) -> None:
-        if self.eta is not None:
-            self.eta.freeze(f"retrying {what}")
+        self.eta.retrying(what, delay_s, error_class, attempt, limit)
         super().retrying(what, delay_s, error_class, attempt, limit)
 
     def _render(self, fraction: float, stage: str, detail: str) -> None:
-        if not detail and stage == "inference" and self.eta is not None:
-            detail = self._eta_text()
         self.bar.set_description_str(stage, refresh=False)
-        self.bar.set_postfix_str(detail, refresh=False)
+        self.bar.set_postfix_str(detail or self.eta.text(), refresh=False)
         self.bar.update(round(fraction * 1000) - self.bar.n)
-
-    def _eta_text(self) -> str:
-        from pipeline.eta import format_eta
-
-        rate, left = self.eta.rate(), self.eta.seconds_left()
-        if left is not None and rate:
-            # postprocess and upload take their measured share after inference
-            w = self.weights
-            left += self.eta.total / rate * (w["postprocess"] + w["upload"]) / w["inference"]
-        speed = f"{rate:.0f} tok/s, " if rate else ""
-        return speed + format_eta(left, self.eta.frozen_reason)
 
     def close(self) -> None:
         self.bar.close()
 
 
-def _progress_bar(store: Store, translator) -> _TqdmProgress:
-    from pipeline.profiles import Profile, StageHistory, stage_history
+def _progress_bar(store: Store, job: Job, translator) -> _TqdmProgress:
+    from pipeline.config import JobParams
+    from pipeline.profiles import history_for
 
-    device, dtype = getattr(translator, "device_name", None), getattr(translator, "dtype_name", None)
-    model = getattr(translator, "model_id", None)
-    history = (stage_history(store, Profile(model, device, dtype)) if model and device and dtype
-               else StageHistory(dict(DEFAULT_WEIGHTS)))
-    return _TqdmProgress(history)
+    params = JobParams.from_json(job.params)
+    return _TqdmProgress(history_for(store, translator, params.model), store.wall_time(job.id))
 
 
 def _report(args, job: Job, store: Store, *, seconds: float | None = None,

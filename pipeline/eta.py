@@ -82,3 +82,92 @@ def format_eta(seconds: float | None, frozen_reason: str | None = None) -> str:
     if minutes:
         return f"ETA {minutes}m{secs:02d}s"
     return f"ETA {secs}s"
+
+
+class JobEta:
+    """The whole job's time left, as an observer of pipeline events.
+
+    Inference is timed with a ``StageEta``; what comes after it (postprocess
+    and upload) is predicted from inference's time by the stage weights. The
+    first time the job passes 10%, 50% and 90% of its weighted progress with
+    a known ETA, ``on_mark(percent, elapsed_s, predicted_total_s)`` is
+    called, so predictions can be checked against the actual total later.
+    """
+
+    MARKS = (10, 50, 90)
+
+    def __init__(self, history, clock: Callable[[], float], *, elapsed_before: float = 0.0,
+                 on_mark: Callable[[int, float, float], None] | None = None):
+        from pipeline.progress import overall_fraction
+
+        self._overall = overall_fraction
+        self.history, self.weights, self.clock = history, history.weights, clock
+        self.started, self.elapsed_before = clock(), elapsed_before
+        self.on_mark, self.marked = on_mark, set()
+        self.stage, self.stage_total, self.fraction = "preprocess", 0.0, 0.0
+        self.inference: StageEta | None = None
+
+    # -- events -------------------------------------------------------------
+
+    def stage_started(self, stage: str, total: float, done: float = 0.0) -> None:
+        self.stage, self.stage_total = stage, total
+        if stage == "inference":
+            self.inference = StageEta(total, self.history.rates.get("inference"), self.clock,
+                                      done_units=done)
+        self._advance(done / total if total else 0.0)
+
+    def stage_progress(self, stage: str, done: float) -> None:
+        if stage == "inference" and self.inference is not None:
+            self.inference.unfreeze()
+            self.inference.observe(done)
+        self._advance(done / self.stage_total if self.stage_total else 1.0)
+
+    def stage_finished(self, stage: str) -> None:
+        self._advance(1.0)
+
+    def retrying(self, what: str, delay_s: float, error_class: str, attempt: int,
+                 limit: int) -> None:
+        if self.inference is not None:
+            self.inference.freeze(f"retrying {what}")
+
+    def message(self, text: str) -> None:
+        pass
+
+    # -- estimates ----------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + self.clock() - self.started
+
+    def seconds_left(self) -> float | None:
+        if self.inference is None:
+            return None
+        rate = self.inference.rate()
+        if not rate:
+            return None
+        w = self.weights
+        tail = self.inference.total / rate * (w["postprocess"] + w["upload"]) / w["inference"]
+        if self.stage == "inference":
+            return self.inference.seconds_left() + tail
+        # in postprocess or upload: the part of the tail's weight not yet done
+        tail_share = (w["postprocess"] + w["upload"]) / sum(w.values())
+        return tail * max(0.0, 1.0 - self.fraction) / tail_share if tail_share else 0.0
+
+    def text(self) -> str:
+        rate = self.inference.rate() if self.inference is not None else None
+        frozen = self.inference.frozen_reason if self.inference is not None else None
+        speed = f"{rate:.0f} tok/s, " if rate and self.stage == "inference" else ""
+        return speed + format_eta(self.seconds_left(), frozen)
+
+    def _advance(self, stage_fraction: float) -> None:
+        self.fraction = max(self.fraction, self._overall(self.stage, stage_fraction, self.weights))
+        if self.on_mark is None:
+            return
+        for mark in self.MARKS:
+            if mark in self.marked or self.fraction * 100 < mark:
+                continue
+            left = self.seconds_left()
+            if left is None:
+                return  # not knowable yet; try again at the next event
+            self.marked.add(mark)
+            elapsed = self.elapsed()
+            self.on_mark(mark, elapsed, elapsed + left)

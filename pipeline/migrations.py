@@ -114,5 +114,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE stage_runs ADD COLUMN dtype TEXT;
     CREATE INDEX stage_runs_by_profile ON stage_runs (stage, model, device, dtype);
+    CREATE TABLE eta_predictions (
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        at_percent INTEGER NOT NULL,  -- 10, 50, 90: overall progress when predicted
+        elapsed_s REAL NOT NULL,      -- stage wall time spent so far
+        predicted_total_s REAL NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (job_id, at_percent)
+    );
     """,
 )

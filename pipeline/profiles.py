@@ -65,3 +65,13 @@ def stage_history(store: Store, profile: Profile, last_n: int = 20) -> StageHist
     weights = {s: medians[s] / norm for s in STAGES} if norm > 0 else dict(DEFAULT_WEIGHTS)
     return StageHistory(weights, {s: statistics.median(v) for s, v in rates.items()},
                         len(complete))
+
+
+def history_for(store: Store, translator, model: str, last_n: int = 20) -> StageHistory:
+    """The history of the profile this translator runs as (defaults if it
+    cannot say, as a stand-in without a model cannot)."""
+    device = getattr(translator, "device_name", None)
+    dtype = getattr(translator, "dtype_name", None)
+    if not (model and device and dtype):
+        return StageHistory(dict(DEFAULT_WEIGHTS))
+    return stage_history(store, Profile(model, device, dtype), last_n)

@@ -74,3 +74,31 @@ class ProgressTracker(Events):
                  limit: int) -> None:
         self.render(self.fraction, self.stage,
                     f"retrying {what} in {delay_s:.1f} s ({error_class}, attempt {attempt}/{limit})")
+
+
+class Fanout(Events):
+    """Several observers as one."""
+
+    def __init__(self, *observers):
+        self.observers = [o for o in observers if o is not None]
+
+    def stage_started(self, stage: str, total: float, done: float = 0.0) -> None:
+        for o in self.observers:
+            o.stage_started(stage, total, done)
+
+    def stage_progress(self, stage: str, done: float) -> None:
+        for o in self.observers:
+            o.stage_progress(stage, done)
+
+    def stage_finished(self, stage: str) -> None:
+        for o in self.observers:
+            o.stage_finished(stage)
+
+    def retrying(self, what: str, delay_s: float, error_class: str, attempt: int,
+                 limit: int) -> None:
+        for o in self.observers:
+            o.retrying(what, delay_s, error_class, attempt, limit)
+
+    def message(self, text: str) -> None:
+        for o in self.observers:
+            o.message(text)

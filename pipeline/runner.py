@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import ErrorClass, JobBusy, JobFailed, LeaseLost, PipelineError
-from pipeline.progress import STAGES, Events
+from pipeline.progress import STAGES, Events, Fanout
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
 from pipeline.store import Job, Store
@@ -116,6 +116,20 @@ class Heartbeat:
             store.close()
 
 
+def _with_eta_recording(store: Store, job_id: str, translator, params: JobParams,
+                        events: Events) -> Events:
+    """Add an observer that records the job's ETA predictions at 10/50/90%."""
+    from pipeline.eta import JobEta
+    from pipeline.profiles import history_for
+
+    def record(percent: int, elapsed_s: float, predicted_total_s: float) -> None:
+        store.record_prediction(job_id, percent, elapsed_s, predicted_total_s)
+
+    recorder = JobEta(history_for(store, translator, params.model), time.time,
+                      elapsed_before=store.wall_time(job_id), on_mark=record)
+    return Fanout(events, recorder)
+
+
 def run_job(store: Store, job_id: str, translator: Translator, *,
             settings: RunSettings = RunSettings(), events: Events | None = None,
             worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
@@ -146,7 +160,9 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
             f"job {job.id} is running in another process ({current.lease_owner}); "
             f"its lease expires in {max(0.0, (current.lease_expires or 0) - time.time()):.0f} s"
         )
-    ctx = JobContext(store, store.job(job.id), JobParams.from_json(job.params), translator,
+    params = JobParams.from_json(job.params)
+    events = _with_eta_recording(store, job.id, translator, params, events)
+    ctx = JobContext(store, store.job(job.id), params, translator,
                      settings, worker, events, policy=policy, sleep=sleep, clock=store.clock,
                      rng=rng or random.Random(), delivery=delivery or DeliveryOptions())
     try:

@@ -526,3 +526,27 @@ class Store:
                                nbytes=nbytes, failure=failure)
             self._put_artifact(job_id, "delivery", content=details.encode(), path=target,
                                sha256=sha256, nbytes=nbytes)
+
+    # -- ETA predictions -------------------------------------------------------
+
+    def record_prediction(self, job_id: str, at_percent: int, elapsed_s: float,
+                          predicted_total_s: float) -> None:
+        """The job's predicted total wall time when it reached ``at_percent``
+        (the first prediction at each mark is kept)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO eta_predictions (job_id, at_percent, elapsed_s, "
+                "predicted_total_s, at) VALUES (?, ?, ?, ?, ?)",
+                (job_id, at_percent, elapsed_s, predicted_total_s, self.clock()),
+            )
+
+    def predictions(self, job_id: str) -> dict[int, float]:
+        return dict(self.db.execute(
+            "SELECT at_percent, predicted_total_s FROM eta_predictions WHERE job_id = ?",
+            (job_id,)).fetchall())
+
+    def wall_time(self, job_id: str) -> float:
+        """Seconds the job's stage runs took so far (finished runs)."""
+        return self.db.execute(
+            "SELECT COALESCE(SUM(wall_s), 0) FROM stage_runs WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]

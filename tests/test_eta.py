@@ -74,3 +74,28 @@ def test_frozen_during_a_retry_wait_and_the_wait_does_not_count_against_the_rate
 ])
 def test_format(seconds, text):
     assert format_eta(seconds) == text
+
+
+def test_job_eta_records_each_mark_once_with_elapsed_plus_left():
+    from pipeline.profiles import StageHistory
+
+    clock = Clock()
+    marks = []
+    history = StageHistory({"preprocess": 0.0, "inference": 1.0, "postprocess": 0.0,
+                            "upload": 0.0}, {"inference": 10.0})
+    from pipeline.eta import JobEta
+
+    eta = JobEta(history, clock, elapsed_before=5.0, on_mark=lambda *m: marks.append(m))
+    eta.stage_started("preprocess", 100)
+    eta.stage_finished("preprocess")
+    eta.stage_started("inference", 1000)
+    clock.t += 20
+    eta.stage_progress("inference", 200)      # 20%: observed 10/s, history 10/s
+    assert marks == [(10, 25.0, 25.0 + 80.0)]
+    eta.retrying("batch 3", 30.0, "OOM", 2, 3)
+    assert eta.text() == "10 tok/s, ETA paused: retrying batch 3"
+    clock.t += 30
+    eta.stage_progress("inference", 600)      # 60%
+    assert [m[0] for m in marks] == [10, 50]
+    eta.stage_progress("inference", 600)
+    assert [m[0] for m in marks] == [10, 50]  # each mark once
