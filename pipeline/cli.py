@@ -18,7 +18,8 @@ from pipeline import config
 from pipeline.errors import InvalidInput, PipelineError
 from pipeline.progress import ProgressTracker
 from pipeline.store import Job, Store
-from pipeline.views import cmd_languages, cmd_logs, cmd_show, cmd_status, find_job, open_store
+from pipeline.views import (cmd_languages, cmd_logs, cmd_profile, cmd_show, cmd_stats, cmd_status,
+                            find_job, open_store)
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -83,10 +84,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
+    p = sub.add_parser("stats", help="failure rate, retries, OOM splits and ETA accuracy over past jobs")
+    p.add_argument("--since", type=float, default=None, metavar="DAYS",
+                   help="only jobs created in the last DAYS days (default: all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("profile", help="stage weights and rates per (model, device, dtype)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profile)
+
     p = sub.add_parser("show", help="one job's parameters, stages, chunks and output")
     p.add_argument("job")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("bench", help="stage timings on generated documents of several sizes")
+    p.add_argument("--model", default=None, help="hub id or local directory (default: as translate)")
+    p.add_argument("--sizes", default="50,200,1000", help="document sizes in sentences")
+    p.add_argument("--plot", type=Path, default=None, help="also draw a stacked bar chart (PNG)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--batch-tokens", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("retry", help="re-run a failed or interrupted job's remaining work")
     p.add_argument("job")
@@ -327,6 +349,44 @@ def cmd_retry(args) -> int:
     return _run(args, store, store.job(job.id), translator, settings, policy,
                 not args.no_progress and not args.json, note=f"retried {reset} chunk(s)",
                 delivery=delivery)
+
+
+def cmd_bench(args) -> int:
+    """Jobs of generated documents; their timings become the profile's history."""
+    from models.nllb import NllbTranslator, resolve_model
+    from pipeline.bench import bench_sizes, format_table, growth_exponents, plot
+
+    try:
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInput(f"--sizes takes sentence counts like 50,200,1000, not {args.sizes!r}")
+    if not sizes or min(sizes) < 1:
+        raise InvalidInput("--sizes needs positive sentence counts")
+    args.retry_policy = None
+    settings = _settings(args)
+    model = resolve_model(args.model or config.default_model())
+    store = open_store(args)
+    loaded = []
+
+    def translator_for(params):
+        # One model for every size, loaded before the first timed job, so the
+        # smallest size does not pay for loading the weights.
+        if not loaded:
+            loaded.append(NllbTranslator(model, params, settings))
+            loaded[0].load()
+        return loaded[0]
+
+    rows = bench_sizes(store, translator_for, model, sorted(sizes), settings=settings)
+    growth = growth_exponents(rows)
+    if args.plot:
+        plot(rows, args.plot)
+    if args.json:
+        print(json.dumps({"rows": rows, "growth_exponents": growth}))
+        return 0
+    print(format_table(rows))
+    print("growth exponent (1.0 = linear): " + ", ".join(
+        f"{s} {g:.2f}" if g is not None else f"{s} n/a" for s, g in growth.items()))
+    return 0
 
 
 def cmd_demo(args) -> int:

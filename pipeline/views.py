@@ -1,4 +1,4 @@
-"""Read-only commands: status, show, logs, languages. They never import torch."""
+"""Read-only commands: status, show, logs, stats, profile, languages. They never import torch."""
 
 from __future__ import annotations
 
@@ -143,3 +143,65 @@ def cmd_languages(args) -> int:
 
     print("\n".join(FLORES_CODES))
     return 0
+
+
+def cmd_stats(args) -> int:
+    from pipeline.stats import job_stats
+
+    store = open_store(args)
+    stats = job_stats(store, args.since, time.time())
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    window = f"last {args.since:g} days" if args.since is not None else "all time"
+    states = ", ".join(f"{k} {v}" for k, v in sorted(stats["by_state"].items()))
+    retries = stats["retries"]
+    success = stats["retry_success"]
+    eta = stats["eta_error"]
+    lines = [
+        ("jobs", f"{stats['jobs']} ({window})" + (f": {states}" if states else "")),
+        ("failure rate", f"{_pct(stats['failure_rate'])}  "
+                         f"({stats['by_state'].get('FAILED', 0)} of {stats['finished']} finished)"),
+        ("retries per job", f"mean {_num(retries['mean_per_job'], '.2f')}, "
+                            f"max {retries['max_per_job']}  ({retries['total']} in all)"),
+        ("retries by class", ", ".join(f"{k} {v}" for k, v in retries["by_class"].items())
+         or "none"),
+        ("retry success", f"{_pct(success['rate'])}  (" + ", ".join(
+            f"{kind} {success[kind]['succeeded']}/{success[kind]['retried']}"
+            for kind in ("chunks", "batches", "uploads")) + ")"),
+        ("OOM splits", str(stats["splits"])),
+        ("ETA error (median)", "  ".join(
+            f"at {mark}%: {_num(err, '.1f')}{'%' if err is not None else ''}"
+            for mark, err in eta["median_abs_pct_error"].items()) + f"  ({eta['jobs']} jobs)"),
+    ]
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from pipeline.stats import profiles_table
+
+    table = profiles_table(open_store(args))
+    if args.json:
+        print(json.dumps(table))
+        return 0
+    if not table:
+        print("no inference runs yet")
+    for row in table:
+        print(f"{row['model']} on {row['device']} ({row['dtype']}): {row['jobs']} jobs, "
+              f"history from {row['history_jobs']}")
+        for stage in STAGES:
+            rate = row["rates"].get(stage)
+            rate_text = f"{rate:12.1f} units/s" if rate is not None else f"{'-':>12}"
+            print(f"  {stage:<11}  weight {row['weights'][stage]:5.3f}  {rate_text}")
+    return 0
+
+
+def _pct(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

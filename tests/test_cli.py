@@ -177,3 +177,27 @@ def test_show_includes_the_delivery_receipt(tmp_path, capsys, tiny_model):
     assert delivery["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert main(["--db", db, "show", job]) == 0
     assert f"delivered: {out}" in capsys.readouterr().out
+
+
+def test_bench_times_each_stage_per_size_and_feeds_the_profile_history(tmp_path, capsys,
+                                                                       tiny_model):
+    db = str(tmp_path / "bench.db")
+    assert main(["--db", db, "bench", "--model", str(tiny_model), "--sizes", "12,4",
+                 "--threads", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["rows"]
+    assert [r["sentences"] for r in rows] == [4, 12]
+    for row in rows:
+        shares = [row["stages"][s]["share"] for s in ("preprocess", "inference", "postprocess",
+                                                      "upload")]
+        assert sum(shares) == pytest.approx(1.0)
+        assert row["stages"]["inference"]["units"] > 0
+    assert set(report["growth_exponents"]) == {"preprocess", "inference", "postprocess", "upload"}
+    assert main(["--db", db, "profile", "--json"]) == 0
+    profiles = json.loads(capsys.readouterr().out)
+    assert len(profiles) == 1 and profiles[0]["jobs"] == 2
+
+
+def test_bench_refuses_bad_sizes(tmp_path, capsys):
+    assert main(["--db", str(tmp_path / "b.db"), "bench", "--sizes", "ten"]) == 2
+    assert "--sizes takes sentence counts" in capsys.readouterr().err

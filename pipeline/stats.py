@@ -1,0 +1,168 @@
+"""Figures over many jobs: outcomes, retries, splits, ETA accuracy, profiles.
+
+Every figure is one SQL query over the jobs created in a window, so the
+``stats`` command stays fast on a store with tens of thousands of jobs; the
+only work left to Python is taking medians.
+
+Definitions (the docstring of each figure is its contract):
+
+- *finished* jobs are SUCCEEDED or FAILED: jobs that ran to an outcome.
+  CANCELED jobs were stopped by a person and count in neither; they show up
+  under ``by_state`` only.
+- *failure rate* = FAILED / finished.
+- a *retry* is an attempts row whose decision is ``retry`` (a chunk or an
+  upload tried again), ``retry_batch`` (a batch tried again whole) or
+  ``split`` (a batch split in two after running out of memory). ``chunks``,
+  ``give_up``, ``skip`` and ``fail`` rows record failures that were not
+  tried again, so they are not retries. Mean retries per job is over all
+  jobs in the window, those with none included.
+- *retry success rate*, over finished jobs only (so every outcome is final):
+  (retried chunks that ended ``done`` + retried batches all of whose chunks
+  ended ``done`` + jobs with a retried upload that ended SUCCEEDED) /
+  (retried chunks + retried batches + jobs with a retried upload). A chunk
+  is retried when it has a ``retry`` row of its own, a batch when it has a
+  ``retry_batch`` row; a batch is judged by its chunks, not by its row's
+  state, because a batch split after its retry succeeds through its halves.
+- *splits*: attempts rows with decision ``split``; the engine splits a batch
+  only after an OOM.
+- *ETA error*: for SUCCEEDED jobs with predictions, at each mark (10, 50 and
+  90 % progress) the median over jobs of |predicted - actual| / actual, in
+  percent, where actual = ``Store.wall_time(job)`` (the sum of the job's
+  stage run wall times). Jobs whose actual time is 0 are left out.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from pipeline.profiles import Profile, stage_history
+from pipeline.store import Store
+
+DAY_S = 86_400.0
+FINISHED = ("SUCCEEDED", "FAILED")
+RETRY_DECISIONS = ("retry", "retry_batch", "split")
+ETA_MARKS = (10, 50, 90)
+
+# The jobs of the window; every query below starts from it.
+_WINDOW = "SELECT id FROM jobs WHERE created_at >= :cutoff"
+_FINISHED_WINDOW = _WINDOW + " AND state IN ('SUCCEEDED', 'FAILED')"
+
+
+def job_stats(store: Store, since_days: float | None, now: float) -> dict:
+    """The figures above over jobs created in the last ``since_days`` days
+    before ``now`` (all jobs when ``since_days`` is None). Rates are
+    fractions in [0, 1], or None where their denominator is 0."""
+    cutoff = -math.inf if since_days is None else now - since_days * DAY_S
+    q = {"cutoff": cutoff}
+    db = store.db
+
+    by_state = dict(db.execute(
+        "SELECT state, COUNT(*) FROM jobs WHERE created_at >= :cutoff GROUP BY state", q
+    ).fetchall())
+    n_jobs = sum(by_state.values())
+    finished = sum(by_state.get(s, 0) for s in FINISHED)
+
+    by_class: dict[str, int] = {}
+    splits = 0
+    for error_class, decision, n in db.execute(
+        "SELECT error_class, decision, COUNT(*) FROM attempts "
+        f"WHERE job_id IN ({_WINDOW}) AND decision IN {RETRY_DECISIONS} "
+        "GROUP BY error_class, decision", q,
+    ):
+        by_class[error_class] = by_class.get(error_class, 0) + n
+        if decision == "split":
+            splits += n
+    total_retries = sum(by_class.values())
+    max_retries = db.execute(
+        "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM attempts "
+        f"WHERE job_id IN ({_WINDOW}) AND decision IN {RETRY_DECISIONS} GROUP BY job_id)", q,
+    ).fetchone()[0]
+
+    return {
+        "since_days": since_days,
+        "jobs": n_jobs,
+        "by_state": by_state,
+        "finished": finished,
+        "failure_rate": by_state.get("FAILED", 0) / finished if finished else None,
+        "retries": {
+            "total": total_retries,
+            "mean_per_job": total_retries / n_jobs if n_jobs else None,
+            "max_per_job": max_retries,
+            "by_class": dict(sorted(by_class.items(), key=lambda kv: (-kv[1], kv[0]))),
+        },
+        "retry_success": _retry_success(store, q),
+        "splits": splits,
+        "eta_error": _eta_error(store, q),
+    }
+
+
+def _retry_success(store: Store, q: dict) -> dict:
+    rows = store.db.execute(
+        # chunks with a 'retry' row of their own: did they end done?
+        "SELECT 'chunks', COUNT(*), COALESCE(SUM(c.state = 'done'), 0) FROM ("
+        "  SELECT DISTINCT job_id, chunk_idx FROM attempts "
+        f"  WHERE job_id IN ({_FINISHED_WINDOW}) AND stage = 'inference' "
+        "  AND decision = 'retry' AND chunk_idx IS NOT NULL) r "
+        "JOIN chunks c ON c.job_id = r.job_id AND c.idx = r.chunk_idx "
+        "UNION ALL "
+        # batches with a 'retry_batch' row: did every chunk in them end done?
+        "SELECT 'batches', COUNT(*), COALESCE(SUM(all_done), 0) FROM ("
+        "  SELECT MIN(c.state = 'done') AS all_done FROM batches b, json_each(b.chunk_idxs) e "
+        "  JOIN chunks c ON c.job_id = b.job_id AND c.idx = e.value "
+        "  WHERE b.id IN (SELECT batch_id FROM attempts "
+        f"    WHERE job_id IN ({_FINISHED_WINDOW}) AND decision = 'retry_batch') "
+        "  GROUP BY b.id) "
+        "UNION ALL "
+        # jobs whose upload was retried: did they end SUCCEEDED?
+        "SELECT 'uploads', COUNT(*), COALESCE(SUM(state = 'SUCCEEDED'), 0) FROM jobs "
+        f"WHERE id IN (SELECT job_id FROM attempts WHERE job_id IN ({_FINISHED_WINDOW}) "
+        "  AND stage = 'upload' AND decision = 'retry')",
+        q,
+    ).fetchall()
+    parts = {kind: {"retried": n, "succeeded": ok} for kind, n, ok in rows}
+    retried = sum(p["retried"] for p in parts.values())
+    succeeded = sum(p["succeeded"] for p in parts.values())
+    return {"rate": succeeded / retried if retried else None, **parts}
+
+
+def _eta_error(store: Store, q: dict) -> dict:
+    errors: dict[int, list[float]] = {mark: [] for mark in ETA_MARKS}
+    jobs = set()
+    for job_id, mark, predicted, actual in store.db.execute(
+        "SELECT p.job_id, p.at_percent, p.predicted_total_s, "
+        "  (SELECT SUM(wall_s) FROM stage_runs r WHERE r.job_id = p.job_id) "
+        "FROM eta_predictions p "
+        f"WHERE p.job_id IN ({_WINDOW} AND state = 'SUCCEEDED')", q,
+    ):
+        if actual and mark in errors:
+            errors[mark].append(abs(predicted - actual) / actual * 100.0)
+            jobs.add(job_id)
+    return {
+        "jobs": len(jobs),
+        "median_abs_pct_error": {
+            mark: statistics.median(values) if values else None
+            for mark, values in errors.items()
+        },
+    }
+
+
+def profiles_table(store: Store, last_n: int = 20) -> list[dict]:
+    """One row per (model, device, dtype) seen on an inference stage run:
+    how many jobs ran on it, and the stage weights and per-unit rates that
+    ``stage_history`` derives from its last ``last_n`` succeeded jobs
+    (``history_jobs`` of them had all four stages; 0 means the defaults)."""
+    rows = store.db.execute(
+        "SELECT model, device, dtype, COUNT(DISTINCT job_id) FROM stage_runs "
+        "WHERE stage = 'inference' AND model IS NOT NULL "
+        "GROUP BY model, device, dtype ORDER BY model, device, dtype"
+    ).fetchall()
+    table = []
+    for model, device, dtype, n_jobs in rows:
+        history = stage_history(store, Profile(model, device, dtype), last_n)
+        table.append({
+            "model": model, "device": device, "dtype": dtype, "jobs": n_jobs,
+            "history_jobs": history.jobs, "weights": dict(history.weights),
+            "rates": dict(history.rates),
+        })
+    return table
