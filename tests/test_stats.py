@@ -12,6 +12,7 @@ import pytest
 
 from pipeline import views
 from pipeline.stats import DAY_S, job_stats, profiles_table
+from pipeline.store import Store
 from tests.test_profiles import CPU, GPU, UNITS, plant
 
 NOW = time.time()  # cmd_stats measures its window from the real clock
