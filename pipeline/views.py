@@ -56,21 +56,53 @@ def job_percent(store: Store, job: Job) -> float:
     return 100.0 * overall_fraction(stage, fraction)
 
 
+def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | None:
+    """Seconds left for a running job: its tokens still to translate at its
+    profile's historical rate, plus the measured share of the stages after.
+    None when there is no history or the job is not running. ``histories``
+    caches one history per profile across the jobs of one listing."""
+    if job.state != "RUNNING" or job.stage not in ("inference", "postprocess", "upload"):
+        return None
+    from pipeline.profiles import Profile, stage_history
+
+    row = store.db.execute(
+        "SELECT model, device, dtype FROM stage_runs WHERE job_id = ? AND stage = 'inference' "
+        "ORDER BY id DESC LIMIT 1", (job.id,)).fetchone()
+    if row is None or None in row:
+        return None
+    histories = {} if histories is None else histories
+    if row not in histories:
+        histories[row] = stage_history(store, Profile(*row))
+    history = histories[row]
+    rate = history.rates.get("inference")
+    if not rate:
+        return None
+    done, total = store.token_counts(job.id)
+    w = history.weights
+    tail = total / rate * (w["postprocess"] + w["upload"]) / w["inference"]
+    return (total - done) / rate + tail if job.stage == "inference" else tail
+
+
 def cmd_status(args) -> int:
+    from pipeline.eta import format_eta
+
     store = open_store(args)
-    rows = [
-        {"job": j.id, "state": j.state, "stage": j.stage,
-         "percent": round(job_percent(store, j), 1), "input": j.input_path,
-         "error": j.error_message}
-        for j in store.jobs(args.limit)
-    ]
+    rows, histories = [], {}
+    for j in store.jobs(args.limit):
+        eta = job_eta(store, j, histories)
+        rows.append({"job": j.id, "state": j.state, "stage": j.stage,
+                     "percent": round(job_percent(store, j), 1),
+                     "eta_s": round(eta, 1) if eta is not None else None,
+                     "input": j.input_path, "error": j.error_message})
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
         print("no jobs")
     for r in rows:
-        print(f"{r['job']}  {r['state']:<9}  {r['stage']:<11}  {r['percent']:5.1f}%  {r['input']}")
+        eta = format_eta(r["eta_s"]) if r["state"] == "RUNNING" else ""
+        print(f"{r['job']}  {r['state']:<9}  {r['stage']:<11}  {r['percent']:5.1f}%  "
+              f"{eta:<14}  {r['input']}")
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import contextlib
+import io
 import sqlite3
 import time
 
@@ -315,3 +317,29 @@ def test_the_stats_window_reads_the_created_at_index(tmp_path):
     conn = sqlite3.connect(tmp_path / "j.db")
     assert plan(conn, STATUS_QUERY) == "SCAN jobs USING INDEX jobs_by_created"
     assert "SEARCH jobs USING" in plan(conn, "SELECT id FROM jobs WHERE created_at >= 1")
+
+def test_status_shows_an_eta_for_a_running_job_from_its_profile_history(tmp_path):
+    import json as _json
+    import argparse
+
+    from pipeline.store import NewChunk
+
+    clock = type("C", (), {"t": 1_000.0, "__call__": lambda self: self.t})()
+    store = Store(tmp_path / "j.db", clock=clock)
+    # history: one finished job, inference 2,000 tokens in 100 s (20 tok/s), no tail
+    plant(store, clock, CPU, {"preprocess": 0, "inference": 100, "postprocess": 0, "upload": 0},
+          {**UNITS, "inference": 2000})
+    job, _ = store.get_or_create_job(idem_key="running", params="{}", input_path="/in",
+                                     input_sha256="h", input_bytes=1, output_path="/o")
+    assert store.claim_job(job.id, "w", 30)
+    run = store.start_stage(job.id, "preprocess", units_total=1)
+    store.finish_preprocess(job.id, run, "w", "{}", [NewChunk(0, "a", 300), NewChunk(0, "b", 100)])
+    store.start_stage(job.id, "inference", units_total=400, model=CPU.model, device=CPU.device,
+                      dtype=CPU.dtype)
+    store.add_batches(job.id, [store.pending_chunks(job.id)[:1]])
+    store.commit_batch(job.id, store.pending_batches(job.id)[0].id, {0: "A"}, "w")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        views.cmd_status(argparse.Namespace(db=tmp_path / "j.db", limit=10, json=True))
+    rows = {r["job"]: r for r in _json.loads(out.getvalue())}
+    assert rows[job.id]["eta_s"] == 5.0  # 100 tokens left at 20 tok/s
