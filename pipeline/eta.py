@@ -140,6 +140,10 @@ class JobEta:
 
     def seconds_left(self) -> float | None:
         if self.inference is None:
+            # Before any token is counted: the profile's seconds per input byte.
+            per_byte = getattr(self.history, "seconds_per_byte", None)
+            if self.stage == "preprocess" and per_byte and self.stage_total:
+                return self.stage_total * per_byte * (1.0 - self.fraction)
             return None
         rate = self.inference.rate()
         if not rate:

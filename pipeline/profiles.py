@@ -32,6 +32,8 @@ class StageHistory:
     weights: dict[str, float]  # shares of wall time, summing to 1
     rates: dict[str, float] = field(default_factory=dict)  # units per second
     jobs: int = 0  # how many past jobs these come from
+    # median whole-job seconds per input byte: an ETA before any token is counted
+    seconds_per_byte: float | None = None
 
 
 def stage_history(store: Store, profile: Profile, last_n: int = 20) -> StageHistory:
@@ -53,8 +55,11 @@ def stage_history(store: Store, profile: Profile, last_n: int = 20) -> StageHist
         return StageHistory(dict(DEFAULT_WEIGHTS))
     shares: dict[str, list[float]] = defaultdict(list)
     rates: dict[str, list[float]] = defaultdict(list)
+    per_byte: list[float] = []
     for stages in complete:
         total = sum(wall for wall, _ in stages.values())
+        if stages["preprocess"][1] > 0:  # preprocess units are input bytes
+            per_byte.append(total / stages["preprocess"][1])
         for stage, (wall, units) in stages.items():
             if total > 0:
                 shares[stage].append(wall / total)
@@ -64,7 +69,7 @@ def stage_history(store: Store, profile: Profile, last_n: int = 20) -> StageHist
     norm = sum(medians.values())
     weights = {s: medians[s] / norm for s in STAGES} if norm > 0 else dict(DEFAULT_WEIGHTS)
     return StageHistory(weights, {s: statistics.median(v) for s, v in rates.items()},
-                        len(complete))
+                        len(complete), statistics.median(per_byte) if per_byte else None)
 
 
 def history_for(store: Store, translator, model: str, last_n: int = 20) -> StageHistory:

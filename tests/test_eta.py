@@ -99,3 +99,17 @@ def test_job_eta_records_each_mark_once_with_elapsed_plus_left():
     assert [m[0] for m in marks] == [10, 50]
     eta.stage_progress("inference", 600)
     assert [m[0] for m in marks] == [10, 50]  # each mark once
+
+
+def test_before_inference_the_eta_comes_from_seconds_per_input_byte():
+    from pipeline.eta import JobEta
+    from pipeline.profiles import StageHistory
+
+    weights = {"preprocess": 0.1, "inference": 0.7, "postprocess": 0.15, "upload": 0.05}
+    with_history = JobEta(StageHistory(weights, {}, 3, seconds_per_byte=0.01), Clock())
+    with_history.stage_started("preprocess", 5_000)
+    assert with_history.seconds_left() == pytest.approx(50.0)
+    assert with_history.text() == "ETA 50s"
+    without = JobEta(StageHistory(weights), Clock())
+    without.stage_started("preprocess", 5_000)
+    assert without.text() == "ETA unknown"

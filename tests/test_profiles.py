@@ -83,3 +83,13 @@ def test_only_the_last_n_jobs_count(tmp_path):
         plant(store, clock, CPU, {"preprocess": 1, "inference": 97, "postprocess": 1,
                                   "upload": 1}, UNITS)
     assert stage_history(store, CPU, last_n=2).weights["inference"] == pytest.approx(0.97)
+
+
+def test_seconds_per_input_byte_is_the_median_over_jobs(tmp_path):
+    clock = Clock()
+    store = Store(tmp_path / "j.db", clock=clock)
+    for inference in (90, 190, 290):
+        plant(store, clock, CPU, {"preprocess": 5, "inference": inference, "postprocess": 3,
+                                  "upload": 2}, UNITS)
+    # totals 100, 200, 300 s over 10,000 input bytes: median 0.02 s per byte
+    assert stage_history(store, CPU).seconds_per_byte == pytest.approx(0.02)
