@@ -73,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_job_options(p)
     p.set_defaults(func=cmd_translate)
 
+    p = sub.add_parser("submit", help="queue documents as jobs without translating them yet")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                   help="files, or directories searched recursively")
+    p.add_argument("-o", "--output-dir", type=Path, default=None,
+                   help="deliver into this directory, keeping paths relative to a directory "
+                        "INPUT (default: next to each input)")
+    p.add_argument("--glob", default="*", help="file pattern inside directories (e.g. '*.md')")
+    p.add_argument("--idempotency-key", default=None, metavar="KEY",
+                   help="your own key for a single document: the same key again returns the "
+                        "same job; with other parameters or input it is refused")
+    p.add_argument("--priority", type=int, default=0, help="higher runs first")
+    p.add_argument("--json", action="store_true")
+    _add_params_options(p)
+    p.set_defaults(func=cmd_submit)
+
     p = sub.add_parser("demo", help="translate a bundled sample with a tiny offline model")
     p.add_argument("-o", "--output-dir", type=Path, default=Path("nllb-demo"))
     p.add_argument("--tgt", default="fra_Latn")
@@ -126,9 +141,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", help="output file (default: NAME.<tgt>.EXT next to the input)")
+    _add_params_options(p)
+    _add_run_options(p)
+
+
+def _add_params_options(p: argparse.ArgumentParser) -> None:
+    """What a job is (part of its idempotency key), except the output path."""
     p.add_argument("--src", required=True, help="source language, e.g. eng_Latn")
     p.add_argument("--tgt", required=True, help="target language, e.g. fra_Latn")
-    p.add_argument("-o", "--output", help="output file (default: NAME.<tgt>.EXT next to the input)")
     p.add_argument("--to", default=None, metavar="SINK",
                    help="where the translation goes: file:PATH (like -o), dir:DIR "
                         "(DIR/NAME.<tgt>.EXT) or an http(s):// URL (PUT by default)")
@@ -149,7 +170,6 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--length-offset", type=int, default=16, help="see --length-ratio (default 16)")
     p.add_argument("--missing", default="source", choices=("source", "marker"),
                    help="what a chunk that failed for good becomes in the output")
-    _add_run_options(p)
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -185,29 +205,18 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 def _translate(args, *, show_progress: bool) -> int:
     from pipeline.inputs import read_input
-    from pipeline.jobs import find_job, resolve_format, submit
+    from pipeline.jobs import find_job, submit
     from pipeline.languages import validate_language
-    from pipeline.sinks import check_target_free, resolve_target
+    from pipeline.sinks import check_target_free
 
     # Everything a user can get wrong is checked before anything is stored.
     validate_language(args.src)
     validate_language(args.tgt)
     source = read_input(args.input)
-    target = resolve_target(getattr(args, "to", None), args.output, source, args.tgt,
-                            http_method=getattr(args, "http_method", None),
-                            relative_to=getattr(args, "relative_to", None))
     delivery = _delivery_options(args)
-    model_arg = args.model or config.default_model()
-    from models.nllb import resolve_model  # no torch import at module level
-
     settings = _settings(args)
-    params = config.JobParams(
-        model=resolve_model(model_arg), src_lang=args.src, tgt_lang=args.tgt,
-        fmt=resolve_format(args.format, source.path), output=target.output,
-        sink=target.sink, http_method=target.http_method, beams=args.beams,
-        max_chunk_tokens=args.max_chunk_tokens, missing=args.missing,
-        length_ratio=args.length_ratio, length_offset=args.length_offset,
-    )
+    params = _job_params(args, source, to=getattr(args, "to", None), output=args.output,
+                         relative_to=getattr(args, "relative_to", None))
     store = open_store(args)
     existing = find_job(store, params, source)
     if existing and existing.state == "SUCCEEDED" and _delivered(store, existing):
@@ -229,6 +238,68 @@ def _translate(args, *, show_progress: bool) -> int:
         store.reopen_for_upload(job.id)
     return _run(args, store, job, translator, settings, policy, show_progress,
                 note=None if created else "resumed", delivery=delivery)
+
+
+def _job_params(args, source, *, to, output, relative_to) -> config.JobParams:
+    """The parameters that make a job what it is (its idempotency key)."""
+    from models.nllb import resolve_model  # no torch import at module level
+    from pipeline.jobs import resolve_format
+    from pipeline.sinks import resolve_target
+
+    target = resolve_target(to, output, source, args.tgt,
+                            http_method=getattr(args, "http_method", None),
+                            relative_to=relative_to)
+    return config.JobParams(
+        model=resolve_model(args.model or config.default_model()), src_lang=args.src,
+        tgt_lang=args.tgt, fmt=resolve_format(args.format, source.path), output=target.output,
+        sink=target.sink, http_method=target.http_method, beams=args.beams,
+        max_chunk_tokens=args.max_chunk_tokens, missing=args.missing,
+        length_ratio=args.length_ratio, length_offset=args.length_offset,
+    )
+
+
+def cmd_submit(args) -> int:
+    """Queue one job per document; fast, and never loads the model."""
+    from pipeline.inputs import read_input
+    from pipeline.jobs import submit
+    from pipeline.languages import validate_language
+
+    validate_language(args.src)
+    validate_language(args.tgt)
+    files: list[tuple[Path, Path | None]] = []  # (file, the directory it was found in)
+    for item in args.inputs:
+        if item.is_dir():
+            files += [(f, item) for f in sorted(item.rglob(args.glob)) if f.is_file()]
+        else:
+            files.append((item, None))
+    if args.idempotency_key and len(files) != 1:
+        raise InvalidInput("--idempotency-key names one document; give exactly one input file")
+    store = open_store(args)
+    results, failures = [], 0
+    for path, base in files:
+        try:
+            source = read_input(path)
+            to = f"dir:{args.output_dir}" if args.output_dir else None
+            params = _job_params(args, source, to=to, output=None,
+                                 relative_to=str(base) if base and args.output_dir else None)
+            job, created = submit(store, params, source, priority=args.priority,
+                                  key=args.idempotency_key)
+            results.append({"input": str(path), "job": job.id, "state": job.state,
+                            "created": created})
+        except InvalidInput as exc:
+            if args.idempotency_key:
+                raise
+            failures += 1
+            results.append({"input": str(path), "error": str(exc)})
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"error   {r['input']}: {r['error']}", file=sys.stderr)
+            else:
+                print(f"{r['job']}  {'queued' if r['created'] else 'exists':<7} {r['input']}")
+    return 1 if failures else 0
 
 
 def _delivery_options(args):

@@ -38,14 +38,24 @@ def resolve_format(fmt: str | None, path: Path) -> str:
 
 
 def submit(store: Store, params: JobParams, source: InputFile, *,
-           priority: int = 0) -> tuple[Job, bool]:
-    """The job for this request, created if new. Returns (job, created)."""
-    key = idempotency_key(params, source.sha256)
-    return store.get_or_create_job(
-        idem_key=key, params=params.canonical_json(), input_path=str(source.path),
-        input_sha256=source.sha256, input_bytes=len(source.data), output_path=params.output,
-        priority=priority,
+           priority: int = 0, key: str | None = None) -> tuple[Job, bool]:
+    """The job for this request, created if new. Returns (job, created).
+
+    ``key`` is a caller's own idempotency key. Reused with the same
+    parameters and input it returns the same job; reused with others it is
+    refused (as payment APIs do) and nothing is written.
+    """
+    canonical = params.canonical_json()
+    job, created = store.get_or_create_job(
+        idem_key=key or idempotency_key(params, source.sha256), params=canonical,
+        input_path=str(source.path), input_sha256=source.sha256, input_bytes=len(source.data),
+        output_path=params.output, priority=priority,
     )
+    if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):
+        raise InvalidInput(
+            f"idempotency key {key!r} was used for job {job.id} with different parameters or "
+            "input; use a new key")
+    return job, created
 
 
 def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:
