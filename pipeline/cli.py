@@ -130,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_retry)
 
+    p = sub.add_parser("cancel", help="cancel a job (a running one stops after its batch)")
+    p.add_argument("job")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cancel)
+
     p = sub.add_parser("logs", help="a job's attempt history: every failure and decision")
     p.add_argument("job")
     p.add_argument("--json", action="store_true")
@@ -457,6 +462,21 @@ def cmd_bench(args) -> int:
     print(format_table(rows))
     print("growth exponent (1.0 = linear): " + ", ".join(
         f"{s} {g:.2f}" if g is not None else f"{s} n/a" for s, g in growth.items()))
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    """Partial results stay in the store; 'retry JOB' continues the job."""
+    store = open_store(args)
+    job = find_job(store, args.job)
+    outcome = store.request_cancel(job.id)
+    text = {"canceled": "canceled",
+            "requested": "cancel requested: the job stops after its current batch"}.get(
+        outcome, f"already {outcome}; nothing to cancel")
+    if args.json:
+        print(json.dumps({"job": job.id, "outcome": outcome}))
+    else:
+        print(f"job {job.id}: {text}")
     return 0
 
 

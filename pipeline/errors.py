@@ -79,3 +79,7 @@ class LeaseLost(PipelineError):
 
 class JobFailed(PipelineError):
     """The job ended FAILED; the message says why."""
+
+
+class JobCanceled(PipelineError):
+    """A cancel was requested; the worker stops after its current batch."""

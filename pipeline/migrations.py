@@ -115,6 +115,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE stage_runs ADD COLUMN dtype TEXT;
     CREATE INDEX stage_runs_by_profile ON stage_runs (stage, model, device, dtype);
     CREATE INDEX jobs_by_created ON jobs (created_at);
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE eta_predictions (
         job_id TEXT NOT NULL REFERENCES jobs (id),
         at_percent INTEGER NOT NULL,  -- 10, 50, 90: overall progress when predicted

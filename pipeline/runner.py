@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.config import JobParams, RunSettings
-from pipeline.errors import ErrorClass, JobBusy, JobFailed, LeaseLost, PipelineError
+from pipeline.errors import ErrorClass, JobBusy, JobCanceled, JobFailed, LeaseLost, PipelineError
 from pipeline.progress import STAGES, Events, Fanout
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
@@ -83,8 +83,11 @@ class JobContext:
     delivery: DeliveryOptions = DeliveryOptions()  # run-time only: holds credentials
 
     def check_running(self) -> None:
+        """Between batches and stages: stop if the lease was lost or a cancel asked."""
         if self.stop.is_set():
             raise LeaseLost(f"job {self.job.id}: lease lost")
+        if self.store.cancel_requested(self.job.id):
+            raise JobCanceled(f"job {self.job.id} canceled")
 
 
 class Heartbeat:
@@ -173,6 +176,9 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
                 events.stage_finished(stage)
     except LeaseLost:
         raise
+    except JobCanceled:
+        store.finish_cancel(job.id, worker)
+        return store.job(job.id)
     except BaseException as exc:
         error_class = exc.error_class if isinstance(exc, PipelineError) else translator.classify(exc)
         if isinstance(exc, KeyboardInterrupt):

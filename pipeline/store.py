@@ -157,6 +157,38 @@ class Store:
         with self._write() as db:
             db.execute("UPDATE jobs SET stage = 'upload', state = 'QUEUED' WHERE id = ?", (job_id,))
 
+    def request_cancel(self, job_id: str) -> str:
+        """Cancel a job: at once if nothing runs it ("canceled"), else ask its
+        worker to stop after the current batch ("requested"). Returns what
+        happened, or the job's state if it has already ended."""
+        now = self.clock()
+        with self._write() as db:
+            job = self.job(job_id)
+            running = job.state == "RUNNING" and job.lease_owner and (job.lease_expires or 0) > now
+            if running:
+                db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job.id,))
+                return "requested"
+            if job.state in ("QUEUED", "RUNNING", "FAILED") and job.stage != "done":
+                self._mark_canceled(job.id, now)
+                return "canceled"
+            return job.state
+
+    def _mark_canceled(self, job_id: str, now: float) -> None:
+        self.db.execute(
+            "UPDATE jobs SET state = 'CANCELED', cancel_requested = 0, lease_owner = NULL, "
+            "lease_expires = NULL, finished_at = ?, updated_at = ? WHERE id = ?",
+            (now, now, job_id))
+
+    def cancel_requested(self, job_id: str) -> bool:
+        row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    def finish_cancel(self, job_id: str, worker: str) -> None:
+        """The worker stopped for a cancel: CANCELED, lease released, results kept."""
+        with self._write():
+            self._mark_canceled(job_id, self.clock())
+        self.release_job(job_id, worker)
+
     # -- leases -------------------------------------------------------------
 
     def claim_job(self, job_id: str, worker: str, ttl: float, *, dead: Sequence[str] = ()) -> bool:
@@ -428,7 +460,8 @@ class Store:
                 stage = "upload"
             db.execute(
                 "UPDATE jobs SET state = 'QUEUED', stage = ?, error_class = NULL, "
-                "error_message = NULL, finished_at = NULL, updated_at = ? WHERE id = ?",
+                "error_message = NULL, finished_at = NULL, cancel_requested = 0, "
+                "updated_at = ? WHERE id = ?",
                 (stage, self.clock(), job_id),
             )
         return n
