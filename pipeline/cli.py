@@ -130,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_retry)
 
+    p = sub.add_parser("worker", help="run queued jobs until stopped (SIGTERM: after the batch)")
+    p.add_argument("--max-jobs", type=int, default=None, help="stop after N jobs")
+    p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="stop when the queue has been empty this long")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_worker)
+
     p = sub.add_parser("cancel", help="cancel a job (a running one stops after its batch)")
     p.add_argument("job")
     p.add_argument("--json", action="store_true")
@@ -462,6 +469,44 @@ def cmd_bench(args) -> int:
     print(format_table(rows))
     print("growth exponent (1.0 = linear): " + ", ".join(
         f"{s} {g:.2f}" if g is not None else f"{s} n/a" for s, g in growth.items()))
+    return 0
+
+
+def cmd_worker(args) -> int:
+    """Claims jobs one at a time; one model per distinct model and decoding settings."""
+    import signal
+    import threading
+
+    from pipeline.worker import run_worker
+
+    shutdown = threading.Event()
+
+    def stop(signum, frame):
+        log.warning("worker stopping after the current batch (signal %d)", signum)
+        shutdown.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    settings, policy, delivery = _settings(args), _policy(args), _delivery_options(args)
+    translators: dict[tuple, object] = {}
+
+    def translator_for(params):
+        key = (params.model, params.beams, params.length_ratio, params.length_offset)
+        if key not in translators:
+            translators[key] = _translator(params, settings, args)
+        translator = translators[key]
+        translator.check_language(params.src_lang)
+        translator.check_language(params.tgt_lang)
+        return translator
+
+    counts = run_worker(open_store(args), translator_for, settings=settings, policy=policy,
+                        shutdown=shutdown, max_jobs=args.max_jobs, idle_exit_s=args.idle_exit,
+                        delivery=delivery)
+    if args.json:
+        print(json.dumps({"jobs": counts}))
+    else:
+        print("worker done: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                                 or "no jobs"))
     return 0
 
 

@@ -83,3 +83,7 @@ class JobFailed(PipelineError):
 
 class JobCanceled(PipelineError):
     """A cancel was requested; the worker stops after its current batch."""
+
+
+class WorkerStopping(PipelineError):
+    """The worker was asked to stop (SIGTERM/SIGINT); the job goes back to the queue."""

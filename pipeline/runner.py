@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.config import JobParams, RunSettings
-from pipeline.errors import ErrorClass, JobBusy, JobCanceled, JobFailed, LeaseLost, PipelineError
+from pipeline.errors import (ErrorClass, JobBusy, JobCanceled, JobFailed, LeaseLost,
+                             PipelineError, WorkerStopping)
 from pipeline.progress import STAGES, Events, Fanout
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
@@ -80,6 +81,7 @@ class JobContext:
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
     stop: threading.Event = field(default_factory=threading.Event)
+    shutdown: threading.Event | None = None  # set by a worker's SIGTERM handler
     delivery: DeliveryOptions = DeliveryOptions()  # run-time only: holds credentials
 
     def check_running(self) -> None:
@@ -88,6 +90,8 @@ class JobContext:
             raise LeaseLost(f"job {self.job.id}: lease lost")
         if self.store.cancel_requested(self.job.id):
             raise JobCanceled(f"job {self.job.id} canceled")
+        if self.shutdown is not None and self.shutdown.is_set():
+            raise WorkerStopping(f"job {self.job.id}: worker stopping")
 
 
 class Heartbeat:
@@ -137,7 +141,8 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
             settings: RunSettings = RunSettings(), events: Events | None = None,
             worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
             sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-            delivery: DeliveryOptions | None = None) -> Job:
+            delivery: DeliveryOptions | None = None,
+            shutdown: threading.Event | None = None) -> Job:
     """Run the job from its stored stage to the end; return the final job.
 
     The job may end SUCCEEDED, or FAILED with some chunks failed for good
@@ -167,7 +172,8 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
     events = _with_eta_recording(store, job.id, translator, params, events)
     ctx = JobContext(store, store.job(job.id), params, translator,
                      settings, worker, events, policy=policy, sleep=sleep, clock=store.clock,
-                     rng=rng or random.Random(), delivery=delivery or DeliveryOptions())
+                     rng=rng or random.Random(), delivery=delivery or DeliveryOptions(),
+                     shutdown=shutdown)
     try:
         with Heartbeat(store.path, job.id, worker, settings.lease_seconds, ctx.stop):
             for stage in STAGES[STAGES.index(ctx.job.stage):] if ctx.job.stage in STAGES else ():
@@ -178,6 +184,9 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
         raise
     except JobCanceled:
         store.finish_cancel(job.id, worker)
+        return store.job(job.id)
+    except WorkerStopping:
+        store.requeue(job.id, worker)
         return store.job(job.id)
     except BaseException as exc:
         error_class = exc.error_class if isinstance(exc, PipelineError) else translator.classify(exc)

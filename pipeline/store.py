@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sqlite3
 import time
 import uuid
@@ -191,18 +192,21 @@ class Store:
 
     # -- leases -------------------------------------------------------------
 
-    def claim_job(self, job_id: str, worker: str, ttl: float, *, dead: Sequence[str] = ()) -> bool:
+    def claim_job(self, job_id: str, worker: str, ttl: float, *, dead: Sequence[str] = (),
+                  states: Sequence[str] = ("QUEUED", "RUNNING", "FAILED", "CANCELED")) -> bool:
         """Take the job's lease if it is free, expired, ours, or held by a
-        worker known to be dead; mark the job RUNNING. Atomic."""
+        worker known to be dead, and the job is in one of ``states``; mark
+        the job RUNNING. Atomic: of two claimers exactly one wins."""
         now = self.clock()
         holders = ("?," * len(dead)).rstrip(",") or "NULL"
+        wanted = ",".join("?" * len(states))
         with self._write() as db:
             cur = db.execute(
                 "UPDATE jobs SET lease_owner = ?, lease_expires = ?, state = 'RUNNING', "
                 "error_class = NULL, error_message = NULL, finished_at = NULL, updated_at = ? "
                 "WHERE id = ? AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires < ? "
-                f"OR lease_owner IN ({holders}))",
-                (worker, now + ttl, now, job_id, worker, now, *dead),
+                f"OR lease_owner IN ({holders})) AND state IN ({wanted})",
+                (worker, now + ttl, now, job_id, worker, now, *dead, *states),
             )
             if cur.rowcount != 1:
                 return False
@@ -213,6 +217,22 @@ class Store:
             )
             db["leases"].insert({"job_id": job_id, "worker": worker, "acquired_at": now})
         return True
+
+    def claimable_jobs(self, limit: int = 20) -> list[Job]:
+        """Queued jobs, and running ones whose lease has expired or whose
+        holder may be dead: highest priority first, then oldest."""
+        return self._all(
+            Job, "SELECT * FROM jobs WHERE state = 'QUEUED' OR (state = 'RUNNING' AND "
+            "(lease_owner IS NULL OR lease_expires < ? OR lease_owner LIKE ?)) "
+            "ORDER BY priority DESC, created_at LIMIT ?",
+            (self.clock(), f"{socket.gethostname()}:%", limit))
+
+    def requeue(self, job_id: str, worker: str) -> None:
+        """A worker stopping (SIGTERM) gives its job back to the queue."""
+        with self._write() as db:
+            db.execute("UPDATE jobs SET state = 'QUEUED' WHERE id = ? AND lease_owner = ? "
+                       "AND state = 'RUNNING'", (job_id, worker))
+        self.release_job(job_id, worker)
 
     def heartbeat(self, job_id: str, worker: str, ttl: float) -> bool:
         """Extend our lease; False if it is no longer ours."""

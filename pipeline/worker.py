@@ -1,0 +1,72 @@
+"""The queue worker: claim the next job, run it, repeat.
+
+Claiming is the store's atomic lease compare-and-set, so two workers never
+run one job; a job whose worker died (its pid is gone, or its lease expired)
+is claimed again and resumes from its last committed batch. On SIGTERM or
+SIGINT the worker finishes its current batch, gives the job back to the
+queue and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from pipeline.config import JobParams, RunSettings
+from pipeline.errors import PipelineError
+from pipeline.retry import RetryPolicy
+from pipeline.runner import is_dead_local_worker, new_worker_id, run_job
+from pipeline.store import Job, Store
+
+log = logging.getLogger("nllb_pipeline")
+
+
+def claim_next(store: Store, worker: str, ttl: float) -> Job | None:
+    """The next job this worker now holds the lease of, or None."""
+    now = store.clock()
+    for job in store.claimable_jobs():
+        dead = [job.lease_owner] if is_dead_local_worker(job.lease_owner) else []
+        if job.state == "RUNNING" and not dead and (job.lease_expires or 0) >= now:
+            continue  # a live worker on this host holds it
+        if store.claim_job(job.id, worker, ttl, dead=dead, states=("QUEUED", "RUNNING")):
+            return store.job(job.id)
+    return None
+
+
+def run_worker(store: Store, make_translator: Callable[[JobParams], object], *,
+               settings: RunSettings = RunSettings(), policy: RetryPolicy = RetryPolicy(),
+               shutdown: threading.Event | None = None, max_jobs: int | None = None,
+               idle_exit_s: float | None = None, poll_s: float = 1.0,
+               worker: str | None = None, delivery=None) -> dict:
+    """Run jobs until ``max_jobs`` ran, the queue stayed empty ``idle_exit_s``
+    seconds, or ``shutdown`` is set. Returns counts by final state."""
+    worker = worker or new_worker_id()
+    shutdown = shutdown or threading.Event()
+    counts: dict[str, int] = {}
+    idle_since = time.monotonic()
+    while not shutdown.is_set() and (max_jobs is None or sum(counts.values()) < max_jobs):
+        job = claim_next(store, worker, settings.lease_seconds)
+        if job is None:
+            if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                break
+            shutdown.wait(poll_s)
+            continue
+        params = JobParams.from_json(job.params)
+        try:
+            translator = make_translator(params)
+            final = run_job(store, job.id, translator, settings=settings, worker=worker,
+                            policy=policy, shutdown=shutdown, delivery=delivery)
+            state = final.state
+        except PipelineError as exc:  # recorded on the job by run_job where it applies
+            log.error("job %s: %s", job.id, exc)
+            current = store.job(job.id)
+            if current.state == "RUNNING" and current.lease_owner == worker:
+                store.set_job_state(job.id, "FAILED", error_class=exc.error_class.value,
+                                    error_message=str(exc))
+                store.release_job(job.id, worker)
+            state = store.job(job.id).state
+        counts[state] = counts.get(state, 0) + 1
+        idle_since = time.monotonic()
+    return counts
