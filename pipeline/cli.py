@@ -137,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_worker)
 
+    p = sub.add_parser("gc", help="drop finished jobs' chunks and outputs, keep jobs and stats")
+    p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_gc)
+
     p = sub.add_parser("cancel", help="cancel a job (a running one stops after its batch)")
     p.add_argument("job")
     p.add_argument("--json", action="store_true")
@@ -247,7 +252,10 @@ def _translate(args, *, show_progress: bool) -> int:
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed
-        store.reopen_for_upload(job.id)
+        if store.artifact(job.id, "output") is None:  # collected by gc: translate again
+            store.restart(job.id)
+        else:
+            store.reopen_for_upload(job.id)
     return _run(args, store, job, translator, settings, policy, show_progress,
                 note=None if created else "resumed", delivery=delivery)
 
@@ -507,6 +515,14 @@ def cmd_worker(args) -> int:
     else:
         print("worker done: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                  or "no jobs"))
+    return 0
+
+
+def cmd_gc(args) -> int:
+    if args.older_than < 0:
+        raise InvalidInput("--older-than takes a number of days >= 0")
+    n = open_store(args).gc(args.older_than * 86400)
+    print(json.dumps({"collected_jobs": n}) if args.json else f"collected {n} finished job(s)")
     return 0
 
 

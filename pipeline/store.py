@@ -227,6 +227,49 @@ class Store:
             "ORDER BY priority DESC, created_at LIMIT ?",
             (self.clock(), f"{socket.gethostname()}:%", limit))
 
+    def gc(self, older_than_s: float) -> int:
+        """Drop chunks, batches and the bulky artifacts (skeleton, output) of
+        jobs that finished more than ``older_than_s`` ago. Job rows, stage
+        timings, attempts, predictions and the delivery record stay, so
+        statistics and "already translated" still work. Returns the number of
+        jobs collected."""
+        cutoff = self.clock() - older_than_s
+        with self._write() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELED') "
+                "AND finished_at < ? AND EXISTS (SELECT 1 FROM chunks WHERE job_id = jobs.id "
+                "UNION SELECT 1 FROM artifacts WHERE job_id = jobs.id AND kind != 'delivery')",
+                (cutoff,)).fetchall()]
+            for job_id in ids:
+                db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
+                db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
+                db.execute("DELETE FROM artifacts WHERE job_id = ? AND kind != 'delivery'",
+                           (job_id,))
+                db.execute("UPDATE jobs SET stage = CASE WHEN state = 'SUCCEEDED' THEN 'done' "
+                           "ELSE 'preprocess' END WHERE id = ?", (job_id,))
+        return len(ids)
+
+    def restart(self, job_id: str) -> None:
+        """Run a collected job again from the start (its artifacts are gone)."""
+        with self._write() as db:
+            db.execute("UPDATE jobs SET state = 'QUEUED', stage = 'preprocess' WHERE id = ?",
+                       (job_id,))
+
+    def queue_summary(self) -> dict:
+        """Queue depth, running jobs per worker, and documents and source tokens done/total."""
+        states = dict(self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        workers = dict(self.db.execute(
+            "SELECT lease_owner, COUNT(*) FROM jobs WHERE state = 'RUNNING' AND lease_owner "
+            "IS NOT NULL AND lease_expires >= ? GROUP BY lease_owner", (self.clock(),)).fetchall())
+        done, total = self.db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN c.state = 'done' THEN c.n_tokens END), 0), "
+            "COALESCE(SUM(c.n_tokens), 0) FROM chunks c JOIN jobs j ON j.id = c.job_id "
+            "WHERE j.state IN ('QUEUED', 'RUNNING')").fetchone()
+        return {"states": states, "queued": states.get("QUEUED", 0), "workers": workers,
+                "documents_done": states.get("SUCCEEDED", 0),
+                "documents_total": sum(states.values()),
+                "active_tokens_done": done, "active_tokens_total": total}
+
     def requeue(self, job_id: str, worker: str) -> None:
         """A worker stopping (SIGTERM) gives its job back to the queue."""
         with self._write() as db:

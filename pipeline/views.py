@@ -94,11 +94,18 @@ def cmd_status(args) -> int:
                      "percent": round(job_percent(store, j), 1),
                      "eta_s": round(eta, 1) if eta is not None else None,
                      "input": j.input_path, "error": j.error_message})
+    summary = store.queue_summary()
     if args.json:
         print(json.dumps(rows))
         return 0
     if not rows:
         print("no jobs")
+    else:
+        workers = ", ".join(f"{w} ({n})" for w, n in summary["workers"].items()) or "none"
+        tokens = (f"; source tokens of active jobs {summary['active_tokens_done']}/"
+                  f"{summary['active_tokens_total']}" if summary["active_tokens_total"] else "")
+        print(f"documents {summary['documents_done']}/{summary['documents_total']} done; "
+              f"queued {summary['queued']}; running on: {workers}{tokens}")
     for r in rows:
         eta = format_eta(r["eta_s"]) if r["state"] == "RUNNING" else ""
         print(f"{r['job']}  {r['state']:<9}  {r['stage']:<11}  {r['percent']:5.1f}%  "

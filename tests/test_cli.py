@@ -66,7 +66,9 @@ def test_status_lists_a_finished_job(capsys, translated):
     assert row["input"] == str(output.with_name("note.txt"))
 
     code, out, _ = run(capsys, "--db", str(db), "status")
-    assert out.startswith(f"{job_id}  SUCCEEDED  done         100.0%  ")
+    summary, line = out.splitlines()[:2]
+    assert summary == "documents 1/1 done; queued 0; running on: none"
+    assert line.startswith(f"{job_id}  SUCCEEDED  done         100.0%  ")
 
 
 def test_show_json_has_params_stages_chunks_and_output(capsys, translated, tiny_model):

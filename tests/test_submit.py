@@ -104,3 +104,42 @@ def test_a_submitted_job_runs_with_retry(tmp_path, tiny_model, capsys):
     assert main(["--db", db, "retry", job, "--json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["state"] == "SUCCEEDED"
     assert (tmp_path / "doc.fra_Latn.txt").exists()
+
+
+def test_gc_keeps_jobs_and_stats_drops_chunks_and_a_rerun_still_works(tmp_path, tiny_model,
+                                                                       capsys):
+    from pipeline.store import Store
+
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Translated, collected, and still known.\n")
+    db = str(tmp_path / "jobs.db")
+    args = ["--db", db, "translate", str(doc), "--src", "eng_Latn", "--tgt", "fra_Latn",
+            "--model", str(tiny_model), "--beams", "1", "--json"]
+    assert main(args) == 0
+    job = json.loads(capsys.readouterr().out)["job"]
+    assert main(["--db", db, "gc", "--older-than", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"collected_jobs": 0}  # too recent
+    assert main(["--db", db, "gc", "--older-than", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"collected_jobs": 1}
+    store = Store(db)
+    assert store.chunks(job) == [] and store.artifact(job, "output") is None
+    assert store.job(job).state == "SUCCEEDED" and len(store.stage_runs(job)) == 4
+    assert main(args) == 0  # output still there: nothing to do
+    assert json.loads(capsys.readouterr().out)["note"] == "already translated; nothing to do"
+    (tmp_path / "doc.fra_Latn.txt").unlink()
+    assert main(args) == 0  # output gone and collected: translated again
+    assert json.loads(capsys.readouterr().out)["state"] == "SUCCEEDED"
+    assert (tmp_path / "doc.fra_Latn.txt").exists()
+
+
+def test_status_summarises_the_queue(tmp_path, tiny_model, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"d{i}.txt").write_text(f"Document number {i} in the queue.\n")
+    db = str(tmp_path / "jobs.db")
+    assert main(["--db", db, *_submit_args(docs, tiny_model)]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "status"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "documents 0/3 done; queued 3; running on: none"
