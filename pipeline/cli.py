@@ -178,6 +178,9 @@ def _add_params_options(p: argparse.ArgumentParser) -> None:
                    help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
                         f"{config.DEFAULT_MODEL})")
     p.add_argument("--format", default="auto", choices=("auto", *config.FORMATS))
+    p.add_argument("--jsonl", default="", metavar="FIELD",
+                   help="input is JSON Lines: translate FIELD of each line; the output keeps "
+                        "every field and adds \"translation\"")
     p.add_argument("--beams", type=int, default=4, help="beam width (1 = greedy; default 4)")
     p.add_argument("--max-chunk-tokens", type=int, default=200,
                    help="longest chunk sent to the model, in tokens (default 200)")
@@ -271,7 +274,9 @@ def _job_params(args, source, *, to, output, relative_to) -> config.JobParams:
                             relative_to=relative_to)
     return config.JobParams(
         model=resolve_model(args.model or config.default_model()), src_lang=args.src,
-        tgt_lang=args.tgt, fmt=resolve_format(args.format, source.path), output=target.output,
+        tgt_lang=args.tgt,
+        fmt="jsonl" if getattr(args, "jsonl", "") else resolve_format(args.format, source.path),
+        jsonl_field=getattr(args, "jsonl", ""), output=target.output,
         sink=target.sink, http_method=target.http_method, beams=args.beams,
         max_chunk_tokens=args.max_chunk_tokens, missing=args.missing,
         length_ratio=args.length_ratio, length_offset=args.length_offset,

@@ -19,7 +19,7 @@ from pipeline.errors import InvalidInput
 from pipeline.languages import validate_language
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
-FORMATS = ("text", "markdown", "srt")
+FORMATS = ("text", "markdown", "srt", "jsonl")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class JobParams:
     # credentials (output is then the URL). "" means "file:" + output.
     sink: str = ""
     http_method: str = ""  # PUT or POST for an HTTP sink, "" for the others
+    jsonl_field: str = ""  # the field holding the text, for the jsonl format
 
     def __post_init__(self) -> None:
         validate_language(self.src_lang)
@@ -59,6 +60,8 @@ class JobParams:
             raise InvalidInput("length ratio must be positive and offset not negative")
         if self.missing not in ("source", "marker"):
             raise InvalidInput(f"--missing must be 'source' or 'marker', not {self.missing!r}")
+        if (self.fmt == "jsonl") != bool(self.jsonl_field):
+            raise InvalidInput("JSON Lines input needs --jsonl FIELD (the field to translate)")
         if not self.sink:
             object.__setattr__(self, "sink", f"file:{self.output}")
         http = self.sink.startswith(("http://", "https://"))

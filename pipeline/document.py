@@ -38,8 +38,11 @@ class Unit:
     text: str
     markdown: bool = False
     table_cell: bool = False
+    json: bool = False  # inside a JSON string: escaped as JSON
 
     def render(self, translation: str) -> str:
+        if self.json:
+            return json.dumps(translation, ensure_ascii=False)[1:-1]
         out = " ".join(translation.split("\n")) if self.markdown else translation
         if self.markdown:
             out = out.translate(_MARKDOWN_ACTIVE)
@@ -74,6 +77,18 @@ class Document:
         else:
             self.parts.append(text)
 
+    def add_json_string(self, value: str) -> None:
+        """``value`` as the inside of a JSON string, its prose as a unit."""
+        stripped = value.strip()
+        if not any(ch.isalpha() for ch in stripped):
+            self.add_literal(json.dumps(value, ensure_ascii=False)[1:-1])
+            return
+        start = value.index(stripped[0])
+        self.add_literal(json.dumps(value[:start], ensure_ascii=False)[1:-1])
+        self.parts.append(len(self.units))
+        self.units.append(Unit(stripped, json=True))
+        self.add_literal(json.dumps(value[start + len(stripped):], ensure_ascii=False)[1:-1])
+
     def add_unit(self, text: str, *, markdown: bool = False, table_cell: bool = False) -> None:
         """Add ``text`` as a unit; surrounding whitespace stays literal and
         text with nothing to translate (no letters) stays literal too."""
@@ -105,7 +120,7 @@ class Document:
         return json.dumps(
             {
                 "parts": self.parts,
-                "units": [[u.text, u.markdown, u.table_cell] for u in self.units],
+                "units": [[u.text, u.markdown, u.table_cell, u.json] for u in self.units],
                 "eol": self.eol,
                 "bom": self.bom,
             },
@@ -117,7 +132,7 @@ class Document:
         raw = json.loads(data)
         return cls(
             parts=raw["parts"],
-            units=[Unit(t, m, c) for t, m, c in raw["units"]],
+            units=[Unit(*u) for u in raw["units"]],
             eol=raw["eol"],
             bom=raw["bom"],
         )

@@ -16,8 +16,12 @@ def detect_format(path: str | Path) -> str:
     return _BY_SUFFIX.get(Path(path).suffix.lower(), "text")
 
 
-def parse_document(text: str, fmt: str) -> Document:
+def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:
     """Parse decoded ``text`` (NFC, LF line endings) as format ``fmt``."""
+    if fmt == "jsonl":
+        from pipeline.formats.jsonl import parse_jsonl
+
+        return parse_jsonl(text, jsonl_field)
     if fmt == "text":
         from pipeline.formats.text import parse_text
 

@@ -23,7 +23,7 @@ def run(ctx) -> None:
             f"{job.input_path} changed since job {job.id} was created; "
             "translate it again to start a new job"
         )
-    document = parse_document(source.text, params.fmt)
+    document = parse_document(source.text, params.fmt, jsonl_field=params.jsonl_field)
     document.eol, document.bom = source.eol, source.bom
 
     limit = min(params.max_chunk_tokens, ctx.translator.max_input_tokens)

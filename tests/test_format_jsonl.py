@@ -1,0 +1,59 @@
+"""JSON Lines: the field is translated, every other field and blank line kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.errors import InvalidInput
+from pipeline.formats.jsonl import parse_jsonl
+
+SOURCE = (
+    '{"id": 1, "text": "Hello there. How are you?", "lang": "en"}\n'
+    "\n"
+    '{"id": 2, "text": "She said \\"no\\" and left.", "meta": {"a": [1, 2]}}\n'
+    '{"id": 3, "text": "42"}\n'
+)
+
+
+def test_identity_and_hostile_translations_give_valid_json_with_every_field():
+    doc = parse_jsonl(SOURCE, "text")
+    assert [u.text for u in doc.units] == ["Hello there. How are you?", 'She said "no" and left.']
+    for translate in (lambda t: t, lambda t: t + ' "quoted" \\ back\nslash}'):
+        out = doc.render([translate(u.text) for u in doc.units])
+        lines = out.split("\n")
+        assert len(lines) == len(SOURCE.split("\n")) and lines[1] == "" and out.endswith("\n")
+        records = [json.loads(line) for line in lines if line]
+        originals = [json.loads(line) for line in SOURCE.split("\n") if line]
+        for got, was in zip(records, originals):
+            assert {k: v for k, v in got.items() if k != "translation"} == was
+        assert records[0]["translation"] == translate("Hello there. How are you?")
+        assert records[2]["translation"] == "42"  # nothing to translate: copied
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"text": "ok"}\nnot json\n', "line 2 is not valid JSON"),
+    ('["a list"]\n', "line 1 is not a JSON object"),
+    ('{"body": "no text field"}\n', "line 1 has no string field 'text'"),
+    ('{"text": "x", "translation": "y"}\n', "already has a 'translation' field"),
+])
+def test_bad_lines_are_named(text, message):
+    with pytest.raises(InvalidInput, match=message):
+        parse_jsonl(text, "text")
+
+
+def test_translate_a_jsonl_file_end_to_end(tmp_path, capsys, tiny_model):
+    src = tmp_path / "corpus.jsonl"
+    src.write_text(SOURCE)
+    db = str(tmp_path / "j.db")
+    args = ["--db", db, "translate", str(src), "--src", "eng_Latn", "--tgt", "fra_Latn",
+            "--model", str(tiny_model), "--beams", "1", "--json", "--jsonl", "text"]
+    assert main(args) == 0
+    out = (tmp_path / "corpus.fra_Latn.jsonl").read_text()
+    assert [json.loads(line)["id"] for line in out.splitlines() if line] == [1, 2, 3]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{oops\n')
+    assert main(args[:3] + [str(bad)] + args[4:]) == 2
+    assert "line 2 is not valid JSON" in capsys.readouterr().err
