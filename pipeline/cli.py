@@ -18,6 +18,9 @@ from pipeline import config
 from pipeline.errors import InvalidInput, PipelineError
 from pipeline.progress import ProgressTracker
 from pipeline.store import Job, Store
+from pipeline.cli_queue import cmd_bench, cmd_cancel, cmd_gc, cmd_submit, cmd_worker
+from pipeline.cli_support import (delivery_options, job_params, make_translator, retry_policy,
+                                  run_settings)
 from pipeline.views import (cmd_languages, cmd_logs, cmd_profile, cmd_show, cmd_stats, cmd_status,
                             find_job, open_store)
 
@@ -233,9 +236,9 @@ def _translate(args, *, show_progress: bool) -> int:
     validate_language(args.src)
     validate_language(args.tgt)
     source = read_input(args.input)
-    delivery = _delivery_options(args)
-    settings = _settings(args)
-    params = _job_params(args, source, to=getattr(args, "to", None), output=args.output,
+    delivery = delivery_options(args)
+    settings = run_settings(args)
+    params = job_params(args, source, to=getattr(args, "to", None), output=args.output,
                          relative_to=getattr(args, "relative_to", None))
     store = open_store(args)
     existing = find_job(store, params, source)
@@ -249,8 +252,8 @@ def _translate(args, *, show_progress: bool) -> int:
     ours = store.artifact(existing.id, "output") if existing else None
     check_target_free(params.sink, params.output, ours.content if ours else None,
                       overwrite=delivery.overwrite)
-    policy = _policy(args)
-    translator = _translator(params, settings, args)
+    policy = retry_policy(args)
+    translator = make_translator(params, settings, args)
     job, created = submit(store, params, source)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
@@ -261,127 +264,6 @@ def _translate(args, *, show_progress: bool) -> int:
             store.reopen_for_upload(job.id)
     return _run(args, store, job, translator, settings, policy, show_progress,
                 note=None if created else "resumed", delivery=delivery)
-
-
-def _job_params(args, source, *, to, output, relative_to) -> config.JobParams:
-    """The parameters that make a job what it is (its idempotency key)."""
-    from models.nllb import resolve_model  # no torch import at module level
-    from pipeline.jobs import resolve_format
-    from pipeline.sinks import resolve_target
-
-    target = resolve_target(to, output, source, args.tgt,
-                            http_method=getattr(args, "http_method", None),
-                            relative_to=relative_to)
-    return config.JobParams(
-        model=resolve_model(args.model or config.default_model()), src_lang=args.src,
-        tgt_lang=args.tgt,
-        fmt="jsonl" if getattr(args, "jsonl", "") else resolve_format(args.format, source.path),
-        jsonl_field=getattr(args, "jsonl", ""), output=target.output,
-        sink=target.sink, http_method=target.http_method, beams=args.beams,
-        max_chunk_tokens=args.max_chunk_tokens, missing=args.missing,
-        length_ratio=args.length_ratio, length_offset=args.length_offset,
-    )
-
-
-def cmd_submit(args) -> int:
-    """Queue one job per document; fast, and never loads the model."""
-    from pipeline.inputs import read_input
-    from pipeline.jobs import submit
-    from pipeline.languages import validate_language
-
-    validate_language(args.src)
-    validate_language(args.tgt)
-    files: list[tuple[Path, Path | None]] = []  # (file, the directory it was found in)
-    for item in args.inputs:
-        if item.is_dir():
-            files += [(f, item) for f in sorted(item.rglob(args.glob)) if f.is_file()]
-        else:
-            files.append((item, None))
-    if args.idempotency_key and len(files) != 1:
-        raise InvalidInput("--idempotency-key names one document; give exactly one input file")
-    store = open_store(args)
-    results, failures = [], 0
-    for path, base in files:
-        try:
-            source = read_input(path)
-            to = f"dir:{args.output_dir}" if args.output_dir else None
-            params = _job_params(args, source, to=to, output=None,
-                                 relative_to=str(base) if base and args.output_dir else None)
-            job, created = submit(store, params, source, priority=args.priority,
-                                  key=args.idempotency_key)
-            results.append({"input": str(path), "job": job.id, "state": job.state,
-                            "created": created})
-        except InvalidInput as exc:
-            if args.idempotency_key:
-                raise
-            failures += 1
-            results.append({"input": str(path), "error": str(exc)})
-    if args.json:
-        print(json.dumps(results))
-    else:
-        for r in results:
-            if "error" in r:
-                print(f"error   {r['input']}: {r['error']}", file=sys.stderr)
-            else:
-                print(f"{r['job']}  {'queued' if r['created'] else 'exists':<7} {r['input']}")
-    return 1 if failures else 0
-
-
-def _delivery_options(args):
-    """How this run reaches the sink: headers (with $VAR expanded), timeout, overwrite."""
-    from pipeline.sinks import DeliveryOptions, parse_headers
-
-    return DeliveryOptions(headers=parse_headers(getattr(args, "headers", None) or ()),
-                           timeout_s=getattr(args, "http_timeout", 30.0),
-                           overwrite=getattr(args, "overwrite", False))
-
-
-def _file_config(args) -> dict:
-    return config.load_config_file(getattr(args, "config", None),
-                                   required=getattr(args, "config", None) is not None)
-
-
-def _policy(args):
-    """Defaults, then the config file's [retry], then $NLLB_PIPELINE_RETRY or --retry."""
-    from pipeline.retry import parse_policy
-
-    base = parse_policy(config.retry_spec_from_config(_file_config(args)))
-    return parse_policy(getattr(args, "retry_policy", None), base)
-
-
-def _settings(args) -> config.RunSettings:
-    """Defaults, then the config file's [run], then flags that were given."""
-    run = _file_config(args).get("run") or {}
-    unknown = set(run) - {"device", "dtype", "batch_tokens", "threads"}
-    if unknown:
-        raise InvalidInput(f"config file: unknown [run] key(s) {', '.join(sorted(unknown))}")
-    return config.RunSettings(
-        device=args.device if args.device != "auto" else run.get("device", "auto"),
-        dtype=args.dtype if args.dtype != "auto" else run.get("dtype", "auto"),
-        batch_tokens=args.batch_tokens or int(run.get("batch_tokens", 0)),
-        threads=args.threads or int(run.get("threads", 0)),
-    )
-
-
-def _translator(params, settings, args):
-    """The NLLB backend for these parameters, wrapped for fault injection if asked."""
-    from models.nllb import NllbTranslator
-
-    spec = None
-    if getattr(args, "inject_faults", None):
-        from models.faults import FaultSpec
-
-        spec = FaultSpec.parse(args.inject_faults)
-    translator = NllbTranslator(params.model, params, settings)
-    translator.check_language(params.src_lang)
-    translator.check_language(params.tgt_lang)
-    if spec is not None:
-        from models.faults import FaultInjectingTranslator
-
-        print(f"nllb-pipeline: WARNING: fault injection is ON ({spec}); failures are simulated",
-              file=sys.stderr)
-        translator = FaultInjectingTranslator(translator, spec)
-    return translator
 
 
 def _run(args, store, job, translator, settings, policy, show_progress, note, *,
@@ -429,13 +311,13 @@ def cmd_retry(args) -> int:
     from pipeline.config import JobParams
 
     params = JobParams.from_json(job.params)
-    settings = _settings(args)
-    policy = _policy(args)
-    delivery = _delivery_options(args)
+    settings = run_settings(args)
+    policy = retry_policy(args)
+    delivery = delivery_options(args)
     needs_model = job.stage in ("preprocess", "inference") or store.chunk_counts(job.id).get(
         "failed", 0) > 0
     if needs_model:  # built before anything is reset: a model that fails to load changes nothing
-        translator = _translator(params, settings, args)
+        translator = make_translator(params, settings, args)
     else:
         from pipeline.translator import NoModel
 
@@ -445,105 +327,6 @@ def cmd_retry(args) -> int:
     return _run(args, store, store.job(job.id), translator, settings, policy,
                 not args.no_progress and not args.json, note=f"retried {reset} chunk(s)",
                 delivery=delivery)
-
-
-def cmd_bench(args) -> int:
-    """Jobs of generated documents; their timings become the profile's history."""
-    from models.nllb import NllbTranslator, resolve_model
-    from pipeline.bench import bench_sizes, format_table, growth_exponents, plot
-
-    try:
-        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
-    except ValueError:
-        raise InvalidInput(f"--sizes takes sentence counts like 50,200,1000, not {args.sizes!r}")
-    if not sizes or min(sizes) < 1:
-        raise InvalidInput("--sizes needs positive sentence counts")
-    args.retry_policy = None
-    settings = _settings(args)
-    model = resolve_model(args.model or config.default_model())
-    store = open_store(args)
-    loaded = []
-
-    def translator_for(params):
-        # One model for every size, loaded before the first timed job, so the
-        # smallest size does not pay for loading the weights.
-        if not loaded:
-            loaded.append(NllbTranslator(model, params, settings))
-            loaded[0].load()
-        return loaded[0]
-
-    rows = bench_sizes(store, translator_for, model, sorted(sizes), settings=settings)
-    growth = growth_exponents(rows)
-    if args.plot:
-        plot(rows, args.plot)
-    if args.json:
-        print(json.dumps({"rows": rows, "growth_exponents": growth}))
-        return 0
-    print(format_table(rows))
-    print("growth exponent (1.0 = linear): " + ", ".join(
-        f"{s} {g:.2f}" if g is not None else f"{s} n/a" for s, g in growth.items()))
-    return 0
-
-
-def cmd_worker(args) -> int:
-    """Claims jobs one at a time; one model per distinct model and decoding settings."""
-    import signal
-    import threading
-
-    from pipeline.worker import run_worker
-
-    shutdown = threading.Event()
-
-    def stop(signum, frame):
-        log.warning("worker stopping after the current batch (signal %d)", signum)
-        shutdown.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    settings, policy, delivery = _settings(args), _policy(args), _delivery_options(args)
-    translators: dict[tuple, object] = {}
-
-    def translator_for(params):
-        key = (params.model, params.beams, params.length_ratio, params.length_offset)
-        if key not in translators:
-            translators[key] = _translator(params, settings, args)
-        translator = translators[key]
-        translator.check_language(params.src_lang)
-        translator.check_language(params.tgt_lang)
-        return translator
-
-    counts = run_worker(open_store(args), translator_for, settings=settings, policy=policy,
-                        shutdown=shutdown, max_jobs=args.max_jobs, idle_exit_s=args.idle_exit,
-                        delivery=delivery)
-    if args.json:
-        print(json.dumps({"jobs": counts}))
-    else:
-        print("worker done: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-                                 or "no jobs"))
-    return 0
-
-
-def cmd_gc(args) -> int:
-    if args.older_than < 0:
-        raise InvalidInput("--older-than takes a number of days >= 0")
-    n = open_store(args).gc(args.older_than * 86400)
-    print(json.dumps({"collected_jobs": n}) if args.json else f"collected {n} finished job(s)")
-    return 0
-
-
-def cmd_cancel(args) -> int:
-    """Partial results stay in the store; 'retry JOB' continues the job."""
-    store = open_store(args)
-    job = find_job(store, args.job)
-    outcome = store.request_cancel(job.id)
-    text = {"canceled": "canceled",
-            "requested": "cancel requested: the job stops after its current batch"}.get(
-        outcome, f"already {outcome}; nothing to cancel")
-    if args.json:
-        print(json.dumps({"job": job.id, "outcome": outcome}))
-    else:
-        print(f"job {job.id}: {text}")
-    return 0
 
 
 def cmd_demo(args) -> int:
