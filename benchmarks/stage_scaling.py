@@ -41,15 +41,8 @@ def main() -> int:
     settings = RunSettings(threads=args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(build_tiny_model(Path(tmp) / "tiny"))
-        loaded = []
-
-        def translator_for(params):
-            if not loaded:
-                loaded.append(NllbTranslator(model, params, settings))
-                loaded[0].load()
-            return loaded[0]
-
-        rows = bench_sizes(Store(Path(tmp) / "jobs.db"), translator_for, model, sizes,
+        rows = bench_sizes(Store(Path(tmp) / "jobs.db"),
+                           lambda params: NllbTranslator(model, params, settings), model, sizes,
                            settings=settings, workdir=Path(tmp))
     growth = growth_exponents(rows)
     if args.json:

@@ -75,17 +75,8 @@ def cmd_bench(args) -> int:
     settings = run_settings(args)
     model = resolve_model(args.model or config.default_model())
     store = open_store(args)
-    loaded = []
-
-    def translator_for(params):
-        # One model for every size, loaded before the first timed job, so the
-        # smallest size does not pay for loading the weights.
-        if not loaded:
-            loaded.append(NllbTranslator(model, params, settings))
-            loaded[0].load()
-        return loaded[0]
-
-    rows = bench_sizes(store, translator_for, model, sorted(sizes), settings=settings)
+    rows = bench_sizes(store, lambda params: NllbTranslator(model, params, settings), model,
+                       sorted(sizes), settings=settings)
     growth = growth_exponents(rows)
     if args.plot:
         plot(rows, args.plot)
