@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import NllbTranslator, build_tiny_model  # noqa: E402
+from models import HfTranslator, build_tiny_model  # noqa: E402
 from models.faults import FaultInjectingTranslator, FaultSpec  # noqa: E402
 from pipeline.config import JobParams, RunSettings  # noqa: E402
 from pipeline.inputs import read_input  # noqa: E402
@@ -44,7 +44,7 @@ def one_run(workdir: Path, model: str, src: Path, rate: float, seed: int, settin
                        output=str(out), beams=1)
     store = Store(workdir / f"jobs-{rate}.db")
     job, _ = submit(store, params, read_input(src))
-    translator = NllbTranslator(model, params, settings)
+    translator = HfTranslator(model, settings)
     translator.load()  # load time is not what we measure
     faulty = FaultInjectingTranslator(translator, FaultSpec(oom=rate, seed=seed))
     start = time.perf_counter()

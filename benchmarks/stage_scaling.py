@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import NllbTranslator, build_tiny_model  # noqa: E402
+from models import HfTranslator, build_tiny_model  # noqa: E402
 from pipeline.bench import bench_sizes, format_table, growth_exponents  # noqa: E402
 from pipeline.config import RunSettings  # noqa: E402
 from pipeline.store import Store  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(build_tiny_model(Path(tmp) / "tiny"))
         rows = bench_sizes(Store(Path(tmp) / "jobs.db"),
-                           lambda params: NllbTranslator(model, params, settings), model, sizes,
+                           lambda params: HfTranslator(model, settings), model, sizes,
                            settings=settings, workdir=Path(tmp))
     growth = growth_exponents(rows)
     if args.json:

@@ -1,34 +1,50 @@
 #!/usr/bin/env python3
-"""Throughput of the pipeline against two hand-written baselines, same model, same run.
+"""Throughput of the pipeline against hand-written baselines, and what
+batch-independent translations cost, same model, same run.
 
-    python benchmarks/throughput.py                       # tiny model (d_model 64, 2 layers)
+    python benchmarks/throughput.py --threads 1            # tiny model, beams 1 and 4
     python benchmarks/throughput.py --d-model 256 --layers 3 --sentences 200
-    python benchmarks/throughput.py --model DIR_OR_HUB_ID --device cuda --json
+    python benchmarks/throughput.py --model DIR_OR_HUB_ID --device cuda --beams 4 --json
 
 One generated document (``pipeline.samples.generate_text``: mostly short
-sentences, some long, a few very long), three ways, one loaded model:
+sentences, some long, a few very long), several ways, one loaded model, for
+each beam width in ``--beams`` (default 1 and 4, 4 being the pipeline's own
+default):
 
   (a) naive:    one chunk at a time through ``model.generate``;
   (b) fixed32:  batches of 32 chunks in input order, padded to the longest;
   (c) pipeline: the real ``translate`` command (``pipeline.cli.main`` in-process,
                 a temporary ``--db`` and output): read + preprocess, the store's
-                transactions, the length-sorted token-budget batches, the
-                progress bar (rendered into a buffer), postprocess and upload.
+                transactions, the planned batches, the progress bar (rendered
+                into a buffer), postprocess and upload.
 
-(a) and (b) translate exactly the chunks (c) stored (read back from its job
-store in ``idx`` order); the figure is source tokens (``n_tokens``) per second.
+and three ways to batch the same chunks by hand, for the cost of making every
+translation independent of its batch (beam search is not prefix-consistent,
+so a search must end at its own budget):
 
-Why the fixed-length rule is fair: a random-weight model never emits EOS, and
-a real one stops at data-dependent points, so "time to translate" would
-otherwise measure the weights, not the method. Here every ``generate`` call
-runs exactly ``JobParams.max_new_tokens(longest_input, cap)`` new tokens
-(``min_new_tokens == max_new_tokens``), the pipeline's own budget rule: a
-sequence's output length is a fixed function of its input length and a batch
-runs as long as its longest member: a real model's worst case. The pipeline's
-translator does the same with ``fixed_length=True``, and beams, greedy
-decoding and ``inference_mode`` are equal, so (a), (b) and (c) differ only in
-batching and the pipeline's bookkeeping. A wrapper asserts every ``generate``
-call returned exactly its budget. The model is loaded and warmed up first.
+  (d) cut:      the old plan (sorted by length, any lengths together), each
+                batch run to its longest member's exact budget and the others
+                cut afterwards: fast, but a sentence's translation depends on
+                its neighbours;
+  (e) per-row:  the same plan, each row stopped at its own exact budget inside
+                generation (EOS forced at that step), the batch running on to
+                its longest member: independent;
+  (f) buckets:  what the pipeline does: budgets rounded up to a length bucket
+                (``pipeline.budget``) and batches planned within one budget:
+                independent.
+
+(a)-(c) translate exactly the chunks (c) stored (read back in ``idx``
+order); the figure is source tokens (``n_tokens``) per second.
+
+Why the fixed-length rule is fair: a random-weight model never emits EOS,
+and a real one stops at data-dependent points, so "time to translate" would
+otherwise measure the weights, not the method. Here every row runs exactly
+its budget (``min_new_tokens == max_new_tokens``): a real model's worst
+case. (a), (b) and (f) use the pipeline's bucketed budget of the batch's
+longest member; (d) and (e) the old exact rule ``ceil(2 x n) + 16``. Beams,
+greedy decoding and ``inference_mode`` are equal, so the methods differ only
+in batching and the pipeline's bookkeeping. The model is loaded and warmed
+up first.
 
 Overhead of (c) = (wall time - time inside ``translate_batch``) / wall time:
 preprocess, store transactions, progress, postprocess and upload.
@@ -44,6 +60,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import platform
 import shutil
@@ -59,9 +76,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-import models.nllb as nllb  # noqa: E402
+import models.hf as hf  # noqa: E402
+from models.checkpoint import resolve_model  # noqa: E402
 from models.tiny import build_tiny_model  # noqa: E402
 from pipeline import cli  # noqa: E402
+from pipeline.batching import plan_batches  # noqa: E402
 from pipeline.config import JobParams, RunSettings  # noqa: E402
 from pipeline.samples import generate_text  # noqa: E402
 from pipeline.store import Store  # noqa: E402
@@ -70,23 +89,35 @@ SRC, TGT = "eng_Latn", "fra_Latn"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    defaults = hf.DEFAULT_BATCH_TOKENS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="model directory or hub id (default: build a tiny model)")
-    p.add_argument("--d-model", type=int, default=64, help="tiny model width")
-    p.add_argument("--layers", type=int, default=2, help="tiny model layers")
-    p.add_argument("--sentences", type=int, default=400, help="sentences in the document")
+    p.add_argument("--d-model", type=int, default=64, help="tiny model width (default 64)")
+    p.add_argument("--layers", type=int, default=2, help="tiny model layers (default 2)")
+    p.add_argument("--sentences", type=int, default=400,
+                   help="sentences in the document (default 400)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--beams", type=int, default=1)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="auto")
+    p.add_argument("--beams", default="1,4",
+                   help="beam widths to measure, comma-separated (default 1,4; the pipeline's "
+                        f"default is {JobParams.__dataclass_fields__['beams'].default})")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--dtype", default="auto", help="default auto: float32 on CPU, bf16/fp16 on CUDA")
     p.add_argument("--batch-tokens", type=int, default=0,
-                   help="pipeline token budget (0 = its default: 4096 on CPU, 8192 on CUDA)")
-    p.add_argument("--fixed-batch", type=int, default=32, help="batch size of method (b)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+                   help=f"pipeline token budget (default 0 = the backend's: {defaults['cpu']} "
+                        f"on CPU, {defaults['cuda']} on CUDA)")
+    p.add_argument("--fixed-batch", type=int, default=32,
+                   help="batch size of method (b) (default 32)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (default 0 = torch's default)")
     p.add_argument("--repeat", type=int, default=1,
-                   help="rounds of (c), (a), (b); the fastest time of each counts (noisy hosts)")
+                   help="rounds of every method; the fastest time of each counts (default 1)")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        args.beams = [int(b) for b in args.beams.split(",")]
+    except ValueError:
+        p.error(f"--beams takes widths like 1,4, not {args.beams!r}")
+    return args
 
 
 class GenerateCounter:
@@ -98,8 +129,9 @@ class GenerateCounter:
 
     def __call__(self, **kw):
         out = self.inner(**kw)
-        # output = decoder start token + exactly the budget: no early stop anywhere
-        assert out.shape[1] == kw["max_new_tokens"] + 1, (out.shape, kw["max_new_tokens"])
+        if "min_new_tokens" in kw:  # (e) stops each row itself, one step past its budget
+            # output = decoder start token + exactly the budget: no early stop anywhere
+            assert out.shape[1] == kw["max_new_tokens"] + 1, (out.shape, kw["max_new_tokens"])
         self.calls += 1
         self.steps += kw["max_new_tokens"]
         self.padded_out += out.shape[0] * kw["max_new_tokens"]
@@ -112,30 +144,96 @@ class GenerateCounter:
         return figures
 
 
-def direct(tr, texts: list[str], beams: int) -> list[str]:
-    """Methods (a) and (b): what translate_batch does, by hand, with the same rule."""
+class _StopEachRow:
+    """A logits processor: row r emits EOS at its own step ``budgets[r]``
+    and nothing else before it (random weights never stop on their own)."""
+
+    def __init__(self, budgets: list[int], beams: int, eos: int, start_len: int):
+        self.budgets = torch.tensor(budgets).repeat_interleave(beams)
+        self.eos, self.start_len = eos, start_len
+
+    def __call__(self, input_ids, scores):
+        step = input_ids.shape[1] - self.start_len + 1  # new tokens after this one
+        at_end = (self.budgets == step).to(scores.device)
+        before = (self.budgets > step).to(scores.device)
+        scores[before, self.eos] = -float("inf")
+        forced = torch.full_like(scores[0], -float("inf"))
+        forced[self.eos] = 0.0
+        scores[at_end] = forced
+        return scores
+
+
+def direct(tr, texts: list[str], beams: int, budget: int, *, cut: list[int] | None = None,
+           per_row: list[int] | None = None) -> list[str]:
+    """Methods (a), (b), (d)-(f) by hand: one ``generate`` call of ``budget``
+    new tokens; ``cut``: each row cut to its own budget afterwards;
+    ``per_row``: each row stopped at its own budget inside generation."""
+    from transformers import LogitsProcessorList
+
     tok = tr.tokenizer
     tok.src_lang = SRC
     enc = tok(texts, return_tensors="pt", padding=True, truncation=False).to(tr._device)
-    budget = tr.params.max_new_tokens(enc["input_ids"].shape[1], tr.max_input_tokens - 2)
+    extra = {}
+    if per_row is not None:
+        extra["logits_processor"] = LogitsProcessorList(
+            [_StopEachRow(per_row, beams, tok.eos_token_id, 1)])
+        budget = max(per_row) + 1  # the EOS step
+    else:
+        extra["min_new_tokens"] = budget
     with torch.inference_mode():
         out = tr._model.generate(
             **enc, forced_bos_token_id=tok.convert_tokens_to_ids(TGT), max_new_tokens=budget,
-            min_new_tokens=budget, num_beams=beams, do_sample=False,
+            num_beams=beams, do_sample=False, **extra,
         )
-    return tok.batch_decode(out, skip_special_tokens=True)
+    rows = out.tolist()
+    if cut is not None:
+        rows = [row[: 1 + b] for row, b in zip(rows, cut)]
+    return tok.batch_decode(rows, skip_special_tokens=True)
 
 
-def timed_batches(tr, batches: list[list[str]], beams: int) -> float:
+def exact_budget(n: int, cap: int) -> int:
+    """The old rule, before length buckets."""
+    return min(cap, math.ceil(2.0 * n) + 16)
+
+
+def timed(tr, plan: list[list], texts: list[str], beams: int, mode: str) -> float:
+    """Translate ``plan`` (batches of chunk positions) one way; seconds."""
+    cap = tr.describe().max_output_tokens
+    params = JobParams(model=tr.model_id, src_lang=SRC, tgt_lang=TGT, fmt="text", output="/x")
     start = time.perf_counter()
-    for texts in batches:
-        direct(tr, texts, beams)
+    for batch in plan:
+        group = [texts[i] for i in batch]
+        n = tr.count_tokens(group)
+        if mode == "bucket":
+            direct(tr, group, beams, params.output_budget(max(n), cap))
+        elif mode == "cut":
+            direct(tr, group, beams, exact_budget(max(n), cap),
+                   cut=[exact_budget(x, cap) for x in n])
+        else:
+            direct(tr, group, beams, 0, per_row=[exact_budget(x, cap) for x in n])
     return time.perf_counter() - start
 
 
-def run_pipeline(tr, work: Path, args, round_: int) -> tuple[float, float, Path]:
+class _Pos:
+    def __init__(self, idx: int, n_tokens: int):
+        self.idx, self.n_tokens = idx, n_tokens
+
+
+def plans(tr, texts: list[str], counts: list[int], budget_tokens: int) -> dict[str, list]:
+    """Batches of positions into ``texts``: the old plan (any lengths
+    together) and the pipeline's (one output budget per batch)."""
+    cap = tr.describe().max_output_tokens
+    params = JobParams(model=tr.model_id, src_lang=SRC, tgt_lang=TGT, fmt="text", output="/x")
+    chunks = [_Pos(i, n) for i, n in enumerate(counts)]
+    old = plan_batches(chunks, budget_tokens, 256)
+    new = plan_batches(chunks, budget_tokens, 256, lambda n: params.output_budget(n, cap))
+    return {"old": [[c.idx for c in b] for b in old], "new": [[c.idx for c in b] for b in new]}
+
+
+def run_pipeline(tr, work: Path, args, beams: int, round_: int) -> tuple[float, float, Path]:
     """Method (c): ``nllb-pipeline translate`` in-process, with ``tr`` as its model."""
-    doc, db, output = work / "doc.txt", work / f"jobs{round_}.db", work / f"out{round_}.txt"
+    doc = work / "doc.txt"
+    db, output = work / f"jobs{beams}-{round_}.db", work / f"out{beams}-{round_}.txt"
     doc.write_text(generate_text(args.sentences, seed=args.seed), encoding="utf-8")
     inside, real, built = [0.0], tr.translate_batch, []
 
@@ -148,27 +246,25 @@ def run_pipeline(tr, work: Path, args, round_: int) -> tuple[float, float, Path]
 
     tr.translate_batch = translate_batch
 
-    def factory(model, params, settings=RunSettings(), **kw):  # what cli constructs
-        rule = ("model", "beams", "length_ratio", "length_offset")
-        assert all(getattr(params, f) == getattr(tr.params, f) for f in rule), params
+    def factory(model, settings=RunSettings(), **kw):  # what cli constructs
+        assert resolve_model(model) == tr.model_id, model
         assert (settings.device, settings.dtype) == (tr.settings.device, tr.settings.dtype)
-        built.append(params)
-        tr.params = params  # same length rule; the job's own output path
+        built.append(model)
         return tr
 
     argv = ["--db", str(db), "translate", str(doc), "--src", SRC, "--tgt", TGT,
             "-o", str(output), "--model", tr.model_id, "--format", "text",
-            "--device", args.device, "--dtype", args.dtype, "--beams", str(args.beams),
+            "--device", args.device, "--dtype", args.dtype, "--beams", str(beams),
             "--batch-tokens", str(args.batch_tokens)]  # no --json: it turns the bar off
-    stdout, stderr, cls = io.StringIO(), io.StringIO(), nllb.NllbTranslator
-    nllb.NllbTranslator = factory  # cli imports it from models.nllb at call time
+    stdout, stderr, cls = io.StringIO(), io.StringIO(), hf.HfTranslator
+    hf.HfTranslator = factory  # the CLI imports it from models.hf at call time
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             start = time.perf_counter()
             rc = cli.main(argv)  # the progress bar renders into `stderr`
             wall = time.perf_counter() - start
     finally:
-        nllb.NllbTranslator = cls
+        hf.HfTranslator = cls
         del tr.translate_batch
     if rc != 0 or not built:
         sys.exit(f"pipeline failed (exit {rc}):\n{stdout.getvalue()}\n{stderr.getvalue()}")
@@ -197,18 +293,17 @@ def bench(args, work: Path) -> int:
     model_dir = args.model or str(build_tiny_model(work / "tiny", d_model=args.d_model,
                                                    layers=args.layers))
     settings = RunSettings(device=args.device, dtype=args.dtype, batch_tokens=args.batch_tokens)
-    params = JobParams(model=nllb.resolve_model(model_dir), src_lang=SRC, tgt_lang=TGT,
-                       fmt="text", output=str((work / "doc.fra_Latn.txt").resolve()),
-                       beams=args.beams)
-    tr = nllb.NllbTranslator(params.model, params, settings, fixed_length=True)
-    model = tr.load()
+    tr = hf.HfTranslator(resolve_model(model_dir), settings, fixed_length=True)
+    tr.load()
+    model = tr._model
     counter = GenerateCounter(model)
     for _ in range(2):  # warm-up: first-call allocations, kernel selection
-        direct(tr, ["A short warm-up sentence.", "Another one, a little bit longer."], args.beams)
+        direct(tr, ["A short warm-up sentence.", "Another one, a little bit longer."], 1, 20)
     counter.reset()
-    cfg = model.config
+    cfg, described = model.config, tr.describe()
+    budget_tokens = args.batch_tokens or described.default_batch_tokens
     info = {
-        "device": str(tr._device), "dtype": tr.dtype_name, "torch": torch.__version__,
+        "device": described.device, "dtype": described.compute_type, "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "cpu": platform.processor() or platform.machine(),
         "loadavg_1m": round(os.getloadavg()[0], 2),
@@ -216,13 +311,22 @@ def bench(args, work: Path) -> int:
         "model": args.model or f"tiny d_model={args.d_model} layers={args.layers}",
         "d_model": cfg.d_model, "layers": f"{cfg.encoder_layers}+{cfg.decoder_layers}",
         "parameters_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
-        "beams": args.beams, "batch_tokens": args.batch_tokens or tr.default_batch_tokens(),
+        "batch_tokens": budget_tokens,
     }
     print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()), flush=True)
+    results = {"machine": info, "sentences": args.sentences, "beams": {}}
+    for beams in args.beams:
+        results["beams"][beams] = bench_beams(tr, counter, work, args, beams, budget_tokens)
+    if args.json:
+        print(json.dumps(results))
+    return 0
 
-    k, rounds = args.fixed_batch, []  # each round: (c) on a fresh store, then (a), (b)
+
+def bench_beams(tr, counter, work: Path, args, beams: int, budget_tokens: int) -> dict:
+    k, rounds = args.fixed_batch, []  # each round: (c) on a fresh store, then the others
+    print(f"\n== beams {beams} ==", flush=True)
     for i in range(args.repeat):
-        wall_c, inside_c, db = run_pipeline(tr, work, args, i)
+        wall_c, inside_c, db = run_pipeline(tr, work, args, beams, i)
         work_c = counter.reset()
         if i == 0:
             store = Store(db)
@@ -233,46 +337,63 @@ def bench(args, work: Path) -> int:
             n_batches_c = len(store.batches(job.id))
             store.close()
             texts = [c.source for c in chunks]
-            tokens = sum(c.n_tokens for c in chunks)
-            assert tr.count_tokens(texts) == [c.n_tokens for c in chunks]
+            counts = [c.n_tokens for c in chunks]
+            tokens = sum(counts)
+            assert tr.count_tokens(texts) == counts
+            plan = plans(tr, texts, counts, budget_tokens)
             print(f"document: {args.sentences} sentences -> {len(chunks)} chunks, {tokens} "
-                  f"source tokens; pipeline: {n_batches_c} batches", flush=True)
-        wall_a = timed_batches(tr, [[t] for t in texts], args.beams)
-        work_a = counter.reset()
-        wall_b = timed_batches(tr, [texts[j:j + k] for j in range(0, len(texts), k)], args.beams)
-        work_b = counter.reset()
-        rounds.append({"a": wall_a, "b": wall_b, "c": wall_c, "c_inside": inside_c})
-        print(f"round {i + 1}/{args.repeat}: naive {wall_a:.2f} s, fixed{k} {wall_b:.2f} s, "
-              f"pipeline {wall_c:.2f} s (load {os.getloadavg()[0]:.2f})", flush=True)
-    wall_a, wall_b = min(r["a"] for r in rounds), min(r["b"] for r in rounds)
+                  f"source tokens; batches: pipeline {n_batches_c}, old plan "
+                  f"{len(plan['old'])}, bucketed plan {len(plan['new'])}", flush=True)
+        r = {"c": wall_c, "c_inside": inside_c}
+        work_ = {"c": work_c}
+        for name, batches, mode in (
+                ("a", [[j] for j in range(len(texts))], "bucket"),
+                ("b", [list(range(j, min(j + k, len(texts)))) for j in range(0, len(texts), k)],
+                 "bucket"),
+                ("d", plan["old"], "cut"), ("e", plan["old"], "per_row"),
+                ("f", plan["new"], "bucket")):
+            if name == "e":
+                r[name] = timed(tr, batches, texts, beams, mode)  # not fixed-length: no counter
+                counter.reset()
+                work_[name] = {"generate_calls": len(batches), "decoder_steps": None,
+                               "padded_output_tokens": None}
+                continue
+            r[name] = timed(tr, batches, texts, beams, mode)
+            work_[name] = counter.reset()
+        rounds.append(r)
+        print(f"round {i + 1}/{args.repeat}: " + ", ".join(
+            f"({m}) {r[m]:.2f} s" for m in "abcdef") + f" (load {os.getloadavg()[0]:.2f})",
+            flush=True)
+    best = {m: min(r[m] for r in rounds) for m in "abdef"}
     wall_c, inside_c = min((r["c"], r["c_inside"]) for r in rounds)
-
-    rows = [("(a) naive", wall_a, work_a), (f"(b) fixed{k}", wall_b, work_b),
-            ("(c) pipeline", wall_c, work_c)]
-    tps = {name: tokens / wall for name, wall, _ in rows}
-    overhead = 100.0 * (wall_c - inside_c) / wall_c
+    best["c"] = wall_c
+    names = {"a": "(a) naive", "b": f"(b) fixed{k}", "c": "(c) pipeline", "d": "(d) cut",
+             "e": "(e) per-row", "f": "(f) buckets"}
+    tps = {m: tokens / best[m] for m in best}
     print(f"\n{'method':<14}{'seconds':>9}{'src tok/s':>11}{'vs (a)':>8}"
           f"{'generate calls':>16}{'padded out tok':>16}")
-    for name, wall, work_ in rows:
-        print(f"{name:<14}{wall:9.2f}{tps[name]:11.1f}{tps[name] / tps['(a) naive']:7.2f}x"
-              f"{work_['generate_calls']:16d}{work_['padded_output_tokens']:16d}")
-    r_naive, r_fixed = wall_a / wall_c, wall_b / wall_c  # same tokens: ratio of tok/s
+    for m in "abcdef":
+        w = work_[m]
+        padded = w["padded_output_tokens"]
+        print(f"{names[m]:<14}{best[m]:9.2f}{tps[m]:11.1f}{tps[m] / tps['a']:7.2f}x"
+              f"{w['generate_calls']:16d}{padded if padded is not None else '-':>16}")
+    overhead = 100.0 * (wall_c - inside_c) / wall_c
     print("\npipeline stages, round 1 (s): " + ", ".join(f"{s} {w}" for s, w in stages.items()))
     print(f"pipeline: {wall_c:.2f} s wall, {inside_c:.2f} s inside translate_batch")
-    print(f"pipeline/naive = {r_naive:.2f}x (target >= 5x)")
-    print(f"pipeline/fixed{k} = {r_fixed:.2f}x (target >= 1.3x)")
+    print(f"pipeline/naive = {best['a'] / wall_c:.2f}x (target >= 5x)")
+    print(f"pipeline/fixed{k} = {best['b'] / wall_c:.2f}x (target >= 1.3x)")
     print(f"overhead = {overhead:.2f}% (target < 5%)")
-    if args.json:
-        print(json.dumps({
-            "machine": info, "sentences": args.sentences, "chunks": len(chunks),
-            "source_tokens": tokens, "pipeline_batches": n_batches_c, "stages_s": stages,
-            "methods": {name: {"seconds": round(wall, 4), "tok_per_s": round(tps[name], 2),
-                               **work_} for name, wall, work_ in rows},
-            "pipeline_over_naive": round(r_naive, 3), "pipeline_over_fixed": round(r_fixed, 3),
+    print(f"cost of batch independence: buckets/cut = {tps['f'] / tps['d']:.2f}x, "
+          f"per-row/cut = {tps['e'] / tps['d']:.2f}x the old (batch-dependent) throughput")
+    return {"chunks": len(chunks), "source_tokens": tokens, "pipeline_batches": n_batches_c,
+            "stages_s": stages, "rounds": rounds,
+            "methods": {names[m]: {"seconds": round(best[m], 4), "tok_per_s": round(tps[m], 2),
+                                   **work_[m]} for m in "abcdef"},
+            "pipeline_over_naive": round(best["a"] / wall_c, 3),
+            "pipeline_over_fixed": round(best["b"] / wall_c, 3),
             "translate_batch_s": round(inside_c, 4), "overhead_pct": round(overhead, 3),
-            "rounds": rounds,
-        }))
-    return 0
+            "buckets_over_cut": round(tps["f"] / tps["d"], 3),
+            "per_row_over_cut": round(tps["e"] / tps["d"], 3)}
 
 
 if __name__ == "__main__":

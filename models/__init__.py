@@ -1,6 +1,8 @@
-"""Everything that knows about torch: NLLB loading, generation, error mapping."""
+"""Everything that knows about torch and the model libraries: backends behind
+the Translator protocol, checkpoints, error mapping, the tiny test model."""
 
-from models.nllb import NllbTranslator, resolve_model
+from models.checkpoint import resolve_model
+from models.hf import HfTranslator
 from models.tiny import build_tiny_model, ensure_tiny_model
 
-__all__ = ["NllbTranslator", "build_tiny_model", "ensure_tiny_model", "resolve_model"]
+__all__ = ["HfTranslator", "build_tiny_model", "ensure_tiny_model", "resolve_model"]

@@ -66,7 +66,7 @@ class FaultInjectingTranslator:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[str]:
+    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str, decoding):
         if len(texts) > 1 and self.rng.random() < self.spec.oom:
             self.injected["oom"] += 1
             raise torch.OutOfMemoryError(
@@ -77,4 +77,4 @@ class FaultInjectingTranslator:
             raise RuntimeError(
                 "CUDA error: the launch timed out and was terminated (injected by --inject-faults)"
             )
-        return self.inner.translate_batch(texts, src_lang, tgt_lang)
+        return self.inner.translate_batch(texts, src_lang, tgt_lang, decoding)

@@ -1,14 +1,19 @@
-"""Group chunks into batches: sorted by length, bounded by a token budget.
+"""Group chunks into batches: one output budget each, sorted by length,
+bounded by a token budget.
 
 A batch costs what its longest member costs times its size (everything is
 padded to the longest), so batches of similar lengths waste the least work.
 The budget counts padded source tokens, not sentences: 64 short sentences
 and 4 long ones can cost the same.
+
+Every member of a batch has the same output budget (``pipeline.budget``):
+the backend runs the batch's search to that one length, so a sentence's
+translation does not depend on what it was batched with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 
@@ -17,20 +22,33 @@ class Sized(Protocol):
     n_tokens: int
 
 
-def plan_batches(chunks: Sequence[Sized], budget_tokens: int, max_size: int) -> list[list]:
+def plan_batches(chunks: Sequence[Sized], budget_tokens: int, max_size: int,
+                 output_budget: Callable[[int], int] = lambda n: 0) -> list[list]:
     """Longest first (an OOM shows up in the first batch, not after an
     hour), each batch as large as ``len(batch) * longest <= budget_tokens``
-    allows, never over ``max_size`` sequences; a chunk over the budget on
+    allows, never over ``max_size`` sequences, never mixing two output
+    budgets (``output_budget(n_tokens)``); a chunk over the token budget on
     its own forms a batch of one."""
-    ordered = sorted(chunks, key=lambda c: (-c.n_tokens, c.idx))
+    ordered = sorted(chunks, key=lambda c: (-output_budget(c.n_tokens), -c.n_tokens, c.idx))
     batches: list[list] = []
     current: list = []
     for chunk in ordered:
         longest = current[0].n_tokens if current else chunk.n_tokens
-        if current and ((len(current) + 1) * longest > budget_tokens or len(current) >= max_size):
+        if current and ((len(current) + 1) * longest > budget_tokens or len(current) >= max_size
+                        or output_budget(chunk.n_tokens) != output_budget(longest)):
             batches.append(current)
             current = []
         current.append(chunk)
     if current:
         batches.append(current)
     return batches
+
+
+def needs_replanning(chunks: Sequence[Sized], budget_tokens: int,
+                     output_budget: Callable[[int], int]) -> bool:
+    """A stored batch that cannot run as one call: over the (shrunk) token
+    budget, or planned by a version that mixed output budgets."""
+    if len(chunks) < 2:
+        return False
+    padded = len(chunks) * max(c.n_tokens for c in chunks)
+    return padded > budget_tokens or len({output_budget(c.n_tokens) for c in chunks}) > 1

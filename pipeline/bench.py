@@ -40,7 +40,7 @@ def bench_sizes(store: Store, make_translator, model: str, sizes: list[int], *,
             job, _ = submit(store, params, read_input(src))
             if translator is None:
                 translator = make_translator(params)
-                getattr(translator, "load", lambda: None)()
+                translator.load()
             run_job(store, job.id, translator, settings=settings)
             runs = {r.stage: r for r in store.stage_runs(job.id)}
             total = sum(r.wall_s for r in runs.values())

@@ -62,7 +62,8 @@ def cmd_submit(args) -> int:
 
 def cmd_bench(args) -> int:
     """Jobs of generated documents; their timings become the profile's history."""
-    from models.nllb import NllbTranslator, resolve_model
+    from models.checkpoint import resolve_model
+    from models.hf import HfTranslator
     from pipeline.bench import bench_sizes, format_table, growth_exponents, plot
 
     try:
@@ -75,7 +76,7 @@ def cmd_bench(args) -> int:
     settings = run_settings(args)
     model = resolve_model(args.model or config.default_model())
     store = open_store(args)
-    rows = bench_sizes(store, lambda params: NllbTranslator(model, params, settings), model,
+    rows = bench_sizes(store, lambda params: HfTranslator(model, settings), model,
                        sorted(sizes), settings=settings)
     growth = growth_exponents(rows)
     if args.plot:
@@ -105,10 +106,10 @@ def cmd_worker(args) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     settings, policy, delivery = run_settings(args), retry_policy(args), delivery_options(args)
-    translators: dict[tuple, object] = {}
+    translators: dict[str, object] = {}
 
     def translator_for(params):
-        key = (params.model, params.beams, params.length_ratio, params.length_offset)
+        key = params.model  # decoding settings come with each call
         if key not in translators:
             translators[key] = make_translator(params, settings, args)
         translator = translators[key]

@@ -11,7 +11,7 @@ from pipeline.errors import InvalidInput
 
 def job_params(args, source, *, to, output, relative_to) -> config.JobParams:
     """The parameters that make a job what it is (its idempotency key)."""
-    from models.nllb import resolve_model  # no torch import at module level
+    from models.checkpoint import resolve_model  # no torch import at module level
     from pipeline.jobs import resolve_format
     from pipeline.sinks import resolve_target
 
@@ -67,14 +67,14 @@ def run_settings(args) -> config.RunSettings:
 
 def make_translator(params, settings, args):
     """The NLLB backend for these parameters, wrapped for fault injection if asked."""
-    from models.nllb import NllbTranslator
+    from models.hf import HfTranslator
 
     spec = None
     if getattr(args, "inject_faults", None):
         from models.faults import FaultSpec
 
         spec = FaultSpec.parse(args.inject_faults)
-    translator = NllbTranslator(params.model, params, settings)
+    translator = HfTranslator(params.model, settings)
     translator.check_language(params.src_lang)
     translator.check_language(params.tgt_lang)
     if spec is not None:

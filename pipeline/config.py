@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pipeline.budget import output_budget
 from pipeline.errors import InvalidInput
 from pipeline.languages import validate_language
 
@@ -33,8 +33,9 @@ class JobParams:
     # greedy (1) is about 2-3x faster and slightly worse.
     beams: int = 4
     max_chunk_tokens: int = 200  # tokens per chunk, special tokens included
-    # Output budget per batch: ceil(length_ratio * longest input) + length_offset
-    # tokens. Bounds a looping model instead of letting it run to 1,024 tokens.
+    # Output budget per chunk: ceil(length_ratio * its length bucket) + length_offset
+    # tokens (pipeline/budget.py). Bounds a looping model instead of letting it
+    # run to 1,024 tokens.
     length_ratio: float = 2.0
     length_offset: int = 16
     missing: str = "source"  # a chunk that failed for good: "source" text or "marker"
@@ -79,9 +80,10 @@ class JobParams:
     def from_json(cls, data: str) -> JobParams:
         return cls(**json.loads(data))
 
-    def max_new_tokens(self, longest_input: int, cap: int) -> int:
-        """Output token budget for a batch whose longest input has ``longest_input`` tokens."""
-        return min(cap, math.ceil(self.length_ratio * longest_input) + self.length_offset)
+    def output_budget(self, n_tokens: int, cap: int) -> int:
+        """Output token budget of a chunk of ``n_tokens`` input tokens
+        (``pipeline.budget``: a function of its own length, never its batch's)."""
+        return output_budget(n_tokens, self.length_ratio, self.length_offset, cap)
 
 
 def idempotency_key(params: JobParams, input_sha256: str) -> str:

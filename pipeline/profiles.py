@@ -73,10 +73,9 @@ def stage_history(store: Store, profile: Profile, last_n: int = 20) -> StageHist
 
 
 def history_for(store: Store, translator, model: str, last_n: int = 20) -> StageHistory:
-    """The history of the profile this translator runs as (defaults if it
-    cannot say, as a stand-in without a model cannot)."""
-    device = getattr(translator, "device_name", None)
-    dtype = getattr(translator, "dtype_name", None)
-    if not (model and device and dtype):
+    """The history of the profile this translator runs as (defaults for a
+    stand-in without a model)."""
+    info = translator.describe()
+    if not model or info.backend == "none":
         return StageHistory(dict(DEFAULT_WEIGHTS))
-    return stage_history(store, Profile(model, device, dtype), last_n)
+    return stage_history(store, Profile(model, info.device, info.compute_type), last_n)

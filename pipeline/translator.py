@@ -1,26 +1,91 @@
-"""The one thing the pipeline knows about a model."""
+"""The one thing the pipeline knows about a model: the Translator protocol.
+
+A backend (``models.hf.HfTranslator``, ``models.ctranslate2``...) is bound to
+a model and a device, never to a job: decoding settings come with every call
+(as CTranslate2's ``translate_batch`` takes them), so one loaded model serves
+every job that names it.
+
+The contract that keeps translations independent of batching lives here too:
+every text of one ``translate_batch`` call shares one output budget
+(``Decoding.max_new_tokens``). Beam search is not prefix-consistent, so a
+sentence's search must end at its own budget; the pipeline plans batches so
+that every member's own budget is the batch's (``pipeline.batching``), and a
+backend must not cut or extend any member's search.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline.errors import ErrorClass
+from pipeline.errors import ErrorClass, InvalidInput
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How one batch is decoded. Every field may change the output."""
+
+    beams: int = 4  # beam width; 1 is greedy
+    max_new_tokens: int = 256  # output budget of every text in the call, language code included
+    no_repeat_ngram_size: int = 0  # 0: off; else no n-gram of this size occurs twice
+    repetition_penalty: float = 1.0  # 1.0: off; > 1 discourages repeated tokens
+
+    def __post_init__(self) -> None:
+        if self.beams < 1 or self.max_new_tokens < 1:
+            raise InvalidInput("decoding needs beams >= 1 and an output budget >= 1")
+        if self.no_repeat_ngram_size < 0 or not self.repetition_penalty > 0:
+            raise InvalidInput("no_repeat_ngram_size must be >= 0 and repetition_penalty > 0")
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One output of ``translate_batch``."""
+
+    text: str
+    tokens: int  # tokens generated, special tokens (language code, EOS) excluded
+    stopped: bool  # True: the model ended it; False: it ran into its budget
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class TranslatorInfo:
+    """What a translator is and where it runs: the profile that progress
+    weights and ETAs learn from, and the defaults the pipeline plans with."""
+
+    backend: str  # "hf" (transformers) or "ctranslate2"
+    model: str  # hub id or absolute directory, as in the job parameters
+    device: str  # "cpu", "cuda:0", ...
+    compute_type: str  # float32, bfloat16, int8, ...
+    default_batch_tokens: int  # padded source tokens per batch when the run sets none
+    max_input_tokens: int  # longest input, special tokens included
+    max_output_tokens: int  # no output budget is larger than this
 
 
 class Translator(Protocol):
-    """A model behind the pipeline. ``models.NllbTranslator`` is the real one;
-    tests wrap it to count calls or inject faults."""
+    """A model behind the pipeline. Everything the pipeline uses is declared
+    here; nothing is reached through ``getattr`` with a fallback."""
 
-    max_input_tokens: int  # longest input, special tokens included
+    def describe(self) -> TranslatorInfo:
+        """Backend, model, device and limits. Cheap: never loads weights."""
+
+    def load(self) -> None:
+        """Load the weights now (otherwise the first ``translate_batch`` does)."""
+
+    def check_language(self, code: str) -> None:
+        """Raise ``Unsupported`` if the model does not know this FLORES code."""
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens per text, special tokens (language code, EOS) included."""
 
-    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[str]:
-        """One translation per text, in order. May raise anything; see classify."""
+    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
+                        decoding: Decoding) -> list[Translation]:
+        """One translation per text, in order, each searched with the same
+        budget. May raise anything; see ``classify``."""
 
     def classify(self, exc: BaseException) -> ErrorClass:
-        """The class of an exception raised by translate_batch."""
+        """The class of an exception raised by ``translate_batch``."""
 
     def recover(self, error_class: ErrorClass) -> None:
         """Clean up after a failure of this class (free memory after an OOM)."""
@@ -31,12 +96,20 @@ class NoModel:
     (a retry after a failed delivery): nothing is loaded, and a stage that
     asked it to translate would be a bug."""
 
-    max_input_tokens = 0
+    def describe(self) -> TranslatorInfo:
+        return TranslatorInfo("none", "", "none", "none", 2048, 0, 0)
+
+    def load(self) -> None:
+        pass
+
+    def check_language(self, code: str) -> None:
+        pass
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         raise RuntimeError("no model was loaded for this run")
 
-    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str) -> list[str]:
+    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
+                        decoding: Decoding) -> list[Translation]:
         raise RuntimeError("no model was loaded for this run")
 
     def classify(self, exc: BaseException) -> ErrorClass:

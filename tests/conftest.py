@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+# One torch thread per process: on a shared 2-core machine torch's default
+# (one per core) makes each test's timing swing 10x with the load, and the
+# subprocesses the tests start inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from models import NllbTranslator
+from models import HfTranslator
 from pipeline.cli import main
 from pipeline.config import RunSettings
 from pipeline.progress import Events
@@ -45,7 +45,7 @@ def test_cancel_a_running_job_stops_after_its_batch_keeps_results_and_retry_fini
         tmp_path, tiny_model):
     store, job, params = make_job(tmp_path, tiny_model, generate_text(60, seed=41))
     observer = CancelAfterFirstBatch(store.path, job.id)
-    final = run_job(store, job.id, NllbTranslator(str(tiny_model), params),
+    final = run_job(store, job.id, HfTranslator(str(tiny_model)),
                     settings=RunSettings(batch_tokens=200), events=observer)
     assert observer.outcome == "requested"
     assert final.state == "CANCELED" and final.lease_owner is None
@@ -54,7 +54,7 @@ def test_cancel_a_running_job_stops_after_its_batch_keeps_results_and_retry_fini
     committed = sum(b.state == "committed" for b in store.batches(job.id))
     assert committed == 1  # it stopped right after the batch during which it was canceled
 
-    final = run_job(store, job.id, NllbTranslator(str(tiny_model), params),
+    final = run_job(store, job.id, HfTranslator(str(tiny_model)),
                     settings=RunSettings(batch_tokens=200))
     assert final.state == "SUCCEEDED"
     assert all(c.commits == 1 for c in store.chunks(job.id) if c.batch_id is not None)

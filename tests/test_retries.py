@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from models import NllbTranslator
+from models import HfTranslator
 from models.faults import FaultInjectingTranslator, FaultSpec
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import ErrorClass, JobFailed
@@ -47,11 +47,11 @@ class Poisoned:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def translate_batch(self, texts, src, tgt):
+    def translate_batch(self, texts, src, tgt, decoding):
         self.calls.append(list(texts))
         if POISON in texts and not self.healed:
             raise self.error()
-        return self.inner.translate_batch(texts, src, tgt)
+        return self.inner.translate_batch(texts, src, tgt, decoding)
 
 
 def make_job(tmp_path, model, text, name="doc"):
@@ -67,7 +67,7 @@ def make_job(tmp_path, model, text, name="doc"):
 
 def clean_output(tmp_path, model, text):
     store, job, params = make_job(tmp_path, model, text, name="clean")
-    run_job(store, job.id, NllbTranslator(str(model), params))
+    run_job(store, job.id, HfTranslator(str(model)))
     return (tmp_path / "clean.out.txt").read_bytes()
 
 
@@ -77,7 +77,7 @@ SETTINGS = RunSettings(batch_tokens=300)
 def test_injected_oom_on_30_percent_of_batches_gives_byte_identical_output(tmp_path, tiny_model):
     text = generate_text(120, seed=11)
     store, job, params = make_job(tmp_path, tiny_model, text)
-    translator = FaultInjectingTranslator(NllbTranslator(str(tiny_model), params),
+    translator = FaultInjectingTranslator(HfTranslator(str(tiny_model)),
                                           FaultSpec(oom=0.3, seed=3))
     slept = []
     final = run_job(store, job.id, translator, settings=SETTINGS, policy=FAST, sleep=slept.append,
@@ -103,7 +103,7 @@ def test_transient_errors_on_20_percent_of_chunk_attempts_give_identical_output(
                                                                                 tiny_model):
     text = generate_text(80, seed=12)
     store, job, params = make_job(tmp_path, tiny_model, text)
-    translator = FaultInjectingTranslator(NllbTranslator(str(tiny_model), params),
+    translator = FaultInjectingTranslator(HfTranslator(str(tiny_model)),
                                           FaultSpec(transient=0.2, seed=5))
     slept = []
     final = run_job(store, job.id, translator, settings=SETTINGS, policy=FAST, sleep=slept.append,
@@ -120,7 +120,7 @@ def test_a_chunk_that_always_fails_is_skipped_after_two_batch_retries_then_retry
         tmp_path, tiny_model):
     text = generate_text(30, seed=13).replace("\n\n", f"\n\n{POISON}\n\n", 1)
     store, job, params = make_job(tmp_path, tiny_model, text)
-    poisoned = Poisoned(NllbTranslator(str(tiny_model), params))
+    poisoned = Poisoned(HfTranslator(str(tiny_model)))
     events, slept = Recorder(), []
     final = run_job(store, job.id, poisoned, settings=SETTINGS, policy=FAST, sleep=slept.append,
                     rng=random.Random(7), events=events)
@@ -147,7 +147,7 @@ def test_a_chunk_that_always_fails_is_skipped_after_two_batch_retries_then_retry
 
     store.reset_failed(job.id)
     before = {c.idx: c.translation for c in store.chunks(job.id) if c.state == "done"}
-    healed = Poisoned(NllbTranslator(str(tiny_model), params), healed=True)
+    healed = Poisoned(HfTranslator(str(tiny_model)), healed=True)
     final = run_job(store, job.id, healed, settings=SETTINGS, policy=FAST, sleep=slept.append)
     assert final.state == "SUCCEEDED"
     assert healed.calls == [[POISON]]  # only the failed chunk was translated again
@@ -161,14 +161,14 @@ def test_the_gap_marker_option(tmp_path, tiny_model):
 
     params = dataclasses.replace(params, missing="marker")
     store.db.execute("UPDATE jobs SET params = ? WHERE id = ?", (params.canonical_json(), job.id))
-    run_job(store, job.id, Poisoned(NllbTranslator(str(tiny_model), params)), policy=FAST,
+    run_job(store, job.id, Poisoned(HfTranslator(str(tiny_model))), policy=FAST,
             sleep=lambda s: None)
     assert f"[untranslated: {POISON}]" in (tmp_path / "doc.out.txt").read_text()
 
 
 def test_a_non_retryable_error_fails_at_once_with_one_attempt(tmp_path, tiny_model):
     store, job, params = make_job(tmp_path, tiny_model, f"{POISON}\n\nAnother line here.\n")
-    poisoned = Poisoned(NllbTranslator(str(tiny_model), params), error=lambda: ValueError("bug"))
+    poisoned = Poisoned(HfTranslator(str(tiny_model)), error=lambda: ValueError("bug"))
     with pytest.raises(JobFailed, match="internal error: bug"):
         run_job(store, job.id, poisoned, policy=FAST, sleep=lambda s: pytest.fail("waited"))
     attempts = store.attempts(job.id)
@@ -178,14 +178,14 @@ def test_a_non_retryable_error_fails_at_once_with_one_attempt(tmp_path, tiny_mod
 
 def test_a_device_side_assert_fails_the_job_and_says_to_restart(tmp_path, tiny_model):
     store, job, params = make_job(tmp_path, tiny_model, f"{POISON}\n")
-    poisoned = Poisoned(NllbTranslator(str(tiny_model), params),
+    poisoned = Poisoned(HfTranslator(str(tiny_model)),
                         error=lambda: RuntimeError("CUDA error: device-side assert triggered"))
     with pytest.raises(JobFailed) as info:
         run_job(store, job.id, poisoned, policy=FAST, sleep=lambda s: None)
     assert info.value.error_class is ErrorClass.DEVICE_FATAL
     assert "restart the process" in store.job(job.id).error_message
     # restarting (a fresh run of the same job) continues where it stopped
-    final = run_job(store, job.id, NllbTranslator(str(tiny_model), params))
+    final = run_job(store, job.id, HfTranslator(str(tiny_model)))
     assert final.state == "SUCCEEDED"
 
 
@@ -237,8 +237,11 @@ def test_kill_9_during_a_retry_wait_then_resume_continues_the_attempt_counts(tmp
 def test_an_oom_split_in_a_retry_round_keeps_the_round(tmp_path, tiny_model):
     """Halves of a batch split during batch retry 1 start in round 1 too, so
     their chunks get that round's tries rather than being skipped at once."""
-    store, job, params = make_job(tmp_path, tiny_model, generate_text(6, seed=31))
-    inner = NllbTranslator(str(tiny_model), params)
+    # Sentences of one length bucket: one batch of several chunks, which
+    # fails, is retried as a batch, and then runs out of memory.
+    text = "\n\n".join(f"The {w} job waits in the queue." for w in ("first", "second", "third"))
+    store, job, params = make_job(tmp_path, tiny_model, text)
+    inner = HfTranslator(str(tiny_model))
     ooms = []
 
     class Scripted:
@@ -247,7 +250,7 @@ def test_an_oom_split_in_a_retry_round_keeps_the_round(tmp_path, tiny_model):
         def __getattr__(self, name):
             return getattr(inner, name)
 
-        def translate_batch(self, texts, src, tgt):
+        def translate_batch(self, texts, src, tgt, decoding):
             in_retry = any(a.decision == "retry_batch" for a in store.attempts(job.id))
             if not in_retry:
                 raise RuntimeError("CUDA error: unspecified launch failure (scripted)")
@@ -256,7 +259,7 @@ def test_an_oom_split_in_a_retry_round_keeps_the_round(tmp_path, tiny_model):
 
                 ooms.append(len(texts))
                 raise torch.OutOfMemoryError("CUDA out of memory (scripted)")
-            return inner.translate_batch(texts, src, tgt)
+            return inner.translate_batch(texts, src, tgt, decoding)
 
     policy = RetryPolicy(chunk_attempts=1, batch_retries=1, backoff=Backoff(0, 1, 0),
                          batch_backoff=Backoff(0, 1, 0))

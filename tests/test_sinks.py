@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models import NllbTranslator
+from models import HfTranslator
 from pipeline.cli import main
 from pipeline.config import JobParams, idempotency_key
 from pipeline.errors import ErrorClass, InvalidInput, JobFailed
@@ -49,7 +49,7 @@ def make_job(tmp_path: Path, model, *, text: str = DOC, name: str = "doc", outpu
 def reference_output(tmp_path: Path, model, text: str = DOC) -> bytes:
     """What a job on ``text`` delivers (the model is deterministic)."""
     store, job, params = make_job(tmp_path, model, text=text, name="ref", db="ref.db")
-    run_job(store, job.id, NllbTranslator(str(model), params))
+    run_job(store, job.id, HfTranslator(str(model)))
     return Path(params.output).read_bytes()
 
 
@@ -59,12 +59,12 @@ def translate_argv(db, src, model, *extra):
 
 
 def forbid_translation(monkeypatch):
-    import models.nllb
+    import models.hf
 
     def forbidden(*a, **k):
         raise AssertionError("translated again")
 
-    monkeypatch.setattr(models.nllb.NllbTranslator, "translate_batch", forbidden)
+    monkeypatch.setattr(models.hf.HfTranslator, "translate_batch", forbidden)
 
 
 # -- targets --------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_an_output_that_appears_while_the_job_runs_fails_it_then_retry_overwrite
     out = Path(params.output)
     out.write_text("written by someone else while we translated\n")
     with pytest.raises(JobFailed) as info:
-        run_job(store, job.id, NllbTranslator(str(tiny_model), params))
+        run_job(store, job.id, HfTranslator(str(tiny_model)))
     assert info.value.error_class is ErrorClass.INVALID_INPUT
     failed = store.job(job.id)
     assert (failed.state, failed.stage) == ("FAILED", "upload")
@@ -273,12 +273,12 @@ def test_an_output_that_appears_while_the_job_runs_fails_it_then_retry_overwrite
         ("upload", "invalid_input", "fail")]
 
     forbid_translation(monkeypatch)
-    import models.nllb
+    import models.hf
 
     def no_model(*a, **k):
         raise AssertionError("a retry of the upload must not load the model")
 
-    monkeypatch.setattr(models.nllb.NllbTranslator, "__init__", no_model)
+    monkeypatch.setattr(models.hf.HfTranslator, "__init__", no_model)
     code = main(["--db", str(store.path), "retry", job.id, "--overwrite", "--no-progress",
                  "--json"])
     result = json.loads(capsys.readouterr().out)
@@ -293,7 +293,7 @@ def test_an_existing_file_with_the_same_bytes_counts_as_delivered(tmp_path, tiny
     out = Path(params.output)
     out.write_bytes(expected)
     inode = out.stat().st_ino
-    final = run_job(store, job.id, NllbTranslator(str(tiny_model), params))
+    final = run_job(store, job.id, HfTranslator(str(tiny_model)))
     assert final.state == "SUCCEEDED" and out.stat().st_ino == inode
     delivery = store.artifact(job.id, "delivery")
     assert (delivery.path, delivery.bytes) == (str(out), len(expected))

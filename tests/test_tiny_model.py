@@ -95,35 +95,45 @@ SENTENCES = [
     "The cat sat on the mat.",
     "Hi.",
     "Hello world.",
+    "A much longer sentence, with a comma, walks slowly through the quiet town at night.",
 ]
 
 
 @pytest.fixture(scope="module")
 def translator(tiny_model):
-    from models import NllbTranslator
-    from pipeline.config import JobParams, RunSettings
+    from models import HfTranslator
+    from pipeline.config import RunSettings
 
-    params = JobParams(model=str(tiny_model), src_lang="eng_Latn", tgt_lang="fra_Latn",
-                       fmt="text", output="/nonexistent/out.txt", beams=1)
-    return NllbTranslator(str(tiny_model), params, RunSettings(device="cpu"))
+    return HfTranslator(str(tiny_model), RunSettings(device="cpu"))
 
 
-@pytest.fixture(scope="module")
-def one_by_one(translator):
-    return [translator.translate_batch([s], "eng_Latn", "fra_Latn")[0] for s in SENTENCES]
+def texts(out):
+    return [t.text for t in out]
 
 
-def test_output_depends_on_the_input(translator, one_by_one):
-    counts = translator.count_tokens(SENTENCES)
-    assert len(set(counts)) == len(SENTENCES)  # different lengths, so different budgets
-    assert all(isinstance(t, str) and t for t in one_by_one)
-    assert len(set(one_by_one)) == len(SENTENCES)
-    again = translator.translate_batch([SENTENCES[0]], "eng_Latn", "fra_Latn")
-    assert again == one_by_one[:1]  # and on nothing else: greedy is repeatable
+@pytest.mark.parametrize("beams", [1, 4])
+def test_output_depends_on_the_input_and_nothing_else(translator, beams):
+    from pipeline.translator import Decoding
+
+    decoding = Decoding(beams=beams, max_new_tokens=24)
+    alone = [translator.translate_batch([s], "eng_Latn", "fra_Latn", decoding)[0]
+             for s in SENTENCES]
+    assert all(t.text and t.tokens == 23 and not t.stopped for t in alone)  # random weights
+    assert len({t.text for t in alone}) == len(SENTENCES)
+    again = translator.translate_batch([SENTENCES[0]], "eng_Latn", "fra_Latn", decoding)
+    assert again == alone[:1]  # repeatable
+    # Padded to the longest and searched side by side with the same budget:
+    # the neighbours change nothing, at greedy and at the default beam 4.
+    batch = translator.translate_batch(SENTENCES[::-1], "eng_Latn", "fra_Latn", decoding)
+    assert texts(batch) == texts(alone)[::-1]
 
 
-def test_batch_gives_the_same_outputs_as_one_by_one(translator, one_by_one):
-    # Padded to the longest, with the longest one's output budget: neither
-    # may change what the shorter ones become.
-    batch = translator.translate_batch(SENTENCES[::-1], "eng_Latn", "fra_Latn")
-    assert batch == one_by_one[::-1]
+def test_the_budget_counts_the_language_code_and_is_reported(translator):
+    from pipeline.translator import Decoding
+
+    out = translator.translate_batch(SENTENCES[:2], "eng_Latn", "fra_Latn",
+                                     Decoding(beams=2, max_new_tokens=5))
+    assert [(t.tokens, t.stopped) for t in out] == [(4, False), (4, False)]
+    info = translator.describe()
+    assert (info.backend, info.device, info.compute_type) == ("hf", "cpu", "float32")
+    assert info.max_output_tokens == info.max_input_tokens - 2 == 1022

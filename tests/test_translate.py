@@ -90,11 +90,11 @@ def test_a_5000_word_sentence_is_split_never_truncated(tmp_path, capsys, tiny_mo
     store = Store(db)
     chunks = store.chunks(result["job"])
     assert len(chunks) > 10
-    from models import NllbTranslator
+    from models import HfTranslator
     from pipeline.config import JobParams
 
     params = JobParams.from_json(store.job(result["job"]).params)
-    recount = NllbTranslator(str(tiny_model), params).count_tokens([c.source for c in chunks])
+    recount = HfTranslator(str(tiny_model)).count_tokens([c.source for c in chunks])
     assert max(recount) <= 128 and [c.n_tokens for c in chunks] == recount
     assert "".join(c.source for c in chunks).replace(" ", "") == "".join(words)
 
@@ -106,12 +106,12 @@ def test_same_command_after_success_does_no_inference(tmp_path, capsys, tiny_mod
     assert translate(capsys, db, src, tiny_model)[0] == 0
     first = (tmp_path / "doc.fra_Latn.txt").read_bytes()
 
-    import models.nllb
+    import models.hf
 
     def forbidden(*a, **k):
         raise AssertionError("the model was used")
 
-    monkeypatch.setattr(models.nllb.NllbTranslator, "__init__", forbidden)
+    monkeypatch.setattr(models.hf.HfTranslator, "__init__", forbidden)
     code, result, _ = translate(capsys, db, src, tiny_model)
     assert code == 0 and result["note"] == "already translated; nothing to do"
     assert (tmp_path / "doc.fra_Latn.txt").read_bytes() == first
@@ -127,12 +127,12 @@ def test_a_deleted_output_is_delivered_again_without_translating(tmp_path, capsy
     out = tmp_path / "doc.fra_Latn.txt"
     first = out.read_bytes()
     out.unlink()
-    import models.nllb
+    import models.hf
 
     def forbidden(*a, **k):
         raise AssertionError("translated again")
 
-    monkeypatch.setattr(models.nllb.NllbTranslator, "translate_batch", forbidden)
+    monkeypatch.setattr(models.hf.HfTranslator, "translate_batch", forbidden)
     code, result, err = translate(capsys, db, src, tiny_model)
     assert code == 0, err
     assert out.read_bytes() == first

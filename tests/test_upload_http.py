@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from models import NllbTranslator
+from models import HfTranslator
 from pipeline.cli import main
 from pipeline.errors import ErrorClass, JobFailed
 from pipeline.http_errors import (
@@ -320,7 +320,7 @@ def test_a_flaky_receiver_gets_the_document_once_after_every_kind_of_failure(
                        ("slow", 1.5), ("status", 500)]
     store, job, params = make_job(tmp_path, tiny_model, sink=receiver.url("/docs/a"))
     events, slept = Recorder(), []
-    final = run_job(store, job.id, NllbTranslator(str(tiny_model), params), policy=POLICY,
+    final = run_job(store, job.id, HfTranslator(str(tiny_model)), policy=POLICY,
                     sleep=slept.append, rng=random.Random(3), events=events,
                     delivery=DeliveryOptions(timeout_s=0.5))
 
@@ -399,7 +399,7 @@ def test_an_exhausted_budget_fails_the_job_then_retry_delivers_exactly_once(
     store, job, params = make_job(tmp_path, tiny_model, sink=receiver.url("/docs/c"))
     slept = []
     with pytest.raises(JobFailed) as info:
-        run_job(store, job.id, NllbTranslator(str(tiny_model), params), policy=POLICY,
+        run_job(store, job.id, HfTranslator(str(tiny_model)), policy=POLICY,
                 sleep=slept.append, rng=random.Random(5))
     assert info.value.error_class is ErrorClass.SERVER
     failed = store.job(job.id)
@@ -412,9 +412,9 @@ def test_an_exhausted_budget_fails_the_job_then_retry_delivers_exactly_once(
     assert len(slept) == 2 and receiver.stored == 0
 
     # the server is back: retry runs the upload only, and a fresh round of attempts
-    import models.nllb
+    import models.hf
 
-    monkeypatch.setattr(models.nllb.NllbTranslator, "translate_batch",
+    monkeypatch.setattr(models.hf.HfTranslator, "translate_batch",
                         lambda *a, **k: pytest.fail("translated again"))
     code = main(["--db", str(store.path), "retry", job.id, "--no-progress", "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out)["state"] == "SUCCEEDED"
@@ -438,14 +438,14 @@ def test_a_retried_job_delivers_its_completed_output_as_a_new_delivery(tmp_path,
     store, job, params = make_job(tmp_path, tiny_model, text=f"Fine words here.\n\n{POISON}\n",
                                   sink=receiver.url("/docs/f"), missing="marker")
     fast = RetryPolicy(chunk_attempts=1, batch_retries=0)
-    first = run_job(store, job.id, Poisoned(NllbTranslator(str(tiny_model), params)),
+    first = run_job(store, job.id, Poisoned(HfTranslator(str(tiny_model))),
                     policy=fast, sleep=lambda s: None)
     assert first.state == "FAILED" and "failed for good" in first.error_message
     with_gap = store.artifact(job.id, "output").content
     assert receiver.deliveries == {job.idem_key: with_gap}  # delivered, with the source text
 
     store.reset_failed(job.id)
-    healed = Poisoned(NllbTranslator(str(tiny_model), params), healed=True)
+    healed = Poisoned(HfTranslator(str(tiny_model)), healed=True)
     assert run_job(store, job.id, healed, policy=fast).state == "SUCCEEDED"
     complete = store.artifact(job.id, "output").content
     assert complete != with_gap
@@ -458,7 +458,7 @@ def test_a_restart_continues_the_attempt_count_and_the_stored_wait(tmp_path, tin
                                                                     receiver):
     receiver.script = [("status", 502)] * 5
     store, job, params = make_job(tmp_path, tiny_model, sink=receiver.url("/docs/d"))
-    translator = NllbTranslator(str(tiny_model), params)
+    translator = HfTranslator(str(tiny_model))
     slept = []
 
     def killed_in_the_second_wait(seconds):

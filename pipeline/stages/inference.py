@@ -26,9 +26,10 @@ import logging
 import traceback
 import uuid
 
-from pipeline.batching import plan_batches
+from pipeline.batching import needs_replanning, plan_batches
 from pipeline.errors import ErrorClass
 from pipeline.store import Batch, Chunk
+from pipeline.translator import Decoding
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -57,10 +58,10 @@ class _Failed(Exception):
 def run(ctx) -> None:
     store, job = ctx.store, ctx.job
     done_tokens, total_tokens = store.token_counts(job.id)
+    info = ctx.translator.describe()
     run_id = store.start_stage(
         job.id, "inference", units_total=total_tokens, worker=ctx.worker,
-        device=getattr(ctx.translator, "device_name", None), model=ctx.params.model,
-        dtype=getattr(ctx.translator, "dtype_name", None),
+        device=info.device, model=ctx.params.model, dtype=info.compute_type,
     )
     ctx.events.stage_started("inference", total_tokens, done_tokens)
     runner = _BatchRunner(ctx)
@@ -78,10 +79,15 @@ class _BatchRunner:
     def __init__(self, ctx):
         self.ctx = ctx
         self.store, self.job, self.policy = ctx.store, ctx.job, ctx.policy
+        info = ctx.translator.describe()
         # The run's setting wins; the translator knows a good default for its device.
-        initial = ctx.settings.batch_tokens or getattr(
-            ctx.translator, "default_batch_tokens", lambda: 2048)()
-        self.budget = TokenBudget(initial)
+        self.budget = TokenBudget(ctx.settings.batch_tokens or info.default_batch_tokens)
+        cap = info.max_output_tokens
+
+        def output_budget(n_tokens: int) -> int:
+            return ctx.params.output_budget(n_tokens, cap)
+
+        self.output_budget = output_budget
 
     # -- planning -----------------------------------------------------------
 
@@ -90,8 +96,11 @@ class _BatchRunner:
         covered = {i for b in self.store.pending_batches(self.job.id) for i in b.chunk_idxs}
         uncovered = [c for c in self.store.pending_chunks(self.job.id) if c.idx not in covered]
         if uncovered:
-            self.store.add_batches(self.job.id, plan_batches(
-                uncovered, self.budget.current, self.ctx.settings.max_batch_size))
+            self.store.add_batches(self.job.id, self._plan(uncovered))
+
+    def _plan(self, chunks: list[Chunk]) -> list[list[Chunk]]:
+        return plan_batches(chunks, self.budget.current, self.ctx.settings.max_batch_size,
+                            self.output_budget)
 
     def _pending_chunks(self, batch: Batch) -> list[Chunk]:
         return [c for c in self.store.chunks(self.job.id, batch.chunk_idxs) if c.state == "pending"]
@@ -103,11 +112,10 @@ class _BatchRunner:
         if not chunks:
             self.store.commit_batch(self.job.id, batch.id, {}, self.ctx.worker)
             return
-        padded = len(chunks) * max(c.n_tokens for c in chunks)
-        if len(chunks) > 1 and padded > self.budget.current:
-            # An earlier OOM shrank the budget: split before trying, not after failing.
-            self.store.split_batch(self.job.id, batch, plan_batches(
-                chunks, self.budget.current, self.ctx.settings.max_batch_size), self.ctx.worker)
+        if needs_replanning(chunks, self.budget.current, self.output_budget):
+            # An earlier OOM shrank the budget (split before trying, not after
+            # failing), or an older version planned it with mixed output budgets.
+            self.store.split_batch(self.job.id, batch, self._plan(chunks), self.ctx.worker)
             return
         self._wait(batch, f"batch {batch.seq}")
         self.store.mark_batch_started(batch.id, self.ctx.worker)
@@ -219,9 +227,13 @@ class _BatchRunner:
 
     def _translate(self, chunks: list[Chunk]) -> list[str]:
         ctx = self.ctx
+        budgets = {self.output_budget(c.n_tokens) for c in chunks}
+        if len(budgets) != 1:
+            raise RuntimeError(f"a batch mixes output budgets {sorted(budgets)}")  # a bug
+        decoding = Decoding(beams=ctx.params.beams, max_new_tokens=budgets.pop())
         try:
             out = ctx.translator.translate_batch([c.source for c in chunks], ctx.params.src_lang,
-                                                 ctx.params.tgt_lang)
+                                                 ctx.params.tgt_lang, decoding)
         except Exception as exc:  # classified once, here
             error_class = ctx.translator.classify(exc)
             if not error_class.retryable:
@@ -229,7 +241,7 @@ class _BatchRunner:
             raise _Failed(exc, error_class) from exc
         if len(out) != len(chunks):
             raise RuntimeError(f"model returned {len(out)} translations for {len(chunks)} inputs")
-        return out
+        return [t.text for t in out]
 
     def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[str], *,
                 final: bool) -> None:

@@ -26,7 +26,7 @@ def run(ctx) -> None:
     document = parse_document(source.text, params.fmt, jsonl_field=params.jsonl_field)
     document.eol, document.bom = source.eol, source.bom
 
-    limit = min(params.max_chunk_tokens, ctx.translator.max_input_tokens)
+    limit = min(params.max_chunk_tokens, ctx.translator.describe().max_input_tokens)
     texts: list[tuple[int, str]] = []
     seen_chars, total_chars = 0, max(1, sum(len(u.text) for u in document.units))
     for unit_idx, unit in enumerate(document.units):

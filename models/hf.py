@@ -1,0 +1,158 @@
+"""The transformers backend: NLLB (M2M100) checkpoints run by ``generate``."""
+
+from __future__ import annotations
+
+import logging
+
+from models.checkpoint import Checkpoint
+from pipeline.budget import length_bucket
+from pipeline.config import RunSettings
+from pipeline.errors import ErrorClass, InvalidInput
+from pipeline.translator import Decoding, Translation, TranslatorInfo
+
+log = logging.getLogger("nllb_pipeline.models")
+
+# Padded source tokens per batch when the run sets none. On CPU a batch runs
+# as long as its longest member allows, so big batches pay for padding:
+# 1024-2048 was fastest in benchmarks/throughput.py.
+DEFAULT_BATCH_TOKENS = {"cpu": 2048, "cuda": 8192}
+
+
+class HfTranslator:
+    """Translates batches with an NLLB checkpoint through transformers.
+
+    The tokenizer and config load at construction (fast, and enough to count
+    tokens and to check language codes); the weights load on the first
+    ``translate_batch`` (or ``load``), so a resumed job whose inference is
+    done never loads them. Bound to a model and a device, not to a job:
+    decoding settings come with each call.
+    """
+
+    backend = "hf"
+
+    def __init__(self, model: str, settings: RunSettings = RunSettings(), *,
+                 fixed_length: bool = False):
+        self.checkpoint = Checkpoint(model)
+        self.model_id = self.checkpoint.model_id
+        self.tokenizer = self.checkpoint.tokenizer
+        self.settings = settings
+        # Benchmarks only: random weights never stop, so make every call run
+        # exactly its budget (min_new_tokens = max_new_tokens).
+        self.fixed_length = fixed_length
+        self._model = None
+        self._device = None
+        self._dtype = None
+
+    # -- the Translator protocol ----------------------------------------------
+
+    def describe(self) -> TranslatorInfo:
+        from models.device import dtype_name, resolve_device, resolve_dtype
+
+        device = self._device or resolve_device(self.settings.device)
+        dtype = self._dtype or resolve_dtype(self.settings.dtype, device)
+        return TranslatorInfo(
+            backend=self.backend, model=self.model_id, device=str(device),
+            compute_type=dtype_name(dtype),
+            default_batch_tokens=DEFAULT_BATCH_TOKENS[device.type],
+            max_input_tokens=self.checkpoint.max_input_tokens,
+            max_output_tokens=self.checkpoint.max_output_tokens,
+        )
+
+    def check_language(self, code: str) -> None:
+        self.checkpoint.check_language(code)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.checkpoint.count_tokens(texts)
+
+    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
+                        decoding: Decoding) -> list[Translation]:
+        import torch
+
+        model = self._load()
+        self.tokenizer.src_lang = src_lang
+        longest = max(self.count_tokens(list(texts)))
+        if longest > self.checkpoint.max_input_tokens:
+            # Preprocess splits chunks to fit; this is a bug, never truncate.
+            raise InvalidInput(f"an input of {longest} tokens exceeds the model's limit")
+        # Pad to the length bucket's edge, not to the longest member: a
+        # sentence then meets the same padded shape alone, in a full batch
+        # or in half of one after an OOM, which halves how often rounding
+        # changes a translation (benchmarks/determinism.py).
+        encoded = self.tokenizer(
+            list(texts), return_tensors="pt", padding="max_length", truncation=False,
+            max_length=min(length_bucket(longest), self.checkpoint.max_input_tokens),
+        ).to(self._device)
+        budget = decoding.max_new_tokens
+        with torch.inference_mode():
+            out = model.generate(
+                **encoded,
+                forced_bos_token_id=self.checkpoint.language_id(tgt_lang),
+                max_new_tokens=budget,
+                min_new_tokens=budget if self.fixed_length else None,
+                num_beams=decoding.beams,
+                no_repeat_ngram_size=decoding.no_repeat_ngram_size or None,
+                repetition_penalty=(decoding.repetition_penalty
+                                    if decoding.repetition_penalty != 1.0 else None),
+                do_sample=False,
+            )
+        return [self._translation(row) for row in out.tolist()]
+
+    def classify(self, exc: BaseException) -> ErrorClass:
+        from models.errors import classify
+
+        return classify(exc)
+
+    def recover(self, error_class: ErrorClass) -> None:
+        """Free what an OOM left behind before the batch is retried in halves."""
+        if error_class is ErrorClass.OOM and self._device is not None:
+            from models.device import free_memory
+
+            free_memory(self._device)
+
+    def load(self) -> None:
+        self._load()
+
+    # -- internals --------------------------------------------------------------
+
+    def _translation(self, row: list[int]) -> Translation:
+        """A generated row: decoder start, language code, tokens, then EOS and
+        padding if the model stopped before its budget."""
+        tok = self.tokenizer
+        body = row[2:]
+        stopped = tok.eos_token_id in body
+        if stopped:
+            body = body[: body.index(tok.eos_token_id)]
+        body = [t for t in body if t != tok.pad_token_id]
+        return Translation(tok.decode(body, skip_special_tokens=True), len(body), stopped)
+
+    def _load(self):
+        if self._model is not None:
+            return self._model
+        from transformers import AutoModelForSeq2SeqLM
+
+        from models.device import resolve_device, resolve_dtype
+
+        device = resolve_device(self.settings.device)
+        dtype = resolve_dtype(self.settings.dtype, device)
+        if self.settings.threads:
+            import torch
+
+            torch.set_num_threads(self.settings.threads)
+        log.info("loading %s on %s (%s)", self.model_id, device, dtype)
+        try:
+            try:
+                model = AutoModelForSeq2SeqLM.from_pretrained(
+                    self.model_id, dtype=dtype, use_safetensors=True
+                )
+            except OSError as exc:
+                if "safetensors" not in str(exc).lower():
+                    raise
+                # Some hub checkpoints only ship pytorch_model.bin; transformers
+                # reads those with torch.load(weights_only=True): no code runs.
+                log.warning("%s has no safetensors weights; loading the .bin file", self.model_id)
+                model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, dtype=dtype)
+        except OSError as exc:
+            raise InvalidInput(f"cannot load model weights from {self.model_id!r}: {exc}") from exc
+        self._model = model.to(device).eval()
+        self._device, self._dtype = device, dtype
+        return self._model
