@@ -65,10 +65,8 @@ def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | No
         return None
     from pipeline.profiles import Profile, stage_history
 
-    row = store.db.execute(
-        "SELECT model, device, dtype FROM stage_runs WHERE job_id = ? AND stage = 'inference' "
-        "ORDER BY id DESC LIMIT 1", (job.id,)).fetchone()
-    if row is None or None in row:
+    row = store.inference_profile(job.id)
+    if row is None:
         return None
     histories = {} if histories is None else histories
     if row not in histories:
