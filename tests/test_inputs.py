@@ -63,14 +63,21 @@ def test_lone_cr_is_a_line_break(tmp_path):
     assert src.eol == "\n"
 
 
-def test_nfd_input_is_nfc_normalised(tmp_path):
+def test_nfd_input_is_not_normalised_here(tmp_path):
+    # Normalising is the parser's job, for units only: code must keep its bytes.
     nfd = unicodedata.normalize("NFD", "Café crème, déjà vu.\n")
     assert len(nfd) > len("Café crème, déjà vu.\n")
     data = nfd.encode()
     src = read_input(write(tmp_path, data))
-    assert src.text == "Café crème, déjà vu.\n"
-    assert unicodedata.is_normalized("NFC", src.text)
+    assert src.text == nfd
     assert src.sha256 == hashlib.sha256(data).hexdigest()  # of the bytes as read
+
+
+def test_mixed_line_endings_are_recorded_line_by_line(tmp_path):
+    src = read_input(write(tmp_path, b"a.\r\nb.\nc.\rd.\r\n"))
+    assert src.text == "a.\nb.\nc.\nd.\n"
+    assert (src.eol, src.line_ends) == ("\r\n", "rncr")
+    assert read_input(write(tmp_path, b"a.\r\nb.\r\n")).line_ends == ""  # one kind: not kept
 
 
 def test_nul_bytes_mean_binary(tmp_path):
@@ -137,3 +144,6 @@ def test_real_file_with_mixed_line_endings():
     assert src.text == data.decode("utf-8").replace("\r\n", "\n")
     assert src.sha256 == hashlib.sha256(data).hexdigest()
     assert "\nCHAPTER II.\n" in src.text and "\nCHAPTER III.\n" in src.text
+    assert len(src.line_ends) == data.count(b"\n")
+    assert src.line_ends.count("r") == crlf and src.line_ends.count("n") == lf_only
+

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.document import Document
+if TYPE_CHECKING:  # pipeline.document imports from this package
+    from pipeline.document import Document
 
 FORMATS = ("text", "markdown", "srt")
 
@@ -17,7 +19,7 @@ def detect_format(path: str | Path) -> str:
 
 
 def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:
-    """Parse decoded ``text`` (NFC, LF line endings) as format ``fmt``."""
+    """Parse decoded ``text`` (LF line endings, not normalised) as format ``fmt``."""
     if fmt == "jsonl":
         from pipeline.formats.jsonl import parse_jsonl
 
