@@ -19,7 +19,7 @@ from pipeline.errors import InvalidInput
 from pipeline.languages import validate_language
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
-FORMATS = ("text", "lines", "markdown", "srt", "jsonl")
+FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl")
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,7 @@ def test_detect_format_reads_a_file_without_blank_lines_as_lines(tmp_path, caplo
         assert detect_format(prose) == "text"
         assert detect_format(one) == "text"
         assert detect_format(tmp_path / "missing.txt") == "text"
+        assert detect_format(tmp_path / "subs.vtt") == "vtt"
         assert detect_format("x.txt", "a\nb\n") == "lines"
     assert "no blank lines" in caplog.text  # only for the last one
     assert caplog.text.count("no blank lines") == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
 
 import pytest
@@ -147,3 +148,25 @@ def test_real_file_with_mixed_line_endings():
     assert len(src.line_ends) == data.count(b"\n")
     assert src.line_ends.count("r") == crlf and src.line_ends.count("n") == lf_only
 
+
+NFD = unicodedata.normalize("NFD", "café")
+
+
+@pytest.mark.parametrize(("name", "fmt", "data", "literal"), [
+    ("a.txt", "text", f"\u3000{NFD} au lait.\n\n* * *\n", "\n\n* * *\n"),
+    ("a.txt", "lines", f"{NFD} one.\n{NFD} two.\n", "\n"),
+    ("a.srt", "srt", f'1\n00:00:01,000 --> 00:00:02,000\n<font face="{NFD}">Un {NFD}.</font>\n',
+     f'<font face="{NFD}">'),
+    ("a.vtt", "vtt", f"WEBVTT\n\nNOTE {NFD}\n\n00:01.000 --> 00:02.000\n<c.{NFD}>Un {NFD}.</c>\n",
+     f"NOTE {NFD}\n\n00:01.000 --> 00:02.000\n<c.{NFD}>"),
+])
+def test_only_units_are_normalised_in_every_format(tmp_path, name, fmt, data, literal):
+    from pipeline.formats import parse_document
+
+    src = read_input(write(tmp_path, data.encode(), name))
+    assert src.text == data and src.sha256 == hashlib.sha256(data.encode()).hexdigest()
+    doc = parse_document(src.text, fmt, jsonl_field="text")
+    assert doc.units and all(unicodedata.is_normalized("NFC", u.text) for u in doc.units)
+    assert any("café" in u.text for u in doc.units)
+    out = doc.render([u.text + " !" for u in doc.units])
+    assert literal in out  # markup, code, tags and other fields keep their bytes

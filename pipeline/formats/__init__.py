@@ -13,12 +13,12 @@ if TYPE_CHECKING:  # pipeline.document imports from this package
 
 log = logging.getLogger("nllb_pipeline")
 
-_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".srt": "srt"}
+_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".srt": "srt", ".vtt": "vtt"}
 
 
 def detect_format(path: str | Path, text: str | None = None) -> str:
     """The format for ``path``, by its suffix (any case): 'markdown' for .md
-    and .markdown, 'srt', else plain text.
+    and .markdown, 'srt', 'vtt', else plain text.
 
     Plain text with more than one line and no blank line at all is read as
     'lines' (one unit per line, the output line-aligned with the input):
@@ -68,6 +68,10 @@ def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:
         from pipeline.formats.srt import parse_srt
 
         return parse_srt(text)
+    if fmt == "vtt":
+        from pipeline.formats.vtt import parse_vtt
+
+        return parse_vtt(text)
     if fmt == "markdown":
         # Imported here so text and subtitles work without the Markdown
         # parser's dependencies.
