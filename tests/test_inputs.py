@@ -153,6 +153,8 @@ NFD = unicodedata.normalize("NFD", "café")
 
 
 @pytest.mark.parametrize(("name", "fmt", "data", "literal"), [
+    ("a.md", "markdown", f"Un {NFD}.\n\n```\n{NFD} = 1\n```\n\n[{NFD}](http://x/{NFD})\n",
+     f"```\n{NFD} = 1\n```\n"),
     ("a.txt", "text", f"\u3000{NFD} au lait.\n\n* * *\n", "\n\n* * *\n"),
     ("a.txt", "lines", f"{NFD} one.\n{NFD} two.\n", "\n"),
     ("a.srt", "srt", f'1\n00:00:01,000 --> 00:00:02,000\n<font face="{NFD}">Un {NFD}.</font>\n',
