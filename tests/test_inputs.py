@@ -161,6 +161,8 @@ NFD = unicodedata.normalize("NFD", "café")
      f'<font face="{NFD}">'),
     ("a.vtt", "vtt", f"WEBVTT\n\nNOTE {NFD}\n\n00:01.000 --> 00:02.000\n<c.{NFD}>Un {NFD}.</c>\n",
      f"NOTE {NFD}\n\n00:01.000 --> 00:02.000\n<c.{NFD}>"),
+    ("a.jsonl", "jsonl", json.dumps({"id": NFD, "text": f"Un {NFD}."}, ensure_ascii=False) + "\n",
+     f'"id": "{NFD}"'),
 ])
 def test_only_units_are_normalised_in_every_format(tmp_path, name, fmt, data, literal):
     from pipeline.formats import parse_document
