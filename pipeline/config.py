@@ -20,7 +20,7 @@ from pipeline.languages import validate_language
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
 STAGES = ("preprocess", "inference", "postprocess", "upload")  # in order; a job's stage is one of these or "done"
-FORMATS = ("text", "markdown", "srt", "jsonl")
+FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl")
 
 
 @dataclass(frozen=True)

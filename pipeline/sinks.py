@@ -43,6 +43,8 @@ CONTENT_TYPES = {
     "text": "text/plain; charset=utf-8",
     "markdown": "text/markdown; charset=utf-8",
     "srt": "application/x-subrip; charset=utf-8",
+    "lines": "text/plain; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
 }
 # Set by the sink itself; a --header cannot replace them.
 RESERVED_HEADERS = frozenset(
