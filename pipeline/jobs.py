@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from pipeline.config import JobParams, idempotency_key
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, KeyReused
 from pipeline.formats import detect_format, parse_document
 from pipeline.inputs import InputFile
 from pipeline.store import Job, Store
@@ -33,8 +33,10 @@ def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path
     return path
 
 
-def resolve_format(fmt: str | None, path: Path) -> str:
-    return fmt if fmt and fmt != "auto" else detect_format(path)
+def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:
+    """The format asked for, or the one detected from the name and ``text``
+    (the decoded input; read from ``path`` when not given)."""
+    return fmt if fmt and fmt != "auto" else detect_format(path, text)
 
 
 def submit(store: Store, params: JobParams, source: InputFile, *,
@@ -55,7 +57,7 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
         output_path=params.output, priority=priority,
     )
     if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):
-        raise InvalidInput(
+        raise KeyReused(
             f"idempotency key {key!r} was used for job {job.id} with different parameters or "
             "input; use a new key")
     return job, created

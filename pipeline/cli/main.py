@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline.cli import queue, read, translate
+from pipeline.cli import queue, read, serve, translate
 from pipeline.cli.options import (add_global_options, add_job_options, add_json_option,
                                   add_run_options)
 from pipeline.errors import PipelineError
@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop when the queue has been empty this long")
     add_run_options(p)
     add_json_option(p)
+
+    p = command("serve", "the web page and HTTP API over the job store, with queue workers",
+                serve.cmd_serve)
+    serve.add_serve_options(p)
 
     p = command("gc", "drop finished jobs' chunks and outputs, keep jobs and stats", queue.cmd_gc)
     p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
