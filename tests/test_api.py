@@ -275,3 +275,40 @@ def test_info_lists_the_202_languages_with_names(client):
     assert len(info["languages"]) == 202
     assert {"code": "fra_Latn", "name": "French"} in info["languages"]
     assert info["workers"] is None and "jsonl" in info["formats"]
+
+
+def test_a_list_is_rendered_once_per_etag_for_every_poller_that_asks_meanwhile():
+    import asyncio
+
+    from pipeline.api.listing import RenderedLists
+
+    now = [0.0]
+    lists = RenderedLists(max_age_s=1.0, clock=lambda: now[0])
+
+    async def render():
+        await asyncio.sleep(0.05)
+        return b"body"
+
+    async def twenty_polls(etag):
+        return await asyncio.gather(*(lists.get(etag, render) for _ in range(20)))
+
+    assert asyncio.run(twenty_polls("a")) == [b"body"] * 20
+    assert lists.renders == 1
+    asyncio.run(twenty_polls("a"))
+    assert lists.renders == 1  # still fresh
+    now[0] = 1.5
+    asyncio.run(twenty_polls("a"))
+    asyncio.run(twenty_polls("b"))
+    assert lists.renders == 3  # aged out; another ETag is another rendering
+
+
+def test_uploaded_file_names_keep_their_characters_but_never_a_directory():
+    from pipeline.api.uploads import safe_name
+
+    assert safe_name("<img src=x onerror=alert(1)>.txt") == "<img src=x onerror=alert(1)>.txt"
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("C:\\Users\\me\\notes.md") == "notes.md"
+    assert safe_name("a\x00b\nc.srt") == "abc.srt"
+    assert safe_name("..") == safe_name("") == safe_name(None) == "document.txt"
+    long = safe_name("é" * 300 + ".txt")
+    assert long.endswith(".txt") and len(long.encode()) <= 200

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.api import routes
 from pipeline.api.errors import error_response
+from pipeline.api.listing import RenderedLists
 from pipeline.api.security import Guard
 from pipeline.api.uploads import Uploads
 from pipeline.store import Store
@@ -70,6 +71,7 @@ class Api:
     stores: Stores
     uploads: Uploads
     supervisor: object | None = None  # pipeline.api.supervisor.WorkerSupervisor
+    lists: RenderedLists = field(default_factory=RenderedLists)
     stopping: threading.Event = field(default_factory=threading.Event)
 
 

@@ -10,7 +10,6 @@ it is two small reads and answers most polls with a 304 on its own.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import time
 import urllib.parse
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from pipeline import config, service, views
+from pipeline.api import listing
 from pipeline.api.errors import response_for
 from pipeline.api.events import JobWatcher, event_stream
 from pipeline.api.uploads import form_options, read_form
@@ -27,8 +27,6 @@ from pipeline.errors import InvalidInput, JobConflict
 from pipeline.sinks import CONTENT_TYPES
 from pipeline.store import Store
 
-SHOWN_STATES = ("QUEUED", "RUNNING", views.INTERRUPTED, "SUCCEEDED", "FAILED", "CANCELED")
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
@@ -52,69 +50,22 @@ def _in_thread(api, fn, *args):
 # -- the list -------------------------------------------------------------------------
 
 
-def parse_states(text: str | None) -> tuple[str, ...]:
-    if not text:
-        return ()
-    states = tuple(s.strip().upper() for s in text.split(",") if s.strip())
-    unknown = [s for s in states if s not in SHOWN_STATES]
-    if unknown:
-        raise InvalidInput(f"unknown state {unknown[0]!r} (one of {', '.join(SHOWN_STATES)})")
-    return states
-
-
-def parse_limit(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {text!r}")
-    return int(text)
-
-
-def interrupted_ids(store: Store, now: float) -> list[str]:
-    """Running jobs whose worker is gone: they turn INTERRUPTED without any
-    write to the store, so the list's ETag must see them too."""
-    return sorted(j.id for j in store.jobs_in_states(("RUNNING",), 10_000)
-                  if views.shown_state(j, now) == views.INTERRUPTED)
-
-
-def list_etag(store: Store, now: float, states: tuple[str, ...], limit: int) -> str:
-    key = json.dumps([store.revision(), interrupted_ids(store, now), states, limit])
-    return 'W/"' + hashlib.blake2s(key.encode(), digest_size=10).hexdigest() + '"'
-
-
-def not_modified(request: Request, etag: str) -> bool:
-    given = request.headers.get("if-none-match")
-    if not given:
-        return False
-    tags = {t.strip() for t in given.split(",")}
-    return "*" in tags or etag in tags or etag.removeprefix("W/") in tags
-
-
-def list_body(store: Store, states: tuple[str, ...], limit: int, now: float) -> dict:
-    stored = tuple(dict.fromkeys("RUNNING" if s == views.INTERRUPTED else s for s in states))
-    jobs = store.jobs_in_states(stored, limit) if states else store.jobs(limit)
-    histories: dict = {}
-    shown = [views.job_view(store, j, now, histories) for j in jobs]
-    if states:
-        shown = [v for v in shown if v["state"] in states]
-    counts = {s: 0 for s in SHOWN_STATES}
-    counts.update(store.jobs_by_state(float("-inf")))
-    counts[views.INTERRUPTED] = len(interrupted_ids(store, now))
-    counts["RUNNING"] -= counts[views.INTERRUPTED]
-    return {"jobs": shown, "counts": counts, "now": now}
-
-
 @endpoint
 async def list_jobs(request: Request, api) -> Response:
-    states = parse_states(request.query_params.get("state"))
-    limit = parse_limit(request.query_params.get("limit"))
+    states = listing.parse_states(request.query_params.get("state"))
+    limit = listing.parse_limit(request.query_params.get("limit"))
     now = time.time()
-    etag = list_etag(api.stores.get(), now, states, limit)
+    etag = listing.list_etag(api.stores.get(), now, states, limit)
     headers = {"ETag": etag, **NO_CACHE}
-    if not_modified(request, etag):
+    if listing.matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    body = await _in_thread(api, list_body, states, limit, now)
-    return JSONResponse(body, headers=headers)
+
+    async def render() -> bytes:
+        body = await _in_thread(api, listing.list_body, states, limit, now)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    return Response(await api.lists.get(etag, render), media_type="application/json",
+                    headers=headers)
 
 
 # -- one job ----------------------------------------------------------------------------

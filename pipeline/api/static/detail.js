@@ -128,7 +128,7 @@ export class Detail {
       const run = runs.get(stage);
       return el("tr", { class: job.stage === stage ? "current" : "" },
         el("td", { text: stage }),
-        el("td", { text: `${Math.round((job.weights[stage] || 0) * 100)}%` }),
+        el("td", { text: share(job.weights[stage] || 0) }),
         el("td", { text: `${Math.round(job.stage_percent[stage] || 0)}%` }),
         el("td", { text: run ? `${run.wall.toFixed(2)} s` + (run.n > 1 ? ` (${run.n} runs)` : "") : "–" }),
         el("td", { text: run && run.total !== null ? `${run.done ?? 0} / ${run.total}` : "–" }));
@@ -177,7 +177,8 @@ export class Detail {
     if (job.state === "RUNNING" && job.waiting) parts.push(waitingText(job.waiting));
     if (job.note) parts.push(job.note);
     const wall = job.stages.reduce((sum, run) => sum + (run.wall_s || 0), 0);
-    if (wall) parts.push(`${formatSeconds(wall)} of work so far`);
+    if (wall) parts.push(FINISHED.has(job.state) ? `took ${formatSeconds(wall)}` :
+      `${formatSeconds(wall)} of work so far`);
     $("detail-progress").textContent = parts.join(" · ");
   }
 
@@ -245,6 +246,12 @@ export class Detail {
     }
     toast(await copyText(lines.join("\n")) ? "Error log copied" : "Could not copy", "info");
   }
+}
+
+// A stage's share of the job: "70%", or "0.4%" for the small ones.
+function share(weight) {
+  const pct = weight * 100;
+  return pct > 0 && pct < 10 ? `${pct.toFixed(1)}%` : `${Math.round(pct)}%`;
 }
 
 function where(attempt) {
