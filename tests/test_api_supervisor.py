@@ -64,3 +64,25 @@ def test_a_worker_that_keeps_dying_waits_longer_each_time():
     supervisor.stop(grace_s=1)
     # 0.2 + 0.4 + 0.8 s of waiting fit in 2 s; without backoff it would be ~8 restarts.
     assert 2 <= supervisor.restarts <= 4
+
+
+def test_serve_gives_its_workers_the_run_options_it_was_given(tmp_path):
+    from pipeline.cli.main import build_parser
+    from pipeline.cli.serve import worker_command
+
+    parser = build_parser()
+    args = parser.parse_args([
+        "serve", "--workers", "2", "--port", "0", "--device", "cpu", "--batch-tokens", "256",
+        "--threads", "1", "--retry", "chunk_attempts=2", "--inject-faults", "oom=0.1",
+        "--header", "X-Key: $SECRET", "--header", "X-Other: 1", "--overwrite", "-v"])
+    argv = worker_command(args, tmp_path / "jobs.db")
+    assert argv[:5] == [sys.executable, "-m", "pipeline", "--db", str(tmp_path / "jobs.db")]
+    worker = parser.parse_args(argv[3:])
+    assert worker.command == "worker" and worker.verbose
+    for name, value in [("device", "cpu"), ("batch_tokens", 256), ("threads", 1),
+                        ("retry_policy", "chunk_attempts=2"), ("inject_faults", "oom=0.1"),
+                        ("headers", ["X-Key: $SECRET", "X-Other: 1"]), ("overwrite", True)]:
+        assert getattr(worker, name) == value, name
+    # Options left at their defaults stay out: the child reads the same environment.
+    assert "--dtype" not in argv and "--http-timeout" not in argv
+    assert "--workers" not in argv and "--port" not in argv

@@ -76,6 +76,22 @@ def submit(page, name: str, data: bytes, tgt: str = "French") -> None:
     page.click("#submit-button")
 
 
+def cli_translation(doc: Path, model: Path) -> bytes:
+    """What ``nllb-pipeline translate`` writes for the document, with the
+    options the form was given."""
+    import contextlib
+    import io
+
+    from pipeline.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["--db", str(doc.parent / "cli.db"), "translate", str(doc), "--src",
+                     "eng_Latn", "--tgt", "fra_Latn", "--model", str(model), "--beams", "1",
+                     "--length-ratio", "0.5", "--length-offset", "4", "--threads", "1",
+                     "--json"]) == 0
+    return doc.with_name(f"{doc.stem}.fra_Latn{doc.suffix}").read_bytes()
+
+
 def show_a_retry_wait(db, url) -> str:
     """A job held by this process whose saved progress is a retry's wait,
     as a worker's LiveProgress saves it."""
@@ -113,11 +129,6 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
     env = {**cli_env(db), "NLLB_PIPELINE_MODEL": str(tiny_model)}
     document = generate_text(12, seed=11)
     (tmp_path / "doc.txt").write_text(document)
-    cli = subprocess.Popen(  # the CLI's output for the same document, to compare with
-        [sys.executable, "-m", "pipeline", "--db", str(tmp_path / "cli.db"), "translate",
-         str(tmp_path / "doc.txt"), "--src", "eng_Latn", "--tgt", "fra_Latn", "--beams", "1",
-         "--length-ratio", "0.5", "--length-offset", "4", "--threads", "1", "--json"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     serve, url = start_serve(db, "--workers", "0", env=env)
     # The first job meets a worker whose every model call fails, and which
     # runs that one job; the rest meet a healthy worker.
@@ -129,7 +140,9 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             context = browser.new_context(viewport={"width": 1360, "height": 900},
-                                          permissions=["notifications"], accept_downloads=True)
+                                          permissions=["notifications", "clipboard-read",
+                                                       "clipboard-write"],
+                                          accept_downloads=True)
             context.add_init_script("""
                 window.__notified = [];
                 const Real = window.Notification;
@@ -156,6 +169,11 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
             failing.click()
             expect(page.locator("#detail-error")).to_contain_text("chunk(s) failed for good")
             expect(page.locator("#detail-attempts")).to_contain_text("injected by --inject-faults")
+            trace = page.locator("#detail-attempts tbody code").first.inner_text()
+            page.click("#act-copy")
+            expect(page.locator("#toasts")).to_contain_text("Error log copied")
+            copied = page.evaluate("navigator.clipboard.readText()")
+            assert f"[{trace}]" in copied and "device_transient" in copied
             page.click("#act-retry")
             expect(failing).to_have_attribute("data-state", "SUCCEEDED", timeout=60_000)
             expect(page.locator("#detail-state")).to_have_text("SUCCEEDED", timeout=10_000)
@@ -181,9 +199,7 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
                 page.click("#act-download")
             assert download.value.suggested_filename == "doc.fra_Latn.txt"
             downloaded = Path(download.value.path()).read_bytes()
-            out, err = cli.communicate(timeout=120)
-            assert cli.returncode == 0, err
-            assert downloaded == (tmp_path / "doc.fra_Latn.txt").read_bytes()
+            assert downloaded == cli_translation(tmp_path / "doc.txt", tiny_model)
             page.click("#act-preview")
             expect(page.locator("#preview")).to_have_text(downloaded.decode())
             page.screenshot(path=str(shots / "browser-detail.png"))
@@ -234,8 +250,32 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait()
+        code, err = stop(serve)
+    assert code == 0, err
+
+
+def test_with_a_token_the_page_asks_for_it_once(tmp_path):
+    executable = chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    db = tmp_path / "jobs.db"
+    serve, url = start_serve(db, "--workers", "0", "--token", "let-me-in")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(url + "/")
+            expect(page.locator("#token-dialog")).to_be_visible()
+            page.fill("#token-input", "wrong")
+            page.click("#token-ok")
+            expect(page.locator("#token-error")).to_be_visible()  # refused: asked again
+            page.fill("#token-input", "let-me-in")
+            page.keyboard.press("Enter")
+            expect(page.locator("#token-dialog")).to_be_hidden()
+            expect(page.locator("#empty")).to_be_visible()  # the list loaded
+            assert page.evaluate("sessionStorage.length + localStorage.length") == 0
+            browser.close()
+    finally:
         code, err = stop(serve)
     assert code == 0, err

@@ -84,11 +84,11 @@ def test_sigterm_stops_serve_and_its_worker_cleanly_and_the_job_resumes_later(tm
     """SIGTERM: the worker finishes its batch and gives the job back; serve exits 0."""
     db = tmp_path / "jobs.db"
     env = {**cli_env(db), "NLLB_PIPELINE_MODEL": str(tiny_model)}
-    run = ["--workers", "1", "--threads", "1", "--batch-tokens", "256"]
+    run = ["--workers", "1", "--threads", "1", "--batch-tokens", "128"]
     proc, url = start_serve(db, *run, env=env)
     try:
         created = httpx.post(f"{url}/api/jobs", data=FAST, headers=XHR, files={
-            "file": ("book.txt", generate_text(100, seed=3).encode(), "text/plain")})
+            "file": ("book.txt", generate_text(60, seed=3).encode(), "text/plain")})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
         wait_for(lambda: committed(db) >= 2, "two committed batches")
