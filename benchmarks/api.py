@@ -41,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import JobParams  # noqa: E402
-from pipeline.store import Store  # noqa: E402
+from pipeline.config import JobParams
+from pipeline.store import Store
 
 LIST = "/api/jobs?limit=200"
 

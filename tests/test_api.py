@@ -312,3 +312,25 @@ def test_uploaded_file_names_keep_their_characters_but_never_a_directory():
     assert safe_name("..") == safe_name("") == safe_name(None) == "document.txt"
     long = safe_name("é" * 300 + ".txt")
     assert long.endswith(".txt") and len(long.encode()) <= 200
+
+
+def test_serving_and_submitting_never_import_torch(tmp_path, tiny_model):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, cli_env
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from starlette.testclient import TestClient\n"
+        "import pipeline.cli.serve\n"
+        "from tests.api_support import make_app, post_doc\n"
+        f"client = TestClient(make_app(Path({str(tmp_path)!r}), Path({str(tiny_model)!r})))\n"
+        "assert post_doc(client, 'Some words.\\n').status_code == 201\n"
+        "assert client.get('/api/jobs').status_code == 200\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env=cli_env(tmp_path / "jobs.db"), timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

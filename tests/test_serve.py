@@ -3,7 +3,6 @@ a job in flight (issue 11)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -34,7 +33,7 @@ def start_serve(db, *args, env=None):
 
 def stop(proc, sig=signal.SIGTERM, timeout=60):
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=timeout)
+    _, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
 
 
@@ -60,7 +59,7 @@ def test_binding_another_address_needs_a_token(tmp_path):
     db = tmp_path / "jobs.db"
     refused = subprocess.run([sys.executable, "-m", "pipeline", "--db", str(db), "serve",
                               "--host", "0.0.0.0", "--workers", "0"], env=cli_env(db), cwd=ROOT,
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 2
     assert refused.stderr.startswith("nllb-pipeline: error: refusing to serve on 0.0.0.0 "
                                      "without a token")
@@ -107,8 +106,11 @@ def test_sigterm_stops_serve_and_its_worker_cleanly_and_the_job_resumes_later(tm
     # Later: serve again, and its worker resumes the job where it stopped.
     proc, url = start_serve(db, *run, env=env)
     try:
-        job = wait_for(lambda: (lambda j: j if j["state"] == "SUCCEEDED" else None)(
-            httpx.get(f"{url}/api/jobs/{job_id}").json()), "the job to succeed", timeout=180)
+        def succeeded():
+            job = httpx.get(f"{url}/api/jobs/{job_id}").json()
+            return job if job["state"] == "SUCCEEDED" else None
+
+        job = wait_for(succeeded, "the job to succeed", timeout=180)
         assert job["chunks"].get("pending", 0) == 0
     finally:
         code, err = stop(proc)

@@ -27,8 +27,7 @@ import logging
 
 from starlette.responses import JSONResponse
 
-from pipeline.errors import (JobBusy, JobConflict, JobNotFound, KeyReused, PipelineError,
-                             Unsupported)
+from pipeline.errors import JobBusy, JobConflict, JobNotFound, KeyReused, PipelineError, Unsupported
 
 log = logging.getLogger("nllb_pipeline")
 

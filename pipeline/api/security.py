@@ -72,14 +72,13 @@ def check_request(method: str, path: str, headers: Headers, scheme: str, *,
                        f"this server does not answer to host {_host_name(host)!r}; "
                        "open it as http://localhost or serve it with a --token")
     bearer = False
-    if path.startswith("/api/"):
-        if token is not None:
-            given = headers.get("authorization", "")
-            bearer = hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-            if not bearer:
-                raise ApiError(401, "auth", "this server needs a token: send "
-                               "'Authorization: Bearer TOKEN'",
-                               headers={"WWW-Authenticate": 'Bearer realm="nllb-pipeline"'})
+    if path.startswith("/api/") and token is not None:
+        given = headers.get("authorization", "")
+        bearer = hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        if not bearer:
+            raise ApiError(401, "auth", "this server needs a token: send "
+                           "'Authorization: Bearer TOKEN'",
+                           headers={"WWW-Authenticate": 'Bearer realm="nllb-pipeline"'})
     if method in SAFE_METHODS:
         return
     origin = headers.get("origin")
