@@ -18,7 +18,9 @@ class QueriesMixin:
     """Read-only verbs; each returns plain values or tuples, never a cursor."""
 
     def queue_summary(self) -> dict:
-        """Queue depth, running jobs per worker, and documents and source tokens done/total."""
+        """Queue depth, running jobs per worker, and documents and source
+        tokens done/total (of the chunks inference translates, as
+        ``token_counts``)."""
         states = dict(self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
         workers = dict(self.db.execute(
             "SELECT lease_owner, COUNT(*) FROM jobs WHERE state = 'RUNNING' AND lease_owner "
@@ -26,7 +28,8 @@ class QueriesMixin:
         done, total = self.db.execute(
             "SELECT COALESCE(SUM(CASE WHEN c.state = 'done' THEN c.n_tokens END), 0), "
             "COALESCE(SUM(c.n_tokens), 0) FROM chunks c JOIN jobs j ON j.id = c.job_id "
-            "WHERE j.state IN ('QUEUED', 'RUNNING')").fetchone()
+            "WHERE j.state IN ('QUEUED', 'RUNNING') AND c.reused IS NULL AND c.dup_of IS NULL"
+        ).fetchone()
         return {"states": states, "queued": states.get("QUEUED", 0), "workers": workers,
                 "documents_done": states.get("SUCCEEDED", 0),
                 "documents_total": sum(states.values()),

@@ -47,24 +47,21 @@ class StagesMixin:
 
     def finish_preprocess(
         self, job_id: str, run_id: int, worker: str, skeleton: str, chunks: Sequence[NewChunk],
+        *, memory: int | None = None,
     ) -> None:
         """Write the skeleton and all chunks and end preprocess, atomically.
 
         A preprocess killed half-way wrote nothing, so it simply runs again.
+        With ``memory`` (a memory scope id) chunks whose key the memory knows
+        are written done, as reused; repeated texts wait on their first
+        occurrence (``pipeline.store.memory``).
         """
         with self._write() as db:
             self._check_lease(job_id, worker)
             db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
             self._put_artifact(job_id, "skeleton", content=skeleton.encode())
-            db["chunks"].insert_all(
-                {
-                    "job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
-                    "n_tokens": c.n_tokens, "state": "done" if c.done else "pending",
-                    "translation": c.source if c.done else None,
-                }
-                for i, c in enumerate(chunks)
-            )
+            db["chunks"].insert_all(self._chunk_rows(job_id, chunks, memory))
             self.finish_stage(job_id, run_id, "inference", worker)
 
     def finish_postprocess(self, job_id: str, run_id: int, worker: str, output: bytes) -> None:
