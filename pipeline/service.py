@@ -58,6 +58,10 @@ class JobOptions:
     output: str | None = None  # -o PATH
     relative_to: str | None = None  # with a dir: sink, keep paths under this base
     http_method: str | None = None
+    # How the job uses the translation memory: off, read or on; None: on for
+    # a new job, unchanged for an existing one. Not part of JobParams: it
+    # changes how a job runs, never its output (pipeline.memory.scope).
+    memory: str | None = None
 
 
 def job_params(options: JobOptions, source: InputFile) -> JobParams:
@@ -167,7 +171,8 @@ def submit(store: Store, source: InputFile, options: JobOptions, *, priority: in
     ``key`` reused with other parameters or input is refused."""
     from pipeline.jobs import submit as create
 
-    return create(store, job_params(options, source), source, priority=priority, key=key)
+    return create(store, job_params(options, source), source, priority=priority, key=key,
+                  memory=options.memory)
 
 
 @dataclass(frozen=True)
@@ -247,7 +252,7 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     check_target_free(params.sink, params.output, ours.content if ours else None,
                       overwrite=runtime.delivery.overwrite)
     translator = runtime.translators(params)
-    job, created = create(store, params, source)
+    job, created = create(store, params, source, memory=options.memory)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed

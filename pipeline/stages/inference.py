@@ -3,7 +3,10 @@
 Progress unit: source tokens. The batch plan is stored before the first
 batch runs, so a resumed job runs exactly the batches that were not
 committed, with the same members: its output is the same as an
-uninterrupted run's.
+uninterrupted run's. Chunks reused from the translation memory, or waiting
+on an earlier chunk of the same text, are neither planned nor counted; each
+commit stores its translations in the memory under the scope of the
+translator that made them (``pipeline.memory.scope``).
 
 Failures are handled at three levels (DESIGN.md, "Errors and retries"):
 
@@ -28,6 +31,7 @@ import uuid
 
 from pipeline.batching import needs_replanning, plan_batches
 from pipeline.errors import ErrorClass
+from pipeline.memory.scope import scope_for
 from pipeline.store import Batch, Chunk
 from pipeline.translator import Decoding
 
@@ -88,6 +92,8 @@ class _BatchRunner:
             return ctx.params.output_budget(n_tokens, cap)
 
         self.output_budget = output_budget
+        self._writes_memory = ctx.store.memory_mode(ctx.job.id) != "off"
+        self._scopes: dict = {}  # TranslatorInfo -> memory scope id
 
     # -- planning -----------------------------------------------------------
 
@@ -247,9 +253,19 @@ class _BatchRunner:
                 final: bool) -> None:
         self.store.commit_batch(self.job.id, batch.id,
                                 {c.idx: t for c, t in zip(chunks, translations)},
-                                self.ctx.worker, final=final)
+                                self.ctx.worker, final=final, memory=self._memory_scope())
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)
+
+    def _memory_scope(self) -> int | None:
+        """The memory scope of what the translator makes now (asked at every
+        commit: a translator that moved to another device makes another)."""
+        if not self._writes_memory:
+            return None
+        info = self.ctx.translator.describe()
+        if info not in self._scopes:
+            self._scopes[info] = self.store.memory_scope_id(scope_for(self.ctx.params, info))
+        return self._scopes[info]
 
     def _wait(self, batch: Batch, what: str, *, error_class: ErrorClass | None = None,
               attempt: int = 0, limit: int = 0) -> None:
