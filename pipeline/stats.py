@@ -29,6 +29,10 @@ Definitions (the docstring of each figure is its contract):
   90 % progress) the median over jobs of |predicted - actual| / actual, in
   percent, where actual = ``Store.wall_time(job)`` (the sum of the job's
   stage run wall times). Jobs whose actual time is 0 are left out.
+- *reused*: chunks that got their translation without inference, from the
+  translation memory or as a repeat of an earlier chunk of their document,
+  over the window's stored chunks (``gc`` drops a job's chunks, so collected
+  jobs no longer count); rate = reused / chunks.
 """
 
 from __future__ import annotations
@@ -75,7 +79,14 @@ def job_stats(store: Store, since_days: float | None, now: float) -> dict:
         "retry_success": _retry_success(store, cutoff),
         "splits": splits,
         "eta_error": _eta_error(store, cutoff),
+        "reused": _reused(store, cutoff),
     }
+
+
+def _reused(store: Store, cutoff: float) -> dict:
+    chunks, memory, document = store.reuse_in_window(cutoff)
+    return {"chunks": chunks, "from_memory": memory, "in_document": document,
+            "rate": (memory + document) / chunks if chunks else None}
 
 
 def _retry_success(store: Store, cutoff: float) -> dict:

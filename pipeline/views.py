@@ -53,12 +53,15 @@ def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | No
 def status_rows(store: Store, limit: int) -> list[dict]:
     """One row per job, newest first."""
     rows, histories = [], {}
-    for j in store.jobs(limit):
+    jobs = store.jobs(limit)
+    reused = store.reuse_counts([j.id for j in jobs])  # chunks translated without inference
+    for j in jobs:
         eta = job_eta(store, j, histories)
         rows.append({"job": j.id, "state": j.state, "stage": j.stage,
                      "percent": round(job_percent(store, j), 1),
                      "eta_s": round(eta, 1) if eta is not None else None,
-                     "input": j.input_path, "error": j.error_message})
+                     "input": j.input_path, "error": j.error_message,
+                     "reused": reused[j.id]})
     return rows
 
 
@@ -73,6 +76,9 @@ def job_detail(store: Store, job: Job) -> dict:
         "input_sha256": job.input_sha256, "output": job.output_path,
         "params": json.loads(job.params), "idempotency_key": job.idem_key,
         "chunks": store.chunk_counts(job.id),
+        # of the done chunks, those that got their translation without
+        # inference: from the memory, or a repeat of an earlier chunk
+        "reused": store.reuse_counts([job.id])[job.id], "memory_mode": store.memory_mode(job.id),
         "error": {"class": job.error_class, "message": job.error_message}
         if job.error_class else None,
         "stages": [

@@ -72,6 +72,9 @@ def cmd_show(args) -> int:
     print(f"  model:  {params['model']}  {params['src_lang']} -> {params['tgt_lang']}  "
           f"beams={params['beams']}  format={params['fmt']}")
     print("  chunks: " + ", ".join(f"{k} {v}" for k, v in sorted(info["chunks"].items())))
+    reused = info["reused"]
+    print(f"  reused: {reused['memory']} from the memory, {reused['document']} repeats in the "
+          f"document (--tm {info['memory_mode']})")
     if info["error"]:
         print(f"  error:  [{job.error_class}] {job.error_message}")
     for r in info["stages"]:
@@ -126,6 +129,9 @@ def cmd_stats(args) -> int:
         ("ETA error (median)", "  ".join(
             f"at {mark}%: {_num(err, '.1f')}{'%' if err is not None else ''}"
             for mark, err in eta["median_abs_pct_error"].items()) + f"  ({eta['jobs']} jobs)"),
+        ("reused chunks", f"{_pct(stats['reused']['rate'])}  ({stats['reused']['from_memory']} "
+                          f"from the memory, {stats['reused']['in_document']} repeats in their "
+                          f"document, of {stats['reused']['chunks']} stored)"),
     ]
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
