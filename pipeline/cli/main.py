@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline.cli import queue, read, translate
+from pipeline.cli import queue, read, tm, translate
 from pipeline.cli.options import (add_global_options, add_job_options, add_json_option,
                                   add_run_options)
 from pipeline.errors import PipelineError
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", help="output file (default: NAME.<tgt>.EXT next to the input)")
     add_job_options(p)
+    tm.add_memory_option(p)
     add_run_options(p)
     add_json_option(p)
 
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "same job; with other parameters or input it is refused")
     p.add_argument("--priority", type=int, default=0, help="higher runs first")
     add_job_options(p)
+    tm.add_memory_option(p)
     add_json_option(p)
 
     p = command("demo", "translate a bundled sample with a tiny offline model", translate.cmd_demo)
@@ -145,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("languages", "list the 202 language codes", read.cmd_languages)
     add_json_option(p)
+
+    tm.register(sub, [common])
     return parser
 
 

@@ -116,7 +116,7 @@ def job_options(args, *, output: str | None = None, to: str | None = None,
         jsonl_field=args.jsonl, beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
         length_ratio=args.length_ratio, length_offset=args.length_offset,
         missing=args.missing, to=to, output=output, relative_to=relative_to,
-        http_method=getattr(args, "http_method", None),
+        http_method=getattr(args, "http_method", None), memory=getattr(args, "tm", None),
     )
 
 
