@@ -160,8 +160,9 @@ def test_a_first_occurrence_that_fails_for_good_fails_its_repeats_and_retry_fill
     assert (tmp_path / "out.txt").read_bytes() == (tmp_path / "ref.txt").read_bytes()
 
 
-def test_another_model_or_setting_never_reuses(tmp_path, tiny_model, hf):
+def test_another_model_or_setting_never_reuses(tmp_path, tiny_model, hf, monkeypatch):
     from models.tiny import build_tiny_model
+    from pipeline.memory import scope
 
     lines = distinct_sentences(12, seed=6)
     doc = tmp_path / "doc.txt"
@@ -183,10 +184,13 @@ def test_another_model_or_setting_never_reuses(tmp_path, tiny_model, hf):
     assert inferred(Counting(hf, info={"device": "cuda:0"})) == 12
     other = build_tiny_model(tmp_path / "other-tiny", seed=1)
     assert inferred(HfTranslator(str(other), RunSettings(device="cpu")), model=other) == 12
+    with monkeypatch.context() as m:
+        m.setattr(scope, "OUTPUT_RULES", scope.OUTPUT_RULES + 1)  # this code's rules changed
+        assert inferred() == 12
     # The control: the same key again reuses everything, and a device index is not a key.
     assert inferred(beams=2) == 0
     assert inferred(Counting(hf, info={"device": "cuda:1"})) == 0
-    assert len({e.scope.digest for e in store.memory_entries()}) == 7
+    assert len({e.scope.digest for e in store.memory_entries()}) == 8
 
 
 def test_read_mode_reuses_but_stores_nothing_and_off_does_neither(tmp_path, tiny_model, hf):
@@ -369,3 +373,15 @@ def test_a_kill_9_mid_inference_loses_no_repeat_and_resumes_to_identical_output(
     assert sorted(planned) == sorted(c.idx for c in chunks if c.dup_of is None)
     memory = {e.source: e.translation for e in store.memory_entries()}
     assert len(memory) == 120 and all(memory[s] == t for s, t in memory_before.items())
+
+
+def test_no_repeat_waits_forever_whatever_became_of_its_first_occurrence(tmp_path):
+    store = Store(tmp_path / "j.db")
+    job, _ = _job_with_chunks(store, ["A.", "B.", "C.", "A.", "B.", "C."])
+    store.db.execute("UPDATE chunks SET state = 'done', translation = 'a' WHERE idx = 0")
+    store.db.execute("UPDATE chunks SET state = 'failed' WHERE idx = 1")
+    store.db.execute("UPDATE chunks SET state = 'replaced' WHERE idx = 2")  # a state to come
+    assert store.settle_waiting(job.id) == 1
+    assert [(c.state, c.translation, c.dup_of) for c in store.chunks(job.id)][3:] == [
+        ("done", "a", 0), ("failed", None, 1), ("pending", None, None)]
+    assert store.settle_waiting(job.id) == 0

@@ -20,6 +20,10 @@ part except the text) plus the exact text the model was given:
 - the output settings (``output_settings``): beam width and the output
   length rule (which, with the model's own cap, sets every sentence's
   budget), and the quality guard settings once they exist;
+- the version of the rules in this code that turn a sentence into a
+  translation (``OUTPUT_RULES``): the length buckets of the budget, the
+  padding, what a backend is asked to decode; a change to them makes every
+  earlier translation one this code would not produce;
 - the source text exactly as the model sees it: a chunk's ``source``, which
   is what inference sends (``pipeline.stages.inference``).
 
@@ -39,6 +43,12 @@ from pipeline.config import JobParams
 from pipeline.translator import TranslatorInfo
 
 MODES = ("off", "read", "on")  # --tm: ignore the memory, only read it, read and write it
+
+# Bump when code changes what a sentence becomes for the same model and
+# settings: pipeline.budget (buckets, the budget rule), the padding and the
+# decoding call of a backend in models/. Old units then stay in the memory
+# under the old rules (``tm prune`` drops them once unused) and are not reused.
+OUTPUT_RULES = 1
 
 
 def output_settings(params: JobParams) -> dict:
@@ -88,7 +98,8 @@ def scope_for(params: JobParams, info: TranslatorInfo) -> MemoryScope:
         identity=model_identity(info), backend=info.backend,
         device=info.device.split(":")[0], compute_type=info.compute_type,
         src_lang=params.src_lang, tgt_lang=params.tgt_lang,
-        settings=canonical_settings(output_settings(params)), model=params.model,
+        settings=canonical_settings({**output_settings(params), "rules": OUTPUT_RULES}),
+        model=params.model,
     )
 
 
