@@ -73,6 +73,9 @@ def run(ctx) -> None:
     while True:
         pending = store.pending_batches(job.id)
         if not pending:
+            if store.settle_waiting(job.id):  # repeats their first occurrence cannot fill
+                runner.plan_uncovered()
+                continue
             break
         ctx.check_running()
         runner.run(pending[0])

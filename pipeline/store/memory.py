@@ -142,6 +142,28 @@ class MemoryMixin:
                 f"UPDATE chunks SET state = 'failed' WHERE job_id = ? AND state = 'waiting' "
                 f"AND dup_of IN ({','.join('?' * len(idxs))})", (job_id, *idxs))
 
+    def settle_waiting(self, job_id: str) -> int:
+        """No chunk waits forever: one whose first occurrence is done takes
+        its translation, one whose first failed fails, and one whose first is
+        neither pending nor any of those (replaced by pieces, say) becomes
+        pending itself. Returns how many became pending (to be planned)."""
+        with self._write() as db:
+            waiting = db.execute(
+                "SELECT c.idx, f.state, f.translation FROM chunks c LEFT JOIN chunks f "
+                "ON f.job_id = c.job_id AND f.idx = c.dup_of "
+                "WHERE c.job_id = ? AND c.state = 'waiting'", (job_id,)).fetchall()
+            filled = [(t, job_id, i) for i, state, t in waiting if state == "done"]
+            failed = [(job_id, i) for i, state, _ in waiting if state == "failed"]
+            alone = [(job_id, i) for i, state, _ in waiting
+                     if state not in ("done", "failed", "pending")]
+            db.conn.executemany("UPDATE chunks SET state = 'done', translation = ?, "
+                                "reused = 'document' WHERE job_id = ? AND idx = ?", filled)
+            db.conn.executemany("UPDATE chunks SET state = 'failed' WHERE job_id = ? AND idx = ?",
+                                failed)
+            db.conn.executemany("UPDATE chunks SET state = 'pending', dup_of = NULL "
+                                "WHERE job_id = ? AND idx = ?", alone)
+        return len(alone)
+
     # -- reading ---------------------------------------------------------------
 
     def reuse_counts(self, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
