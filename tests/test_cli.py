@@ -68,7 +68,7 @@ def test_status_lists_a_finished_job(capsys, translated):
     code, out, _ = run(capsys, "--db", str(db), "status")
     summary, line = out.splitlines()[:2]
     assert summary == "documents 1/1 done; queued 0; running on: none"
-    assert line.startswith(f"{job_id}  SUCCEEDED  done         100.0%  ")
+    assert line.startswith(f"{job_id}  SUCCEEDED    done         100.0%  ")
 
 
 def test_show_json_has_params_stages_chunks_and_output(capsys, translated, tiny_model):
@@ -95,7 +95,7 @@ def test_show_text(capsys, translated):
     code, out, _ = run(capsys, "--db", str(db), "show", job_id)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == f"job {job_id}  SUCCEEDED  (stage: done)"
+    assert lines[0] == f"job {job_id}  SUCCEEDED  (stage: done, 100.0%)"
     assert f"  output: {output}" in lines
     assert "  chunks: done 3" in lines
     assert sum(line.lstrip().startswith(("preprocess", "inference", "postprocess", "upload"))

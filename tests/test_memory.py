@@ -233,12 +233,13 @@ def test_the_memory_mode_is_not_part_of_what_a_job_is(tmp_path, tiny_model, hf):
                                      output=str(tmp_path / "queued.txt"), memory=tm)
         return service.submit(store, read_input(doc), options)
 
-    queued, created = submit("off")
-    assert created and store.memory_mode(queued.id) == "off"  # set in the insert itself
-    assert submit("read") == (queued, False)  # the same job...
-    assert store.memory_mode(queued.id) == "read"  # ...that runs with the mode asked for now
+    queued = submit("off")
+    assert queued.created and store.memory_mode(queued.job.id) == "off"  # set in the insert
+    again = submit("read")
+    assert again.job.id == queued.job.id and not again.created  # the same job...
+    assert store.memory_mode(queued.job.id) == "read"  # ...that runs with the mode asked for now
     submit(None)
-    assert store.memory_mode(queued.id) == "read"  # no --tm: the job keeps its own
+    assert store.memory_mode(queued.job.id) == "read"  # no --tm: the job keeps its own
 
 
 def test_model_identity_prefers_the_content_fingerprint():

@@ -330,6 +330,7 @@ def test_status_shows_an_eta_for_a_running_job_from_its_profile_history(tmp_path
     # history: one finished job, inference 2,000 tokens in 100 s (20 tok/s), no tail
     plant(store, clock, CPU, {"preprocess": 0, "inference": 100, "postprocess": 0, "upload": 0},
           {**UNITS, "inference": 2000})
+    clock.t = time.time()  # the running job's lease is live now, not in the planted past
     job, _ = store.get_or_create_job(idem_key="running", params="{}", input_path="/in",
                                      input_sha256="h", input_bytes=1, output_path="/o")
     assert store.claim_job(job.id, "w", 30)

@@ -26,14 +26,16 @@ def cmd_submit(args) -> int:
     if args.json:
         print(json.dumps([
             {"input": str(r.input), "error": r.error} if r.error else
-            {"input": str(r.input), "job": r.job.id, "state": r.job.state, "created": r.created}
+            {"input": str(r.input), "job": r.job.id, "state": r.job.state, "created": r.created,
+             "requeued": r.requeued}
             for r in results]))
     else:
         for r in results:
             if r.error:
                 print(f"error   {r.input}: {r.error}", file=sys.stderr)
             else:
-                print(f"{r.job.id}  {'queued' if r.created else 'exists':<7} {r.input}")
+                said = "queued" if r.created else "requeued" if r.requeued else "exists"
+                print(f"{r.job.id}  {said:<8} {r.input}")
     return 1 if any(r.error for r in results) else 0
 
 

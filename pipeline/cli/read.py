@@ -35,10 +35,8 @@ def cmd_logs(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from pipeline.eta import format_eta
-
     store = open_store(args)
-    rows = views.status_rows(store, args.limit)
+    rows = views.status_rows(store, args.limit, time.time())
     summary = store.queue_summary()
     if args.json:
         print(json.dumps(rows))
@@ -52,20 +50,37 @@ def cmd_status(args) -> int:
         print(f"documents {summary['documents_done']}/{summary['documents_total']} done; "
               f"queued {summary['queued']}; running on: {workers}{tokens}")
     for r in rows:
-        eta = format_eta(r["eta_s"]) if r["state"] == "RUNNING" else ""
-        print(f"{r['job']}  {r['state']:<9}  {r['stage']:<11}  {r['percent']:5.1f}%  "
-              f"{eta:<14}  {r['input']}")
+        print(f"{r['job']}  {r['state']:<11}  {r['stage']:<11}  {r['percent']:5.1f}%  "
+              f"{_progress_text(r):<14}  {r['input']}")
     return 0
+
+
+def _progress_text(view: dict) -> str:
+    """What the bar says after its percent: ETA, a retry's wait, or why it stopped."""
+    from pipeline.eta import format_eta
+
+    if view["note"]:
+        return view["note"]
+    if view["state"] != "RUNNING":
+        return ""
+    wait = view["waiting"]
+    if wait:
+        left = max(0.0, wait["until"] - time.time())
+        return (f"retrying {wait['what']} in {left:.0f} s ({wait['error_class']}, "
+                f"attempt {wait['attempt']}/{wait['limit']})")
+    return format_eta(view["eta_seconds"])
 
 
 def cmd_show(args) -> int:
     store = open_store(args)
     job = find_job(store, args.job)
-    info = views.job_detail(store, job)
+    info = views.job_detail(store, job, time.time())
     if args.json:
         print(json.dumps(info, ensure_ascii=False))
         return 0
-    print(f"job {job.id}  {job.state}  (stage: {job.stage})")
+    progress = _progress_text(info)
+    print(f"job {job.id}  {info['state']}  (stage: {job.stage}, {info['percent']:.1f}%"
+          + (f", {progress}" if progress else "") + ")")
     print(f"  input:  {job.input_path}")
     print(f"  output: {job.output_path}")
     params = info["params"]

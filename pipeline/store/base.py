@@ -25,6 +25,21 @@ def _build(cls, row: dict):
     return cls(**{k: row[k] for k in cls.__dataclass_fields__})
 
 
+def statements(script: str) -> list[str]:
+    """A migration's SQL statements, one by one. A ";" inside a trigger's
+    body does not end its CREATE TRIGGER; sqlite3.complete_statement knows."""
+    out, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                out.append(pending)
+            pending = ""
+    if pending.strip(" \n\t;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]}")
+    return out
+
+
 class StoreBase:
     """One SQLite connection (WAL, busy timeout) and the schema at its latest version."""
 
@@ -79,9 +94,8 @@ class StoreBase:
                     f"(schema {version}, this one knows {len(MIGRATIONS)})"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in statements(script):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version={number}")
 
     def _one(self, cls, sql: str, params: Sequence = ()):

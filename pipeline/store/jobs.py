@@ -174,6 +174,14 @@ class JobsMixin:
                 (now, job_id, worker),
             )
 
+    def set_progress(self, job_id: str, worker: str, snapshot: str) -> None:
+        """Store the live progress of a job this worker holds (JSON from
+        ``pipeline.progress.LiveProgress``); a worker that lost the lease
+        writes nothing."""
+        with self._write() as db:
+            db.execute("UPDATE jobs SET progress = ? WHERE id = ? AND lease_owner = ?",
+                       (snapshot, job_id, worker))
+
     def _check_lease(self, job_id: str, worker: str) -> None:
         row = self.db.execute("SELECT lease_owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None or row[0] != worker:

@@ -125,7 +125,23 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, at_percent)
     );
     """,
-    # 3: the translation memory (pipeline/memory): every committed translation
+    # 3: a running job's live progress (what its progress bar shows: stage,
+    # percent at measured weights, ETA, rate, a retry's wait), and a
+    # revision counter that moves whenever a job's visible state does, so a
+    # list of jobs can be answered with "not modified" for free
+    """
+    ALTER TABLE jobs ADD COLUMN progress TEXT;  -- JSON, see pipeline.progress.LiveProgress
+    CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+    INSERT INTO revision VALUES (1, 0);
+    CREATE TRIGGER jobs_revision_insert AFTER INSERT ON jobs
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER jobs_revision_delete AFTER DELETE ON jobs
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER jobs_revision_update AFTER UPDATE OF state, stage, progress, error_class,
+        error_message, output_path, priority, finished_at, cancel_requested, lease_owner ON jobs
+    BEGIN UPDATE revision SET n = n + 1; END;
+    """,
+    # 4: the translation memory (pipeline/memory): every committed translation
     # under its key (a scope: model identity, backend, device kind, compute
     # type, languages, output settings; and the exact source text), how a
     # chunk got its translation without inference, and each job's memory mode

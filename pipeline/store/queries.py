@@ -35,6 +35,12 @@ class QueriesMixin:
                 "documents_total": sum(states.values()),
                 "active_tokens_done": done, "active_tokens_total": total}
 
+    def revision(self) -> int:
+        """A number that changes whenever any job's visible state changes
+        (its state, stage, progress, error, output, priority or holder):
+        an ETag for a list of jobs."""
+        return self.db.execute("SELECT n FROM revision").fetchone()[0]
+
     def inference_profile(self, job_id: str) -> tuple[str, str, str] | None:
         """(model, device, dtype) of the job's latest inference stage run."""
         row = self.db.execute(

@@ -28,6 +28,7 @@ class Job:
     created_at: float
     updated_at: float
     finished_at: float | None
+    progress: str | None = None  # JSON of the live progress while it runs
 
 
 @dataclass(frozen=True)
