@@ -16,7 +16,7 @@ from pipeline.service import find_job
 
 
 def cmd_logs(args) -> int:
-    store = open_store(args)
+    store = open_store(args, existing=True)
     job = find_job(store, args.job)
     attempts = store.attempts(job.id)
     if args.json:
@@ -37,7 +37,7 @@ def cmd_logs(args) -> int:
 def cmd_status(args) -> int:
     from pipeline.eta import format_eta
 
-    store = open_store(args)
+    store = open_store(args, existing=True)
     rows = views.status_rows(store, args.limit)
     summary = store.queue_summary()
     if args.json:
@@ -59,7 +59,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_show(args) -> int:
-    store = open_store(args)
+    store = open_store(args, existing=True)
     job = find_job(store, args.job)
     info = views.job_detail(store, job)
     if args.json:
@@ -101,7 +101,7 @@ def cmd_languages(args) -> int:
 def cmd_stats(args) -> int:
     from pipeline.stats import job_stats
 
-    store = open_store(args)
+    store = open_store(args, existing=True)
     stats = job_stats(store, args.since, time.time())
     if args.json:
         print(json.dumps(stats))
@@ -136,7 +136,7 @@ def cmd_stats(args) -> int:
 def cmd_profile(args) -> int:
     from pipeline.stats import profiles_table
 
-    table = profiles_table(open_store(args))
+    table = profiles_table(open_store(args, existing=True))
     if args.json:
         print(json.dumps(table))
         return 0
