@@ -18,7 +18,7 @@ from pipeline.store import Store
 from tests.conftest import ROOT, cli_env
 
 PROGRESS = re.compile(r"nllb-pipeline: progress +\d+% (preprocess|inference|postprocess|upload) "
-                      r"+(\d+ tok/s, )?ETA .*")
+                      r"+((\d+ tok/s, )?ETA .*|retrying .*)")
 LOG = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) .*")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}")
 
@@ -76,11 +76,14 @@ def test_line_progress_is_rate_limited_but_shows_every_stage_and_the_end():
     for done in range(1, 1001):  # an update every 0.1 s for 100 s
         now[0] += 0.1
         bar.stage_progress("inference", done)
+    now[0] += 0.1
+    bar.retrying("batch 12", 30.0, "OOM", 2, 3)  # a long wait is said at once
+    assert stream.text.splitlines()[-1].endswith("retrying batch 12 in 30.0 s (OOM, attempt 2/3)")
     bar.stage_finished("inference")
     bar.close()
     lines = stream.text.splitlines()
     inference = [line for line in lines if " inference " in line]
-    assert 9 <= len(inference) <= 12  # 100 s at one line per 10 s, not 1,000 lines
+    assert 10 <= len(inference) <= 13  # 100 s at one line per 10 s, not 1,000 lines
     assert "\r" not in stream.text and all(PROGRESS.fullmatch(line) for line in lines)
     assert lines[-1].startswith("nllb-pipeline: progress  80% inference")  # the end is shown
 

@@ -176,3 +176,16 @@ def test_a_file_that_is_not_a_database(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"nllb-pipeline: error: database is damaged: {db}: file is not a database; restore it "
         "from a backup, or use another --db (its jobs are lost)\n")
+
+
+def test_a_full_disk_met_anywhere_else_is_one_line_not_an_internal_error(capsys, monkeypatch):
+    from pipeline.cli import read
+
+    def no_space(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out.txt")
+
+    monkeypatch.setattr(read, "cmd_languages", no_space)
+    assert main(["languages"]) == 1
+    assert capsys.readouterr().err == (
+        "nllb-pipeline: error: disk full: No space left on device: /data/out.txt; free space, "
+        "then run the same command again to continue\n")

@@ -28,8 +28,8 @@ from pipeline.cli.options import (
     finite,
     integer,
 )
-from pipeline.errors import PipelineError
-from pipeline.io_errors import database_error
+from pipeline.errors import ErrorClass, PipelineError
+from pipeline.io_errors import DiskFull, class_of_oserror, database_error
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -110,6 +110,10 @@ def _dispatch(args) -> int:
         # Damaged pages found by a read (writes say so themselves, in the store).
         mapped = database_error(exc, db_path(args)[0]) if isinstance(
             exc, sqlite3.DatabaseError) else None
+        if isinstance(exc, OSError) and class_of_oserror(exc) is ErrorClass.DISK_FULL:
+            mapped = DiskFull(f"disk full: {exc.strerror}" + (
+                f": {exc.filename}" if exc.filename else "") + "; free space, then run the same "
+                "command again to continue")
         if mapped is not None:
             return _fail(str(mapped), mapped.exit_code)
         # A bug: one line, the traceback with --debug.

@@ -194,7 +194,7 @@ def open_store(args, *, existing: bool = False) -> Store:
     if existing and not path.exists():
         if source:
             raise InvalidInput(f"job database not found: {path} (from {source}); check the "
-                               "path (only translate, submit and worker create a database)")
+                               "path (only the commands that queue or run jobs create one)")
         return Store(":memory:")  # a new user's first 'status': no jobs, no file created
     return Store(path)
 

@@ -95,6 +95,12 @@ class LineProgress(_EtaProgress):
         self._written: str | None = None
         super().__init__(history, elapsed_before)
 
+    def retrying(self, what, delay_s, error_class, attempt, limit) -> None:
+        super().retrying(what, delay_s, error_class, attempt, limit)
+        if delay_s >= 1.0 and self._pending is not None:
+            # A wait someone could notice: say why nothing moves, now.
+            self._write(self._pending, self.clock())
+
     def _render(self, fraction: float, stage: str, detail: str) -> None:
         line = (f"nllb-pipeline: progress {100 * fraction:3.0f}% {stage:<11} "
                 f"{detail or self.eta.text()}")

@@ -19,13 +19,14 @@ def cmd_translate(args) -> int:
 
 
 def _translate(args, options: service.JobOptions) -> int:
-    # Everything a user can get wrong is checked before anything is stored.
+    # Everything a user can get wrong is checked before anything is stored,
+    # the run's options first: a bad one is refused even for a finished job.
     from pipeline.languages import validate_language
 
+    run = runtime(args)
     validate_language(options.src)
     validate_language(options.tgt)
     source = read_input(args.input)
-    run = runtime(args)
     store = open_store(args)
     outcome = service.translate_or_resume(store, source, options, run,
                                           events_for=_bar_unless(args))
