@@ -31,6 +31,9 @@ def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path
         raise InvalidInput(f"cannot write output: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise InvalidInput(f"cannot write output: {path} is not writable")
+    from pipeline.sinks import check_writable
+
+    check_writable(parent)
     return path
 
 

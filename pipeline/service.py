@@ -198,16 +198,20 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
     relative to the directory it was found in. One refused file does not
     stop the others (unless a ``key`` names the single document)."""
     files: list[tuple[Path, Path | None]] = []  # (file, the directory it was found in)
+    empty: list[Submitted] = []  # directories in which nothing matched
     for item in inputs:
         if item.is_dir():
-            files += [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+            found = [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+            files += found
+            if not found:
+                empty.append(Submitted(item, error=f"no file matches {glob!r} in this directory"))
         else:
             files.append((item, None))
     if key and len(files) != 1:
         raise InvalidInput("--idempotency-key names one document; give exactly one input file")
     if output_dir and options.to:
         raise InvalidInput("give either -o/--output-dir or --to, not both")
-    results = []
+    results = list(empty)
     for path, base in files:
         try:
             source = read_input(path)

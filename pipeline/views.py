@@ -127,11 +127,16 @@ def status_rows(store: Store, limit: int, now: float) -> list[dict]:
 
 def job_detail(store: Store, job: Job, now: float) -> dict:
     """``job_view``, plus parameters, stage timings, chunk counts, failed
-    chunks and the delivery record."""
-    last_error = {}
+    chunks (with the batch each failed in, named as the log names it),
+    chunks the model returned empty, and the delivery record."""
+    from pipeline.batching import batch_labels
+
+    last_error, last_batch = {}, {}
     for a in store.attempts(job.id):
         if a.chunk_idx is not None:
             last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
+            last_batch[a.chunk_idx] = a.batch_id
+    labels = batch_labels(store.batches(job.id))
     return {
         **job_view(store, job, now),
         "job": job.id, "stage": job.stage, "input": job.input_path,
@@ -148,18 +153,24 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         ],
         "delivery": delivery(store, job),
         "failed_chunks": [
-            {"chunk": c.idx, "source": c.source[:80], "attempts": c.attempts,
-             "last_error": last_error.get(c.idx)}
+            {"chunk": c.idx, "batch": labels.get(last_batch.get(c.idx)),
+             "source": c.source[:80], "attempts": c.attempts, "last_error": last_error.get(c.idx)}
             for c in store.chunks(job.id) if c.state == "failed"
         ],
+        "empty_chunks": store.empty_chunks(job.id),  # translated to nothing: source kept
     }
 
 
 def job_logs(store: Store, job: Job) -> list[dict]:
-    """Every failed attempt and what was decided about it, oldest first."""
+    """Every failed attempt and what was decided about it, oldest first;
+    ``batch`` is the batch's name in the live log (``batch_labels``)."""
+    from pipeline.batching import batch_labels
+
+    labels = batch_labels(store.batches(job.id))
     return [
-        {k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
-                                    "attempt", "decision", "delay_s", "trace_id", "message")}
+        {**{k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
+                                       "attempt", "decision", "delay_s", "trace_id", "message")},
+         "batch": labels.get(a.batch_id)}
         for a in store.attempts(job.id)
     ]
 

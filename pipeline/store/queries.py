@@ -8,6 +8,8 @@ documented where it is computed (``pipeline.stats``, ``pipeline.profiles``).
 
 from __future__ import annotations
 
+import json
+
 # The jobs created since :cutoff; every stats query starts from it.
 _WINDOW = "SELECT id FROM jobs WHERE created_at >= :cutoff"
 _FINISHED_WINDOW = _WINDOW + " AND state IN ('SUCCEEDED', 'FAILED')"
@@ -84,6 +86,16 @@ class QueriesMixin:
             "SELECT error_class, decision, COUNT(*) FROM attempts "
             f"WHERE job_id IN ({_WINDOW}) AND decision IN {RETRY_DECISIONS} "
             "GROUP BY error_class, decision", {"cutoff": cutoff}).fetchall()
+
+    def empty_chunk_totals(self, cutoff: float) -> tuple[int, int]:
+        """(jobs, chunks) in the window whose translation came back empty from
+        the model, so the output kept their source text (``empty_chunks``)."""
+        rows = self.db.execute(
+            f"SELECT content FROM artifacts WHERE kind = 'empty_chunks' AND job_id IN ({_WINDOW}) "
+            "AND content IS NOT NULL AND CAST(content AS TEXT) != '[]'",
+            {"cutoff": cutoff}).fetchall()
+        counts = [len(json.loads(content)) for (content,) in rows]
+        return sum(1 for n in counts if n), sum(counts)
 
     def max_retries_per_job(self, cutoff: float) -> int:
         return self.db.execute(
