@@ -19,6 +19,7 @@ class ErrorClass(enum.Enum):
     NETWORK = "network"
     RATE_LIMITED = "rate_limited"
     SERVER = "server"
+    DISK_FULL = "disk_full"  # ENOSPC/EDQUOT writing the output or the job database
     INVALID_INPUT = "invalid_input"
     UNSUPPORTED = "unsupported"
     AUTH = "auth"
@@ -37,6 +38,7 @@ _RETRYABLE = frozenset(
         ErrorClass.NETWORK,
         ErrorClass.RATE_LIMITED,
         ErrorClass.SERVER,
+        ErrorClass.DISK_FULL,
     }
 )
 

@@ -58,6 +58,10 @@ class JobOptions:
     output: str | None = None  # -o PATH
     relative_to: str | None = None  # with a dir: sink, keep paths under this base
     http_method: str | None = None
+    # How the job uses the translation memory: off, read or on; None: on for
+    # a new job, unchanged for an existing one. Not part of JobParams: it
+    # changes how a job runs, never its output (pipeline.memory.scope).
+    memory: str | None = None
 
 
 def job_params(options: JobOptions, source: InputFile) -> JobParams:
@@ -178,7 +182,8 @@ def submit(store: Store, source: InputFile, options: JobOptions, *, priority: in
     caller's ``key`` reused with other parameters or input is refused."""
     from pipeline.jobs import submit as create
 
-    job, created = create(store, job_params(options, source), source, priority=priority, key=key)
+    job, created = create(store, job_params(options, source), source, priority=priority, key=key,
+                          memory=options.memory)
     requeued = False
     if not created and job.state == "SUCCEEDED" and not delivered(store, job):
         reopen_undelivered(store, job)
@@ -194,16 +199,20 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
     relative to the directory it was found in. One refused file does not
     stop the others (unless a ``key`` names the single document)."""
     files: list[tuple[Path, Path | None]] = []  # (file, the directory it was found in)
+    empty: list[Submitted] = []  # directories in which nothing matched
     for item in inputs:
         if item.is_dir():
-            files += [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+            found = [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+            files += found
+            if not found:
+                empty.append(Submitted(item, error=f"no file matches {glob!r} in this directory"))
         else:
             files.append((item, None))
     if key and len(files) != 1:
         raise InvalidInput("--idempotency-key names one document; give exactly one input file")
     if output_dir and options.to:
         raise InvalidInput("give either -o/--output-dir or --to, not both")
-    results = []
+    results = list(empty)
     for path, base in files:
         try:
             source = read_input(path)
@@ -263,7 +272,7 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     check_target_free(params.sink, params.output, ours.content if ours else None,
                       overwrite=runtime.delivery.overwrite)
     translator = runtime.translators(params)
-    job, created = create(store, params, source)
+    job, created = create(store, params, source, memory=options.memory)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed

@@ -141,26 +141,36 @@ def status_rows(store: Store, limit: int, now: float) -> list[dict]:
     """One row per job, newest first (the fields of ``job_view``, plus the
     names ``status --json`` has always had: job, eta_s, error as text)."""
     rows, histories = [], {}
-    for j in store.jobs(limit):
+    jobs = store.jobs(limit)
+    reused = store.reuse_counts([j.id for j in jobs])  # chunks translated without inference
+    for j in jobs:
         view = job_view(store, j, now, histories)
         rows.append({**view, "job": view["id"], "eta_s": view["eta_seconds"],
-                     "error": j.error_message})
+                     "error": j.error_message, "reused": reused[j.id]})
     return rows
 
 
 def job_detail(store: Store, job: Job, now: float) -> dict:
     """``job_view``, plus parameters, stage timings, chunk counts, failed
-    chunks and the delivery record."""
-    last_error = {}
+    chunks (with the batch each failed in, named as the log names it),
+    chunks the model returned empty, and the delivery record."""
+    from pipeline.batching import batch_labels
+
+    last_error, last_batch = {}, {}
     for a in store.attempts(job.id):
         if a.chunk_idx is not None:
             last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
+            last_batch[a.chunk_idx] = a.batch_id
+    labels = batch_labels(store.batches(job.id))
     return {
         **job_view(store, job, now),
         "job": job.id, "stage": job.stage, "input": job.input_path,
         "input_sha256": job.input_sha256, "output": job.output_path,
         "params": json.loads(job.params), "idempotency_key": job.idem_key,
         "chunks": store.chunk_counts(job.id),
+        # of the done chunks, those that got their translation without
+        # inference: from the memory, or a repeat of an earlier chunk
+        "reused": store.reuse_counts([job.id])[job.id], "memory_mode": store.memory_mode(job.id),
         "stages": [
             {"stage": r.stage, "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
              "units_total": r.units_total, "units_done": r.units_done, "device": r.device}
@@ -168,18 +178,24 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         ],
         "delivery": delivery(store, job),
         "failed_chunks": [
-            {"chunk": c.idx, "source": c.source[:80], "attempts": c.attempts,
-             "last_error": last_error.get(c.idx)}
+            {"chunk": c.idx, "batch": labels.get(last_batch.get(c.idx)),
+             "source": c.source[:80], "attempts": c.attempts, "last_error": last_error.get(c.idx)}
             for c in store.chunks_in_state(job.id, "failed")
         ],
+        "empty_chunks": store.empty_chunks(job.id),  # translated to nothing: source kept
     }
 
 
 def job_logs(store: Store, job: Job) -> list[dict]:
-    """Every failed attempt and what was decided about it, oldest first."""
+    """Every failed attempt and what was decided about it, oldest first;
+    ``batch`` is the batch's name in the live log (``batch_labels``)."""
+    from pipeline.batching import batch_labels
+
+    labels = batch_labels(store.batches(job.id))
     return [
-        {k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
-                                    "attempt", "decision", "delay_s", "trace_id", "message")}
+        {**{k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
+                                       "attempt", "decision", "delay_s", "trace_id", "message")},
+         "batch": labels.get(a.batch_id)}
         for a in store.attempts(job.id)
     ]
 

@@ -102,7 +102,9 @@ FORM = {"type": "object", "required": ["file", "src", "tgt"], "properties": {
     "missing": {"enum": ["source", "marker"]},
     "priority": {"type": "integer", "description": "higher runs first"},
     "to": {"type": "string", "description": "an http(s):// URL to deliver to as well"},
-    "http_method": {"enum": ["PUT", "POST"]}}}
+    "http_method": {"enum": ["PUT", "POST"]},
+    "tm": {"enum": ["off", "read", "on"], "description": "how the job uses the translation "
+           "memory (default on); not part of what the job is"}}}
 
 
 def describe() -> dict:

@@ -59,6 +59,7 @@ FORM_FIELDS: dict[str, tuple[str, type]] = {
     "max_chunk_tokens": ("max_chunk_tokens", int), "length_ratio": ("length_ratio", float),
     "length_offset": ("length_offset", int), "missing": ("missing", str),
     "to": ("to", str), "http_method": ("http_method", str),
+    "tm": ("memory", str),  # the translation memory: off, read or on (the CLI's --tm)
 }
 EXTRA_FIELDS = ("file", "priority")
 
@@ -176,7 +177,10 @@ class Uploads:
         return self.root / "uploads" / sha256[:2] / sha256 / name
 
     def output_dir(self, sha256: str, name: str, options: JobOptions) -> Path:
-        request = json.dumps([sha256, name, asdict(options)], sort_keys=True)
+        """One folder per request; how the job uses the translation memory
+        does not change its output, so it does not name another folder."""
+        what = {k: v for k, v in asdict(options).items() if k != "memory"}
+        request = json.dumps([sha256, name, what], sort_keys=True)
         return self.root / "outputs" / hashlib.sha256(request.encode()).hexdigest()[:20]
 
     def submit(self, store: Store, form: Form, options: JobOptions, *, priority: int = 0,

@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli.options import add_run_options, runtime
+from pipeline.cli.options import add_run_options, at_least, finite, runtime
 from pipeline.errors import InvalidInput
 
 TOKEN_ENV = "NLLB_PIPELINE_TOKEN"
@@ -29,13 +29,14 @@ TOKEN_ENV = "NLLB_PIPELINE_TOKEN"
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; any other needs a token)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--port", type=at_least(0, 65535), default=8765,
+                   help="port (default 8765; 0: any free one)")
+    p.add_argument("--workers", type=at_least(0), default=1,
                    help="queue workers to run as child processes (default 1; 0: serve only, "
                         "for workers started with 'nllb-pipeline worker')")
     p.add_argument("--token", default=None,
                    help=f"every API call needs 'Authorization: Bearer TOKEN' (or ${TOKEN_ENV})")
-    p.add_argument("--max-upload-mb", type=float, default=50.0,
+    p.add_argument("--max-upload-mb", type=finite(0, above=True), default=50.0,
                    help="largest request body accepted, in MB (default 50)")
     p.add_argument("--files-dir", type=Path, default=None,
                    help="where uploads are kept and translations delivered (default: the "
@@ -114,10 +115,6 @@ def cmd_serve(args) -> int:
         raise InvalidInput(f"refusing to serve on {args.host} without a token: anyone who can "
                            f"reach it could submit and cancel jobs; pass --token (or set "
                            f"${TOKEN_ENV}), or keep the default --host 127.0.0.1")
-    if args.workers < 0:
-        raise InvalidInput("--workers must be 0 or more")
-    if not args.max_upload_mb > 0:
-        raise InvalidInput("--max-upload-mb must be positive")
     if args.workers:
         runtime(args)  # bad run options are refused before anything starts
     db = Path(args.db or config.default_db_path()).expanduser().resolve()

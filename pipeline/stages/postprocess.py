@@ -32,11 +32,12 @@ def run(ctx) -> None:
     ctx.events.stage_started("postprocess", len(chunks))
     document = Document.from_json(store.artifact(job.id, "skeleton").content.decode())
     pieces: list[list[str]] = [[] for _ in document.units]
-    empty = 0
+    empty: list[int] = []
     for chunk in chunks:
         if chunk.state == "done":
             text, used_source = clean_translation(chunk.translation, chunk.source)
-            empty += used_source
+            if used_source:
+                empty.append(chunk.idx)
             pieces[chunk.unit].append(text)
         elif params.missing == "marker":
             pieces[chunk.unit].append(MISSING_MARKER.format(source=chunk.source))
@@ -44,8 +45,8 @@ def run(ctx) -> None:
             pieces[chunk.unit].append(chunk.source)
     if empty:
         log.warning("job %s: %d chunk(s) came back empty from the model; kept their source text",
-                    job.id, empty)
+                    job.id, len(empty))
     separator = "" if joins_without_space(params.tgt_lang) else " "
     output = document.output([separator.join(p).strip() for p in pieces])
     ctx.events.stage_progress("postprocess", len(chunks))
-    store.finish_postprocess(job.id, run_id, ctx.worker, output)
+    store.finish_postprocess(job.id, run_id, ctx.worker, output, empty_chunks=empty)

@@ -13,6 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from pipeline.errors import InvalidInput
+from pipeline.io_errors import database_error
 from pipeline.store.migrations import MIGRATIONS
 from pipeline.store.records import Batch
 
@@ -54,7 +55,8 @@ class StoreBase:
             )
             conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
-            raise InvalidInput(f"cannot open the job database {self.path}: {exc}") from exc
+            mapped = database_error(exc, self.path) if isinstance(exc, sqlite3.Error) else None
+            raise mapped or InvalidInput(f"cannot open the job database {self.path}: {exc}") from exc
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -76,14 +78,21 @@ class StoreBase:
             with self.db.atomic():
                 yield self.db
             return
-        self.db.conn.execute("BEGIN IMMEDIATE")
         try:
-            with self.db.atomic():  # a savepoint inside our transaction
-                yield self.db
-        except BaseException:
-            self.db.conn.execute("ROLLBACK")
-            raise
-        self.db.conn.execute("COMMIT")
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                with self.db.atomic():  # a savepoint inside our transaction
+                    yield self.db
+            except BaseException:
+                if self.db.conn.in_transaction:  # SQLite rolls back itself on SQLITE_FULL
+                    self.db.conn.execute("ROLLBACK")
+                raise
+            self.db.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:  # a full disk or a damaged file: say which
+            mapped = database_error(exc, self.path)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def _migrate(self) -> None:
         with self._write():

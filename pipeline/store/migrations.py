@@ -141,4 +141,38 @@ MIGRATIONS: tuple[str, ...] = (
         error_message, output_path, priority, finished_at, cancel_requested, lease_owner ON jobs
     BEGIN UPDATE revision SET n = n + 1; END;
     """,
+    # 4: the translation memory (pipeline/memory): every committed translation
+    # under its key (a scope: model identity, backend, device kind, compute
+    # type, languages, output settings; and the exact source text), how a
+    # chunk got its translation without inference, and each job's memory mode
+    """
+    ALTER TABLE jobs ADD COLUMN memory_mode TEXT NOT NULL DEFAULT 'on';
+    ALTER TABLE chunks ADD COLUMN reused TEXT;
+    ALTER TABLE chunks ADD COLUMN dup_of INTEGER;
+    CREATE INDEX chunks_by_dup_of ON chunks (job_id, dup_of) WHERE dup_of IS NOT NULL;
+    CREATE TABLE memory_scopes (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,  -- SHA-256 of the canonical JSON of the fields below
+        model TEXT NOT NULL,          -- the model as the job named it (shown, not keyed)
+        identity TEXT NOT NULL,       -- fingerprint:HEX, or model:ID where there is none
+        backend TEXT NOT NULL,
+        device TEXT NOT NULL,         -- cpu, cuda: the kind, not the index
+        compute_type TEXT NOT NULL,
+        src_lang TEXT NOT NULL,
+        tgt_lang TEXT NOT NULL,
+        settings TEXT NOT NULL,       -- canonical JSON of the output settings
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE memory_units (
+        scope INTEGER NOT NULL REFERENCES memory_scopes (id),
+        source TEXT NOT NULL,         -- exactly the text the model was given
+        translation TEXT NOT NULL,    -- exactly what was committed for it
+        origin TEXT NOT NULL,         -- inferred imported
+        created_at REAL NOT NULL,
+        used_at REAL NOT NULL,        -- last stored or reused: what prune goes by
+        uses INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX memory_units_by_use ON memory_units (used_at);
+    """,
 )

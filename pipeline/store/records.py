@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.memory.scope import MemoryScope
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class Chunk:
     batch_id: int | None
     commits: int
     attempts: int
+    reused: str | None = None  # memory / document: translated without inference (see memory)
+    dup_of: int | None = None  # an earlier chunk of the same text whose translation this takes
 
 
 @dataclass(frozen=True)
@@ -105,3 +111,37 @@ class NewChunk:
     source: str
     n_tokens: int
     done: bool = False  # nothing to translate: the source is its own translation
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    """One translation in the memory, with the scope it is filed under."""
+
+    scope: MemoryScope
+    source: str
+    translation: str
+    origin: str  # inferred: committed by a job here; imported: from a TMX file
+    created_at: float
+    used_at: float  # last stored or reused
+    uses: int  # chunks that reused it
+
+
+@dataclass(frozen=True)
+class MemoryScopeSummary:
+    """One scope of the memory and how much it holds."""
+
+    scope: MemoryScope
+    units: int
+    imported: int
+    uses: int
+    last_used_at: float | None
+
+
+@dataclass(frozen=True)
+class MemoryImport:
+    """What an import did: every unit is counted in exactly one of these."""
+
+    added: int  # new to the memory
+    same: int  # already there with the same translation
+    replaced: int  # already there with another translation, replaced (``replace``)
+    kept: int  # already there with another translation, kept

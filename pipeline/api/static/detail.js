@@ -254,8 +254,10 @@ function share(weight) {
   return pct > 0 && pct < 10 ? `${pct.toFixed(1)}%` : `${Math.round(pct)}%`;
 }
 
+// "inference batch 12.1 chunk 40": the batch named as the live log names it.
 function where(attempt) {
-  return attempt.stage + (attempt.batch_id !== null ? ` batch ${attempt.batch_id}` : "") +
+  const batch = attempt.batch || attempt.batch_id;
+  return attempt.stage + (batch !== null && batch !== undefined ? ` batch ${batch}` : "") +
     (attempt.chunk_idx !== null ? ` chunk ${attempt.chunk_idx}` : "");
 }
 
