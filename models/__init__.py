@@ -5,4 +5,11 @@ from models.checkpoint import resolve_model
 from models.hf import HfTranslator
 from models.tiny import build_tiny_model, ensure_tiny_model
 
-__all__ = ["HfTranslator", "build_tiny_model", "ensure_tiny_model", "resolve_model"]
+__all__ = ["HfTranslator", "build_tiny_model", "ensure_tiny_model", "open_translator",
+           "resolve_model"]
+
+
+def open_translator(model: str, settings):
+    """The translator for ``model`` with these run settings (the one place
+    that picks a backend). Loads the tokenizer, not the weights."""
+    return HfTranslator(model, settings)

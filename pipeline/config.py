@@ -19,7 +19,8 @@ from pipeline.errors import InvalidInput
 from pipeline.languages import validate_language
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
-FORMATS = ("text", "markdown", "srt", "jsonl")
+STAGES = ("preprocess", "inference", "postprocess", "upload")  # in order; a job's stage is one of these or "done"
+FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,19 @@ markup, code blocks, blank lines, subtitle timings) or the index of a
 with the unit's translation, so the output keeps the input's shape by
 construction rather than by reconstruction.
 
+Two records make the output exact where nothing was translated:
+
+- *originals*: a run of parts (a paragraph, a cue) remembers how it was
+  written. When every unit in it comes back unchanged (the model copied it,
+  or it failed and ``--missing source`` kept it) the run is written as it
+  was, with its own line wrapping, instead of as joined prose. Rendering
+  with the units' own texts therefore gives the input back.
+- *line origins*: which input line each part starts on, so a file that mixes
+  line endings keeps each line's own (see :meth:`Document.output`).
+
+Only unit texts are NFC-normalised, never literal parts: code, markup and
+timings stay byte for byte what the input held.
+
 The skeleton is stored as JSON in the job's artifacts, so postprocess never
 needs the input file again.
 """
@@ -15,7 +28,10 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
+
+from pipeline.formats.linebreaks import join_lines, wrap_lines
 
 # Characters that start Markdown syntax anywhere in running text; Unit.render
 # escapes each of them wherever it occurs (and "|" in table cells).
@@ -23,6 +39,20 @@ MARKDOWN_INLINE_ESCAPED = frozenset("\\`*_[]<>")
 _MARKDOWN_ACTIVE = str.maketrans({c: "\\" + c for c in MARKDOWN_INLINE_ESCAPED})
 # Text that starts a block (heading, list item, quote) at the start of a line.
 _BLOCK_START = re.compile(r"^(#{1,6}|[-+=>]|\d{1,9}(?=[.)]))(?=\s|$|[.)])")
+# Subtitle markup, by dialect. SubRip: an HTML-like tag (a name starting with
+# a letter, so "2<3,5>1" is text), an ASS override block ("{\an8}"; "{normal
+# text}" is shown, so it is text) or an ASS code (\N, \n break a line, \h is
+# a hard space). WebVTT: tags (c, i, b, u, v, lang, ruby, rt) and karaoke
+# timestamps. A cue's own markup is literal parts (pipeline.formats.cues), so
+# SubRip markup a model invents is dropped, and WebVTT's is escaped.
+SUBTITLE_TAGS = {
+    "srt": re.compile(r"</?[A-Za-z][^<>\n]*>|\{\\[^{}\n]*\}|\\[Nnh]"),
+    "vtt": re.compile(r"</?[A-Za-z][^<>\n]*>|<\d+(?::\d{2}){1,2}\.\d{3}>"),
+}
+_VTT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# Line endings, one letter each in Document.line_ends.
+_EOL_CODES = {"\n": "n", "\r\n": "r", "\r": "c"}
+_EOL_OF_CODE = {v: k for k, v in _EOL_CODES.items()}
 
 
 @dataclass(frozen=True)
@@ -33,18 +63,35 @@ class Unit:
     unit belongs to the neighbouring literal parts.
     ``markdown``: the translation is inserted into Markdown, so characters that
     would start markup are escaped. ``table_cell``: also escape ``|``.
+    ``json``: inside a JSON string, escaped as JSON.
+    ``lines``: when > 0 the translation is written on that many lines (a
+    subtitle's line count, one line of a line-aligned corpus), re-wrapped at
+    balanced widths; any line break the model returned counts as a space.
+    Only a translation with fewer characters than lines gets fewer lines (no
+    line is ever empty: an empty line would end a subtitle cue).
+    ``cue``: "srt" or "vtt" for subtitle text: tag-like text in a SubRip
+    translation is dropped, WebVTT's ``& < >`` are escaped.
     """
 
     text: str
     markdown: bool = False
     table_cell: bool = False
-    json: bool = False  # inside a JSON string: escaped as JSON
+    json: bool = False
+    lines: int = 0
+    cue: str = ""
 
     def render(self, translation: str) -> str:
         if self.json:
             return json.dumps(translation, ensure_ascii=False)[1:-1]
-        out = " ".join(translation.split("\n")) if self.markdown else translation
+        out = translation
+        if self.cue == "srt":
+            out = SUBTITLE_TAGS["srt"].sub("", out)
+        elif self.cue == "vtt":
+            out = out.translate(_VTT_ESCAPES)
+        if self.lines:
+            return "\n".join(wrap_lines(out, self.lines))
         if self.markdown:
+            out = " ".join(out.split("\n"))
             out = out.translate(_MARKDOWN_ACTIVE)
             if self.table_cell:
                 out = out.replace("|", "\\|")
@@ -62,70 +109,185 @@ class Unit:
 
 @dataclass
 class Document:
-    """Literal parts and translatable units, plus how the file was encoded."""
+    """Literal parts and translatable units, plus how the file was encoded.
+
+    ``originals``: ``(first, end, source)``: parts[first:end] were written as
+    ``source``. ``line_at``: ``{part: input line}`` where a parser said which
+    input line (0-based) a part starts on. ``line_ends``: one letter per input
+    line break (n LF, r CRLF, c CR), kept only when the input mixed them.
+    ``notes``: what the parser wants the user to know (lines it skipped).
+    """
 
     parts: list[str | int] = field(default_factory=list)
     units: list[Unit] = field(default_factory=list)
     eol: str = "\n"  # the input's dominant line ending, restored on output
     bom: bool = False  # the input started with a UTF-8 byte order mark
+    originals: list[tuple[int, int, str]] = field(default_factory=list)
+    line_at: dict[int, int] = field(default_factory=dict)
+    line_ends: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._fence = len(self.parts)  # literals never merge into parts before it
+        self._open = False  # between begin_original and end_original
 
     def add_literal(self, text: str) -> None:
         if not text:
             return
-        if self.parts and isinstance(self.parts[-1], str):
+        if self.parts and isinstance(self.parts[-1], str) and len(self.parts) > self._fence:
             self.parts[-1] += text
+            if not self._open and self.originals and self.originals[-1][1] == len(self.parts):
+                # Merged into the last part of a closed original: the text is
+                # written either way, so the original grows with it.
+                first, end, source = self.originals[-1]
+                self.originals[-1] = (first, end, source + text)
         else:
             self.parts.append(text)
 
-    def add_json_string(self, value: str) -> None:
-        """``value`` as the inside of a JSON string, its prose as a unit."""
-        stripped = value.strip()
-        if not any(ch.isalpha() for ch in stripped):
-            self.add_literal(json.dumps(value, ensure_ascii=False)[1:-1])
-            return
-        start = value.index(stripped[0])
-        self.add_literal(json.dumps(value[:start], ensure_ascii=False)[1:-1])
-        self.parts.append(len(self.units))
-        self.units.append(Unit(stripped, json=True))
-        self.add_literal(json.dumps(value[start + len(stripped):], ensure_ascii=False)[1:-1])
-
-    def add_unit(self, text: str, *, markdown: bool = False, table_cell: bool = False) -> None:
-        """Add ``text`` as a unit; surrounding whitespace stays literal and
-        text with nothing to translate (no letters) stays literal too."""
+    def add_unit(self, text: str, **kind) -> None:
+        """Add ``text`` as a unit of ``kind`` (Unit's flags); surrounding
+        whitespace stays literal and text with nothing to translate (no
+        letters) stays literal too. The unit's text is NFC-normalised."""
         stripped = text.strip()
         if not stripped or not any(ch.isalpha() for ch in stripped):
             self.add_literal(text)
             return
         start = text.index(stripped[0])
         self.add_literal(text[:start])
-        self.parts.append(len(self.units))
-        self.units.append(Unit(stripped, markdown=markdown, table_cell=table_cell))
+        self._add(Unit(unicodedata.normalize("NFC", stripped), **kind))
         self.add_literal(text[start + len(stripped) :])
+
+    def add_json_string(self, value: str) -> None:
+        """``value`` as the inside of a JSON string: each paragraph (lines up
+        to a blank line) a unit, the blank lines between them literal."""
+        start = self.begin_original()
+        for k, piece in enumerate(re.split(r"(\r?\n[ \t\r]*\n\s*)", value)):
+            if k % 2 or not any(ch.isalpha() for ch in piece):
+                self.add_literal(_json_inside(piece))
+                continue
+            stripped = piece.strip()
+            head = piece[: piece.index(stripped[0])]
+            self.add_literal(_json_inside(head))
+            joined = join_lines(stripped.split("\n"))
+            self._add(Unit(unicodedata.normalize("NFC", joined), json=True))
+            self.add_literal(_json_inside(piece[len(head) + len(stripped) :]))
+        self.end_original(start, _json_inside(value))
+
+    def _add(self, unit: Unit) -> None:
+        self.parts.append(len(self.units))
+        self.units.append(unit)
+
+    def begin_original(self) -> int:
+        """Start a run of parts that :meth:`end_original` ties to its source."""
+        self._fence, self._open = len(self.parts), True
+        return self._fence
+
+    def end_original(self, first: int, source: str) -> None:
+        """parts[first:] were written as ``source`` in the input."""
+        self._open = False
+        units = [p for p in self.parts[first:] if isinstance(p, int)]
+        if units and self._render_parts(first, {u: self.units[u].text for u in units}) != source:
+            self.originals.append((first, len(self.parts), source))
+
+    def starts_line(self, line: int) -> None:
+        """The next part starts on input line ``line`` (0-based)."""
+        if self.line_at:
+            last = next(reversed(self.line_at))
+            if self.line_at[last] + self._breaks(last) == line:
+                return  # where the parts so far end anyway
+        self._fence = len(self.parts)
+        self.line_at[len(self.parts)] = line
+
+    def _breaks(self, first: int) -> int:
+        """Line breaks that parts[first:] write when translated."""
+        return sum(
+            p.count("\n") if isinstance(p, str) else max(self.units[p].lines - 1, 0)
+            for p in self.parts[first:]
+        )
+
+    def _render_parts(self, first: int, translations: dict[int, str]) -> str:
+        return "".join(
+            p if isinstance(p, str) else self.units[p].render(translations[p])
+            for p in self.parts[first:]
+        )
 
     def render(self, translations: list[str]) -> str:
         """The output text (LF line endings) with ``translations[i]`` in unit i's place."""
+        return "".join(text for text, _ in self._pieces(translations))
+
+    def _pieces(self, translations: list[str]):
+        """(text, input line it starts on or None) for each piece of output."""
         if len(translations) != len(self.units):
             raise ValueError(f"{len(translations)} translations for {len(self.units)} units")
-        return "".join(
-            p if isinstance(p, str) else self.units[p].render(translations[p]) for p in self.parts
-        )
+        originals = {first: (end, source) for first, end, source in self.originals}
+        i, line = 0, None
+        while i < len(self.parts):
+            line = self.line_at.get(i, line)
+            if i in originals:
+                end, source = originals[i]
+                units = [p for p in self.parts[i:end] if isinstance(p, int)]
+                if all(translations[u] == self.units[u].text for u in units):
+                    yield source, line
+                    line = None if line is None else line + source.count("\n")
+                    i = end
+                    continue
+            part = self.parts[i]
+            if isinstance(part, str):
+                yield part, line
+                line = None if line is None else line + part.count("\n")
+            else:
+                unit = self.units[part]
+                yield unit.render(translations[part]), line
+                line = None if line is None else line + max(unit.lines - 1, 0)
+            i += 1
+
+    def output(self, translations: list[str]) -> bytes:
+        """The output file's bytes: rendered, with the BOM if the input had
+        one, and line endings restored.
+
+        Line endings: when the input used one kind, every line gets it. When
+        it mixed them (``line_ends``), each output line that stands for an
+        input line (the parser said where each part starts: plain text,
+        line-aligned text, subtitles, JSON Lines) keeps that line's own
+        ending; a plain-text paragraph joined onto one line keeps the ending
+        of its last line. Lines with no known origin (Markdown, whose
+        paragraphs are rebuilt) get the majority ending, ``eol``.
+        """
+        if not self.line_ends or not self.line_at:
+            return self.encode(self.render(translations))
+        out = []
+        for text, line in self._pieces(translations):
+            if "\n" not in text:
+                out.append(text)
+                continue
+            lines = text.split("\n")
+            for k, piece in enumerate(lines[:-1]):
+                origin = None if line is None else line + k
+                code = self.line_ends[origin] if origin is not None and origin < len(self.line_ends) else ""
+                out.append(piece + _EOL_OF_CODE.get(code, self.eol))
+            out.append(lines[-1])
+        return (b"\xef\xbb\xbf" if self.bom else b"") + "".join(out).encode("utf-8")
 
     def encode(self, text: str) -> bytes:
-        """Bytes of an output text in the input's line ending and BOM convention."""
+        """Bytes of an output text in the input's dominant line ending and BOM convention."""
         if self.eol != "\n":
             text = text.replace("\n", self.eol)
         return (b"\xef\xbb\xbf" if self.bom else b"") + text.encode("utf-8")
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "parts": self.parts,
-                "units": [[u.text, u.markdown, u.table_cell, u.json] for u in self.units],
-                "eol": self.eol,
-                "bom": self.bom,
-            },
-            ensure_ascii=False,
-        )
+        data = {
+            "parts": self.parts,
+            "units": [[u.text, u.markdown, u.table_cell, u.json, u.lines, u.cue]
+                      for u in self.units],
+            "eol": self.eol,
+            "bom": self.bom,
+            "originals": self.originals,
+            "notes": self.notes,
+        }
+        if self.line_ends:  # line origins matter only where endings are mixed
+            data["line_ends"] = self.line_ends
+            data["line_at"] = sorted(self.line_at.items())
+        return json.dumps(data, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, data: str) -> Document:
@@ -135,4 +297,17 @@ class Document:
             units=[Unit(*u) for u in raw["units"]],
             eol=raw["eol"],
             bom=raw["bom"],
+            originals=[tuple(o) for o in raw.get("originals", [])],
+            line_at=dict(raw.get("line_at", [])),
+            line_ends=raw.get("line_ends", ""),
+            notes=raw.get("notes", []),
         )
+
+
+def line_end_codes(endings: list[str]) -> str:
+    """The ``line_ends`` letters for a list of line endings."""
+    return "".join(_EOL_CODES[e] for e in endings)
+
+
+def _json_inside(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)[1:-1]

@@ -87,3 +87,15 @@ class JobCanceled(PipelineError):
 
 class WorkerStopping(PipelineError):
     """The worker was asked to stop (SIGTERM/SIGINT); the job goes back to the queue."""
+
+
+class DeliveryError(PipelineError):
+    """One failed delivery attempt, classified. ``retry_after_s`` is the
+    server's Retry-After; ``attempt`` is set by the upload stage (the
+    attempt number within its class) so the job's record shows it."""
+
+    def __init__(self, message: str, *, error_class: ErrorClass,
+                 retry_after_s: float | None = None, attempt: int = 1):
+        super().__init__(message, error_class=error_class)
+        self.retry_after_s = retry_after_s
+        self.attempt = attempt

@@ -22,8 +22,7 @@ from types import MappingProxyType
 
 import httpx
 
-from pipeline.errors import ErrorClass
-from pipeline.sinks import DeliveryError
+from pipeline.errors import DeliveryError, ErrorClass
 
 EXCEPTION_CLASSES: tuple[tuple[type[Exception], ErrorClass], ...] = (
     (httpx.TimeoutException, ErrorClass.TIMEOUT),  # connect, read, write or pool timeout

@@ -1,26 +1,36 @@
-"""Reading an input document: bytes, checks, decoding, normalisation."""
+"""Reading an input document: bytes, checks, decoding, line endings.
+
+The decoded text is *not* Unicode-normalised: a format's parser keeps
+literal parts (code, markup, timings) exactly as they were and NFC-normalises
+only the units it hands to the model (``Document.add_unit``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import unicodedata
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.document import line_end_codes
 from pipeline.errors import InvalidInput
 
 BOM = b"\xef\xbb\xbf"
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
 class InputFile:
     path: Path  # absolute
     data: bytes
-    sha256: str
-    text: str  # NFC, LF line endings, no BOM
+    sha256: str  # of ``data``, the bytes as read
+    text: str  # LF line endings, no BOM, not normalised
     eol: str  # the dominant line ending of the file: "\n" or "\r\n"
     bom: bool
+    # One letter per line break (n LF, r CRLF, c CR) when the file mixes
+    # them, "" when it uses one kind (Document.line_ends).
+    line_ends: str = ""
 
 
 def read_input(path: str | os.PathLike) -> InputFile:
@@ -53,9 +63,11 @@ def decode_input(path: Path, data: bytes) -> InputFile:
         ) from None
     crlf = text.count("\r\n")
     eol = "\r\n" if crlf and crlf >= text.count("\n") - crlf else "\n"
+    endings = _LINE_END.findall(text)
+    mixed = len(set(endings)) > 1
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = unicodedata.normalize("NFC", text)
     if not any(ch.isalpha() for ch in text):
         what = "empty" if not text.strip() else "without any words"
         raise InvalidInput(f"{path} is {what}: nothing to translate")
-    return InputFile(path, data, hashlib.sha256(data).hexdigest(), text, eol, bom)
+    return InputFile(path, data, hashlib.sha256(data).hexdigest(), text, eol, bom,
+                     line_end_codes(endings) if mixed else "")

@@ -125,3 +125,18 @@ def script_of(code: str) -> str:
 def joins_without_space(code: str) -> bool:
     """True for languages whose sentences follow each other with no space."""
     return script_of(code) in NO_SPACE_SCRIPTS
+
+
+def _load_names() -> dict[str, str]:
+    from importlib import resources
+
+    text = (resources.files("pipeline") / "data" / "language_names.tsv").read_text("utf-8")
+    return dict(line.split("\t", 1) for line in text.splitlines() if line.strip())
+
+
+LANGUAGE_NAMES: dict[str, str] = _load_names()  # code -> English name, as FLORES-200 names them
+
+
+def language_name(code: str) -> str:
+    """The English name of a FLORES-200 code ("French" for fra_Latn)."""
+    return LANGUAGE_NAMES.get(code, code)

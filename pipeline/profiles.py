@@ -37,16 +37,7 @@ class StageHistory:
 
 
 def stage_history(store: Store, profile: Profile, last_n: int = 20) -> StageHistory:
-    rows = store.db.execute(
-        "SELECT r.job_id, r.stage, SUM(r.wall_s), SUM(r.units_done) FROM stage_runs r "
-        "JOIN jobs j ON j.id = r.job_id "
-        "WHERE j.state = 'SUCCEEDED' AND r.finished_at IS NOT NULL AND r.job_id IN ("
-        "  SELECT job_id FROM stage_runs WHERE stage = 'inference' AND model = ? "
-        "  AND device = ? AND dtype = ? AND finished_at IS NOT NULL "
-        "  ORDER BY finished_at DESC LIMIT ?) "
-        "GROUP BY r.job_id, r.stage",
-        (profile.model, profile.device, profile.dtype, last_n),
-    ).fetchall()
+    rows = store.profile_stage_rows(profile.model, profile.device, profile.dtype, last_n)
     per_job: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
     for job_id, stage, wall, units in rows:
         per_job[job_id][stage] = (wall or 0.0, units or 0.0)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-STAGES = ("preprocess", "inference", "postprocess", "upload")
+from pipeline.config import STAGES
+
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "preprocess": 0.10, "inference": 0.70, "postprocess": 0.15, "upload": 0.05,
 }

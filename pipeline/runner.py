@@ -57,6 +57,12 @@ def is_dead_local_worker(worker: str | None) -> bool:
     return _is_zombie(pid)
 
 
+def lease_is_live(job: Job, now: float) -> bool:
+    """Some process that may still be alive holds the job's lease."""
+    return (bool(job.lease_owner) and (job.lease_expires or 0) > now
+            and not is_dead_local_worker(job.lease_owner))
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.errors import ErrorClass, InvalidInput, PipelineError
+from pipeline.errors import DeliveryError, ErrorClass, InvalidInput
 from pipeline.inputs import InputFile
 
 CHUNK_BYTES = 64 * 1024
@@ -43,6 +43,8 @@ CONTENT_TYPES = {
     "text": "text/plain; charset=utf-8",
     "markdown": "text/markdown; charset=utf-8",
     "srt": "application/x-subrip; charset=utf-8",
+    "lines": "text/plain; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
 }
 # Set by the sink itself; a --header cannot replace them.
 RESERVED_HEADERS = frozenset(
@@ -53,18 +55,6 @@ Progress = Callable[[int], None]
 
 def is_http(spec: str | None) -> bool:
     return bool(spec) and spec.startswith(("http://", "https://"))
-
-
-class DeliveryError(PipelineError):
-    """One failed delivery attempt, classified. ``retry_after_s`` is the
-    server's Retry-After; ``attempt`` is set by the upload stage (the
-    attempt number within its class) so the job's record shows it."""
-
-    def __init__(self, message: str, *, error_class: ErrorClass,
-                 retry_after_s: float | None = None, attempt: int = 1):
-        super().__init__(message, error_class=error_class)
-        self.retry_after_s = retry_after_s
-        self.attempt = attempt
 
 
 # -- run options ------------------------------------------------------------------

@@ -41,12 +41,7 @@ from pipeline.store import Store
 
 DAY_S = 86_400.0
 FINISHED = ("SUCCEEDED", "FAILED")
-RETRY_DECISIONS = ("retry", "retry_batch", "split")
 ETA_MARKS = (10, 50, 90)
-
-# The jobs of the window; every query below starts from it.
-_WINDOW = "SELECT id FROM jobs WHERE created_at >= :cutoff"
-_FINISHED_WINDOW = _WINDOW + " AND state IN ('SUCCEEDED', 'FAILED')"
 
 
 def job_stats(store: Store, since_days: float | None, now: float) -> dict:
@@ -54,31 +49,17 @@ def job_stats(store: Store, since_days: float | None, now: float) -> dict:
     before ``now`` (all jobs when ``since_days`` is None). Rates are
     fractions in [0, 1], or None where their denominator is 0."""
     cutoff = -math.inf if since_days is None else now - since_days * DAY_S
-    q = {"cutoff": cutoff}
-    db = store.db
-
-    by_state = dict(db.execute(
-        "SELECT state, COUNT(*) FROM jobs WHERE created_at >= :cutoff GROUP BY state", q
-    ).fetchall())
+    by_state = store.jobs_by_state(cutoff)
     n_jobs = sum(by_state.values())
     finished = sum(by_state.get(s, 0) for s in FINISHED)
 
     by_class: dict[str, int] = {}
     splits = 0
-    for error_class, decision, n in db.execute(
-        "SELECT error_class, decision, COUNT(*) FROM attempts "
-        f"WHERE job_id IN ({_WINDOW}) AND decision IN {RETRY_DECISIONS} "
-        "GROUP BY error_class, decision", q,
-    ):
+    for error_class, decision, n in store.retries_by_class(cutoff):
         by_class[error_class] = by_class.get(error_class, 0) + n
         if decision == "split":
             splits += n
     total_retries = sum(by_class.values())
-    max_retries = db.execute(
-        "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM attempts "
-        f"WHERE job_id IN ({_WINDOW}) AND decision IN {RETRY_DECISIONS} GROUP BY job_id)", q,
-    ).fetchone()[0]
-
     return {
         "since_days": since_days,
         "jobs": n_jobs,
@@ -88,53 +69,27 @@ def job_stats(store: Store, since_days: float | None, now: float) -> dict:
         "retries": {
             "total": total_retries,
             "mean_per_job": total_retries / n_jobs if n_jobs else None,
-            "max_per_job": max_retries,
+            "max_per_job": store.max_retries_per_job(cutoff),
             "by_class": dict(sorted(by_class.items(), key=lambda kv: (-kv[1], kv[0]))),
         },
-        "retry_success": _retry_success(store, q),
+        "retry_success": _retry_success(store, cutoff),
         "splits": splits,
-        "eta_error": _eta_error(store, q),
+        "eta_error": _eta_error(store, cutoff),
     }
 
 
-def _retry_success(store: Store, q: dict) -> dict:
-    rows = store.db.execute(
-        # chunks with a 'retry' row of their own: did they end done?
-        "SELECT 'chunks', COUNT(*), COALESCE(SUM(c.state = 'done'), 0) FROM ("
-        "  SELECT DISTINCT job_id, chunk_idx FROM attempts "
-        f"  WHERE job_id IN ({_FINISHED_WINDOW}) AND stage = 'inference' "
-        "  AND decision = 'retry' AND chunk_idx IS NOT NULL) r "
-        "JOIN chunks c ON c.job_id = r.job_id AND c.idx = r.chunk_idx "
-        "UNION ALL "
-        # batches with a 'retry_batch' row: did every chunk in them end done?
-        "SELECT 'batches', COUNT(*), COALESCE(SUM(all_done), 0) FROM ("
-        "  SELECT MIN(c.state = 'done') AS all_done FROM batches b, json_each(b.chunk_idxs) e "
-        "  JOIN chunks c ON c.job_id = b.job_id AND c.idx = e.value "
-        "  WHERE b.id IN (SELECT batch_id FROM attempts "
-        f"    WHERE job_id IN ({_FINISHED_WINDOW}) AND decision = 'retry_batch') "
-        "  GROUP BY b.id) "
-        "UNION ALL "
-        # jobs whose upload was retried: did they end SUCCEEDED?
-        "SELECT 'uploads', COUNT(*), COALESCE(SUM(state = 'SUCCEEDED'), 0) FROM jobs "
-        f"WHERE id IN (SELECT job_id FROM attempts WHERE job_id IN ({_FINISHED_WINDOW}) "
-        "  AND stage = 'upload' AND decision = 'retry')",
-        q,
-    ).fetchall()
-    parts = {kind: {"retried": n, "succeeded": ok} for kind, n, ok in rows}
+def _retry_success(store: Store, cutoff: float) -> dict:
+    parts = {kind: {"retried": n, "succeeded": ok}
+             for kind, n, ok in store.retry_outcomes(cutoff)}
     retried = sum(p["retried"] for p in parts.values())
     succeeded = sum(p["succeeded"] for p in parts.values())
     return {"rate": succeeded / retried if retried else None, **parts}
 
 
-def _eta_error(store: Store, q: dict) -> dict:
+def _eta_error(store: Store, cutoff: float) -> dict:
     errors: dict[int, list[float]] = {mark: [] for mark in ETA_MARKS}
     jobs = set()
-    for job_id, mark, predicted, actual in store.db.execute(
-        "SELECT p.job_id, p.at_percent, p.predicted_total_s, "
-        "  (SELECT SUM(wall_s) FROM stage_runs r WHERE r.job_id = p.job_id) "
-        "FROM eta_predictions p "
-        f"WHERE p.job_id IN ({_WINDOW} AND state = 'SUCCEEDED')", q,
-    ):
+    for job_id, mark, predicted, actual in store.eta_predictions_with_actuals(cutoff):
         if actual and mark in errors:
             errors[mark].append(abs(predicted - actual) / actual * 100.0)
             jobs.add(job_id)
@@ -152,13 +107,8 @@ def profiles_table(store: Store, last_n: int = 20) -> list[dict]:
     how many jobs ran on it, and the stage weights and per-unit rates that
     ``stage_history`` derives from its last ``last_n`` succeeded jobs
     (``history_jobs`` of them had all four stages; 0 means the defaults)."""
-    rows = store.db.execute(
-        "SELECT model, device, dtype, COUNT(DISTINCT job_id) FROM stage_runs "
-        "WHERE stage = 'inference' AND model IS NOT NULL "
-        "GROUP BY model, device, dtype ORDER BY model, device, dtype"
-    ).fetchall()
     table = []
-    for model, device, dtype, n_jobs in rows:
+    for model, device, dtype, n_jobs in store.profiles_seen():
         history = stage_history(store, Profile(model, device, dtype), last_n)
         table.append({
             "model": model, "device": device, "dtype": dtype, "jobs": n_jobs,

@@ -36,12 +36,41 @@ def test_identity_and_hostile_translations_give_valid_json_with_every_field():
 @pytest.mark.parametrize(("text", "message"), [
     ('{"text": "ok"}\nnot json\n', "line 2 is not valid JSON"),
     ('["a list"]\n', "line 1 is not a JSON object"),
-    ('{"body": "no text field"}\n', "line 1 has no string field 'text'"),
+    ('{"text": 42}\n', "line 1: field 'text' is a int, not a string"),
+    ('{"body": "no text field"}\n{"text": null}\n', "no line has a field 'text'"),
     ('{"text": "x", "translation": "y"}\n', "already has a 'translation' field"),
 ])
 def test_bad_lines_are_named(text, message):
     with pytest.raises(InvalidInput, match=message):
         parse_jsonl(text, "text")
+
+
+def test_paragraph_breaks_inside_a_field_are_kept():
+    value = "First paragraph. Two sentences.\n\nSecond one,\nwrapped.\n\n\n  Third."
+    line = json.dumps({"id": 7, "text": value}) + "\n"
+    doc = parse_jsonl(line, "text")
+    assert [u.text for u in doc.units] == [
+        "First paragraph. Two sentences.", "Second one, wrapped.", "Third."]
+    out = json.loads(doc.render(["Un. Deux.", "Deux, enroulé.", "Trois."]))
+    assert out["translation"] == "Un. Deux.\n\nDeux, enroulé.\n\n\n  Trois."
+    assert json.loads(doc.render([u.text for u in doc.units]))["translation"] == value
+
+
+def test_null_or_missing_fields_are_copied_and_reported():
+    text = (
+        '{"id": 1, "text": "Hello."}\n'
+        '{"id": 2, "text": null}\n'
+        '{"id": 3}\n'
+        '{"id": 4, "text": "Bye."}\n'
+    )
+    doc = parse_jsonl(text, "text")
+    assert [u.text for u in doc.units] == ["Hello.", "Bye."]
+    lines = doc.render(["Bonjour.", "Au revoir."]).split("\n")
+    assert lines[1:3] == text.split("\n")[1:3]  # kept exactly, no translation added
+    assert json.loads(lines[0])["translation"] == "Bonjour."
+    assert json.loads(lines[3])["translation"] == "Au revoir."
+    assert doc.notes == [
+        "2 JSON Lines record(s) with 'text' null or missing were copied untranslated: line(s) 2, 3"]
 
 
 def test_translate_a_jsonl_file_end_to_end(tmp_path, capsys, tiny_model):

@@ -1,20 +1,75 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
+import unicodedata
 import pytest
 
 from pipeline.document import Document
 from pipeline.errors import InvalidInput
 from pipeline.formats.srt import parse_srt
+from tests.conftest import corpus_file
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 TIMING = re.compile(r"^\d+:\d\d:\d\d,\d+ --> .*$", re.M)
 
 
 def identity(doc: Document) -> str:
     return doc.render([u.text for u in doc.units])
+
+
+MARK = "\u2063"  # invisible: a "translation" that differs from its source
+# Every tag a SubRip player knows, and ASS overrides; counted per cue.
+TAG = re.compile(r"</?(?:i|b|u|s|font)\b[^>]*>|\{\\[^}]*\}", re.I)
+
+
+def translated(doc: Document) -> str:
+    """Rendered as if every unit were translated (so re-wrapped, not as written)."""
+    return doc.render([u.text + MARK for u in doc.units]).replace(MARK, "")
+
+
+def hostile(text: str) -> str:
+    """A "translation" that tries to add tags, line breaks and an empty line."""
+    return f"{text.upper()} <b>bold</b> {{\\an8}} line\n\nbreak </i>"
+
+
+def srt_cues(text: str) -> list[tuple[list[str], str, list[str]]]:
+    """(lines before the timing, timing line, text lines) of every cue, read
+    the way a player does: blocks between blank lines, independently of
+    pipeline.formats.srt."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\n")
+    cues = []
+    for block in re.split(r"\n[ \t]*\n", text.strip("\n")):
+        lines = block.split("\n")
+        at = next(k for k, line in enumerate(lines) if "-->" in line)
+        cues.append((lines[:at], lines[at], lines[at + 1 :]))
+    return cues
+
+
+def tag_lines(lines: list[str], tag=TAG) -> list[tuple[int, str]]:
+    """(line index, tag) for every tag in a cue: equal lists mean the same
+    tags, in the same order, each opening and closing on the same line."""
+    return [(k, m.group().split()[0].lower()) for k, line in enumerate(lines)
+            for m in tag.finditer(line)]
+
+
+def assert_same_lines(before: list[list[str]], after: list[list[str]], tag=TAG) -> None:
+    """Cue by cue: as many lines as before, and the same tags on the same
+    lines. The one exception is a translation too short to fill its lines
+    (a one-letter answer for a two-line cue, or a run of combining marks
+    from the random model): no line is ever left empty, so that cue has
+    fewer lines, and still the same tags in the same order."""
+    assert len(after) == len(before)
+    for was, now in zip(before, after):
+        if len(now) == len(was):
+            assert tag_lines(now, tag) == tag_lines(was, tag)
+            continue
+        shortest = min(_base_characters(tag.sub("", line)) for line in now)
+        assert len(now) < len(was) and shortest < len(was), (was, now)
+        assert [t for _, t in tag_lines(now, tag)] == [t for _, t in tag_lines(was, tag)]
+
+
+def _base_characters(text: str) -> int:
+    """Characters a line may break before (not combining marks)."""
+    return sum(unicodedata.category(ch) not in ("Mn", "Me", "Cf") for ch in text.strip())
 
 
 BASIC = """1
@@ -28,11 +83,12 @@ Fine.
 """
 
 
-def test_cue_text_is_one_unit_and_the_rest_literal():
+def test_cue_text_is_one_unit_rewrapped_onto_its_lines():
     doc = parse_srt(BASIC)
-    assert [u.text for u in doc.units] == ["Hello there, how are you?", "Fine."]
-    assert doc.render(["Bonjour, ça va ?", "Bien."]) == (
-        "1\n00:00:01,500 --> 00:00:04,500\nBonjour, ça va ?\n\n"
+    assert [(u.text, u.lines) for u in doc.units] == [("Hello there, how are you?", 2), ("Fine.", 1)]
+    assert identity(doc) == BASIC
+    assert doc.render(["Bonjour, comment allez-vous ?", "Bien."]) == (
+        "1\n00:00:01,500 --> 00:00:04,500\nBonjour, comment\nallez-vous ?\n\n"
         "2\n00:00:05,000 --> 00:00:07,000  X1:100 X2:200 Y1:050 Y2:100\nBien.\n"
     )
     literal = "".join(p for p in doc.parts if isinstance(p, str))
@@ -40,23 +96,56 @@ def test_cue_text_is_one_unit_and_the_rest_literal():
 
 
 @pytest.mark.parametrize(
-    ("cue", "unit", "rendered"),
+    ("cue", "units", "rendered"),
     [
-        ("<i>Italic line\ncontinues</i>", "Italic line continues", "<i>T</i>"),
-        ('<font color="red">Red text</font>', "Red text", '<font color="red">T</font>'),
-        ("{\\an8}Top of screen", "Top of screen", "{\\an8}T"),
-        ("{\\an8}\nTag on its own line", "Tag on its own line", "{\\an8}\nT"),
-        ("<b><i>Both</i></b>", "Both", "<b><i>T</i></b>"),
-        ("<i>one</i> and <i>two</i>", "one</i> and <i>two", "<i>T</i>"),
-        ("Show this: {normal text}", "Show this: {normal text}", "T"),
-        ("a 2<3,5>1 b", "a 2<3,5>1 b", "T"),
-        ("日本語の\n字幕です", "日本語の字幕です", "T"),
+        ("<i>Italic line\ncontinues</i>", ["Italic line continues"], "<i>T\nT</i>"),
+        ('<font color="red">Red text</font>', ["Red text"], '<font color="red">T T</font>'),
+        ("{\\an8}Top of screen", ["Top of screen"], "{\\an8}T T"),
+        ("{\\an8}\nTag on its own line", ["Tag on its own line"], "{\\an8}\nT T"),
+        ("<b><i>Both</i></b>", ["Both"], "<b><i>T T</i></b>"),
+        # A tag inside a sentence splits it (placeholders would not).
+        ("<i>one</i> and <i>two</i>", ["one", "and", "two"], "<i>T T</i> T T <i>T T</i>"),
+        ("<u>Both lines\nshould be underline</u>", ["Both lines should be underline"],
+         "<u>T\nT</u>"),
+        ("Show this: {normal text}", ["Show this: {normal text}"], "T T"),
+        ("a 2<3,5>1 b", ["a 2<3,5>1 b"], "T T"),
+        ("日本語の\n字幕です", ["日本語の字幕です"], "T\nT"),
+        ("Hello\n♪\nworld", ["Hello", "world"], "T T\n♪\nT T"),
+        ("A\\h\\hB word", ["A", "B word"], "T T\\h\\hT T"),
     ],
 )
-def test_outer_tags_stay_literal(cue, unit, rendered):
+def test_tags_stay_literal_where_they_were(cue, units, rendered):
     doc = parse_srt(f"1\n00:00:01,000 --> 00:00:02,000\n{cue}\n")
-    assert [u.text for u in doc.units] == [unit]
-    assert doc.render(["T"]) == f"1\n00:00:01,000 --> 00:00:02,000\n{rendered}\n"
+    assert [u.text for u in doc.units] == units
+    out = doc.render(["T\u3000T" if "日" in u.text else "T T" for u in doc.units])
+    assert out == f"1\n00:00:01,000 --> 00:00:02,000\n{rendered}\n"
+
+
+@pytest.mark.parametrize(
+    ("cue", "units", "rendered"),
+    [
+        ("- Ta en kopp varmt te.\n- Det är inte varmt.", ["Ta en kopp varmt te.", "Det är inte varmt."],
+         "- ONE TWO THREE\n- ONE TWO THREE"),
+        ("<i>- Hi.</i>\n<i>-Hello, you.</i>", ["Hi.", "Hello, you."],
+         "<i>- ONE TWO THREE</i>\n<i>-ONE TWO THREE</i>"),
+        ("– Una frase que sigue\nen otra línea.\n– Sí.", ["Una frase que sigue en otra línea.", "Sí."],
+         "– ONE TWO\nTHREE\n– ONE TWO THREE"),
+        ("-30 degrees\noutside", ["-30 degrees outside"], "ONE TWO\nTHREE"),
+    ],
+)
+def test_dialogue_dashes_keep_each_speaker_on_a_line(cue, units, rendered):
+    doc = parse_srt(f"1\n00:00:01,000 --> 00:00:02,000\n{cue}\n")
+    assert [u.text for u in doc.units] == units
+    out = doc.render(["ONE TWO THREE"] * len(doc.units))
+    assert out == f"1\n00:00:01,000 --> 00:00:02,000\n{rendered}\n"
+
+
+def test_a_translation_cannot_add_tags_lines_or_end_the_cue():
+    doc = parse_srt(BASIC)
+    out = doc.render([hostile(u.text) for u in doc.units])
+    assert [len(c[2]) for c in srt_cues(out)] == [2, 1]
+    assert [tag_lines(c[2]) for c in srt_cues(out)] == [[], []]
+    assert "an8" not in out and "\n\n2\n" in out
 
 
 def test_empty_and_textless_cues_stay_as_they_are():
@@ -118,34 +207,26 @@ def test_empty_file():
 
 
 def test_capability_tester_timings_survive():
-    path = CORPUS / "subtitles_capability_tester_crlf_bom.srt"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
+    path = corpus_file("subtitles_capability_tester_crlf_bom.srt")
     raw = path.read_bytes()
     text = raw.decode("utf-8-sig").replace("\r\n", "\n")
     doc = parse_srt(text)
     doc.eol, doc.bom = "\r\n", raw.startswith(b"\xef\xbb\xbf")
-    out = identity(doc)
-
-    timings = TIMING.findall(text)
-    assert len(timings) == 37
-    assert TIMING.findall(out) == timings
-    # Byte for byte, with CRLF and BOM restored.
-    encoded = doc.encode(out)
-    assert encoded.startswith(b"\xef\xbb\xbf1\r\n")
-    raw_timings = re.findall(rb"^\d+:\d\d:\d\d,\d+ --> [^\r\n]*\r\n", raw, re.M)
-    assert re.findall(rb"^\d+:\d\d:\d\d,\d+ --> [^\r\n]*\r\n", encoded, re.M) == raw_timings
-    assert b"00:00:21,501 --> 00:00:22,500  X1:000 X2:000 Y1:050 Y2:100\r\n" in encoded
-    # Cue numbers and blank separators are where they were.
-    numbers = re.findall(r"^(\d+)\n(?=\d+:\d\d)", out, re.M)
-    assert numbers == [str(n) for n in range(1, 38)]
-    assert out.count("\n\n") == text.count("\n\n")
-    # One unit per cue with words, each a single line, outer tags outside.
-    assert len(doc.units) == 37
-    assert all("\n" not in u.text for u in doc.units)
+    assert doc.encode(identity(doc)) == raw  # byte for byte, CRLF and BOM restored
+    for out in (translated(doc), doc.render([hostile(u.text) for u in doc.units])):
+        timings = TIMING.findall(text)
+        assert len(timings) == 37
+        assert TIMING.findall(out) == timings
+        encoded = doc.encode(out)
+        assert encoded.startswith(b"\xef\xbb\xbf1\r\n")
+        assert b"00:00:21,501 --> 00:00:22,500  X1:000 X2:000 Y1:050 Y2:100\r\n" in encoded
+        before, after = srt_cues(text), srt_cues(out)
+        assert [c[:2] for c in after] == [c[:2] for c in before]  # numbers and timings
+        assert [len(c[2]) for c in after] == [len(c[2]) for c in before]
+        assert [tag_lines(c[2]) for c in after] == [tag_lines(c[2]) for c in before]
+    assert sum(len(tag_lines(c[2])) for c in before) == 68  # the test has teeth
     texts = [u.text for u in doc.units]
-    assert "This text should be at the top and horizontally centered" not in texts  # cue 11 has a first line
-    assert "This text should be at the middle and horizontally centered" in texts  # {\an5} is literal
-    assert "Hidden" in texts
-    assert not any(t.startswith(("<", "{\\")) for t in texts)
-    assert re.sub(r"\s+", "", out) == re.sub(r"\s+", "", text)
+    assert "This text should be at the top and horizontally centered" in texts  # {\an8} is literal
+    assert ("Both lines should be underline", 2) in [(u.text, u.lines) for u in doc.units]
+    assert not any(TAG.search(t) for t in texts)
+    assert re.sub(r"\s+", "", translated(doc)) == re.sub(r"\s+", "", text)

@@ -18,6 +18,14 @@ def identity(doc: Document) -> str:
     return doc.render([u.text for u in doc.units])
 
 
+MARK = "\u2063"  # invisible: a "translation" that differs from its source
+
+
+def translated(doc: Document) -> str:
+    """Rendered as if every unit were translated (so joined, not as written)."""
+    return doc.render([u.text + MARK for u in doc.units]).replace(MARK, "")
+
+
 def shape(text: str) -> list[tuple[bool, int]]:
     """(is_blank, line count) for each run of blank / non-blank lines."""
     return [
@@ -88,7 +96,8 @@ def test_ideographic_indent_starts_a_new_paragraph():
     text = "\u3000\u3000詩曰：\n\u3000\u3000\u3000\u3000混沌未分天地亂，\n茫茫渺渺無人見。\n\u3000\u3000一朝天氣炎熱。\n"
     doc = parse_text(text)
     assert [u.text for u in doc.units] == ["詩曰：", "混沌未分天地亂，茫茫渺渺無人見。", "一朝天氣炎熱。"]
-    assert identity(doc) == (
+    assert identity(doc) == text
+    assert translated(doc) == (
         "\u3000\u3000詩曰：\n\u3000\u3000\u3000\u3000混沌未分天地亂，茫茫渺渺無人見。\n\u3000\u3000一朝天氣炎熱。\n"
     )
 
@@ -139,7 +148,8 @@ def test_detect_format_and_dispatch():
 def test_pride_and_prejudice_keeps_its_paragraphs():
     text = read("gutenberg_1342_pride_and_prejudice_crlf.txt")
     doc = parse_text(text)
-    out = identity(doc)
+    assert identity(doc) == text
+    out = translated(doc)
     before, after = shape(text), shape(out)
     # Same sequence of paragraphs and blank runs; blank runs are unchanged.
     assert [b for b, _ in before] == [b for b, _ in after]
@@ -156,7 +166,7 @@ def test_pride_and_prejudice_keeps_its_paragraphs():
 
 def test_pride_and_prejudice_wrapped_paragraphs_are_one_line():
     text = read("gutenberg_1342_pride_and_prejudice_crlf.txt")
-    out = identity(parse_text(text))
+    out = translated(parse_text(text))
     multi_line_before = sum(1 for b, n in shape(text) if not b and n > 1)
     multi_line_after = sum(1 for b, n in shape(out) if not b and n > 1)
     assert multi_line_before > 1000
@@ -167,7 +177,8 @@ def test_pride_and_prejudice_wrapped_paragraphs_are_one_line():
 def test_journey_to_the_west_cjk_wrapping():
     text = read("gutenberg_23962_journey_to_the_west_ch01-20.zho_Hant.txt")
     doc = parse_text(text)
-    out = identity(doc)
+    assert identity(doc) == text
+    out = translated(doc)
     # No space was put between CJK characters that were not spaced before.
     assert set(CJK_SPACE_CJK.findall(out)) <= set(CJK_SPACE_CJK.findall(text))
     assert out.count(" ") <= text.count(" ")
@@ -183,3 +194,113 @@ def test_journey_to_the_west_cjk_wrapping():
     assert any(u.text.startswith("蓋聞天地之數") and u.text.endswith("故曰，人生於寅。") for u in doc.units)
     # Blank runs (including lines of full-width spaces) are unchanged.
     assert [n for b, n in shape(text) if b] == [n for b, n in shape(out) if b]
+
+
+# ------------------------------------------------------ line-aligned text
+
+
+def test_lines_format_translates_each_line_on_its_own_line():
+    text = "One sentence.\n\n  Two  spaced words.  \n---\nThree\n"
+    doc = parse_document(text, "lines")
+    assert [(u.text, u.lines) for u in doc.units] == [
+        ("One sentence.", 1), ("Two  spaced words.", 1), ("Three", 1)]
+    assert identity(doc) == text
+    # Whatever the model returns, line i stays line i.
+    out = doc.render(["Une\nphrase.", "Deux\n\nmots.", "Trois\r\n"])
+    assert out == "Une phrase.\n\n  Deux mots.  \n---\nTrois\n"
+    assert len(out.split("\n")) == len(text.split("\n"))
+
+
+def test_lines_format_without_final_newline_and_blank_only_lines():
+    text = "\n \nLast line"
+    doc = parse_document(text, "lines")
+    assert doc.render(["Dernière"]) == "\n \nDernière"
+
+
+def test_detect_format_reads_a_file_without_blank_lines_as_lines(tmp_path, caplog):
+    aligned = tmp_path / "corpus.txt"
+    aligned.write_text("First sentence.\nSecond sentence.\nThird.\n")
+    prose = tmp_path / "prose.txt"
+    prose.write_text("A paragraph\nwrapped.\n\nAnother.\n")
+    one = tmp_path / "one.txt"
+    one.write_text("Just one line.\n")
+    with caplog.at_level("WARNING", logger="nllb_pipeline"):
+        assert detect_format(aligned) == "lines"
+    assert "no blank lines" in caplog.text and "--format text" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="nllb_pipeline"):
+        assert detect_format(prose) == "text"
+        assert detect_format(one) == "text"
+        assert detect_format(tmp_path / "missing.txt") == "text"
+        assert detect_format(tmp_path / "subs.vtt") == "vtt"
+        assert detect_format("x.txt", "a\nb\n") == "lines"
+    assert "no blank lines" in caplog.text  # only for the last one
+    assert caplog.text.count("no blank lines") == 1
+
+
+def test_flores_is_read_line_by_line():
+    path = CORPUS / "flores200_devtest.zho_Hans.txt"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    assert detect_format(path) == "lines"
+    text = path.read_text(encoding="utf-8")
+    doc = parse_document(text, "lines")
+    assert len(doc.units) == 1012 == text.count("\n")
+    assert identity(doc) == text
+    out = doc.render([f"{i}\n{u.text}" for i, u in enumerate(doc.units)])
+    lines = out.split("\n")
+    assert len(lines) == 1013 and lines[-1] == ""
+    assert all(line.startswith(f"{i} ") for i, line in enumerate(lines[:-1]))
+
+
+# ------------------------------------------------------ mixed line endings
+
+
+def _endings(data: bytes) -> list[bytes]:
+    return re.findall(rb"\r\n|\n", data)
+
+
+def test_each_line_keeps_its_own_ending(tmp_path):
+    from pipeline.inputs import read_input
+
+    data = b"Para one\r\nwrapped.\n\r\nSecond.\r\n\nThird.\n"
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(data)
+    src = read_input(path)
+    for fmt, name, expected in (
+        # The joined paragraph keeps the ending of its last line.
+        ("text", "P", b"P1\n\r\nP2\r\n\nP3\n"),
+        ("lines", "L", b"L1\r\nL2\n\r\nL3\r\n\nL4\n"),
+    ):
+        doc = parse_document(src.text, fmt)
+        doc.eol, doc.line_ends = src.eol, src.line_ends
+        assert doc.output([u.text for u in doc.units]) == data
+        names = [f"{name}{i + 1}" for i in range(len(doc.units))]
+        assert doc.output(names) == expected
+        # Without a record of each line, the majority: what other formats get.
+        doc.line_ends = ""
+        assert doc.output(names) == expected.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def test_real_file_with_mixed_line_endings_keeps_them():
+    path = CORPUS / "derived_mixed_eol_pride_and_prejudice_ch1-3.txt"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    from pipeline.inputs import read_input
+
+    src = read_input(path)
+    doc = parse_document(src.text, "text")
+    doc.eol, doc.line_ends = src.eol, src.line_ends
+    data = path.read_bytes()
+    assert doc.output([u.text for u in doc.units]) == data
+    out = doc.output([u.text + MARK for u in doc.units]).decode().replace(MARK, "").encode()
+    # Expected: each blank line its own ending, each paragraph its last line's.
+    expected, raw_lines = [], re.findall(rb"[^\r\n]*(?:\r\n|\n)", data)
+    for k, line in enumerate(raw_lines):
+        last_of_block = k + 1 == len(raw_lines) or not raw_lines[k + 1].strip() or not line.strip()
+        if last_of_block:
+            expected.append(b"\r\n" if line.endswith(b"\r\n") else b"\n")
+    assert _endings(out) == expected
+    assert b"\r\n" in out and re.search(rb"[^\r]\n", out)
+    text = out.decode()
+    assert "CHAPTER II.\n" in text and "CHAPTER III.\r\n" in text

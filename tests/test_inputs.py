@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
 
 import pytest
@@ -63,14 +64,21 @@ def test_lone_cr_is_a_line_break(tmp_path):
     assert src.eol == "\n"
 
 
-def test_nfd_input_is_nfc_normalised(tmp_path):
+def test_nfd_input_is_not_normalised_here(tmp_path):
+    # Normalising is the parser's job, for units only: code must keep its bytes.
     nfd = unicodedata.normalize("NFD", "Café crème, déjà vu.\n")
     assert len(nfd) > len("Café crème, déjà vu.\n")
     data = nfd.encode()
     src = read_input(write(tmp_path, data))
-    assert src.text == "Café crème, déjà vu.\n"
-    assert unicodedata.is_normalized("NFC", src.text)
+    assert src.text == nfd
     assert src.sha256 == hashlib.sha256(data).hexdigest()  # of the bytes as read
+
+
+def test_mixed_line_endings_are_recorded_line_by_line(tmp_path):
+    src = read_input(write(tmp_path, b"a.\r\nb.\nc.\rd.\r\n"))
+    assert src.text == "a.\nb.\nc.\nd.\n"
+    assert (src.eol, src.line_ends) == ("\r\n", "rncr")
+    assert read_input(write(tmp_path, b"a.\r\nb.\r\n")).line_ends == ""  # one kind: not kept
 
 
 def test_nul_bytes_mean_binary(tmp_path):
@@ -137,3 +145,32 @@ def test_real_file_with_mixed_line_endings():
     assert src.text == data.decode("utf-8").replace("\r\n", "\n")
     assert src.sha256 == hashlib.sha256(data).hexdigest()
     assert "\nCHAPTER II.\n" in src.text and "\nCHAPTER III.\n" in src.text
+    assert len(src.line_ends) == data.count(b"\n")
+    assert src.line_ends.count("r") == crlf and src.line_ends.count("n") == lf_only
+
+
+NFD = unicodedata.normalize("NFD", "café")
+
+
+@pytest.mark.parametrize(("name", "fmt", "data", "literal"), [
+    ("a.md", "markdown", f"Un {NFD}.\n\n```\n{NFD} = 1\n```\n\n[{NFD}](http://x/{NFD})\n",
+     f"```\n{NFD} = 1\n```\n"),
+    ("a.txt", "text", f"\u3000{NFD} au lait.\n\n* * *\n", "\n\n* * *\n"),
+    ("a.txt", "lines", f"{NFD} one.\n{NFD} two.\n", "\n"),
+    ("a.srt", "srt", f'1\n00:00:01,000 --> 00:00:02,000\n<font face="{NFD}">Un {NFD}.</font>\n',
+     f'<font face="{NFD}">'),
+    ("a.vtt", "vtt", f"WEBVTT\n\nNOTE {NFD}\n\n00:01.000 --> 00:02.000\n<c.{NFD}>Un {NFD}.</c>\n",
+     f"NOTE {NFD}\n\n00:01.000 --> 00:02.000\n<c.{NFD}>"),
+    ("a.jsonl", "jsonl", json.dumps({"id": NFD, "text": f"Un {NFD}."}, ensure_ascii=False) + "\n",
+     f'"id": "{NFD}"'),
+])
+def test_only_units_are_normalised_in_every_format(tmp_path, name, fmt, data, literal):
+    from pipeline.formats import parse_document
+
+    src = read_input(write(tmp_path, data.encode(), name))
+    assert src.text == data and src.sha256 == hashlib.sha256(data.encode()).hexdigest()
+    doc = parse_document(src.text, fmt, jsonl_field="text")
+    assert doc.units and all(unicodedata.is_normalized("NFC", u.text) for u in doc.units)
+    assert any("café" in u.text for u in doc.units)
+    out = doc.render([u.text + " !" for u in doc.units])
+    assert literal in out  # markup, code, tags and other fields keep their bytes

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-import pipeline.store as store_module
+import pipeline.store.base as store_module
 from pipeline.errors import ErrorClass, InvalidInput, LeaseLost
-from pipeline.migrations import MIGRATIONS
+from pipeline.store.migrations import MIGRATIONS
 from pipeline.store import NewChunk, Store
 
 TTL = 30.0

@@ -2,22 +2,56 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pipeline.document import Document
+from pipeline.config import FORMATS
 
-FORMATS = ("text", "markdown", "srt")
+if TYPE_CHECKING:  # pipeline.document imports from this package
+    from pipeline.document import Document
 
-_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".srt": "srt"}
+log = logging.getLogger("nllb_pipeline")
+
+_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".srt": "srt", ".vtt": "vtt"}
 
 
-def detect_format(path: str | Path) -> str:
-    """'markdown' for .md/.markdown, 'srt' for .srt, else 'text' (any case)."""
-    return _BY_SUFFIX.get(Path(path).suffix.lower(), "text")
+def detect_format(path: str | Path, text: str | None = None) -> str:
+    """The format for ``path``, by its suffix (any case): 'markdown' for .md
+    and .markdown, 'srt', 'vtt', else plain text.
+
+    Plain text with more than one line and no blank line at all is read as
+    'lines' (one unit per line, the output line-aligned with the input):
+    joined as one paragraph it would come back as a single line, which is
+    never what such a file (a sentence-per-line corpus, a word list) means.
+    That choice is logged as a warning naming ``--format text``, the way to
+    join the lines instead. ``text`` is the decoded content; without it the
+    file is read.
+    """
+    fmt = _BY_SUFFIX.get(Path(path).suffix.lower(), "text")
+    if fmt != "text":
+        return fmt
+    if text is None:
+        try:
+            text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+        except OSError:
+            return "text"
+    if looks_line_aligned(text):
+        log.warning("%s has no blank lines: reading it as one sentence per line "
+                    "(--format lines; give --format text to join its lines into paragraphs)",
+                    path)
+        return "lines"
+    return "text"
+
+
+def looks_line_aligned(text: str) -> bool:
+    """Two or more non-blank lines and not one blank line between them."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
+    return len(lines) > 1 and all(line.strip() for line in lines)
 
 
 def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:
-    """Parse decoded ``text`` (NFC, LF line endings) as format ``fmt``."""
+    """Parse decoded ``text`` (LF line endings, not normalised) as format ``fmt``."""
     if fmt == "jsonl":
         from pipeline.formats.jsonl import parse_jsonl
 
@@ -26,13 +60,21 @@ def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:
         from pipeline.formats.text import parse_text
 
         return parse_text(text)
+    if fmt == "lines":
+        from pipeline.formats.text import parse_lines
+
+        return parse_lines(text)
     if fmt == "srt":
         from pipeline.formats.srt import parse_srt
 
         return parse_srt(text)
+    if fmt == "vtt":
+        from pipeline.formats.vtt import parse_vtt
+
+        return parse_vtt(text)
     if fmt == "markdown":
-        # Imported here so text and SRT work without the Markdown parser's
-        # dependencies (and while that module is being written).
+        # Imported here so text and subtitles work without the Markdown
+        # parser's dependencies.
         from pipeline.formats.markdown import parse_markdown
 
         return parse_markdown(text)

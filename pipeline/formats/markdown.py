@@ -23,35 +23,25 @@ from markdown_it.ruler import Ruler
 from markdown_it.token import Token
 
 from pipeline.document import MARKDOWN_INLINE_ESCAPED, Document, Unit
-
-# Where a segment break is dropped rather than turned into a space. This is
-# the CSS Text rule for Chinese and Japanese; Korean separates words with
-# spaces, so Hangul is deliberately absent.
-_NO_SPACE_RANGES = (
-    (0x2E80, 0x2FDF),  # CJK and Kangxi radicals
-    (0x3000, 0x303F),  # CJK symbols and punctuation
-    (0x3040, 0x30FF),  # Hiragana, Katakana
-    (0x31F0, 0x31FF),  # Katakana phonetic extensions
-    (0x3400, 0x4DBF),  # Han extension A
-    (0x4E00, 0x9FFF),  # Han
-    (0xF900, 0xFAFF),  # Han compatibility
-    (0xFF01, 0xFF9F),  # fullwidth punctuation and forms, halfwidth Katakana
-    (0x20000, 0x3FFFF),  # Han extensions B and later
-)
+from pipeline.formats import markdown_rules
+from pipeline.formats.linebreaks import is_cjk
 
 
 def parse_markdown(text: str) -> Document:
     """Split a Markdown document into literal markup and translatable units.
 
-    ``text`` is NFC-normalised with LF line endings. Paragraphs (at any depth
+    ``text`` has LF line endings (units are NFC-normalised, literal
+    markup and code are not). Paragraphs (at any depth
     in lists and block quotes), headings and table cells are translated; a
     paragraph or heading becomes one output line whatever its source line
-    count, keeping only its hard line breaks. Within them, code spans, raw
-    HTML, images, autolinks and link destinations stay literal, as do
-    emphasis markers around their translated text. Every other source line
-    (code blocks, HTML blocks, reference definitions, blank lines) is copied
-    verbatim. Rendering the result with untranslated text gives Markdown with
-    the same block structure, code, link targets and images.
+    count, keeping only its hard line breaks (as written: two spaces or a
+    backslash). Within them, code spans, raw HTML, images, autolinks, link
+    destinations, footnote references and inline math stay literal, as do
+    emphasis markers around their translated text, a table cell's escaped
+    pipes, an alert's marker line and a task box. Every other source line
+    (code and math blocks, front matter, HTML blocks, reference definitions,
+    blank lines) is copied verbatim. Rendering the result with the units'
+    own texts gives the input back.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # match markdown-it's line split
     return _Builder(text).build(_parser().parse(text))
@@ -62,9 +52,12 @@ def _parser() -> MarkdownIt:
     # text_join would fold backslash escapes and entities into plain text,
     # losing how they were written.
     md.disable("text_join", ignoreInvalid=True)
+    markdown_rules.add_extensions(md)
     for name, rule in (
         ("newline", rules_inline.newline),
         ("escape", rules_inline.escape),
+        ("footnote_ref", markdown_rules.footnote_ref),
+        ("math_inline", markdown_rules.math_inline),
         ("backticks", rules_inline.backtick),
         ("image", rules_inline.image),
         ("autolink", rules_inline.autolink),
@@ -146,7 +139,8 @@ class _Builder:
             if not tok.map or "starts" not in tok.meta or tok.map[0] < self.done:
                 continue
             if tok.type == "paragraph_open":
-                self._prose(tok, tokens[i + 1], underline=False)
+                parent = tokens[i - 1].type if i else ""
+                self._prose(tok, tokens[i + 1], underline=False, parent=parent)
             elif tok.type == "heading_open" and tok.markup.startswith("#"):
                 self._atx_heading(tok, tokens[i + 1])
             elif tok.type == "heading_open":
@@ -168,12 +162,14 @@ class _Builder:
         if not block.units:
             self._copy_until(end)
             return
+        start = self.doc.begin_original()
         for part in block.parts:
             if isinstance(part, str):
                 self.doc.add_literal(part)
             else:
                 self.doc.parts.append(len(self.doc.units))
                 self.doc.units.append(block.units[part])
+        self.doc.end_original(start, "".join(self.lines[first:end]))
         self.done = end
 
     def _prefix(self, opener: Token, k: int) -> str:
@@ -184,12 +180,19 @@ class _Builder:
     def _eol(self, line: int) -> str:
         return "\n" if self.lines[line].endswith("\n") else ""
 
-    def _prose(self, opener: Token, inline: Token, *, underline: bool) -> None:
+    def _prose(self, opener: Token, inline: Token, *, underline: bool, parent: str = "") -> None:
         first, end = opener.map
         last = end - 2 if underline else end - 1  # a setext underline is copied as is
         block = Document()
         block.add_literal(self._prefix(opener, 0))
-        _render_inline(block, inline, line_prefix=lambda k: self._prefix(opener, k))
+        children = inline.children or []
+        lead = markdown_rules.lead_marker(parent, inline.content)
+        rest = markdown_rules.drop_lead(children, lead) if lead else None
+        if rest is not None:  # an alert's line or a task box, kept as written
+            block.add_literal(lead + (self._prefix(opener, 1) if lead.endswith("\n") else ""))
+            children = rest
+        _render_inline(block, inline, line_prefix=lambda k: self._prefix(opener, k),
+                       children=children)
         block.add_literal(self._eol(last))
         if underline:
             block.add_literal(self.lines[end - 1])
@@ -240,11 +243,13 @@ def _render_inline(
     *,
     table_cell: bool = False,
     line_prefix: Callable[[int], str] = lambda k: "",
+    children: list[Token] | None = None,
 ) -> None:
     """Append an inline token's children to ``out`` as units and literals.
 
     ``line_prefix(k)`` is the container prefix of the block's k-th source
-    line, needed where a hard break keeps a line of its own.
+    line, needed where a hard break keeps a line of its own. ``children``
+    replaces the token's own (less a leading marker).
     """
     src = inline.content
     prose: list[str] = []  # adjacent plain text, waiting to become one unit
@@ -273,12 +278,19 @@ def _render_inline(
             markup = markup.replace("|", "\\|")
         out.add_literal(markup)
 
-    for tok in inline.children or []:
+    for tok in (inline.children or []) if children is None else children:
         span = tok.meta.get("span")
         written = src[span[0] : span[1]] if span else None
         kind = tok.type
         if in_autolink:
             in_autolink = kind != "link_close"
+        elif kind == "text" and table_cell and "|" in tok.content:
+            # An escaped pipe (markdown-it has unescaped it) stays literal:
+            # a model would drop it, and it is a cell's content.
+            for k, piece in enumerate(tok.content.split("|")):
+                if k:
+                    literal("|")
+                prose.append(piece)
         elif kind == "text":
             prose.append(tok.content)
         elif kind == "softbreak":
@@ -288,9 +300,9 @@ def _render_inline(
         elif kind == "hardbreak":
             flush()
             k = src[: span[1]].count("\n") if span else 0
-            out.add_literal("\\\n" + line_prefix(k))
+            out.add_literal(_hard_break(src, span) + line_prefix(k))
         elif kind == "text_special":
-            if tok.info == "escape" and _reescaped(tok.content, table_cell):
+            if tok.info == "escape" and _reescaped(tok.content):
                 # Unit.render writes this escape back, so the character can
                 # stay inside the sentence rather than split it.
                 prose.append(tok.content)
@@ -330,10 +342,21 @@ def _link_tail(src: str, tok: Token, span: tuple[int, int] | None) -> str:
     return tail
 
 
-def _reescaped(char: str, table_cell: bool) -> bool:
-    """Unit.render escapes this character wherever it stands in a translation."""
-    return char in MARKDOWN_INLINE_ESCAPED or (table_cell and char == "|")
+def _reescaped(char: str) -> bool:
+    """Unit.render escapes this character wherever it stands in a translation
+    (not "|": in a table cell it is literal, see _render_inline)."""
+    return char in MARKDOWN_INLINE_ESCAPED
 
 
 def _no_space(char: str) -> bool:
-    return bool(char) and any(lo <= ord(char) <= hi for lo, hi in _NO_SPACE_RANGES)
+    return bool(char) and is_cjk(char)
+
+
+def _hard_break(src: str, span: tuple[int, int] | None) -> str:
+    """A hard line break as written: a backslash, or the spaces before it."""
+    if span is None:
+        return "\\\n"
+    if src[span[0]] == "\\":
+        return "\\\n"
+    spaces = len(src[: span[0]]) - len(src[: span[0]].rstrip(" "))
+    return " " * spaces + "\n"

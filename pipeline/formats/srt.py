@@ -1,13 +1,10 @@
-"""SubRip (.srt) subtitles: each cue's text is one unit, the rest literal.
+"""SubRip (.srt) subtitles: cue text translated, everything else literal.
 
 A cue is an optional number line, a timing line ("00:00:01,500 -->
 00:00:04,500", possibly followed by X1:.. Y2:.. coordinates) and text lines
 up to a blank line. Numbers, timings and blank lines are copied byte for
-byte so players keep the timing. A cue's text lines are joined into one unit
-like a text paragraph (a subtitle line break is layout; a sentence is often
-split across the two lines), and formatting tags that open or close the whole
-cue (<i>, </i>, <font ...>, {\\an8}) stay literal around it, so the
-translation keeps its italics and position.
+byte so players keep the timing. A cue's text keeps its line count, its
+tags and its speakers' dashes (see :mod:`pipeline.formats.cues`).
 """
 
 from __future__ import annotations
@@ -16,17 +13,12 @@ import re
 
 from pipeline.document import Document
 from pipeline.errors import InvalidInput
-from pipeline.formats.text import is_blank, join_lines, split_lines
+from pipeline.formats.cues import add_cue_text
+from pipeline.formats.text import is_blank, split_lines
 
 _TIME = r"\d{1,3}:\d{1,2}:\d{1,2}[,.:]\d{1,3}"
 _TIMING = re.compile(rf"\s*{_TIME}\s*-->\s*{_TIME}(?:\s.*)?")
 _NUMBER = re.compile(r"\s*\d+\s*")
-# An HTML-like tag (a name starting with a letter, so "2<3,5>1" is text) or
-# an ASS override block ("{\an8}"; "{normal text}" is shown, so it is text).
-_TAG = r"(?:</?[A-Za-z][^<>\n]*>|\{\\[^{}\n]*\})"
-_TAG_RE = re.compile(_TAG)
-_LEADING = re.compile(rf"(?:\s*{_TAG})*\s*")
-_TRAILING = re.compile(rf"\s*(?:{_TAG}\s*)*\Z")
 
 
 def _is_timing(line: str) -> bool:
@@ -51,6 +43,7 @@ def parse_srt(text: str) -> Document:
     i, in_cue, after_header = 0, False, False
     while i < len(lines):
         line = lines[i]
+        doc.starts_line(i)
         if is_blank(line):
             doc.add_literal(line)
             i, after_header = i + 1, False
@@ -80,22 +73,6 @@ def parse_srt(text: str) -> Document:
             if i > start and (_is_timing(lines[i]) or (_is_number(lines[i]) and _is_timing(nxt))):
                 break  # the next cue follows without a blank line
             i += 1
-        _add_cue_text(doc, lines[start:i])
+        add_cue_text(doc, lines[start:i], start, "srt")
         after_header = False
     return doc
-
-
-def _add_cue_text(doc: Document, lines: list[str]) -> None:
-    """One unit for a cue's text lines, with its outer tags literal."""
-    body = "".join(lines)
-    ending = "\n" if body.endswith("\n") else ""
-    body = body[: len(body) - len(ending)]
-    lead = _LEADING.match(body).end()
-    trail = _TRAILING.search(body, lead).start()
-    middle = body[lead:trail]
-    if not any(ch.isalpha() for ch in _TAG_RE.sub("", middle)):
-        doc.add_literal(body + ending)  # tags, numbers or symbols only: ♪, ...
-        return
-    doc.add_literal(body[:lead])
-    doc.add_unit(join_lines(middle.split("\n")))
-    doc.add_literal(body[trail:] + ending)

@@ -46,6 +46,6 @@ def run(ctx) -> None:
         log.warning("job %s: %d chunk(s) came back empty from the model; kept their source text",
                     job.id, empty)
     separator = "" if joins_without_space(params.tgt_lang) else " "
-    text = document.render([separator.join(p).strip() for p in pieces])
+    output = document.output([separator.join(p).strip() for p in pieces])
     ctx.events.stage_progress("postprocess", len(chunks))
-    store.finish_postprocess(job.id, run_id, ctx.worker, document.encode(text))
+    store.finish_postprocess(job.id, run_id, ctx.worker, output)

@@ -5,11 +5,15 @@ Progress unit: input bytes.
 
 from __future__ import annotations
 
+import logging
+
 from pipeline.errors import InvalidInput
 from pipeline.formats import parse_document
 from pipeline.inputs import read_input
 from pipeline.segment import chunk_text
 from pipeline.store import NewChunk
+
+log = logging.getLogger("nllb_pipeline")
 
 
 def run(ctx) -> None:
@@ -24,7 +28,9 @@ def run(ctx) -> None:
             "translate it again to start a new job"
         )
     document = parse_document(source.text, params.fmt, jsonl_field=params.jsonl_field)
-    document.eol, document.bom = source.eol, source.bom
+    document.eol, document.bom, document.line_ends = source.eol, source.bom, source.line_ends
+    for note in document.notes:
+        log.warning("job %s: %s", job.id, note)
 
     limit = min(params.max_chunk_tokens, ctx.translator.describe().max_input_tokens)
     texts: list[tuple[int, str]] = []

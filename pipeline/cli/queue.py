@@ -1,0 +1,110 @@
+"""Commands for batch work: submit, worker, cancel, gc, and bench."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from pipeline import service
+from pipeline.cli.options import job_options, open_store, run_settings, runtime
+from pipeline.errors import InvalidInput
+
+log = logging.getLogger("nllb_pipeline")
+
+
+def cmd_submit(args) -> int:
+    """Queue one job per document; fast, and never loads the model."""
+    from pipeline.languages import validate_language
+
+    validate_language(args.src)
+    validate_language(args.tgt)
+    store = open_store(args)
+    results = service.submit_paths(
+        store, args.inputs, job_options(args, to=args.to, relative_to=args.relative_to), glob=args.glob, output_dir=args.output_dir,
+        priority=args.priority, key=args.idempotency_key)
+    if args.json:
+        print(json.dumps([
+            {"input": str(r.input), "error": r.error} if r.error else
+            {"input": str(r.input), "job": r.job.id, "state": r.job.state, "created": r.created}
+            for r in results]))
+    else:
+        for r in results:
+            if r.error:
+                print(f"error   {r.input}: {r.error}", file=sys.stderr)
+            else:
+                print(f"{r.job.id}  {'queued' if r.created else 'exists':<7} {r.input}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def cmd_bench(args) -> int:
+    """Jobs of generated documents; their timings become the profile's history."""
+    from models import open_translator
+    from models.checkpoint import resolve_model
+    from pipeline import config
+    from pipeline.bench import bench_sizes, format_table, growth_exponents, plot
+
+    try:
+        sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInput(f"--sizes takes sentence counts like 50,200,1000, not {args.sizes!r}")
+    if not sizes or min(sizes) < 1:
+        raise InvalidInput("--sizes needs positive sentence counts")
+    settings = run_settings(args)
+    model = resolve_model(args.model or config.default_model())
+    store = open_store(args)
+    rows = bench_sizes(store, lambda params: open_translator(model, settings), model,
+                       sorted(sizes), settings=settings)
+    growth = growth_exponents(rows)
+    if args.plot:
+        plot(rows, args.plot)
+    if args.json:
+        print(json.dumps({"rows": rows, "growth_exponents": growth}))
+        return 0
+    print(format_table(rows))
+    print("growth exponent (1.0 = linear): " + ", ".join(
+        f"{s} {g:.2f}" if g is not None else f"{s} n/a" for s, g in growth.items()))
+    return 0
+
+
+def cmd_worker(args) -> int:
+    """Claims jobs one at a time; one model per model, shared by every job."""
+    import signal
+    import threading
+
+    shutdown = threading.Event()
+
+    def stop(signum, frame):
+        log.warning("worker stopping after the current batch (signal %d)", signum)
+        shutdown.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    run = runtime(args)
+    counts = service.run_worker(open_store(args), run, shutdown=shutdown,
+                                max_jobs=args.max_jobs, idle_exit_s=args.idle_exit)
+    if args.json:
+        print(json.dumps({"jobs": counts}))
+    else:
+        print("worker done: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                                 or "no jobs"))
+    return 0
+
+
+def cmd_gc(args) -> int:
+    n = service.gc(open_store(args), args.older_than)
+    print(json.dumps({"collected_jobs": n}) if args.json else f"collected {n} finished job(s)")
+    return 0
+
+
+def cmd_cancel(args) -> int:
+    """Partial results stay in the store; 'retry JOB' continues the job."""
+    job, outcome = service.cancel(open_store(args), args.job)
+    text = {"canceled": "canceled",
+            "requested": "cancel requested: the job stops after its current batch"}.get(
+        outcome, f"already {outcome}; nothing to cancel")
+    if args.json:
+        print(json.dumps({"job": job.id, "outcome": outcome}))
+    else:
+        print(f"job {job.id}: {text}")
+    return 0

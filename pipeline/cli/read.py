@@ -1,0 +1,160 @@
+"""Read-only commands: status, show, logs, stats, profile, languages.
+
+They render what ``pipeline.views`` and ``pipeline.stats`` compute (the
+same data the HTTP API serves) and never import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from pipeline import views
+from pipeline.cli.options import open_store
+from pipeline.config import STAGES
+from pipeline.service import find_job
+
+
+def cmd_logs(args) -> int:
+    store = open_store(args)
+    job = find_job(store, args.job)
+    attempts = store.attempts(job.id)
+    if args.json:
+        print(json.dumps(views.job_logs(store, job), ensure_ascii=False))
+        return 0
+    if not attempts:
+        print(f"job {job.id}: no failed attempts")
+    for a in attempts:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.at))
+        where = a.stage + (f" batch {a.batch_id}" if a.batch_id is not None else "") + (
+            f" chunk {a.chunk_idx}" if a.chunk_idx is not None else "")
+        wait = f" after {a.delay_s:.1f} s" if a.delay_s else ""
+        print(f"{when} [{a.trace_id}] {where}: {a.error_class} attempt {a.attempt} -> "
+              f"{a.decision}{wait}: {a.message}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from pipeline.eta import format_eta
+
+    store = open_store(args)
+    rows = views.status_rows(store, args.limit)
+    summary = store.queue_summary()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no jobs")
+    else:
+        workers = ", ".join(f"{w} ({n})" for w, n in summary["workers"].items()) or "none"
+        tokens = (f"; source tokens of active jobs {summary['active_tokens_done']}/"
+                  f"{summary['active_tokens_total']}" if summary["active_tokens_total"] else "")
+        print(f"documents {summary['documents_done']}/{summary['documents_total']} done; "
+              f"queued {summary['queued']}; running on: {workers}{tokens}")
+    for r in rows:
+        eta = format_eta(r["eta_s"]) if r["state"] == "RUNNING" else ""
+        print(f"{r['job']}  {r['state']:<9}  {r['stage']:<11}  {r['percent']:5.1f}%  "
+              f"{eta:<14}  {r['input']}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    store = open_store(args)
+    job = find_job(store, args.job)
+    info = views.job_detail(store, job)
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    print(f"job {job.id}  {job.state}  (stage: {job.stage})")
+    print(f"  input:  {job.input_path}")
+    print(f"  output: {job.output_path}")
+    params = info["params"]
+    print(f"  model:  {params['model']}  {params['src_lang']} -> {params['tgt_lang']}  "
+          f"beams={params['beams']}  format={params['fmt']}")
+    print("  chunks: " + ", ".join(f"{k} {v}" for k, v in sorted(info["chunks"].items())))
+    if info["error"]:
+        print(f"  error:  [{job.error_class}] {job.error_message}")
+    for r in info["stages"]:
+        wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else "unfinished"
+        print(f"  {r['stage']:<11} {wall:>12}  units {r['units_done']:g}/{r['units_total']:g}")
+    if info["delivery"]:
+        d = info["delivery"]
+        extra = "".join(f"  {k}={d[k]}" for k in ("status", "response_id") if d.get(k))
+        print(f"  delivered: {d['target']}  sha256={d['sha256'][:16]}…  {d['bytes']} bytes{extra}")
+    for c in info["failed_chunks"]:
+        print(f"  failed chunk {c['chunk']} ({c['attempts']} attempts, last: {c['last_error']}): "
+              f"{c['source']!r}")
+    return 0
+
+
+def cmd_languages(args) -> int:
+    from pipeline.languages import FLORES_CODES, language_name
+
+    if args.json:
+        print(json.dumps([{"code": c, "name": language_name(c)} for c in FLORES_CODES],
+                         ensure_ascii=False))
+        return 0
+    print("\n".join(FLORES_CODES))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from pipeline.stats import job_stats
+
+    store = open_store(args)
+    stats = job_stats(store, args.since, time.time())
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    window = f"last {args.since:g} days" if args.since is not None else "all time"
+    states = ", ".join(f"{k} {v}" for k, v in sorted(stats["by_state"].items()))
+    retries = stats["retries"]
+    success = stats["retry_success"]
+    eta = stats["eta_error"]
+    lines = [
+        ("jobs", f"{stats['jobs']} ({window})" + (f": {states}" if states else "")),
+        ("failure rate", f"{_pct(stats['failure_rate'])}  "
+                         f"({stats['by_state'].get('FAILED', 0)} of {stats['finished']} finished)"),
+        ("retries per job", f"mean {_num(retries['mean_per_job'], '.2f')}, "
+                            f"max {retries['max_per_job']}  ({retries['total']} in all)"),
+        ("retries by class", ", ".join(f"{k} {v}" for k, v in retries["by_class"].items())
+         or "none"),
+        ("retry success", f"{_pct(success['rate'])}  (" + ", ".join(
+            f"{kind} {success[kind]['succeeded']}/{success[kind]['retried']}"
+            for kind in ("chunks", "batches", "uploads")) + ")"),
+        ("OOM splits", str(stats["splits"])),
+        ("ETA error (median)", "  ".join(
+            f"at {mark}%: {_num(err, '.1f')}{'%' if err is not None else ''}"
+            for mark, err in eta["median_abs_pct_error"].items()) + f"  ({eta['jobs']} jobs)"),
+    ]
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label:<{width}}  {value}")
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from pipeline.stats import profiles_table
+
+    table = profiles_table(open_store(args))
+    if args.json:
+        print(json.dumps(table))
+        return 0
+    if not table:
+        print("no inference runs yet")
+    for row in table:
+        print(f"{row['model']} on {row['device']} ({row['dtype']}): {row['jobs']} jobs, "
+              f"history from {row['history_jobs']}")
+        for stage in STAGES:
+            rate = row["rates"].get(stage)
+            rate_text = f"{rate:12.1f} units/s" if rate is not None else f"{'-':>12}"
+            print(f"  {stage:<11}  weight {row['weights'][stage]:5.3f}  {rate_text}")
+    return 0
+
+
+def _pct(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)

@@ -1,0 +1,92 @@
+"""Commands that translate now: translate, retry, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+
+from pipeline import config, service
+from pipeline.cli.options import job_options, open_store, runtime
+from pipeline.cli.progress_bar import progress_bar
+from pipeline.inputs import read_input
+from pipeline.store import Store
+
+
+def cmd_translate(args) -> int:
+    return _translate(args, job_options(args, output=args.output, to=args.to,
+                                        relative_to=args.relative_to))
+
+
+def _translate(args, options: service.JobOptions) -> int:
+    # Everything a user can get wrong is checked before anything is stored.
+    from pipeline.languages import validate_language
+
+    validate_language(options.src)
+    validate_language(options.tgt)
+    source = read_input(args.input)
+    run = runtime(args)
+    store = open_store(args)
+    outcome = service.translate_or_resume(store, source, options, run,
+                                          events_for=_bar_unless(args))
+    return report(args, outcome, store)
+
+
+def cmd_retry(args) -> int:
+    """Failed chunks get fresh attempts; everything that succeeded is kept."""
+    run = runtime(args)
+    store = open_store(args)
+    outcome = service.retry(store, args.job, run, events_for=_bar_unless(args))
+    return report(args, outcome, store)
+
+
+def cmd_demo(args) -> int:
+    """The bundled sample through the tiny model, at the defaults users run."""
+    from importlib import resources
+
+    from models.tiny import ensure_tiny_model
+
+    model_dir = config.cache_dir() / "tiny-nllb"
+    if not args.json:
+        print(f"tiny demo model: {model_dir} (random weights: the 'translation' is noise)")
+    ensure_tiny_model(model_dir)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    sample = args.output_dir / "sample.md"
+    sample.write_bytes((resources.files("pipeline") / "data" / "sample.md").read_bytes())
+    args.input = sample
+    defaults = service.JobOptions(src="eng_Latn", tgt=args.tgt)
+    options = replace(defaults, model=str(model_dir), fmt="markdown",
+                      output=str(args.output_dir / f"sample.{args.tgt}.md"))
+    args.device, args.dtype, args.batch_tokens, args.threads = "cpu", "auto", 0, 0
+    args.retry_policy, args.inject_faults, args.headers = None, None, []
+    args.http_timeout, args.no_progress = 30.0, False
+    args.overwrite = True  # the demo's own folder: replacing is expected
+    return _translate(args, options)
+
+
+def _bar_unless(args):
+    """The progress bar's factory, or None with --no-progress or --json."""
+    if getattr(args, "no_progress", False) or getattr(args, "json", False):
+        return None
+    return progress_bar
+
+
+def report(args, outcome: service.Outcome, store: Store) -> int:
+    job = outcome.job
+    result = {
+        "job": job.id, "state": job.state, "output": job.output_path,
+        "chunks": store.chunk_counts(job.id),
+        "seconds": round(outcome.seconds, 3) if outcome.seconds is not None else None,
+        "note": outcome.note,
+    }
+    if getattr(args, "json", False):
+        print(json.dumps(result))
+    else:
+        line = f"job {job.id}: {job.state}"
+        if job.output_path and job.state == "SUCCEEDED":
+            line += f" -> {job.output_path}"
+        if outcome.note:
+            line += f" ({outcome.note})"
+        print(line)
+    sys.stdout.flush()
+    return 0 if job.state == "SUCCEEDED" else 1

@@ -1,0 +1,333 @@
+"""The verbs the command line and the HTTP API share.
+
+Each verb takes typed parameters and returns records; none parses
+arguments, prints or knows about HTTP. ``pipeline.cli`` and
+``pipeline.api`` only parse a request, call one of these and render what
+comes back, so neither face can hold logic the other lacks (the way huey's
+consumer and sqlite-utils' CLI call their libraries' verbs).
+
+Verbs that translate need a ``Runtime``: how this process runs jobs (device,
+batch budget, retry policy, delivery credentials) and where its models come
+from (``TranslatorCache``: one loaded model per model and backend, shared
+by every job that names it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline import config
+from pipeline.config import JobParams, RunSettings
+from pipeline.errors import InvalidInput
+from pipeline.inputs import InputFile, read_input
+from pipeline.progress import Events
+from pipeline.retry import RetryPolicy
+from pipeline.sinks import DeliveryOptions
+from pipeline.store import Job, Store
+from pipeline.translator import NoModel, Translator
+
+log = logging.getLogger("nllb_pipeline")
+
+
+# -- what a job is ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a user asks for, as typed on a command line or sent in a form.
+
+    ``job_params`` turns it, with the input, into the canonical ``JobParams``
+    (model path resolved, format detected, destination checked).
+    """
+
+    src: str  # FLORES-200 code, e.g. eng_Latn
+    tgt: str
+    model: str | None = None  # None: $NLLB_PIPELINE_MODEL or the default
+    fmt: str = "auto"  # auto or one of config.FORMATS
+    jsonl_field: str = ""  # JSON Lines: the field to translate
+    beams: int = 4
+    max_chunk_tokens: int = 200
+    length_ratio: float = 2.0
+    length_offset: int = 16
+    missing: str = "source"
+    to: str | None = None  # file:PATH, dir:DIR or an http(s) URL
+    output: str | None = None  # -o PATH
+    relative_to: str | None = None  # with a dir: sink, keep paths under this base
+    http_method: str | None = None
+
+
+def job_params(options: JobOptions, source: InputFile) -> JobParams:
+    """The parameters that make a job what it is (its idempotency key).
+
+    Raises InvalidInput for anything a user can get wrong, before anything
+    is stored."""
+    from models.checkpoint import resolve_model  # no torch import
+    from pipeline.jobs import resolve_format
+    from pipeline.languages import validate_language
+    from pipeline.sinks import resolve_target
+
+    validate_language(options.src)
+    validate_language(options.tgt)
+    target = resolve_target(options.to, options.output, source, options.tgt,
+                            http_method=options.http_method, relative_to=options.relative_to)
+    fmt = "jsonl" if options.jsonl_field else resolve_format(options.fmt, source.path)
+    return JobParams(
+        model=resolve_model(options.model or config.default_model()), src_lang=options.src,
+        tgt_lang=options.tgt, fmt=fmt, jsonl_field=options.jsonl_field, output=target.output,
+        sink=target.sink, http_method=target.http_method, beams=options.beams,
+        max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
+        length_ratio=options.length_ratio, length_offset=options.length_offset,
+    )
+
+
+# -- how this process runs jobs ---------------------------------------------------------
+
+
+class TranslatorCache:
+    """One translator per model (decoding settings come with each call),
+    built on first use, its languages checked for every job it serves."""
+
+    def __init__(self, settings: RunSettings, *, inject_faults: str | None = None,
+                 announce: Callable[[str], None] = lambda text: None):
+        self.settings, self.inject_faults, self.announce = settings, inject_faults, announce
+        self._translators: dict[str, Translator] = {}
+
+    def __call__(self, params: JobParams) -> Translator:
+        if params.model not in self._translators:
+            self._translators[params.model] = self._build(params.model)
+        translator = self._translators[params.model]
+        translator.check_language(params.src_lang)
+        translator.check_language(params.tgt_lang)
+        return translator
+
+    def _build(self, model: str) -> Translator:
+        from models import open_translator
+
+        translator = open_translator(model, self.settings)
+        if self.inject_faults:
+            from models.faults import FaultInjectingTranslator, FaultSpec
+
+            spec = FaultSpec.parse(self.inject_faults)
+            self.announce(f"WARNING: fault injection is ON ({spec}); failures are simulated")
+            translator = FaultInjectingTranslator(translator, spec)
+        return translator
+
+
+@dataclass
+class Runtime:
+    """Everything a verb that runs a job needs besides the store."""
+
+    settings: RunSettings = field(default_factory=RunSettings)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
+    translators: Callable[[JobParams], Translator] | None = None  # default: a TranslatorCache
+
+    def __post_init__(self) -> None:
+        if self.translators is None:
+            self.translators = TranslatorCache(self.settings)
+
+
+# Called with (store, job, translator) before a run; returns the observer of
+# its progress (the CLI's bar) or None.
+EventsFor = Callable[[Store, Job, Translator], Events | None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a verb that runs a job did."""
+
+    job: Job
+    note: str | None = None  # e.g. "already translated; nothing to do"
+    seconds: float | None = None  # wall time of the run, None if nothing ran
+
+
+# -- the verbs --------------------------------------------------------------------------
+
+
+def open_store(path: Path | None = None) -> Store:
+    return Store(path or config.default_db_path())
+
+
+def find_job(store: Store, job_id: str) -> Job:
+    """The job with this id or unique id prefix; InvalidInput if none."""
+    job = store.job(job_id)
+    if job is None:
+        raise InvalidInput(f"no job {job_id!r} (see 'nllb-pipeline status')")
+    return job
+
+
+def submit(store: Store, source: InputFile, options: JobOptions, *, priority: int = 0,
+           key: str | None = None) -> tuple[Job, bool]:
+    """Queue one document without loading a model. Returns (job, created):
+    the same document and parameters again give the same job; a caller's
+    ``key`` reused with other parameters or input is refused."""
+    from pipeline.jobs import submit as create
+
+    return create(store, job_params(options, source), source, priority=priority, key=key)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    input: Path
+    job: Job | None = None
+    created: bool = False
+    error: str | None = None  # why this input was refused
+
+
+def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
+                 glob: str = "*", output_dir: Path | None = None, priority: int = 0,
+                 key: str | None = None) -> list[Submitted]:
+    """``submit`` for files and directories (searched recursively with
+    ``glob``); with ``output_dir`` each job delivers into it, keeping paths
+    relative to the directory it was found in. One refused file does not
+    stop the others (unless a ``key`` names the single document)."""
+    files: list[tuple[Path, Path | None]] = []  # (file, the directory it was found in)
+    for item in inputs:
+        if item.is_dir():
+            files += [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+        else:
+            files.append((item, None))
+    if key and len(files) != 1:
+        raise InvalidInput("--idempotency-key names one document; give exactly one input file")
+    if output_dir and options.to:
+        raise InvalidInput("give either -o/--output-dir or --to, not both")
+    results = []
+    for path, base in files:
+        try:
+            source = read_input(path)
+            opts = options
+            if output_dir:
+                from dataclasses import replace
+
+                opts = replace(options, to=f"dir:{output_dir}",
+                               relative_to=str(base) if base else None)
+            job, created = submit(store, source, opts, priority=priority, key=key)
+            results.append(Submitted(path, job, created))
+        except InvalidInput as exc:
+            if key:
+                raise
+            results.append(Submitted(path, error=str(exc)))
+    return results
+
+
+def delivered(store: Store, job: Job) -> bool:
+    """The recorded delivery still stands: the file is there unchanged, or
+    the upload to a URL is on record (it is never sent twice)."""
+    from pipeline.sinks import sink_for
+
+    delivery = store.artifact(job.id, "delivery")
+    if delivery is None:
+        return False
+    return sink_for(JobParams.from_json(job.params)).still_delivered(delivery.sha256)
+
+
+def translate_or_resume(store: Store, source: InputFile, options: JobOptions, runtime: Runtime,
+                        *, events_for: EventsFor | None = None) -> Outcome:
+    """Translate a document, or resume its interrupted job, or say it is done.
+
+    Everything a user can get wrong is checked before anything is stored or
+    a model is loaded. A succeeded job whose output is gone is delivered
+    again (from the store, or translated again when ``gc`` collected it).
+    """
+    from pipeline.jobs import find_job as find_by_request
+    from pipeline.jobs import submit as create
+    from pipeline.sinks import check_target_free
+
+    params = job_params(options, source)
+    existing = find_by_request(store, params, source)
+    if existing and existing.state == "SUCCEEDED" and delivered(store, existing):
+        return Outcome(existing, "already translated; nothing to do")
+    if existing and existing.state == "FAILED" and existing.stage == "done":
+        raise JobEnded(existing)
+    ours = store.artifact(existing.id, "output") if existing else None
+    check_target_free(params.sink, params.output, ours.content if ours else None,
+                      overwrite=runtime.delivery.overwrite)
+    translator = runtime.translators(params)
+    job, created = create(store, params, source)
+    if not created:
+        log.info("resuming job %s from stage %s", job.id, job.stage)
+    if existing and existing.state == "SUCCEEDED":  # output file gone or changed
+        if store.artifact(job.id, "output") is None:  # collected by gc: translate again
+            store.restart(job.id)
+        else:
+            store.reopen_for_upload(job.id)
+    return _run(store, store.job(job.id), translator, runtime, events_for,
+                note=None if created else "resumed")
+
+
+class JobEnded(InvalidInput):
+    """The job ran to its end and FAILED; ``retry`` is the way on."""
+
+    exit_code = 1
+
+    def __init__(self, job: Job):
+        super().__init__(f"job {job.id} ended FAILED: {job.error_message}")
+        self.job = job
+
+
+def retry(store: Store, job_id: str, runtime: Runtime, *,
+          events_for: EventsFor | None = None) -> Outcome:
+    """Run a failed, canceled or interrupted job's remaining work: failed
+    chunks get fresh attempts, everything that succeeded is kept. Loads a
+    model only when there is something to translate."""
+    from pipeline.runner import lease_is_live
+
+    job = find_job(store, job_id)
+    if job.state == "SUCCEEDED":
+        return Outcome(job, "already succeeded; nothing to retry")
+    if job.state == "RUNNING" and lease_is_live(job, store.clock()):
+        raise InvalidInput(f"job {job.id} is running ({job.lease_owner}); nothing to retry")
+    params = JobParams.from_json(job.params)
+    needs_model = job.stage in ("preprocess", "inference") or store.chunk_counts(job.id).get(
+        "failed", 0) > 0
+    # Built before anything is reset: a model that fails to load changes nothing.
+    translator = runtime.translators(params) if needs_model else NoModel()
+    reset = store.reset_failed(job.id)
+    log.info("job %s: %d failed chunk(s) will be retried", job.id, reset)
+    return _run(store, store.job(job.id), translator, runtime, events_for,
+                note=f"retried {reset} chunk(s)")
+
+
+def _run(store: Store, job: Job, translator: Translator, runtime: Runtime,
+         events_for: EventsFor | None, *, note: str | None) -> Outcome:
+    from pipeline.runner import run_job
+
+    events = events_for(store, job, translator) if events_for else None
+    started = time.perf_counter()
+    try:
+        job = run_job(store, job.id, translator, settings=runtime.settings, events=events,
+                      policy=runtime.policy, delivery=runtime.delivery)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+    return Outcome(job, note, time.perf_counter() - started)
+
+
+def cancel(store: Store, job_id: str) -> tuple[Job, str]:
+    """Cancel a job: "canceled" at once if nothing runs it, "requested" if a
+    worker holds it (it stops after its current batch), or the job's state
+    if it has already ended. Partial results stay; ``retry`` continues."""
+    job = find_job(store, job_id)
+    return job, store.request_cancel(job.id)
+
+
+def gc(store: Store, older_than_days: float) -> int:
+    """Drop chunks and outputs of jobs finished more than this many days
+    ago; their rows, timings and history stay. Returns how many."""
+    if not older_than_days >= 0:
+        raise InvalidInput("--older-than takes a number of days >= 0")
+    return store.gc(older_than_days * 86400)
+
+
+def run_worker(store: Store, runtime: Runtime, **kwargs) -> dict[str, int]:
+    """Run queued jobs (``pipeline.worker.run_worker``) with this runtime's
+    translators, settings, policy and delivery. Returns counts by state."""
+    from pipeline.worker import run_worker as run
+
+    return run(store, runtime.translators, settings=runtime.settings, policy=runtime.policy,
+               delivery=runtime.delivery, **kwargs)

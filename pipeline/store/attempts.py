@@ -1,0 +1,49 @@
+"""Attempts: every failure and what was decided about it, stored before any
+wait starts so that a restarted process continues the counts."""
+
+from __future__ import annotations
+
+import uuid
+
+from pipeline.store.records import Attempt
+
+
+class AttemptsMixin:
+    """Verbs over the attempts table."""
+
+    def record_attempt(
+        self, job_id: str, stage: str, *, error_class, message: str, attempt: int,
+        decision: str, tb: str | None = None, batch_id: int | None = None,
+        chunk_idx: int | None = None, delay_s: float | None = None, trace_id: str | None = None,
+    ) -> None:
+        """One failed attempt and what was decided about it (retry split
+        chunks skip fail). With ``chunk_idx`` the chunk's attempt counter goes
+        up in the same transaction, so a restart continues the count."""
+        with self._write() as db:
+            if chunk_idx is not None:
+                db.execute("UPDATE chunks SET attempts = attempts + 1 WHERE job_id = ? AND idx = ?",
+                           (job_id, chunk_idx))
+            db["attempts"].insert({
+                "job_id": job_id, "stage": stage, "batch_id": batch_id, "chunk_idx": chunk_idx,
+                "error_class": getattr(error_class, "value", error_class), "message": message,
+                "traceback": tb, "attempt": attempt, "delay_s": delay_s, "decision": decision,
+                "trace_id": trace_id or uuid.uuid4().hex[:8], "at": self.clock(),
+            })
+
+    def attempts(self, job_id: str) -> list[Attempt]:
+        return self._all(Attempt, "SELECT * FROM attempts WHERE job_id = ? ORDER BY id", (job_id,))
+
+    def open_attempts(self, job_id: str, stage: str) -> list[Attempt]:
+        """The failed attempts of ``stage`` in its current round: since the
+        stage last finished, or last ended the job FAILED (a ``fail`` row).
+        A restarted process continues the round and its counts; ``retry``
+        after a failure starts a new one."""
+        return self._all(
+            Attempt,
+            "SELECT * FROM attempts WHERE job_id = ? AND stage = ? "
+            "AND id > COALESCE((SELECT MAX(id) FROM attempts WHERE job_id = ? AND stage = ? "
+            "AND decision = 'fail'), 0) "
+            "AND at > COALESCE((SELECT MAX(finished_at) FROM stage_runs WHERE job_id = ? "
+            "AND stage = ?), -1) ORDER BY id",
+            (job_id, stage) * 3,
+        )

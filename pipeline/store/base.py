@@ -1,0 +1,92 @@
+"""The connection, its transactions and the migrations: what every verb
+builds on."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import sqlite_utils
+
+from pipeline.errors import InvalidInput
+from pipeline.store.migrations import MIGRATIONS
+from pipeline.store.records import Batch
+
+BUSY_TIMEOUT_S = 30.0
+
+
+def _build(cls, row: dict):
+    if cls is Batch:
+        row = {**row, "chunk_idxs": json.loads(row["chunk_idxs"])}
+    return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+class StoreBase:
+    """One SQLite connection (WAL, busy timeout) and the schema at its latest version."""
+
+    def __init__(self, path: str | Path, *, clock=time.time):
+        self.path = Path(path)
+        self.clock = clock
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise InvalidInput(f"cannot open the job database {self.path}: {exc}") from exc
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction that takes the write lock up front.
+
+        ``db.atomic()`` starts a deferred transaction; a transaction that
+        reads before it writes must hold the lock from the start, or two
+        processes can both read the old state and one fails to upgrade.
+        """
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            with self.db.atomic():  # a savepoint inside our transaction
+                yield self.db
+        except BaseException:
+            self.db.conn.execute("ROLLBACK")
+            raise
+        self.db.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._write():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise InvalidInput(
+                    f"the job database {self.path} was written by a newer nllb-pipeline "
+                    f"(schema {version}, this one knows {len(MIGRATIONS)})"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version={number}")
+
+    def _one(self, cls, sql: str, params: Sequence = ()):
+        rows = list(self.db.query(sql, params))
+        return _build(cls, rows[0]) if rows else None
+
+    def _all(self, cls, sql: str, params: Sequence = ()):
+        return [_build(cls, row) for row in self.db.query(sql, params)]

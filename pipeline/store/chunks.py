@@ -1,0 +1,175 @@
+"""Chunks and batches: the units of inference, the stored batch plan, and
+the transaction that commits a batch's translations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from pipeline.store.records import Batch, Chunk
+
+
+class ChunksMixin:
+    """Verbs over chunks and the batches that translate them."""
+
+    def chunks(self, job_id: str, idxs: Sequence[int] | None = None) -> list[Chunk]:
+        if idxs is None:
+            return self._all(Chunk, "SELECT * FROM chunks WHERE job_id = ? ORDER BY idx", (job_id,))
+        marks = ",".join("?" * len(idxs))
+        found = self._all(
+            Chunk, f"SELECT * FROM chunks WHERE job_id = ? AND idx IN ({marks})", (job_id, *idxs)
+        )
+        by_idx = {c.idx: c for c in found}
+        return [by_idx[i] for i in idxs]
+
+    def pending_chunks(self, job_id: str) -> list[Chunk]:
+        return self._all(
+            Chunk, "SELECT * FROM chunks WHERE job_id = ? AND state = 'pending' ORDER BY idx",
+            (job_id,),
+        )
+
+    def chunk_counts(self, job_id: str) -> dict[str, int]:
+        rows = self.db.execute(
+            "SELECT state, COUNT(*) FROM chunks WHERE job_id = ? GROUP BY state", (job_id,)
+        ).fetchall()
+        return dict(rows)
+
+    def token_counts(self, job_id: str) -> tuple[int, int]:
+        """(source tokens of done chunks, source tokens of all chunks)."""
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN n_tokens END), 0), "
+            "COALESCE(SUM(n_tokens), 0) FROM chunks WHERE job_id = ?",
+            (job_id,),
+        ).fetchone()
+        return row[0], row[1]
+
+    def add_batches(self, job_id: str, batches: Sequence[Sequence[Chunk]], *, parent_id=None,
+                    seq_start: int | None = None, same_seq: bool = False,
+                    attempts: int = 0) -> None:
+        """Persist a batch plan, so a resumed job runs the same batches.
+
+        ``same_seq``: all get ``seq_start`` (the halves of a split batch run
+        right where their parent would have, in insertion order)."""
+        with self._write() as db:
+            if seq_start is None:
+                seq_start = db.execute(
+                    "SELECT COALESCE(MAX(seq), -1) + 1 FROM batches WHERE job_id = ?", (job_id,)
+                ).fetchone()[0]
+            db["batches"].insert_all(
+                {
+                    "job_id": job_id, "seq": seq_start + (0 if same_seq else i),
+                    "chunk_idxs": json.dumps([c.idx for c in batch]),
+                    "padded_tokens": len(batch) * max(c.n_tokens for c in batch),
+                    "source_tokens": sum(c.n_tokens for c in batch),
+                    "state": "pending", "parent_id": parent_id, "attempts": attempts,
+                }
+                for i, batch in enumerate(batches)
+            )
+
+    def pending_batches(self, job_id: str) -> list[Batch]:
+        return self._all(
+            Batch, "SELECT * FROM batches WHERE job_id = ? AND state = 'pending' ORDER BY seq, id",
+            (job_id,),
+        )
+
+    def batches(self, job_id: str) -> list[Batch]:
+        return self._all(Batch, "SELECT * FROM batches WHERE job_id = ? ORDER BY id", (job_id,))
+
+    def mark_batch_started(self, batch_id: int, worker: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE batches SET started_at = ?, worker = ? WHERE id = ?",
+                (self.clock(), worker, batch_id),
+            )
+
+    def commit_batch(
+        self, job_id: str, batch_id: int, translations: dict[int, str], worker: str, *,
+        final: bool = True,
+    ) -> None:
+        """Store translations of a batch's chunks, in one transaction; with
+        ``final`` the batch is marked committed too (else it stays pending,
+        as when its chunks are retried one by one).
+
+        The lease is checked inside the transaction, so a worker that lost its
+        job cannot commit.
+        """
+        with self._write() as db:
+            self._check_lease(job_id, worker)
+            # ``commits`` counts every committed translation of a chunk, so a
+            # chunk translated twice shows up as 2 rather than being hidden.
+            db.conn.executemany(
+                "UPDATE chunks SET translation = ?, state = 'done', batch_id = ?, "
+                "commits = commits + 1 WHERE job_id = ? AND idx = ?",
+                [(text, batch_id, job_id, idx) for idx, text in translations.items()],
+            )
+            if final:
+                db.execute(
+                    "UPDATE batches SET state = 'committed', committed_at = ?, not_before = NULL "
+                    "WHERE id = ?",
+                    (self.clock(), batch_id),
+                )
+            db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self.clock(), job_id))
+
+    def add_chunk_attempts(self, job_id: str, idx: int, n: int) -> None:
+        """Count ``n`` more tries against a chunk (a round it gave up early)."""
+        if n > 0:
+            with self._write() as db:
+                db.execute("UPDATE chunks SET attempts = attempts + ? WHERE job_id = ? AND idx = ?",
+                           (n, job_id, idx))
+
+    def split_batch(self, job_id: str, batch: Batch, parts: Sequence[Sequence[Chunk]],
+                    worker: str) -> None:
+        """Replace a batch by smaller ones that run next, in one transaction."""
+        with self._write() as db:
+            self._check_lease(job_id, worker)
+            db.execute("UPDATE batches SET state = 'split' WHERE id = ?", (batch.id,))
+            # The halves inherit the parent's batch round, which the chunks'
+            # attempt counters are measured against.
+            self.add_batches(job_id, parts, parent_id=batch.id, seq_start=batch.seq,
+                             same_seq=True, attempts=batch.attempts)
+
+    def set_batch_retry(self, batch_id: int, *, attempts: int | None = None,
+                        not_before: float | None) -> None:
+        """Persist a batch's retry count and the time before which it must wait."""
+        with self._write() as db:
+            if attempts is None:
+                db.execute("UPDATE batches SET not_before = ? WHERE id = ?", (not_before, batch_id))
+            else:
+                db.execute("UPDATE batches SET attempts = ?, not_before = ? WHERE id = ?",
+                           (attempts, not_before, batch_id))
+
+    def skip_batch(self, job_id: str, batch_id: int, idxs: Sequence[int], worker: str) -> None:
+        """Give up on a batch: its still-pending chunks become failed."""
+        with self._write() as db:
+            self._check_lease(job_id, worker)
+            marks = ",".join("?" * len(idxs)) or "NULL"
+            db.execute(
+                f"UPDATE chunks SET state = 'failed' WHERE job_id = ? AND state = 'pending' "
+                f"AND idx IN ({marks})",
+                (job_id, *idxs),
+            )
+            db.execute("UPDATE batches SET state = 'skipped', not_before = NULL WHERE id = ?",
+                       (batch_id,))
+
+    def reset_failed(self, job_id: str) -> int:
+        """Make a failed or canceled job runnable again: failed chunks become
+        pending with fresh attempts, and the job goes back to the earliest
+        stage that has work. Returns the number of chunks reset."""
+        with self._write() as db:
+            n = db.execute(
+                "UPDATE chunks SET state = 'pending', attempts = 0 "
+                "WHERE job_id = ? AND state = 'failed'", (job_id,),
+            ).rowcount
+            job = self.job(job_id)
+            stage = job.stage
+            if n:
+                stage = "inference"
+            elif stage == "done":
+                stage = "upload"
+            db.execute(
+                "UPDATE jobs SET state = 'QUEUED', stage = ?, error_class = NULL, "
+                "error_message = NULL, finished_at = NULL, cancel_requested = 0, "
+                "updated_at = ? WHERE id = ?",
+                (stage, self.clock(), job_id),
+            )
+        return n

@@ -1,0 +1,117 @@
+"""Read queries: the SQL behind status, stats, profiles and ETAs.
+
+Every figure a read command shows comes from one of these verbs, one query
+each, so the commands stay fast on a store with tens of thousands of jobs
+and no module outside the store writes SQL. The meaning of each figure is
+documented where it is computed (``pipeline.stats``, ``pipeline.profiles``).
+"""
+
+from __future__ import annotations
+
+# The jobs created since :cutoff; every stats query starts from it.
+_WINDOW = "SELECT id FROM jobs WHERE created_at >= :cutoff"
+_FINISHED_WINDOW = _WINDOW + " AND state IN ('SUCCEEDED', 'FAILED')"
+RETRY_DECISIONS = ("retry", "retry_batch", "split")
+
+
+class QueriesMixin:
+    """Read-only verbs; each returns plain values or tuples, never a cursor."""
+
+    def queue_summary(self) -> dict:
+        """Queue depth, running jobs per worker, and documents and source tokens done/total."""
+        states = dict(self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        workers = dict(self.db.execute(
+            "SELECT lease_owner, COUNT(*) FROM jobs WHERE state = 'RUNNING' AND lease_owner "
+            "IS NOT NULL AND lease_expires >= ? GROUP BY lease_owner", (self.clock(),)).fetchall())
+        done, total = self.db.execute(
+            "SELECT COALESCE(SUM(CASE WHEN c.state = 'done' THEN c.n_tokens END), 0), "
+            "COALESCE(SUM(c.n_tokens), 0) FROM chunks c JOIN jobs j ON j.id = c.job_id "
+            "WHERE j.state IN ('QUEUED', 'RUNNING')").fetchone()
+        return {"states": states, "queued": states.get("QUEUED", 0), "workers": workers,
+                "documents_done": states.get("SUCCEEDED", 0),
+                "documents_total": sum(states.values()),
+                "active_tokens_done": done, "active_tokens_total": total}
+
+    def inference_profile(self, job_id: str) -> tuple[str, str, str] | None:
+        """(model, device, dtype) of the job's latest inference stage run."""
+        row = self.db.execute(
+            "SELECT model, device, dtype FROM stage_runs WHERE job_id = ? AND stage = 'inference' "
+            "ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
+        return None if row is None or None in row else tuple(row)
+
+    def profile_stage_rows(self, model: str, device: str, dtype: str,
+                           last_n: int) -> list[tuple[str, str, float, float]]:
+        """(job, stage, wall s, units) summed per stage, for the last
+        ``last_n`` succeeded jobs whose inference ran on this profile."""
+        return self.db.execute(
+            "SELECT r.job_id, r.stage, SUM(r.wall_s), SUM(r.units_done) FROM stage_runs r "
+            "JOIN jobs j ON j.id = r.job_id "
+            "WHERE j.state = 'SUCCEEDED' AND r.finished_at IS NOT NULL AND r.job_id IN ("
+            "  SELECT job_id FROM stage_runs WHERE stage = 'inference' AND model = ? "
+            "  AND device = ? AND dtype = ? AND finished_at IS NOT NULL "
+            "  ORDER BY finished_at DESC LIMIT ?) "
+            "GROUP BY r.job_id, r.stage",
+            (model, device, dtype, last_n),
+        ).fetchall()
+
+    def profiles_seen(self) -> list[tuple[str, str, str, int]]:
+        """(model, device, dtype, jobs) of every profile an inference ran on."""
+        return self.db.execute(
+            "SELECT model, device, dtype, COUNT(DISTINCT job_id) FROM stage_runs "
+            "WHERE stage = 'inference' AND model IS NOT NULL "
+            "GROUP BY model, device, dtype ORDER BY model, device, dtype"
+        ).fetchall()
+
+    # -- stats over a window of jobs (created_at >= cutoff) ----------------------
+
+    def jobs_by_state(self, cutoff: float) -> dict[str, int]:
+        return dict(self.db.execute(
+            "SELECT state, COUNT(*) FROM jobs WHERE created_at >= :cutoff GROUP BY state",
+            {"cutoff": cutoff}).fetchall())
+
+    def retries_by_class(self, cutoff: float) -> list[tuple[str, str, int]]:
+        """(error class, decision, count) of the retry rows of the window."""
+        return self.db.execute(
+            "SELECT error_class, decision, COUNT(*) FROM attempts "
+            f"WHERE job_id IN ({_WINDOW}) AND decision IN {RETRY_DECISIONS} "
+            "GROUP BY error_class, decision", {"cutoff": cutoff}).fetchall()
+
+    def max_retries_per_job(self, cutoff: float) -> int:
+        return self.db.execute(
+            "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM attempts "
+            f"WHERE job_id IN ({_WINDOW}) AND decision IN {RETRY_DECISIONS} GROUP BY job_id)",
+            {"cutoff": cutoff}).fetchone()[0]
+
+    def retry_outcomes(self, cutoff: float) -> list[tuple[str, int, int]]:
+        """(kind, retried, succeeded) for chunks, batches and uploads retried
+        in the window's finished jobs (``pipeline.stats`` defines each)."""
+        return self.db.execute(
+            # chunks with a 'retry' row of their own: did they end done?
+            "SELECT 'chunks', COUNT(*), COALESCE(SUM(c.state = 'done'), 0) FROM ("
+            "  SELECT DISTINCT job_id, chunk_idx FROM attempts "
+            f"  WHERE job_id IN ({_FINISHED_WINDOW}) AND stage = 'inference' "
+            "  AND decision = 'retry' AND chunk_idx IS NOT NULL) r "
+            "JOIN chunks c ON c.job_id = r.job_id AND c.idx = r.chunk_idx "
+            "UNION ALL "
+            # batches with a 'retry_batch' row: did every chunk in them end done?
+            "SELECT 'batches', COUNT(*), COALESCE(SUM(all_done), 0) FROM ("
+            "  SELECT MIN(c.state = 'done') AS all_done FROM batches b, json_each(b.chunk_idxs) e "
+            "  JOIN chunks c ON c.job_id = b.job_id AND c.idx = e.value "
+            "  WHERE b.id IN (SELECT batch_id FROM attempts "
+            f"    WHERE job_id IN ({_FINISHED_WINDOW}) AND decision = 'retry_batch') "
+            "  GROUP BY b.id) "
+            "UNION ALL "
+            # jobs whose upload was retried: did they end SUCCEEDED?
+            "SELECT 'uploads', COUNT(*), COALESCE(SUM(state = 'SUCCEEDED'), 0) FROM jobs "
+            f"WHERE id IN (SELECT job_id FROM attempts WHERE job_id IN ({_FINISHED_WINDOW}) "
+            "  AND stage = 'upload' AND decision = 'retry')",
+            {"cutoff": cutoff}).fetchall()
+
+    def eta_predictions_with_actuals(self, cutoff: float) -> list[tuple[str, int, float, float]]:
+        """(job, mark, predicted total s, actual total s) of succeeded jobs."""
+        return self.db.execute(
+            "SELECT p.job_id, p.at_percent, p.predicted_total_s, "
+            "  (SELECT SUM(wall_s) FROM stage_runs r WHERE r.job_id = p.job_id) "
+            "FROM eta_predictions p "
+            f"WHERE p.job_id IN ({_WINDOW} AND state = 'SUCCEEDED')", {"cutoff": cutoff},
+        ).fetchall()

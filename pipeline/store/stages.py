@@ -1,0 +1,141 @@
+"""Stage runs: each stage's start and end, and the writes that end a stage
+together with its results (a stage's end and the next stage's start are one
+transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipeline.store.records import Artifact, NewChunk, StageRun
+
+
+class StagesMixin:
+    """Verbs that start and finish stages, with the artifacts they leave."""
+
+    def start_stage(
+        self, job_id: str, stage: str, *, units_total: float, device: str | None = None,
+        model: str | None = None, worker: str | None = None, dtype: str | None = None,
+    ) -> int:
+        with self._write() as db:
+            db["stage_runs"].insert({
+                "job_id": job_id, "stage": stage, "started_at": self.clock(),
+                "units_total": units_total, "units_done": 0, "device": device,
+                "model": model, "worker": worker, "dtype": dtype,
+            })
+            return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+    def finish_stage(self, job_id: str, run_id: int, next_stage: str, worker: str) -> None:
+        """End a stage run and move the job to ``next_stage``, in one transaction."""
+        with self._write() as db:
+            self._close_stage_run(run_id)
+            self._check_lease(job_id, worker)
+            db.execute(
+                "UPDATE jobs SET stage = ?, updated_at = ? WHERE id = ?",
+                (next_stage, self.clock(), job_id),
+            )
+
+    def _close_stage_run(self, run_id: int, units_done: float | None = None) -> None:
+        now = self.clock()
+        self.db.execute(
+            "UPDATE stage_runs SET finished_at = ?, wall_s = ? - started_at, "
+            "units_done = COALESCE(?, units_total) WHERE id = ?",
+            (now, now, units_done, run_id),
+        )
+
+    def stage_runs(self, job_id: str) -> list[StageRun]:
+        return self._all(StageRun, "SELECT * FROM stage_runs WHERE job_id = ? ORDER BY id", (job_id,))
+
+    def finish_preprocess(
+        self, job_id: str, run_id: int, worker: str, skeleton: str, chunks: Sequence[NewChunk],
+    ) -> None:
+        """Write the skeleton and all chunks and end preprocess, atomically.
+
+        A preprocess killed half-way wrote nothing, so it simply runs again.
+        """
+        with self._write() as db:
+            self._check_lease(job_id, worker)
+            db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
+            self._put_artifact(job_id, "skeleton", content=skeleton.encode())
+            db["chunks"].insert_all(
+                {
+                    "job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
+                    "n_tokens": c.n_tokens, "state": "done" if c.done else "pending",
+                    "translation": c.source if c.done else None,
+                }
+                for i, c in enumerate(chunks)
+            )
+            self.finish_stage(job_id, run_id, "inference", worker)
+
+    def finish_postprocess(self, job_id: str, run_id: int, worker: str, output: bytes) -> None:
+        with self._write():
+            self._put_artifact(job_id, "output", content=output)
+            self.finish_stage(job_id, run_id, "upload", worker)
+
+    def finish_upload(self, job_id: str, run_id: int, worker: str, *, path: str, sha256: str,
+                      nbytes: int, failure: tuple[str, str] | None = None) -> None:
+        """Record the delivery and end the stage and the job: SUCCEEDED, or
+        FAILED with ``failure`` = (error class, message) when chunks failed."""
+        with self._write() as db:
+            self._put_artifact(job_id, "delivery", path=path, sha256=sha256, nbytes=nbytes)
+            self.finish_stage(job_id, run_id, "done", worker)
+            now = self.clock()
+            error_class, message = failure or (None, None)
+            db.execute(
+                "UPDATE jobs SET state = ?, output_path = ?, finished_at = ?, "
+                "updated_at = ?, error_class = ?, error_message = ? WHERE id = ?",
+                ("FAILED" if failure else "SUCCEEDED", path, now, now, error_class, message,
+                 job_id),
+            )
+
+    def finish_delivery(self, job_id: str, run_id: int, worker: str, *, target: str,
+                        sha256: str, nbytes: int, details: str,
+                        failure: tuple[str, str] | None = None) -> None:
+        """``finish_upload``, with what the sink answered (``details``: JSON
+        of sink, status, response id) on the delivery record, atomically."""
+        with self._write():
+            self.finish_upload(job_id, run_id, worker, path=target, sha256=sha256,
+                               nbytes=nbytes, failure=failure)
+            self._put_artifact(job_id, "delivery", content=details.encode(), path=target,
+                               sha256=sha256, nbytes=nbytes)
+
+    def _put_artifact(self, job_id: str, kind: str, *, content: bytes | None = None,
+                      path: str | None = None, sha256: str | None = None,
+                      nbytes: int | None = None) -> None:
+        self.db["artifacts"].upsert(
+            {"job_id": job_id, "kind": kind, "content": content, "path": path,
+             "sha256": sha256, "bytes": nbytes if nbytes is not None else
+             (len(content) if content is not None else None), "created_at": self.clock()},
+            pk=("job_id", "kind"),
+        )
+
+    def put_artifact(self, job_id: str, kind: str, **fields) -> None:
+        with self._write():
+            self._put_artifact(job_id, kind, **fields)
+
+    def artifact(self, job_id: str, kind: str) -> Artifact | None:
+        return self._one(
+            Artifact, "SELECT * FROM artifacts WHERE job_id = ? AND kind = ?", (job_id, kind)
+        )
+
+    def record_prediction(self, job_id: str, at_percent: int, elapsed_s: float,
+                          predicted_total_s: float) -> None:
+        """The job's predicted total wall time when it reached ``at_percent``
+        (the first prediction at each mark is kept)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO eta_predictions (job_id, at_percent, elapsed_s, "
+                "predicted_total_s, at) VALUES (?, ?, ?, ?, ?)",
+                (job_id, at_percent, elapsed_s, predicted_total_s, self.clock()),
+            )
+
+    def predictions(self, job_id: str) -> dict[int, float]:
+        return dict(self.db.execute(
+            "SELECT at_percent, predicted_total_s FROM eta_predictions WHERE job_id = ?",
+            (job_id,)).fetchall())
+
+    def wall_time(self, job_id: str) -> float:
+        """Seconds the job's stage runs took so far (finished runs)."""
+        return self.db.execute(
+            "SELECT COALESCE(SUM(wall_s), 0) FROM stage_runs WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
