@@ -16,21 +16,20 @@ from pipeline.config import RunSettings
 from pipeline.errors import InvalidInput, Unsupported
 
 log = logging.getLogger("nllb_pipeline.models")
-BACKENDS = ("auto", "hf", "ctranslate2")
 
 
-def open_translator(model: str, settings: RunSettings = RunSettings(), *, backend: str = "auto",
-                    tokenizer: str | None = None, fixed_length: bool = False):
-    """A translator for ``model`` on ``backend``, ready to load: for
-    CTranslate2 the checkpoint is converted now if the cache has none
-    (printing what it does), so a model that does not convert is known
-    before a job starts."""
+def open_translator(model: str, settings: RunSettings = RunSettings(), *,
+                    fixed_length: bool = False):
+    """A translator for ``model`` on ``settings.backend`` (with
+    ``settings.tokenizer`` if given), ready to load: for CTranslate2 the
+    checkpoint is converted now if the cache has none (printing what it
+    does), so a model that does not convert is known before a job starts.
+    Loads the tokenizer, not the weights."""
     from models.ct2 import Ct2Translator, available
     from models.hf import HfTranslator
 
-    if backend not in BACKENDS:
-        raise InvalidInput(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
-    checkpoint = Checkpoint(model, tokenizer)
+    backend = settings.backend
+    checkpoint = Checkpoint(model, settings.tokenizer or None)
     if backend == "hf":
         return HfTranslator(model, settings, fixed_length=fixed_length, checkpoint=checkpoint)
     if backend == "auto" and not checkpoint.converted and not available():

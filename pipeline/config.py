@@ -92,20 +92,42 @@ def idempotency_key(params: JobParams, input_sha256: str) -> str:
     return hashlib.sha256(f"{params.canonical_json()}\n{input_sha256}".encode()).hexdigest()
 
 
+# The backends and number formats a run may ask for (models.backends picks,
+# models.device and models.ct2 resolve "auto" for the device).
+BACKENDS = ("auto", "hf", "ctranslate2")
+DTYPES = ("auto", "float32", "float16", "bfloat16", "int8", "int8_float32", "int8_float16",
+          "int8_bfloat16", "int16")  # int8*/int16: CTranslate2 only
+
+
+def _check_device(option: str, spec: str) -> None:
+    if spec != "auto" and spec != "cpu" and not spec.startswith("cuda"):
+        raise InvalidInput(f"unknown {option} {spec!r} (auto, cpu, cuda or cuda:N)")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    dtype: str = "auto"  # one of DTYPES; auto: int8 (CTranslate2) or float32 (transformers) on CPU
+    backend: str = "auto"  # one of BACKENDS; auto: CTranslate2 when it can run the model
+    tokenizer: str = ""  # hub id or directory of the tokenizer; "" = the model's own
+    # Where to go on when the device fails in a way retrying on it cannot fix
+    # (DEVICE_FATAL, or OOM on a single sentence); "" = fail the job instead.
+    fallback_device: str = ""
     batch_tokens: int = 0  # padded source tokens per batch; 0 = chosen by device
     max_batch_size: int = 256  # sequences per batch, whatever the budget
-    threads: int = 0  # CPU threads for torch; 0 = torch's default
+    threads: int = 0  # CPU threads for the backend; 0 = its default
     lease_seconds: float = 30.0  # a lease not renewed for this long is reclaimable
 
     def __post_init__(self) -> None:
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
-            raise InvalidInput(f"unknown device {self.device!r} (auto, cpu, cuda or cuda:N)")
-        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
-            raise InvalidInput(f"unknown dtype {self.dtype!r} (auto, float32, float16, bfloat16)")
+        _check_device("device", self.device)
+        if self.fallback_device:
+            _check_device("fallback device", self.fallback_device)
+            if self.fallback_device == "auto":
+                raise InvalidInput("--fallback-device names a device (cpu, cuda:N), not auto")
+        if self.dtype not in DTYPES:
+            raise InvalidInput(f"unknown dtype {self.dtype!r} ({', '.join(DTYPES)})")
+        if self.backend not in BACKENDS:
+            raise InvalidInput(f"unknown backend {self.backend!r} ({', '.join(BACKENDS)})")
         if (self.batch_tokens < 0 or self.max_batch_size < 1 or self.lease_seconds <= 0
                 or self.threads < 0):
             raise InvalidInput("batch size, token budget and lease must be positive")
@@ -139,7 +161,8 @@ def load_config_file(path: Path | None = None, *, required: bool = False) -> dic
 
     Sections: ``[retry]`` with the keys of ``--retry`` (chunk_attempts,
     batch_retries, base, factor, cap, and per-class limits such as
-    device_transient = 3), and ``[run]`` with device, dtype, batch_tokens.
+    device_transient = 3), and ``[run]`` with device, dtype, backend,
+    tokenizer, fallback_device, batch_tokens, threads.
     Precedence: defaults, then this file, then the environment, then flags.
     """
     try:

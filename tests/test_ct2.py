@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -149,14 +149,14 @@ def test_an_already_converted_directory_is_used_as_is(tiny_model, ct2, tmp_path)
     assert translator.translate_batch(SENTENCES, SRC, TGT, decoding) == ct2.translate_batch(
         SENTENCES, SRC, TGT, decoding)
     with pytest.raises(InvalidInput, match="converted CTranslate2 model"):
-        open_translator(str(converted), CPU32, backend="hf")
+        open_translator(str(converted), replace(CPU32, backend="hf"))
 
 
 def test_a_converted_directory_without_a_tokenizer_needs_one(tiny_model, tmp_path):
     converted = _convert_by_hand(tiny_model, tmp_path / "ct2", tokenizer_files=False)
     with pytest.raises(InvalidInput, match="--tokenizer"):
         open_translator(str(converted), CPU32)
-    translator = open_translator(str(converted), CPU32, tokenizer=str(tiny_model))
+    translator = open_translator(str(converted), replace(CPU32, tokenizer=str(tiny_model)))
     # The limits come from the original checkpoint named by --tokenizer.
     assert translator.describe().max_input_tokens == 1024
     out = translator.translate_batch(SENTENCES[:1], SRC, TGT, Decoding(max_new_tokens=6))
@@ -170,7 +170,7 @@ def test_auto_picks_ctranslate2_when_it_can_and_transformers_otherwise(tiny_mode
     import models.ct2
 
     assert open_translator(str(tiny_model), CPU32).describe().backend == "ctranslate2"
-    assert open_translator(str(tiny_model), CPU32, backend="hf").describe().backend == "hf"
+    assert open_translator(str(tiny_model), replace(CPU32, backend="hf")).describe().backend == "hf"
     # A model CTranslate2 has no converter for (NLLB-MoE): transformers.
     from transformers import NllbMoeConfig
 
@@ -182,7 +182,7 @@ def test_auto_picks_ctranslate2_when_it_can_and_transformers_otherwise(tiny_mode
         shutil.copy(tiny_model / name, moe / name)
     assert open_translator(str(moe), CPU32).describe().backend == "hf"
     with pytest.raises(Unsupported, match="cannot convert"):
-        open_translator(str(moe), CPU32, backend="ctranslate2")
+        open_translator(str(moe), replace(CPU32, backend="ctranslate2"))
     # A number format this device runs only with torch: transformers.
     monkeypatch.setattr(ctranslate2, "get_supported_compute_types", lambda kind: {"int8",
                                                                                  "float32"})
@@ -192,6 +192,6 @@ def test_auto_picks_ctranslate2_when_it_can_and_transformers_otherwise(tiny_mode
     monkeypatch.setattr(models.ct2, "available", lambda: False)
     assert open_translator(str(tiny_model), CPU32).describe().backend == "hf"
     with pytest.raises(Unsupported, match="pip install ctranslate2"):
-        open_translator(str(tiny_model), CPU32, backend="ctranslate2")
+        open_translator(str(tiny_model), replace(CPU32, backend="ctranslate2"))
     with pytest.raises(InvalidInput, match="unknown backend"):
-        open_translator(str(tiny_model), CPU32, backend="onnx")
+        RunSettings(backend="onnx")

@@ -4,8 +4,9 @@
   before and after the subcommand;
 - job options: what a job *is* (its idempotency key): languages, model,
   format, decoding, destination; built into ``service.JobOptions``;
-- run options: how this process runs jobs (device, batch budget, threads,
-  retries, fault injection, delivery credentials); built into a
+- run options: how this process runs jobs (device, backend, fallback
+  device, batch budget, threads, retries, fault injection, delivery
+  credentials); built into a
   ``service.Runtime`` from defaults, then the config file's ``[run]`` and
   ``[retry]``, then the environment, then flags.
 """
@@ -74,7 +75,21 @@ def add_job_options(p: argparse.ArgumentParser) -> None:
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """How a job runs (not part of what it is)."""
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
+    p.add_argument("--dtype", default="auto",
+                   help="auto, float32, float16, bfloat16, or with CTranslate2 int8, int8_float32, "
+                        "int8_float16, int8_bfloat16, int16 (auto: int8 on CPU and "
+                        "int8_float16 on CUDA with CTranslate2; float32 on CPU and bf16/fp16 on "
+                        "CUDA with transformers)")
+    p.add_argument("--backend", default=None, choices=config.BACKENDS,
+                   help="auto (CTranslate2 when it is installed and the model converts, else "
+                        "transformers), hf or ctranslate2 (or $NLLB_PIPELINE_BACKEND)")
+    p.add_argument("--tokenizer", default=None, metavar="HUB_ID_OR_DIR",
+                   help="tokenizer for a converted CTranslate2 --model that has none of its own "
+                        "(or $NLLB_PIPELINE_TOKENIZER)")
+    p.add_argument("--fallback-device", default=None, metavar="DEVICE",
+                   help="go on on this device (e.g. cpu) when the GPU fails in a way retrying "
+                        "cannot fix, instead of failing the job "
+                        "(or $NLLB_PIPELINE_FALLBACK_DEVICE)")
     p.add_argument("--batch-tokens", type=int, default=0,
                    help="padded source tokens per batch (default: 8192 on CUDA, 2048 on CPU)")
     p.add_argument("--threads", type=int, default=0,
@@ -86,7 +101,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "base=1,factor=1.6,cap=20,device_transient=3' (or $NLLB_PIPELINE_RETRY)")
     p.add_argument("--inject-faults", default=os.environ.get("NLLB_PIPELINE_INJECT_FAULTS"),
                    metavar="SPEC",
-                   help="simulate failures, e.g. 'oom=0.2,transient=0.05,seed=7' "
+                   help="simulate failures, e.g. 'oom=0.2,transient=0.05,device_fatal=0.01,seed=7' "
                         "(or $NLLB_PIPELINE_INJECT_FAULTS); off by default")
     p.add_argument("--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
                    help="HTTP header for an http(s) --to, repeatable; $VAR and ${VAR} are read "
@@ -142,15 +157,30 @@ def retry_policy(args):
     return parse_policy(getattr(args, "retry_policy", None), base)
 
 
+# [run] keys and environment variables of the run options that have them.
+RUN_KEYS = ("device", "dtype", "backend", "tokenizer", "fallback_device", "batch_tokens",
+            "threads")
+RUN_ENV = {"backend": "NLLB_PIPELINE_BACKEND", "tokenizer": "NLLB_PIPELINE_TOKENIZER",
+           "fallback_device": "NLLB_PIPELINE_FALLBACK_DEVICE"}
+
+
 def run_settings(args) -> config.RunSettings:
-    """Defaults, then the config file's [run], then flags that were given."""
+    """Defaults, then the config file's [run], then the environment, then
+    flags that were given."""
     run = file_config(args).get("run") or {}
-    unknown = set(run) - {"device", "dtype", "batch_tokens", "threads"}
+    unknown = set(run) - set(RUN_KEYS)
     if unknown:
         raise InvalidInput(f"config file: unknown [run] key(s) {', '.join(sorted(unknown))}")
+
+    def chosen(key: str) -> str:
+        flag = getattr(args, key, None)
+        return flag or os.environ.get(RUN_ENV[key]) or str(run.get(key, "")) or ""
+
     return config.RunSettings(
         device=args.device if args.device != "auto" else run.get("device", "auto"),
         dtype=args.dtype if args.dtype != "auto" else run.get("dtype", "auto"),
+        backend=chosen("backend") or "auto", tokenizer=chosen("tokenizer"),
+        fallback_device=chosen("fallback_device"),
         batch_tokens=args.batch_tokens or int(run.get("batch_tokens", 0)),
         threads=args.threads or int(run.get("threads", 0)),
     )
