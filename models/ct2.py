@@ -99,6 +99,7 @@ class Ct2Translator:
             settings.dtype, self.kind, ctranslate2.get_supported_compute_types(self.kind))
         self._translator = None
         self._path: str | None = None
+        self._moved: dict[str, Ct2Translator] = {}
 
     # -- the Translator protocol ----------------------------------------------
 
@@ -109,6 +110,7 @@ class Ct2Translator:
             default_batch_tokens=DEFAULT_BATCH_TOKENS[self.kind],
             max_input_tokens=self.checkpoint.max_input_tokens,
             max_output_tokens=self.checkpoint.max_output_tokens,
+            fingerprint=self.checkpoint.fingerprint,
         )
 
     def load(self) -> None:
@@ -156,13 +158,17 @@ class Ct2Translator:
         else chosen again as for ``--dtype auto``."""
         import ctranslate2
 
+        if device in self._moved:
+            return self._moved[device]
         kind, _ = parse_device(device, ctranslate2.get_cuda_device_count())
         dtype = self.settings.dtype
         if dtype != "auto" and dtype not in ctranslate2.get_supported_compute_types(kind):
             log.warning("%s does not run %s with CTranslate2; using its default", device, dtype)
             dtype = "auto"
-        return Ct2Translator(self.model_id, replace(self.settings, device=device, dtype=dtype),
-                             fixed_length=self.fixed_length, checkpoint=self.checkpoint)
+        moved = Ct2Translator(self.model_id, replace(self.settings, device=device, dtype=dtype),
+                              fixed_length=self.fixed_length, checkpoint=self.checkpoint)
+        self._moved[device] = moved
+        return moved
 
     # -- internals --------------------------------------------------------------
 

@@ -87,6 +87,7 @@ class FaultInjectingTranslator:
         self.rng = rng or random.Random(spec.seed)
         self.injected = injected if injected is not None else dict.fromkeys(KINDS, 0)
         self.broken = False
+        self._moved: dict[str, FaultInjectingTranslator] = {}
         if rng is None:
             log.warning("FAULT INJECTION IS ON (%s): errors below are simulated", spec)
 
@@ -107,9 +108,11 @@ class FaultInjectingTranslator:
     def on_device(self, device: str) -> FaultInjectingTranslator:
         """The inner translator on ``device``, with the same OOM and transient
         faults (same random stream and counts) but a device that does not break."""
-        return FaultInjectingTranslator(self.inner.on_device(device),
-                                        replace(self.spec, device_fatal=0.0), rng=self.rng,
-                                        injected=self.injected)
+        if device not in self._moved:
+            self._moved[device] = FaultInjectingTranslator(
+                self.inner.on_device(device), replace(self.spec, device_fatal=0.0),
+                rng=self.rng, injected=self.injected)
+        return self._moved[device]
 
     def _fault(self, kind: str) -> BaseException:
         self.injected[kind] += 1

@@ -47,6 +47,7 @@ class HfTranslator:
         self._model = None
         self._device = None
         self._dtype = None
+        self._moved: dict[str, HfTranslator] = {}
 
     # -- the Translator protocol ----------------------------------------------
 
@@ -61,13 +62,17 @@ class HfTranslator:
             default_batch_tokens=DEFAULT_BATCH_TOKENS[device.type],
             max_input_tokens=self.checkpoint.max_input_tokens,
             max_output_tokens=self.checkpoint.max_output_tokens,
+            fingerprint=self.checkpoint.fingerprint,
         )
 
     def on_device(self, device: str) -> HfTranslator:
         """The same model on another device (the fallback after a fatal
         device error); ``--dtype auto`` is chosen again for that device."""
-        return HfTranslator(self.model_id, replace(self.settings, device=device),
-                            fixed_length=self.fixed_length, checkpoint=self.checkpoint)
+        if device not in self._moved:
+            self._moved[device] = HfTranslator(
+                self.model_id, replace(self.settings, device=device),
+                fixed_length=self.fixed_length, checkpoint=self.checkpoint)
+        return self._moved[device]
 
     def check_language(self, code: str) -> None:
         self.checkpoint.check_language(code)
