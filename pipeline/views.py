@@ -63,7 +63,8 @@ def status_rows(store: Store, limit: int) -> list[dict]:
 
 
 def job_detail(store: Store, job: Job) -> dict:
-    """Parameters, stage timings, chunk counts, failed chunks and delivery."""
+    """Parameters, stage timings, chunk counts, failed chunks, delivery, and
+    what translated the batches (with the device switches, if any)."""
     last_error = {}
     for a in store.attempts(job.id):
         if a.chunk_idx is not None:
@@ -77,8 +78,19 @@ def job_detail(store: Store, job: Job) -> dict:
         if job.error_class else None,
         "stages": [
             {"stage": r.stage, "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
-             "units_total": r.units_total, "units_done": r.units_done, "device": r.device}
+             "units_total": r.units_total, "units_done": r.units_done, "device": r.device,
+             "backend": r.backend, "dtype": r.dtype}
             for r in store.stage_runs(job.id)
+        ],
+        "translated_by": [
+            {"backend": backend, "device": device, "compute_type": compute_type,
+             "batches": n, "first_batch": first, "last_batch": last}
+            for backend, device, compute_type, n, first, last in store.translated_by(job.id)
+        ],
+        "device_switches": [
+            {"at": a.at, "batch_id": a.batch_id, "error_class": a.error_class,
+             "message": a.message}
+            for a in store.attempts(job.id) if a.decision == "fallback"
         ],
         "delivery": delivery(store, job),
         "failed_chunks": [
