@@ -19,6 +19,15 @@ The contract with the pipeline is the transformers backend's, exactly:
   ``max_new_tokens - 1`` tokens on both backends;
 - ``max_input_length=0``: CTranslate2 would silently cut inputs at 1,024
   tokens by default; the pipeline never sends an input over the limit.
+
+What differs: the arithmetic (the same text for 299 of 300 test sentences
+in float32, tests/test_ct2.py); the padding (CTranslate2 pads a batch to
+its longest member, its API takes no padding, where transformers pads to
+the length bucket's edge: ``benchmarks/determinism.py --backend
+ctranslate2`` measures what that leaves); and, in beam search only,
+``no_repeat_ngram_size`` and ``repetition_penalty``, which CTranslate2
+applies to logits before normalising and transformers to log-probabilities
+(greedy, they agree).
 """
 
 from __future__ import annotations

@@ -195,3 +195,16 @@ def test_auto_picks_ctranslate2_when_it_can_and_transformers_otherwise(tiny_mode
         open_translator(str(tiny_model), replace(CPU32, backend="ctranslate2"))
     with pytest.raises(InvalidInput, match="unknown backend"):
         RunSettings(backend="onnx")
+
+
+def test_repetition_controls_map_to_the_same_greedy_search(hf, ct2):
+    """no_repeat_ngram_size and repetition_penalty pass through; greedy, the
+    two libraries apply them the same way. (In beam search they do not:
+    transformers applies them to log-probabilities, CTranslate2 to logits
+    before normalising; see models/ct2.py.)"""
+    for decoding in (Decoding(beams=1, max_new_tokens=30, no_repeat_ngram_size=3),
+                     Decoding(beams=1, max_new_tokens=30, repetition_penalty=1.3)):
+        ours = ct2.translate_batch(SENTENCES, SRC, TGT, decoding)
+        assert ours == hf.translate_batch(SENTENCES, SRC, TGT, decoding)
+        assert ours != ct2.translate_batch(SENTENCES, SRC, TGT, replace(
+            decoding, no_repeat_ngram_size=0, repetition_penalty=1.0))  # they did something
