@@ -153,9 +153,9 @@ class Ct2Translator:
         return [self._translation(r.hypotheses[0]) for r in results]
 
     def classify(self, exc: BaseException) -> ErrorClass:
-        from models.ct2_errors import classify
+        from models.errors import classify_ct2
 
-        return classify(exc)
+        return classify_ct2(exc)
 
     def recover(self, error_class: ErrorClass) -> None:
         """Nothing to free: CTranslate2's CUDA allocator gives its cached

@@ -1,20 +1,34 @@
-"""Foreign exceptions mapped to error classes: the shared part.
+"""Foreign exceptions mapped to error classes, in one place.
 
 A foreign library often says what went wrong only in a message (CUDA
 errors always do). Those messages are matched against tables, one per
 library, and nowhere else:
 
-- ``CUDA`` here: the texts of NVIDIA's libraries (``cudaGetErrorString``
-  and the cuBLAS and cuDNN status names), which torch and CTranslate2 both
-  pass on, each inside its own wording;
-- ``models.torch_errors``: what torch and its CUDA libraries add (the
-  transformers backend's ``classify``);
-- ``models.ct2_errors``: what CTranslate2 adds (the CTranslate2 backend's
-  ``classify``).
+- ``CUDA``: the texts of NVIDIA's libraries (``cudaGetErrorString`` and the
+  cuBLAS and cuDNN status names), which torch and CTranslate2 both pass on,
+  each inside its own wording;
+- ``TORCH``: what torch adds;
+- ``CT2``: what CTranslate2 adds.
 
-Each backend classifies with one entry point that tries NVIDIA's table
-first (a poisoned context must win over anything else the message says),
-then its library's. Every pattern has a test with the real message text.
+Each backend has one entry point, ``classify_torch`` (transformers) and
+``classify_ct2`` (CTranslate2): by type first, then NVIDIA's table (a
+poisoned context must win over anything else the message says), then its
+library's. Every pattern has a test with the real message text
+(tests/test_model_errors.py).
+
+torch raises ``torch.OutOfMemoryError`` for CUDA OOM, but most other device
+failures are plain ``RuntimeError``s (or ``torch.AcceleratorError``, a
+subclass) that only say what happened: ``CUDA error: <the CUDA runtime's
+text>``, a cuBLAS/cuDNN status, or one of torch's own texts.
+
+CTranslate2 is C++ behind pybind11: ``std::runtime_error`` arrives as
+``RuntimeError``, ``std::invalid_argument`` as ``ValueError`` and
+``std::bad_alloc`` as ``MemoryError``. Its CUDA failures are runtime errors
+whose message wraps NVIDIA's text (``src/cuda/utils.h``: ``CUDA failed with
+error <cudaGetErrorString>``, ``cuBLAS failed with status <name>``,
+``cuDNN failed with status <name>``; debug builds prefix ``file:line:``);
+its CPU allocators add two texts (``src/cpu/allocator.cc``). Nothing here
+needs torch to classify a CTranslate2 error.
 """
 
 from __future__ import annotations
@@ -77,3 +91,31 @@ class MessageTable:
             if match is not None:
                 return match[1]
         return ErrorClass.INTERNAL
+
+
+# (pattern, class), tried after NVIDIA's texts.
+TORCH: tuple[tuple[str, ErrorClass], ...] = (
+    (r"DefaultCPUAllocator: can't allocate memory", ErrorClass.OOM),
+    # The CUDA driver API's error names, in torch's "CUDA driver error: ...".
+    (r"cudaErrorMemoryAllocation", ErrorClass.OOM),
+    (r"cudaErrorLaunchTimeout", ErrorClass.DEVICE_TRANSIENT),
+    (r"NCCL .*(timeout|unhandled system error)", ErrorClass.DEVICE_TRANSIENT),
+)
+CT2: tuple[tuple[str, ErrorClass], ...] = (
+    (r"aligned_alloc: failed to allocate memory", ErrorClass.OOM),
+    (r"mkl_malloc: failed to allocate memory", ErrorClass.OOM),
+)
+TORCH_TABLE = MessageTable(CUDA, TORCH)
+CT2_TABLE = MessageTable(CUDA, CT2)
+
+
+def classify_torch(exc: BaseException) -> ErrorClass:
+    """The error class of an exception raised while translating with torch."""
+    import torch
+
+    return TORCH_TABLE.classify(exc, oom_types=(torch.OutOfMemoryError,))
+
+
+def classify_ct2(exc: BaseException) -> ErrorClass:
+    """The error class of an exception raised while translating with CTranslate2."""
+    return CT2_TABLE.classify(exc)

@@ -112,9 +112,9 @@ class HfTranslator:
         return [self._translation(row) for row in out.tolist()]
 
     def classify(self, exc: BaseException) -> ErrorClass:
-        from models.torch_errors import classify
+        from models.errors import classify_torch
 
-        return classify(exc)
+        return classify_torch(exc)
 
     def recover(self, error_class: ErrorClass) -> None:
         """Free what an OOM left behind before the batch is retried in halves."""

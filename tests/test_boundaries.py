@@ -12,11 +12,13 @@ from tests.conftest import ROOT, cli_env
 
 HEAVY = ("torch", "transformers", "tokenizers", "sentencepiece", "ctranslate2", "models")
 
+
 def python(code: str, *flags: str, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *flags, "-c", code], capture_output=True, text=True, cwd=ROOT,
         env=env, timeout=120,
     )
+
 
 IMPORT_AND_REPORT = (
     "import sys\n"
@@ -26,10 +28,12 @@ IMPORT_AND_REPORT = (
     f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
 )
 
+
 def test_importing_the_orchestration_does_not_import_torch(tmp_path):
     proc = python(IMPORT_AND_REPORT.format(extra=""), env=cli_env(tmp_path / "jobs.db"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
 
 def test_the_check_above_would_see_torch(tmp_path):
     # A stand-in torch (cheap to import) proves the report catches it.
@@ -38,10 +42,13 @@ def test_the_check_above_would_see_torch(tmp_path):
     (fake / "torch.py").write_text("OutOfMemoryError = MemoryError\n")
     env = cli_env(tmp_path / "jobs.db")
     env["PYTHONPATH"] = f"{fake}{os.pathsep}{env['PYTHONPATH']}"
-    proc = python(IMPORT_AND_REPORT.format(extra="import models.torch_errors\n"), env=env)
+    proc = python(IMPORT_AND_REPORT.format(extra="import models.errors\n"
+                                                  "models.errors.classify_torch(ValueError())\n"),
+                  env=env)
     assert proc.returncode == 0, proc.stderr
     reported = proc.stdout.strip()
-    assert "'torch'" in reported and "'models.torch_errors'" in reported
+    assert "'torch'" in reported and "'models.errors'" in reported
+
 
 def test_public_names_are_sorted_and_pinned():
     assert pipeline.__all__ == sorted(pipeline.__all__)
@@ -57,6 +64,7 @@ def test_public_names_are_sorted_and_pinned():
     ]
     for name in pipeline.__all__:
         assert getattr(pipeline, name) is not None
+
 
 def test_status_answers_without_importing_torch(tmp_path):
     db = tmp_path / "jobs.db"

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.ct2_errors import classify as classify_ct2
+from models.errors import classify_ct2, classify_torch
 from models.faults import FaultInjectingTranslator, FaultSpec, simulated
-from models.torch_errors import classify as classify_torch
 from pipeline.errors import ErrorClass, InvalidInput
 from pipeline.translator import Decoding, Translation, TranslatorInfo
 

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.ct2_errors import CT2
-from models.ct2_errors import classify as classify_ct2
-from models.errors import CUDA, MessageTable
-from models.torch_errors import TORCH
-from models.torch_errors import classify as classify_torch
+from models.errors import CT2, CUDA, TORCH, MessageTable, classify_ct2, classify_torch
 from pipeline.errors import ErrorClass, InvalidInput, LeaseLost
 
 # NVIDIA's texts as torch wraps them (C10_CUDA_CHECK: "CUDA error: <text>",
@@ -178,7 +174,8 @@ def test_the_ctranslate2_classification_does_not_need_torch(tmp_path):
 
     from tests.conftest import ROOT, cli_env
 
-    code = ("import sys, models.ct2_errors\n"
+    code = ("import sys, models.errors\n"
+            "models.errors.classify_ct2(RuntimeError('CUDA failed with error out of memory'))\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, env=cli_env(tmp_path / "jobs.db"), timeout=60)
