@@ -20,10 +20,12 @@ default output-length rule and beam width (4), one thread each, one run:
   (d) hf-bf16:   the same in bfloat16, where the CPU has bf16 instructions
                  (always on CUDA).
 
-The figure is generated target tokens per second of wall time (the job's
-whole run for (b)-(d), model loaded and warmed up beforehand). The 1-minute
-load average before each method is printed too: on a shared machine other
-processes' load moves these figures. Random
+The figure is generated target tokens per second (the job's whole run for
+(b)-(d), model loaded and warmed up beforehand), of CPU time (this
+process's, every thread) and of wall time. With one thread per backend the
+CPU figure is the work itself; on a shared machine other processes' load
+stretches the wall time and not the CPU time, so the ratios are taken from
+CPU time. The 1-minute load average before each method is printed too. Random
 weights never emit EOS, so every translation runs to exactly its budget
 (``min = max``: a real model's worst case); every method produces the same
 number of tokens, checked.
@@ -118,9 +120,9 @@ def pipeline_run(translator, model: Path, text: str, beams: int, work: Path, nam
                        output=str(work / f"{name}.out.txt"), beams=beams)
     store = Store(work / f"{name}.db")
     job, _ = submit(store, params, read_input(src))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     final = run_job(store, job.id, translator, settings=translator.settings)
-    seconds = time.perf_counter() - started
+    seconds = (time.process_time() - cpu, time.perf_counter() - started)
     assert final.state == "SUCCEEDED", final
     return seconds, store, job.id, params
 
@@ -130,7 +132,7 @@ def planned_tokens(store: Store, job_id: str, params: JobParams, cap: int) -> in
 
 
 def raw_ct2(translator: Ct2Translator, store: Store, job_id: str, params: JobParams) -> tuple:
-    """(a): CTranslate2 alone on (b)'s batches; seconds and tokens generated."""
+    """(a): CTranslate2 alone on (b)'s batches; (CPU s, wall s) and tokens generated."""
     raw = translator._load()
     tok = translator.checkpoint.tokenizer
     cap = translator.describe().max_output_tokens
@@ -145,14 +147,14 @@ def raw_ct2(translator: Ct2Translator, store: Store, job_id: str, params: JobPar
         calls.append(([tok.convert_ids_to_tokens(x) for x in ids],
                       params.output_budget(members[0].n_tokens, cap)))
     generated = 0
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for source, budget in calls:
         results = raw.translate_batch(
             source, target_prefix=[[TGT]] * len(source), max_batch_size=0,
             beam_size=params.beams, max_decoding_length=budget, min_decoding_length=budget,
             max_input_length=0)
         generated += sum(len(r.hypotheses[0]) - 1 for r in results)
-    return time.perf_counter() - started, generated
+    return (time.process_time() - cpu, time.perf_counter() - started), generated
 
 
 def warm(translator) -> None:
@@ -206,24 +208,31 @@ def bench_model(name: str, args) -> dict:
 
 
 def report(f: dict) -> None:
-    rate = {k: f["tokens"] / f[k] for k in f if k[:2] in ("a_", "b_", "c_", "d_") and f[k]}
+    keys = [k for k in f if k[:2] in ("a_", "b_", "c_", "d_")]
+    cpu = {k: f["tokens"] / f[k][0] for k in keys if f[k]}
+    wall = {k: f["tokens"] / f[k][1] for k in keys if f[k]}
     print(f"\n{f['model']}: {f['sentences']} sentences, {f['batches']} batches, "
-          f"{f['tokens']} tokens generated per method, beams as asked")
+          f"{f['tokens']} tokens generated per method")
     labels = {"a_raw_ct2": f"(a) raw CTranslate2 ({f['ct2_compute_type']})",
               "b_pipeline_ct2": f"(b) pipeline, CTranslate2 {f['ct2_compute_type']}",
               "c_pipeline_hf_float32": "(c) pipeline, transformers float32",
               "d_pipeline_hf_bfloat16": "(d) pipeline, transformers bfloat16"}
+    print(f"  {'':<40} {'CPU s':>8} {'tokens/s':>9}  {'wall s':>8} {'tokens/s':>9}  load")
     for key, label in labels.items():
         if f.get(key):
-            print(f"  {label:<42} {f[key]:8.2f} s  {rate[key]:9.1f} tokens/s"
-                  f"   (load {f['load'][key]:.1f})")
+            print(f"  {label:<40} {f[key][0]:8.2f} {cpu[key]:9.1f}  {f[key][1]:8.2f} "
+                  f"{wall[key]:9.1f}  {f['load'][key]:.1f}")
         else:
-            print(f"  {label:<42}  (no bf16 on this CPU)")
-    b = rate["b_pipeline_ct2"]
-    ratios = {"(b)/(a)": b / rate["a_raw_ct2"], "(b)/(c)": b / rate["c_pipeline_hf_float32"]}
-    if f.get("d_pipeline_hf_bfloat16"):
-        ratios["(b)/(d)"] = b / rate["d_pipeline_hf_bfloat16"]
-    print("  " + "   ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+            print(f"  {label:<40}  (no bf16 on this CPU)")
+    ratios = {}
+    for name, rates in (("cpu", cpu), ("wall", wall)):
+        b = rates["b_pipeline_ct2"]
+        ratios[name] = {"(b)/(a)": b / rates["a_raw_ct2"],
+                        "(b)/(c)": b / rates["c_pipeline_hf_float32"]}
+        if f.get("d_pipeline_hf_bfloat16"):
+            ratios[name]["(b)/(d)"] = b / rates["d_pipeline_hf_bfloat16"]
+        print(f"  by {name + ' time:':<11}" + "   ".join(
+            f"{k} = {v:.2f}" for k, v in ratios[name].items()))
     f["ratios"] = ratios
 
 

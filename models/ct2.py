@@ -49,7 +49,8 @@ COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16
                  "float16", "bfloat16", "float32")
 # --dtype auto: int8 weights everywhere, float16 activations on a GPU.
 AUTO_COMPUTE_TYPES = {"cuda": ("int8_float16", "float16", "float32"), "cpu": ("int8", "float32")}
-# Padded source tokens per batch when the run sets none (benchmarks/backends.py).
+# Padded source tokens per batch when the run sets none: the transformers
+# backend's figures (benchmarks/throughput.py), not yet tuned for CTranslate2.
 DEFAULT_BATCH_TOKENS = {"cpu": 2048, "cuda": 8192}
 CONVERTIBLE_MODEL_TYPES = ("m2m_100",)  # NLLB-MoE has no CTranslate2 converter
 
