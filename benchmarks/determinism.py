@@ -5,6 +5,7 @@ against the same sentence inside the pipeline's batches, same budget.
     python benchmarks/determinism.py                        # tiny model, generated text
     python benchmarks/determinism.py --corpus ../shared/corpus/flores200_devtest.eng_Latn.txt
     python benchmarks/determinism.py --d-model 512 --layers 6 --sentences 100
+    python benchmarks/determinism.py --backend ctranslate2 --dtype int8
 
 The pipeline gives every member of a batch the same output budget, so beam
 search cannot be changed by a neighbour's budget. What remains is padding:
@@ -28,6 +29,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import HfTranslator, build_tiny_model  # noqa: E402
+from models.ct2 import Ct2Translator  # noqa: E402
 from pipeline.batching import plan_batches  # noqa: E402
 from pipeline.config import RunSettings  # noqa: E402
 from pipeline.samples import generate_text  # noqa: E402
@@ -59,13 +61,18 @@ def main(argv=None) -> int:
     p.add_argument("--corpus", help="a file of one sentence per line instead of generated text")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-tokens", type=int, default=4096, help="token budget (default 4096)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="backend threads (default 1)")
+    p.add_argument("--backend", default="hf", choices=("hf", "ctranslate2"))
+    p.add_argument("--dtype", default="auto",
+                   help="auto (float32 for hf, int8 for ctranslate2 on CPU), float32, int8, ...")
     args = p.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(build_tiny_model(Path(tmp) / "tiny", d_model=args.d_model,
                                                    layers=args.layers))
-        tr = HfTranslator(model, RunSettings(device="cpu", threads=args.threads))
+        settings = RunSettings(device="cpu", threads=args.threads, dtype=args.dtype)
+        tr = (HfTranslator(model, settings) if args.backend == "hf"
+              else Ct2Translator(model, settings))
         texts = sentences(args)
         counts = tr.count_tokens(texts)
         cap = tr.describe().max_output_tokens
@@ -77,7 +84,9 @@ def main(argv=None) -> int:
 
         chunks = [_Chunk(i, n) for i, n in enumerate(counts)]
         plan = plan_batches(chunks, args.batch_tokens, 256, budget)
-        print(f"{len(texts)} sentences, {len(plan)} batches at --batch-tokens {args.batch_tokens}")
+        info = tr.describe()
+        print(f"{info.backend} {info.compute_type}: {len(texts)} sentences, {len(plan)} batches "
+              f"at --batch-tokens {args.batch_tokens}")
         for beams in (1, 4):
             alone, batched = {}, {}
             for c in chunks:
@@ -90,7 +99,9 @@ def main(argv=None) -> int:
             differ = [i for i in alone if alone[i] != batched[i]]
             print(f"beams {beams}: {len(differ)} of {len(texts)} translations differ between "
                   f"alone and batched ({100 * len(differ) / len(texts):.2f}%)")
-        print(f"largest first-step logit difference, alone vs batched: {logit_gap(tr, texts, plan):.3g}")
+        if args.backend == "hf":
+            print(f"largest first-step logit difference, alone vs batched: "
+                  f"{logit_gap(tr, texts, plan):.3g}")
     return 0
 
 

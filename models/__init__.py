@@ -1,15 +1,10 @@
 """Everything that knows about torch and the model libraries: backends behind
 the Translator protocol, checkpoints, error mapping, the tiny test model."""
 
+from models.backends import open_translator
 from models.checkpoint import resolve_model
 from models.hf import HfTranslator
 from models.tiny import build_tiny_model, ensure_tiny_model
 
 __all__ = ["HfTranslator", "build_tiny_model", "ensure_tiny_model", "open_translator",
            "resolve_model"]
-
-
-def open_translator(model: str, settings):
-    """The translator for ``model`` with these run settings (the one place
-    that picks a backend). Loads the tokenizer, not the weights."""
-    return HfTranslator(model, settings)

@@ -1,19 +1,31 @@
 """What every backend shares about an NLLB checkpoint: where it is, its
-tokenizer, its limits and the language codes it knows.
+tokenizer, its limits, the language codes it knows and its fingerprint.
 
-A backend (transformers in ``models.hf``, CTranslate2 beside it) runs the
-weights; the tokenizer and the limits come from here, so every backend
-counts tokens, checks languages and sizes its output budgets the same way.
+A backend (transformers in ``models.hf``, CTranslate2 in ``models.ct2``)
+runs the weights; the tokenizer and the limits come from here, so every
+backend counts tokens, checks languages and sizes its output budgets the
+same way.
+
+``--model`` names a hub id, a transformers checkpoint directory
+(``config.json``) or a converted CTranslate2 directory (``model.bin`` and
+``shared_vocabulary.json`` or ``.txt``). The tokenizer is read from the
+model, or from ``--tokenizer`` (a hub id or directory) when given: a
+converted directory made without ``--copy_files`` has none of its own.
 """
 
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 
 from pipeline.errors import InvalidInput, Unsupported
 
 SUPPORTED_MODEL_TYPES = ("m2m_100", "nllb-moe")
+# Every NLLB-200 checkpoint has 1,024 positions; a converted directory does
+# not say, and its tokenizer may not either.
+NLLB_POSITIONS = 1024
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model")
 
 
 def looks_like_path(model: str) -> bool:
@@ -24,50 +36,107 @@ def looks_like_path(model: str) -> bool:
     )
 
 
-def resolve_model(model: str) -> str:
-    """A local checkpoint directory as an absolute path, or a hub id as given.
+def is_converted(directory: str | Path) -> bool:
+    """A CTranslate2 model directory: ``model.bin`` and a shared vocabulary."""
+    path = Path(directory)
+    return (path / "model.bin").is_file() and any(
+        (path / f"shared_vocabulary.{ext}").is_file() for ext in ("json", "txt"))
 
-    Raises InvalidInput for a missing directory or one that is not a model.
+
+def resolve_model(model: str) -> str:
+    """A local model directory as an absolute path, or a hub id as given.
+
+    Raises InvalidInput for a missing directory or one that is neither a
+    transformers checkpoint nor a converted CTranslate2 model.
     """
     path = Path(model).expanduser()
     if path.exists() or looks_like_path(model):
         if not path.is_dir():
             raise InvalidInput(f"model directory not found: {model}")
-        if not (path / "config.json").is_file():
-            raise InvalidInput(f"{model} is not a model directory (it has no config.json)")
+        if not is_converted(path) and not (path / "config.json").is_file():
+            raise InvalidInput(
+                f"{model} is not a model directory (it has no config.json, and no model.bin "
+                "with shared_vocabulary of a converted CTranslate2 model)")
         return str(path.resolve())
     return model
+
+
+def has_tokenizer(directory: str | Path) -> bool:
+    return any((Path(directory) / name).is_file() for name in _TOKENIZER_FILES)
+
+
+def resolve_tokenizer(tokenizer: str) -> str:
+    """``--tokenizer``: a directory with tokenizer files (absolute), or a hub id."""
+    path = Path(tokenizer).expanduser()
+    if path.exists() or looks_like_path(tokenizer):
+        if not path.is_dir() or not has_tokenizer(path):
+            raise InvalidInput(f"--tokenizer {tokenizer}: not a directory with tokenizer files")
+        return str(path.resolve())
+    return tokenizer
+
+
+def _has_config(source: str) -> bool:
+    """A transformers checkpoint (hub id, or directory with its config)."""
+    path = Path(source)
+    if not path.is_dir():
+        return True
+    return (path / "config.json").is_file() and not is_converted(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class Checkpoint:
     """An NLLB checkpoint's config and tokenizer (fast to load: no weights).
 
     ``max_input_tokens`` is the longest input the model takes, special tokens
-    included; ``max_output_tokens`` caps every output budget.
+    included; ``max_output_tokens`` caps every output budget. ``converted``
+    says that ``model_id`` is a CTranslate2 directory (only that backend
+    runs it); ``config`` is then the original checkpoint's when
+    ``--tokenizer`` names one, else None.
     """
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, tokenizer: str | None = None):
         from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         self.model_id = resolve_model(model)
+        self.converted = is_converted(self.model_id)
+        source = resolve_tokenizer(tokenizer) if tokenizer else self.model_id
+        if self.converted and source == self.model_id and not has_tokenizer(source):
+            raise InvalidInput(
+                f"the converted model {model} has no tokenizer files; pass --tokenizer with the "
+                "original checkpoint (hub id or directory)")
+        self.config = None
         try:
-            self.config = AutoConfig.from_pretrained(self.model_id)
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_id)
+            if not self.converted:
+                self.config = AutoConfig.from_pretrained(self.model_id)
+            elif source != self.model_id and _has_config(source):
+                self.config = AutoConfig.from_pretrained(source)
+            self.tokenizer = AutoTokenizer.from_pretrained(source)
         except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InvalidInput(f"cannot load model {model!r}: {first}") from exc
-        if self.config.model_type not in SUPPORTED_MODEL_TYPES:
+            raise InvalidInput(f"cannot load model {model!r}: {_first_line(exc)}") from exc
+        if self.config is not None and self.config.model_type not in SUPPORTED_MODEL_TYPES:
             raise Unsupported(
                 f"model {model!r} is a {self.config.model_type!r} model, not NLLB/M2M100"
             )
-        limits = [self.config.max_position_embeddings]
+        limits = [self.config.max_position_embeddings] if self.config is not None else []
         if 0 < getattr(self.tokenizer, "model_max_length", 0) < 100_000:
             limits.append(self.tokenizer.model_max_length)
-        self.max_input_tokens = min(limits)
+        self.max_input_tokens = min(limits or [NLLB_POSITIONS])
         # The decoder starts with its start token and the language code.
         self.max_output_tokens = self.max_input_tokens - 2
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What identifies the weights ``model_id`` names (``models.fingerprint``)."""
+        from models.fingerprint import fingerprint
+        from pipeline.config import cache_dir
+
+        return fingerprint(self.model_id, cache_dir())
 
     def check_language(self, code: str) -> None:
         if self.tokenizer.convert_tokens_to_ids(code) == self.tokenizer.unk_token_id:
@@ -76,8 +145,19 @@ class Checkpoint:
     def count_tokens(self, texts: list[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-        return [len(x) for x in ids]
+        return [len(x) for x in self.encode(texts)]
+
+    def encode(self, texts: list[str], src_lang: str | None = None) -> list[list[int]]:
+        """Token ids per text: the source language code, the text, EOS."""
+        if src_lang is not None:
+            self.tokenizer.src_lang = src_lang
+        return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+
+    def check_input_lengths(self, ids: list[list[int]]) -> None:
+        longest = max(len(x) for x in ids)
+        if longest > self.max_input_tokens:
+            # Preprocess splits chunks to fit; this is a bug, never truncate.
+            raise InvalidInput(f"an input of {longest} tokens exceeds the model's limit")
 
     def language_id(self, code: str) -> int:
         return self.tokenizer.convert_tokens_to_ids(code)

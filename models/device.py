@@ -1,53 +1,78 @@
-"""Which device and dtype a model runs on."""
+"""Which device and number format a model runs on.
+
+The device grammar (``auto``, ``cpu``, ``cuda``, ``cuda:N``) is shared by
+every backend; each backend asks its own library how many GPUs it sees (a
+CPU build of torch next to CTranslate2's CUDA wheel sees none), and each
+has its own number formats: torch dtypes for transformers, compute types
+for CTranslate2 (``models.ct2``).
+"""
 
 from __future__ import annotations
 
-import torch
-
 from pipeline.errors import InvalidInput
 
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+TORCH_DTYPES = ("float32", "float16", "bfloat16")
 
 
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` takes CUDA when present; ``cuda:N`` must exist."""
+def parse_device(spec: str, cuda_count: int) -> tuple[str, int]:
+    """``(kind, index)`` for a device spec: ``auto`` takes the first GPU when
+    there is one; ``cuda:N`` must exist. The index of ``cpu`` is 0."""
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return ("cuda", 0) if cuda_count else ("cpu", 0)
     if spec == "cpu":
-        return torch.device("cpu")
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
+        return "cpu", 0
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not cuda_count:
             raise InvalidInput(f"--device {spec}: no CUDA device is available (use cpu or auto)")
-        try:
-            device = torch.device(spec)
-        except RuntimeError as exc:
-            raise InvalidInput(f"--device {spec}: {exc}") from exc
-        index = device.index or 0
-        if index >= torch.cuda.device_count():
-            raise InvalidInput(
-                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present"
-            )
-        return torch.device("cuda", index)
+        index_text = spec.partition(":")[2] or "0"
+        if not index_text.isdigit():
+            raise InvalidInput(f"--device {spec}: the index after cuda: must be a number")
+        index = int(index_text)
+        if index >= cuda_count:
+            raise InvalidInput(f"--device {spec}: only {cuda_count} CUDA device(s) present")
+        return "cuda", index
     raise InvalidInput(f"unknown device {spec!r} (auto, cpu, cuda or cuda:N)")
 
 
-def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
+def device_name(kind: str, index: int) -> str:
+    """How a device is recorded: ``cpu`` or ``cuda:N``."""
+    return "cpu" if kind == "cpu" else f"{kind}:{index}"
+
+
+def resolve_device(spec: str):
+    """The torch device for a spec (``auto`` takes CUDA when torch sees it)."""
+    import torch
+
+    kind, index = parse_device(spec, torch.cuda.device_count() if torch.cuda.is_available()
+                               else 0)
+    return torch.device("cpu") if kind == "cpu" else torch.device(kind, index)
+
+
+def resolve_dtype(spec: str, device):
     """Half precision on CUDA (bf16 where the GPU supports it), float32 on CPU."""
+    import torch
+
     if spec != "auto":
-        return _DTYPES[spec]
+        if spec not in TORCH_DTYPES:
+            raise InvalidInput(f"--dtype {spec} is a CTranslate2 compute type; the transformers "
+                               f"backend runs {', '.join(TORCH_DTYPES)} (or use --backend "
+                               f"ctranslate2)")
+        return getattr(torch, spec)
     if device.type == "cuda":
         with torch.cuda.device(device):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
 
 
-def dtype_name(dtype: torch.dtype) -> str:
+def dtype_name(dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def free_memory(device: torch.device) -> None:
+def free_memory(device) -> None:
     """Give cached blocks back after an OOM so the split halves can fit."""
     import gc
+
+    import torch
 
     gc.collect()
     if device.type == "cuda":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from models.checkpoint import Checkpoint
 from pipeline.budget import length_bucket
@@ -31,8 +32,12 @@ class HfTranslator:
     backend = "hf"
 
     def __init__(self, model: str, settings: RunSettings = RunSettings(), *,
-                 fixed_length: bool = False):
-        self.checkpoint = Checkpoint(model)
+                 tokenizer: str | None = None, fixed_length: bool = False,
+                 checkpoint: Checkpoint | None = None):
+        self.checkpoint = checkpoint or Checkpoint(model, tokenizer)
+        if self.checkpoint.converted:
+            raise InvalidInput(f"{model} is a converted CTranslate2 model: it runs with "
+                               "--backend ctranslate2 (or auto), not with transformers")
         self.model_id = self.checkpoint.model_id
         self.tokenizer = self.checkpoint.tokenizer
         self.settings = settings
@@ -42,6 +47,7 @@ class HfTranslator:
         self._model = None
         self._device = None
         self._dtype = None
+        self._moved: dict[str, HfTranslator] = {}
 
     # -- the Translator protocol ----------------------------------------------
 
@@ -56,7 +62,17 @@ class HfTranslator:
             default_batch_tokens=DEFAULT_BATCH_TOKENS[device.type],
             max_input_tokens=self.checkpoint.max_input_tokens,
             max_output_tokens=self.checkpoint.max_output_tokens,
+            fingerprint=self.checkpoint.fingerprint,
         )
+
+    def on_device(self, device: str) -> HfTranslator:
+        """The same model on another device (the fallback after a fatal
+        device error); ``--dtype auto`` is chosen again for that device."""
+        if device not in self._moved:
+            self._moved[device] = HfTranslator(
+                self.model_id, replace(self.settings, device=device),
+                fixed_length=self.fixed_length, checkpoint=self.checkpoint)
+        return self._moved[device]
 
     def check_language(self, code: str) -> None:
         self.checkpoint.check_language(code)
@@ -69,11 +85,9 @@ class HfTranslator:
         import torch
 
         model = self._load()
-        self.tokenizer.src_lang = src_lang
-        longest = max(self.count_tokens(list(texts)))
-        if longest > self.checkpoint.max_input_tokens:
-            # Preprocess splits chunks to fit; this is a bug, never truncate.
-            raise InvalidInput(f"an input of {longest} tokens exceeds the model's limit")
+        ids = self.checkpoint.encode(texts, src_lang)
+        self.checkpoint.check_input_lengths(ids)
+        longest = max(len(x) for x in ids)
         # Pad to the length bucket's edge, not to the longest member: a
         # sentence then meets the same padded shape alone, in a full batch
         # or in half of one after an OOM, which halves how often rounding
@@ -98,9 +112,9 @@ class HfTranslator:
         return [self._translation(row) for row in out.tolist()]
 
     def classify(self, exc: BaseException) -> ErrorClass:
-        from models.errors import classify
+        from models.errors import classify_torch
 
-        return classify(exc)
+        return classify_torch(exc)
 
     def recover(self, error_class: ErrorClass) -> None:
         """Free what an OOM left behind before the batch is retried in halves."""

@@ -66,11 +66,23 @@ def is_tiny_model(directory: str | Path) -> bool:
 
 
 def build_tiny_model(directory: str | Path, *, d_model: int = 64, layers: int = 2,
-                     vocab_size: int = 2000, seed: int = 0) -> Path:
+                     heads: int = 4, ffn_dim: int | None = None, vocab_size: int = 2000,
+                     model_vocab_size: int | None = None, init_std: float = 1.0,
+                     seed: int = 0) -> Path:
     """Write a tiny NLLB-architecture checkpoint and tokenizer to ``directory``.
 
     The directory is written completely or not at all (built in a temporary
     sibling and renamed), so a killed build never leaves half a model.
+
+    The defaults are the test model. Benchmarks build bigger shapes with the
+    same tokenizer: ``ffn_dim`` (default ``2 * d_model``), ``heads``, and
+    ``model_vocab_size``, the rows of the embedding and output projection
+    (default: the tokenizer's ~2,200 tokens; NLLB-200 has 256,206, which is
+    most of a decoding step's cost, so a benchmark of the real architecture
+    sets it; the rows past the tokenizer are never an input, and an output
+    token among them decodes to nothing). ``init_std`` 1.0 makes the output
+    depend on the input (at 0.02, the real init, every input gives the same
+    string), which tests need; deep models need the real init to stay finite.
     """
     import torch
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
@@ -93,17 +105,15 @@ def build_tiny_model(directory: str | Path, *, d_model: int = 64, layers: int = 
         tokenizer.save_pretrained(str(out))
 
         config = M2M100Config(
-            vocab_size=len(tokenizer),
+            vocab_size=max(model_vocab_size or 0, len(tokenizer)),
             d_model=d_model,
             encoder_layers=layers, decoder_layers=layers,
-            encoder_attention_heads=4, decoder_attention_heads=4,
-            encoder_ffn_dim=d_model * 2, decoder_ffn_dim=d_model * 2,
+            encoder_attention_heads=heads, decoder_attention_heads=heads,
+            encoder_ffn_dim=ffn_dim or d_model * 2, decoder_ffn_dim=ffn_dim or d_model * 2,
             max_position_embeddings=1024,
             scale_embedding=True,
             dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-            # A wide init makes the output depend on the input (at 0.02 every
-            # input gives the same string), so tests can tell chunks apart.
-            init_std=1.0,
+            init_std=init_std,
             pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
             tokenizer_class="NllbTokenizer",
         )

@@ -95,20 +95,42 @@ def idempotency_key(params: JobParams, input_sha256: str) -> str:
     return hashlib.sha256(f"{params.canonical_json()}\n{input_sha256}".encode()).hexdigest()
 
 
+# The backends and number formats a run may ask for (models.backends picks,
+# models.device and models.ct2 resolve "auto" for the device).
+BACKENDS = ("auto", "hf", "ctranslate2")
+DTYPES = ("auto", "float32", "float16", "bfloat16", "int8", "int8_float32", "int8_float16",
+          "int8_bfloat16", "int16")  # int8*/int16: CTranslate2 only
+
+
+def _check_device(option: str, spec: str) -> None:
+    if spec != "auto" and spec != "cpu" and not spec.startswith("cuda"):
+        raise InvalidInput(f"unknown {option} {spec!r} (auto, cpu, cuda or cuda:N)")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    dtype: str = "auto"  # one of DTYPES; auto: int8 (CTranslate2) or float32 (transformers) on CPU
+    backend: str = "auto"  # one of BACKENDS; auto: CTranslate2 when it can run the model
+    tokenizer: str = ""  # hub id or directory of the tokenizer; "" = the model's own
+    # Where to go on when the device fails in a way retrying on it cannot fix
+    # (DEVICE_FATAL, or OOM on a single sentence); "" = fail the job instead.
+    fallback_device: str = ""
     batch_tokens: int = 0  # padded source tokens per batch; 0 = chosen by device
     max_batch_size: int = 256  # sequences per batch, whatever the budget
-    threads: int = 0  # CPU threads for torch; 0 = torch's default
+    threads: int = 0  # CPU threads for the backend; 0 = its default
     lease_seconds: float = 30.0  # a lease not renewed for this long is reclaimable
 
     def __post_init__(self) -> None:
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
-            raise InvalidInput(f"unknown device {self.device!r} (auto, cpu, cuda or cuda:N)")
-        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
-            raise InvalidInput(f"unknown dtype {self.dtype!r} (auto, float32, float16, bfloat16)")
+        _check_device("device", self.device)
+        if self.fallback_device:
+            _check_device("fallback device", self.fallback_device)
+            if self.fallback_device == "auto":
+                raise InvalidInput("--fallback-device names a device (cpu, cuda:N), not auto")
+        if self.dtype not in DTYPES:
+            raise InvalidInput(f"unknown dtype {self.dtype!r} ({', '.join(DTYPES)})")
+        if self.backend not in BACKENDS:
+            raise InvalidInput(f"unknown backend {self.backend!r} ({', '.join(BACKENDS)})")
         if self.batch_tokens < 0:
             raise InvalidInput(f"batch_tokens must be >= 1 (0: chosen by device), not "
                                f"{self.batch_tokens}")
@@ -149,8 +171,8 @@ def load_config_file(path: Path | None = None, *, required: bool = False) -> dic
 
     Sections: ``[retry]`` with the keys of ``--retry`` (chunk_attempts,
     batch_retries, base, factor, cap, and per-class limits such as
-    device_transient = 3), and ``[run]`` with device, dtype, batch_tokens,
-    threads (``run_section``).
+    device_transient = 3), and ``[run]`` with device, dtype, backend,
+    tokenizer, fallback_device, batch_tokens, threads (``run_section``).
     Precedence: defaults, then this file, then the environment, then flags.
     """
     try:
@@ -173,7 +195,11 @@ def load_config_file(path: Path | None = None, *, required: bool = False) -> dic
     return data
 
 
-RUN_KEYS = ("device", "dtype", "batch_tokens", "threads")
+RUN_KEYS = ("device", "dtype", "backend", "tokenizer", "fallback_device", "batch_tokens",
+            "threads")
+# The run settings an environment variable can set (between [run] and the flags).
+RUN_ENV = {"backend": "NLLB_PIPELINE_BACKEND", "tokenizer": "NLLB_PIPELINE_TOKENIZER",
+           "fallback_device": "NLLB_PIPELINE_FALLBACK_DEVICE"}
 
 
 def run_section(data: dict, path: Path) -> dict:
@@ -189,7 +215,7 @@ def run_section(data: dict, path: Path) -> dict:
                            f"(known: {', '.join(RUN_KEYS)})")
     settings = {}
     for key, value in section.items():
-        if key in ("device", "dtype"):
+        if key in ("device", "dtype", "backend", "tokenizer", "fallback_device"):
             if not isinstance(value, str):
                 raise InvalidInput(f"{where} {key} must be a string, not {value!r}")
         else:

@@ -9,6 +9,9 @@ when the job is already done and no model would be loaded.
   memory (memory pressure grows with the batch; one sentence always fits).
 - ``transient``: probability, per sentence in a call, of a transient device
   error that fails the whole call.
+- ``device_fatal``: probability, per call, that the device breaks for good
+  (an illegal memory access poisons a CUDA context): that call and every
+  later one on it fail, until the run moves to ``--fallback-device``.
 - ``seed``: the random source's seed, so a run can be repeated.
 """
 
@@ -20,17 +23,19 @@ from dataclasses import dataclass
 from pipeline.errors import InvalidInput
 
 ENV_VAR = "NLLB_PIPELINE_INJECT_FAULTS"
-_EXAMPLE = "expected e.g. 'oom=0.2,transient=0.05,seed=7'"
+KINDS = ("oom", "transient", "device_fatal")
+_EXAMPLE = "expected e.g. 'oom=0.2,transient=0.05,device_fatal=0.01,seed=7'"
 
 
 @dataclass(frozen=True)
 class FaultSpec:
     oom: float = 0.0  # probability per call of more than one sentence
     transient: float = 0.0  # probability per sentence in a call
+    device_fatal: float = 0.0  # probability per call that the device breaks for good
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("oom", "transient"):
+        for name in KINDS:
             value = getattr(self, name)
             if not (math.isfinite(value) and 0 <= value <= 1):
                 raise InvalidInput(f"fault rate {name} must be between 0 and 1, not {value}")
@@ -43,7 +48,7 @@ class FaultSpec:
         for item in spec.split(","):
             key, sep, value = item.strip().partition("=")
             try:
-                if not sep or key not in ("oom", "transient", "seed"):
+                if not sep or key not in (*KINDS, "seed"):
                     raise ValueError
                 values[key] = int(value) if key == "seed" else float(value)
                 if key != "seed" and not (math.isfinite(values[key]) and 0 <= values[key] <= 1):
@@ -55,4 +60,5 @@ class FaultSpec:
         return cls(**values)
 
     def __str__(self) -> str:
-        return f"oom={self.oom},transient={self.transient},seed={self.seed}"
+        fatal = f",device_fatal={self.device_fatal}" if self.device_fatal else ""
+        return f"oom={self.oom},transient={self.transient}{fatal},seed={self.seed}"

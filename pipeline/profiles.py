@@ -1,10 +1,12 @@
 """Stage weights and rates measured on past jobs of the same profile.
 
-A profile is (model, device, dtype): the inference stage run of each job
-records it. A stage's weight is the median share of wall time it took over
-the profile's last ``last_n`` succeeded jobs (the median, so one job that
-waited on a slow upload does not move the bar for every later job); its
-rate is the median units per second. With no history the defaults apply.
+A profile is (model, backend, device, dtype): the inference stage run of
+each job records it (CTranslate2 int8 and transformers float32 on one CPU
+run at very different rates, so they learn separately). A stage's weight
+is the median share of wall time it took over the profile's last
+``last_n`` succeeded jobs (the median, so one job that waited on a slow
+upload does not move the bar for every later job); its rate is the median
+units per second. With no history the defaults apply.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from pipeline.store import Store
 @dataclass(frozen=True)
 class Profile:
     model: str
+    backend: str  # hf or ctranslate2
     device: str
-    dtype: str
+    dtype: str  # the compute type
 
     def __str__(self) -> str:
-        return f"{self.model} on {self.device} ({self.dtype})"
+        return f"{self.model} on {self.device} ({self.backend} {self.dtype})"
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class StageHistory:
 
 
 def stage_history(store: Store, profile: Profile, last_n: int = 20) -> StageHistory:
-    rows = store.profile_stage_rows(profile.model, profile.device, profile.dtype, last_n)
+    rows = store.profile_stage_rows(profile.model, profile.backend, profile.device,
+                                    profile.dtype, last_n)
     per_job: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
     for job_id, stage, wall, units in rows:
         per_job[job_id][stage] = (wall or 0.0, units or 0.0)
@@ -69,4 +73,5 @@ def history_for(store: Store, translator, model: str, last_n: int = 20) -> Stage
     info = translator.describe()
     if not model or info.backend == "none":
         return StageHistory(dict(DEFAULT_WEIGHTS))
-    return stage_history(store, Profile(model, info.device, info.compute_type), last_n)
+    return stage_history(store, Profile(model, info.backend, info.device, info.compute_type),
+                         last_n)

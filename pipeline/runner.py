@@ -202,14 +202,18 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
         store.requeue(job.id, worker)
         return store.job(job.id)
     except BaseException as exc:
-        error_class = exc.error_class if isinstance(exc, PipelineError) else translator.classify(exc)
+        # ctx.translator: the one on the fallback device if the run switched.
+        error_class = (exc.error_class if isinstance(exc, PipelineError)
+                       else ctx.translator.classify(exc))
         if isinstance(exc, KeyboardInterrupt):
             store.release_job(job.id, worker)  # resumable at once; state stays RUNNING
             raise
         message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if error_class is ErrorClass.DEVICE_FATAL:
             message += ("; the device is in a broken state: restart the process, then run the "
-                        "same command to continue the job")
+                        "same command to continue the job"
+                        + ("" if settings.fallback_device else
+                           " (with --fallback-device cpu a run goes on on the CPU instead)"))
         store.record_attempt(job.id, store.job(job.id).stage, error_class=error_class,
                              message=message, tb=traceback.format_exc(),
                              attempt=getattr(exc, "attempt", 1),

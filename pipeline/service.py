@@ -93,18 +93,22 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
 
 
 class TranslatorCache:
-    """One translator per model (decoding settings come with each call),
-    built on first use, its languages checked for every job it serves."""
+    """One translator per model and backend (decoding settings come with
+    each call), built on first use, its languages checked for every job it
+    serves. A job that moved to the fallback device got its translator from
+    ``on_device``, which keeps it: the next job that needs it does not load
+    the weights again."""
 
     def __init__(self, settings: RunSettings, *, inject_faults: str | None = None,
                  announce: Callable[[str], None] = lambda text: None):
         self.settings, self.inject_faults, self.announce = settings, inject_faults, announce
-        self._translators: dict[str, Translator] = {}
+        self._translators: dict[tuple[str, str], Translator] = {}
 
     def __call__(self, params: JobParams) -> Translator:
-        if params.model not in self._translators:
-            self._translators[params.model] = self._build(params.model)
-        translator = self._translators[params.model]
+        key = (params.model, self.settings.backend)
+        if key not in self._translators:
+            self._translators[key] = self._build(params.model)
+        translator = self._translators[key]
         translator.check_language(params.src_lang)
         translator.check_language(params.tgt_lang)
         return translator

@@ -119,15 +119,15 @@ def _eta_error(store: Store, cutoff: float) -> dict:
 
 
 def profiles_table(store: Store, last_n: int = 20) -> list[dict]:
-    """One row per (model, device, dtype) seen on an inference stage run:
+    """One row per (model, backend, device, dtype) seen on an inference stage run:
     how many jobs ran on it, and the stage weights and per-unit rates that
     ``stage_history`` derives from its last ``last_n`` succeeded jobs
     (``history_jobs`` of them had all four stages; 0 means the defaults)."""
     table = []
-    for model, device, dtype, n_jobs in store.profiles_seen():
-        history = stage_history(store, Profile(model, device, dtype), last_n)
+    for model, backend, device, dtype, n_jobs in store.profiles_seen():
+        history = stage_history(store, Profile(model, backend, device, dtype), last_n)
         table.append({
-            "model": model, "device": device, "dtype": dtype, "jobs": n_jobs,
+            "model": model, "backend": backend, "device": device, "dtype": dtype, "jobs": n_jobs,
             "history_jobs": history.jobs, "weights": dict(history.weights),
             "rates": dict(history.rates),
         })

@@ -1,7 +1,7 @@
 """The one thing the pipeline knows about a model: the Translator protocol.
 
-A backend (``models.hf.HfTranslator``, ``models.ctranslate2``...) is bound to
-a model and a device, never to a job: decoding settings come with every call
+A backend (``models.hf.HfTranslator``, ``models.ct2.Ct2Translator``) is bound
+to a model and a device, never to a job: decoding settings come with every call
 (as CTranslate2's ``translate_batch`` takes them), so one loaded model serves
 every job that names it.
 
@@ -61,6 +61,10 @@ class TranslatorInfo:
     default_batch_tokens: int  # padded source tokens per batch when the run sets none
     max_input_tokens: int  # longest input, special tokens included
     max_output_tokens: int  # no output budget is larger than this
+    # What identifies the weights ``model`` names: a hub id's resolved
+    # revision, or a directory's file contents (models.fingerprint); "" for
+    # no model. Two translators with one fingerprint run the same weights.
+    fingerprint: str = ""
 
 
 class Translator(Protocol):
@@ -90,6 +94,12 @@ class Translator(Protocol):
     def recover(self, error_class: ErrorClass) -> None:
         """Clean up after a failure of this class (free memory after an OOM)."""
 
+    def on_device(self, device: str) -> Translator:
+        """The same model and backend on another device (``cpu``, ``cuda:N``):
+        where a run goes on after its device failed for good. The same
+        translator is returned for the same device, so a second switch does
+        not load the weights again. Cheap: the weights load on first use."""
+
 
 class NoModel:
     """Stands in for the model when only postprocess and upload are left
@@ -117,3 +127,6 @@ class NoModel:
 
     def recover(self, error_class: ErrorClass) -> None:
         pass
+
+    def on_device(self, device: str) -> NoModel:
+        return self

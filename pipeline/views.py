@@ -153,7 +153,8 @@ def status_rows(store: Store, limit: int, now: float) -> list[dict]:
 def job_detail(store: Store, job: Job, now: float) -> dict:
     """``job_view``, plus parameters, stage timings, chunk counts, failed
     chunks (with the batch each failed in, named as the log names it),
-    chunks the model returned empty, and the delivery record."""
+    chunks the model returned empty, the delivery record, and what
+    translated the batches (with the device switches, if any)."""
     from pipeline.batching import batch_labels
 
     last_error, last_batch = {}, {}
@@ -173,8 +174,19 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         "reused": store.reuse_counts([job.id])[job.id], "memory_mode": store.memory_mode(job.id),
         "stages": [
             {"stage": r.stage, "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
-             "units_total": r.units_total, "units_done": r.units_done, "device": r.device}
+             "units_total": r.units_total, "units_done": r.units_done, "device": r.device,
+             "backend": r.backend, "dtype": r.dtype}
             for r in store.stage_runs(job.id)
+        ],
+        "translated_by": [
+            {"backend": backend, "device": device, "compute_type": compute_type,
+             "batches": n, "first_batch": first, "last_batch": last}
+            for backend, device, compute_type, n, first, last in store.translated_by(job.id)
+        ],
+        "device_switches": [
+            {"at": a.at, "batch": labels.get(a.batch_id), "error_class": a.error_class,
+             "message": a.message}
+            for a in store.attempts(job.id) if a.decision == "fallback"
         ],
         "delivery": delivery(store, job),
         "failed_chunks": [

@@ -8,8 +8,9 @@ from pipeline.profiles import Profile, stage_history
 from pipeline.progress import DEFAULT_WEIGHTS
 from pipeline.store import Store
 
-CPU = Profile("facebook/nllb-200-distilled-600M", "cpu", "float32")
-GPU = Profile("facebook/nllb-200-distilled-600M", "cuda:0", "bfloat16")
+CPU = Profile("facebook/nllb-200-distilled-600M", "hf", "cpu", "float32")
+GPU = Profile("facebook/nllb-200-distilled-600M", "hf", "cuda:0", "bfloat16")
+CT2_CPU = Profile("facebook/nllb-200-distilled-600M", "ctranslate2", "cpu", "float32")
 
 
 class Clock:
@@ -28,7 +29,8 @@ def plant(store: Store, clock: Clock, profile: Profile, walls: dict[str, float],
         run = store.start_stage(job.id, stage, units_total=units[stage],
                                 device=profile.device if stage == "inference" else None,
                                 model=profile.model if stage == "inference" else None,
-                                dtype=profile.dtype if stage == "inference" else None)
+                                dtype=profile.dtype if stage == "inference" else None,
+                                backend=profile.backend if stage == "inference" else None)
         clock.t += walls[stage]
         with store._write():
             store._close_stage_run(run)
@@ -72,6 +74,18 @@ def test_profiles_do_not_mix_and_failed_jobs_do_not_count(tmp_path):
     assert stage_history(store, CPU).weights == DEFAULT_WEIGHTS
     assert stage_history(store, GPU).weights == pytest.approx(
         {"preprocess": 0.1, "inference": 0.5, "postprocess": 0.1, "upload": 0.3})
+
+
+def test_the_same_device_and_dtype_on_another_backend_is_another_profile(tmp_path):
+    clock = Clock()
+    store = Store(tmp_path / "j.db", clock=clock)
+    plant(store, clock, CT2_CPU, {"preprocess": 1, "inference": 25, "postprocess": 2,
+                                  "upload": 2}, UNITS)
+    plant(store, clock, CPU, {"preprocess": 1, "inference": 95, "postprocess": 2, "upload": 2},
+          UNITS)
+    assert stage_history(store, CT2_CPU).rates["inference"] == pytest.approx(2000 / 25)
+    assert stage_history(store, CPU).rates["inference"] == pytest.approx(2000 / 95)
+    assert str(CT2_CPU) == "facebook/nllb-200-distilled-600M on cpu (ctranslate2 float32)"
 
 
 def test_only_the_last_n_jobs_count(tmp_path):

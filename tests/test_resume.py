@@ -120,3 +120,45 @@ def test_a_job_running_in_a_live_process_is_not_taken_over(tmp_path, tiny_model)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+def test_kill_9_on_ctranslate2_then_resume_on_transformers_gives_a_whole_document(
+        tmp_path, tiny_model, capsys):
+    """The backend is a run setting: a job killed on CTranslate2 resumes on
+    transformers. Every chunk is translated once, by the backend its batch
+    records, exactly as that backend translates it in a clean run."""
+    from pipeline.cli import main
+
+    src = tmp_path / "book.txt"
+    src.write_text(generate_text(200, seed=8))
+    clean = {}
+    for backend in ("ctranslate2", "hf"):
+        db = tmp_path / f"{backend}.db"
+        assert main(["--db", str(db), *_args(src, tmp_path / f"{backend}.txt", tiny_model),
+                     "--backend", backend]) == 0
+        capsys.readouterr()
+        store = Store(db)
+        clean[backend] = {c.idx: c.translation for c in store.chunks(store.jobs()[0].id)}
+    assert clean["ctranslate2"] != clean["hf"]  # the check below can tell them apart
+
+    db, out = tmp_path / "jobs.db", tmp_path / "book.fra_Latn.txt"
+    proc = _start([*_args(src, out, tiny_model), "--backend", "ctranslate2"], db)
+    _wait_for_commits(db, proc, 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    result = json.loads(run_cli(*_args(src, out, tiny_model), "--backend", "hf", db=db).stdout)
+    assert result["state"] == "SUCCEEDED" and result["note"] == "resumed"
+
+    store = Store(db)
+    job = store.jobs()[0]
+    batches = {b.id: b for b in store.batches(job.id)}
+    chunks = store.chunks(job.id)
+    assert all(c.state == "done" for c in chunks)
+    translated = [c for c in chunks if c.batch_id is not None]
+    assert all(c.commits == 1 for c in translated)
+    by = {c.idx: batches[c.batch_id].backend for c in translated}
+    assert set(by.values()) == {"ctranslate2", "hf"}
+    assert all(c.translation == clean[by[c.idx]][c.idx] for c in translated)
+    assert out.read_text().count("\n\n") == src.read_text().count("\n\n")
+    assert {r.backend for r in store.stage_runs(job.id) if r.stage == "inference"} == {
+        "ctranslate2", "hf"}

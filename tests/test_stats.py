@@ -207,8 +207,8 @@ def test_profiles_table_lists_each_profile_with_its_history(tmp_path, capsys):
     plant(store, clock, CPU, walls, UNITS)
     plant(store, clock, GPU, walls, UNITS, state="FAILED")
     table = profiles_table(store)
-    assert [(r["device"], r["dtype"], r["jobs"], r["history_jobs"]) for r in table] == [
-        ("cpu", "float32", 2, 2), ("cuda:0", "bfloat16", 1, 0)]
+    assert [(r["backend"], r["device"], r["dtype"], r["jobs"], r["history_jobs"])
+            for r in table] == [("hf", "cpu", "float32", 2, 2), ("hf", "cuda:0", "bfloat16", 1, 0)]
     assert table[0]["weights"] == pytest.approx(
         {"preprocess": 0.01, "inference": 0.95, "postprocess": 0.02, "upload": 0.02})
     assert table[0]["rates"]["inference"] == pytest.approx(2000 / 95)
@@ -218,7 +218,7 @@ def test_profiles_table_lists_each_profile_with_its_history(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)[0]["model"] == CPU.model
     assert views.cmd_profile(argparse.Namespace(db=str(path), json=False)) == 0
     text = capsys.readouterr().out.splitlines()
-    assert text[0] == f"{CPU.model} on cpu (float32): 2 jobs, history from 2"
+    assert text[0] == f"{CPU.model} on cpu (hf float32): 2 jobs, history from 2"
     assert text[2] == "  inference    weight 0.950          21.1 units/s"
 
 
@@ -344,7 +344,7 @@ def test_status_shows_an_eta_for_a_running_job_from_its_profile_history(tmp_path
     run = store.start_stage(job.id, "preprocess", units_total=1)
     store.finish_preprocess(job.id, run, "w", "{}", [NewChunk(0, "a", 300), NewChunk(0, "b", 100)])
     store.start_stage(job.id, "inference", units_total=400, model=CPU.model, device=CPU.device,
-                      dtype=CPU.dtype)
+                      dtype=CPU.dtype, backend=CPU.backend)
     store.add_batches(job.id, [store.pending_chunks(job.id)[:1]])
     store.commit_batch(job.id, store.pending_batches(job.id)[0].id, {0: "A"}, "w")
     out = io.StringIO()

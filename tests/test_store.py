@@ -105,6 +105,35 @@ def test_reopening_applies_only_migrations_not_yet_applied(db_path, monkeypatch)
     assert raw(db_path, "PRAGMA user_version") == [(shipped + 1,)]
 
 
+def test_migration_5_records_what_translated_each_batch(db_path, monkeypatch):
+    """A store written before backends existed: its inference runs were the
+    transformers backend's, and its batches gain backend, device and
+    compute type columns that the next commit fills."""
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:4])
+    s = Store(db_path)
+    job, _ = new_job(s)
+    s.db.execute("INSERT INTO stage_runs (job_id, stage, started_at, units_total, model, device, "
+                 "dtype) VALUES (?, 'inference', 1, 1, 'm', 'cpu', 'float32')", (job.id,))
+    s.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    s = Store(db_path)
+    assert [(r.backend, r.device, r.dtype) for r in s.stage_runs(job.id)] == [
+        ("hf", "cpu", "float32")]
+    assert s.inference_profile(job.id) == ("m", "hf", "cpu", "float32")
+    assert s.claim_job(job.id, "w", 30)
+    run = s.start_stage(job.id, "preprocess", units_total=1)
+    s.finish_preprocess(job.id, run, "w", "{}", CHUNKS)
+    s.add_batches(job.id, [s.pending_chunks(job.id)])
+    (batch,) = s.pending_batches(job.id)
+    assert (batch.backend, batch.device, batch.compute_type) == (None, None, None)
+    s.commit_batch(job.id, batch.id, {0: "a"}, "w", translated_by=("ctranslate2", "cuda:0",
+                                                                   "int8_float16"))
+    (batch,) = s.batches(job.id)
+    assert (batch.backend, batch.device, batch.compute_type) == (
+        "ctranslate2", "cuda:0", "int8_float16")
+    assert s.translated_by(job.id) == [("ctranslate2", "cuda:0", "int8_float16", 1, 0, 0)]
+
+
 def test_database_from_a_newer_version_is_refused(db_path):
     conn = sqlite3.connect(str(db_path))
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")

@@ -27,11 +27,15 @@ def paragraphs(text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
-def test_text_document_goes_through_all_four_stages(tmp_path, capsys, tiny_model):
+BACKENDS = pytest.mark.parametrize("backend", ["hf", "ctranslate2"])
+
+
+@BACKENDS
+def test_text_document_goes_through_all_four_stages(tmp_path, capsys, tiny_model, backend):
     src = tmp_path / "book.txt"
     src.write_text(generate_text(300, seed=1))
     db = tmp_path / "jobs.db"
-    code, result, err = translate(capsys, db, src, tiny_model)
+    code, result, err = translate(capsys, db, src, tiny_model, "--backend", backend)
     assert code == 0, err
     out = tmp_path / "book.fra_Latn.txt"
     assert result["output"] == str(out) and result["state"] == "SUCCEEDED"
@@ -43,6 +47,9 @@ def test_text_document_goes_through_all_four_stages(tmp_path, capsys, tiny_model
     chunks = store.chunks(job.id)
     assert len(chunks) >= 280  # the segmenter may join a few generated sentences
     assert all(c.state == "done" and c.commits == 1 for c in chunks)
+    compute_type = {"hf": "float32", "ctranslate2": "int8"}[backend]
+    assert {(b.backend, b.device, b.compute_type) for b in store.batches(job.id)} == {
+        (backend, "cpu", compute_type)}
     delivery = store.artifact(job.id, "delivery")
     import hashlib
 
@@ -65,13 +72,15 @@ def _blocks(text: str):
     }
 
 
-def test_markdown_keeps_its_structure(tmp_path, capsys, tiny_model):
+@BACKENDS
+def test_markdown_keeps_its_structure(tmp_path, capsys, tiny_model, backend):
     from importlib import resources
 
     sample = (resources.files("pipeline") / "data" / "sample.md").read_text()
     src = tmp_path / "manual.md"
     src.write_text(sample + "\n" + generate_markdown(250, seed=2))
-    code, result, err = translate(capsys, tmp_path / "jobs.db", src, tiny_model)
+    code, result, err = translate(capsys, tmp_path / "jobs.db", src, tiny_model,
+                                  "--backend", backend)
     assert code == 0, err
     before, after = _blocks(src.read_text()), _blocks((tmp_path / "manual.fra_Latn.md").read_text())
     assert after == before
@@ -91,9 +100,6 @@ def test_a_5000_word_sentence_is_split_never_truncated(tmp_path, capsys, tiny_mo
     chunks = store.chunks(result["job"])
     assert len(chunks) > 10
     from models import HfTranslator
-    from pipeline.config import JobParams
-
-    params = JobParams.from_json(store.job(result["job"]).params)
     recount = HfTranslator(str(tiny_model)).count_tokens([c.source for c in chunks])
     assert max(recount) <= 128 and [c.n_tokens for c in chunks] == recount
     assert "".join(c.source for c in chunks).replace(" ", "") == "".join(words)

@@ -4,8 +4,9 @@
   before and after the subcommand;
 - job options: what a job *is* (its idempotency key): languages, model,
   format, decoding, destination; built into ``service.JobOptions``;
-- run options: how this process runs jobs (device, batch budget, threads,
-  retries, fault injection, delivery credentials); built into a
+- run options: how this process runs jobs (device, backend, fallback
+  device, batch budget, threads, retries, fault injection, delivery
+  credentials); built into a
   ``service.Runtime`` from defaults, then the config file's ``[run]`` and
   ``[retry]``, then the environment, then flags.
 
@@ -135,7 +136,20 @@ def add_device_options(p: argparse.ArgumentParser) -> None:
     file's [run], then to the defaults."""
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--dtype", default=None,
-                   help="auto, float32, float16 or bfloat16 (default auto)")
+                   help="auto, float32, float16, bfloat16, or with CTranslate2 int8, int8_float32, "
+                        "int8_float16, int8_bfloat16, int16 (auto: int8 on CPU and "
+                        "int8_float16 on CUDA with CTranslate2; float32 on CPU and bf16/fp16 on "
+                        "CUDA with transformers)")
+    p.add_argument("--backend", default=None, choices=config.BACKENDS,
+                   help="auto (CTranslate2 when it is installed and the model converts, else "
+                        "transformers), hf or ctranslate2 (or $NLLB_PIPELINE_BACKEND)")
+    p.add_argument("--tokenizer", default=None, metavar="HUB_ID_OR_DIR",
+                   help="tokenizer for a converted CTranslate2 --model that has none of its own "
+                        "(or $NLLB_PIPELINE_TOKENIZER)")
+    p.add_argument("--fallback-device", default=None, metavar="DEVICE",
+                   help="go on on this device (e.g. cpu) when the GPU fails in a way retrying "
+                        "cannot fix, instead of failing the job "
+                        "(or $NLLB_PIPELINE_FALLBACK_DEVICE)")
     p.add_argument("--batch-tokens", type=at_least(1), default=None,
                    help="padded source tokens per batch (default: 8192 on CUDA, 2048 on CPU)")
     p.add_argument("--threads", type=at_least(0), default=None,
@@ -150,7 +164,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="retry limits and backoff, e.g. 'chunk_attempts=3,batch_retries=2,"
                         "base=1,factor=1.6,cap=20,device_transient=3' (or $NLLB_PIPELINE_RETRY)")
     p.add_argument("--inject-faults", default=None, metavar="SPEC",
-                   help="simulate failures, e.g. 'oom=0.2,transient=0.05,seed=7' "
+                   help="simulate failures, e.g. 'oom=0.2,transient=0.05,device_fatal=0.01,seed=7' "
                         "(or $NLLB_PIPELINE_INJECT_FAULTS); off by default")
     p.add_argument("--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
                    help="HTTP header for an http(s) --to, repeatable; $VAR and ${VAR} are read "
@@ -257,9 +271,17 @@ def fault_spec(args):
 
 
 def run_settings(args) -> config.RunSettings:
-    """Defaults, then the config file's [run], then flags that were given."""
+    """Defaults, then the config file's [run], then the environment (for the
+    keys that have a variable), then flags that were given."""
     path, data = file_config(args)
     settings = config.run_section(data, path)
+    for key, var in config.RUN_ENV.items():
+        if os.environ.get(var):
+            try:
+                config.RunSettings(**{key: os.environ[var]})
+            except InvalidInput as exc:
+                raise InvalidInput(f"${var}: {exc}") from None
+            settings[key] = os.environ[var]
     for key in config.RUN_KEYS:
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)

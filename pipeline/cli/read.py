@@ -94,7 +94,15 @@ def cmd_show(args) -> int:
         print(f"  error:  [{job.error_class}] {job.error_message}")
     for r in info["stages"]:
         wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else "unfinished"
-        print(f"  {r['stage']:<11} {wall:>12}  units {r['units_done']:g}/{r['units_total']:g}")
+        on = f"  on {r['device']} ({r['backend']} {r['dtype']})" if r["backend"] else ""
+        print(f"  {r['stage']:<11} {wall:>12}  units {r['units_done']:g}/{r['units_total']:g}"
+              f"{on}")
+    for t in info["translated_by"]:
+        print(f"  translated by {t['backend']} on {t['device']} ({t['compute_type']}): "
+              f"{t['batches']} batches")
+    for switch in info["device_switches"]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(switch["at"]))
+        print(f"  device switch {when} [{switch['error_class']}]: {switch['message']}")
     if info["delivery"]:
         d = info["delivery"]
         extra = "".join(f"  {k}={d[k]}" for k in ("status", "response_id") if d.get(k))
@@ -172,8 +180,8 @@ def cmd_profile(args) -> int:
     if not table:
         print("no inference runs yet")
     for row in table:
-        print(f"{row['model']} on {row['device']} ({row['dtype']}): {row['jobs']} jobs, "
-              f"history from {row['history_jobs']}")
+        print(f"{row['model']} on {row['device']} ({row['backend']} {row['dtype']}): "
+              f"{row['jobs']} jobs, history from {row['history_jobs']}")
         for stage in STAGES:
             rate = row["rates"].get(stage)
             rate_text = f"{rate:12.1f} units/s" if rate is not None else f"{'-':>12}"

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli.options import add_json_option, open_store
+from pipeline.cli.options import add_device_options, add_json_option, open_store, run_settings
 from pipeline.memory.scope import MODES
 
 
@@ -61,9 +61,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                    help="for units from other tools: the jobs that may reuse them (default 4)")
     p.add_argument("--length-ratio", type=float, default=2.0, help="as for translate")
     p.add_argument("--length-offset", type=int, default=16, help="as for translate")
-    p.add_argument("--device", default="auto", help="as for translate: the device kind and "
-                   "compute type are part of the key")
-    p.add_argument("--dtype", default="auto", help="as for translate")
+    add_device_options(p)  # as for translate: backend, device kind and compute type are keyed
     p.add_argument("--replace", action="store_true",
                    help="a unit already stored with another translation takes the file's "
                         "(default: the stored one stays)")
@@ -136,8 +134,11 @@ def cmd_import(args) -> int:
     params = config.JobParams(model=resolve_model(args.model), src_lang=args.src,
                               tgt_lang=args.tgt, fmt="text", output="", beams=args.beams,
                               length_ratio=args.length_ratio, length_offset=args.length_offset)
-    translator = TranslatorCache(config.RunSettings(device=args.device, dtype=args.dtype))(params)
-    report = import_tmx(open_store(args), args.file, scope_for(params, translator.describe()),
+    def scope():
+        translator = TranslatorCache(run_settings(args))(params)
+        return scope_for(params, translator.describe())
+
+    report = import_tmx(open_store(args), args.file, scope, src=args.src, tgt=args.tgt,
                         replace=args.replace)
     if args.json:
         print(json.dumps(vars(report)))

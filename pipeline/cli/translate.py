@@ -59,6 +59,7 @@ def cmd_demo(args) -> int:
     options = replace(defaults, model=str(model_dir), fmt="markdown",
                       output=str(args.output_dir / f"sample.{args.tgt}.md"))
     args.device, args.dtype, args.batch_tokens, args.threads = "cpu", None, None, None
+    args.backend, args.tokenizer, args.fallback_device = None, None, None
     args.retry_policy, args.inject_faults, args.headers = None, None, []
     args.http_timeout, args.no_progress = 30.0, False
     args.overwrite = True  # the demo's own folder: replacing is expected

@@ -15,6 +15,8 @@ model would have produced, which is the importer's decision to make.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import json
 import math
 import unicodedata
@@ -74,14 +76,23 @@ def export_tmx(store: Store, path: Path, *, src_lang: str | None = None,
     return ExportReport(str(path), written, left_out)
 
 
-def import_tmx(store: Store, path: Path, scope: MemoryScope, *,
+def import_tmx(store: Store, path: Path, scope: MemoryScope | Callable[[], MemoryScope], *,
+               src: str | None = None, tgt: str | None = None,
                replace: bool = False) -> ImportReport:
     """Import a TMX file's units of ``scope``'s language pair; units without
     our properties are filed under ``scope``. Raises TmxError (one line,
     exit code 2) for the first unit of another pair, an unknown language
     code, a unit made by another model, or a malformed file; then nothing
-    is stored."""
-    src, tgt = scope.src_lang, scope.tgt_lang
+    is stored. ``scope`` may be a function, called (with ``src`` and ``tgt``
+    given) only once the file has been read and checked: building it may
+    load or convert a model, which a bad file should not cost."""
+    if callable(scope):
+        make_scope = scope
+    else:
+        src, tgt = scope.src_lang, scope.tgt_lang
+
+        def make_scope() -> MemoryScope:
+            return scope
     pair = f"{src} -> {tgt}"
     if src == tgt:
         raise InvalidInput(f"an import needs two languages, not {pair}")
@@ -93,7 +104,7 @@ def import_tmx(store: Store, path: Path, scope: MemoryScope, *,
         if code != src:
             raise TmxError(f"{path}: the file's source language is {tmx.srclang} ({code}), "
                            f"not {src}: another language pair than {pair}")
-    entries, markup, empty = [], 0, 0
+    texts_of, markup, empty = [], 0, 0
     for unit in tmx.units:
         texts = _variants(unit, path, src, tgt)
         if unit.inline:
@@ -105,7 +116,10 @@ def import_tmx(store: Store, path: Path, scope: MemoryScope, *,
         if not source.strip() or not translation.strip():
             empty += 1
             continue
-        entries.append((_unit_scope(unit, path, scope), source, translation))
+        texts_of.append((unit, source, translation))
+    base = make_scope()
+    entries = [(_unit_scope(unit, path, base), source, translation)
+               for unit, source, translation in texts_of]
     done = store.import_memory(entries, replace=replace)
     return ImportReport(str(path), len(tmx.units), done.added, done.same, done.replaced,
                         done.kept, markup, empty)

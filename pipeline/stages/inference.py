@@ -18,6 +18,15 @@ Failures are handled at three levels (DESIGN.md, "Errors and retries"):
   ``batch_retries`` times, then skipped: its chunks are marked failed and
   the job goes on.
 
+When the device fails in a way retrying on it cannot fix (DEVICE_FATAL: the
+CUDA context is poisoned; or OOM on a batch of one sentence) and the run
+has a fallback device, the model is loaded there and the same call runs
+again on it, and so does the rest of the job: the switch is an attempt row
+(decision ``fallback``), each batch records the backend, device and compute
+type that translated it, and the inference stage run is split so each part
+is timed on the profile it ran on. Without a fallback device the job fails
+as before.
+
 Every attempt is a row in the store before any wait starts, and the wait's
 end (``not_before``) is stored too, so a process killed mid-backoff resumes
 with the same counts and the rest of the wait.
@@ -63,12 +72,10 @@ def run(ctx) -> None:
     store, job = ctx.store, ctx.job
     done_tokens, total_tokens = store.token_counts(job.id)
     info = ctx.translator.describe()
-    run_id = store.start_stage(
-        job.id, "inference", units_total=total_tokens, worker=ctx.worker,
-        device=info.device, model=ctx.params.model, dtype=info.compute_type,
-    )
+    run_id = store.start_stage(job.id, "inference", units_total=total_tokens, worker=ctx.worker,
+                               model=ctx.params.model, **_profile(info))
     ctx.events.stage_started("inference", total_tokens, done_tokens)
-    runner = _BatchRunner(ctx)
+    runner = _BatchRunner(ctx, run_id, done_tokens)
     runner.plan_uncovered()
     while True:
         pending = store.pending_batches(job.id)
@@ -79,14 +86,26 @@ def run(ctx) -> None:
             break
         ctx.check_running()
         runner.run(pending[0])
-    store.finish_stage(job.id, run_id, "postprocess", ctx.worker)
+    store.finish_stage(job.id, runner.run_id, "postprocess", ctx.worker)
+
+
+def _profile(info) -> dict:
+    return {"backend": info.backend, "device": info.device, "dtype": info.compute_type}
+
+
+def _same_device(a: str, b: str) -> bool:
+    return (a if a != "cuda" else "cuda:0") == (b if b != "cuda" else "cuda:0")
 
 
 class _BatchRunner:
-    def __init__(self, ctx):
+    def __init__(self, ctx, run_id: int, done_tokens: int):
         self.ctx = ctx
         self.store, self.job, self.policy = ctx.store, ctx.job, ctx.policy
+        # The stage run being timed, and the tokens done when it started.
+        self.run_id, self.run_started_at = run_id, done_tokens
         info = ctx.translator.describe()
+        self.translated_by = (info.backend, info.device, info.compute_type)
+        self.on_fallback = False
         # The run's setting wins; the translator knows a good default for its device.
         self.budget = TokenBudget(ctx.settings.batch_tokens or info.default_batch_tokens)
         cap = info.max_output_tokens
@@ -139,7 +158,7 @@ class _BatchRunner:
         """Translate the batch in one call. True: committed. None: split
         after an OOM (its halves run next). False: go chunk by chunk."""
         try:
-            self._commit(batch, chunks, self._translate(chunks), final=True)
+            self._commit(batch, chunks, self._translate(batch, chunks), final=True)
             return True
         except _Failed as failed:
             if failed.error_class is ErrorClass.OOM and len(chunks) > 1:
@@ -199,7 +218,7 @@ class _BatchRunner:
                 return
             self._wait(batch, f"chunk {chunk.idx}")
             try:
-                self._commit(batch, [chunk], self._translate([chunk]), final=False)
+                self._commit(batch, [chunk], self._translate(batch, [chunk]), final=False)
                 return
             except _Failed as failed:
                 if not self._chunk_failed(batch, chunk, failed):
@@ -235,7 +254,7 @@ class _BatchRunner:
 
     # -- primitives ---------------------------------------------------------
 
-    def _translate(self, chunks: list[Chunk]) -> list[str]:
+    def _translate(self, batch: Batch, chunks: list[Chunk]) -> list[str]:
         ctx = self.ctx
         budgets = {self.output_budget(c.n_tokens) for c in chunks}
         if len(budgets) != 1:
@@ -246,6 +265,9 @@ class _BatchRunner:
                                                  ctx.params.tgt_lang, decoding)
         except Exception as exc:  # classified once, here
             error_class = ctx.translator.classify(exc)
+            if self._needs_fallback(error_class, chunks):
+                self._switch_to_fallback(batch, exc, error_class)
+                return self._translate(batch, chunks)  # the same call, on the fallback device
             if not error_class.retryable:
                 raise
             raise _Failed(exc, error_class) from exc
@@ -253,11 +275,52 @@ class _BatchRunner:
             raise RuntimeError(f"model returned {len(out)} translations for {len(chunks)} inputs")
         return [t.text for t in out]
 
+    def _needs_fallback(self, error_class: ErrorClass, chunks: list[Chunk]) -> bool:
+        """The device failed in a way retrying on it cannot fix, and the run
+        has a fallback it has not moved to yet. After a fatal error even the
+        same device counts (a fresh model is all a process can try); an OOM
+        on the device the fallback names would only load a second copy."""
+        target = self.ctx.settings.fallback_device
+        if not target or self.on_fallback:
+            return False
+        if error_class is ErrorClass.DEVICE_FATAL:
+            return True
+        return (error_class is ErrorClass.OOM and len(chunks) == 1  # nothing left to split
+                and not _same_device(self.ctx.translator.describe().device, target))
+
+    def _switch_to_fallback(self, batch: Batch, exc: BaseException,
+                            error_class: ErrorClass) -> None:
+        ctx = self.ctx
+        before = ctx.translator.describe()
+        ctx.translator.recover(error_class)
+        ctx.translator = ctx.translator.on_device(ctx.settings.fallback_device)
+        self.on_fallback = True
+        after = ctx.translator.describe()
+        self.translated_by = (after.backend, after.device, after.compute_type)
+        done, total = self.store.token_counts(self.job.id)
+        self.run_id = self.store.switch_stage_run(
+            self.job.id, self.run_id, units_done=done - self.run_started_at,
+            units_total=total - done, worker=ctx.worker, model=ctx.params.model,
+            **_profile(after))
+        self.run_started_at = done
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        trace_id = uuid.uuid4().hex[:8]
+        self.store.record_attempt(
+            self.job.id, "inference", batch_id=batch.id, error_class=error_class,
+            message=f"{first} on {before.device}; going on on {after.device} "
+                    f"({after.backend} {after.compute_type})",
+            tb="".join(traceback.format_exception(exc)), attempt=1, decision="fallback",
+            trace_id=trace_id)
+        log.warning("[%s] batch %d: %s on %s (%s); going on on the fallback device %s (%s)",
+                    trace_id, batch.seq, error_class.value, before.device, first, after.device,
+                    after.compute_type)
+
     def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[str], *,
                 final: bool) -> None:
         self.store.commit_batch(self.job.id, batch.id,
                                 {c.idx: t for c, t in zip(chunks, translations)},
-                                self.ctx.worker, final=final, memory=self._memory_scope())
+                                self.ctx.worker, final=final, memory=self._memory_scope(),
+                                translated_by=self.translated_by)
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)
 

@@ -89,6 +89,7 @@ class ChunksMixin:
     def commit_batch(
         self, job_id: str, batch_id: int, translations: dict[int, str], worker: str, *,
         final: bool = True, memory: int | None = None,
+        translated_by: tuple[str, str, str] | None = None,
     ) -> None:
         """Store translations of a batch's chunks, in one transaction; with
         ``final`` the batch is marked committed too (else it stays pending,
@@ -96,12 +97,17 @@ class ChunksMixin:
         the chunks waiting on these (same text) are filled, and with
         ``memory`` (the scope id of the translator that made them) the
         translations go into the memory if the job writes it.
+        ``translated_by`` is the (backend, device, compute type) that
+        translated them, recorded on the batch.
 
         The lease is checked inside the transaction, so a worker that lost its
         job cannot commit.
         """
         with self._write() as db:
             self._check_lease(job_id, worker)
+            if translated_by is not None:
+                db.execute("UPDATE batches SET backend = ?, device = ?, compute_type = ? "
+                           "WHERE id = ?", (*translated_by, batch_id))
             # ``commits`` counts every committed translation of a chunk, so a
             # chunk translated twice shows up as 2 rather than being hidden.
             db.conn.executemany(

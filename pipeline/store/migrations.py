@@ -175,4 +175,17 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX memory_units_by_use ON memory_units (used_at);
     """,
+    # 5: which backend, device and compute type translated each batch (a job
+    # may move between them: a resume on the other backend, a switch to the
+    # fallback device), and the backend of a stage run: timing profiles
+    # become (model, backend, device, dtype). Every run before this one was
+    # the transformers backend's.
+    """
+    ALTER TABLE batches ADD COLUMN backend TEXT;
+    ALTER TABLE batches ADD COLUMN device TEXT;
+    ALTER TABLE batches ADD COLUMN compute_type TEXT;
+    ALTER TABLE stage_runs ADD COLUMN backend TEXT;
+    UPDATE stage_runs SET backend = 'hf' WHERE stage = 'inference' AND model IS NOT NULL;
+    CREATE INDEX stage_runs_by_backend_profile ON stage_runs (stage, model, backend, device, dtype);
+    """,
 )

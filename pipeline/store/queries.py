@@ -64,14 +64,14 @@ class QueriesMixin:
         return self._all(Chunk, "SELECT * FROM chunks WHERE job_id = ? AND state = ? ORDER BY idx",
                          (job_id, state))
 
-    def inference_profile(self, job_id: str) -> tuple[str, str, str] | None:
-        """(model, device, dtype) of the job's latest inference stage run."""
+    def inference_profile(self, job_id: str) -> tuple[str, str, str, str] | None:
+        """(model, backend, device, dtype) of the job's latest inference stage run."""
         row = self.db.execute(
-            "SELECT model, device, dtype FROM stage_runs WHERE job_id = ? AND stage = 'inference' "
-            "ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
+            "SELECT model, backend, device, dtype FROM stage_runs WHERE job_id = ? "
+            "AND stage = 'inference' ORDER BY id DESC LIMIT 1", (job_id,)).fetchone()
         return None if row is None or None in row else tuple(row)
 
-    def profile_stage_rows(self, model: str, device: str, dtype: str,
+    def profile_stage_rows(self, model: str, backend: str, device: str, dtype: str,
                            last_n: int) -> list[tuple[str, str, float, float]]:
         """(job, stage, wall s, units) summed per stage, for the last
         ``last_n`` succeeded jobs whose inference ran on this profile."""
@@ -80,18 +80,27 @@ class QueriesMixin:
             "JOIN jobs j ON j.id = r.job_id "
             "WHERE j.state = 'SUCCEEDED' AND r.finished_at IS NOT NULL AND r.job_id IN ("
             "  SELECT job_id FROM stage_runs WHERE stage = 'inference' AND model = ? "
-            "  AND device = ? AND dtype = ? AND finished_at IS NOT NULL "
+            "  AND backend = ? AND device = ? AND dtype = ? AND finished_at IS NOT NULL "
             "  ORDER BY finished_at DESC LIMIT ?) "
             "GROUP BY r.job_id, r.stage",
-            (model, device, dtype, last_n),
+            (model, backend, device, dtype, last_n),
         ).fetchall()
 
-    def profiles_seen(self) -> list[tuple[str, str, str, int]]:
-        """(model, device, dtype, jobs) of every profile an inference ran on."""
+    def profiles_seen(self) -> list[tuple[str, str, str, str, int]]:
+        """(model, backend, device, dtype, jobs) of every profile an inference ran on."""
         return self.db.execute(
-            "SELECT model, device, dtype, COUNT(DISTINCT job_id) FROM stage_runs "
-            "WHERE stage = 'inference' AND model IS NOT NULL "
-            "GROUP BY model, device, dtype ORDER BY model, device, dtype"
+            "SELECT model, backend, device, dtype, COUNT(DISTINCT job_id) FROM stage_runs "
+            "WHERE stage = 'inference' AND model IS NOT NULL AND backend IS NOT NULL "
+            "GROUP BY model, backend, device, dtype ORDER BY model, backend, device, dtype"
+        ).fetchall()
+
+    def translated_by(self, job_id: str) -> list[tuple[str, str, str, int, int, int]]:
+        """(backend, device, compute type, batches, first seq, last seq) of
+        the job's committed batches, in the order the groups began."""
+        return self.db.execute(
+            "SELECT backend, device, compute_type, COUNT(*), MIN(seq), MAX(seq) FROM batches "
+            "WHERE job_id = ? AND state = 'committed' AND backend IS NOT NULL "
+            "GROUP BY backend, device, compute_type ORDER BY MIN(committed_at)", (job_id,)
         ).fetchall()
 
     # -- stats over a window of jobs (created_at >= cutoff) ----------------------

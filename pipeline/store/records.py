@@ -62,6 +62,10 @@ class Batch:
     started_at: float | None
     committed_at: float | None
     worker: str | None
+    # What translated it (the last commit's): None while nothing was committed.
+    backend: str | None = None
+    device: str | None = None
+    compute_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class StageRun:
     units_done: float | None
     device: str | None
     model: str | None
+    backend: str | None = None
+    dtype: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,30 @@ class StagesMixin:
     def start_stage(
         self, job_id: str, stage: str, *, units_total: float, device: str | None = None,
         model: str | None = None, worker: str | None = None, dtype: str | None = None,
+        backend: str | None = None,
     ) -> int:
+        """A new stage run; inference's records its profile (model, backend,
+        device, dtype). Returns its id."""
         with self._write() as db:
             db["stage_runs"].insert({
                 "job_id": job_id, "stage": stage, "started_at": self.clock(),
                 "units_total": units_total, "units_done": 0, "device": device,
-                "model": model, "worker": worker, "dtype": dtype,
+                "model": model, "worker": worker, "dtype": dtype, "backend": backend,
             })
             return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+
+    def switch_stage_run(self, job_id: str, run_id: int, *, units_done: float,
+                         units_total: float, **profile) -> int:
+        """End a stage run at ``units_done`` and start the same stage again
+        for ``units_total`` more units with another profile
+        (``start_stage``'s keywords), in one transaction: the inference of a
+        job that moved to its fallback device is timed on the profile each
+        part ran on. Returns the new run's id."""
+        with self._write():
+            stage = self.db.execute("SELECT stage FROM stage_runs WHERE id = ?",
+                                    (run_id,)).fetchone()[0]
+            self._close_stage_run(run_id, units_done)
+            return self.start_stage(job_id, stage, units_total=units_total, **profile)
 
     def finish_stage(self, job_id: str, run_id: int, next_stage: str, worker: str) -> None:
         """End a stage run and move the job to ``next_stage``, in one transaction."""
