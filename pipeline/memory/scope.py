@@ -64,11 +64,9 @@ def model_identity(info: TranslatorInfo) -> str:
     """``fingerprint:HEX`` when the backend knows the model's content
     fingerprint, else ``model:ID`` (a renamed copy of a directory is then a
     different model, and an edited one in place is not: the fingerprint
-    fixes both)."""
-    # TranslatorInfo gains ``fingerprint`` with the CTranslate2 backend; until
-    # then every translator falls back to its id here, and only here.
-    fingerprint = getattr(info, "fingerprint", None)
-    return f"fingerprint:{fingerprint}" if fingerprint else f"model:{info.model}"
+    fixes both). Both backends report one (``models.fingerprint``); a
+    stand-in translator without a model does not."""
+    return f"fingerprint:{info.fingerprint}" if info.fingerprint else f"model:{info.model}"
 
 
 @dataclass(frozen=True)
