@@ -46,6 +46,11 @@ class JobParams:
     sink: str = ""
     http_method: str = ""  # PUT or POST for an HTTP sink, "" for the others
     jsonl_field: str = ""  # the field holding the text, for the jsonl format
+    # What happens to a translation that fails the output checks
+    # (pipeline/quality/): "repair" (decode again with a repetition guard,
+    # then split it, then accept it with a flag), "flag" (accept it with a
+    # flag) or "off" (no checks; placeholders are always checked).
+    quality: str = "repair"
 
     def __post_init__(self) -> None:
         validate_language(self.src_lang)
@@ -60,6 +65,8 @@ class JobParams:
             )
         if self.length_ratio <= 0 or self.length_offset < 0:
             raise InvalidInput("length ratio must be positive and offset not negative")
+        if self.quality not in ("repair", "flag", "off"):
+            raise InvalidInput(f"--quality must be repair, flag or off, not {self.quality!r}")
         if self.missing not in ("source", "marker"):
             raise InvalidInput(f"--missing must be 'source' or 'marker', not {self.missing!r}")
         if (self.fmt == "jsonl") != bool(self.jsonl_field):
@@ -80,6 +87,24 @@ class JobParams:
     @classmethod
     def from_json(cls, data: str) -> JobParams:
         return cls(**json.loads(data))
+
+    def output_settings(self) -> dict:
+        """The settings that decide what a sentence's translation is, beside
+        the sentence itself: model, languages, decoding, the length rule,
+        the quality ladder with its thresholds and guard, and the version of
+        placeholder protection. A translation memory keys on these: two
+        jobs that agree on them translate a sentence the same way. Chunking
+        and the output format are left out; they decide which sentences
+        there are, not how one is translated."""
+        from pipeline import protect
+        from pipeline.quality import ladder
+
+        return {
+            "model": self.model, "src_lang": self.src_lang, "tgt_lang": self.tgt_lang,
+            "beams": self.beams, "length_ratio": self.length_ratio,
+            "length_offset": self.length_offset, **ladder.settings(self.quality),
+            "placeholders": protect.VERSION,
+        }
 
     def output_budget(self, n_tokens: int, cap: int) -> int:
         """Output token budget of a chunk of ``n_tokens`` input tokens

@@ -19,6 +19,9 @@ class ErrorClass(enum.Enum):
     NETWORK = "network"
     RATE_LIMITED = "rate_limited"
     SERVER = "server"
+    # A translation failed the output checks (pipeline.quality): never raised,
+    # it is the class of the repair ladder's attempt rows, each with a reason.
+    QUALITY = "quality"
     INVALID_INPUT = "invalid_input"
     UNSUPPORTED = "unsupported"
     AUTH = "auth"
@@ -37,6 +40,7 @@ _RETRYABLE = frozenset(
         ErrorClass.NETWORK,
         ErrorClass.RATE_LIMITED,
         ErrorClass.SERVER,
+        ErrorClass.QUALITY,
     }
 )
 

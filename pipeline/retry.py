@@ -125,7 +125,7 @@ def parse_policy(spec: str | None, base: RetryPolicy = RetryPolicy()) -> RetryPo
     """``"chunk_attempts=5,batch_retries=1,base=0.5,factor=2,cap=30,server=5"``.
 
     Keys: chunk_attempts, batch_retries, base, factor, cap (seconds), and any
-    error class name (oom excepted) for its attempt limit.
+    error class name (oom and quality excepted) for its attempt limit.
     """
     if not spec:
         return base
@@ -139,7 +139,7 @@ def parse_policy(spec: str | None, base: RetryPolicy = RetryPolicy()) -> RetryPo
                 policy = replace(policy, **{key: int(value)})
             elif key in ("base", "factor", "cap"):
                 backoff[{"base": "base_s", "factor": "factor", "cap": "cap_s"}[key]] = float(value)
-            elif key in {c.value for c in ErrorClass} - {"oom"}:
+            elif key in {c.value for c in ErrorClass} - {"oom", "quality"}:
                 limits[key] = int(value)
             else:
                 raise ValueError

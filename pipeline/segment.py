@@ -199,6 +199,17 @@ def _longest_fit(
             probes = {e for e in probes if e < hi}
 
 
+def clause_atoms(text: str) -> list[str]:
+    """``text`` cut after each clause boundary (the first tier of
+    :func:`split_to_fit`). Lossless."""
+    return _cut_after(text, _CLAUSE)
+
+
+def graphemes(text: str) -> list[str]:
+    """``text`` as approximate grapheme clusters (never cut inside one)."""
+    return _graphemes(text)
+
+
 def _cut_after(text: str, pattern: re.Pattern[str]) -> list[str]:
     """Cut ``text`` at the end of each match of ``pattern``."""
     atoms, pos = [], 0

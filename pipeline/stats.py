@@ -25,6 +25,11 @@ Definitions (the docstring of each figure is its contract):
   state, because a batch split after its retry succeeds through its halves.
 - *splits*: attempts rows with decision ``split``; the engine splits a batch
   only after an OOM.
+- *quality*: attempts rows of the repair ladder, by reason: ``flags``
+  (accepted with a flag), ``repairs`` (decoded again guarded, or split at
+  clauses), ``placeholder_fallbacks`` (chunks translated as fragments
+  because a placeholder did not survive), ``oom_sentence_splits`` (a
+  sentence split after running out of memory alone). Not retries.
 - *ETA error*: for SUCCEEDED jobs with predictions, at each mark (10, 50 and
   90 % progress) the median over jobs of |predicted - actual| / actual, in
   percent, where actual = ``Store.wall_time(job)`` (the sum of the job's
@@ -74,6 +79,7 @@ def job_stats(store: Store, since_days: float | None, now: float) -> dict:
         },
         "retry_success": _retry_success(store, cutoff),
         "splits": splits,
+        "quality": store.quality_counts(cutoff),
         "eta_error": _eta_error(store, cutoff),
     }
 

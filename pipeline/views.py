@@ -63,7 +63,8 @@ def status_rows(store: Store, limit: int) -> list[dict]:
 
 
 def job_detail(store: Store, job: Job) -> dict:
-    """Parameters, stage timings, chunk counts, failed chunks and delivery."""
+    """Parameters, stage timings, chunk counts, failed chunks, delivery, and
+    what placeholders and the quality checks did."""
     last_error = {}
     for a in store.attempts(job.id):
         if a.chunk_idx is not None:
@@ -86,6 +87,24 @@ def job_detail(store: Store, job: Job) -> dict:
              "last_error": last_error.get(c.idx)}
             for c in store.chunks(job.id) if c.state == "failed"
         ],
+        **quality(store, job),
+    }
+
+
+def quality(store: Store, job: Job) -> dict:
+    """``placeholders``: protected pieces in the document's chunks and how
+    many chunks fell back to fragments because one did not survive.
+    ``quality``: the mode, ladder steps (repairs) and flags by reason, and
+    the chunks accepted with a flag."""
+    report = store.quality_report(job.id)
+    return {
+        "placeholders": {"protected": report["protected"], "fallbacks": report["fallbacks"]},
+        "quality": {
+            "mode": json.loads(job.params).get("quality", "repair"),
+            "repairs": report["repairs"], "flags": report["flags"],
+            "flagged": [{"chunk": idx, "reason": reason, "source": source[:80]}
+                        for idx, reason, source in report["flagged"]],
+        },
     }
 
 
@@ -93,7 +112,8 @@ def job_logs(store: Store, job: Job) -> list[dict]:
     """Every failed attempt and what was decided about it, oldest first."""
     return [
         {k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
-                                    "attempt", "decision", "delay_s", "trace_id", "message")}
+                                    "reason", "attempt", "decision", "delay_s", "trace_id",
+                                    "message")}
         for a in store.attempts(job.id)
     ]
 

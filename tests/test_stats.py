@@ -167,7 +167,7 @@ def test_stats_command_json(planted, capsys):
     assert views.cmd_stats(argparse.Namespace(db=str(path), since=7.0, json=True)) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"since_days", "jobs", "by_state", "finished", "failure_rate", "retries",
-                        "retry_success", "splits", "eta_error"}
+                        "retry_success", "splits", "quality", "eta_error"}
     assert out["since_days"] == 7.0 and out["jobs"] == 6 and out["failure_rate"] == 0.5
     assert out["eta_error"]["median_abs_pct_error"] == pytest.approx(
         {"10": 35.0, "50": 7.5, "90": 0.5})
@@ -184,6 +184,9 @@ def test_stats_command_text_is_aligned(planted, capsys):
         "retries by class    timeout 5, oom 3, server 2, network 1",
         "retry success       57.1%  (chunks 2/3, batches 1/2, uploads 1/2)",
         "OOM splits          1",
+        "quality flags       none",
+        "quality repairs     none",
+        "fragment fallbacks  0",
         "ETA error (median)  at 10%: 35.0%  at 50%: 7.5%  at 90%: 0.5%  (2 jobs)",
     ]
 

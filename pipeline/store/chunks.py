@@ -35,13 +35,18 @@ class ChunksMixin:
         return dict(rows)
 
     def token_counts(self, job_id: str) -> tuple[int, int]:
-        """(source tokens of done chunks, source tokens of all chunks)."""
+        """(source tokens of done chunks, source tokens of all chunks).
+
+        A replaced chunk hands its tokens on to its pieces (``share``: its
+        tokens split in proportion to theirs), so the total never changes and
+        the done count never goes back when a chunk is replaced."""
         row = self.db.execute(
-            "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN n_tokens END), 0), "
-            "COALESCE(SUM(n_tokens), 0) FROM chunks WHERE job_id = ?",
+            "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN COALESCE(share, n_tokens) END), 0), "
+            "COALESCE(SUM(CASE WHEN state != 'replaced' THEN COALESCE(share, n_tokens) END), 0) "
+            "FROM chunks WHERE job_id = ?",
             (job_id,),
         ).fetchone()
-        return row[0], row[1]
+        return round(row[0]), round(row[1])
 
     def add_batches(self, job_id: str, batches: Sequence[Sequence[Chunk]], *, parent_id=None,
                     seq_start: int | None = None, same_seq: bool = False,

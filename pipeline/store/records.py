@@ -38,6 +38,13 @@ class Chunk:
     batch_id: int | None
     commits: int
     attempts: int
+    # A piece of a replaced chunk (pipeline.pieces) names it; states are
+    # pending done failed and replaced (translated as its pieces).
+    parent: int | None = None
+    protected: str | None = None  # JSON spec of its placeholders (pipeline.protect)
+    rung: int = 0  # repair ladder step it is decoded at (pipeline.quality.ladder)
+    flag: str | None = None  # accepted with a quality flag: the reason
+    share: float | None = None  # source tokens of the document it stands for; None: n_tokens
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class Attempt:
     decision: str
     trace_id: str
     at: float
+    reason: str | None = None  # what a QUALITY attempt found (pipeline.quality.checks)
 
 
 @dataclass(frozen=True)
@@ -104,3 +112,14 @@ class NewChunk:
     source: str
     n_tokens: int
     done: bool = False  # nothing to translate: the source is its own translation
+    protected: str | None = None  # JSON spec of its placeholders (pipeline.protect)
+
+
+@dataclass(frozen=True)
+class NewPiece:
+    """A piece of a chunk being replaced (``pipeline.pieces``)."""
+
+    source: str
+    n_tokens: int  # 0: copied as it is, never translated
+    rung: int  # the repair ladder step it is decoded at
+    protected: str | None = None  # the placeholders it carries, as its parent's spec

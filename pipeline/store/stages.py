@@ -62,6 +62,7 @@ class StagesMixin:
                     "job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
                     "n_tokens": c.n_tokens, "state": "done" if c.done else "pending",
                     "translation": c.source if c.done else None,
+                    "protected": c.protected,
                 }
                 for i, c in enumerate(chunks)
             )
