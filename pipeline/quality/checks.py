@@ -31,13 +31,22 @@ import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from pipeline.formats.linebreaks import is_cjk
-from pipeline.quality.scripts import ALLOWED, code_script, letter_scripts, script_of
+from pipeline.quality.scripts import ALLOWED, code_script, count_in, letters_of, script_of
 
 REASONS = ("loop", "budget", "script", "copy", "length")
-_KNOWN_SCRIPTS = frozenset().union(*ALLOWED.values())
-_NO_SPACES = frozenset({"THAI", "LAO", "KHMER", "MYANMAR"})
+# Character classes instead of a test per character: the checks run on every
+# translation and must cost next to nothing (benchmarks/quality.py).
+_CJK = ("\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u31a0-\u33ff\u3400-\u4dbf"
+        "\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff")  # as linebreaks.is_cjk, letters
+_NO_SPACE = re.compile(f"[{_CJK}\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]")  # + Thai Lao Myanmar Khmer
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_HANGUL = re.compile("[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+_NOT_ALNUM = re.compile(r"[\W_]+")
 _WORD = re.compile(r"\w+")
+# Punctuation stripped from the ends of a word (marks inside it stay: a
+# Devanagari vowel sign is not \w, but it is part of its word).
+_PUNCT = "".join(chr(c) for c in range(0x21, 0x7f) if not chr(c).isalnum()) + (
+    "«»‹›“”‘’„‚…–—―·•、。，．！？：；（）「」『』【】《》〈〉؟،؛۔।॥፡።")
 
 
 @dataclass(frozen=True)
@@ -46,8 +55,8 @@ class Thresholds:
     loop_tokens: int = 8  # ...covering at least this many words...
     loop_vs_source: float = 2.0  # ...and this many times the source's own longest run
     max_ngram: int = 8  # longest repeated unit looked for, in words
-    zlib_ratio: float = 2.4  # bytes / zlib-compressed bytes of a looping output
-    zlib_min_bytes: int = 120  # shorter outputs do not compress enough to tell
+    zlib_ratio: float = 2.4  # characters / zlib-compressed bytes of a looping output
+    zlib_min_chars: int = 120  # shorter outputs do not compress enough to tell
     length_max: float = 3.0  # weighted characters of output per source character...
     length_slack: int = 20  # ...plus this many
     length_min: float = 0.25  # a shorter output lost content
@@ -76,8 +85,9 @@ def inspect(source: str, text: str, *, stopped: bool, budget: int, src_lang: str
     first (REASONS order); empty when nothing is."""
     t = thresholds
     out_tokens, src_tokens = _tokens(text), _tokens(source)
+    out_counts = Counter(out_tokens)
     found = []
-    loop = _loop(text, out_tokens, source, src_tokens, t)
+    loop = _loop(text, out_tokens, out_counts, source, src_tokens, t)
     if loop:
         found.append(Finding("loop", loop))
     if not stopped:
@@ -85,7 +95,7 @@ def inspect(source: str, text: str, *, stopped: bool, budget: int, src_lang: str
     script = _script(text, out_tokens, src_tokens, tgt_lang, t)
     if script:
         found.append(Finding("script", script))
-    if src_lang != tgt_lang and _is_copy(source, src_tokens, out_tokens, t):
+    if src_lang != tgt_lang and _is_copy(source, src_tokens, out_counts, len(out_tokens), t):
         found.append(Finding("copy", "the source came back untranslated"))
     length = _length(source, text, t)
     if length:
@@ -93,28 +103,20 @@ def inspect(source: str, text: str, *, stopped: bool, budget: int, src_lang: str
     return found
 
 
-def _no_space_letter(ch: str) -> bool:
-    return is_cjk(ch) or script_of(ch) in _NO_SPACES
-
-
 def _tokens(text: str) -> list[str]:
-    """Words, casefolded; each character is a word where the script has no spaces."""
+    """Words, casefolded, without the punctuation around them; each
+    character is a word where the script has no spaces."""
+    if _NO_SPACE.search(text) is None:  # the common case, at C speed
+        return [w for w in (x.strip(_PUNCT) for x in text.casefold().split()) if w]
     out: list[str] = []
-    for word in _WORD.findall(text.casefold()):
-        if not any(_no_space_letter(ch) for ch in word):
-            out.append(word)
+    for word in text.casefold().split():
+        word = word.strip(_PUNCT)
+        if not word:
             continue
-        run = ""
-        for ch in word:
-            if _no_space_letter(ch):
-                if run:
-                    out.append(run)
-                    run = ""
-                out.append(ch)
-            else:
-                run += ch
-        if run:
-            out.append(run)
+        if _NO_SPACE.search(word) is None:
+            out.append(word)
+        else:
+            out.extend(ch for ch in word if ch not in _PUNCT)
     return out
 
 
@@ -135,9 +137,13 @@ def tandem(tokens: list[str], max_n: int = 8) -> tuple[int, int]:
     return best
 
 
-def _loop(text: str, out_tokens: list[str], source: str, src_tokens: list[str],
-          t: Thresholds) -> str | None:
-    reps, n = tandem(out_tokens, t.max_ngram)
+def _loop(text: str, out_tokens: list[str], out_counts: Counter, source: str,
+          src_tokens: list[str], t: Thresholds) -> str | None:
+    # Every word of a unit repeated k times occurs k times: most outputs are
+    # cleared by one count, without looking for the unit.
+    reps, n = (1, 0)
+    if len(out_tokens) >= t.loop_tokens and max(out_counts.values()) >= t.loop_repeats:
+        reps, n = tandem(out_tokens, t.max_ngram)
     if reps >= t.loop_repeats and reps * n >= t.loop_tokens:
         src_reps, _ = tandem(src_tokens, t.max_ngram)
         if reps >= t.loop_vs_source * src_reps:
@@ -145,49 +151,57 @@ def _loop(text: str, out_tokens: list[str], source: str, src_tokens: list[str],
                          out_tokens[i : i + n] * reps == out_tokens[i : i + n * reps])
             unit = " ".join(out_tokens[start : start + n])
             return f"{unit!r} repeated {reps} times"
-    data = text.encode()
-    if len(data) >= t.zlib_min_bytes:
-        ratio = _compression(data)
-        if ratio > t.zlib_ratio and ratio > 1.5 * _compression(source.encode()):
+    # A text that compresses like a loop repeats its words: with most of its
+    # words different, there is no need to compress it.
+    if len(text) >= t.zlib_min_chars and len(out_counts) < 0.6 * len(out_tokens):
+        ratio = _compression(text)
+        if ratio > t.zlib_ratio and ratio > 1.5 * _compression(source):
             return f"compresses {ratio:.1f} to 1 (repetitive)"
     return None
 
 
-def _compression(data: bytes) -> float:
+def _compression(text: str) -> float:
+    """Characters per byte of zlib output, each distinct character written as
+    one byte: UTF-8 would make Devanagari or Chinese (three bytes a
+    character, the first shared) look repetitive when it is not."""
+    ids: dict[str, int] = {}
+    data = bytes(ids.setdefault(ch, len(ids)) % 256 for ch in text)
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def _script(text: str, out_tokens: list[str], src_tokens: list[str], tgt_lang: str,
             t: Thresholds) -> str | None:
     target = code_script(tgt_lang)
-    allowed = ALLOWED.get(target)
-    if allowed is None:
+    if target not in ALLOWED:
         return None
-    counts = Counter({k: v for k, v in letter_scripts(text).items() if k in _KNOWN_SCRIPTS})
-    latin = counts.pop("LATIN", 0) if "LATIN" not in allowed else 0
-    judged = sum(counts.values())
+    letters = letters_of(text)
+    latin = count_in(letters, "Latn") if target != "Latn" else 0
+    judged = len(letters) - latin
     if judged >= t.script_min_letters:
-        inside = sum(v for k, v in counts.items() if k in allowed)
+        inside = count_in(letters, target)
         if inside < t.script_share * judged:
-            top = counts.most_common(1)[0][0].title()
+            others = Counter(script_of(ch) for ch in letters if script_of(ch) != "LATIN"
+                             or target == "Latn")
+            top = others.most_common(1)[0][0].title() if others else "?"
             return f"{inside / judged:.0%} of its letters are in {target} script; most are {top}"
         return None
     if judged == 0 and latin:
         # All Latin in a non-Latin target: names copied from the source are
         # fine; words of its own are another language.
         source_words = set(src_tokens)
-        latin_words = [w for w in out_tokens if any(script_of(ch) == "LATIN" for ch in w)]
+        latin_words = [w for w in out_tokens if count_in(letters_of(w), "Latn")]
         novel = [w for w in latin_words if w not in source_words]
         if len(novel) >= 3 and len(novel) >= 0.5 * len(latin_words):
             return f"written in Latin letters, not {target} script"
     return None
 
 
-def _is_copy(source: str, src_tokens: list[str], out_tokens: list[str], t: Thresholds) -> bool:
-    if len(src_tokens) < t.copy_min_words or _names_only(source):
+def _is_copy(source: str, src_tokens: list[str], out_counts: Counter, out_len: int,
+             t: Thresholds) -> bool:
+    if len(src_tokens) < t.copy_min_words:
         return False
-    common = sum((Counter(src_tokens) & Counter(out_tokens)).values())
-    return common >= t.copy_share * max(len(src_tokens), len(out_tokens))
+    common = sum((Counter(src_tokens) & out_counts).values())
+    return common >= t.copy_share * max(len(src_tokens), out_len) and not _names_only(source)
 
 
 def _names_only(source: str) -> bool:
@@ -196,20 +210,11 @@ def _names_only(source: str) -> bool:
     return bool(words) and all(w[0].isupper() or w[0].isdigit() for w in words)
 
 
-def weighted_length(text: str) -> float:
+def weighted_length(text: str) -> int:
     """Letters and digits, a Han or kana character counting 3 and a Hangul
     syllable 2: about what one Latin letter says, per character."""
-    total = 0.0
-    for ch in text:
-        if not ch.isalnum():
-            continue
-        if is_cjk(ch):
-            total += 3
-        elif script_of(ch) == "HANGUL":
-            total += 2
-        else:
-            total += 1
-    return total
+    core = _NOT_ALNUM.sub("", text)
+    return len(core) + 2 * len(_CJK_CHAR.findall(core)) + len(_HANGUL.findall(core))
 
 
 def _length(source: str, text: str, t: Thresholds) -> str | None:
