@@ -166,3 +166,13 @@ def test_markdown_inline_markup_stays_inside_one_sentence():
     source, spec = chunk_view(doc.units[0].text, doc.units[0].protected)
     assert source == "Run [1] and see the [2]docs[3] or [4]read[5] it."
     assert [role for _, _, role in spec] == ["", "o", "c", "o", "c"]
+
+
+def test_markup_right_after_a_full_stop_stays_with_its_sentence():
+    doc = parse_markdown("**Not bundled with `seconv`.** The `nocr` engine needs one.\n")
+    unit = doc.units[0]
+    from pipeline.segment import split_sentences
+
+    first, second = split_sentences(unit.text, "eng_Latn")
+    assert chunk_view(first.strip(), unit.protected)[0] == "[1]Not bundled with [2].[3]"
+    assert chunk_view(second.strip(), unit.protected)[0] == "The [1] engine needs one."
