@@ -17,41 +17,12 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 
 import torch
 
-from pipeline.errors import InvalidInput
+from pipeline.faults import ENV_VAR, FaultSpec  # noqa: F401 - the spec lives without torch
 
 log = logging.getLogger("nllb_pipeline")
-ENV_VAR = "NLLB_PIPELINE_INJECT_FAULTS"
-
-
-@dataclass(frozen=True)
-class FaultSpec:
-    oom: float = 0.0
-    transient: float = 0.0
-    seed: int = 0
-
-    @classmethod
-    def parse(cls, spec: str) -> FaultSpec:
-        values: dict[str, float | int] = {}
-        for item in spec.split(","):
-            key, sep, value = item.strip().partition("=")
-            try:
-                if not sep or key not in ("oom", "transient", "seed"):
-                    raise ValueError
-                values[key] = int(value) if key == "seed" else float(value)
-                if key != "seed" and not 0 <= values[key] <= 1:
-                    raise ValueError
-            except ValueError:
-                raise InvalidInput(
-                    f"bad fault spec {item.strip()!r} (expected e.g. 'oom=0.2,transient=0.05,seed=7')"
-                ) from None
-        return cls(**values)
-
-    def __str__(self) -> str:
-        return f"oom={self.oom},transient={self.transient},seed={self.seed}"
 
 
 class FaultInjectingTranslator:
@@ -61,7 +32,8 @@ class FaultInjectingTranslator:
         self.inner, self.spec = inner, spec
         self.rng = random.Random(spec.seed)
         self.injected = {"oom": 0, "transient": 0}
-        log.warning("FAULT INJECTION IS ON (%s): errors below are simulated", spec)
+        # Announced once by whoever turns it on (the CLI: "fault injection is ON").
+        log.debug("fault injection wraps %s (%s)", type(inner).__name__, spec)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)

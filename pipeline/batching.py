@@ -52,3 +52,33 @@ def needs_replanning(chunks: Sequence[Sized], budget_tokens: int,
         return False
     padded = len(chunks) * max(c.n_tokens for c in chunks)
     return padded > budget_tokens or len({output_budget(c.n_tokens) for c in chunks}) > 1
+
+
+class Named(Protocol):
+    id: int
+    seq: int
+    parent_id: int | None
+
+
+def batch_labels(batches: Sequence[Named]) -> dict[int, str]:
+    """The name users read for each batch (keyed by row id), the same in the
+    live log, the progress display, ``logs`` and ``show``: its place in the
+    plan counted from 1, and for the parts of a split batch the parent's name
+    and the part's number: ``12``, then ``12.1`` and ``12.2``, then ``12.1.1``."""
+    by_id = {b.id: b for b in batches}
+    parts: dict[int, list[int]] = {}
+    for b in sorted(batches, key=lambda b: b.id):
+        if b.parent_id is not None:
+            parts.setdefault(b.parent_id, []).append(b.id)
+    labels: dict[int, str] = {}
+
+    def label(b: Named) -> str:
+        if b.id not in labels:
+            parent = by_id.get(b.parent_id) if b.parent_id is not None else None
+            labels[b.id] = (str(b.seq + 1) if parent is None else
+                            f"{label(parent)}.{parts[parent.id].index(b.id) + 1}")
+        return labels[b.id]
+
+    for b in batches:
+        label(b)
+    return labels

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,8 +64,10 @@ class JobParams:
             raise InvalidInput(
                 f"--max-chunk-tokens must be between 16 and 1024, not {self.max_chunk_tokens}"
             )
-        if self.length_ratio <= 0 or self.length_offset < 0:
-            raise InvalidInput("length ratio must be positive and offset not negative")
+        if not (math.isfinite(self.length_ratio) and self.length_ratio > 0):
+            raise InvalidInput(f"--length-ratio must be a finite number > 0, not {self.length_ratio}")
+        if self.length_offset < 0:
+            raise InvalidInput(f"--length-offset must be >= 0, not {self.length_offset}")
         if self.quality not in ("repair", "flag", "off"):
             raise InvalidInput(f"--quality must be repair, flag or off, not {self.quality!r}")
         if self.missing not in ("source", "marker"):
@@ -87,24 +90,6 @@ class JobParams:
     @classmethod
     def from_json(cls, data: str) -> JobParams:
         return cls(**json.loads(data))
-
-    def output_settings(self) -> dict:
-        """The settings that decide what a sentence's translation is, beside
-        the sentence itself: model, languages, decoding, the length rule,
-        the quality ladder with its thresholds and guard, and the version of
-        placeholder protection. A translation memory keys on these: two
-        jobs that agree on them translate a sentence the same way. Chunking
-        and the output format are left out; they decide which sentences
-        there are, not how one is translated."""
-        from pipeline import protect
-        from pipeline.quality import ladder
-
-        return {
-            "model": self.model, "src_lang": self.src_lang, "tgt_lang": self.tgt_lang,
-            "beams": self.beams, "length_ratio": self.length_ratio,
-            "length_offset": self.length_offset, **ladder.settings(self.quality),
-            "placeholders": protect.VERSION,
-        }
 
     def output_budget(self, n_tokens: int, cap: int) -> int:
         """Output token budget of a chunk of ``n_tokens`` input tokens
@@ -131,9 +116,16 @@ class RunSettings:
             raise InvalidInput(f"unknown device {self.device!r} (auto, cpu, cuda or cuda:N)")
         if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
             raise InvalidInput(f"unknown dtype {self.dtype!r} (auto, float32, float16, bfloat16)")
-        if (self.batch_tokens < 0 or self.max_batch_size < 1 or self.lease_seconds <= 0
-                or self.threads < 0):
-            raise InvalidInput("batch size, token budget and lease must be positive")
+        if self.batch_tokens < 0:
+            raise InvalidInput(f"batch_tokens must be >= 1 (0: chosen by device), not "
+                               f"{self.batch_tokens}")
+        if self.threads < 0:
+            raise InvalidInput(f"threads must be >= 0, not {self.threads}")
+        if self.max_batch_size < 1:
+            raise InvalidInput(f"max_batch_size must be >= 1, not {self.max_batch_size}")
+        if not (math.isfinite(self.lease_seconds) and self.lease_seconds > 0):
+            raise InvalidInput(f"lease_seconds must be a finite number > 0, not "
+                               f"{self.lease_seconds}")
 
 
 def default_db_path() -> Path:
@@ -164,7 +156,8 @@ def load_config_file(path: Path | None = None, *, required: bool = False) -> dic
 
     Sections: ``[retry]`` with the keys of ``--retry`` (chunk_attempts,
     batch_retries, base, factor, cap, and per-class limits such as
-    device_transient = 3), and ``[run]`` with device, dtype, batch_tokens.
+    device_transient = 3), and ``[run]`` with device, dtype, batch_tokens,
+    threads (``run_section``).
     Precedence: defaults, then this file, then the environment, then flags.
     """
     try:
@@ -187,7 +180,36 @@ def load_config_file(path: Path | None = None, *, required: bool = False) -> dic
     return data
 
 
-def retry_spec_from_config(data: dict) -> str | None:
-    """The ``[retry]`` section as a ``--retry`` spec string."""
-    section = data.get("retry") or {}
-    return ",".join(f"{k}={v}" for k, v in section.items()) or None
+RUN_KEYS = ("device", "dtype", "batch_tokens", "threads")
+
+
+def run_section(data: dict, path: Path) -> dict:
+    """The ``[run]`` section's settings, each checked, as RunSettings keyword
+    arguments. Errors name the file, the section and the key."""
+    section = data.get("run") or {}
+    where = f"config file {path}: [run]"
+    if not isinstance(section, dict):
+        raise InvalidInput(f"{where} must be a table of settings")
+    unknown = set(section) - set(RUN_KEYS)
+    if unknown:
+        raise InvalidInput(f"{where} has unknown key(s) {', '.join(sorted(unknown))} "
+                           f"(known: {', '.join(RUN_KEYS)})")
+    settings = {}
+    for key, value in section.items():
+        if key in ("device", "dtype"):
+            if not isinstance(value, str):
+                raise InvalidInput(f"{where} {key} must be a string, not {value!r}")
+        else:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInput(f"{where} {key} must be an integer, not {value!r}")
+            minimum = 1 if key == "batch_tokens" else 0
+            if value < minimum:
+                hint = " (leave it out for the device's default)" if key == "batch_tokens" else ""
+                raise InvalidInput(f"{where} {key} must be >= {minimum}, not {value}{hint}")
+        try:
+            RunSettings(**{key: value})
+        except InvalidInput as exc:
+            raise InvalidInput(f"{where} {key}: {exc}") from None
+        settings[key] = value
+    return settings
+

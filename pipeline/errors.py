@@ -19,6 +19,7 @@ class ErrorClass(enum.Enum):
     NETWORK = "network"
     RATE_LIMITED = "rate_limited"
     SERVER = "server"
+    DISK_FULL = "disk_full"  # ENOSPC/EDQUOT writing the output or the job database
     # A translation failed the output checks (pipeline.quality): never raised,
     # it is the class of the repair ladder's attempt rows, each with a reason.
     QUALITY = "quality"
@@ -40,6 +41,7 @@ _RETRYABLE = frozenset(
         ErrorClass.NETWORK,
         ErrorClass.RATE_LIMITED,
         ErrorClass.SERVER,
+        ErrorClass.DISK_FULL,
         ErrorClass.QUALITY,
     }
 )

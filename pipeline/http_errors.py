@@ -58,7 +58,10 @@ STATUS_CLASSES: Mapping[int, ErrorClass] = MappingProxyType({
     500: ErrorClass.SERVER,
     501: ErrorClass.INVALID_INPUT,  # the method is not supported: retrying cannot help
     502: ErrorClass.SERVER,
-    503: ErrorClass.SERVER,  # RATE_LIMITED when it says Retry-After
+    # The server is down or overloaded, whatever it says about when to come
+    # back: SERVER, with its own budget; a Retry-After is honoured all the
+    # same (every retryable class waits at least that long).
+    503: ErrorClass.SERVER,
     504: ErrorClass.SERVER,
 })
 
@@ -79,9 +82,7 @@ def class_of_exception(exc: BaseException) -> ErrorClass:
     return ErrorClass.INTERNAL
 
 
-def class_of_status(status: int, *, retry_after: bool = False) -> ErrorClass:
-    if status == 503 and retry_after:
-        return ErrorClass.RATE_LIMITED
+def class_of_status(status: int) -> ErrorClass:
     return STATUS_CLASSES.get(status) or CLASS_BY_HUNDRED.get(status // 100, ErrorClass.SERVER)
 
 
@@ -131,5 +132,4 @@ def status_error(response: httpx.Response, url: str, *,
         message += f" (Retry-After: {wait:g} s)"
     if 300 <= status < 400:
         message += "; redirects are not followed: give the final URL"
-    return DeliveryError(message, error_class=class_of_status(status, retry_after=wait is not None),
-                         retry_after_s=wait)
+    return DeliveryError(message, error_class=class_of_status(status), retry_after_s=wait)

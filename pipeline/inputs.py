@@ -48,7 +48,46 @@ def read_input(path: str | os.PathLike) -> InputFile:
     return decode_input(path.resolve(), data)
 
 
+# Byte order marks of the encodings a text editor may save in instead of
+# UTF-8, longest first (UTF-32 LE starts with UTF-16 LE's mark).
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32", "little-endian"),
+    (b"\x00\x00\xfe\xff", "UTF-32", "big-endian"),
+    (b"\xff\xfe", "UTF-16", "little-endian"),
+    (b"\xfe\xff", "UTF-16", "big-endian"),
+)
+
+
+def wide_encoding(data: bytes) -> tuple[str, str] | None:
+    """(encoding, byte order) when ``data`` looks like UTF-16 or UTF-32 text:
+    a byte order mark, or, without one, the NUL bytes that mostly-ASCII
+    UTF-16 has in every other position."""
+    for bom, encoding, order in _WIDE_BOMS:
+        if data.startswith(bom):
+            return encoding, order
+    sample = data[:4096]
+    if len(sample) < 4:
+        return None
+    for order, zeros, letters in (("little-endian", sample[1::2], sample[0::2]),
+                                  ("big-endian", sample[0::2], sample[1::2])):
+        if zeros.count(0) >= 0.9 * len(zeros) and letters.count(0) <= 0.1 * len(letters):
+            codec = "utf-16-le" if order == "little-endian" else "utf-16-be"
+            try:
+                data[: len(data) // 2 * 2].decode(codec)
+            except UnicodeDecodeError:
+                return None
+            return "UTF-16", order
+    return None
+
+
 def decode_input(path: Path, data: bytes) -> InputFile:
+    wide = wide_encoding(data)
+    if wide:
+        encoding, order = wide
+        codec = encoding + ("LE" if order == "little-endian" else "BE")
+        raise InvalidInput(
+            f"{path} is {encoding} ({order}) text, not UTF-8; convert it first, e.g. "
+            f"iconv -f {codec} -t UTF-8 '{path.name}' > '{path.stem}.utf8{path.suffix}'")
     if b"\x00" in data:
         raise InvalidInput(f"{path} is a binary file (it contains NUL bytes), not text")
     bom = data.startswith(BOM)

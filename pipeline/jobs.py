@@ -9,6 +9,7 @@ from pipeline.config import JobParams, idempotency_key
 from pipeline.errors import InvalidInput
 from pipeline.formats import detect_format, parse_document
 from pipeline.inputs import InputFile
+from pipeline.memory.scope import MODES
 from pipeline.store import Job, Store
 
 
@@ -30,6 +31,9 @@ def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path
         raise InvalidInput(f"cannot write output: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise InvalidInput(f"cannot write output: {path} is not writable")
+    from pipeline.sinks import check_writable
+
+    check_writable(parent)
     return path
 
 
@@ -38,13 +42,21 @@ def resolve_format(fmt: str | None, path: Path) -> str:
 
 
 def submit(store: Store, params: JobParams, source: InputFile, *,
-           priority: int = 0, key: str | None = None) -> tuple[Job, bool]:
+           priority: int = 0, key: str | None = None,
+           memory: str | None = None) -> tuple[Job, bool]:
     """The job for this request, created if new. Returns (job, created).
 
     ``key`` is a caller's own idempotency key. Reused with the same
     parameters and input it returns the same job; reused with others it is
     refused (as payment APIs do) and nothing is written.
+
+    ``memory`` is how the job uses the translation memory (``off``, ``read``,
+    ``on``; None: ``on`` for a new job, unchanged for an existing one). It is
+    not part of the key: reading from the memory gives what inference would
+    (``pipeline.memory.scope``), so it changes how a job runs, not its output.
     """
+    if memory is not None and memory not in MODES:
+        raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {memory!r}")
     canonical = params.canonical_json()
     if store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
         # A file the format cannot parse is refused before a job exists for it.
@@ -52,12 +64,14 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     job, created = store.get_or_create_job(
         idem_key=key or idempotency_key(params, source.sha256), params=canonical,
         input_path=str(source.path), input_sha256=source.sha256, input_bytes=len(source.data),
-        output_path=params.output, priority=priority,
+        output_path=params.output, priority=priority, memory_mode=memory or "on",
     )
     if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):
         raise InvalidInput(
             f"idempotency key {key!r} was used for job {job.id} with different parameters or "
             "input; use a new key")
+    if memory is not None and not created and store.memory_mode(job.id) != memory:
+        store.set_memory_mode(job.id, memory)
     return job, created
 
 

@@ -103,3 +103,64 @@ class Fanout(Events):
     def message(self, text: str) -> None:
         for o in self.observers:
             o.message(text)
+
+
+class LiveProgress(Events):
+    """Keeps a running job's progress in the store, as its bar shows it.
+
+    The runner feeds one ``JobEta`` (the ETA the bar shows too) through
+    this observer, which saves a snapshot on every stage change, retry wait
+    and committed batch, and at most once per ``min_interval_s`` for the
+    finer-grained progress of the other stages (bytes read or sent):
+
+        {"stage", "percent" (measured weights), "eta_s" (None: unknown),
+         "tokens_per_s", "at" (unix time of the snapshot),
+         "waiting": {"what", "until", "error_class", "attempt", "limit"} or None,
+         "weights": {stage: share}}
+
+    ``status``, ``show`` and the HTTP API read it back, so every face shows
+    the same percent and ETA (``pipeline.views.live_progress``).
+    """
+
+    def __init__(self, eta, save: Callable[[dict], None], clock: Callable[[], float], *,
+                 min_interval_s: float = 1.0):
+        self.eta, self.save, self.clock, self.min_interval_s = eta, save, clock, min_interval_s
+        self.waiting: dict | None = None
+        self._saved_at = -float("inf")
+
+    def stage_started(self, stage: str, total: float, done: float = 0.0) -> None:
+        self.eta.stage_started(stage, total, done)
+        self._save(force=True)
+
+    def stage_progress(self, stage: str, done: float) -> None:
+        self.eta.stage_progress(stage, done)
+        forced = self.waiting is not None or stage == "inference"  # a batch committed
+        self.waiting = None
+        self._save(force=forced)
+
+    def stage_finished(self, stage: str) -> None:
+        self.eta.stage_finished(stage)
+        self._save(force=True)
+
+    def retrying(self, what: str, delay_s: float, error_class: str, attempt: int,
+                 limit: int) -> None:
+        self.eta.retrying(what, delay_s, error_class, attempt, limit)
+        self.waiting = {"what": what, "until": self.clock() + delay_s,
+                        "error_class": error_class, "attempt": attempt, "limit": limit}
+        self._save(force=True)
+
+    def snapshot(self) -> dict:
+        eta = self.eta
+        rate = eta.inference.rate() if eta.inference is not None else None
+        left = None if self.waiting else eta.seconds_left()
+        return {"stage": eta.stage, "percent": round(100.0 * eta.fraction, 2),
+                "eta_s": round(left, 1) if left is not None else None,
+                "tokens_per_s": round(rate, 1) if rate and eta.stage == "inference" else None,
+                "at": self.clock(), "waiting": self.waiting,
+                "weights": {s: round(w, 4) for s, w in eta.weights.items()}}
+
+    def _save(self, *, force: bool = False) -> None:
+        now = self.clock()
+        if force or now - self._saved_at >= self.min_interval_s:
+            self._saved_at = now
+            self.save(self.snapshot())

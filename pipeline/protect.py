@@ -40,7 +40,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-VERSION = 1  # of the placeholder form and what is protected; part of output_settings
 MARKER_BASE = 0xF0000
 MAX_PROTECTED = 0xFFFD  # markers available in the plane
 PLACEHOLDER = re.compile(r"\[(\d{1,5})\]")

@@ -12,8 +12,9 @@ and the random half spreads out many workers that failed together.
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -27,6 +28,9 @@ class Backoff:
     cap_s: float = 20.0  # no single wait is longer than this
 
     def __post_init__(self) -> None:
+        # NaN passes no comparison and infinity every upper one: both refused.
+        if not all(math.isfinite(v) for v in (self.base_s, self.factor, self.cap_s)):
+            raise InvalidInput("backoff base, factor and cap must be finite numbers")
         if self.base_s < 0 or self.factor < 1 or self.cap_s < 0:
             raise InvalidInput("backoff needs base >= 0, factor >= 1 and cap >= 0")
 
@@ -42,6 +46,9 @@ _DEFAULT_LIMITS = MappingProxyType({
     ErrorClass.NETWORK: 5,
     ErrorClass.RATE_LIMITED: 5,
     ErrorClass.SERVER: 3,
+    # A full disk rarely empties itself within seconds: a few long waits give
+    # a person (or a cleanup job) time to free space, then the job fails.
+    ErrorClass.DISK_FULL: 3,
 })
 
 
@@ -71,11 +78,16 @@ class RetryPolicy:
     backoff: Backoff = Backoff()
     rate_limited_backoff: Backoff = Backoff(base_s=5.0, factor=2.0, cap_s=120.0)
     batch_backoff: Backoff = Backoff(base_s=2.0, factor=2.0, cap_s=30.0)
+    disk_full_backoff: Backoff = Backoff(base_s=30.0, factor=2.0, cap_s=300.0)
     max_retry_after_s: float = 600.0  # a server's Retry-After is honoured up to this
 
     def __post_init__(self) -> None:
-        if self.chunk_attempts < 1 or self.batch_retries < 0:
-            raise InvalidInput("chunk attempts must be >= 1 and batch retries >= 0")
+        if self.chunk_attempts < 1:
+            raise InvalidInput(f"chunk_attempts must be >= 1, not {self.chunk_attempts}")
+        if self.batch_retries < 0:
+            raise InvalidInput(f"batch_retries must be >= 0, not {self.batch_retries}")
+        if not (math.isfinite(self.max_retry_after_s) and self.max_retry_after_s >= 0):
+            raise InvalidInput("max_retry_after_s must be a finite number >= 0")
         if any(limit < 1 for limit in self.class_limits.values()):
             raise InvalidInput("every per-class attempt limit must be >= 1")
 
@@ -104,7 +116,8 @@ class RetryPolicy:
              retry_after_s: float | None = None) -> float:
         if error_class is ErrorClass.OOM:
             return 0.0  # the batch is split and memory freed; waiting adds nothing
-        backoff = self.rate_limited_backoff if error_class is ErrorClass.RATE_LIMITED else self.backoff
+        backoff = {ErrorClass.RATE_LIMITED: self.rate_limited_backoff,
+                   ErrorClass.DISK_FULL: self.disk_full_backoff}.get(error_class, self.backoff)
         delay = backoff.delay(attempt, rng)
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, self.max_retry_after_s))
@@ -121,30 +134,73 @@ class RetryPolicy:
         return replace(self, class_limits=MappingProxyType(merged))
 
 
-def parse_policy(spec: str | None, base: RetryPolicy = RetryPolicy()) -> RetryPolicy:
+_INT_KEYS = ("chunk_attempts", "batch_retries")
+_BACKOFF_KEYS = {"base": "base_s", "factor": "factor", "cap": "cap_s"}
+_MINIMUM = {"chunk_attempts": 1, "batch_retries": 0, "base": 0, "factor": 1, "cap": 0}
+
+
+def parse_policy(spec: str | None, base: RetryPolicy = RetryPolicy(), *,
+                 source: str = "--retry") -> RetryPolicy:
     """``"chunk_attempts=5,batch_retries=1,base=0.5,factor=2,cap=30,server=5"``.
 
     Keys: chunk_attempts, batch_retries, base, factor, cap (seconds), and any
-    error class name (oom and quality excepted) for its attempt limit.
+    error class name (oom and quality excepted) for its attempt limit. Errors name
+    ``source``: the flag, environment variable or config file section the
+    spec came from.
     """
     if not spec:
         return base
-    policy, backoff, limits = base, {}, {}
+    items = []
     for item in spec.split(","):
         key, sep, value = item.strip().partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            if key in ("chunk_attempts", "batch_retries"):
-                policy = replace(policy, **{key: int(value)})
-            elif key in ("base", "factor", "cap"):
-                backoff[{"base": "base_s", "factor": "factor", "cap": "cap_s"}[key]] = float(value)
-            elif key in {c.value for c in ErrorClass} - {"oom", "quality"}:
-                limits[key] = int(value)
-            else:
-                raise ValueError
-        except ValueError:
-            raise InvalidInput(f"bad retry setting {item.strip()!r} in --retry {spec!r}") from None
+        if not sep:
+            raise InvalidInput(_said(source, f"bad retry setting {item.strip()!r} (expected "
+                                             "KEY=VALUE, e.g. 'chunk_attempts=3,cap=20')"))
+        items.append((key.strip(), value.strip()))
+    return policy_from_items(items, base, source=source)
+
+
+def policy_from_items(items: Iterable[tuple[str, object]], base: RetryPolicy = RetryPolicy(), *,
+                      source: str) -> RetryPolicy:
+    """``base`` with the (key, value) settings applied, each checked: an
+    integer where a count is meant, a finite number for the backoff."""
+    classes = {c.value for c in ErrorClass} - {"oom", "quality"}
+    policy, backoff, limits = base, {}, {}
+    for key, raw in items:
+        if key in _BACKOFF_KEYS:
+            value = _number(raw, float, key, source)
+            if not math.isfinite(value):
+                raise InvalidInput(_said(source, f"{key} must be a finite number, not {raw!r}"))
+        elif key in _INT_KEYS or key in classes:
+            value = _number(raw, int, key, source)
+        else:
+            raise InvalidInput(_said(
+                source, f"unknown retry setting {key!r} (chunk_attempts, batch_retries, base, "
+                        "factor, cap, or an error class such as server=5)"))
+        minimum = _MINIMUM.get(key, 1)
+        if value < minimum:
+            raise InvalidInput(_said(source, f"{key} must be >= {minimum}, not {raw}"))
+        if key in _BACKOFF_KEYS:
+            backoff[_BACKOFF_KEYS[key]] = value
+        elif key in _INT_KEYS:
+            policy = replace(policy, **{key: value})
+        else:
+            limits[key] = value
     if backoff:
         policy = replace(policy, backoff=replace(policy.backoff, **backoff))
     return policy.with_limits(**limits) if limits else policy
+
+
+def _said(source: str, text: str) -> str:
+    """``--retry: cap must be ...``, ``config file X: [retry] cap must be ...``."""
+    return f"{source} {text}" if source.endswith("]") else f"{source}: {text}"
+
+
+def _number(raw: object, kind: type, key: str, source: str):
+    what = "an integer" if kind is int else "a number"
+    if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
+        raise InvalidInput(_said(source, f"{key} must be {what}, not {raw!r}"))
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise InvalidInput(_said(source, f"{key} must be {what}, not {raw!r}")) from None

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import (ErrorClass, JobBusy, JobCanceled, JobFailed, LeaseLost,
                              PipelineError, WorkerStopping)
-from pipeline.progress import STAGES, Events, Fanout
+from pipeline.progress import STAGES, Events, Fanout, LiveProgress
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
 from pipeline.store import Job, Store
@@ -129,18 +129,25 @@ class Heartbeat:
             store.close()
 
 
-def _with_eta_recording(store: Store, job_id: str, translator, params: JobParams,
-                        events: Events) -> Events:
-    """Add an observer that records the job's ETA predictions at 10/50/90%."""
+def _with_live_progress(store: Store, job_id: str, worker: str, translator,
+                        params: JobParams, events: Events) -> Events:
+    """Add the observer that keeps the job's progress and ETA in the store
+    (what status and the API show) and records its ETA predictions at
+    10/50/90%."""
+    import json
+
     from pipeline.eta import JobEta
     from pipeline.profiles import history_for
 
     def record(percent: int, elapsed_s: float, predicted_total_s: float) -> None:
         store.record_prediction(job_id, percent, elapsed_s, predicted_total_s)
 
-    recorder = JobEta(history_for(store, translator, params.model), time.time,
-                      elapsed_before=store.wall_time(job_id), on_mark=record)
-    return Fanout(events, recorder)
+    def save(snapshot: dict) -> None:
+        store.set_progress(job_id, worker, json.dumps(snapshot))
+
+    eta = JobEta(history_for(store, translator, params.model), time.time,
+                 elapsed_before=store.wall_time(job_id), on_mark=record)
+    return Fanout(events, LiveProgress(eta, save, time.time))
 
 
 def run_job(store: Store, job_id: str, translator: Translator, *,
@@ -175,7 +182,7 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
             f"its lease expires in {max(0.0, (current.lease_expires or 0) - time.time()):.0f} s"
         )
     params = JobParams.from_json(job.params)
-    events = _with_eta_recording(store, job.id, translator, params, events)
+    events = _with_live_progress(store, job.id, worker, translator, params, events)
     ctx = JobContext(store, store.job(job.id), params, translator,
                      settings, worker, events, policy=policy, sleep=sleep, clock=store.clock,
                      rng=rng or random.Random(), delivery=delivery or DeliveryOptions(),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline import config
@@ -59,6 +59,10 @@ class JobOptions:
     output: str | None = None  # -o PATH
     relative_to: str | None = None  # with a dir: sink, keep paths under this base
     http_method: str | None = None
+    # How the job uses the translation memory: off, read or on; None: on for
+    # a new job, unchanged for an existing one. Not part of JobParams: it
+    # changes how a job runs, never its output (pipeline.memory.scope).
+    memory: str | None = None
 
 
 def job_params(options: JobOptions, source: InputFile) -> JobParams:
@@ -162,22 +166,30 @@ def find_job(store: Store, job_id: str) -> Job:
     return job
 
 
-def submit(store: Store, source: InputFile, options: JobOptions, *, priority: int = 0,
-           key: str | None = None) -> tuple[Job, bool]:
-    """Queue one document without loading a model. Returns (job, created):
-    the same document and parameters again give the same job; a caller's
-    ``key`` reused with other parameters or input is refused."""
-    from pipeline.jobs import submit as create
-
-    return create(store, job_params(options, source), source, priority=priority, key=key)
-
-
 @dataclass(frozen=True)
 class Submitted:
     input: Path
     job: Job | None = None
-    created: bool = False
+    created: bool = False  # a new job; False: the same request's existing job
+    requeued: bool = False  # it had succeeded but its output was gone: queued to deliver again
     error: str | None = None  # why this input was refused
+
+
+def submit(store: Store, source: InputFile, options: JobOptions, *, priority: int = 0,
+           key: str | None = None) -> Submitted:
+    """Queue one document without loading a model. The same document and
+    parameters again give the same job (a succeeded one whose output has
+    since been deleted or collected is queued again to deliver it); a
+    caller's ``key`` reused with other parameters or input is refused."""
+    from pipeline.jobs import submit as create
+
+    job, created = create(store, job_params(options, source), source, priority=priority, key=key,
+                          memory=options.memory)
+    requeued = False
+    if not created and job.state == "SUCCEEDED" and not delivered(store, job):
+        reopen_undelivered(store, job)
+        job, requeued = store.job(job.id), True
+    return Submitted(source.path, job, created, requeued)
 
 
 def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
@@ -188,27 +200,29 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
     relative to the directory it was found in. One refused file does not
     stop the others (unless a ``key`` names the single document)."""
     files: list[tuple[Path, Path | None]] = []  # (file, the directory it was found in)
+    empty: list[Submitted] = []  # directories in which nothing matched
     for item in inputs:
         if item.is_dir():
-            files += [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+            found = [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+            files += found
+            if not found:
+                empty.append(Submitted(item, error=f"no file matches {glob!r} in this directory"))
         else:
             files.append((item, None))
     if key and len(files) != 1:
         raise InvalidInput("--idempotency-key names one document; give exactly one input file")
     if output_dir and options.to:
         raise InvalidInput("give either -o/--output-dir or --to, not both")
-    results = []
+    results = list(empty)
     for path, base in files:
         try:
             source = read_input(path)
             opts = options
             if output_dir:
-                from dataclasses import replace
-
                 opts = replace(options, to=f"dir:{output_dir}",
                                relative_to=str(base) if base else None)
-            job, created = submit(store, source, opts, priority=priority, key=key)
-            results.append(Submitted(path, job, created))
+            results.append(replace(submit(store, source, opts, priority=priority, key=key),
+                                   input=path))
         except InvalidInput as exc:
             if key:
                 raise
@@ -225,6 +239,16 @@ def delivered(store: Store, job: Job) -> bool:
     if delivery is None:
         return False
     return sink_for(JobParams.from_json(job.params)).still_delivered(delivery.sha256)
+
+
+def reopen_undelivered(store: Store, job: Job) -> str:
+    """Queue a SUCCEEDED job whose delivery no longer stands: "deliver" from
+    the stored output, or "translate" again when ``gc`` collected it."""
+    if store.artifact(job.id, "output") is None:
+        store.restart(job.id)
+        return "translate"
+    store.reopen_for_upload(job.id)
+    return "deliver"
 
 
 def translate_or_resume(store: Store, source: InputFile, options: JobOptions, runtime: Runtime,
@@ -249,14 +273,11 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     check_target_free(params.sink, params.output, ours.content if ours else None,
                       overwrite=runtime.delivery.overwrite)
     translator = runtime.translators(params)
-    job, created = create(store, params, source)
+    job, created = create(store, params, source, memory=options.memory)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed
-        if store.artifact(job.id, "output") is None:  # collected by gc: translate again
-            store.restart(job.id)
-        else:
-            store.reopen_for_upload(job.id)
+        reopen_undelivered(store, job)
     return _run(store, store.job(job.id), translator, runtime, events_for,
                 note=None if created else "resumed")
 
@@ -280,7 +301,16 @@ def retry(store: Store, job_id: str, runtime: Runtime, *,
 
     job = find_job(store, job_id)
     if job.state == "SUCCEEDED":
-        return Outcome(job, "already succeeded; nothing to retry")
+        if delivered(store, job):
+            return Outcome(job, "already succeeded and delivered; nothing to retry")
+        # The output was deleted or replaced since (or gc collected it):
+        # deliver again, from the store, or translate again when collected.
+        redo = reopen_undelivered(store, job)
+        translator = runtime.translators(JobParams.from_json(job.params)) if redo == "translate" \
+            else NoModel()
+        note = ("translated again (its chunks had been collected)" if redo == "translate"
+                else "delivered again from the store")
+        return _run(store, store.job(job.id), translator, runtime, events_for, note=note)
     if job.state == "RUNNING" and lease_is_live(job, store.clock()):
         raise InvalidInput(f"job {job.id} is running ({job.lease_owner}); nothing to retry")
     params = JobParams.from_json(job.params)

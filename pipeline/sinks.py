@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -70,8 +71,8 @@ class DeliveryOptions:
     overwrite: bool = False  # a file sink may replace a different existing file
 
     def __post_init__(self) -> None:
-        if not self.timeout_s > 0:
-            raise InvalidInput(f"--http-timeout must be positive, not {self.timeout_s}")
+        if not (self.timeout_s > 0 and self.timeout_s != float("inf")):
+            raise InvalidInput(f"--http-timeout must be a finite number > 0, not {self.timeout_s}")
 
     @property
     def header_names(self) -> tuple[str, ...]:
@@ -181,6 +182,22 @@ def _check_creatable(path: Path, input_path: Path) -> None:
         raise InvalidInput(f"cannot create directory {path.parent}: {existing} is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise InvalidInput(f"cannot write output: {existing} is not writable")
+    check_writable(existing)
+
+
+def check_writable(directory: Path) -> None:
+    """Create and remove a file in ``directory``, as the delivery will.
+
+    ``os.access`` is not enough: it says yes to root on /proc, a read-only
+    mount or a full quota, and the whole document would be translated before
+    the write failed."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".nllb-pipeline-", suffix=".probe", dir=directory)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write output: {directory} is not writable "
+                           f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def check_url(url: str) -> str:
@@ -274,8 +291,10 @@ class FileSink:
         except FileExistsError:
             raise refused from None  # it appeared while we wrote
         except OSError as exc:
+            from pipeline.io_errors import class_of_oserror
+
             raise DeliveryError(f"cannot write {self.path}: {exc.strerror or exc}",
-                                error_class=ErrorClass.INVALID_INPUT) from exc
+                                error_class=class_of_oserror(exc)) from exc
         return receipt
 
     def still_delivered(self, sha256: str | None) -> bool:

@@ -25,6 +25,9 @@ Definitions (the docstring of each figure is its contract):
   state, because a batch split after its retry succeeds through its halves.
 - *splits*: attempts rows with decision ``split``; the engine splits a batch
   only after an OOM.
+- *empty chunks*: chunks the model translated to nothing (only special
+  tokens), whose source text the output kept instead, as of each job's last
+  postprocess; with the number of jobs that have any.
 - *quality*: attempts rows of the repair ladder, by reason: ``flags``
   (accepted with a flag), ``repairs`` (decoded again guarded, or split at
   clauses), ``placeholder_fallbacks`` (chunks translated as fragments
@@ -34,6 +37,10 @@ Definitions (the docstring of each figure is its contract):
   90 % progress) the median over jobs of |predicted - actual| / actual, in
   percent, where actual = ``Store.wall_time(job)`` (the sum of the job's
   stage run wall times). Jobs whose actual time is 0 are left out.
+- *reused*: chunks that got their translation without inference, from the
+  translation memory or as a repeat of an earlier chunk of their document,
+  over the window's stored chunks (``gc`` drops a job's chunks, so collected
+  jobs no longer count); rate = reused / chunks.
 """
 
 from __future__ import annotations
@@ -65,6 +72,7 @@ def job_stats(store: Store, since_days: float | None, now: float) -> dict:
         if decision == "split":
             splits += n
     total_retries = sum(by_class.values())
+    empty_jobs, empty_chunks = store.empty_chunk_totals(cutoff)
     return {
         "since_days": since_days,
         "jobs": n_jobs,
@@ -79,9 +87,17 @@ def job_stats(store: Store, since_days: float | None, now: float) -> dict:
         },
         "retry_success": _retry_success(store, cutoff),
         "splits": splits,
+        "empty_chunks": {"chunks": empty_chunks, "jobs": empty_jobs},
         "quality": store.quality_counts(cutoff),
         "eta_error": _eta_error(store, cutoff),
+        "reused": _reused(store, cutoff),
     }
+
+
+def _reused(store: Store, cutoff: float) -> dict:
+    chunks, memory, document = store.reuse_in_window(cutoff)
+    return {"chunks": chunks, "from_memory": memory, "in_document": document,
+            "rate": (memory + document) / chunks if chunks else None}
 
 
 def _retry_success(store: Store, cutoff: float) -> dict:

@@ -8,13 +8,41 @@ own. Nothing here imports torch or loads a model.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from pipeline.config import STAGES
 from pipeline.progress import overall_fraction
 from pipeline.store import Job, Store
 
 
-def job_percent(store: Store, job: Job) -> float:
+INTERRUPTED = "INTERRUPTED"
+INTERRUPTED_NOTE = "resumes on the next run or worker"
+
+
+def shown_state(job: Job, now: float) -> str:
+    """The state to show: the stored one, except that a RUNNING job whose
+    worker is gone (its process died on this host, or its lease expired)
+    is INTERRUPTED; the next run of the same command or any worker resumes it."""
+    from pipeline.runner import lease_is_live
+
+    if job.state == "RUNNING" and not lease_is_live(job, now):
+        return INTERRUPTED
+    return job.state
+
+
+def live_progress(job: Job) -> dict | None:
+    """The snapshot the job's runner keeps (``pipeline.progress.LiveProgress``)."""
+    if not job.progress:
+        return None
+    try:
+        return json.loads(job.progress)
+    except ValueError:
+        return None
+
+
+def job_percent(store: Store, job: Job, weights: dict | None = None) -> float:
+    """Overall percent from the stored stage and committed tokens, at
+    ``weights`` (the profile's measured ones when known)."""
     if job.state == "SUCCEEDED":
         return 100.0
     fraction = 0.0
@@ -22,14 +50,15 @@ def job_percent(store: Store, job: Job) -> float:
         done, total = store.token_counts(job.id)
         fraction = done / total if total else 0.0
     stage = job.stage if job.stage in STAGES or job.stage == "done" else "preprocess"
-    return 100.0 * overall_fraction(stage, fraction)
+    return 100.0 * (overall_fraction(stage, fraction, weights) if weights
+                    else overall_fraction(stage, fraction))
 
 
 def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | None:
-    """Seconds left for a running job: its tokens still to translate at its
-    profile's historical rate, plus the measured share of the stages after.
-    None when there is no history or the job is not running. ``histories``
-    caches one history per profile across the jobs of one listing."""
+    """Seconds left for a running job from its profile's history alone: its
+    tokens still to translate at the historical rate, plus the measured
+    share of the stages after. The fallback when the job's runner has not
+    saved a live estimate. ``histories`` caches one history per profile."""
     if job.state != "RUNNING" or job.stage not in ("inference", "postprocess", "upload"):
         return None
     from pipeline.profiles import Profile, stage_history
@@ -50,32 +79,74 @@ def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | No
     return (total - done) / rate + tail if job.stage == "inference" else tail
 
 
-def status_rows(store: Store, limit: int) -> list[dict]:
-    """One row per job, newest first."""
+def job_view(store: Store, job: Job, now: float, histories: dict | None = None) -> dict:
+    """A job as every face shows it (status rows, ``show``, the API and its
+    events): the honest state, the stage, percent and ETA as the job's own
+    progress bar computes them (the runner saves them), and what it is."""
+    params = json.loads(job.params)
+    state = shown_state(job, now)
+    live = live_progress(job) if state == "RUNNING" else None
+    weights = (live_progress(job) or {}).get("weights")
+    if live:
+        percent = live["percent"]
+        waiting = live.get("waiting")
+        eta = live.get("eta_s")
+        if eta is not None and not waiting:
+            eta = max(0.0, eta - max(0.0, now - live["at"]))
+        rate = live.get("tokens_per_s")
+    else:
+        percent, waiting, rate = job_percent(store, job, weights), None, None
+        eta = job_eta(store, job, histories) if state == "RUNNING" else None
+    return {
+        "id": job.id, "name": Path(job.input_path).name, "state": state,
+        "stage": job.stage, "percent": round(percent, 1),
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+        "tokens_per_s": rate, "waiting": waiting,
+        "note": INTERRUPTED_NOTE if state == INTERRUPTED else None,
+        "src": params.get("src_lang"), "tgt": params.get("tgt_lang"), "format": params.get("fmt"),
+        "input": job.input_path, "output": job.output_path, "priority": job.priority,
+        "created_at": job.created_at, "updated_at": job.updated_at,
+        "finished_at": job.finished_at, "worker": job.lease_owner,
+        "error": {"class": job.error_class, "message": job.error_message}
+        if job.error_class else None,
+    }
+
+
+def status_rows(store: Store, limit: int, now: float) -> list[dict]:
+    """One row per job, newest first (the fields of ``job_view``, plus the
+    names ``status --json`` has always had: job, eta_s, error as text)."""
     rows, histories = [], {}
-    for j in store.jobs(limit):
-        eta = job_eta(store, j, histories)
-        rows.append({"job": j.id, "state": j.state, "stage": j.stage,
-                     "percent": round(job_percent(store, j), 1),
-                     "eta_s": round(eta, 1) if eta is not None else None,
-                     "input": j.input_path, "error": j.error_message})
+    jobs = store.jobs(limit)
+    reused = store.reuse_counts([j.id for j in jobs])  # chunks translated without inference
+    for j in jobs:
+        view = job_view(store, j, now, histories)
+        rows.append({**view, "job": view["id"], "eta_s": view["eta_seconds"],
+                     "error": j.error_message, "reused": reused[j.id]})
     return rows
 
 
-def job_detail(store: Store, job: Job) -> dict:
-    """Parameters, stage timings, chunk counts, failed chunks, delivery, and
-    what placeholders and the quality checks did."""
-    last_error = {}
+def job_detail(store: Store, job: Job, now: float) -> dict:
+    """``job_view``, plus parameters, stage timings, chunk counts, failed
+    chunks (with the batch each failed in, named as the log names it),
+    chunks the model returned empty, the delivery record, and what
+    placeholders and the quality checks did (``quality``)."""
+    from pipeline.batching import batch_labels
+
+    last_error, last_batch = {}, {}
     for a in store.attempts(job.id):
         if a.chunk_idx is not None:
             last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
+            last_batch[a.chunk_idx] = a.batch_id
+    labels = batch_labels(store.batches(job.id))
     return {
-        "job": job.id, "state": job.state, "stage": job.stage, "input": job.input_path,
+        **job_view(store, job, now),
+        "job": job.id, "stage": job.stage, "input": job.input_path,
         "input_sha256": job.input_sha256, "output": job.output_path,
         "params": json.loads(job.params), "idempotency_key": job.idem_key,
         "chunks": store.chunk_counts(job.id),
-        "error": {"class": job.error_class, "message": job.error_message}
-        if job.error_class else None,
+        # of the done chunks, those that got their translation without
+        # inference: from the memory, or a repeat of an earlier chunk
+        "reused": store.reuse_counts([job.id])[job.id], "memory_mode": store.memory_mode(job.id),
         "stages": [
             {"stage": r.stage, "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
              "units_total": r.units_total, "units_done": r.units_done, "device": r.device}
@@ -83,10 +154,11 @@ def job_detail(store: Store, job: Job) -> dict:
         ],
         "delivery": delivery(store, job),
         "failed_chunks": [
-            {"chunk": c.idx, "source": c.source[:80], "attempts": c.attempts,
-             "last_error": last_error.get(c.idx)}
+            {"chunk": c.idx, "batch": labels.get(last_batch.get(c.idx)),
+             "source": c.source[:80], "attempts": c.attempts, "last_error": last_error.get(c.idx)}
             for c in store.chunks(job.id) if c.state == "failed"
         ],
+        "empty_chunks": store.empty_chunks(job.id),  # translated to nothing: source kept
         **quality(store, job),
     }
 
@@ -109,11 +181,16 @@ def quality(store: Store, job: Job) -> dict:
 
 
 def job_logs(store: Store, job: Job) -> list[dict]:
-    """Every failed attempt and what was decided about it, oldest first."""
+    """Every failed attempt and what was decided about it, oldest first;
+    ``batch`` is the batch's name in the live log (``batch_labels``)."""
+    from pipeline.batching import batch_labels
+
+    labels = batch_labels(store.batches(job.id))
     return [
-        {k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
-                                    "reason", "attempt", "decision", "delay_s", "trace_id",
-                                    "message")}
+        {**{k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
+                                       "reason", "attempt", "decision", "delay_s", "trace_id",
+                                       "message")},
+         "batch": labels.get(a.batch_id)}
         for a in store.attempts(job.id)
     ]
 

@@ -12,6 +12,7 @@ import pytest
 
 import pipeline
 from pipeline.errors import ErrorClass, InvalidInput, LeaseLost
+from pipeline.store import Store
 from tests.conftest import ROOT, cli_env
 
 HEAVY = ("torch", "transformers", "tokenizers", "sentencepiece", "models")
@@ -70,6 +71,7 @@ def test_public_names_are_sorted_and_pinned():
 
 def test_status_answers_without_importing_torch(tmp_path):
     db = tmp_path / "jobs.db"
+    Store(db).close()
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "pipeline", "status"],
         capture_output=True, text=True, cwd=ROOT, env=cli_env(db), timeout=120,

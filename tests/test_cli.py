@@ -41,18 +41,20 @@ def translated(tiny_model, tmp_path_factory):
 
 
 def test_status_on_an_empty_database(capsys, tmp_path):
+    from pipeline.store import Store
+
+    Store(tmp_path / "jobs.db").close()
     code, out, err = run(capsys, "--db", str(tmp_path / "jobs.db"), "status")
     assert (code, out, err) == (0, "no jobs\n", "")
     code, out, _ = run(capsys, "--db", str(tmp_path / "jobs.db"), "status", "--json")
     assert (code, json.loads(out)) == (0, [])
 
 
-def test_status_uses_the_database_from_the_environment(capsys, tmp_path, monkeypatch):
-    db = tmp_path / "env" / "jobs.db"
+def test_status_uses_the_database_from_the_environment(capsys, tmp_path, monkeypatch, translated):
+    db, job_id, _ = translated
     monkeypatch.setenv("NLLB_PIPELINE_DB", str(db))
-    code, out, _ = run(capsys, "status")
-    assert (code, out) == (0, "no jobs\n")
-    assert db.is_file()
+    code, out, _ = run(capsys, "status", "--json")
+    assert code == 0 and [r["job"] for r in json.loads(out)] == [job_id]
 
 
 def test_status_lists_a_finished_job(capsys, translated):
@@ -68,7 +70,7 @@ def test_status_lists_a_finished_job(capsys, translated):
     code, out, _ = run(capsys, "--db", str(db), "status")
     summary, line = out.splitlines()[:2]
     assert summary == "documents 1/1 done; queued 0; running on: none"
-    assert line.startswith(f"{job_id}  SUCCEEDED  done         100.0%  ")
+    assert line.startswith(f"{job_id}  SUCCEEDED    done         100.0%  ")
 
 
 def test_show_json_has_params_stages_chunks_and_output(capsys, translated, tiny_model):
@@ -105,7 +107,7 @@ def test_show_text(capsys, translated):
     code, out, _ = run(capsys, "--db", str(db), "show", job_id)
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == f"job {job_id}  SUCCEEDED  (stage: done)"
+    assert lines[0] == f"job {job_id}  SUCCEEDED  (stage: done, 100.0%)"
     assert f"  output: {output}" in lines
     assert "  chunks: done 3, replaced 3" in lines
     assert any(line.startswith("  quality: repair; repairs: ") and "; flags: " in line
@@ -117,6 +119,9 @@ def test_show_text(capsys, translated):
 
 
 def test_show_unknown_job_is_a_one_line_error(capsys, tmp_path):
+    from pipeline.store import Store
+
+    Store(tmp_path / "jobs.db").close()
     code, out, err = run(capsys, "--db", str(tmp_path / "jobs.db"), "show", "nope")
     assert code == 2
     assert out == ""

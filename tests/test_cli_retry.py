@@ -51,6 +51,9 @@ def test_failed_job_logs_show_and_retry(tmp_path, capsys, tiny_model):
 
 
 def test_retry_of_an_unknown_job_is_a_one_line_error(tmp_path, capsys):
+    from pipeline.store import Store
+
+    Store(tmp_path / "j.db").close()
     assert main(["--db", str(tmp_path / "j.db"), "retry", "nope"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["nllb-pipeline: error: no job 'nope' (see 'nllb-pipeline status')"]
@@ -59,8 +62,8 @@ def test_retry_of_an_unknown_job_is_a_one_line_error(tmp_path, capsys):
 def test_bad_fault_and_retry_specs_are_refused_before_anything_runs(tmp_path, capsys, tiny_model):
     src = tmp_path / "doc.txt"
     src.write_text("Some words.\n")
-    for flag, spec, message in [("--inject-faults", "oom=2", "bad fault spec 'oom=2'"),
-                                ("--retry", "cap=x", "bad retry setting 'cap=x'")]:
+    for flag, spec, message in [("--inject-faults", "oom=2", "--inject-faults: bad fault spec 'oom=2'"),
+                                ("--retry", "cap=x", "--retry: cap must be a number, not 'x'")]:
         code = main(["--db", str(tmp_path / "j.db"), "translate", str(src), "--src", "eng_Latn",
                      "--tgt", "fra_Latn", "--model", str(tiny_model), flag, spec])
         err = capsys.readouterr().err

@@ -84,8 +84,28 @@ def test_mixed_line_endings_are_recorded_line_by_line(tmp_path):
 def test_nul_bytes_mean_binary(tmp_path):
     with pytest.raises(InvalidInput, match=r"binary file \(it contains NUL bytes\)"):
         read_input(write(tmp_path, b"text\x00more text", "blob.bin"))
-    with pytest.raises(InvalidInput, match="binary"):  # UTF-16 text has NULs too
-        read_input(write(tmp_path, "Hello".encode("utf-16-le"), "u16.txt"))
+    with pytest.raises(InvalidInput, match=r"binary file"):  # NULs, but not in every other byte
+        read_input(write(tmp_path, b"\x00\x01\x02\x03" * 50 + b"text", "blob.bin"))
+
+
+TEXT = "Café au lait.\n\nA second paragraph.\n"
+
+
+@pytest.mark.parametrize("codec, encoding, order, iconv", [
+    ("utf-16", "UTF-16", "little-endian", "UTF-16LE"),  # with a BOM, as Notepad saves it
+    ("utf-16-le", "UTF-16", "little-endian", "UTF-16LE"),  # no BOM: NUL in every odd byte
+    ("utf-16-be", "UTF-16", "big-endian", "UTF-16BE"),
+    ("utf-32", "UTF-32", "little-endian", "UTF-32LE"),
+])
+def test_utf16_and_utf32_are_named_with_a_hint_to_convert(tmp_path, codec, encoding, order,
+                                                          iconv):
+    path = write(tmp_path, TEXT.encode(codec), "notes.txt")
+    with pytest.raises(InvalidInput) as info:
+        read_input(path)
+    assert str(info.value) == (
+        f"{path.resolve()} is {encoding} ({order}) text, not UTF-8; convert it first, e.g. "
+        f"iconv -f {iconv} -t UTF-8 'notes.txt' > 'notes.utf8.txt'")
+    assert info.value.exit_code == 2
 
 
 def test_invalid_utf8_names_byte_offset_and_line(tmp_path):

@@ -119,7 +119,7 @@ def test_each_reason_is_found_and_flagged_at_once_with_quality_flag(tmp_path):
         c.source for c in store.chunks(j.id))
     assert sorted(steps(store, j.id)) == sorted((r, "flag") for r in flags.values() if r)
     assert reverse_words(CLEAN) in out.read_text()  # the clean one as translated
-    detail = views.job_detail(store, store.job(j.id))["quality"]
+    detail = views.quality(store, store.job(j.id))["quality"]
     assert detail["flags"] == {"budget": 1, "copy": 1, "length": 1, "loop": 1, "script": 1}
     assert [c["reason"] for c in detail["flagged"]] == ["loop", "budget", "script", "copy",
                                                         "length"]
@@ -175,7 +175,7 @@ def test_the_ladder_goes_guarded_then_clauses_then_flag_each_once(tmp_path):
     output = out.read_text()
     assert reverse_words(fixed) in output and reverse_words(CLEAN) in output
     assert reverse_words(split.split(", ")[0] + ",") in output  # the pieces, joined
-    stats = views.job_detail(store, store.job(j.id))["quality"]
+    stats = views.quality(store, store.job(j.id))["quality"]
     assert stats["repairs"] == {"budget": 2, "copy": 2, "loop": 2}
     assert stats["flags"] == {"copy": 2, "loop": 1}
 
@@ -209,7 +209,7 @@ def test_placeholders_come_back_in_place_whatever_the_order(tmp_path):
         assert output.count(url) == 1
     assert output.startswith("1.2.3 ") and "[eht ediug](https://docs.example.org/" in output
     assert "**siht**" in output
-    assert views.job_detail(store, store.job(j.id))["placeholders"] == {
+    assert views.quality(store, store.job(j.id))["placeholders"] == {
         "protected": 8, "fallbacks": 0}
 
 
@@ -231,7 +231,7 @@ def test_a_lost_placeholder_falls_back_to_fragments_around_the_pieces(tmp_path):
     fragments = sorted(t for texts, _ in translator.calls[2:] for t in texts)
     assert fragments == sorted(["Read", "the guide", "first, or mail", "from", "with version",
                                 "Keep", "this", "as it is at"])
-    assert views.job_detail(store, store.job(j.id))["placeholders"]["fallbacks"] == 2
+    assert views.quality(store, store.job(j.id))["placeholders"]["fallbacks"] == 2
 
 
 def test_a_sentence_out_of_memory_on_its_own_is_split_and_goes_on(tmp_path):
@@ -298,14 +298,64 @@ def test_progress_never_goes_back_while_chunks_are_replaced(tmp_path):
 
 
 def test_the_settings_that_change_output_include_the_quality_ladder():
+    from pipeline.memory import output_settings
+
     params = JobParams(model="m", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
                        output="/o.txt")
-    settings = params.output_settings()
+    settings = output_settings(params)
     assert settings["quality"] == "repair" and settings["guard"] == ladder.GUARD
-    assert settings["thresholds"]["zlib_ratio"] == 2.4 and settings["placeholders"] == 1
+    assert settings["thresholds"]["zlib_ratio"] == 2.4
     flagged = JobParams(**{**json.loads(params.canonical_json()), "quality": "flag"})
-    assert flagged.output_settings() != settings
+    assert output_settings(flagged) != settings  # another memory scope
     assert flagged.canonical_json() != params.canonical_json()  # another job
     assert "output" not in settings and "sink" not in settings
     with pytest.raises(Exception, match="--quality"):
         JobParams(**{**json.loads(params.canonical_json()), "quality": "maybe"})
+
+
+def test_repeats_of_a_replaced_chunk_take_its_pieces_with_their_own_urls(tmp_path):
+    text = "\n\n".join(f"See https://site{n}.example/page for this looping sentence, and more."
+                       for n in range(3)) + "\n\n" + CLEAN
+    store, j, out = job(tmp_path, text)
+    translator = Planted(by_word("looping"))
+    assert run_job(store, j.id, translator).state == "SUCCEEDED"
+    sent = [t for texts, _ in translator.calls for t in texts]
+    # Decoded once (its loop lost the placeholder: fragments next), and its
+    # fragments' ladder ran once, for all three.
+    assert sent.count("See [1] for this looping sentence, and more.") == 1
+    assert sent.count("for this looping sentence, and more.") == 2  # plain, then guarded
+    output = out.read_text()
+    assert all(output.count(f"https://site{n}.example/page") == 1 for n in range(3))
+    assert output.index("site0") < output.index("site1") < output.index("site2")
+    repeats = [c for c in store.chunks(j.id) if c.dup_of is not None]
+    assert len(repeats) == 2 and all(c.state == "replaced" for c in repeats)
+
+
+def test_the_memory_keeps_what_the_ladder_accepted_and_never_a_split_piece(tmp_path):
+    fixed = "The looping sentence is cured by the guard alone."
+    split = ("The endless first clause needs a split to end, and the second clause "
+             "is fine as it is on its own.")
+    text = "\n\n".join([fixed, split, CLEAN])
+
+    def bad(text, decoding):
+        if "cured" in text:
+            return None if guarded(decoding) else "looping"
+        return "endless" if text == split else None
+
+    first = Planted(bad)
+    store, j, out = job(tmp_path, text, name="first")
+    assert run_job(store, j.id, first).state == "SUCCEEDED"
+    memory = {e.source: e.translation for e in store.memory_entries()}
+    assert memory[fixed] == reverse_words(fixed) and memory[CLEAN] == reverse_words(CLEAN)
+    assert split not in memory  # replaced by pieces: its translation is theirs
+    assert not any(s in memory for s in ("The endless first clause needs a split to end,",))
+
+    again = Planted(bad)
+    src = tmp_path / "first.txt"
+    params = JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
+                       output=str(tmp_path / "second.out"))
+    second = submit(store, params, read_input(src))[0]
+    assert run_job(store, second.id, again).state == "SUCCEEDED"
+    sent = {t for texts, _ in again.calls for t in texts}
+    assert fixed not in sent and CLEAN not in sent and split in sent  # only the split one again
+    assert (tmp_path / "second.out").read_bytes() == out.read_bytes()

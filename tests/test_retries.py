@@ -141,8 +141,9 @@ def test_a_chunk_that_always_fails_is_skipped_after_two_batch_retries_then_retry
     decisions = [a.decision for a in store.attempts(job.id)]
     assert decisions.count("retry_batch") == 2 and decisions.count("skip") == 1
     # the progress display was told about every wait, with the class and attempt
-    assert ("batch %d" % bad_batch.seq, ) == tuple({r[0] for r in events.retries
-                                                    if r[0].startswith("batch")})
+    # named as 'logs' and 'show' name it (pipeline.batching.batch_labels: seq + 1)
+    assert (f"batch {bad_batch.seq + 1}", ) == tuple({r[0] for r in events.retries
+                                                      if r[0].startswith("batch")})
     assert all(r[2] == "DEVICE_TRANSIENT" for r in events.retries)
     assert len(slept) == len(events.retries)
     # the output was delivered with the gap filled by the source text

@@ -107,6 +107,10 @@ def planted(tmp_path):
     old = make_job(store, clock, "old", "SUCCEEDED", age_days=30,
                    predictions={10: 200, 50: 200, 90: 200})
     attempt(store, old, "upload", "network", "retry", n=6)
+    # chunks the model returned empty (postprocess kept their source): 2 in j1,
+    # none in j2 (an empty list on record), 3 in the old job outside the week
+    for job_id, empty in ((j1, [0, 1]), (j2, []), (old, [0, 1, 2])):
+        store.put_artifact(job_id, "empty_chunks", content=json.dumps(empty).encode())
     return store, path
 
 
@@ -130,6 +134,7 @@ def test_figures_over_the_last_week(planted):
         "uploads": {"retried": 2, "succeeded": 1},
     }
     assert stats["splits"] == 1
+    assert stats["empty_chunks"] == {"chunks": 2, "jobs": 1}
     # actual 100 s; errors j1 20/10/1 %, j2 50/5/0 % -> medians 35, 7.5, 0.5
     assert stats["eta_error"]["jobs"] == 2
     assert stats["eta_error"]["median_abs_pct_error"] == pytest.approx(
@@ -145,6 +150,7 @@ def test_without_since_the_old_job_counts(planted):
     assert stats["retries"]["max_per_job"] == 6
     assert stats["retries"]["by_class"]["network"] == 7
     assert stats["retry_success"]["uploads"] == {"retried": 3, "succeeded": 2}
+    assert stats["empty_chunks"] == {"chunks": 5, "jobs": 2}
     # the old job was 100 % off at every mark
     assert stats["eta_error"]["median_abs_pct_error"] == pytest.approx(
         {10: 50.0, 50: 10.0, 90: 1.0})
@@ -167,7 +173,8 @@ def test_stats_command_json(planted, capsys):
     assert views.cmd_stats(argparse.Namespace(db=str(path), since=7.0, json=True)) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"since_days", "jobs", "by_state", "finished", "failure_rate", "retries",
-                        "retry_success", "splits", "quality", "eta_error"}
+                        "retry_success", "splits", "empty_chunks", "quality", "eta_error",
+                        "reused"}
     assert out["since_days"] == 7.0 and out["jobs"] == 6 and out["failure_rate"] == 0.5
     assert out["eta_error"]["median_abs_pct_error"] == pytest.approx(
         {"10": 35.0, "50": 7.5, "90": 0.5})
@@ -184,10 +191,12 @@ def test_stats_command_text_is_aligned(planted, capsys):
         "retries by class    timeout 5, oom 3, server 2, network 1",
         "retry success       57.1%  (chunks 2/3, batches 1/2, uploads 1/2)",
         "OOM splits          1",
+        "empty chunks        2 in 1 job(s) (source text kept)",
         "quality flags       none",
         "quality repairs     none",
         "fragment fallbacks  0",
         "ETA error (median)  at 10%: 35.0%  at 50%: 7.5%  at 90%: 0.5%  (2 jobs)",
+        "reused chunks       0.0%  (0 from the memory, 0 repeats in their document, of 5 stored)",
     ]
 
 
@@ -332,6 +341,7 @@ def test_status_shows_an_eta_for_a_running_job_from_its_profile_history(tmp_path
     # history: one finished job, inference 2,000 tokens in 100 s (20 tok/s), no tail
     plant(store, clock, CPU, {"preprocess": 0, "inference": 100, "postprocess": 0, "upload": 0},
           {**UNITS, "inference": 2000})
+    clock.t = time.time()  # the running job's lease is live now, not in the planted past
     job, _ = store.get_or_create_job(idem_key="running", params="{}", input_path="/in",
                                      input_sha256="h", input_bytes=1, output_path="/o")
     assert store.claim_job(job.id, "w", 30)

@@ -7,14 +7,29 @@ so ``status`` and ``show`` answer at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
+import sqlite3
 import sys
 from pathlib import Path
 
-from pipeline.cli import queue, read, translate
-from pipeline.cli.options import (add_global_options, add_job_options, add_json_option,
-                                  add_run_options)
-from pipeline.errors import PipelineError
+from pipeline.cli import queue, read, tm, translate
+from pipeline.cli.options import (
+    Parser,
+    add_device_options,
+    add_global_options,
+    add_job_options,
+    add_json_option,
+    add_run_options,
+    at_least,
+    db_path,
+    finite,
+    integer,
+)
+from pipeline.errors import ErrorClass, PipelineError
+from pipeline.io_errors import DiskFull, class_of_oserror, database_error
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -24,9 +39,45 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so that it unwinds as
+    Ctrl-C does: the runner gives the job's lease back (the next run resumes
+    it at once) and the command says so."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    def stop(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (an embedding caller): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stdout_gone() -> int:
+    """The reader of our output went away (``logs | head``): not an error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit cannot fail again
+    except (OSError, ValueError):
+        pass
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (README, "Exit codes")."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0), or a usage error already printed (2)
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -34,28 +85,49 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    with _sigterm_interrupts():
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in a traceback at exit
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except PipelineError as exc:
         if args.debug:
             raise
         return _fail(str(exc), exc.exit_code)
+    except Terminated:
+        return _fail("terminated (SIGTERM); run the same command again to resume", 143)
     except KeyboardInterrupt:
         return _fail("interrupted; run the same command again to resume", 130)
-    except Exception as exc:  # a bug: one line, the traceback with --debug
+    except Exception as exc:
         if args.debug:
             raise
+        # Damaged pages found by a read (writes say so themselves, in the store).
+        mapped = database_error(exc, db_path(args)[0]) if isinstance(
+            exc, sqlite3.DatabaseError) else None
+        if isinstance(exc, OSError) and class_of_oserror(exc) is ErrorClass.DISK_FULL:
+            mapped = DiskFull(f"disk full: {exc.strerror}" + (
+                f": {exc.filename}" if exc.filename else "") + "; free space, then run the same "
+                "command again to continue")
+        if mapped is not None:
+            return _fail(str(mapped), mapped.exit_code)
+        # A bug: one line, the traceback with --debug.
         return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nllb-pipeline",
         description="Translate long documents with NLLB-200, resumably.",
     )
     add_global_options(parser, in_subcommand=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     add_global_options(common, in_subcommand=True)
 
     def command(name: str, help: str, func) -> argparse.ArgumentParser:
@@ -68,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path)
     p.add_argument("-o", "--output", help="output file (default: NAME.<tgt>.EXT next to the input)")
     add_job_options(p)
+    tm.add_memory_option(p)
     add_run_options(p)
     add_json_option(p)
 
@@ -82,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idempotency-key", default=None, metavar="KEY",
                    help="your own key for a single document: the same key again returns the "
                         "same job; with other parameters or input it is refused")
-    p.add_argument("--priority", type=int, default=0, help="higher runs first")
+    p.add_argument("--priority", type=integer, default=0, help="higher runs first (default 0)")
     add_job_options(p)
+    tm.add_memory_option(p)
     add_json_option(p)
 
     p = command("demo", "translate a bundled sample with a tiny offline model", translate.cmd_demo)
@@ -92,12 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_json_option(p)
 
     p = command("status", "list jobs", read.cmd_status)
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=at_least(1), default=50, help="newest N jobs (default 50)")
     add_json_option(p)
 
     p = command("stats", "failure rate, retries, OOM splits and ETA accuracy over past jobs",
                 read.cmd_stats)
-    p.add_argument("--since", type=float, default=None, metavar="DAYS",
+    p.add_argument("--since", type=finite(0), default=None, metavar="DAYS",
                    help="only jobs created in the last DAYS days (default: all)")
     add_json_option(p)
 
@@ -112,10 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="hub id or local directory (default: as translate)")
     p.add_argument("--sizes", default="50,200,1000", help="document sizes in sentences")
     p.add_argument("--plot", type=Path, default=None, help="also draw a stacked bar chart (PNG)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--batch-tokens", type=int, default=0)
+    add_device_options(p)
     add_json_option(p)
 
     p = command("retry", "re-run a failed or interrupted job's remaining work", translate.cmd_retry)
@@ -125,14 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("worker", "run queued jobs until stopped (SIGTERM: after the batch)",
                 queue.cmd_worker)
-    p.add_argument("--max-jobs", type=int, default=None, help="stop after N jobs")
-    p.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--max-jobs", type=at_least(1), default=None, help="stop after N jobs")
+    p.add_argument("--idle-exit", type=finite(0), default=None, metavar="SECONDS",
                    help="stop when the queue has been empty this long")
     add_run_options(p)
     add_json_option(p)
 
     p = command("gc", "drop finished jobs' chunks and outputs, keep jobs and stats", queue.cmd_gc)
-    p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    p.add_argument("--older-than", type=finite(0), required=True, metavar="DAYS")
     add_json_option(p)
 
     p = command("cancel", "cancel a job (a running one stops after its batch)", queue.cmd_cancel)
@@ -145,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("languages", "list the 202 language codes", read.cmd_languages)
     add_json_option(p)
+
+    tm.register(sub, [common])
     return parser
 
 

@@ -8,12 +8,18 @@
   retries, fault injection, delivery credentials); built into a
   ``service.Runtime`` from defaults, then the config file's ``[run]`` and
   ``[retry]``, then the environment, then flags.
+
+Every value is checked where it enters, and its error names where it came
+from: a flag's type below (``nllb-pipeline: error: --threads must be >= 0,
+not -3``), the config file's path and section, or the environment variable.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +27,57 @@ from pipeline import config
 from pipeline.errors import InvalidInput
 from pipeline.service import JobOptions, Runtime, TranslatorCache
 from pipeline.store import Store
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, as every other error of the CLI is."""
+
+    def error(self, message: str):
+        # "argument --threads: must be >= 0, not -3" -> "--threads must be >= 0, not -3"
+        message = re.sub(r"^argument ([^:]+): (?=must )", r"\1 ", message)
+        self.exit(2, f"nllb-pipeline: error: {message} (see '{self.prog} --help')\n")
+
+
+def at_least(minimum: int, maximum: int | None = None):
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"must be between {minimum} and {maximum}, "
+                                             f"not {value}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, not {value}")
+        return value
+    return parse
+
+
+def integer(text: str) -> int:
+    """An argparse type: any integer (``int`` would say "invalid int value")."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, not {text!r}") from None
+
+
+def finite(minimum: float, *, above: bool = False):
+    """An argparse type: a finite number >= ``minimum`` (> with ``above``);
+    NaN and infinity are refused, as ``float()`` would accept them."""
+    sign = ">" if above else ">="
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (above and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be a finite number {sign} {minimum:g}, "
+                                             f"not {text}")
+        return value
+    parse.finite = True  # tests find every float option by this
+    return parse
 
 
 def add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> None:
@@ -60,13 +117,15 @@ def add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jsonl", default="", metavar="FIELD",
                    help="input is JSON Lines: translate FIELD of each line; the output keeps "
                         "every field and adds \"translation\"")
-    p.add_argument("--beams", type=int, default=4, help="beam width (1 = greedy; default 4)")
-    p.add_argument("--max-chunk-tokens", type=int, default=200,
+    p.add_argument("--beams", type=at_least(1, 16), default=4,
+                   help="beam width (1 = greedy; default 4)")
+    p.add_argument("--max-chunk-tokens", type=at_least(16, 1024), default=200,
                    help="longest chunk sent to the model, in tokens (default 200)")
-    p.add_argument("--length-ratio", type=float, default=2.0,
+    p.add_argument("--length-ratio", type=finite(0, above=True), default=2.0,
                    help="output budget: RATIO x input tokens (rounded up to a length bucket) "
                         "+ OFFSET (default 2.0); stops a looping model early")
-    p.add_argument("--length-offset", type=int, default=16, help="see --length-ratio (default 16)")
+    p.add_argument("--length-offset", type=at_least(0), default=16,
+                   help="see --length-ratio (default 16)")
     p.add_argument("--missing", default="source", choices=("source", "marker"),
                    help="what a chunk that failed for good becomes in the output")
     p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
@@ -76,27 +135,32 @@ def add_job_options(p: argparse.ArgumentParser) -> None:
                         "do not check")
 
 
+def add_device_options(p: argparse.ArgumentParser) -> None:
+    """Where and how fast the model runs. Unset flags fall back to the config
+    file's [run], then to the defaults."""
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--dtype", default=None,
+                   help="auto, float32, float16 or bfloat16 (default auto)")
+    p.add_argument("--batch-tokens", type=at_least(1), default=None,
+                   help="padded source tokens per batch (default: 8192 on CUDA, 2048 on CPU)")
+    p.add_argument("--threads", type=at_least(0), default=None,
+                   help="CPU threads for torch (default 0: torch's choice; 1 is often faster "
+                        "on a busy machine)")
+
+
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """How a job runs (not part of what it is)."""
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--dtype", default="auto", help="auto, float32, float16 or bfloat16")
-    p.add_argument("--batch-tokens", type=int, default=0,
-                   help="padded source tokens per batch (default: 8192 on CUDA, 2048 on CPU)")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for torch (default: torch's choice; 1 is often faster "
-                        "on a busy machine)")
-    p.add_argument("--retry", dest="retry_policy", default=os.environ.get("NLLB_PIPELINE_RETRY"),
-                   metavar="SPEC",
+    add_device_options(p)
+    p.add_argument("--retry", dest="retry_policy", default=None, metavar="SPEC",
                    help="retry limits and backoff, e.g. 'chunk_attempts=3,batch_retries=2,"
                         "base=1,factor=1.6,cap=20,device_transient=3' (or $NLLB_PIPELINE_RETRY)")
-    p.add_argument("--inject-faults", default=os.environ.get("NLLB_PIPELINE_INJECT_FAULTS"),
-                   metavar="SPEC",
+    p.add_argument("--inject-faults", default=None, metavar="SPEC",
                    help="simulate failures, e.g. 'oom=0.2,transient=0.05,seed=7' "
                         "(or $NLLB_PIPELINE_INJECT_FAULTS); off by default")
     p.add_argument("--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
                    help="HTTP header for an http(s) --to, repeatable; $VAR and ${VAR} are read "
                         "from the environment. Never stored or logged: give it again to retry")
-    p.add_argument("--http-timeout", type=float, default=30.0, metavar="SECONDS",
+    p.add_argument("--http-timeout", type=finite(0, above=True), default=30.0, metavar="SECONDS",
                    help="timeout of one HTTP upload attempt (default 30)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file that differs from the translation")
@@ -110,8 +174,34 @@ def add_json_option(p: argparse.ArgumentParser, help: str = "print the result as
 # -- what they build -------------------------------------------------------------------
 
 
-def open_store(args) -> Store:
-    return Store(args.db or config.default_db_path())
+DB_ENV = "NLLB_PIPELINE_DB"
+RETRY_ENV = "NLLB_PIPELINE_RETRY"
+FAULTS_ENV = "NLLB_PIPELINE_INJECT_FAULTS"
+
+
+def db_path(args) -> tuple[Path, str | None]:
+    """The job database and who named it: "--db", "$NLLB_PIPELINE_DB", or
+    None for the default path."""
+    if getattr(args, "db", None):
+        return Path(args.db).expanduser(), "--db"
+    if os.environ.get(DB_ENV):
+        return Path(os.environ[DB_ENV]).expanduser(), f"${DB_ENV}"
+    return config.default_db_path(), None
+
+
+def open_store(args, *, existing: bool = False) -> Store:
+    """The job database. With ``existing`` (commands about jobs that must
+    already be there: status, show, logs, stats, profile, retry, cancel, gc)
+    nothing is created: a database named by --db or $NLLB_PIPELINE_DB that
+    does not exist is a typo, refused; the default one that does not exist
+    yet means nothing was ever queued, and reads as empty."""
+    path, source = db_path(args)
+    if existing and not path.exists():
+        if source:
+            raise InvalidInput(f"job database not found: {path} (from {source}); check the "
+                               "path (only the commands that queue or run jobs create one)")
+        return Store(":memory:")  # a new user's first 'status': no jobs, no file created
+    return Store(path)
 
 
 def job_options(args, *, output: str | None = None, to: str | None = None,
@@ -121,8 +211,8 @@ def job_options(args, *, output: str | None = None, to: str | None = None,
         jsonl_field=args.jsonl, beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
         length_ratio=args.length_ratio, length_offset=args.length_offset,
         missing=args.missing, quality=args.quality, to=to, output=output,
-        relative_to=relative_to,
-        http_method=getattr(args, "http_method", None),
+        relative_to=relative_to, http_method=getattr(args, "http_method", None),
+        memory=getattr(args, "tm", None),
     )
 
 
@@ -135,44 +225,61 @@ def delivery_options(args):
                            overwrite=getattr(args, "overwrite", False))
 
 
-def file_config(args) -> dict:
-    return config.load_config_file(getattr(args, "config", None),
-                                   required=getattr(args, "config", None) is not None)
+def file_config(args) -> tuple[Path, dict]:
+    """(path, contents) of the config file; a --config that is missing is an error."""
+    given = getattr(args, "config", None)
+    path = Path(given).expanduser() if given else config.config_file_path()
+    return path, config.load_config_file(path, required=given is not None)
+
+
+def _spec(args, dest: str, flag: str, env: str) -> tuple[str | None, str]:
+    """A spec from its flag, else from its environment variable, with its source."""
+    value = getattr(args, dest, None)
+    if value:
+        return value, flag
+    return os.environ.get(env) or None, f"${env}"
 
 
 def retry_policy(args):
     """Defaults, then the config file's [retry], then $NLLB_PIPELINE_RETRY or --retry."""
-    from pipeline.retry import parse_policy
+    from pipeline.retry import RetryPolicy, parse_policy, policy_from_items
 
-    base = parse_policy(config.retry_spec_from_config(file_config(args)))
-    return parse_policy(getattr(args, "retry_policy", None), base)
+    path, data = file_config(args)
+    section = data.get("retry") or {}
+    if not isinstance(section, dict):
+        raise InvalidInput(f"config file {path}: [retry] must be a table of settings")
+    base = policy_from_items(section.items(), RetryPolicy(),
+                             source=f"config file {path}: [retry]")
+    spec, source = _spec(args, "retry_policy", "--retry", RETRY_ENV)
+    return parse_policy(spec, base, source=source)
+
+
+def fault_spec(args):
+    """The --inject-faults (or $NLLB_PIPELINE_INJECT_FAULTS) spec, checked, or None."""
+    from pipeline.faults import FaultSpec
+
+    spec, source = _spec(args, "inject_faults", "--inject-faults", FAULTS_ENV)
+    return FaultSpec.parse(spec, source=source) if spec else None
 
 
 def run_settings(args) -> config.RunSettings:
     """Defaults, then the config file's [run], then flags that were given."""
-    run = file_config(args).get("run") or {}
-    unknown = set(run) - {"device", "dtype", "batch_tokens", "threads"}
-    if unknown:
-        raise InvalidInput(f"config file: unknown [run] key(s) {', '.join(sorted(unknown))}")
-    return config.RunSettings(
-        device=args.device if args.device != "auto" else run.get("device", "auto"),
-        dtype=args.dtype if args.dtype != "auto" else run.get("dtype", "auto"),
-        batch_tokens=args.batch_tokens or int(run.get("batch_tokens", 0)),
-        threads=args.threads or int(run.get("threads", 0)),
-    )
+    path, data = file_config(args)
+    settings = config.run_section(data, path)
+    for key in config.RUN_KEYS:
+        if getattr(args, key, None) is not None:
+            settings[key] = getattr(args, key)
+    return config.RunSettings(**settings)
 
 
 def runtime(args) -> Runtime:
     """Settings, retry policy, delivery options and the translator cache of this run,
     every one checked before anything is stored or loaded."""
+    faults = fault_spec(args)  # first: refused even when the job turns out to be done
     settings = run_settings(args)
     policy = retry_policy(args)
     delivery = delivery_options(args)
-    if getattr(args, "inject_faults", None):
-        from models.faults import FaultSpec
-
-        FaultSpec.parse(args.inject_faults)  # a bad spec is refused before any work
     translators = TranslatorCache(
-        settings, inject_faults=getattr(args, "inject_faults", None),
+        settings, inject_faults=str(faults) if faults else None,
         announce=lambda text: print(f"nllb-pipeline: {text}", file=sys.stderr))
     return Runtime(settings, policy, delivery, translators)

@@ -26,15 +26,18 @@ def cmd_submit(args) -> int:
     if args.json:
         print(json.dumps([
             {"input": str(r.input), "error": r.error} if r.error else
-            {"input": str(r.input), "job": r.job.id, "state": r.job.state, "created": r.created}
+            {"input": str(r.input), "job": r.job.id, "state": r.job.state, "created": r.created,
+             "requeued": r.requeued}
             for r in results]))
     else:
         for r in results:
             if r.error:
                 print(f"error   {r.input}: {r.error}", file=sys.stderr)
             else:
-                print(f"{r.job.id}  {'queued' if r.created else 'exists':<7} {r.input}")
-    return 1 if any(r.error for r in results) else 0
+                said = "queued" if r.created else "requeued" if r.requeued else "exists"
+                print(f"{r.job.id}  {said:<8} {r.input}")
+    # Every refusal is about the input or the parameters (README, "Exit codes").
+    return 2 if any(r.error for r in results) else 0
 
 
 def cmd_bench(args) -> int:
@@ -78,28 +81,33 @@ def cmd_worker(args) -> int:
         log.warning("worker stopping after the current batch (signal %d)", signum)
         shutdown.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    run = runtime(args)
-    counts = service.run_worker(open_store(args), run, shutdown=shutdown,
-                                max_jobs=args.max_jobs, idle_exit_s=args.idle_exit)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        run = runtime(args)
+        counts = service.run_worker(open_store(args), run, shutdown=shutdown,
+                                    max_jobs=args.max_jobs, idle_exit_s=args.idle_exit)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if args.json:
         print(json.dumps({"jobs": counts}))
     else:
         print("worker done: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                  or "no jobs"))
-    return 0
+    # 1 when a job it ran ended FAILED, as 'translate' does for its one job; a
+    # job given back to the queue (SIGTERM) or canceled is not a failure.
+    return 1 if counts.get("FAILED") else 0
 
 
 def cmd_gc(args) -> int:
-    n = service.gc(open_store(args), args.older_than)
+    n = service.gc(open_store(args, existing=True), args.older_than)
     print(json.dumps({"collected_jobs": n}) if args.json else f"collected {n} finished job(s)")
     return 0
 
 
 def cmd_cancel(args) -> int:
     """Partial results stay in the store; 'retry JOB' continues the job."""
-    job, outcome = service.cancel(open_store(args), args.job)
+    job, outcome = service.cancel(open_store(args, existing=True), args.job)
     text = {"canceled": "canceled",
             "requested": "cancel requested: the job stops after its current batch"}.get(
         outcome, f"already {outcome}; nothing to cancel")

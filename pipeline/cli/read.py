@@ -16,30 +16,28 @@ from pipeline.service import find_job
 
 
 def cmd_logs(args) -> int:
-    store = open_store(args)
+    store = open_store(args, existing=True)
     job = find_job(store, args.job)
-    attempts = store.attempts(job.id)
+    entries = views.job_logs(store, job)
     if args.json:
-        print(json.dumps(views.job_logs(store, job), ensure_ascii=False))
+        print(json.dumps(entries, ensure_ascii=False))
         return 0
-    if not attempts:
+    if not entries:
         print(f"job {job.id}: no failed attempts")
-    for a in attempts:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a.at))
-        where = a.stage + (f" batch {a.batch_id}" if a.batch_id is not None else "") + (
-            f" chunk {a.chunk_idx}" if a.chunk_idx is not None else "")
-        wait = f" after {a.delay_s:.1f} s" if a.delay_s else ""
-        kind = f"{a.error_class} ({a.reason})" if a.reason else a.error_class
-        print(f"{when} [{a.trace_id}] {where}: {kind} attempt {a.attempt} -> "
-              f"{a.decision}{wait}: {a.message}")
+    for a in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a["at"]))
+        where = a["stage"] + (f" batch {a['batch']}" if a["batch"] is not None else "") + (
+            f" chunk {a['chunk_idx']}" if a["chunk_idx"] is not None else "")
+        wait = f" after {a['delay_s']:.1f} s" if a["delay_s"] else ""
+        kind = f"{a['error_class']} ({a['reason']})" if a["reason"] else a["error_class"]
+        print(f"{when} [{a['trace_id']}] {where}: {kind} attempt {a['attempt']} -> "
+              f"{a['decision']}{wait}: {a['message']}")
     return 0
 
 
 def cmd_status(args) -> int:
-    from pipeline.eta import format_eta
-
-    store = open_store(args)
-    rows = views.status_rows(store, args.limit)
+    store = open_store(args, existing=True)
+    rows = views.status_rows(store, args.limit, time.time())
     summary = store.queue_summary()
     if args.json:
         print(json.dumps(rows))
@@ -53,26 +51,46 @@ def cmd_status(args) -> int:
         print(f"documents {summary['documents_done']}/{summary['documents_total']} done; "
               f"queued {summary['queued']}; running on: {workers}{tokens}")
     for r in rows:
-        eta = format_eta(r["eta_s"]) if r["state"] == "RUNNING" else ""
-        print(f"{r['job']}  {r['state']:<9}  {r['stage']:<11}  {r['percent']:5.1f}%  "
-              f"{eta:<14}  {r['input']}")
+        print(f"{r['job']}  {r['state']:<11}  {r['stage']:<11}  {r['percent']:5.1f}%  "
+              f"{_progress_text(r):<14}  {r['input']}")
     return 0
 
 
+def _progress_text(view: dict) -> str:
+    """What the bar says after its percent: ETA, a retry's wait, or why it stopped."""
+    from pipeline.eta import format_eta
+
+    if view["note"]:
+        return view["note"]
+    if view["state"] != "RUNNING":
+        return ""
+    wait = view["waiting"]
+    if wait:
+        left = max(0.0, wait["until"] - time.time())
+        return (f"retrying {wait['what']} in {left:.0f} s ({wait['error_class']}, "
+                f"attempt {wait['attempt']}/{wait['limit']})")
+    return format_eta(view["eta_seconds"])
+
+
 def cmd_show(args) -> int:
-    store = open_store(args)
+    store = open_store(args, existing=True)
     job = find_job(store, args.job)
-    info = views.job_detail(store, job)
+    info = views.job_detail(store, job, time.time())
     if args.json:
         print(json.dumps(info, ensure_ascii=False))
         return 0
-    print(f"job {job.id}  {job.state}  (stage: {job.stage})")
+    progress = _progress_text(info)
+    print(f"job {job.id}  {info['state']}  (stage: {job.stage}, {info['percent']:.1f}%"
+          + (f", {progress}" if progress else "") + ")")
     print(f"  input:  {job.input_path}")
     print(f"  output: {job.output_path}")
     params = info["params"]
     print(f"  model:  {params['model']}  {params['src_lang']} -> {params['tgt_lang']}  "
           f"beams={params['beams']}  format={params['fmt']}")
     print("  chunks: " + ", ".join(f"{k} {v}" for k, v in sorted(info["chunks"].items())))
+    reused = info["reused"]
+    print(f"  reused: {reused['memory']} from the memory, {reused['document']} repeats in the "
+          f"document (--tm {info['memory_mode']})")
     if info["error"]:
         print(f"  error:  [{job.error_class}] {job.error_message}")
     for r in info["stages"]:
@@ -83,8 +101,14 @@ def cmd_show(args) -> int:
         extra = "".join(f"  {k}={d[k]}" for k in ("status", "response_id") if d.get(k))
         print(f"  delivered: {d['target']}  sha256={d['sha256'][:16]}…  {d['bytes']} bytes{extra}")
     for c in info["failed_chunks"]:
-        print(f"  failed chunk {c['chunk']} ({c['attempts']} attempts, last: {c['last_error']}): "
-              f"{c['source']!r}")
+        batch = f"batch {c['batch']}, " if c["batch"] else ""
+        print(f"  failed chunk {c['chunk']} ({batch}{c['attempts']} attempts, last: "
+              f"{c['last_error']}): {c['source']!r}")
+    if info["empty_chunks"]:
+        empty = info["empty_chunks"]
+        shown = ", ".join(map(str, empty[:20])) + (" ..." if len(empty) > 20 else "")
+        print(f"  empty:  {len(empty)} chunk(s) came back empty from the model and kept their "
+              f"source text: chunks {shown}")
     marks = info["placeholders"]
     if marks["protected"] or marks["fallbacks"]:
         print(f"  placeholders: {marks['protected']} protected, {marks['fallbacks']} chunk(s) "
@@ -119,7 +143,7 @@ def cmd_languages(args) -> int:
 def cmd_stats(args) -> int:
     from pipeline.stats import job_stats
 
-    store = open_store(args)
+    store = open_store(args, existing=True)
     stats = job_stats(store, args.since, time.time())
     if args.json:
         print(json.dumps(stats))
@@ -144,12 +168,17 @@ def cmd_stats(args) -> int:
         ("OOM splits", str(stats["splits"]) + (
             f" (and {quality['oom_sentence_splits']} sentence(s) split alone)"
             if quality["oom_sentence_splits"] else "")),
+        ("empty chunks", f"{stats['empty_chunks']['chunks']} in "
+                         f"{stats['empty_chunks']['jobs']} job(s) (source text kept)"),
         ("quality flags", _counts(quality["flags"])),
         ("quality repairs", _counts(quality["repairs"])),
         ("fragment fallbacks", str(quality["placeholder_fallbacks"])),
         ("ETA error (median)", "  ".join(
             f"at {mark}%: {_num(err, '.1f')}{'%' if err is not None else ''}"
             for mark, err in eta["median_abs_pct_error"].items()) + f"  ({eta['jobs']} jobs)"),
+        ("reused chunks", f"{_pct(stats['reused']['rate'])}  ({stats['reused']['from_memory']} "
+                          f"from the memory, {stats['reused']['in_document']} repeats in their "
+                          f"document, of {stats['reused']['chunks']} stored)"),
     ]
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
@@ -160,7 +189,7 @@ def cmd_stats(args) -> int:
 def cmd_profile(args) -> int:
     from pipeline.stats import profiles_table
 
-    table = profiles_table(open_store(args))
+    table = profiles_table(open_store(args, existing=True))
     if args.json:
         print(json.dumps(table))
         return 0

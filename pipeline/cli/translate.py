@@ -19,13 +19,14 @@ def cmd_translate(args) -> int:
 
 
 def _translate(args, options: service.JobOptions) -> int:
-    # Everything a user can get wrong is checked before anything is stored.
+    # Everything a user can get wrong is checked before anything is stored,
+    # the run's options first: a bad one is refused even for a finished job.
     from pipeline.languages import validate_language
 
+    run = runtime(args)
     validate_language(options.src)
     validate_language(options.tgt)
     source = read_input(args.input)
-    run = runtime(args)
     store = open_store(args)
     outcome = service.translate_or_resume(store, source, options, run,
                                           events_for=_bar_unless(args))
@@ -35,7 +36,7 @@ def _translate(args, options: service.JobOptions) -> int:
 def cmd_retry(args) -> int:
     """Failed chunks get fresh attempts; everything that succeeded is kept."""
     run = runtime(args)
-    store = open_store(args)
+    store = open_store(args, existing=True)
     outcome = service.retry(store, args.job, run, events_for=_bar_unless(args))
     return report(args, outcome, store)
 
@@ -57,7 +58,7 @@ def cmd_demo(args) -> int:
     defaults = service.JobOptions(src="eng_Latn", tgt=args.tgt)
     options = replace(defaults, model=str(model_dir), fmt="markdown",
                       output=str(args.output_dir / f"sample.{args.tgt}.md"))
-    args.device, args.dtype, args.batch_tokens, args.threads = "cpu", "auto", 0, 0
+    args.device, args.dtype, args.batch_tokens, args.threads = "cpu", None, None, None
     args.retry_policy, args.inject_faults, args.headers = None, None, []
     args.http_timeout, args.no_progress = 30.0, False
     args.overwrite = True  # the demo's own folder: replacing is expected

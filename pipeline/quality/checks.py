@@ -21,7 +21,8 @@ has is never held against the translation:
   letters do).
 
 The thresholds are part of what decides a job's output, so they live in one
-frozen ``Thresholds`` that ``JobParams.output_settings`` reports.
+frozen ``Thresholds`` that ``pipeline.memory.scope.output_settings`` reports (a
+translation memory keys on it).
 """
 
 from __future__ import annotations

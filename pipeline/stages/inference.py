@@ -3,7 +3,10 @@
 Progress unit: source tokens. The batch plan is stored before the first
 batch runs, so a resumed job runs exactly the batches that were not
 committed, with the same members: its output is the same as an
-uninterrupted run's.
+uninterrupted run's. Chunks reused from the translation memory, or waiting
+on an earlier chunk of the same text, are neither planned nor counted; each
+commit stores its translations in the memory under the scope of the
+translator that made them (``pipeline.memory.scope``).
 
 Failures are handled at three levels (DESIGN.md, "Errors and retries"):
 
@@ -35,8 +38,9 @@ import logging
 import traceback
 import uuid
 
-from pipeline.batching import needs_replanning, plan_batches
+from pipeline.batching import batch_labels, needs_replanning, plan_batches
 from pipeline.errors import ErrorClass
+from pipeline.memory.scope import scope_for
 from pipeline.quality import ladder
 from pipeline.store import Batch, Chunk
 from pipeline.translator import Translation
@@ -79,7 +83,10 @@ def run(ctx) -> None:
     while True:
         pending = store.pending_batches(job.id)
         if not pending:
-            if runner.plan_uncovered():  # pieces of replaced chunks
+            # Repeats their first occurrence cannot fill, and pieces of
+            # replaced chunks, are planned once the stored plan is done.
+            store.settle_waiting(job.id)
+            if runner.plan_uncovered():
                 continue
             break
         ctx.check_running()
@@ -104,6 +111,8 @@ class _BatchRunner:
         self.judge = ladder.Judge(mode=params.quality, src_lang=params.src_lang,
                                   tgt_lang=params.tgt_lang,
                                   count_tokens=ctx.translator.count_tokens)
+        self._writes_memory = ctx.store.memory_mode(ctx.job.id) != "off"
+        self._scopes: dict = {}  # TranslatorInfo -> memory scope id
 
     # -- planning -----------------------------------------------------------
 
@@ -140,7 +149,7 @@ class _BatchRunner:
             # failing), or an older version planned it with mixed output budgets.
             self.store.split_batch(self.job.id, batch, self._plan(chunks), self.ctx.worker)
             return
-        self._wait(batch, f"batch {batch.seq}")
+        self._wait(batch, f"batch {self._name(batch)}")
         self.store.mark_batch_started(batch.id, self.ctx.worker)
         outcome = self._try_whole(batch, chunks)
         if outcome is True:
@@ -190,19 +199,20 @@ class _BatchRunner:
             self.store.set_batch_retry(batch.id, attempts=retry,
                                        not_before=self.ctx.clock() + delay)
             batch = self._reload(batch)
-            self._wait(batch, f"batch {batch.seq}", error_class=last_class, attempt=retry,
+            self._wait(batch, f"batch {self._name(batch)}", error_class=last_class, attempt=retry,
                        limit=self.policy.batch_retries)
             if self._try_whole(batch, self._pending_chunks(batch)) is not False:
                 return
 
     def _split_after_oom(self, batch: Batch, chunks: list[Chunk], failed: _Failed) -> None:
-        self._record(failed, batch, decision="split")
         self.ctx.translator.recover(ErrorClass.OOM)
         self.budget.shrink(len(chunks) * max(c.n_tokens for c in chunks))
         half = (len(chunks) + 1) // 2
+        name = self._name(batch)
+        self._record(failed, batch, decision="split",  # one log line for the failure and the split
+                     outcome=f"split into {name}.1 ({half} chunks) + {name}.2 "
+                             f"({len(chunks) - half}), budget now {self.budget.current} tokens")
         self.store.split_batch(self.job.id, batch, [chunks[:half], chunks[half:]], self.ctx.worker)
-        log.warning("batch %d ran out of memory: split into %d + %d chunks, budget now %d tokens",
-                    batch.seq, half, len(chunks) - half, self.budget.current)
 
     def _one_chunk(self, batch: Batch, chunk: Chunk) -> None:
         """Try one chunk alone until it succeeds or this round's tries are used."""
@@ -286,14 +296,27 @@ class _BatchRunner:
 
     def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[Translation], *,
                 final: bool) -> None:
-        """Judge the translations, then commit what the judge decided."""
+        """Judge the translations, then commit what the judge decided. A
+        piece of a split chunk (rung 2) is not stored in the memory: as a
+        sentence of its own, that text would be decoded plainly first."""
         verdicts = self.judge.verdicts(chunks, translations, self.output_budget(chunks[0].n_tokens))
+        memory = None if chunks[0].rung >= ladder.PIECE else self._memory_scope()
         self.store.commit_checked(self.job.id, batch.id, self.ctx.worker,
                                   accepted=verdicts.accepted, flags=verdicts.flags,
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
-                                  final=final)
+                                  final=final, memory=memory)
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)
+
+    def _memory_scope(self) -> int | None:
+        """The memory scope of what the translator makes now (asked at every
+        commit: a translator that moved to another device makes another)."""
+        if not self._writes_memory:
+            return None
+        info = self.ctx.translator.describe()
+        if info not in self._scopes:
+            self._scopes[info] = self.store.memory_scope_id(scope_for(self.ctx.params, info))
+        return self._scopes[info]
 
     def _wait(self, batch: Batch, what: str, *, error_class: ErrorClass | None = None,
               attempt: int = 0, limit: int = 0) -> None:
@@ -310,8 +333,12 @@ class _BatchRunner:
     def _reload(self, batch: Batch) -> Batch:
         return next(b for b in self.store.batches(self.job.id) if b.id == batch.id)
 
+    def _name(self, batch: Batch) -> str:
+        """The batch's name as ``logs`` and ``show`` print it (``batch_labels``)."""
+        return batch_labels(self.store.batches(self.job.id))[batch.id]
+
     def _record(self, failed: _Failed, batch: Batch, *, decision: str, chunk: Chunk | None = None,
-                attempt: int = 1, delay: float | None = None) -> None:
+                attempt: int = 1, delay: float | None = None, outcome: str = "") -> None:
         trace_id = uuid.uuid4().hex[:8]
         tb = "".join(traceback.format_exception(failed.exc))
         self.store.record_attempt(
@@ -321,10 +348,11 @@ class _BatchRunner:
             type(failed.exc).__name__, tb=tb, attempt=attempt, decision=decision,
             delay_s=delay, trace_id=trace_id,
         )
-        where = f"chunk {chunk.idx} of batch {batch.seq}" if chunk else f"batch {batch.seq}"
+        name = self._name(batch)
+        where = f"chunk {chunk.idx} of batch {name}" if chunk else f"batch {name}"
         log.warning("[%s] %s failed: %s (%s); %s%s", trace_id, where, failed.error_class.value,
-                    str(failed.exc).splitlines()[0][:200] if str(failed.exc) else "", decision,
-                    f" in {delay:.1f} s" if delay else "")
+                    str(failed.exc).splitlines()[0][:200] if str(failed.exc) else "",
+                    outcome or decision, f" in {delay:.1f} s" if delay else "")
 
     def _last_class(self, chunks: list[Chunk]) -> ErrorClass:
         """The class of the latest failure among these chunks."""
@@ -338,4 +366,4 @@ class _BatchRunner:
             message=f"batch skipped after {batch.attempts} batch retries: chunks "
                     + ", ".join(str(c.idx) for c in chunks) + " failed",
             attempt=batch.attempts + 1, decision="skip")
-        log.error("batch %d skipped; %d chunk(s) failed for good", batch.seq, len(chunks))
+        log.error("batch %s skipped; %d chunk(s) failed for good", self._name(batch), len(chunks))

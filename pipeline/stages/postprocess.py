@@ -38,23 +38,32 @@ class _Assembler:
 
     def __init__(self, chunks: list[Chunk], missing: str):
         self.missing = missing
+        self.by_idx = {c.idx: c for c in chunks}
         self.pieces: dict[int, list[Chunk]] = defaultdict(list)
         for chunk in chunks:
             if chunk.parent is not None:
                 self.pieces[chunk.parent].append(chunk)
-        self.empty = 0
+        self.empty: list[int] = []  # chunks the model returned empty for
 
-    def text(self, chunk: Chunk) -> str:
-        spec = protect.load_spec(chunk.protected)
+    def text(self, chunk: Chunk, spec: list | None = None) -> str:
+        """``spec``: the placeholders of the chunk this one is a piece of (or
+        a repeat of): the pieces that carry placeholders carry its numbering."""
+        spec = protect.load_spec(chunk.protected) if spec is None else spec
         if chunk.state == "replaced":
-            return "".join(self.text(p) for p in self.pieces[chunk.idx])
+            if chunk.dup_of is not None and not self.pieces[chunk.idx]:
+                # A repeat of a chunk that was replaced: the same pieces, with
+                # its own placeholders (the same text, other URLs maybe).
+                return self.text(self.by_idx[chunk.dup_of], spec)
+            return "".join(self.text(p, spec if p.protected else None)
+                           for p in self.pieces[chunk.idx])
         if chunk.state == "done" and chunk.parent is not None and chunk.n_tokens == 0:
             return protect.restore(chunk.source, spec)  # a copied piece: exactly as it is
         if chunk.state != "done":
             missing = MISSING_MARKER.format(source=chunk.source)
             return protect.restore(missing if self.missing == "marker" else chunk.source, spec)
         text, used_source = clean_translation(chunk.translation, chunk.source)
-        self.empty += used_source
+        if used_source:
+            self.empty.append(chunk.idx)
         if protect.check(text, spec):
             # Committed translations were checked; this one was not (a store
             # written by hand, or an older version): keep the source.
@@ -74,10 +83,11 @@ def run(ctx) -> None:
     for chunk in chunks:
         if chunk.parent is None:
             pieces[chunk.unit].append(assembler.text(chunk))
-    if assembler.empty:
+    empty = assembler.empty
+    if empty:
         log.warning("job %s: %d chunk(s) came back empty from the model; kept their source text",
-                    job.id, assembler.empty)
+                    job.id, len(empty))
     separator = "" if joins_without_space(params.tgt_lang) else " "
     output = document.output([separator.join(p).strip() for p in pieces])
     ctx.events.stage_progress("postprocess", len(chunks))
-    store.finish_postprocess(job.id, run_id, ctx.worker, output)
+    store.finish_postprocess(job.id, run_id, ctx.worker, output, empty_chunks=empty)

@@ -1,6 +1,8 @@
 """Preprocess: decode the input, keep its skeleton, cut the prose into chunks.
 
-Progress unit: input bytes.
+Progress unit: input bytes. Chunks whose translation the memory knows for
+this translator and job are written done (reused) with the others, in one
+transaction; repeated texts wait on their first occurrence.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pipeline import protect
 from pipeline.errors import InvalidInput
 from pipeline.formats import parse_document
 from pipeline.inputs import read_input
+from pipeline.memory.scope import scope_for
 from pipeline.segment import chunk_text
 from pipeline.store import NewChunk
 
@@ -57,4 +60,8 @@ def run(ctx) -> None:
             "", text)), protected=spec)
         for (unit, text, spec), n in zip(texts, counts)
     ]
-    ctx.store.finish_preprocess(job.id, run_id, ctx.worker, document.to_json(), chunks)
+    memory = None
+    if ctx.store.memory_mode(job.id) != "off":
+        memory = ctx.store.memory_scope_id(scope_for(params, ctx.translator.describe()))
+    ctx.store.finish_preprocess(job.id, run_id, ctx.worker, document.to_json(), chunks,
+                                memory=memory)

@@ -13,6 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from pipeline.errors import InvalidInput
+from pipeline.io_errors import database_error
 from pipeline.store.migrations import MIGRATIONS
 from pipeline.store.records import Batch
 
@@ -23,6 +24,21 @@ def _build(cls, row: dict):
     if cls is Batch:
         row = {**row, "chunk_idxs": json.loads(row["chunk_idxs"])}
     return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+
+def statements(script: str) -> list[str]:
+    """A migration's SQL statements, one by one. A ";" inside a trigger's
+    body does not end its CREATE TRIGGER; sqlite3.complete_statement knows."""
+    out, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n\t;"):
+                out.append(pending)
+            pending = ""
+    if pending.strip(" \n\t;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]}")
+    return out
 
 
 class StoreBase:
@@ -39,7 +55,8 @@ class StoreBase:
             )
             conn.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as exc:
-            raise InvalidInput(f"cannot open the job database {self.path}: {exc}") from exc
+            mapped = database_error(exc, self.path) if isinstance(exc, sqlite3.Error) else None
+            raise mapped or InvalidInput(f"cannot open the job database {self.path}: {exc}") from exc
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -61,14 +78,21 @@ class StoreBase:
             with self.db.atomic():
                 yield self.db
             return
-        self.db.conn.execute("BEGIN IMMEDIATE")
         try:
-            with self.db.atomic():  # a savepoint inside our transaction
-                yield self.db
-        except BaseException:
-            self.db.conn.execute("ROLLBACK")
-            raise
-        self.db.conn.execute("COMMIT")
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                with self.db.atomic():  # a savepoint inside our transaction
+                    yield self.db
+            except BaseException:
+                if self.db.conn.in_transaction:  # SQLite rolls back itself on SQLITE_FULL
+                    self.db.conn.execute("ROLLBACK")
+                raise
+            self.db.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:  # a full disk or a damaged file: say which
+            mapped = database_error(exc, self.path)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def _migrate(self) -> None:
         with self._write():
@@ -79,9 +103,8 @@ class StoreBase:
                     f"(schema {version}, this one knows {len(MIGRATIONS)})"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in statements(script):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version={number}")
 
     def _one(self, cls, sql: str, params: Sequence = ()):

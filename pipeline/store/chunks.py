@@ -35,15 +35,17 @@ class ChunksMixin:
         return dict(rows)
 
     def token_counts(self, job_id: str) -> tuple[int, int]:
-        """(source tokens of done chunks, source tokens of all chunks).
-
-        A replaced chunk hands its tokens on to its pieces (``share``: its
-        tokens split in proportion to theirs), so the total never changes and
-        the done count never goes back when a chunk is replaced."""
+        """(source tokens of done chunks, source tokens of all chunks), of
+        the chunks inference translates: reused ones (from the memory, or
+        repeats of an earlier chunk) are no work, so progress and ETAs leave
+        them out. A replaced chunk hands its tokens on to its pieces
+        (``share``: its tokens split in proportion to theirs), so the total
+        does not change and the done count never goes back when a chunk is
+        replaced."""
         row = self.db.execute(
             "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN COALESCE(share, n_tokens) END), 0), "
             "COALESCE(SUM(CASE WHEN state != 'replaced' THEN COALESCE(share, n_tokens) END), 0) "
-            "FROM chunks WHERE job_id = ?",
+            "FROM chunks WHERE job_id = ? AND reused IS NULL AND dup_of IS NULL",
             (job_id,),
         ).fetchone()
         return round(row[0]), round(row[1])
@@ -89,11 +91,14 @@ class ChunksMixin:
 
     def commit_batch(
         self, job_id: str, batch_id: int, translations: dict[int, str], worker: str, *,
-        final: bool = True,
+        final: bool = True, memory: int | None = None,
     ) -> None:
         """Store translations of a batch's chunks, in one transaction; with
         ``final`` the batch is marked committed too (else it stays pending,
-        as when its chunks are retried one by one).
+        as when its chunks are retried one by one). In the same transaction
+        the chunks waiting on these (same text) are filled, and with
+        ``memory`` (the scope id of the translator that made them) the
+        translations go into the memory if the job writes it.
 
         The lease is checked inside the transaction, so a worker that lost its
         job cannot commit.
@@ -107,6 +112,7 @@ class ChunksMixin:
                 "commits = commits + 1 WHERE job_id = ? AND idx = ?",
                 [(text, batch_id, job_id, idx) for idx, text in translations.items()],
             )
+            self._after_commit(job_id, translations, memory)
             if final:
                 db.execute(
                     "UPDATE batches SET state = 'committed', committed_at = ?, not_before = NULL "
@@ -153,17 +159,20 @@ class ChunksMixin:
                 f"AND idx IN ({marks})",
                 (job_id, *idxs),
             )
+            self._fail_duplicates(job_id, idxs)
             db.execute("UPDATE batches SET state = 'skipped', not_before = NULL WHERE id = ?",
                        (batch_id,))
 
     def reset_failed(self, job_id: str) -> int:
         """Make a failed or canceled job runnable again: failed chunks become
-        pending with fresh attempts, and the job goes back to the earliest
-        stage that has work. Returns the number of chunks reset."""
+        pending with fresh attempts (repeats of an earlier chunk wait on it
+        again), and the job goes back to the earliest stage that has work.
+        Returns the number of chunks reset."""
         with self._write() as db:
             n = db.execute(
-                "UPDATE chunks SET state = 'pending', attempts = 0 "
-                "WHERE job_id = ? AND state = 'failed'", (job_id,),
+                "UPDATE chunks SET state = CASE WHEN dup_of IS NULL THEN 'pending' "
+                "ELSE 'waiting' END, attempts = 0 WHERE job_id = ? AND state = 'failed'",
+                (job_id,),
             ).rowcount
             job = self.job(job_id)
             stage = job.stage

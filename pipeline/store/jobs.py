@@ -16,22 +16,24 @@ class JobsMixin:
 
     def get_or_create_job(
         self, *, idem_key: str, params: str, input_path: str, input_sha256: str,
-        input_bytes: int, output_path: str, priority: int = 0,
+        input_bytes: int, output_path: str, priority: int = 0, memory_mode: str = "on",
     ) -> tuple[Job, bool]:
         """The job with this idempotency key, created QUEUED if there is none.
 
         Returns (job, created). Safe against concurrent submitters: the key is
-        UNIQUE, so exactly one insert wins.
+        UNIQUE, so exactly one insert wins. ``memory_mode`` (how the job uses
+        the translation memory) is set in the same insert, so no worker can
+        run the job before it is.
         """
         now = self.clock()
         job_id = uuid.uuid4().hex[:12]
         with self._write() as db:
             db.execute(
                 "INSERT OR IGNORE INTO jobs (id, idem_key, state, stage, params, input_path, "
-                "input_sha256, input_bytes, output_path, priority, created_at, updated_at) "
-                "VALUES (?, ?, 'QUEUED', 'preprocess', ?, ?, ?, ?, ?, ?, ?, ?)",
+                "input_sha256, input_bytes, output_path, priority, created_at, updated_at, "
+                "memory_mode) VALUES (?, ?, 'QUEUED', 'preprocess', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, idem_key, params, input_path, input_sha256, input_bytes, output_path,
-                 priority, now, now),
+                 priority, now, now, memory_mode),
             )
             job = self._one(Job, "SELECT * FROM jobs WHERE idem_key = ?", (idem_key,))
         return job, job.id == job_id
@@ -171,6 +173,14 @@ class JobsMixin:
                 "AND worker = ? AND released_at IS NULL",
                 (now, job_id, worker),
             )
+
+    def set_progress(self, job_id: str, worker: str, snapshot: str) -> None:
+        """Store the live progress of a job this worker holds (JSON from
+        ``pipeline.progress.LiveProgress``); a worker that lost the lease
+        writes nothing."""
+        with self._write() as db:
+            db.execute("UPDATE jobs SET progress = ? WHERE id = ? AND lease_owner = ?",
+                       (snapshot, job_id, worker))
 
     def _check_lease(self, job_id: str, worker: str) -> None:
         row = self.db.execute("SELECT lease_owner FROM jobs WHERE id = ?", (job_id,)).fetchone()

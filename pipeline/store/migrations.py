@@ -125,7 +125,57 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, at_percent)
     );
     """,
-    # 3: chunks replaced by pieces (the fallback when a placeholder does not
+    # 3: a running job's live progress (what its progress bar shows: stage,
+    # percent at measured weights, ETA, rate, a retry's wait), and a
+    # revision counter that moves whenever a job's visible state does, so a
+    # list of jobs can be answered with "not modified" for free
+    """
+    ALTER TABLE jobs ADD COLUMN progress TEXT;  -- JSON, see pipeline.progress.LiveProgress
+    CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+    INSERT INTO revision VALUES (1, 0);
+    CREATE TRIGGER jobs_revision_insert AFTER INSERT ON jobs
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER jobs_revision_delete AFTER DELETE ON jobs
+    BEGIN UPDATE revision SET n = n + 1; END;
+    CREATE TRIGGER jobs_revision_update AFTER UPDATE OF state, stage, progress, error_class,
+        error_message, output_path, priority, finished_at, cancel_requested, lease_owner ON jobs
+    BEGIN UPDATE revision SET n = n + 1; END;
+    """,
+    # 4: the translation memory (pipeline/memory): every committed translation
+    # under its key (a scope: model identity, backend, device kind, compute
+    # type, languages, output settings; and the exact source text), how a
+    # chunk got its translation without inference, and each job's memory mode
+    """
+    ALTER TABLE jobs ADD COLUMN memory_mode TEXT NOT NULL DEFAULT 'on';
+    ALTER TABLE chunks ADD COLUMN reused TEXT;
+    ALTER TABLE chunks ADD COLUMN dup_of INTEGER;
+    CREATE INDEX chunks_by_dup_of ON chunks (job_id, dup_of) WHERE dup_of IS NOT NULL;
+    CREATE TABLE memory_scopes (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,  -- SHA-256 of the canonical JSON of the fields below
+        model TEXT NOT NULL,          -- the model as the job named it (shown, not keyed)
+        identity TEXT NOT NULL,       -- fingerprint:HEX, or model:ID where there is none
+        backend TEXT NOT NULL,
+        device TEXT NOT NULL,         -- cpu, cuda: the kind, not the index
+        compute_type TEXT NOT NULL,
+        src_lang TEXT NOT NULL,
+        tgt_lang TEXT NOT NULL,
+        settings TEXT NOT NULL,       -- canonical JSON of the output settings
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE memory_units (
+        scope INTEGER NOT NULL REFERENCES memory_scopes (id),
+        source TEXT NOT NULL,         -- exactly the text the model was given
+        translation TEXT NOT NULL,    -- exactly what was committed for it
+        origin TEXT NOT NULL,         -- inferred imported
+        created_at REAL NOT NULL,
+        used_at REAL NOT NULL,        -- last stored or reused: what prune goes by
+        uses INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, source)
+    ) WITHOUT ROWID;
+    CREATE INDEX memory_units_by_use ON memory_units (used_at);
+    """,
+    # 5: chunks replaced by pieces (the fallback when a placeholder does not
     # survive, the repair ladder's split), placeholders, quality flags
     """
     ALTER TABLE chunks ADD COLUMN parent INTEGER;   -- the chunk this piece is part of

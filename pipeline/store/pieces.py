@@ -30,18 +30,20 @@ class PiecesMixin:
     def commit_checked(
         self, job_id: str, batch_id: int, worker: str, *, accepted: Mapping[int, str],
         flags: Mapping[int, str] = {}, replaced: Mapping[int, Sequence[NewPiece]] = {},
-        attempts: Sequence[dict] = (), final: bool = True,
+        attempts: Sequence[dict] = (), final: bool = True, memory: int | None = None,
     ) -> None:
         """Commit a judged batch in one transaction: ``accepted``
-        translations (``commit_batch``; those in ``flags`` with their
-        reason), chunks ``replaced`` by pieces, and one attempt row per
+        translations (``commit_batch``, which fills their repeats and, with
+        ``memory``, stores them; those in ``flags`` with their reason, their
+        repeats too), chunks ``replaced`` by pieces, and one attempt row per
         ladder step (``record_attempt`` keywords; class QUALITY unless
         given). The lease is checked first."""
         with self._write() as db:
-            self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final)
+            self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
+                              memory=memory)
             db.conn.executemany(
-                "UPDATE chunks SET flag = ? WHERE job_id = ? AND idx = ?",
-                [(reason, job_id, idx) for idx, reason in flags.items()])
+                "UPDATE chunks SET flag = ? WHERE job_id = ? AND (idx = ? OR dup_of = ?)",
+                [(reason, job_id, idx, idx) for idx, reason in flags.items()])
             for idx, rows in replaced.items():
                 self._replace(job_id, idx, rows)
             for attempt in attempts:

@@ -8,6 +8,8 @@ documented where it is computed (``pipeline.stats``, ``pipeline.profiles``).
 
 from __future__ import annotations
 
+import json
+
 # The jobs created since :cutoff; every stats query starts from it.
 _WINDOW = "SELECT id FROM jobs WHERE created_at >= :cutoff"
 _FINISHED_WINDOW = _WINDOW + " AND state IN ('SUCCEEDED', 'FAILED')"
@@ -18,22 +20,32 @@ class QueriesMixin:
     """Read-only verbs; each returns plain values or tuples, never a cursor."""
 
     def queue_summary(self) -> dict:
-        """Queue depth, running jobs per worker, and documents and source tokens done/total."""
+        """Queue depth, running jobs per worker, and documents and source
+        tokens done/total (of the chunks inference translates, as
+        ``token_counts``)."""
         states = dict(self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
         workers = dict(self.db.execute(
             "SELECT lease_owner, COUNT(*) FROM jobs WHERE state = 'RUNNING' AND lease_owner "
             "IS NOT NULL AND lease_expires >= ? GROUP BY lease_owner", (self.clock(),)).fetchall())
         done, total = self.db.execute(
-            # As token_counts: a replaced chunk's tokens are its pieces'.
+            # As token_counts: a replaced chunk's tokens are its pieces', and
+            # reused chunks are no work.
             "SELECT COALESCE(SUM(CASE WHEN c.state = 'done' THEN COALESCE(c.share, c.n_tokens) "
             "END), 0), COALESCE(SUM(CASE WHEN c.state != 'replaced' THEN COALESCE(c.share, "
             "c.n_tokens) END), 0) FROM chunks c JOIN jobs j ON j.id = c.job_id "
-            "WHERE j.state IN ('QUEUED', 'RUNNING')").fetchone()
+            "WHERE j.state IN ('QUEUED', 'RUNNING') AND c.reused IS NULL AND c.dup_of IS NULL"
+        ).fetchone()
         done, total = round(done), round(total)
         return {"states": states, "queued": states.get("QUEUED", 0), "workers": workers,
                 "documents_done": states.get("SUCCEEDED", 0),
                 "documents_total": sum(states.values()),
                 "active_tokens_done": done, "active_tokens_total": total}
+
+    def revision(self) -> int:
+        """A number that changes whenever any job's visible state changes
+        (its state, stage, progress, error, output, priority or holder):
+        an ETag for a list of jobs."""
+        return self.db.execute("SELECT n FROM revision").fetchone()[0]
 
     def inference_profile(self, job_id: str) -> tuple[str, str, str] | None:
         """(model, device, dtype) of the job's latest inference stage run."""
@@ -78,6 +90,16 @@ class QueriesMixin:
             "SELECT error_class, decision, COUNT(*) FROM attempts "
             f"WHERE job_id IN ({_WINDOW}) AND decision IN {RETRY_DECISIONS} "
             "GROUP BY error_class, decision", {"cutoff": cutoff}).fetchall()
+
+    def empty_chunk_totals(self, cutoff: float) -> tuple[int, int]:
+        """(jobs, chunks) in the window whose translation came back empty from
+        the model, so the output kept their source text (``empty_chunks``)."""
+        rows = self.db.execute(
+            f"SELECT content FROM artifacts WHERE kind = 'empty_chunks' AND job_id IN ({_WINDOW}) "
+            "AND content IS NOT NULL AND CAST(content AS TEXT) != '[]'",
+            {"cutoff": cutoff}).fetchall()
+        counts = [len(json.loads(content)) for (content,) in rows]
+        return sum(1 for n in counts if n), sum(counts)
 
     def max_retries_per_job(self, cutoff: float) -> int:
         return self.db.execute(

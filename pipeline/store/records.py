@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.memory.scope import MemoryScope
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class Job:
     created_at: float
     updated_at: float
     finished_at: float | None
+    progress: str | None = None  # JSON of the live progress while it runs
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Chunk:
     rung: int = 0  # repair ladder step it is decoded at (pipeline.quality.ladder)
     flag: str | None = None  # accepted with a quality flag: the reason
     share: float | None = None  # source tokens of the document it stands for; None: n_tokens
+    reused: str | None = None  # memory / document: translated without inference (see memory)
+    dup_of: int | None = None  # an earlier chunk of the same text whose translation this takes
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,40 @@ class NewChunk:
     n_tokens: int
     done: bool = False  # nothing to translate: the source is its own translation
     protected: str | None = None  # JSON spec of its placeholders (pipeline.protect)
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    """One translation in the memory, with the scope it is filed under."""
+
+    scope: MemoryScope
+    source: str
+    translation: str
+    origin: str  # inferred: committed by a job here; imported: from a TMX file
+    created_at: float
+    used_at: float  # last stored or reused
+    uses: int  # chunks that reused it
+
+
+@dataclass(frozen=True)
+class MemoryScopeSummary:
+    """One scope of the memory and how much it holds."""
+
+    scope: MemoryScope
+    units: int
+    imported: int
+    uses: int
+    last_used_at: float | None
+
+
+@dataclass(frozen=True)
+class MemoryImport:
+    """What an import did: every unit is counted in exactly one of these."""
+
+    added: int  # new to the memory
+    same: int  # already there with the same translation
+    replaced: int  # already there with another translation, replaced (``replace``)
+    kept: int  # already there with another translation, kept
 
 
 @dataclass(frozen=True)

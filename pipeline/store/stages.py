@@ -4,6 +4,7 @@ transaction)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from pipeline.store.records import Artifact, NewChunk, StageRun
@@ -47,31 +48,37 @@ class StagesMixin:
 
     def finish_preprocess(
         self, job_id: str, run_id: int, worker: str, skeleton: str, chunks: Sequence[NewChunk],
+        *, memory: int | None = None,
     ) -> None:
         """Write the skeleton and all chunks and end preprocess, atomically.
 
         A preprocess killed half-way wrote nothing, so it simply runs again.
+        With ``memory`` (a memory scope id) chunks whose key the memory knows
+        are written done, as reused; repeated texts wait on their first
+        occurrence (``pipeline.store.memory``).
         """
         with self._write() as db:
             self._check_lease(job_id, worker)
             db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
             self._put_artifact(job_id, "skeleton", content=skeleton.encode())
-            db["chunks"].insert_all(
-                {
-                    "job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
-                    "n_tokens": c.n_tokens, "state": "done" if c.done else "pending",
-                    "translation": c.source if c.done else None,
-                    "protected": c.protected,
-                }
-                for i, c in enumerate(chunks)
-            )
+            db["chunks"].insert_all(self._chunk_rows(job_id, chunks, memory))
             self.finish_stage(job_id, run_id, "inference", worker)
 
-    def finish_postprocess(self, job_id: str, run_id: int, worker: str, output: bytes) -> None:
+    def finish_postprocess(self, job_id: str, run_id: int, worker: str, output: bytes,
+                           empty_chunks: Sequence[int] = ()) -> None:
+        """Store the output document and end postprocess, atomically, with the
+        chunks the model returned empty for (their source text was kept)."""
         with self._write():
             self._put_artifact(job_id, "output", content=output)
+            self._put_artifact(job_id, "empty_chunks",
+                               content=json.dumps(list(empty_chunks)).encode())
             self.finish_stage(job_id, run_id, "upload", worker)
+
+    def empty_chunks(self, job_id: str) -> list[int]:
+        """Chunks whose translation came back empty in the last postprocess."""
+        artifact = self.artifact(job_id, "empty_chunks")
+        return json.loads(artifact.content) if artifact and artifact.content else []
 
     def finish_upload(self, job_id: str, run_id: int, worker: str, *, path: str, sha256: str,
                       nbytes: int, failure: tuple[str, str] | None = None) -> None:

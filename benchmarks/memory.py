@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""What the translation memory saves: a revised document, and subtitles.
+
+    python benchmarks/memory.py [--sentences 2000] [--edited 0.05] [--model DIR]
+
+1. A document of ``--sentences`` distinct sentences is translated into an
+   empty store; then the same document with ``--edited`` of its sentences
+   changed is translated into the same store. Prints both wall times (the
+   whole job: preprocess, inference, postprocess, upload; model loading
+   excluded), their ratio (target: under 10%), the sentences inference saw
+   the second time, and checks that the second output is byte-identical to
+   a from-scratch translation of the revised document (``--no-check`` skips
+   that third run).
+2. A subtitle file with repeated lines (the real Netflix WebVTT of
+   ../shared/corpus when it is there, else a generated SRT whose lines
+   repeat the way dialogue does) is translated once: prints its cues, its
+   chunks, its distinct texts and the texts inference was asked for.
+
+The tiny random-weight model always runs to its output budget, and its
+fixed costs (segmentation, token counting, the store) weigh more against
+its fast inference than a real model's would, so the ratio it gives is an
+upper bound of what a real checkpoint shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, and benchmarks/queue.py
+# would shadow the standard library's queue module (which torch imports).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models import HfTranslator, build_tiny_model  # noqa: E402
+from pipeline.config import JobParams, RunSettings  # noqa: E402
+from pipeline.inputs import read_input  # noqa: E402
+from pipeline.jobs import submit  # noqa: E402
+from pipeline.runner import run_job  # noqa: E402
+from pipeline.samples import sentence  # noqa: E402
+from pipeline.store import Store  # noqa: E402
+
+SUBTITLES = ROOT.parent / "shared" / "corpus" / "webvtt_netflix_las_chicas_del_cable.spa_Latn.vtt"
+
+
+class Counting:
+    """The translator, counting calls and the texts it is given."""
+
+    def __init__(self, inner):
+        self.inner, self.calls, self.texts = inner, 0, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def translate_batch(self, texts, src, tgt, decoding):
+        self.calls += 1
+        self.texts += texts
+        return self.inner.translate_batch(texts, src, tgt, decoding)
+
+
+def run(store: Store, translator, src: Path, out: Path, args, *, src_lang="eng_Latn",
+        fmt="text") -> dict:
+    params = JobParams(model=translator.describe().model, src_lang=src_lang,
+                       tgt_lang="fra_Latn", fmt=fmt, output=str(out), beams=args.beams,
+                       length_ratio=args.length_ratio, length_offset=args.length_offset)
+    job, _ = submit(store, params, read_input(src))
+    counting = Counting(translator)
+    start = time.perf_counter()
+    final = run_job(store, job.id, counting, settings=RunSettings(threads=args.threads))
+    seconds = time.perf_counter() - start
+    chunks = store.chunks(job.id)
+    stages = {r.stage: round(r.wall_s or 0, 3) for r in store.stage_runs(job.id)}
+    return {"state": final.state, "seconds": seconds, "stages_s": stages,
+            "chunks": len(chunks), "distinct": len({c.source for c in chunks}),
+            "calls": counting.calls, "inferred": len(counting.texts),
+            "inferred_distinct": len(set(counting.texts)),
+            "reused": store.reuse_counts([job.id])[job.id], "output": out.read_bytes(),
+            "sources": {c.source for c in chunks}}
+
+
+def document(sentences: list[str]) -> str:
+    return "\n\n".join(" ".join(sentences[i:i + 5]) for i in range(0, len(sentences), 5)) + "\n"
+
+
+def generated_subtitles(n_cues: int, n_lines: int, seed: int) -> str:
+    """An SRT whose lines repeat as dialogue does: a few very often, most rarely."""
+    rng = random.Random(seed)
+    lines, seen = [], set()
+    while len(lines) < n_lines:
+        s = sentence(rng)
+        if s not in seen and len(s.split()) <= 12:
+            lines.append(s)
+            seen.add(s)
+    weights = [1 / (rank + 1) for rank in range(n_lines)]  # Zipf
+    cues = []
+    for i in range(n_cues):
+        start = 2 * i
+        cues.append(f"{i + 1}\n00:{start // 60:02d}:{start % 60:02d},000 --> "
+                    f"00:{(start + 1) // 60:02d}:{(start + 1) % 60:02d},500\n"
+                    f"{rng.choices(lines, weights)[0]}\n")
+    return "\n".join(cues)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sentences", type=int, default=2000)
+    parser.add_argument("--edited", type=float, default=0.05, help="fraction edited (0.05)")
+    parser.add_argument("--model", help="checkpoint dir (default: a tiny model)")
+    parser.add_argument("--d-model", type=int, default=64, help="tiny model width (default 64)")
+    parser.add_argument("--layers", type=int, default=2, help="tiny model layers (default 2)")
+    parser.add_argument("--beams", type=int, default=1)
+    parser.add_argument("--length-ratio", type=float, default=1.0)
+    parser.add_argument("--length-offset", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1: steady timings on a shared machine)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip the from-scratch run the second output is compared with")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model = args.model or str(build_tiny_model(work / "tiny", d_model=args.d_model,
+                                                   layers=args.layers))
+        translator = HfTranslator(model, RunSettings(threads=args.threads))
+        translator.load()  # load time is not what we measure
+
+        rng = random.Random(args.seed)
+        sentences, seen = [], set()
+        while len(sentences) < args.sentences:
+            s = sentence(rng)
+            if s not in seen:
+                sentences.append(s)
+                seen.add(s)
+        doc = work / "manual.txt"
+        doc.write_text(document(sentences))
+        store = Store(work / "jobs.db")
+        first = run(store, translator, doc, work / "v1.txt", args)
+        for i in rng.sample(range(len(sentences)), round(args.edited * len(sentences))):
+            sentences[i] = "Again, " + sentences[i][0].lower() + sentences[i][1:]
+        doc.write_text(document(sentences))
+        second = run(store, translator, doc, work / "v2.txt", args)
+        identical = None
+        if not args.no_check:
+            scratch = run(Store(work / "scratch.db"), translator, doc, work / "v3.txt", args)
+            identical = scratch["output"] == second["output"]
+
+        if SUBTITLES.is_file():
+            subs, sub_lang, label = SUBTITLES, "spa_Latn", SUBTITLES.name
+        else:
+            subs, sub_lang, label = work / "subs.srt", "eng_Latn", "generated SRT"
+            subs.write_text(generated_subtitles(1500, 300, args.seed))
+        cues = subs.read_text(encoding="utf-8-sig").count("-->")
+        subtitles = run(Store(work / "subs.db"), translator, subs, work / "subs.out",
+                        args, src_lang=sub_lang, fmt="vtt" if subs.suffix == ".vtt" else "srt")
+
+    revised = {"first": first, "second": second, "ratio": second["seconds"] / first["seconds"],
+               "identical_to_scratch": identical}
+    result = {"model": model, "revised": revised,
+              "subtitles": {"file": label, "cues": cues, **subtitles}}
+    new_chunks = len(second["sources"] - first["sources"])  # what inference had to see
+    for r in (first, second, subtitles):
+        r.pop("output"), r.pop("sources")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"model {model}, beams {args.beams}, length rule {args.length_ratio} x bucket + "
+              f"{args.length_offset}")
+        print(f"revised document: {args.sentences} sentences, {args.edited:.0%} edited")
+        for name, r in (("first", first), ("second", second)):
+            print(f"  {name:<6} {r['seconds']:8.2f} s ("
+                  + ", ".join(f"{k} {v:.2f}" for k, v in r["stages_s"].items()) + ")  "
+                  f"chunks {r['chunks']}, inferred {r['inferred']} in {r['calls']} calls, "
+                  f"reused {r['reused']['memory']} from the memory")
+        print(f"  new chunks in the revision: {new_chunks}")
+        print(f"  second / first: {revised['ratio']:.1%} (target < 10%); output identical to "
+              f"a from-scratch run: {identical if identical is not None else 'not checked'}")
+        print(f"subtitles ({label}): {cues} cues, {subtitles['chunks']} chunks, "
+              f"{subtitles['distinct']} distinct; inference saw {subtitles['inferred']} texts "
+              f"({subtitles['inferred_distinct']} distinct) in {subtitles['calls']} calls; "
+              f"{subtitles['reused']['document']} repeats reused")
+    ok = (identical is not False and second["inferred"] == new_chunks
+          and subtitles["inferred"] == subtitles["inferred_distinct"])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""What a translation memory's key is made of.
+
+A memory may only reuse what its key determines (DESIGN.md, "Determinism"):
+a sentence's translation depends on the model, the languages, the decoding
+settings and the sentence, never on its batch. So a key is a *scope* (every
+part except the text) plus the exact text the model was given:
+
+- the model's identity: its content fingerprint where the backend reports
+  one (``TranslatorInfo.fingerprint``), else its id (hub id or absolute
+  directory). ``model_identity`` is the one place that decides;
+- the backend, the device kind (``cpu``, ``cuda``; not the index) and the
+  compute type. They are how a job runs, not what it is, and a job may
+  resume on another device; but transformers float32 and CTranslate2 int8,
+  or CPU float32 and CUDA bfloat16, give different words for the same
+  sentence, and a memory that mixed them would hand a job output that its
+  own inference would not have produced. Same kind on different hardware
+  (two GPU models) is one scope: their kernels can differ in the last bit,
+  which the job itself already accepts when it resumes elsewhere;
+- the source and target languages;
+- the output settings (``output_settings``): beam width and the output
+  length rule (which, with the model's own cap, sets every sentence's
+  budget), and the repair ladder's settings;
+- the version of the rules in this code that turn a sentence into a
+  translation (``OUTPUT_RULES``): the length buckets of the budget, the
+  padding, what a backend is asked to decode; a change to them makes every
+  earlier translation one this code would not produce;
+- the source text exactly as the model sees it: a chunk's ``source``, which
+  is what inference sends (``pipeline.stages.inference``).
+
+What is not in the key does not change a chunk's translation: chunking
+(``--max-chunk-tokens``, the format) decides which texts there are, not what
+one becomes; ``--missing``, the sink and the run settings act after or
+around the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from pipeline.config import JobParams
+from pipeline.translator import TranslatorInfo
+
+MODES = ("off", "read", "on")  # --tm: ignore the memory, only read it, read and write it
+
+# Bump when code changes what a sentence becomes for the same model and
+# settings: pipeline.budget (buckets, the budget rule), the padding and the
+# decoding call of a backend in models/. Old units then stay in the memory
+# under the old rules (``tm prune`` drops them once unused) and are not reused.
+OUTPUT_RULES = 1
+
+
+def output_settings(params: JobParams) -> dict:
+    """The job settings that change a chunk's translation, and only those:
+    the beam width, the length rule, and the repair ladder (its mode, the
+    repetition guard of a decode again, the checks' thresholds: with
+    ``--quality repair`` a sentence's translation may be its guarded decode).
+
+    The one place to extend when a setting that changes output is added."""
+    from pipeline.quality import ladder
+
+    return {"beams": params.beams, "length_ratio": params.length_ratio,
+            "length_offset": params.length_offset, **ladder.settings(params.quality)}
+
+
+def model_identity(info: TranslatorInfo) -> str:
+    """``fingerprint:HEX`` when the backend knows the model's content
+    fingerprint, else ``model:ID`` (a renamed copy of a directory is then a
+    different model, and an edited one in place is not: the fingerprint
+    fixes both)."""
+    # TranslatorInfo gains ``fingerprint`` with the CTranslate2 backend; until
+    # then every translator falls back to its id here, and only here.
+    fingerprint = getattr(info, "fingerprint", None)
+    return f"fingerprint:{fingerprint}" if fingerprint else f"model:{info.model}"
+
+
+@dataclass(frozen=True)
+class MemoryScope:
+    """Everything in a memory key except the source text."""
+
+    identity: str
+    backend: str
+    device: str  # kind only: cpu, cuda
+    compute_type: str
+    src_lang: str
+    tgt_lang: str
+    settings: str  # canonical JSON of ``output_settings``
+    model: str = ""  # as the job named it: shown, never compared
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the keyed fields (not ``model``)."""
+        keyed = {k: v for k, v in asdict(self).items() if k != "model"}
+        text = json.dumps(keyed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def scope_for(params: JobParams, info: TranslatorInfo) -> MemoryScope:
+    """The scope of the translations this translator makes for this job."""
+    return MemoryScope(
+        identity=model_identity(info), backend=info.backend,
+        device=info.device.split(":")[0], compute_type=info.compute_type,
+        src_lang=params.src_lang, tgt_lang=params.tgt_lang,
+        settings=canonical_settings({**output_settings(params), "rules": OUTPUT_RULES}),
+        model=params.model,
+    )
+
+
+def canonical_settings(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True, separators=(",", ":"))

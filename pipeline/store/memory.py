@@ -1,0 +1,269 @@
+"""The translation memory: every committed translation under its key, kept
+in the job store's file (``gc`` of jobs never touches it; ``prune`` does).
+
+A key is a scope (``pipeline.memory.scope``: model identity, backend,
+device kind, compute type, languages, output settings) plus the exact
+source text. The memory is read when a job's chunks are written and written
+when a batch commits, each inside that transaction, so a process killed at
+any instant leaves the chunks and the memory consistent:
+
+- a chunk whose key is known is written ``done``, ``reused = 'memory'``;
+- a chunk whose text an earlier pending chunk of the same job has is written
+  ``waiting`` with ``dup_of`` = that chunk: it is never planned into a
+  batch, and the commit of its first occurrence fills it (``reused =
+  'document'``); the first failing for good fails it too, and ``retry`` makes
+  it wait again.
+
+A job's ``memory_mode`` (``off``, ``read``, ``on``) says whether its chunks
+are looked up and whether its commits are stored; duplicates inside one
+document are translated once in every mode (one job is one scope).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from pipeline.errors import InvalidInput
+from pipeline.memory.scope import MODES, MemoryScope
+from pipeline.store.records import MemoryEntry, MemoryImport, MemoryScopeSummary, NewChunk
+
+_SCOPE_FIELDS = ("identity", "backend", "device", "compute_type", "src_lang", "tgt_lang",
+                 "settings", "model")
+_LOOKUP_AT_ONCE = 500  # source texts per lookup query (SQLite allows 32,766 parameters)
+
+
+def _scope(row) -> MemoryScope:
+    return MemoryScope(**{k: row[k] for k in _SCOPE_FIELDS})
+
+
+class MemoryMixin:
+    """Verbs over the translation memory and the jobs' use of it."""
+
+    # -- a job's mode --------------------------------------------------------
+
+    def memory_mode(self, job_id: str) -> str:
+        row = self.db.execute("SELECT memory_mode FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row[0] if row else "on"
+
+    def set_memory_mode(self, job_id: str, mode: str) -> None:
+        """Change how a job uses the memory from its next chunk write or commit on."""
+        if mode not in MODES:
+            raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {mode!r}")
+        with self._write() as db:
+            db.execute("UPDATE jobs SET memory_mode = ? WHERE id = ?", (mode, job_id))
+
+    # -- scopes --------------------------------------------------------------
+
+    def memory_scope_id(self, scope: MemoryScope) -> int:
+        """The id of this scope, created if new."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO memory_scopes (digest, model, identity, backend, device, "
+                "compute_type, src_lang, tgt_lang, settings, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (scope.digest, scope.model, scope.identity, scope.backend, scope.device,
+                 scope.compute_type, scope.src_lang, scope.tgt_lang, scope.settings,
+                 self.clock()))
+            return db.execute("SELECT id FROM memory_scopes WHERE digest = ?",
+                              (scope.digest,)).fetchone()[0]
+
+    # -- inside the chunk-writing and batch-committing transactions ----------
+
+    def _chunk_rows(self, job_id: str, chunks: Sequence[NewChunk],
+                    scope_id: int | None) -> list[dict]:
+        """Rows for a job's new chunks: known keys reused (when the job reads
+        the memory, ``scope_id`` given), repeated texts waiting on their first
+        occurrence, the rest pending. Counts the reuse on the units."""
+        if scope_id is not None and self.memory_mode(job_id) == "off":
+            scope_id = None
+        known = self._lookup(scope_id, {c.source for c in chunks if not c.done})
+        first: dict[str, int] = {}
+        rows, reuses = [], dict.fromkeys(known, 0)
+        for i, c in enumerate(chunks):
+            row = {"job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
+                   "n_tokens": c.n_tokens, "state": "pending", "translation": None,
+                   "reused": None, "dup_of": None, "protected": c.protected}
+            if c.done:
+                row.update(state="done", translation=c.source)
+            elif c.source in known:
+                row.update(state="done", translation=known[c.source], reused="memory")
+                reuses[c.source] += 1
+            elif c.source in first:
+                row.update(state="waiting", dup_of=first[c.source])
+            else:
+                first[c.source] = i
+            rows.append(row)
+        self.db.conn.executemany(
+            "UPDATE memory_units SET used_at = ?, uses = uses + ? WHERE scope = ? AND source = ?",
+            [(self.clock(), n, scope_id, source) for source, n in reuses.items()])
+        return rows
+
+    def _lookup(self, scope_id: int | None, sources: set[str]) -> dict[str, str]:
+        if scope_id is None or not sources:
+            return {}
+        wanted, found = sorted(sources), {}
+        for start in range(0, len(wanted), _LOOKUP_AT_ONCE):
+            part = wanted[start:start + _LOOKUP_AT_ONCE]
+            found.update(self.db.execute(
+                "SELECT source, translation FROM memory_units WHERE scope = ? AND source IN "
+                f"({','.join('?' * len(part))})", (scope_id, *part)).fetchall())
+        return found
+
+    def _after_commit(self, job_id: str, translations: dict[int, str],
+                      scope_id: int | None) -> None:
+        """Fill the duplicates of the committed chunks, and store the
+        translations under ``scope_id`` if the job writes the memory."""
+        if not translations:
+            return
+        self.db.conn.executemany(
+            "UPDATE chunks SET state = 'done', translation = ?, reused = 'document' "
+            "WHERE job_id = ? AND dup_of = ? AND state = 'waiting'",
+            [(text, job_id, idx) for idx, text in translations.items()])
+        if scope_id is None or self.memory_mode(job_id) != "on":
+            return
+        marks = ",".join("?" * len(translations))
+        sources = dict(self.db.execute(
+            f"SELECT idx, source FROM chunks WHERE job_id = ? AND idx IN ({marks})",
+            (job_id, *translations)).fetchall())
+        now = self.clock()
+        # The first translation stored under a key stays: by the determinism
+        # contract a second one is the same text, and if it is not (a memory
+        # imported with ``replace``), what the memory holds was chosen.
+        self.db.conn.executemany(
+            "INSERT INTO memory_units (scope, source, translation, origin, created_at, used_at) "
+            "VALUES (?, ?, ?, 'inferred', ?, ?) "
+            "ON CONFLICT (scope, source) DO UPDATE SET used_at = excluded.used_at",
+            [(scope_id, sources[idx], text, now, now) for idx, text in translations.items()])
+
+    def _fail_duplicates(self, job_id: str, idxs: Sequence[int]) -> None:
+        """Chunks waiting on chunks that failed for good fail with them."""
+        if idxs:
+            self.db.execute(
+                f"UPDATE chunks SET state = 'failed' WHERE job_id = ? AND state = 'waiting' "
+                f"AND dup_of IN ({','.join('?' * len(idxs))})", (job_id, *idxs))
+
+    def settle_waiting(self, job_id: str) -> int:
+        """No chunk waits forever: one whose first occurrence is done takes
+        its translation, one whose first failed fails, one whose first was
+        replaced by pieces is replaced by the same pieces (postprocess joins
+        its first's pieces for it: the same text, translated once), and one
+        whose first is none of those nor pending becomes pending itself.
+        Returns how many became pending (to be planned)."""
+        with self._write() as db:
+            waiting = db.execute(
+                "SELECT c.idx, f.state, f.translation FROM chunks c LEFT JOIN chunks f "
+                "ON f.job_id = c.job_id AND f.idx = c.dup_of "
+                "WHERE c.job_id = ? AND c.state = 'waiting'", (job_id,)).fetchall()
+            filled = [(t, job_id, i) for i, state, t in waiting if state == "done"]
+            failed = [(job_id, i) for i, state, _ in waiting if state == "failed"]
+            follow = [(job_id, i) for i, state, _ in waiting if state == "replaced"]
+            alone = [(job_id, i) for i, state, _ in waiting
+                     if state not in ("done", "failed", "pending", "replaced")]
+            db.conn.executemany("UPDATE chunks SET state = 'replaced', reused = 'document' "
+                                "WHERE job_id = ? AND idx = ?", follow)
+            db.conn.executemany("UPDATE chunks SET state = 'done', translation = ?, "
+                                "reused = 'document' WHERE job_id = ? AND idx = ?", filled)
+            db.conn.executemany("UPDATE chunks SET state = 'failed' WHERE job_id = ? AND idx = ?",
+                                failed)
+            db.conn.executemany("UPDATE chunks SET state = 'pending', dup_of = NULL "
+                                "WHERE job_id = ? AND idx = ?", alone)
+        return len(alone)
+
+    # -- reading ---------------------------------------------------------------
+
+    def reuse_counts(self, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """{job: {"memory": n, "document": n}}: chunks that got their
+        translation without inference, for each of ``job_ids``."""
+        counts = {job_id: {"memory": 0, "document": 0} for job_id in job_ids}
+        for start in range(0, len(job_ids), _LOOKUP_AT_ONCE):
+            part = list(job_ids[start:start + _LOOKUP_AT_ONCE])
+            for job_id, reused, n in self.db.execute(
+                    "SELECT job_id, reused, COUNT(*) FROM chunks WHERE reused IS NOT NULL AND "
+                    f"job_id IN ({','.join('?' * len(part))}) GROUP BY job_id, reused", part):
+                counts[job_id][reused] = n
+        return counts
+
+    def reuse_in_window(self, cutoff: float) -> tuple[int, int, int]:
+        """(chunks, from the memory, repeats in their document) over the
+        stored chunks of jobs created since ``cutoff`` (``gc`` drops chunks,
+        so collected jobs no longer count)."""
+        return self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(reused = 'memory'), 0), "
+            "COALESCE(SUM(reused = 'document'), 0) FROM chunks "
+            "WHERE job_id IN (SELECT id FROM jobs WHERE created_at >= ?)", (cutoff,)).fetchone()
+
+    def memory_summary(self) -> list[MemoryScopeSummary]:
+        """Every scope that holds units, with its counts, most units first."""
+        rows = self.db.query(
+            "SELECT s.*, COUNT(*) AS units, COALESCE(SUM(u.origin = 'imported'), 0) AS imported, "
+            "COALESCE(SUM(u.uses), 0) AS uses, MAX(u.used_at) AS last_used_at "
+            "FROM memory_scopes s JOIN memory_units u ON u.scope = s.id "
+            "GROUP BY s.id ORDER BY units DESC, s.id")
+        return [MemoryScopeSummary(_scope(r), r["units"], r["imported"], r["uses"],
+                                   r["last_used_at"]) for r in rows]
+
+    def memory_entries(self, *, src_lang: str | None = None, tgt_lang: str | None = None,
+                       model: str | None = None) -> Iterator[MemoryEntry]:
+        """The memory's units, by scope then source; optionally only one
+        language pair or the scopes of one model (as jobs named it)."""
+        where, params = [], []
+        for column, value in (("src_lang", src_lang), ("tgt_lang", tgt_lang), ("model", model)):
+            if value is not None:
+                where.append(f"s.{column} = ?")
+                params.append(value)
+        scopes: dict[int, MemoryScope] = {}
+        for r in self.db.query(
+                "SELECT s.id AS scope_id, s.identity, s.backend, s.device, s.compute_type, "
+                "s.src_lang, s.tgt_lang, s.settings, s.model, u.source, u.translation, u.origin, "
+                "u.created_at, u.used_at, u.uses FROM memory_units u "
+                "JOIN memory_scopes s ON s.id = u.scope"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + " ORDER BY s.id, u.source", params):
+            scope = scopes.setdefault(r["scope_id"], _scope(r))
+            yield MemoryEntry(scope, r["source"], r["translation"], r["origin"],
+                              r["created_at"], r["used_at"], r["uses"])
+
+    # -- writing ---------------------------------------------------------------
+
+    def import_memory(self, entries: Iterable[tuple[MemoryScope, str, str]], *,
+                      replace: bool = False) -> MemoryImport:
+        """Add (scope, source, translation) units, all in one transaction:
+        nothing is stored unless everything is. A unit already stored with
+        another translation keeps the stored one, or takes the imported one
+        with ``replace``."""
+        added = same = replaced = kept = 0
+        ids: dict[str, int] = {}
+        now = self.clock()
+        with self._write() as db:
+            for scope, source, translation in entries:
+                if scope.digest not in ids:
+                    ids[scope.digest] = self.memory_scope_id(scope)
+                scope_id = ids[scope.digest]
+                row = db.execute("SELECT translation FROM memory_units WHERE scope = ? AND "
+                                 "source = ?", (scope_id, source)).fetchone()
+                if row is None:
+                    db.execute(
+                        "INSERT INTO memory_units (scope, source, translation, origin, "
+                        "created_at, used_at) VALUES (?, ?, ?, 'imported', ?, ?)",
+                        (scope_id, source, translation, now, now))
+                    added += 1
+                elif row[0] == translation:
+                    same += 1
+                elif replace:
+                    db.execute("UPDATE memory_units SET translation = ?, origin = 'imported', "
+                               "used_at = ? WHERE scope = ? AND source = ?",
+                               (translation, now, scope_id, source))
+                    replaced += 1
+                else:
+                    kept += 1
+        return MemoryImport(added, same, replaced, kept)
+
+    def prune_memory(self, older_than_s: float) -> int:
+        """Drop units neither stored nor reused in the last ``older_than_s``
+        seconds, and scopes left empty. Returns the number of units dropped."""
+        cutoff = self.clock() - older_than_s
+        with self._write() as db:
+            n = db.execute("DELETE FROM memory_units WHERE used_at < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM memory_scopes WHERE NOT EXISTS "
+                       "(SELECT 1 FROM memory_units WHERE scope = memory_scopes.id)")
+        return n

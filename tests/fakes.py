@@ -1,0 +1,59 @@
+"""A deterministic translator for tests about the pipeline around the model.
+
+It implements the whole ``Translator`` protocol. Its "translation" is the
+source upper-cased; it runs out of memory on every call with more than
+``oom_above`` texts, fails any call containing a text in ``fail`` with a
+transient device error, and returns an empty string for texts in ``empty``.
+Tests that need a real model's behaviour use the tiny model instead.
+"""
+
+from __future__ import annotations
+
+from pipeline.errors import ErrorClass
+from pipeline.retry import Backoff, RetryPolicy
+from pipeline.translator import Translation, TranslatorInfo
+
+# No waits at any level: tests record delays instead of sleeping them.
+NO_WAITS = RetryPolicy(backoff=Backoff(0, 1, 0), batch_backoff=Backoff(0, 1, 0))
+
+
+class FakeOOM(Exception):
+    pass
+
+
+class FakeTransient(Exception):
+    pass
+
+
+class FakeTranslator:
+    def __init__(self, *, oom_above: int | None = None, fail=(), empty=()):
+        self.oom_above, self.fail, self.empty = oom_above, set(fail), set(empty)
+        self.calls: list[list[str]] = []
+
+    def describe(self) -> TranslatorInfo:
+        return TranslatorInfo("fake", "fake", "cpu", "float32", default_batch_tokens=64,
+                              max_input_tokens=200, max_output_tokens=256)
+
+    def load(self) -> None:
+        pass
+
+    def check_language(self, code: str) -> None:
+        pass
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) + 2 for t in texts]
+
+    def translate_batch(self, texts, src_lang, tgt_lang, decoding):
+        self.calls.append(list(texts))
+        if self.oom_above is not None and len(texts) > self.oom_above:
+            raise FakeOOM(f"out of memory on {len(texts)} texts")
+        if self.fail & set(texts):
+            raise FakeTransient("device hiccup")
+        return [Translation("" if t in self.empty else t.upper(), 3, True) for t in texts]
+
+    def classify(self, exc: BaseException) -> ErrorClass:
+        return {FakeOOM: ErrorClass.OOM, FakeTransient: ErrorClass.DEVICE_TRANSIENT}.get(
+            type(exc), ErrorClass.INTERNAL)
+
+    def recover(self, error_class: ErrorClass) -> None:
+        pass

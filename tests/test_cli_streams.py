@@ -1,0 +1,147 @@
+"""The real CLI in a subprocess, as a shell runs it: progress written to a
+pipe, output read by ``head``, SIGTERM (issue 9)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from pipeline.cli.progress_bar import LineProgress
+from pipeline.profiles import StageHistory
+from pipeline.progress import DEFAULT_WEIGHTS
+from pipeline.samples import generate_text
+from pipeline.store import Store
+from tests.conftest import ROOT, cli_env
+
+PROGRESS = re.compile(r"nllb-pipeline: progress +\d+% (preprocess|inference|postprocess|upload) "
+                      r"+((\d+ tok/s, )?ETA .*|retrying .*)")
+LOG = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) .*")
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}")
+
+
+def _translate_args(src, model, *extra):
+    return ["translate", str(src), "--src", "eng_Latn", "--tgt", "fra_Latn", "--model",
+            str(model), "--beams", "1", "--length-ratio", "0.5", "--length-offset", "4",
+            "--threads", "1", *extra]
+
+
+def _start(args, db, **kw):
+    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=cli_env(db),
+                            cwd=ROOT, text=True, **kw)
+
+
+def test_progress_to_a_pipe_is_whole_lines_and_log_lines_stay_apart(tmp_path, tiny_model):
+    src = tmp_path / "doc.txt"
+    src.write_text(generate_text(4, seed=4))
+    proc = _start(_translate_args(src, tiny_model, "-v"), tmp_path / "jobs.db",
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "\r" not in err  # a terminal's bar would redraw with \r
+    lines = err.splitlines()
+    progress = [line for line in lines if PROGRESS.fullmatch(line)]
+    logs = [line for line in lines if LOG.fullmatch(line)]
+    assert progress and logs, err
+    # every line is one thing: a progress line, a log record, or a message of ours
+    assert all(PROGRESS.fullmatch(line) or LOG.fullmatch(line)
+               or line.startswith("nllb-pipeline: ") for line in lines), err
+    assert not any(TIMESTAMP.search(line, 1) for line in lines), "a log record glued on a line"
+    # one per stage start and end at most (the run is shorter than the interval), ending at 100%
+    assert {PROGRESS.fullmatch(line).group(1) for line in progress} == {
+        "preprocess", "inference", "postprocess", "upload"}
+    assert len(progress) <= 8 and progress[-1].startswith("nllb-pipeline: progress 100% upload")
+
+
+def test_line_progress_is_rate_limited_but_shows_every_stage_and_the_end():
+    class Stream:
+        def __init__(self):
+            self.text = ""
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+    stream, now = Stream(), [0.0]
+    history = StageHistory(weights=DEFAULT_WEIGHTS, rates={}, jobs=0)
+    bar = LineProgress(history, 0.0, stream, clock=lambda: now[0], interval_s=10.0)
+    bar.stage_started("preprocess", 10)
+    bar.stage_finished("preprocess")
+    bar.stage_started("inference", 1000)
+    for done in range(1, 1001):  # an update every 0.1 s for 100 s
+        now[0] += 0.1
+        bar.stage_progress("inference", done)
+    now[0] += 0.1
+    bar.retrying("batch 12", 30.0, "OOM", 2, 3)  # a long wait is said at once
+    assert stream.text.splitlines()[-1].endswith("retrying batch 12 in 30.0 s (OOM, attempt 2/3)")
+    bar.stage_finished("inference")
+    bar.close()
+    lines = stream.text.splitlines()
+    inference = [line for line in lines if " inference " in line]
+    assert 10 <= len(inference) <= 13  # 100 s at one line per 10 s, not 1,000 lines
+    assert "\r" not in stream.text and all(PROGRESS.fullmatch(line) for line in lines)
+    assert lines[-1].startswith("nllb-pipeline: progress  80% inference")  # the end is shown
+
+
+def test_logs_piped_into_head_stops_quietly(tmp_path):
+    db = tmp_path / "jobs.db"
+    store = Store(db)
+    job, _ = store.get_or_create_job(idem_key="k", params="{}", input_path="/in", input_sha256="h",
+                                     input_bytes=1, output_path="/o")
+    with store._write():  # far more than a pipe holds (64 KiB)
+        for i in range(3000):
+            store.record_attempt(job.id, "inference", error_class="oom", message="x" * 80,
+                                 attempt=1, decision="split", batch_id=None, chunk_idx=i)
+    store.close()
+    proc = _start(["logs", job.id], db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()  # what `head -1` does: read a line, then go away
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert f"] inference chunk 0: oom attempt 1 -> split: {'x' * 80}" in first
+    assert err == ""  # no BrokenPipeError, no "Exception ignored"
+    assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports `yes | head`
+
+
+def test_sigterm_on_translate_says_how_to_resume_exits_143_and_the_job_resumes_at_once(
+        tmp_path, tiny_model):
+    src, db = tmp_path / "book.txt", tmp_path / "jobs.db"
+    src.write_text(generate_text(30, seed=5))
+    args = _translate_args(src, tiny_model, "--batch-tokens", "64", "--no-progress", "--json")
+    proc = _start(args, db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            conn = sqlite3.connect(db, timeout=1)
+            done = conn.execute(
+                "SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0]
+            conn.close()
+        except sqlite3.OperationalError:
+            done = 0
+        if done >= 2:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "translate ended before it was stopped"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1] == (
+        "nllb-pipeline: error: terminated (SIGTERM); run the same command again to resume")
+    store = Store(db)
+    [job] = store.jobs(10)
+    assert (job.state, job.lease_owner) == ("RUNNING", None)  # given back, not left held
+    committed = {c.idx for c in store.chunks(job.id) if c.state == "done"}
+    assert committed and len(committed) < len(store.chunks(job.id))
+    store.close()
+
+    started = time.monotonic()
+    proc = _start(args, db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert '"note": "resumed"' in out and '"state": "SUCCEEDED"' in out
+    assert time.monotonic() - started < 60  # no lease to wait out
