@@ -66,6 +66,21 @@ class InvalidInput(PipelineError):
     exit_code = 2
 
 
+class JobNotFound(InvalidInput):
+    """No job has this id (or unique id prefix)."""
+
+
+class JobConflict(InvalidInput):
+    """The job is in a state where the verb has nothing to do: retrying a
+    job that is queued or already delivered, cancelling one that ended,
+    downloading an output that is not there yet."""
+
+
+class KeyReused(InvalidInput):
+    """A caller's idempotency key already names a job with other parameters
+    or another input; nothing was written."""
+
+
 class Unsupported(PipelineError):
     """A model or language the model cannot handle."""
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from pipeline.config import JobParams, idempotency_key
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, KeyReused
 from pipeline.formats import detect_format, parse_document
 from pipeline.inputs import InputFile
 from pipeline.memory.scope import MODES
@@ -37,8 +37,10 @@ def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path
     return path
 
 
-def resolve_format(fmt: str | None, path: Path) -> str:
-    return fmt if fmt and fmt != "auto" else detect_format(path)
+def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:
+    """The format asked for, or the one detected from the name and ``text``
+    (the decoded input; read from ``path`` when not given)."""
+    return fmt if fmt and fmt != "auto" else detect_format(path, text)
 
 
 def submit(store: Store, params: JobParams, source: InputFile, *,
@@ -67,7 +69,7 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
         output_path=params.output, priority=priority, memory_mode=memory or "on",
     )
     if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):
-        raise InvalidInput(
+        raise KeyReused(
             f"idempotency key {key!r} was used for job {job.id} with different parameters or "
             "input; use a new key")
     if memory is not None and not created and store.memory_mode(job.id) != memory:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.config import JobParams, RunSettings
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, JobBusy, JobConflict, JobNotFound
 from pipeline.inputs import InputFile, read_input
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
@@ -79,7 +79,8 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
     validate_language(options.tgt)
     target = resolve_target(options.to, options.output, source, options.tgt,
                             http_method=options.http_method, relative_to=options.relative_to)
-    fmt = "jsonl" if options.jsonl_field else resolve_format(options.fmt, source.path)
+    fmt = "jsonl" if options.jsonl_field else resolve_format(options.fmt, source.path,
+                                                                source.text)
     return JobParams(
         model=resolve_model(options.model or config.default_model()), src_lang=options.src,
         tgt_lang=options.tgt, fmt=fmt, jsonl_field=options.jsonl_field, output=target.output,
@@ -159,10 +160,10 @@ def open_store(path: Path | None = None) -> Store:
 
 
 def find_job(store: Store, job_id: str) -> Job:
-    """The job with this id or unique id prefix; InvalidInput if none."""
+    """The job with this id or unique id prefix; JobNotFound if none."""
     job = store.job(job_id)
     if job is None:
-        raise InvalidInput(f"no job {job_id!r} (see 'nllb-pipeline status')")
+        raise JobNotFound(f"no job {job_id!r} (see 'nllb-pipeline status')")
     return job
 
 
@@ -312,7 +313,7 @@ def retry(store: Store, job_id: str, runtime: Runtime, *,
                 else "delivered again from the store")
         return _run(store, store.job(job.id), translator, runtime, events_for, note=note)
     if job.state == "RUNNING" and lease_is_live(job, store.clock()):
-        raise InvalidInput(f"job {job.id} is running ({job.lease_owner}); nothing to retry")
+        raise JobBusy(f"job {job.id} is running ({job.lease_owner}); nothing to retry")
     params = JobParams.from_json(job.params)
     needs_model = job.stage in ("preprocess", "inference") or store.chunk_counts(job.id).get(
         "failed", 0) > 0
@@ -322,6 +323,71 @@ def retry(store: Store, job_id: str, runtime: Runtime, *,
     log.info("job %s: %d failed chunk(s) will be retried", job.id, reset)
     return _run(store, store.job(job.id), translator, runtime, events_for,
                 note=f"retried {reset} chunk(s)")
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """What ``requeue`` put back in the queue."""
+
+    job: Job
+    what: str  # "chunks": failed chunks reset; "resume": the rest of its stages;
+    #            "deliver": deliver again from the store; "translate": from the start
+    chunks: int = 0  # failed chunks given fresh attempts
+
+
+def requeue(store: Store, job_id: str) -> Requeued:
+    """``retry`` for a queue: the same jobs and the same work, run by a
+    worker instead of this process, so no model is loaded here. A failed,
+    canceled or interrupted job goes back to the queue (failed chunks with
+    fresh attempts; everything that succeeded is kept); a succeeded job
+    whose delivery no longer stands is queued to deliver again. JobConflict
+    when there is nothing to retry (it is queued, or succeeded and
+    delivered); JobBusy while a live worker runs it."""
+    from pipeline.runner import lease_is_live
+
+    job = find_job(store, job_id)
+    if job.state == "SUCCEEDED":
+        if delivered(store, job):
+            raise JobConflict(f"job {job.id} already succeeded and delivered; nothing to retry")
+        what = reopen_undelivered(store, job)
+        return Requeued(store.job(job.id), what)
+    if job.state == "QUEUED":
+        raise JobConflict(f"job {job.id} is already queued")
+    if job.state == "RUNNING" and lease_is_live(job, store.clock()):
+        raise JobBusy(f"job {job.id} is running ({job.lease_owner}); nothing to retry")
+    reset = store.reset_failed(job.id)
+    log.info("job %s queued again: %d failed chunk(s) will be retried", job.id, reset)
+    return Requeued(store.job(job.id), "chunks" if reset else "resume", reset)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A finished job's translation, as the store keeps it."""
+
+    name: str  # the file name it was delivered under (NAME.<tgt>.EXT)
+    fmt: str  # one of config.FORMATS
+    data: bytes
+
+
+def output(store: Store, job_id: str) -> Output:
+    """The translation of a job that got through postprocess (a job that
+    ended FAILED with some chunks failed for good has one too: they keep
+    their source text or a marker). JobConflict while there is none yet, or
+    after ``gc`` collected it."""
+    from pipeline.jobs import default_output
+    from pipeline.sinks import is_http
+
+    job = find_job(store, job_id)
+    artifact = store.artifact(job.id, "output") if job.stage in ("upload", "done") else None
+    if artifact is None or artifact.content is None:
+        if job.stage == "done":
+            raise JobConflict(f"job {job.id}: its output was collected by gc; retry it to "
+                              "translate it again")
+        raise JobConflict(f"job {job.id} has no output yet ({job.state}, stage {job.stage})")
+    params = JobParams.from_json(job.params)
+    name = (default_output(Path(job.input_path), params.tgt_lang).name if is_http(params.sink)
+            else Path(params.output).name)
+    return Output(name, params.fmt, artifact.content)
 
 
 def _run(store: Store, job: Job, translator: Translator, runtime: Runtime,

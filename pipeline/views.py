@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from pipeline.config import STAGES
-from pipeline.progress import overall_fraction
+from pipeline.progress import DEFAULT_WEIGHTS, overall_fraction
 from pipeline.store import Job, Store
 
 
@@ -79,10 +79,28 @@ def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | No
     return (total - done) / rate + tail if job.stage == "inference" else tail
 
 
+def stage_percents(percent: float, weights: dict) -> dict[str, float]:
+    """How far each stage is, from the overall percent at these weights:
+    the stages before the current one full, the ones after it empty."""
+    total = sum(weights[s] for s in STAGES) or 1.0
+    reached, before, out = percent / 100.0 * total, 0.0, {}
+    for s in STAGES:
+        share = weights[s]
+        if share > 0:
+            done = min(1.0, max(0.0, (reached - before) / share))
+        else:
+            done = 1.0 if reached > before else 0.0
+        out[s] = round(100.0 * done, 1)
+        before += share
+    return out
+
+
 def job_view(store: Store, job: Job, now: float, histories: dict | None = None) -> dict:
     """A job as every face shows it (status rows, ``show``, the API and its
     events): the honest state, the stage, percent and ETA as the job's own
-    progress bar computes them (the runner saves them), and what it is."""
+    progress bar computes them (the runner saves them), the stage weights
+    its bar is drawn at (measured, or the defaults before it has run), and
+    what it is."""
     params = json.loads(job.params)
     state = shown_state(job, now)
     live = live_progress(job) if state == "RUNNING" else None
@@ -102,6 +120,8 @@ def job_view(store: Store, job: Job, now: float, histories: dict | None = None) 
         "stage": job.stage, "percent": round(percent, 1),
         "eta_seconds": round(eta, 1) if eta is not None else None,
         "tokens_per_s": rate, "waiting": waiting,
+        "weights": _shares(weights or DEFAULT_WEIGHTS),
+        "stage_percent": stage_percents(percent, weights or DEFAULT_WEIGHTS),
         "note": INTERRUPTED_NOTE if state == INTERRUPTED else None,
         "src": params.get("src_lang"), "tgt": params.get("tgt_lang"), "format": params.get("fmt"),
         "input": job.input_path, "output": job.output_path, "priority": job.priority,
@@ -110,6 +130,11 @@ def job_view(store: Store, job: Job, now: float, histories: dict | None = None) 
         "error": {"class": job.error_class, "message": job.error_message}
         if job.error_class else None,
     }
+
+
+def _shares(weights) -> dict[str, float]:
+    total = sum(weights[s] for s in STAGES) or 1.0
+    return {s: round(weights[s] / total, 4) for s in STAGES}
 
 
 def status_rows(store: Store, limit: int, now: float) -> list[dict]:
@@ -156,7 +181,7 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         "failed_chunks": [
             {"chunk": c.idx, "batch": labels.get(last_batch.get(c.idx)),
              "source": c.source[:80], "attempts": c.attempts, "last_error": last_error.get(c.idx)}
-            for c in store.chunks(job.id) if c.state == "failed"
+            for c in store.chunks_in_state(job.id, "failed")
         ],
         "empty_chunks": store.empty_chunks(job.id),  # translated to nothing: source kept
         **quality(store, job),

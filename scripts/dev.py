@@ -2,7 +2,8 @@
 """Set up the project in .venv and run the demo or the tests.
 
     python3 scripts/dev.py demo     # set up, then translate the bundled sample
-    python3 scripts/dev.py test     # set up, then run the test suite
+    python3 scripts/dev.py test     # set up, then run the test suite (installs
+                                    # chromium for the browser test when run as root)
 
 Needs nothing but Python 3.10+. On a machine without an NVIDIA GPU it
 installs the CPU build of torch (torch==2.13.0) instead of gigabytes of
@@ -52,6 +53,26 @@ def setup() -> Path:
     return py
 
 
+def ensure_chromium() -> None:
+    """tests/test_browser.py drives a Chromium binary (Debian's package; the
+    browser Playwright downloads is not used). Install it where we can: as
+    root with apt-get. Elsewhere the test is skipped and says why."""
+    if os.environ.get("NLLB_PIPELINE_CHROMIUM") or shutil.which("chromium") or shutil.which(
+            "chromium-browser"):
+        return
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("dev.py: no chromium here, so tests/test_browser.py will be skipped "
+              "(install the chromium package, or set $NLLB_PIPELINE_CHROMIUM)", flush=True)
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        print("+", " ".join(cmd), flush=True)
+        if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            print("dev.py: could not install chromium; tests/test_browser.py will be skipped",
+                  flush=True)
+            return
+
+
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in ("demo", "test", "setup"):
         print(__doc__)
@@ -65,6 +86,7 @@ def main() -> int:
     if sys.argv[1] == "demo":
         return subprocess.call([str(py), "-m", "pipeline", "demo", *extra], cwd=ROOT)
     if sys.argv[1] == "test":
+        ensure_chromium()
         return subprocess.call([str(py), "-m", "pytest", "-q", *extra], cwd=ROOT)
     return 0
 

@@ -24,7 +24,7 @@ MINIMAL = {
     "submit": ["doc.txt", "--src", "eng_Latn", "--tgt", "fra_Latn"],
     "demo": [], "status": [], "stats": [], "profile": [], "show": ["JOB"], "bench": [],
     "retry": ["JOB"], "worker": [], "gc": ["--older-than", "1"], "cancel": ["JOB"],
-    "logs": ["JOB"], "languages": [], "tm": ["stats"],
+    "logs": ["JOB"], "languages": [], "tm": ["stats"], "serve": [],
 }
 
 

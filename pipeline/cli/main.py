@@ -15,7 +15,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from pipeline.cli import queue, read, tm, translate
+from pipeline.cli import queue, read, serve, tm, translate
 from pipeline.cli.options import (
     Parser,
     add_device_options,
@@ -201,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop when the queue has been empty this long")
     add_run_options(p)
     add_json_option(p)
+
+    p = command("serve", "the web page and HTTP API over the job store, with queue workers",
+                serve.cmd_serve)
+    serve.add_serve_options(p)
 
     p = command("gc", "drop finished jobs' chunks and outputs, keep jobs and stats", queue.cmd_gc)
     p.add_argument("--older-than", type=finite(0), required=True, metavar="DAYS")

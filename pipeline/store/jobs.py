@@ -68,13 +68,14 @@ class JobsMixin:
     def reopen_for_upload(self, job_id: str) -> None:
         """A SUCCEEDED job whose output file is gone: deliver it again."""
         with self._write() as db:
-            db.execute("UPDATE jobs SET stage = 'upload', state = 'QUEUED' WHERE id = ?", (job_id,))
+            db.execute("UPDATE jobs SET stage = 'upload', state = 'QUEUED', updated_at = ? "
+                       "WHERE id = ?", (self.clock(), job_id))
 
     def restart(self, job_id: str) -> None:
         """Run a collected job again from the start (its artifacts are gone)."""
         with self._write() as db:
-            db.execute("UPDATE jobs SET state = 'QUEUED', stage = 'preprocess' WHERE id = ?",
-                       (job_id,))
+            db.execute("UPDATE jobs SET state = 'QUEUED', stage = 'preprocess', updated_at = ? "
+                       "WHERE id = ?", (self.clock(), job_id))
 
     def request_cancel(self, job_id: str) -> str:
         """Cancel a job: at once if nothing runs it ("canceled"), else ask its
@@ -146,8 +147,8 @@ class JobsMixin:
     def requeue(self, job_id: str, worker: str) -> None:
         """A worker stopping (SIGTERM) gives its job back to the queue."""
         with self._write() as db:
-            db.execute("UPDATE jobs SET state = 'QUEUED' WHERE id = ? AND lease_owner = ? "
-                       "AND state = 'RUNNING'", (job_id, worker))
+            db.execute("UPDATE jobs SET state = 'QUEUED', updated_at = ? WHERE id = ? "
+                       "AND lease_owner = ? AND state = 'RUNNING'", (self.clock(), job_id, worker))
         self.release_job(job_id, worker)
 
     def heartbeat(self, job_id: str, worker: str, ttl: float) -> bool:

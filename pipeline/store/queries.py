@@ -9,6 +9,9 @@ documented where it is computed (``pipeline.stats``, ``pipeline.profiles``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+
+from pipeline.store.records import Chunk, Job
 
 # The jobs created since :cutoff; every stats query starts from it.
 _WINDOW = "SELECT id FROM jobs WHERE created_at >= :cutoff"
@@ -46,6 +49,24 @@ class QueriesMixin:
         (its state, stage, progress, error, output, priority or holder):
         an ETag for a list of jobs."""
         return self.db.execute("SELECT n FROM revision").fetchone()[0]
+
+    def jobs_in_states(self, states: Sequence[str], limit: int = 100) -> list[Job]:
+        """Jobs whose stored state is one of ``states``, newest first."""
+        marks = ",".join("?" * len(states)) or "NULL"
+        return self._all(Job, f"SELECT * FROM jobs WHERE state IN ({marks}) "
+                              "ORDER BY created_at DESC LIMIT ?", (*states, limit))
+
+    def jobs_changed_since(self, since: float, limit: int = 1000) -> list[Job]:
+        """Jobs created, updated or finished at or after ``since`` (unix
+        time), newest first: with the running ones, what a watcher of the
+        queue must look at again after ``revision`` moved."""
+        return self._all(Job, "SELECT * FROM jobs WHERE updated_at >= ? "
+                              "ORDER BY created_at DESC LIMIT ?", (since, limit))
+
+    def chunks_in_state(self, job_id: str, state: str) -> list[Chunk]:
+        """The job's chunks in one state (e.g. the failed ones), in order."""
+        return self._all(Chunk, "SELECT * FROM chunks WHERE job_id = ? AND state = ? ORDER BY idx",
+                         (job_id, state))
 
     def inference_profile(self, job_id: str) -> tuple[str, str, str] | None:
         """(model, device, dtype) of the job's latest inference stage run."""

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""The HTTP API under the polling load of many open pages.
+
+    python benchmarks/api.py [--jobs 10000] [--clients 50] [--seconds 10] [--interval 1]
+
+A store with ``--jobs`` jobs (70% succeeded, 10% failed, 15% queued, 5%
+canceled, a few running with live progress) is served by the real
+``nllb-pipeline serve --workers 0``. ``--clients`` connections (HTTP/1.1
+keep-alive, a minimal client so that the load generator costs the shared
+CPU little) then:
+
+1. **paced**, as pages poll: every ``--interval`` seconds each client asks
+   for the list with its ETag (a 304 while nothing changed), the list
+   without it (a full 200) and one job's detail;
+2. **saturated**: each client sends its next request as soon as the last
+   answer is in, for each kind alone, to find requests per second.
+
+Reports p50/p99 latency per kind and requests per second, and, measured in
+process, what one rendering of the list costs (a cache miss: the server
+renders a list once per ETag and change, ``pipeline.api.listing``) and what
+its ETag costs (all a 304 needs). The list is the page's query
+(``?limit=200``, newest first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import JobParams
+from pipeline.store import Store
+
+LIST = "/api/jobs?limit=200"
+
+
+def fill_store(db: Path, n: int) -> list[str]:
+    store = Store(db)
+    ids = []
+    rng = random.Random(7)
+    for i in range(n):
+        params = JobParams(model="facebook/nllb-200-distilled-600M", src_lang="eng_Latn",
+                           tgt_lang=rng.choice(["fra_Latn", "deu_Latn", "spa_Latn"]),
+                           fmt="text", output=f"/data/out/doc{i:05d}.txt")
+        job, _ = store.get_or_create_job(
+            idem_key=f"bench-{i}", params=params.canonical_json(),
+            input_path=f"/data/in/doc{i:05d}.txt", input_sha256=f"{i:064x}", input_bytes=1000,
+            output_path=params.output)
+        roll = rng.random()
+        if roll < 0.70:
+            store.set_job_state(job.id, "SUCCEEDED")
+        elif roll < 0.80:
+            store.set_job_state(job.id, "FAILED", error_class="device_transient",
+                                error_message="CUDA error: the launch timed out")
+        elif roll < 0.85:
+            store.set_job_state(job.id, "CANCELED")
+        ids.append(job.id)
+    worker = f"{socket.gethostname()}:{os.getpid()}:bench"
+    for job_id in ids[-5:]:  # running, held by this (live) process, with live progress
+        store.claim_job(job_id, worker, ttl=3600)
+        store.set_progress(job_id, worker, json.dumps({
+            "stage": "inference", "percent": 40.0, "eta_s": 120.0, "tokens_per_s": 900.0,
+            "at": time.time(), "waiting": None,
+            "weights": {"preprocess": 0.02, "inference": 0.95, "postprocess": 0.02,
+                        "upload": 0.01}}))
+    store.close()
+    return ids
+
+
+def in_process_costs(db: Path) -> tuple[float, float]:
+    from pipeline.api import listing
+
+    store = Store(db)
+    renders, etags = [], []
+    for _ in range(5):
+        start = time.perf_counter()
+        json.dumps(listing.list_body(store, (), 200, time.time())).encode()
+        renders.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        listing.list_etag(store, time.time(), (), 200)
+        etags.append(time.perf_counter() - start)
+    store.close()
+    return min(renders) * 1000, min(etags) * 1000
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; GET only."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def get(self, path: str, etag: str | None = None) -> tuple[int, str | None, float]:
+        start = time.perf_counter()
+        head = f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if etag:
+            head += f"If-None-Match: {etag}\r\n"
+        self.writer.write((head + "\r\n").encode())
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length, tag = 0, None
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "etag":
+                tag = value.strip()
+        if length:
+            await self.reader.readexactly(length)
+        return status, tag, time.perf_counter() - start
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def paced(host, port, ids, clients, seconds, interval):
+    samples = {"list 304": [], "list 200": [], "detail": []}
+
+    async def client(n):
+        conn = Connection(host, port)
+        await conn.open()
+        _, etag, _ = await conn.get(LIST)
+        await asyncio.sleep(interval * n / clients)  # spread the clients over the interval
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            tick = time.perf_counter()
+            status, _, took = await conn.get(LIST, etag)
+            samples["list 304" if status == 304 else "list 200"].append(took)
+            status, etag, took = await conn.get(LIST)
+            samples["list 200"].append(took)
+            _, _, took = await conn.get(f"/api/jobs/{random.choice(ids)}")
+            samples["detail"].append(took)
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
+        conn.close()
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    return samples
+
+
+async def saturated(host, port, ids, clients, seconds, kind):
+    samples = []
+
+    async def client():
+        conn = Connection(host, port)
+        await conn.open()
+        _, etag, _ = await conn.get(LIST)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            if kind == "list 304":
+                _, _, took = await conn.get(LIST, etag)
+            elif kind == "list 200":
+                _, _, took = await conn.get(LIST)
+            else:
+                _, _, took = await conn.get(f"/api/jobs/{random.choice(ids)}")
+            samples.append(took)
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return samples, time.perf_counter() - start
+
+
+def row(kind: str, samples: list[float], wall: float | None = None) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    rate = f"{len(ms) / wall:8.0f} req/s" if wall else ""
+    return (f"  {kind:<9} n={len(ms):<6} p50 {statistics.median(ms):7.2f} ms   "
+            f"p99 {p99:7.2f} ms  {rate}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=1.0,
+                        help="seconds between one paced client's polls (the page: 2)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "jobs.db"
+        started = time.perf_counter()
+        ids = fill_store(db, args.jobs)
+        print(f"store: {args.jobs} jobs in {time.perf_counter() - started:.1f} s")
+        render_ms, etag_ms = in_process_costs(db)
+        print(f"in-process: rendering the list (a cache miss) {render_ms:.1f} ms, "
+              f"its ETag (all a 304 needs) {etag_ms:.3f} ms, best of 5")
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        server = subprocess.Popen([sys.executable, "-m", "pipeline", "--db", str(db), "serve",
+                                   "--workers", "0", "--port", "0"], env=env, cwd=ROOT,
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            url = server.stdout.readline().split()[2].rstrip("/")
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            port = int(port)
+            print(f"{args.clients} clients, each polling every {args.interval:g} s for "
+                  f"{args.seconds:g} s (paced):")
+            samples = asyncio.run(paced(host, port, ids, args.clients, args.seconds,
+                                        args.interval))
+            for kind, found in samples.items():
+                if found:
+                    print(row(kind, found))
+            print(f"{args.clients} clients back to back (saturated), {args.seconds:g} s each:")
+            for kind in ("list 304", "list 200", "detail"):
+                found, wall = asyncio.run(saturated(host, port, ids, args.clients,
+                                                    args.seconds, kind))
+                print(row(kind, found, wall))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The endpoints: parse the request, call a ``pipeline.service`` verb, render.
+
+Nothing here decides anything about jobs; each handler is the HTTP face of
+one verb the CLI has too (``submit``, ``status``, ``show``, ``logs``,
+``retry``, ``cancel``). Store work runs in the thread pool, one store
+connection per thread; the list's ETag is computed on the event loop, since
+it is two small reads and answers most polls with a 304 on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import urllib.parse
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from pipeline import config, service, views
+from pipeline.api import listing
+from pipeline.api.errors import response_for
+from pipeline.api.events import JobWatcher, event_stream
+from pipeline.api.uploads import form_options, read_form
+from pipeline.errors import InvalidInput, JobConflict
+from pipeline.sinks import CONTENT_TYPES
+from pipeline.store import Store
+
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+def endpoint(handler):
+    """An API handler ``(request, api) -> Response``; whatever it raises
+    becomes the JSON error with its status."""
+    @functools.wraps(handler)
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request, request.app.state.api)
+        except Exception as exc:  # noqa: BLE001 - every error is rendered, bugs as 500
+            return response_for(exc)
+    return run
+
+
+def _in_thread(api, fn, *args):
+    """Run ``fn(store, *args)`` in the thread pool with that thread's store."""
+    return run_in_threadpool(lambda: fn(api.stores.get(), *args))
+
+
+# -- the list -------------------------------------------------------------------------
+
+
+@endpoint
+async def list_jobs(request: Request, api) -> Response:
+    states = listing.parse_states(request.query_params.get("state"))
+    limit = listing.parse_limit(request.query_params.get("limit"))
+    now = time.time()
+    etag = listing.list_etag(api.stores.get(), now, states, limit)
+    headers = {"ETag": etag, **NO_CACHE}
+    if listing.matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+
+    async def render() -> bytes:
+        body = await _in_thread(api, listing.list_body, states, limit, now)
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    return Response(await api.lists.get(etag, render), media_type="application/json",
+                    headers=headers)
+
+
+# -- one job ----------------------------------------------------------------------------
+
+
+@endpoint
+async def get_job(request: Request, api) -> Response:
+    def detail(store: Store, job_id: str) -> dict:
+        return views.job_detail(store, service.find_job(store, job_id), time.time())
+
+    return JSONResponse(await _in_thread(api, detail, request.path_params["job_id"]),
+                        headers=NO_CACHE)
+
+
+@endpoint
+async def job_logs(request: Request, api) -> Response:
+    def logs(store: Store, job_id: str) -> dict:
+        job = service.find_job(store, job_id)
+        return {"job": job.id, "attempts": views.job_logs(store, job)}
+
+    return JSONResponse(await _in_thread(api, logs, request.path_params["job_id"]),
+                        headers=NO_CACHE)
+
+
+@endpoint
+async def retry_job(request: Request, api) -> Response:
+    def retry(store: Store, job_id: str) -> dict:
+        done = service.requeue(store, job_id)
+        return {"outcome": done.what, "chunks_reset": done.chunks,
+                "job": views.job_view(store, done.job, time.time())}
+
+    return JSONResponse(await _in_thread(api, retry, request.path_params["job_id"]))
+
+
+@endpoint
+async def cancel_job(request: Request, api) -> Response:
+    def cancel(store: Store, job_id: str) -> dict:
+        job, outcome = service.cancel(store, job_id)
+        if outcome not in ("canceled", "requested"):
+            raise JobConflict(f"job {job.id} already {outcome}; nothing to cancel")
+        return {"outcome": outcome, "job": views.job_view(store, store.job(job.id), time.time())}
+
+    body = await _in_thread(api, cancel, request.path_params["job_id"])
+    return JSONResponse(body, status_code=202 if body["outcome"] == "requested" else 200)
+
+
+def content_disposition(kind: str, name: str) -> str:
+    """RFC 6266: an ASCII fallback and the exact UTF-8 name (RFC 5987)."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\' else "_" for ch in name)
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+
+
+@endpoint
+async def job_output(request: Request, api) -> Response:
+    found = await _in_thread(api, service.output, request.path_params["job_id"])
+    inline = request.query_params.get("inline") in ("1", "true", "yes")
+    media_type = ("text/plain; charset=utf-8" if inline else
+                  CONTENT_TYPES.get(found.fmt, "application/jsonl; charset=utf-8"))
+    headers = {"Content-Disposition": content_disposition("inline" if inline else "attachment",
+                                                          found.name),
+               "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
+               **NO_CACHE}
+    return Response(found.data, media_type=media_type, headers=headers)
+
+
+# -- submitting -------------------------------------------------------------------------
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 200 or not key.isprintable():
+        raise InvalidInput("Idempotency-Key must be 1 to 200 printable characters")
+    return key
+
+
+@endpoint
+async def submit_job(request: Request, api) -> Response:
+    key = idempotency_key(request)
+    form = await read_form(request, api.settings.max_upload_bytes)
+    options, priority = form_options(form.fields, default_model=api.settings.default_model)
+
+    def submit(store: Store):
+        done = api.uploads.submit(store, form, options, priority=priority, key=key)
+        return done.created, views.job_view(store, done.job, time.time())
+
+    created, view = await _in_thread(api, submit)
+    return JSONResponse(view, status_code=201 if created else 200,
+                        headers={"Location": f"/api/jobs/{view['id']}"})
+
+
+# -- the server -------------------------------------------------------------------------
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("nllb-pipeline")
+    except PackageNotFoundError:  # run from a checkout
+        return "unknown"
+
+
+@endpoint
+async def info(request: Request, api) -> Response:
+    from pipeline.languages import FLORES_CODES, language_name
+
+    supervisor = api.supervisor
+    return JSONResponse({
+        "version": version(),
+        "default_model": api.settings.default_model or config.default_model(),
+        "formats": ["auto", *config.FORMATS],
+        "languages": [{"code": c, "name": language_name(c)} for c in FLORES_CODES],
+        "max_upload_bytes": api.settings.max_upload_bytes,
+        "workers": supervisor.status() if supervisor is not None else None,
+    })
+
+
+@endpoint
+async def openapi(request: Request, api) -> Response:
+    from pipeline.api.openapi import describe
+
+    return JSONResponse(describe())
+
+
+@endpoint
+async def events(request: Request, api) -> Response:
+    job_id = request.query_params.get("job")
+    if job_id:
+        job_id = (await _in_thread(api, service.find_job, job_id)).id  # 404 before streaming
+    watcher = JobWatcher(api.stores.get, job_id)
+    await run_in_threadpool(watcher.prime)
+    return StreamingResponse(event_stream(watcher, api.stopping, poll_s=api.settings.poll_s),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
