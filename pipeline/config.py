@@ -47,6 +47,11 @@ class JobParams:
     sink: str = ""
     http_method: str = ""  # PUT or POST for an HTTP sink, "" for the others
     jsonl_field: str = ""  # the field holding the text, for the jsonl format
+    # What happens to a translation that fails the output checks
+    # (pipeline/quality/): "repair" (decode again with a repetition guard,
+    # then split it, then accept it with a flag), "flag" (accept it with a
+    # flag) or "off" (no checks; placeholders are always checked).
+    quality: str = "repair"
 
     def __post_init__(self) -> None:
         validate_language(self.src_lang)
@@ -63,6 +68,8 @@ class JobParams:
             raise InvalidInput(f"--length-ratio must be a finite number > 0, not {self.length_ratio}")
         if self.length_offset < 0:
             raise InvalidInput(f"--length-offset must be >= 0, not {self.length_offset}")
+        if self.quality not in ("repair", "flag", "off"):
+            raise InvalidInput(f"--quality must be repair, flag or off, not {self.quality!r}")
         if self.missing not in ("source", "marker"):
             raise InvalidInput(f"--missing must be 'source' or 'marker', not {self.missing!r}")
         if (self.fmt == "jsonl") != bool(self.jsonl_field):

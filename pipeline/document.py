@@ -31,6 +31,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from pipeline import protect
 from pipeline.formats.linebreaks import join_lines, wrap_lines
 
 # Characters that start Markdown syntax anywhere in running text; Unit.render
@@ -71,6 +72,11 @@ class Unit:
     line is ever empty: an empty line would end a subtitle cue).
     ``cue``: "srt" or "vtt" for subtitle text: tag-like text in a SubRip
     translation is dropped, WebVTT's ``& < >`` are escaped.
+    ``protected``: what each marker in ``text`` stands for
+    (``pipeline.protect``): its output text, written as it is, and its
+    partner's index (-1 none; -2, -3 the close or open of a pair whose other
+    end is in another unit). A translation holds the same markers; the rules
+    above apply to the text between them.
     """
 
     text: str
@@ -79,22 +85,20 @@ class Unit:
     json: bool = False
     lines: int = 0
     cue: str = ""
+    protected: tuple[tuple[str, int], ...] = ()
 
     def render(self, translation: str) -> str:
+        pieces = protect.split_markers(translation) if self.protected else [translation]
         if self.json:
-            return json.dumps(translation, ensure_ascii=False)[1:-1]
-        out = translation
-        if self.cue == "srt":
-            out = SUBTITLE_TAGS["srt"].sub("", out)
-        elif self.cue == "vtt":
-            out = out.translate(_VTT_ESCAPES)
+            return "".join(self._restored(p) if isinstance(p, int)
+                           else json.dumps(p, ensure_ascii=False)[1:-1] for p in pieces)
+        # The text between markers is escaped; markers stay in place (through
+        # the re-wrapping of a subtitle, too) until their text goes in last.
+        out = "".join(protect.marker(p) if isinstance(p, int) else self._escaped(p)
+                      for p in pieces)
         if self.lines:
-            return "\n".join(wrap_lines(out, self.lines))
-        if self.markdown:
-            out = " ".join(out.split("\n"))
-            out = out.translate(_MARKDOWN_ACTIVE)
-            if self.table_cell:
-                out = out.replace("|", "\\|")
+            out = "\n".join(wrap_lines(out, self.lines))
+        elif self.markdown:
             # A translation that begins like "- x", "# x" or "1. x" must not
             # turn its paragraph into a list or a heading.
             match = _BLOCK_START.match(out)
@@ -104,7 +108,33 @@ class Unit:
                     out = marker + "\\" + out[len(marker):]
                 else:
                     out = "\\" + out
-        return out
+        if not self.protected:
+            return out
+        return "".join(self._restored(p) if isinstance(p, int) else p
+                       for p in protect.split_markers(out))
+
+    def _escaped(self, text: str) -> str:
+        if self.cue == "srt":
+            return SUBTITLE_TAGS["srt"].sub("", text)
+        if self.cue == "vtt":
+            return text.translate(_VTT_ESCAPES)
+        if self.markdown and not self.lines:
+            text = " ".join(text.split("\n")).translate(_MARKDOWN_ACTIVE)
+            return text.replace("|", "\\|") if self.table_cell else text
+        return text
+
+    def _restored(self, k: int) -> str:
+        return self.protected[k][0] if k < len(self.protected) else ""
+
+    def render_token(self, token: str) -> str:
+        """How a protected token found in this unit's text is written: as
+        literal text is where this unit goes (as written in Markdown, where
+        prose tokens come from the source unescaped)."""
+        if self.json:
+            return json.dumps(token, ensure_ascii=False)[1:-1]
+        if self.cue == "vtt":
+            return token.translate(_VTT_ESCAPES)
+        return token
 
 
 @dataclass
@@ -144,18 +174,29 @@ class Document:
         else:
             self.parts.append(text)
 
-    def add_unit(self, text: str, **kind) -> None:
+    def add_unit(self, text: str | list, *, literal=None, **kind) -> None:
         """Add ``text`` as a unit of ``kind`` (Unit's flags); surrounding
         whitespace stays literal and text with nothing to translate (no
-        letters) stays literal too. The unit's text is NFC-normalised."""
-        stripped = text.strip()
-        if not stripped or not any(ch.isalpha() for ch in stripped):
-            self.add_literal(text)
+        letters) stays literal too. The unit's text is NFC-normalised.
+
+        ``text`` may be a list of pieces: text and ``protect.Protected``
+        markup (inline markup a parser keeps inside the sentence), which
+        becomes markers in the unit's text. Untranslatable tokens (URLs,
+        paths...) in the text are protected too. ``literal(text)`` writes text
+        that ends up literal after all (default: as it is)."""
+        pieces = [text] if isinstance(text, str) else text
+        marked, protected = protect.build(pieces, Unit("", **kind).render_token)
+        stripped = marked.strip()
+        if not any(ch.isalpha() for p in protect.split_markers(stripped) if isinstance(p, str)
+                   for ch in p):
+            write = literal or (lambda t: t)
+            for p in protect.split_markers(marked):
+                self.add_literal(protected[p][0] if isinstance(p, int) else write(p))
             return
-        start = text.index(stripped[0])
-        self.add_literal(text[:start])
-        self._add(Unit(unicodedata.normalize("NFC", stripped), **kind))
-        self.add_literal(text[start + len(stripped) :])
+        start = marked.index(stripped[0])
+        self.add_literal(marked[:start])
+        self._add(Unit(unicodedata.normalize("NFC", stripped), **kind, protected=protected))
+        self.add_literal(marked[start + len(stripped) :])
 
     def add_json_string(self, value: str) -> None:
         """``value`` as the inside of a JSON string: each paragraph (lines up
@@ -169,7 +210,8 @@ class Document:
             head = piece[: piece.index(stripped[0])]
             self.add_literal(_json_inside(head))
             joined = join_lines(stripped.split("\n"))
-            self._add(Unit(unicodedata.normalize("NFC", joined), json=True))
+            marked, protected = protect.build([joined], Unit("", json=True).render_token)
+            self._add(Unit(unicodedata.normalize("NFC", marked), json=True, protected=protected))
             self.add_literal(_json_inside(piece[len(head) + len(stripped) :]))
         self.end_original(start, _json_inside(value))
 
@@ -278,6 +320,7 @@ class Document:
         data = {
             "parts": self.parts,
             "units": [[u.text, u.markdown, u.table_cell, u.json, u.lines, u.cue]
+                      + ([[list(p) for p in u.protected]] if u.protected else [])
                       for u in self.units],
             "eol": self.eol,
             "bom": self.bom,
@@ -294,7 +337,8 @@ class Document:
         raw = json.loads(data)
         return cls(
             parts=raw["parts"],
-            units=[Unit(*u) for u in raw["units"]],
+            units=[Unit(*u[:6], protected=tuple(tuple(p) for p in u[6]) if len(u) > 6 else ())
+                   for u in raw["units"]],
             eol=raw["eol"],
             bom=raw["bom"],
             originals=[tuple(o) for o in raw.get("originals", [])],

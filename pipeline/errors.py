@@ -20,6 +20,9 @@ class ErrorClass(enum.Enum):
     RATE_LIMITED = "rate_limited"
     SERVER = "server"
     DISK_FULL = "disk_full"  # ENOSPC/EDQUOT writing the output or the job database
+    # A translation failed the output checks (pipeline.quality): never raised,
+    # it is the class of the repair ladder's attempt rows, each with a reason.
+    QUALITY = "quality"
     INVALID_INPUT = "invalid_input"
     UNSUPPORTED = "unsupported"
     AUTH = "auth"
@@ -39,6 +42,7 @@ _RETRYABLE = frozenset(
         ErrorClass.RATE_LIMITED,
         ErrorClass.SERVER,
         ErrorClass.DISK_FULL,
+        ErrorClass.QUALITY,
     }
 )
 

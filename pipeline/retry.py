@@ -144,7 +144,7 @@ def parse_policy(spec: str | None, base: RetryPolicy = RetryPolicy(), *,
     """``"chunk_attempts=5,batch_retries=1,base=0.5,factor=2,cap=30,server=5"``.
 
     Keys: chunk_attempts, batch_retries, base, factor, cap (seconds), and any
-    error class name (oom excepted) for its attempt limit. Errors name
+    error class name (oom and quality excepted) for its attempt limit. Errors name
     ``source``: the flag, environment variable or config file section the
     spec came from.
     """
@@ -164,7 +164,7 @@ def policy_from_items(items: Iterable[tuple[str, object]], base: RetryPolicy = R
                       source: str) -> RetryPolicy:
     """``base`` with the (key, value) settings applied, each checked: an
     integer where a count is meant, a finite number for the backoff."""
-    classes = {c.value for c in ErrorClass} - {"oom"}
+    classes = {c.value for c in ErrorClass} - {"oom", "quality"}
     policy, backoff, limits = base, {}, {}
     for key, raw in items:
         if key in _BACKOFF_KEYS:

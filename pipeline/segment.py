@@ -19,6 +19,7 @@ from collections.abc import Callable
 import sentencex
 
 from pipeline.languages import iso639_1
+from pipeline.protect import has_markers
 
 CountTokens = Callable[[list[str]], list[int]]
 
@@ -58,7 +59,22 @@ def split_sentences(text: str, lang: str) -> list[str]:
             pieces[-1] += piece
         else:
             pieces.append(piece)
-    return pieces
+    return _glue_markers(pieces)
+
+
+def _glue_markers(pieces: list[str]) -> list[str]:
+    """A protected piece written right after a sentence's end, with no space
+    ("**Bold sentence.** Next"), belongs to that sentence: the segmenter cuts
+    after the full stop, which would leave the closing ``**`` at the start
+    of the next sentence and a space before it when they are joined."""
+    for k in range(1, len(pieces)):
+        glued = 0
+        while glued < len(pieces[k]) and has_markers(pieces[k][glued]):
+            glued += 1
+        if glued and pieces[k - 1] and not pieces[k - 1][-1].isspace():
+            pieces[k - 1] += pieces[k][:glued]
+            pieces[k] = pieces[k][glued:]
+    return [p for p in pieces if p]
 
 
 def _has_content(piece: str) -> bool:
@@ -197,6 +213,17 @@ def _longest_fit(
             step = (hi - lo) / (_PROBES + 1)
             probes = {lo + max(round(step * k), 1) for k in range(1, _PROBES + 1)}
             probes = {e for e in probes if e < hi}
+
+
+def clause_atoms(text: str) -> list[str]:
+    """``text`` cut after each clause boundary (the first tier of
+    :func:`split_to_fit`). Lossless."""
+    return _cut_after(text, _CLAUSE)
+
+
+def graphemes(text: str) -> list[str]:
+    """``text`` as approximate grapheme clusters (never cut inside one)."""
+    return _graphemes(text)
 
 
 def _cut_after(text: str, pattern: re.Pattern[str]) -> list[str]:

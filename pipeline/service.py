@@ -54,6 +54,7 @@ class JobOptions:
     length_ratio: float = 2.0
     length_offset: int = 16
     missing: str = "source"
+    quality: str = "repair"  # repair, flag or off (pipeline.quality.ladder)
     to: str | None = None  # file:PATH, dir:DIR or an http(s) URL
     output: str | None = None  # -o PATH
     relative_to: str | None = None  # with a dir: sink, keep paths under this base
@@ -86,6 +87,7 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
         sink=target.sink, http_method=target.http_method, beams=options.beams,
         max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
         length_ratio=options.length_ratio, length_offset=options.length_offset,
+        quality=options.quality,
     )
 
 

@@ -28,6 +28,11 @@ Definitions (the docstring of each figure is its contract):
 - *empty chunks*: chunks the model translated to nothing (only special
   tokens), whose source text the output kept instead, as of each job's last
   postprocess; with the number of jobs that have any.
+- *quality*: attempts rows of the repair ladder, by reason: ``flags``
+  (accepted with a flag), ``repairs`` (decoded again guarded, or split at
+  clauses), ``placeholder_fallbacks`` (chunks translated as fragments
+  because a placeholder did not survive), ``oom_sentence_splits`` (a
+  sentence split after running out of memory alone). Not retries.
 - *ETA error*: for SUCCEEDED jobs with predictions, at each mark (10, 50 and
   90 % progress) the median over jobs of |predicted - actual| / actual, in
   percent, where actual = ``Store.wall_time(job)`` (the sum of the job's
@@ -83,6 +88,7 @@ def job_stats(store: Store, since_days: float | None, now: float) -> dict:
         "retry_success": _retry_success(store, cutoff),
         "splits": splits,
         "empty_chunks": {"chunks": empty_chunks, "jobs": empty_jobs},
+        "quality": store.quality_counts(cutoff),
         "eta_error": _eta_error(store, cutoff),
         "reused": _reused(store, cutoff),
     }

@@ -154,7 +154,8 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
     """``job_view``, plus parameters, stage timings, chunk counts, failed
     chunks (with the batch each failed in, named as the log names it),
     chunks the model returned empty, the delivery record, and what
-    translated the batches (with the device switches, if any)."""
+    translated the batches (with the device switches, if any), and what the
+    placeholders and the quality checks did (``quality``)."""
     from pipeline.batching import batch_labels
 
     last_error, last_batch = {}, {}
@@ -195,6 +196,24 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
             for c in store.chunks_in_state(job.id, "failed")
         ],
         "empty_chunks": store.empty_chunks(job.id),  # translated to nothing: source kept
+        **quality(store, job),
+    }
+
+
+def quality(store: Store, job: Job) -> dict:
+    """``placeholders``: protected pieces in the document's chunks and how
+    many chunks fell back to fragments because one did not survive.
+    ``quality``: the mode, ladder steps (repairs) and flags by reason, and
+    the chunks accepted with a flag."""
+    report = store.quality_report(job.id)
+    return {
+        "placeholders": {"protected": report["protected"], "fallbacks": report["fallbacks"]},
+        "quality": {
+            "mode": json.loads(job.params).get("quality", "repair"),
+            "repairs": report["repairs"], "flags": report["flags"],
+            "flagged": [{"chunk": idx, "reason": reason, "source": source[:80]}
+                        for idx, reason, source in report["flagged"]],
+        },
     }
 
 
@@ -206,7 +225,8 @@ def job_logs(store: Store, job: Job) -> list[dict]:
     labels = batch_labels(store.batches(job.id))
     return [
         {**{k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
-                                       "attempt", "decision", "delay_s", "trace_id", "message")},
+                                       "reason", "attempt", "decision", "delay_s", "trace_id",
+                                       "message")},
          "batch": labels.get(a.batch_id)}
         for a in store.attempts(job.id)
     ]

@@ -60,7 +60,11 @@ def test_a_finished_job_shows_its_stages_chunks_delivery_and_downloads_as_the_cl
     preview = client.get(f"/api/jobs/{job_id}/output?inline=1")
     assert preview.headers["content-disposition"].startswith("inline; ")
     assert preview.headers["x-content-type-options"] == "nosniff"
-    assert client.get(f"/api/jobs/{job_id}/logs").json() == {"job": job_id, "attempts": []}
+    logs = client.get(f"/api/jobs/{job_id}/logs").json()
+    # Random weights fail every output check: the only attempts are the
+    # repair ladder's, each with its reason.
+    assert logs["job"] == job_id and logs["attempts"]
+    assert all(a["error_class"] == "quality" and a["reason"] for a in logs["attempts"])
     # Nothing to retry or cancel any more.
     for verb, phrase in (("retry", "already succeeded and delivered"), ("cancel", "already")):
         refused = client.post(f"/api/jobs/{job_id}/{verb}", headers=XHR)

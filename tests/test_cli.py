@@ -87,7 +87,17 @@ def test_show_json_has_params_stages_chunks_and_output(capsys, translated, tiny_
     assert [s["stage"] for s in info["stages"]] == [
         "preprocess", "inference", "postprocess", "upload"]
     assert all(isinstance(s["wall_s"], float) and s["wall_s"] >= 0 for s in info["stages"])
-    assert info["chunks"] == {"done": 3}
+    # Random weights never stop: at the default --quality repair each of the
+    # three sentences was decoded again with the guard (a new chunk row, so
+    # each is committed once), could not be split (too short) and was flagged.
+    assert info["chunks"] == {"done": 3, "replaced": 3}
+    assert info["quality"]["mode"] == "repair"
+    repairs, flags = info["quality"]["repairs"], info["quality"]["flags"]
+    assert sum(repairs.values()) == 3 == sum(flags.values())
+    assert set(repairs) | set(flags) <= {"budget", "loop", "length", "script", "copy"}
+    assert [c["source"] for c in info["quality"]["flagged"]] == [
+        "Good morning.", "Hello world.", "It is raining."]
+    assert info["placeholders"] == {"protected": 0, "fallbacks": 0}
     assert info["failed_chunks"] == [] and info["error"] is None
     assert len(info["input_sha256"]) == 64 and len(info["idempotency_key"]) == 64
 
@@ -99,7 +109,11 @@ def test_show_text(capsys, translated):
     lines = out.splitlines()
     assert lines[0] == f"job {job_id}  SUCCEEDED  (stage: done, 100.0%)"
     assert f"  output: {output}" in lines
-    assert "  chunks: done 3" in lines
+    assert "  chunks: done 3, replaced 3" in lines
+    assert any(line.startswith("  quality: repair; repairs: ") and "; flags: " in line
+               for line in lines)
+    flagged = [line for line in lines if line.startswith("  flagged chunk ")]
+    assert len(flagged) == 3 and flagged[0].endswith("): 'Good morning.'")
     assert sum(line.lstrip().startswith(("preprocess", "inference", "postprocess", "upload"))
                for line in lines) == 4
 

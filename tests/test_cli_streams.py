@@ -135,7 +135,8 @@ def test_sigterm_on_translate_says_how_to_resume_exits_143_and_the_job_resumes_a
     store = Store(db)
     [job] = store.jobs(10)
     assert (job.state, job.lease_owner) == ("RUNNING", None)  # given back, not left held
-    committed = {c.idx for c in store.chunks(job.id) if c.state == "done"}
+    # translated, or replaced by the repair ladder's pieces (random weights)
+    committed = {c.idx for c in store.chunks(job.id) if c.state in ("done", "replaced")}
     assert committed and len(committed) < len(store.chunks(job.id))
     store.close()
 

@@ -8,6 +8,7 @@ from markdown_it import MarkdownIt
 
 from pipeline.document import Document
 from pipeline.formats.markdown import parse_markdown
+from pipeline.protect import visible
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CORPUS_FILES = [
@@ -151,13 +152,10 @@ def test_table_rows_are_rebuilt_and_the_delimiter_row_copied():
     assert lines[1] == "|:---|---:|"
     assert lines[4] == "| 1 | 2 |"  # nothing to translate: copied as written
     assert cell_texts(out) == cell_texts(src)
-    # The escaped pipe is a literal between two units: a model would drop it.
-    assert [(u.text, u.table_cell) for u in doc.units][:4] == [
-        ("Name", True),
-        ("Value", True),
-        ("a", True),
-        ("b", True),
-    ]
+    # The escaped pipe is protected inside its cell: a model would drop it.
+    assert [(visible(u.text), u.table_cell) for u in doc.units] == [
+        ("Name", True), ("Value", True), ("a [1] b", True), ("plain", True),
+        ("[1]bold[2] text", True)]
     assert lines[2] == "| a \\| b | `x\\|y` |"
     shouted = doc.render([shout(u.text) for u in doc.units])
     assert_same_structure(src, shouted)
@@ -210,7 +208,9 @@ def test_link_image_and_autolink_targets_are_kept_verbatim():
         "![a logo](img/logo.png 'Logo') and <https://auto.example/x_y>.\n"
     )
     doc = parse_markdown(src)
-    assert [u.text for u in doc.units] == ["See", "the docs", "and"]
+    # One sentence: the link's brackets and destination, the image and the
+    # autolink are protected inside it.
+    assert [visible(u.text) for u in doc.units] == ["See [1]the docs[2], [3] and [4]."]
     out = doc.render([shout(u.text) for u in doc.units])
     assert '](https://example.com/a_b?x=1&y=2 "Docs title")' in out
     assert "![a logo](img/logo.png 'Logo')" in out
@@ -221,7 +221,7 @@ def test_link_image_and_autolink_targets_are_kept_verbatim():
 def test_inline_code_and_html_stay_literal():
     src = "Run `pip install *x*` then <kbd>Ctrl</kbd> and <!-- note --> go.\n"
     doc = parse_markdown(src)
-    assert [u.text for u in doc.units] == ["Run", "then", "Ctrl", "and", "go."]
+    assert [visible(u.text) for u in doc.units] == ["Run [1] then [2]Ctrl[3] and [4] go."]
     out = doc.render([shout(u.text) for u in doc.units])
     assert "`pip install *x*`" in out
     assert "<kbd>" in out and "<!-- note -->" in out
@@ -238,9 +238,11 @@ def test_emphasis_markers_are_kept_around_their_text():
 def test_escapes_and_entities_stay_as_written():
     src = "1\\. Not a list \\# here, a\\*b, snake\\_case &amp; &copy; ok.\n"
     doc = parse_markdown(src)
-    # \* and \_ stay inside the sentence because Unit.render writes them
-    # back; \. and \# would not be, so they stay literal.
-    assert [u.text for u in doc.units] == ["Not a list", "here, a*b, snake_case", "ok."]
+    # \* and \_ stay inside the sentence as text because Unit.render writes
+    # them back; \. and \# would not be, so they are protected, and so are
+    # the entities.
+    assert [visible(u.text) for u in doc.units] == [
+        "1[1] Not a list [2] here, a*b, snake_case [3] [4] ok."]
     assert identity(doc) == src
     upper = doc.render([u.text.upper() for u in doc.units])
     assert upper == "1\\. NOT A LIST \\# HERE, A\\*B, SNAKE\\_CASE &amp; &copy; OK.\n"
@@ -487,9 +489,9 @@ After.
 
 def test_footnote_labels_are_kept_and_definitions_translated():
     doc = parse_markdown(FOOTNOTES)
-    assert [u.text for u in doc.units] == [
-        "Text with a note", "and a named one", "The first footnote.",
-        "A longer note that runs on, with", "And a second paragraph.", "After."]
+    assert [visible(u.text) for u in doc.units] == [
+        "Text with a note[1] and a named one[2].", "The first footnote.",
+        "A longer note that runs on, with [1].", "And a second paragraph.", "After."]
     assert identity(doc) == FOOTNOTES
     out = doc.render([shout(u.text) for u in doc.units])
     assert out.count("[^1]") == 2 and out.count("[^long-note]") == 2
@@ -507,8 +509,8 @@ def test_math_is_never_translated():
         "$$ x_1 = y_2 $$\n"
     )
     doc = parse_markdown(src)
-    texts = [u.text for u in doc.units]
-    assert texts == ["Energy", "and", "inline, but $5 and $10 or US$5 are money.", "item"]
+    texts = [visible(u.text) for u in doc.units]
+    assert texts == ["Energy [1] and [2] inline, but $5 and $10 or US$5 are money.", "item"]
     out = doc.render([shout(u.text) for u in doc.units])
     for math in ("$E = mc^2$", "$$\\sum_i x_i$$", "$$\nE = mc^2 \\quad \\text{where } m \\text{ is mass}\n$$\n",
                  "  $$\n  a_b * c_d\n  $$\n", "$$ x_1 = y_2 $$\n"):

@@ -7,6 +7,7 @@ import pytest
 from pipeline.document import Document
 from pipeline.errors import InvalidInput
 from pipeline.formats.srt import parse_srt
+from pipeline.protect import visible
 from tests.conftest import corpus_file
 
 TIMING = re.compile(r"^\d+:\d\d:\d\d,\d+ --> .*$", re.M)
@@ -51,20 +52,36 @@ def tag_lines(lines: list[str], tag=TAG) -> list[tuple[int, str]]:
             for m in tag.finditer(line)]
 
 
+def edge_tags(lines: list[str], tag=TAG) -> list[int | None]:
+    """Per tag of a cue, in order: its line if it starts or ends its line (a
+    literal part), None if it stands inside the line (a protected piece of
+    its sentence, which may be re-wrapped onto another of the cue's lines)."""
+    found = []
+    for k, line in enumerate(lines):
+        for m in tag.finditer(line):
+            before = tag.sub("", line[: m.start()]).strip().lstrip("-‐‑–—―").strip()
+            after = tag.sub("", line[m.end() :]).strip()
+            found.append(k if not before or not after else None)
+    return found
+
+
 def assert_same_lines(before: list[list[str]], after: list[list[str]], tag=TAG) -> None:
-    """Cue by cue: as many lines as before, and the same tags on the same
-    lines. The one exception is a translation too short to fill its lines
-    (a one-letter answer for a two-line cue, or a run of combining marks
-    from the random model): no line is ever left empty, so that cue has
-    fewer lines, and still the same tags in the same order."""
+    """Cue by cue: as many lines as before, the same tags in the same order,
+    and each tag that started or ended a line on that same line. The one
+    exception is a translation too short to fill its lines (a one-letter
+    answer for a two-line cue, or a run of combining marks from the random
+    model): no line is ever left empty, so that cue has fewer lines, and
+    still the same tags in the same order."""
     assert len(after) == len(before)
     for was, now in zip(before, after):
+        assert [t for _, t in tag_lines(now, tag)] == [t for _, t in tag_lines(was, tag)]
         if len(now) == len(was):
-            assert tag_lines(now, tag) == tag_lines(was, tag)
+            lines_now = [k for k, _ in tag_lines(now, tag)]
+            assert all(line is None or line == lines_now[i]
+                       for i, line in enumerate(edge_tags(was, tag))), (was, now)
             continue
         shortest = min(_base_characters(tag.sub("", line)) for line in now)
         assert len(now) < len(was) and shortest < len(was), (was, now)
-        assert [t for _, t in tag_lines(now, tag)] == [t for _, t in tag_lines(was, tag)]
 
 
 def _base_characters(text: str) -> int:
@@ -103,8 +120,9 @@ def test_cue_text_is_one_unit_rewrapped_onto_its_lines():
         ("{\\an8}Top of screen", ["Top of screen"], "{\\an8}T T"),
         ("{\\an8}\nTag on its own line", ["Tag on its own line"], "{\\an8}\nT T"),
         ("<b><i>Both</i></b>", ["Both"], "<b><i>T T</i></b>"),
-        # A tag inside a sentence splits it (placeholders would not).
-        ("<i>one</i> and <i>two</i>", ["one", "and", "two"], "<i>T T</i> T T <i>T T</i>"),
+        # A tag inside a line stays inside its sentence, and so does its pair.
+        ("<i>one</i> and <i>two</i>", ["[1]one[2] and [3]two[4]"], "<i>T</i> T <i>T</i>"),
+        ("I said <b>no</b>\nto him", ["I said [1]no[2] to him"], "T T\n<b>T</b> T T"),
         ("<u>Both lines\nshould be underline</u>", ["Both lines should be underline"],
          "<u>T\nT</u>"),
         ("Show this: {normal text}", ["Show this: {normal text}"], "T T"),
@@ -116,8 +134,11 @@ def test_cue_text_is_one_unit_rewrapped_onto_its_lines():
 )
 def test_tags_stay_literal_where_they_were(cue, units, rendered):
     doc = parse_srt(f"1\n00:00:01,000 --> 00:00:02,000\n{cue}\n")
-    assert [u.text for u in doc.units] == units
-    out = doc.render(["T\u3000T" if "日" in u.text else "T T" for u in doc.units])
+    assert [visible(u.text) for u in doc.units] == units
+    # "T T" for each unit; each word a "T" where it has protected tags.
+    out = doc.render(["T\u3000T" if "日" in u.text else re.sub(
+        "[^\\s\U000F0000-\U000FFFFD]+", "T", u.text) if u.protected else "T T"
+        for u in doc.units])
     assert out == f"1\n00:00:01,000 --> 00:00:02,000\n{rendered}\n"
 
 

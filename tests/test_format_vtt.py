@@ -10,6 +10,7 @@ from pipeline.document import Document
 from pipeline.errors import InvalidInput
 from pipeline.formats import detect_format, parse_document
 from pipeline.formats.vtt import parse_vtt
+from pipeline.protect import visible
 from tests.conftest import corpus_file
 from tests.test_format_srt import assert_same_lines
 
@@ -102,9 +103,10 @@ Right after, no blank line.
 
 def test_everything_but_cue_text_is_copied():
     doc = parse_vtt(SAMPLE)
-    assert [(u.text, u.lines, u.cue) for u in doc.units] == [
-        ("The moon", 1, "vtt"), ("hits", 1, "vtt"), ("your eye", 1, "vtt"),
-        ("like a big pizza pie.", 1, "vtt"), ("Tom & Jerry?", 1, "vtt"),
+    # A class span inside a line stays in its sentence; a karaoke timestamp cuts it.
+    assert [(visible(u.text), u.lines, u.cue) for u in doc.units] == [
+        ("The moon", 1, "vtt"), ("hits [1]your eye[2] like a big pizza pie.", 2, "vtt"),
+        ("Tom & Jerry?", 1, "vtt"),
         ("No, thanks.", 1, "vtt"), ("Two lines that make one sentence <here>.", 2, "vtt"),
         ("Right after, no blank line.", 1, "vtt"),
     ]
@@ -115,7 +117,8 @@ def test_everything_but_cue_text_is_copied():
     out = translated(doc)
     assert "- Tom &amp; Jerry?\n- <i>No, thanks.</i>\n" in out
     assert "Two lines that make one\nsentence &lt;here&gt;.\n" in out
-    assert "<v Alba>The moon <00:02.500>hits <c.yellow>your eye</c>\n" in out
+    # Re-wrapped at balanced widths, the span going with its words.
+    assert "<v Alba>The moon <00:02.500>hits <c.yellow>your eye</c> like\na big pizza pie.\n" in out
 
 
 def test_a_hostile_translation_is_escaped():

@@ -63,9 +63,12 @@ def distinct_sentences(n: int, seed: int) -> list[str]:
 
 def translate(store: Store, doc: Path, model, translator, out: Path, *, tm=None, beams=1,
               tgt="fra_Latn", fmt="auto"):
+    # --quality off: random weights send every chunk down the repair ladder
+    # (a guarded decode is the same text again); these tests count what the
+    # memory saves. The memory with the ladder: tests/test_quality_ladder.py.
     options = service.JobOptions(src="eng_Latn", tgt=tgt, model=str(model), fmt=fmt,
                                  beams=beams, length_ratio=0.5, length_offset=4,
-                                 output=str(out), memory=tm)
+                                 output=str(out), memory=tm, quality="off")
     runtime = service.Runtime(settings=RunSettings(device="cpu"), policy=NO_WAIT,
                               translators=lambda params: translator)
     return service.translate_or_resume(store, read_input(doc), options, runtime).job
@@ -337,7 +340,7 @@ def test_a_kill_9_mid_inference_loses_no_repeat_and_resumes_to_identical_output(
         return ["translate", str(doc), "--src", "eng_Latn", "--tgt", "fra_Latn", "-o", str(out),
                 "--model", str(tiny_model), "--beams", "1", "--batch-tokens", "128",
                 "--format", "lines", "--length-ratio", "0.5", "--length-offset", "4",
-                "--no-progress", "--json"]
+                "--no-progress", "--json", "--quality", "off"]  # repeats, not the ladder
 
     assert main(["--db", str(tmp_path / "reference.db"), *args(tmp_path / "reference.txt")]) == 0
     db, out = tmp_path / "jobs.db", tmp_path / "out.txt"
@@ -381,8 +384,15 @@ def test_no_repeat_waits_forever_whatever_became_of_its_first_occurrence(tmp_pat
     job, _ = _job_with_chunks(store, ["A.", "B.", "C.", "A.", "B.", "C."])
     store.db.execute("UPDATE chunks SET state = 'done', translation = 'a' WHERE idx = 0")
     store.db.execute("UPDATE chunks SET state = 'failed' WHERE idx = 1")
-    store.db.execute("UPDATE chunks SET state = 'replaced' WHERE idx = 2")  # a state to come
-    assert store.settle_waiting(job.id) == 1
+    store.db.execute("UPDATE chunks SET state = 'replaced' WHERE idx = 2")  # by pieces
+    assert store.settle_waiting(job.id) == 0
+    # A repeat of a replaced chunk is replaced by the same pieces (postprocess
+    # joins its first's pieces for it): nothing to translate again.
     assert [(c.state, c.translation, c.dup_of) for c in store.chunks(job.id)][3:] == [
-        ("done", "a", 0), ("failed", None, 1), ("pending", None, None)]
+        ("done", "a", 0), ("failed", None, 1), ("replaced", None, 2)]
+    store.db.execute("UPDATE chunks SET state = 'done' WHERE idx = 5")
+    store.db.execute("UPDATE chunks SET state = 'waiting' WHERE idx = 5")
+    store.db.execute("UPDATE chunks SET state = 'skipped' WHERE idx = 2")  # any other state
+    assert store.settle_waiting(job.id) == 1
+    assert [(c.state, c.dup_of) for c in store.chunks(job.id)][5] == ("pending", None)
     assert store.settle_waiting(job.id) == 0

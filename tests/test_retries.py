@@ -54,12 +54,16 @@ class Poisoned:
         return self.inner.translate_batch(texts, src, tgt, decoding)
 
 
-def make_job(tmp_path, model, text, name="doc"):
+def make_job(tmp_path, model, text, name="doc", quality="off"):
+    """A job on the tiny model. Its random weights never stop, so at --quality
+    repair every chunk would climb the repair ladder; these tests are about
+    retries and batches, so the ladder is off (it runs at the defaults in
+    test_determinism, test_resume, test_worker and test_quality_ladder)."""
     src = tmp_path / f"{name}.txt"
     src.write_text(text)
     params = JobParams(model=str(model), src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
                        output=str(tmp_path / f"{name}.out.txt"), beams=1, length_ratio=0.5,
-                       length_offset=4)
+                       length_offset=4, quality=quality)
     store = Store(tmp_path / f"{name}.db")
     job, _ = submit(store, params, read_input(src))
     return store, job, params

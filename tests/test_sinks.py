@@ -269,8 +269,8 @@ def test_an_output_that_appears_while_the_job_runs_fails_it_then_retry_overwrite
     assert (failed.state, failed.stage) == ("FAILED", "upload")
     assert "--overwrite" in failed.error_message and str(out) in failed.error_message
     assert out.read_text() == "written by someone else while we translated\n"
-    assert [(a.stage, a.error_class, a.decision) for a in store.attempts(job.id)] == [
-        ("upload", "invalid_input", "fail")]
+    assert [(a.stage, a.error_class, a.decision) for a in store.attempts(job.id)
+            if a.stage == "upload"] == [("upload", "invalid_input", "fail")]
 
     forbid_translation(monkeypatch)
     import models.hf

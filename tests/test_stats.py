@@ -173,7 +173,8 @@ def test_stats_command_json(planted, capsys):
     assert views.cmd_stats(argparse.Namespace(db=str(path), since=7.0, json=True)) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"since_days", "jobs", "by_state", "finished", "failure_rate", "retries",
-                        "retry_success", "splits", "empty_chunks", "eta_error", "reused"}
+                        "retry_success", "splits", "empty_chunks", "quality", "eta_error",
+                        "reused"}
     assert out["since_days"] == 7.0 and out["jobs"] == 6 and out["failure_rate"] == 0.5
     assert out["eta_error"]["median_abs_pct_error"] == pytest.approx(
         {"10": 35.0, "50": 7.5, "90": 0.5})
@@ -191,6 +192,9 @@ def test_stats_command_text_is_aligned(planted, capsys):
         "retry success       57.1%  (chunks 2/3, batches 1/2, uploads 1/2)",
         "OOM splits          1",
         "empty chunks        2 in 1 job(s) (source text kept)",
+        "quality flags       none",
+        "quality repairs     none",
+        "fragment fallbacks  0",
         "ETA error (median)  at 10%: 35.0%  at 50%: 7.5%  at 90%: 0.5%  (2 jobs)",
         "reused chunks       0.0%  (0 from the memory, 0 repeats in their document, of 5 stored)",
     ]

@@ -100,6 +100,8 @@ FORM = {"type": "object", "required": ["file", "src", "tgt"], "properties": {
     "max_chunk_tokens": {"type": "integer", "minimum": 16, "maximum": 1024},
     "length_ratio": {"type": "number"}, "length_offset": {"type": "integer"},
     "missing": {"enum": ["source", "marker"]},
+    "quality": {"enum": ["repair", "flag", "off"], "description": "what becomes of a "
+                "translation that fails the output checks (default repair)"},
     "priority": {"type": "integer", "description": "higher runs first"},
     "to": {"type": "string", "description": "an http(s):// URL to deliver to as well"},
     "http_method": {"enum": ["PUT", "POST"]},

@@ -58,6 +58,7 @@ FORM_FIELDS: dict[str, tuple[str, type]] = {
     "format": ("fmt", str), "jsonl_field": ("jsonl_field", str), "beams": ("beams", int),
     "max_chunk_tokens": ("max_chunk_tokens", int), "length_ratio": ("length_ratio", float),
     "length_offset": ("length_offset", int), "missing": ("missing", str),
+    "quality": ("quality", str),  # repair, flag or off (the CLI's --quality)
     "to": ("to", str), "http_method": ("http_method", str),
     "tm": ("memory", str),  # the translation memory: off, read or on (the CLI's --tm)
 }

@@ -129,6 +129,11 @@ def add_job_options(p: argparse.ArgumentParser) -> None:
                    help="see --length-ratio (default 16)")
     p.add_argument("--missing", default="source", choices=("source", "marker"),
                    help="what a chunk that failed for good becomes in the output")
+    p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
+                   help="a translation that loops, never stops, is in the wrong script, copies "
+                        "its source or has an implausible length: repair it (decode again with "
+                        "a repetition guard, then split it, then flag it; default), flag it, or "
+                        "do not check")
 
 
 def add_device_options(p: argparse.ArgumentParser) -> None:
@@ -219,8 +224,9 @@ def job_options(args, *, output: str | None = None, to: str | None = None,
         src=args.src, tgt=args.tgt, model=args.model, fmt=args.format,
         jsonl_field=args.jsonl, beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
         length_ratio=args.length_ratio, length_offset=args.length_offset,
-        missing=args.missing, to=to, output=output, relative_to=relative_to,
-        http_method=getattr(args, "http_method", None), memory=getattr(args, "tm", None),
+        missing=args.missing, quality=args.quality, to=to, output=output,
+        relative_to=relative_to, http_method=getattr(args, "http_method", None),
+        memory=getattr(args, "tm", None),
     )
 
 

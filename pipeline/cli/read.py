@@ -29,7 +29,8 @@ def cmd_logs(args) -> int:
         where = a["stage"] + (f" batch {a['batch']}" if a["batch"] is not None else "") + (
             f" chunk {a['chunk_idx']}" if a["chunk_idx"] is not None else "")
         wait = f" after {a['delay_s']:.1f} s" if a["delay_s"] else ""
-        print(f"{when} [{a['trace_id']}] {where}: {a['error_class']} attempt {a['attempt']} -> "
+        kind = f"{a['error_class']} ({a['reason']})" if a["reason"] else a["error_class"]
+        print(f"{when} [{a['trace_id']}] {where}: {kind} attempt {a['attempt']} -> "
               f"{a['decision']}{wait}: {a['message']}")
     return 0
 
@@ -116,7 +117,24 @@ def cmd_show(args) -> int:
         shown = ", ".join(map(str, empty[:20])) + (" ..." if len(empty) > 20 else "")
         print(f"  empty:  {len(empty)} chunk(s) came back empty from the model and kept their "
               f"source text: chunks {shown}")
+    marks = info["placeholders"]
+    if marks["protected"] or marks["fallbacks"]:
+        print(f"  placeholders: {marks['protected']} protected, {marks['fallbacks']} chunk(s) "
+              "translated as fragments")
+    q = info["quality"]
+    print(f"  quality: {q['mode']}; repairs: {_counts(q['repairs'])}; flags: {_counts(q['flags'])}")
+    for c in q["flagged"][:SHOWN_FLAGS]:
+        print(f"  flagged chunk {c['chunk']} ({c['reason']}): {c['source']!r}")
+    if len(q["flagged"]) > SHOWN_FLAGS:
+        print(f"  ... {len(q['flagged']) - SHOWN_FLAGS} more flagged (show --json lists all)")
     return 0
+
+
+SHOWN_FLAGS = 20
+
+
+def _counts(by_reason: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in by_reason.items()) or "none"
 
 
 def cmd_languages(args) -> int:
@@ -143,6 +161,7 @@ def cmd_stats(args) -> int:
     retries = stats["retries"]
     success = stats["retry_success"]
     eta = stats["eta_error"]
+    quality = stats["quality"]
     lines = [
         ("jobs", f"{stats['jobs']} ({window})" + (f": {states}" if states else "")),
         ("failure rate", f"{_pct(stats['failure_rate'])}  "
@@ -154,9 +173,14 @@ def cmd_stats(args) -> int:
         ("retry success", f"{_pct(success['rate'])}  (" + ", ".join(
             f"{kind} {success[kind]['succeeded']}/{success[kind]['retried']}"
             for kind in ("chunks", "batches", "uploads")) + ")"),
-        ("OOM splits", str(stats["splits"])),
+        ("OOM splits", str(stats["splits"]) + (
+            f" (and {quality['oom_sentence_splits']} sentence(s) split alone)"
+            if quality["oom_sentence_splits"] else "")),
         ("empty chunks", f"{stats['empty_chunks']['chunks']} in "
                          f"{stats['empty_chunks']['jobs']} job(s) (source text kept)"),
+        ("quality flags", _counts(quality["flags"])),
+        ("quality repairs", _counts(quality["repairs"])),
+        ("fragment fallbacks", str(quality["placeholder_fallbacks"])),
         ("ETA error (median)", "  ".join(
             f"at {mark}%: {_num(err, '.1f')}{'%' if err is not None else ''}"
             for mark, err in eta["median_abs_pct_error"].items()) + f"  ({eta['jobs']} jobs)"),

@@ -61,6 +61,8 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
                    help="for units from other tools: the jobs that may reuse them (default 4)")
     p.add_argument("--length-ratio", type=float, default=2.0, help="as for translate")
     p.add_argument("--length-offset", type=int, default=16, help="as for translate")
+    p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
+                   help="as for translate (default repair)")
     add_device_options(p)  # as for translate: backend, device kind and compute type are keyed
     p.add_argument("--replace", action="store_true",
                    help="a unit already stored with another translation takes the file's "
@@ -133,7 +135,9 @@ def cmd_import(args) -> int:
     # job; the rest of these parameters is what any job would have.
     params = config.JobParams(model=resolve_model(args.model), src_lang=args.src,
                               tgt_lang=args.tgt, fmt="text", output="", beams=args.beams,
-                              length_ratio=args.length_ratio, length_offset=args.length_offset)
+                              length_ratio=args.length_ratio, length_offset=args.length_offset,
+                              quality=args.quality)
+
     def scope():
         translator = TranslatorCache(run_settings(args))(params)
         return scope_for(params, translator.describe())

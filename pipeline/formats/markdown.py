@@ -25,6 +25,7 @@ from markdown_it.token import Token
 from pipeline.document import MARKDOWN_INLINE_ESCAPED, Document, Unit
 from pipeline.formats import markdown_rules
 from pipeline.formats.linebreaks import is_cjk
+from pipeline.protect import Escaped, Protected
 
 
 def parse_markdown(text: str) -> Document:
@@ -247,28 +248,31 @@ def _render_inline(
 ) -> None:
     """Append an inline token's children to ``out`` as units and literals.
 
+    A sentence is one unit with its inline markup inside it as protected
+    pieces (``pipeline.protect``): link brackets and destinations, emphasis
+    markers, code spans, images, autolinks, raw HTML, footnote references,
+    math, entities. Only a hard break ends a unit (it keeps its line).
     ``line_prefix(k)`` is the container prefix of the block's k-th source
     line, needed where a hard break keeps a line of its own. ``children``
     replaces the token's own (less a leading marker).
     """
     src = inline.content
-    prose: list[str] = []  # adjacent plain text, waiting to become one unit
+    pieces: list = []  # the sentence so far: text, escapes and protected markup
     link_tails: list[str] = []
     in_autolink = False
 
-    def flush() -> None:
-        run = "".join(prose)
-        prose.clear()
-        if any(ch.isalpha() for ch in run):
-            out.add_unit(run, markdown=True, table_cell=table_cell)
-        else:
-            # add_unit would keep this verbatim, but it may hold characters
-            # that were escaped in the source (a \* or a \| in a cell), so
-            # escape it the way a unit would be.
-            out.add_literal(Unit(run, markdown=True, table_cell=table_cell).render(run))
+    def escaped(run: str) -> str:
+        # Text with no letters stays literal, but it may hold characters that
+        # were escaped in the source (a \* or a \| in a cell), so escape it
+        # the way a unit would be.
+        return Unit(run, markdown=True, table_cell=table_cell).render(run)
 
-    def literal(markup: str) -> None:
-        flush()
+    def flush() -> None:
+        if pieces:
+            out.add_unit(list(pieces), literal=escaped, markdown=True, table_cell=table_cell)
+            pieces.clear()
+
+    def keep(markup: str, role: str = "", key: str = "") -> None:
         # The block is written on one line, and a line ending inside a code
         # span, tag or link title means the same as a space.
         markup = markup.replace("\n", " ")
@@ -276,7 +280,7 @@ def _render_inline(
             # markdown-it has already unescaped \| in cells; put it back so
             # the cell is not split.
             markup = markup.replace("|", "\\|")
-        out.add_literal(markup)
+        pieces.append(Protected(markup, role, key))
 
     for tok in (inline.children or []) if children is None else children:
         span = tok.meta.get("span")
@@ -285,18 +289,18 @@ def _render_inline(
         if in_autolink:
             in_autolink = kind != "link_close"
         elif kind == "text" and table_cell and "|" in tok.content:
-            # An escaped pipe (markdown-it has unescaped it) stays literal:
+            # An escaped pipe (markdown-it has unescaped it) is protected:
             # a model would drop it, and it is a cell's content.
             for k, piece in enumerate(tok.content.split("|")):
                 if k:
-                    literal("|")
-                prose.append(piece)
+                    keep("|")
+                pieces.append(piece)
         elif kind == "text":
-            prose.append(tok.content)
+            pieces.append(tok.content)
         elif kind == "softbreak":
             before = src[: span[0]].rstrip()[-1:] if span else ""
             after = src[span[1] : span[1] + 1] if span else ""
-            prose.append("" if _no_space(before) and _no_space(after) else " ")
+            pieces.append(Escaped("" if _no_space(before) and _no_space(after) else " "))
         elif kind == "hardbreak":
             flush()
             k = src[: span[1]].count("\n") if span else 0
@@ -304,26 +308,28 @@ def _render_inline(
         elif kind == "text_special":
             if tok.info == "escape" and _reescaped(tok.content):
                 # Unit.render writes this escape back, so the character can
-                # stay inside the sentence rather than split it.
-                prose.append(tok.content)
+                # stay in the sentence as text.
+                pieces.append(Escaped(tok.content))
             else:
-                literal(tok.markup)
+                keep(tok.markup)
         elif kind == "link_open" and tok.markup == "autolink":
-            literal(written or f"<{tok.attrs.get('href', '')}>")
+            keep(written or f"<{tok.attrs.get('href', '')}>")
             in_autolink = True
         elif kind == "link_open":
-            literal("[")
+            keep("[", "open", "link")
             link_tails.append(_link_tail(src, tok, span))
         elif kind == "link_close":
-            literal(link_tails.pop() if link_tails else "]")
+            keep(link_tails.pop() if link_tails else "]", "close", "link")
         elif kind == "code_inline":
-            literal(written or f"{tok.markup} {tok.content} {tok.markup}")
+            keep(written or f"{tok.markup} {tok.content} {tok.markup}")
         elif kind in ("html_inline", "image"):
-            literal(written or tok.content)
-        elif kind.endswith(("_open", "_close")):
-            literal(tok.markup)  # emphasis, strong, strikethrough
+            keep(written or tok.content)
+        elif kind.endswith("_open"):
+            keep(tok.markup, "open", kind[:-5])  # emphasis, strong, strikethrough
+        elif kind.endswith("_close"):
+            keep(tok.markup, "close", kind[:-6])
         else:
-            literal(written or tok.content)
+            keep(written or tok.content)
     flush()
 
 

@@ -19,7 +19,7 @@ part except the text) plus the exact text the model was given:
 - the source and target languages;
 - the output settings (``output_settings``): beam width and the output
   length rule (which, with the model's own cap, sets every sentence's
-  budget), and the quality guard settings once they exist;
+  budget), and the repair ladder's settings;
 - the version of the rules in this code that turn a sentence into a
   translation (``OUTPUT_RULES``): the length buckets of the budget, the
   padding, what a backend is asked to decode; a change to them makes every
@@ -52,12 +52,16 @@ OUTPUT_RULES = 1
 
 
 def output_settings(params: JobParams) -> dict:
-    """The job settings that change a chunk's translation, and only those.
+    """The job settings that change a chunk's translation, and only those:
+    the beam width, the length rule, and the repair ladder (its mode, the
+    repetition guard of a decode again, the checks' thresholds: with
+    ``--quality repair`` a sentence's translation may be its guarded decode).
 
-    The one place to extend when a setting that changes output is added
-    (the quality guard's settings belong here when they land)."""
+    The one place to extend when a setting that changes output is added."""
+    from pipeline.quality import ladder
+
     return {"beams": params.beams, "length_ratio": params.length_ratio,
-            "length_offset": params.length_offset}
+            "length_offset": params.length_offset, **ladder.settings(params.quality)}
 
 
 def model_identity(info: TranslatorInfo) -> str:

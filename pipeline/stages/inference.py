@@ -30,6 +30,15 @@ as before.
 Every attempt is a row in the store before any wait starts, and the wait's
 end (``not_before``) is stored too, so a process killed mid-backoff resumes
 with the same counts and the rest of the wait.
+
+Before a batch commits, its translations are judged
+(``pipeline.quality.ladder``): placeholders checked, quality checked, and a
+failing chunk replaced, in the commit's transaction, by a guarded copy or by
+pieces (``pipeline.pieces``). When the stored plan is done, the chunks that
+appeared that way are planned into batches of their own (one ladder rung
+each: a batch shares its decoding), until none is left. A sentence that
+still runs out of memory alone after its tries is split the same way
+instead of failing.
 """
 
 from __future__ import annotations
@@ -41,8 +50,9 @@ import uuid
 from pipeline.batching import batch_labels, needs_replanning, plan_batches
 from pipeline.errors import ErrorClass
 from pipeline.memory.scope import scope_for
+from pipeline.quality import ladder
 from pipeline.store import Batch, Chunk
-from pipeline.translator import Decoding
+from pipeline.translator import Translation
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -80,8 +90,10 @@ def run(ctx) -> None:
     while True:
         pending = store.pending_batches(job.id)
         if not pending:
-            if store.settle_waiting(job.id):  # repeats their first occurrence cannot fill
-                runner.plan_uncovered()
+            # Repeats their first occurrence cannot fill, and pieces of
+            # replaced chunks, are planned once the stored plan is done.
+            store.settle_waiting(job.id)
+            if runner.plan_uncovered():
                 continue
             break
         ctx.check_running()
@@ -114,21 +126,31 @@ class _BatchRunner:
             return ctx.params.output_budget(n_tokens, cap)
 
         self.output_budget = output_budget
+        params = ctx.params
+        self.judge = ladder.Judge(mode=params.quality, src_lang=params.src_lang,
+                                  tgt_lang=params.tgt_lang,
+                                  count_tokens=ctx.translator.count_tokens)
         self._writes_memory = ctx.store.memory_mode(ctx.job.id) != "off"
         self._scopes: dict = {}  # TranslatorInfo -> memory scope id
 
     # -- planning -----------------------------------------------------------
 
-    def plan_uncovered(self) -> None:
-        """Plan batches for pending chunks that no pending batch holds yet."""
+    def plan_uncovered(self) -> bool:
+        """Plan batches for pending chunks that no pending batch holds yet.
+        True if there were any."""
         covered = {i for b in self.store.pending_batches(self.job.id) for i in b.chunk_idxs}
         uncovered = [c for c in self.store.pending_chunks(self.job.id) if c.idx not in covered]
         if uncovered:
             self.store.add_batches(self.job.id, self._plan(uncovered))
+        return bool(uncovered)
 
     def _plan(self, chunks: list[Chunk]) -> list[list[Chunk]]:
-        return plan_batches(chunks, self.budget.current, self.ctx.settings.max_batch_size,
-                            self.output_budget)
+        """Batches of one ladder rung each (a batch shares its decoding)."""
+        plan = []
+        for rung in sorted({c.rung for c in chunks}):
+            plan += plan_batches([c for c in chunks if c.rung == rung], self.budget.current,
+                                 self.ctx.settings.max_batch_size, self.output_budget)
+        return plan
 
     def _pending_chunks(self, batch: Batch) -> list[Chunk]:
         return [c for c in self.store.chunks(self.job.id, batch.chunk_idxs) if c.state == "pending"]
@@ -140,7 +162,8 @@ class _BatchRunner:
         if not chunks:
             self.store.commit_batch(self.job.id, batch.id, {}, self.ctx.worker)
             return
-        if needs_replanning(chunks, self.budget.current, self.output_budget):
+        if (needs_replanning(chunks, self.budget.current, self.output_budget)
+                or len({c.rung for c in chunks}) > 1):
             # An earlier OOM shrank the budget (split before trying, not after
             # failing), or an older version planned it with mixed output budgets.
             self.store.split_batch(self.job.id, batch, self._plan(chunks), self.ctx.worker)
@@ -225,6 +248,20 @@ class _BatchRunner:
                     return
             chunk = self.store.chunks(self.job.id, [chunk.idx])[0]
 
+    def _split_alone(self, batch: Batch, chunk: Chunk) -> bool:
+        """A sentence out of memory on its own, tries used up: split it at
+        clause boundaries (or in two) and go on with the pieces."""
+        rows = self.judge.split_pieces(chunk)
+        if not rows:
+            return False
+        self.store.replace_chunk(self.job.id, chunk.idx, rows, self.ctx.worker, {
+            "error_class": ErrorClass.OOM, "batch_id": batch.id, "chunk_idx": chunk.idx,
+            "attempt": 1, "decision": "split_chunk",
+            "message": f"out of memory alone: split into {sum(r.n_tokens > 0 for r in rows)} "
+                       "pieces"})
+        log.warning("chunk %d ran out of memory on its own: split into pieces", chunk.idx)
+        return True
+
     def _tries_used(self, batch: Batch, chunk: Chunk) -> int:
         """A chunk's tries in the current batch round (each round has its own)."""
         return chunk.attempts - batch.attempts * self.policy.chunk_attempts
@@ -243,6 +280,8 @@ class _BatchRunner:
         self._record(failed, batch, chunk=chunk, attempt=attempt_in_round,
                      decision="retry" if decision.retry else "give_up", delay=decision.delay_s)
         if not decision.retry:
+            if failed.error_class is ErrorClass.OOM and self._split_alone(batch, chunk):
+                return False
             # Used up early (a class limit below chunk_attempts): end the round.
             self.store.add_chunk_attempts(self.job.id, chunk.idx, self.policy.chunk_attempts
                                           - attempt_in_round)
@@ -254,12 +293,14 @@ class _BatchRunner:
 
     # -- primitives ---------------------------------------------------------
 
-    def _translate(self, batch: Batch, chunks: list[Chunk]) -> list[str]:
+    def _translate(self, batch: Batch, chunks: list[Chunk]) -> list[Translation]:
         ctx = self.ctx
         budgets = {self.output_budget(c.n_tokens) for c in chunks}
-        if len(budgets) != 1:
-            raise RuntimeError(f"a batch mixes output budgets {sorted(budgets)}")  # a bug
-        decoding = Decoding(beams=ctx.params.beams, max_new_tokens=budgets.pop())
+        rungs = {c.rung for c in chunks}
+        if len(budgets) != 1 or len(rungs) != 1:  # a bug
+            raise RuntimeError(f"a batch mixes output budgets {sorted(budgets)} or rungs "
+                               f"{sorted(rungs)}")
+        decoding = ladder.decoding(rungs.pop(), ctx.params.beams, budgets.pop())
         try:
             out = ctx.translator.translate_batch([c.source for c in chunks], ctx.params.src_lang,
                                                  ctx.params.tgt_lang, decoding)
@@ -273,7 +314,7 @@ class _BatchRunner:
             raise _Failed(exc, error_class) from exc
         if len(out) != len(chunks):
             raise RuntimeError(f"model returned {len(out)} translations for {len(chunks)} inputs")
-        return [t.text for t in out]
+        return out
 
     def _needs_fallback(self, error_class: ErrorClass, chunks: list[Chunk]) -> bool:
         """The device failed in a way retrying on it cannot fix, and the run
@@ -315,12 +356,17 @@ class _BatchRunner:
                     trace_id, batch.seq, error_class.value, before.device, first, after.device,
                     after.compute_type)
 
-    def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[str], *,
+    def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[Translation], *,
                 final: bool) -> None:
-        self.store.commit_batch(self.job.id, batch.id,
-                                {c.idx: t for c, t in zip(chunks, translations)},
-                                self.ctx.worker, final=final, memory=self._memory_scope(),
-                                translated_by=self.translated_by)
+        """Judge the translations, then commit what the judge decided. A
+        piece of a split chunk (rung 2) is not stored in the memory: as a
+        sentence of its own, that text would be decoded plainly first."""
+        verdicts = self.judge.verdicts(chunks, translations, self.output_budget(chunks[0].n_tokens))
+        memory = None if chunks[0].rung >= ladder.PIECE else self._memory_scope()
+        self.store.commit_checked(self.job.id, batch.id, self.ctx.worker,
+                                  accepted=verdicts.accepted, flags=verdicts.flags,
+                                  replaced=verdicts.replaced, attempts=verdicts.attempts,
+                                  final=final, memory=memory, translated_by=self.translated_by)
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)
 

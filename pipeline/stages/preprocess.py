@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from pipeline import protect
 from pipeline.errors import InvalidInput
 from pipeline.formats import parse_document
 from pipeline.inputs import read_input
@@ -36,20 +37,28 @@ def run(ctx) -> None:
         log.warning("job %s: %s", job.id, note)
 
     limit = min(params.max_chunk_tokens, ctx.translator.describe().max_input_tokens)
-    texts: list[tuple[int, str]] = []
+
+    def count_tokens(texts: list[str]) -> list[int]:
+        # Unit text carries one marker per protected piece; the model sees "[n]".
+        return ctx.translator.count_tokens([protect.visible(t) for t in texts])
+
+    texts: list[tuple[int, str, str | None]] = []
     seen_chars, total_chars = 0, max(1, sum(len(u.text) for u in document.units))
     for unit_idx, unit in enumerate(document.units):
-        for piece in chunk_text(unit.text, params.src_lang, ctx.translator.count_tokens, limit):
+        for piece in chunk_text(unit.text, params.src_lang, count_tokens, limit):
             if piece.strip():
-                texts.append((unit_idx, piece.strip()))
+                source, spec = protect.chunk_view(piece.strip(), unit.protected)
+                texts.append((unit_idx, source, protect.spec_json(spec)))
         seen_chars += len(unit.text)
         if unit_idx % 64 == 0:
             ctx.events.stage_progress("preprocess", job.input_bytes * seen_chars / total_chars)
-    counts = ctx.translator.count_tokens([t for _, t in texts])
+    counts = ctx.translator.count_tokens([t for _, t, _ in texts])
     chunks = [
-        # Nothing to translate in a chunk without letters ("42", "—"): copy it.
-        NewChunk(unit, text, n, done=not any(ch.isalpha() for ch in text))
-        for (unit, text), n in zip(texts, counts)
+        # Nothing to translate in a chunk without letters ("42", "—", a lone
+        # placeholder): copy it.
+        NewChunk(unit, text, n, done=not any(ch.isalpha() for ch in protect.PLACEHOLDER.sub(
+            "", text)), protected=spec)
+        for (unit, text, spec), n in zip(texts, counts)
     ]
     memory = None
     if ctx.store.memory_mode(job.id) != "off":

@@ -5,9 +5,10 @@ Writes that belong together happen in one transaction (a batch's
 translations and its batch row; a stage's end and the next stage's start),
 so a process killed at any instant leaves the store at a consistent point to
 resume from. The verbs are grouped by what they are about: ``jobs`` (and
-leases), ``stages`` (and artifacts), ``chunks`` (and batches), ``attempts``,
-the translation ``memory``, and the read ``queries`` behind status and
-stats; ``base`` holds the connection, transactions and migrations.
+leases), ``stages`` (and artifacts), ``chunks`` (and batches), ``pieces``
+(chunks replaced by pieces, quality flags), ``attempts``, the translation
+``memory``, and the read ``queries`` behind status and stats; ``base`` holds
+the connection, transactions and migrations.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from pipeline.store.chunks import ChunksMixin
 from pipeline.store.jobs import JobsMixin
 from pipeline.store.memory import MemoryMixin
 from pipeline.store.queries import QueriesMixin
-from pipeline.store.records import Artifact, Attempt, Batch, Chunk, Job, NewChunk, StageRun
+from pipeline.store.pieces import PiecesMixin
+from pipeline.store.records import (Artifact, Attempt, Batch, Chunk, Job, NewChunk, NewPiece,
+                                    StageRun)
 from pipeline.store.stages import StagesMixin
 
 __all__ = ["BUSY_TIMEOUT_S", "Artifact", "Attempt", "Batch", "Chunk", "Job", "NewChunk",
-           "StageRun", "Store"]
+           "NewPiece", "StageRun", "Store"]
 
 
-class Store(JobsMixin, StagesMixin, ChunksMixin, MemoryMixin, AttemptsMixin, QueriesMixin,
+class Store(JobsMixin, StagesMixin, ChunksMixin, PiecesMixin, MemoryMixin, AttemptsMixin,
+            QueriesMixin,
             StoreBase):
     """Verbs over the SQLite job store. One instance per thread."""

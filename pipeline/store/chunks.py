@@ -38,14 +38,17 @@ class ChunksMixin:
         """(source tokens of done chunks, source tokens of all chunks), of
         the chunks inference translates: reused ones (from the memory, or
         repeats of an earlier chunk) are no work, so progress and ETAs leave
-        them out."""
+        them out. A replaced chunk hands its tokens on to its pieces
+        (``share``: its tokens split in proportion to theirs), so the total
+        does not change and the done count never goes back when a chunk is
+        replaced."""
         row = self.db.execute(
-            "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN n_tokens END), 0), "
-            "COALESCE(SUM(n_tokens), 0) FROM chunks WHERE job_id = ? AND reused IS NULL "
-            "AND dup_of IS NULL",
+            "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN COALESCE(share, n_tokens) END), 0), "
+            "COALESCE(SUM(CASE WHEN state != 'replaced' THEN COALESCE(share, n_tokens) END), 0) "
+            "FROM chunks WHERE job_id = ? AND reused IS NULL AND dup_of IS NULL",
             (job_id,),
         ).fetchone()
-        return row[0], row[1]
+        return round(row[0]), round(row[1])
 
     def add_batches(self, job_id: str, batches: Sequence[Sequence[Chunk]], *, parent_id=None,
                     seq_start: int | None = None, same_seq: bool = False,

@@ -82,7 +82,7 @@ class MemoryMixin:
         for i, c in enumerate(chunks):
             row = {"job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
                    "n_tokens": c.n_tokens, "state": "pending", "translation": None,
-                   "reused": None, "dup_of": None}
+                   "reused": None, "dup_of": None, "protected": c.protected}
             if c.done:
                 row.update(state="done", translation=c.source)
             elif c.source in known:
@@ -144,9 +144,11 @@ class MemoryMixin:
 
     def settle_waiting(self, job_id: str) -> int:
         """No chunk waits forever: one whose first occurrence is done takes
-        its translation, one whose first failed fails, and one whose first is
-        neither pending nor any of those (replaced by pieces, say) becomes
-        pending itself. Returns how many became pending (to be planned)."""
+        its translation, one whose first failed fails, one whose first was
+        replaced by pieces is replaced by the same pieces (postprocess joins
+        its first's pieces for it: the same text, translated once), and one
+        whose first is none of those nor pending becomes pending itself.
+        Returns how many became pending (to be planned)."""
         with self._write() as db:
             waiting = db.execute(
                 "SELECT c.idx, f.state, f.translation FROM chunks c LEFT JOIN chunks f "
@@ -154,8 +156,11 @@ class MemoryMixin:
                 "WHERE c.job_id = ? AND c.state = 'waiting'", (job_id,)).fetchall()
             filled = [(t, job_id, i) for i, state, t in waiting if state == "done"]
             failed = [(job_id, i) for i, state, _ in waiting if state == "failed"]
+            follow = [(job_id, i) for i, state, _ in waiting if state == "replaced"]
             alone = [(job_id, i) for i, state, _ in waiting
-                     if state not in ("done", "failed", "pending")]
+                     if state not in ("done", "failed", "pending", "replaced")]
+            db.conn.executemany("UPDATE chunks SET state = 'replaced', reused = 'document' "
+                                "WHERE job_id = ? AND idx = ?", follow)
             db.conn.executemany("UPDATE chunks SET state = 'done', translation = ?, "
                                 "reused = 'document' WHERE job_id = ? AND idx = ?", filled)
             db.conn.executemany("UPDATE chunks SET state = 'failed' WHERE job_id = ? AND idx = ?",

@@ -188,4 +188,15 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE stage_runs SET backend = 'hf' WHERE stage = 'inference' AND model IS NOT NULL;
     CREATE INDEX stage_runs_by_backend_profile ON stage_runs (stage, model, backend, device, dtype);
     """,
+    # 6: chunks replaced by pieces (the fallback when a placeholder does not
+    # survive, the repair ladder's split), placeholders, quality flags
+    """
+    ALTER TABLE chunks ADD COLUMN parent INTEGER;   -- the chunk this piece is part of
+    ALTER TABLE chunks ADD COLUMN protected TEXT;   -- its placeholders: JSON spec (pipeline.protect)
+    ALTER TABLE chunks ADD COLUMN rung INTEGER NOT NULL DEFAULT 0;  -- repair ladder step
+    ALTER TABLE chunks ADD COLUMN flag TEXT;        -- accepted with a quality flag: the reason
+    ALTER TABLE chunks ADD COLUMN share REAL;       -- source tokens it stands for (NULL: n_tokens)
+    CREATE INDEX chunks_by_parent ON chunks (job_id, parent);
+    ALTER TABLE attempts ADD COLUMN reason TEXT;    -- a QUALITY attempt's reason (loop, copy...)
+    """,
 )

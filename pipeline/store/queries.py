@@ -31,10 +31,14 @@ class QueriesMixin:
             "SELECT lease_owner, COUNT(*) FROM jobs WHERE state = 'RUNNING' AND lease_owner "
             "IS NOT NULL AND lease_expires >= ? GROUP BY lease_owner", (self.clock(),)).fetchall())
         done, total = self.db.execute(
-            "SELECT COALESCE(SUM(CASE WHEN c.state = 'done' THEN c.n_tokens END), 0), "
-            "COALESCE(SUM(c.n_tokens), 0) FROM chunks c JOIN jobs j ON j.id = c.job_id "
+            # As token_counts: a replaced chunk's tokens are its pieces', and
+            # reused chunks are no work.
+            "SELECT COALESCE(SUM(CASE WHEN c.state = 'done' THEN COALESCE(c.share, c.n_tokens) "
+            "END), 0), COALESCE(SUM(CASE WHEN c.state != 'replaced' THEN COALESCE(c.share, "
+            "c.n_tokens) END), 0) FROM chunks c JOIN jobs j ON j.id = c.job_id "
             "WHERE j.state IN ('QUEUED', 'RUNNING') AND c.reused IS NULL AND c.dup_of IS NULL"
         ).fetchone()
+        done, total = round(done), round(total)
         return {"states": states, "queued": states.get("QUEUED", 0), "workers": workers,
                 "documents_done": states.get("SUCCEEDED", 0),
                 "documents_total": sum(states.values()),

@@ -43,6 +43,13 @@ class Chunk:
     batch_id: int | None
     commits: int
     attempts: int
+    # A piece of a replaced chunk (pipeline.pieces) names it; states are
+    # pending done failed and replaced (translated as its pieces).
+    parent: int | None = None
+    protected: str | None = None  # JSON spec of its placeholders (pipeline.protect)
+    rung: int = 0  # repair ladder step it is decoded at (pipeline.quality.ladder)
+    flag: str | None = None  # accepted with a quality flag: the reason
+    share: float | None = None  # source tokens of the document it stands for; None: n_tokens
     reused: str | None = None  # memory / document: translated without inference (see memory)
     dup_of: int | None = None  # an earlier chunk of the same text whose translation this takes
 
@@ -109,6 +116,7 @@ class Attempt:
     decision: str
     trace_id: str
     at: float
+    reason: str | None = None  # what a QUALITY attempt found (pipeline.quality.checks)
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,7 @@ class NewChunk:
     source: str
     n_tokens: int
     done: bool = False  # nothing to translate: the source is its own translation
+    protected: str | None = None  # JSON spec of its placeholders (pipeline.protect)
 
 
 @dataclass(frozen=True)
@@ -151,3 +160,13 @@ class MemoryImport:
     same: int  # already there with the same translation
     replaced: int  # already there with another translation, replaced (``replace``)
     kept: int  # already there with another translation, kept
+
+
+@dataclass(frozen=True)
+class NewPiece:
+    """A piece of a chunk being replaced (``pipeline.pieces``)."""
+
+    source: str
+    n_tokens: int  # 0: copied as it is, never translated
+    rung: int  # the repair ladder step it is decoded at
+    protected: str | None = None  # the placeholders it carries, as its parent's spec
