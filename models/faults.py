@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import replace
 
 from pipeline.faults import ENV_VAR, KINDS, FaultSpec  # noqa: F401 - the spec lives without torch
@@ -64,6 +65,8 @@ class FaultInjectingTranslator:
         return getattr(self.inner, name)
 
     def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str, decoding):
+        if self.spec.slow:
+            time.sleep(self.spec.slow)
         # No draw for a kind that is off: the other kinds' stream stays as it was.
         if self.broken or (self.spec.device_fatal and self.rng.random() < self.spec.device_fatal):
             self.broken = True

@@ -20,6 +20,10 @@ class ErrorClass(enum.Enum):
     RATE_LIMITED = "rate_limited"
     SERVER = "server"
     DISK_FULL = "disk_full"  # ENOSPC/EDQUOT writing the output or the job database
+    # The process (or node) running a batch went away under it: a Ray actor
+    # or node died, or the batch's result was lost. The batch runs again
+    # elsewhere; nothing is wrong with the batch itself.
+    WORKER_LOST = "worker_lost"
     # A translation failed the output checks (pipeline.quality): never raised,
     # it is the class of the repair ladder's attempt rows, each with a reason.
     QUALITY = "quality"
@@ -43,8 +47,16 @@ _RETRYABLE = frozenset(
         ErrorClass.SERVER,
         ErrorClass.DISK_FULL,
         ErrorClass.QUALITY,
+        ErrorClass.WORKER_LOST,
     }
 )
+
+
+def ran_on(exc: BaseException) -> str | None:
+    """Where the failed call ran, if the translator said (a Ray actor and
+    its node: ``models.ray_pool`` sets ``exc.ran_on``); None for a local call."""
+    where = getattr(exc, "ran_on", None)
+    return where if isinstance(where, str) else None
 
 
 class PipelineError(Exception):

@@ -12,6 +12,8 @@ when the job is already done and no model would be loaded.
 - ``device_fatal``: probability, per call, that the device breaks for good
   (an illegal memory access poisons a CUDA context): that call and every
   later one on it fail, until the run moves to ``--fallback-device``.
+- ``slow``: seconds added to every call, as a slower device would take (to
+  watch batches in flight on Ray actors, and kill one while it holds some).
 - ``seed``: the random source's seed, so a run can be repeated.
 """
 
@@ -33,12 +35,15 @@ class FaultSpec:
     transient: float = 0.0  # probability per sentence in a call
     device_fatal: float = 0.0  # probability per call that the device breaks for good
     seed: int = 0
+    slow: float = 0.0  # seconds added to every call
 
     def __post_init__(self) -> None:
         for name in KINDS:
             value = getattr(self, name)
             if not (math.isfinite(value) and 0 <= value <= 1):
                 raise InvalidInput(f"fault rate {name} must be between 0 and 1, not {value}")
+        if not (math.isfinite(self.slow) and 0 <= self.slow <= 60):
+            raise InvalidInput(f"slow must be between 0 and 60 seconds, not {self.slow}")
 
     @classmethod
     def parse(cls, spec: str, *, source: str = "--inject-faults") -> FaultSpec:
@@ -48,17 +53,19 @@ class FaultSpec:
         for item in spec.split(","):
             key, sep, value = item.strip().partition("=")
             try:
-                if not sep or key not in (*KINDS, "seed"):
+                if not sep or key not in (*KINDS, "seed", "slow"):
                     raise ValueError
                 values[key] = int(value) if key == "seed" else float(value)
-                if key != "seed" and not (math.isfinite(values[key]) and 0 <= values[key] <= 1):
+                top = 60 if key == "slow" else 1
+                if key != "seed" and not (math.isfinite(values[key]) and 0 <= values[key] <= top):
                     raise ValueError
             except ValueError:
                 raise InvalidInput(
                     f"{source}: bad fault spec {item.strip()!r} ({_EXAMPLE}; rates between "
-                    "0 and 1)") from None
+                    "0 and 1; slow in seconds up to 60)") from None
         return cls(**values)
 
     def __str__(self) -> str:
         fatal = f",device_fatal={self.device_fatal}" if self.device_fatal else ""
-        return f"oom={self.oom},transient={self.transient}{fatal},seed={self.seed}"
+        slow = f",slow={self.slow}" if self.slow else ""
+        return f"oom={self.oom},transient={self.transient}{fatal}{slow},seed={self.seed}"

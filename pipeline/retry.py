@@ -49,6 +49,9 @@ _DEFAULT_LIMITS = MappingProxyType({
     # A full disk rarely empties itself within seconds: a few long waits give
     # a person (or a cleanup job) time to free space, then the job fails.
     ErrorClass.DISK_FULL: 3,
+    # A batch whose actor died is sent again this many times in all; a batch
+    # that keeps killing its actors then goes chunk by chunk, like any other.
+    ErrorClass.WORKER_LOST: 3,
 })
 
 

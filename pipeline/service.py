@@ -15,6 +15,7 @@ by every job that names it).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -105,12 +106,14 @@ class TranslatorCache:
                  announce: Callable[[str], None] = lambda text: None):
         self.settings, self.inject_faults, self.announce = settings, inject_faults, announce
         self._translators: dict[tuple[str, str], Translator] = {}
+        self._lock = threading.Lock()  # a worker's job threads share the cache
 
     def __call__(self, params: JobParams) -> Translator:
         key = (params.model, self.settings.backend)
-        if key not in self._translators:
-            self._translators[key] = self._build(params.model)
-        translator = self._translators[key]
+        with self._lock:
+            if key not in self._translators:
+                self._translators[key] = self._build(params.model)
+            translator = self._translators[key]
         translator.check_language(params.src_lang)
         translator.check_language(params.tgt_lang)
         return translator

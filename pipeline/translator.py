@@ -15,6 +15,7 @@ backend must not cut or extend any member's search.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,6 +66,18 @@ class TranslatorInfo:
     # revision, or a directory's file contents (models.fingerprint); "" for
     # no model. Two translators with one fingerprint run the same weights.
     fingerprint: str = ""
+    # Batches it can run at once. 1: a local model, called in turn. More (a
+    # pool of Ray actors): the inference stage keeps that many ``submit``
+    # calls in flight and commits each result as it comes back.
+    concurrency: int = 1
+
+
+class Translations(list):
+    """What ``translate_batch`` (or a ``submit`` future) returns: a list of
+    ``Translation``, with ``ran_on`` saying where it ran when that is not
+    this process (a Ray actor and node; recorded on the batch)."""
+
+    ran_on: str | None = None
 
 
 class Translator(Protocol):
@@ -87,6 +100,12 @@ class Translator(Protocol):
                         decoding: Decoding) -> list[Translation]:
         """One translation per text, in order, each searched with the same
         budget. May raise anything; see ``classify``."""
+
+    def submit(self, texts: list[str], src_lang: str, tgt_lang: str,
+               decoding: Decoding) -> Future:
+        """``translate_batch`` without waiting: a future of its result (or
+        its exception). Only called when ``describe().concurrency`` > 1; a
+        local model need not have it."""
 
     def classify(self, exc: BaseException) -> ErrorClass:
         """The class of an exception raised by ``translate_batch``."""

@@ -184,6 +184,8 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
              "batches": n, "first_batch": first, "last_batch": last}
             for backend, device, compute_type, n, first, last in store.translated_by(job.id)
         ],
+        # committed batches per Ray actor ("actor 1 pid 4242 on node 1a2b3c4d")
+        "ran_on": store.ran_on_counts(job.id),
         "device_switches": [
             {"at": a.at, "batch": labels.get(a.batch_id), "error_class": a.error_class,
              "message": a.message}
@@ -226,7 +228,7 @@ def job_logs(store: Store, job: Job) -> list[dict]:
     return [
         {**{k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
                                        "reason", "attempt", "decision", "delay_s", "trace_id",
-                                       "message")},
+                                       "message", "ran_on")},
          "batch": labels.get(a.batch_id)}
         for a in store.attempts(job.id)
     ]

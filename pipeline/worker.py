@@ -5,6 +5,11 @@ run one job; a job whose worker died (its pid is gone, or its lease expired)
 is claimed again and resumes from its last committed batch. On SIGTERM or
 SIGINT the worker finishes its current batch, gives the job back to the
 queue and exits.
+
+With ``jobs`` > 1 the worker runs that many jobs at once, each in a thread
+with its own store connection, sharing the translators: what a pool of Ray
+actors needs to stay busy while one job is in preprocess, postprocess or
+upload, or has few batches left (``models.ray_pool``).
 """
 
 from __future__ import annotations
@@ -35,20 +40,82 @@ def claim_next(store: Store, worker: str, ttl: float) -> Job | None:
     return None
 
 
+class _Quota:
+    """Jobs left to claim under ``max_jobs``, shared by the worker's threads."""
+
+    def __init__(self, limit: int | None):
+        self.left, self._lock = limit, threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.left is None:
+                return True
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            if self.left is not None:
+                self.left += 1
+
+
 def run_worker(store: Store, make_translator: Callable[[JobParams], object], *,
                settings: RunSettings = RunSettings(), policy: RetryPolicy = RetryPolicy(),
                shutdown: threading.Event | None = None, max_jobs: int | None = None,
                idle_exit_s: float | None = None, poll_s: float = 1.0,
-               worker: str | None = None, delivery=None) -> dict:
+               worker: str | None = None, delivery=None, jobs: int = 1) -> dict:
     """Run jobs until ``max_jobs`` ran, the queue stayed empty ``idle_exit_s``
-    seconds, or ``shutdown`` is set. Returns counts by final state."""
+    seconds, or ``shutdown`` is set; ``jobs`` of them at once. Returns
+    counts by final state."""
     worker = worker or new_worker_id()
     shutdown = shutdown or threading.Event()
+    quota = _Quota(max_jobs)
     counts: dict[str, int] = {}
+    if jobs <= 1:
+        _claim_and_run(store, make_translator, settings, policy, shutdown, quota, idle_exit_s,
+                       poll_s, worker, delivery, counts)
+        return counts
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def loop(n: int) -> None:
+        own: dict[str, int] = {}
+        thread_store = Store(store.path, clock=store.clock)
+        try:
+            # One lease owner per thread: a job's lease names the thread that runs it.
+            _claim_and_run(thread_store, make_translator, settings, policy, shutdown, quota,
+                           idle_exit_s, poll_s, f"{worker}.{n}", delivery, own)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            errors.append(exc)
+            shutdown.set()
+        finally:
+            thread_store.close()
+            with lock:
+                for state, k in own.items():
+                    counts[state] = counts.get(state, 0) + k
+
+    threads = [threading.Thread(target=loop, args=(n,), name=f"job-{n}", daemon=True)
+               for n in range(1, jobs + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():  # a join with a timeout lets the main thread take signals
+            t.join(0.5)
+    if errors:
+        raise errors[0]
+    return counts
+
+
+def _claim_and_run(store: Store, make_translator, settings: RunSettings, policy: RetryPolicy,
+                   shutdown: threading.Event, quota: _Quota, idle_exit_s: float | None,
+                   poll_s: float, worker: str, delivery, counts: dict[str, int]) -> None:
     idle_since = time.monotonic()
-    while not shutdown.is_set() and (max_jobs is None or sum(counts.values()) < max_jobs):
+    while not shutdown.is_set() and quota.take():
         job = claim_next(store, worker, settings.lease_seconds)
         if job is None:
+            quota.give_back()
             if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
                 break
             shutdown.wait(poll_s)
@@ -69,4 +136,3 @@ def run_worker(store: Store, make_translator: Callable[[JobParams], object], *,
             state = store.job(job.id).state
         counts[state] = counts.get(state, 0) + 1
         idle_since = time.monotonic()
-    return counts

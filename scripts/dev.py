@@ -48,7 +48,7 @@ def setup() -> Path:
     # Install torch first, pinned to the CPU build where there is no GPU: an
     # unpinned torch pulls the CUDA build and several GB of CUDA libraries.
     run(*pip, "torch" if has_gpu else CPU_TORCH)
-    run(*pip, "-e", ".[test]")
+    run(*pip, "-e", ".[test,ray]")
     stamp.write_text(stamp_text)
     return py
 

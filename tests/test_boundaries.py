@@ -11,7 +11,7 @@ import pipeline
 from pipeline.store import Store
 from tests.conftest import ROOT, cli_env
 
-HEAVY = ("torch", "transformers", "tokenizers", "sentencepiece", "ctranslate2", "models")
+HEAVY = ("torch", "transformers", "tokenizers", "sentencepiece", "ctranslate2", "ray", "models")
 
 
 def python(code: str, *flags: str, env=None) -> subprocess.CompletedProcess:

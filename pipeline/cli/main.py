@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from pipeline.cli import queue, read, serve, tm, translate
+from pipeline.cli.executor import add_executor_options
 from pipeline.cli.options import (
     Parser,
     add_device_options,
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-jobs", type=at_least(1), default=None, help="stop after N jobs")
     p.add_argument("--idle-exit", type=finite(0), default=None, metavar="SECONDS",
                    help="stop when the queue has been empty this long")
+    add_executor_options(p)
     add_run_options(p)
     add_json_option(p)
 

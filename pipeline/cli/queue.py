@@ -71,10 +71,14 @@ def cmd_bench(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    """Claims jobs one at a time; one model per model, shared by every job."""
+    """Claims jobs (``--jobs`` at a time); one model per model, shared by
+    every job: in this process, or on Ray actors (``--executor ray``)."""
     import signal
     import threading
 
+    from pipeline.cli.executor import check_executor_options, ray_translators
+
+    check_executor_options(args)
     shutdown = threading.Event()
 
     def stop(signum, frame):
@@ -82,13 +86,19 @@ def cmd_worker(args) -> int:
         shutdown.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    pool = None
     try:
         run = runtime(args)
-        counts = service.run_worker(open_store(args), run, shutdown=shutdown,
-                                    max_jobs=args.max_jobs, idle_exit_s=args.idle_exit)
+        store = open_store(args)
+        if args.executor == "ray":
+            pool = run.translators = ray_translators(args, run)
+        counts = service.run_worker(store, run, shutdown=shutdown, max_jobs=args.max_jobs,
+                                    idle_exit_s=args.idle_exit, jobs=args.jobs)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if pool is not None:
+            pool.close()
     if args.json:
         print(json.dumps({"jobs": counts}))
     else:

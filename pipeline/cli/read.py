@@ -27,7 +27,8 @@ def cmd_logs(args) -> int:
     for a in entries:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a["at"]))
         where = a["stage"] + (f" batch {a['batch']}" if a["batch"] is not None else "") + (
-            f" chunk {a['chunk_idx']}" if a["chunk_idx"] is not None else "")
+            f" chunk {a['chunk_idx']}" if a["chunk_idx"] is not None else "") + (
+            f" on {a['ran_on']}" if a["ran_on"] else "")
         wait = f" after {a['delay_s']:.1f} s" if a["delay_s"] else ""
         kind = f"{a['error_class']} ({a['reason']})" if a["reason"] else a["error_class"]
         print(f"{when} [{a['trace_id']}] {where}: {kind} attempt {a['attempt']} -> "
@@ -101,6 +102,8 @@ def cmd_show(args) -> int:
     for t in info["translated_by"]:
         print(f"  translated by {t['backend']} on {t['device']} ({t['compute_type']}): "
               f"{t['batches']} batches")
+    for where, n in info["ran_on"].items():
+        print(f"  ran on {where}: {n} batches")
     for switch in info["device_switches"]:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(switch["at"]))
         print(f"  device switch {when} [{switch['error_class']}]: {switch['message']}")

@@ -39,6 +39,15 @@ appeared that way are planned into batches of their own (one ladder rung
 each: a batch shares its decoding), until none is left. A sentence that
 still runs out of memory alone after its tries is split the same way
 instead of failing.
+
+A translator that runs several batches at once (``describe().concurrency``
+> 1: a pool of Ray actors, ``models.ray_pool``) gets that many batches in
+flight through ``submit``; each result is committed as it comes back, in
+any order (a batch's commit is idempotent and fenced by the lease), and a
+cancel or a lost lease stops the commits at once: what is still in flight
+is dropped. A batch whose actor died (WORKER_LOST) is sent again, to
+another actor, up to the class's limit; any other failure is handled as
+for a local model, in turn, while the rest stay in flight.
 """
 
 from __future__ import annotations
@@ -46,13 +55,14 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 from pipeline.batching import batch_labels, needs_replanning, plan_batches
-from pipeline.errors import ErrorClass
+from pipeline.errors import ErrorClass, ran_on
 from pipeline.memory.scope import scope_for
 from pipeline.quality import ladder
 from pipeline.store import Batch, Chunk
-from pipeline.translator import Translation
+from pipeline.translator import Translation, Translations
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -68,6 +78,9 @@ class TokenBudget:
 
     def grow(self) -> None:
         self.current = min(self.initial, int(self.current * 1.1) + 1)
+
+
+_AGAIN = "again"  # a batch to send again as it is (its worker was lost)
 
 
 class _Failed(Exception):
@@ -97,7 +110,10 @@ def run(ctx) -> None:
                 continue
             break
         ctx.check_running()
-        runner.run(pending[0])
+        if ctx.translator.describe().concurrency > 1:
+            runner.run_window(pending)
+        else:
+            runner.run(pending[0])
     store.finish_stage(job.id, runner.run_id, "postprocess", ctx.worker)
 
 
@@ -158,40 +174,132 @@ class _BatchRunner:
     # -- one batch ----------------------------------------------------------
 
     def run(self, batch: Batch) -> None:
+        chunks = self._prepare(batch)
+        if chunks is None:
+            return
+        self._wait(batch, f"batch {self._name(batch)}")
+        self.store.mark_batch_started(batch.id, self.ctx.worker)
+        outcome = self._try_whole(batch, chunks)
+        while outcome == _AGAIN:
+            batch = self._reload(batch)
+            outcome = self._try_whole(batch, self._pending_chunks(batch))
+        self._after_whole(batch, outcome)
+
+    def _prepare(self, batch: Batch) -> list[Chunk] | None:
+        """The batch's pending chunks, to translate in one call; None when
+        there is nothing to send: nothing was left (committed now) or it
+        was planned again (its parts are the next pending batches)."""
         chunks = self._pending_chunks(batch)
         if not chunks:
             self.store.commit_batch(self.job.id, batch.id, {}, self.ctx.worker)
-            return
+            return None
         if (needs_replanning(chunks, self.budget.current, self.output_budget)
                 or len({c.rung for c in chunks}) > 1):
             # An earlier OOM shrank the budget (split before trying, not after
             # failing), or an older version planned it with mixed output budgets.
             self.store.split_batch(self.job.id, batch, self._plan(chunks), self.ctx.worker)
-            return
-        self._wait(batch, f"batch {self._name(batch)}")
-        self.store.mark_batch_started(batch.id, self.ctx.worker)
-        outcome = self._try_whole(batch, chunks)
+            return None
+        return chunks
+
+    def _after_whole(self, batch: Batch, outcome) -> None:
         if outcome is True:
             self.budget.grow()
         elif outcome is False:
             self._rounds(batch)
         # None: split after an OOM; the halves are the next pending batches
 
-    def _try_whole(self, batch: Batch, chunks: list[Chunk]) -> bool | None:
+    def _try_whole(self, batch: Batch, chunks: list[Chunk]):
         """Translate the batch in one call. True: committed. None: split
-        after an OOM (its halves run next). False: go chunk by chunk."""
+        after an OOM (its halves run next). False: go chunk by chunk.
+        _AGAIN: its worker was lost; send it again."""
         try:
-            self._commit(batch, chunks, self._translate(batch, chunks), final=True)
-            return True
+            translations = self._translate(batch, chunks)
         except _Failed as failed:
-            if failed.error_class is ErrorClass.OOM and len(chunks) > 1:
-                self._split_after_oom(batch, chunks, failed)
-                return None
-            if len(chunks) == 1:  # a batch of one: that was the chunk's try
-                self._chunk_failed(batch, chunks[0], failed)
-            else:
-                self._record(failed, batch, decision="chunks")
+            return self._whole_failed(batch, chunks, failed)
+        self._commit(batch, chunks, translations, final=True)
+        return True
+
+    def _whole_failed(self, batch: Batch, chunks: list[Chunk], failed: _Failed):
+        """What to do after the batch failed as a whole (``_try_whole``'s outcomes)."""
+        if failed.error_class is ErrorClass.WORKER_LOST and self._send_again(batch, failed):
+            return _AGAIN
+        if failed.error_class is ErrorClass.OOM and len(chunks) > 1:
+            self._split_after_oom(batch, chunks, failed)
+            return None
+        if len(chunks) == 1:  # a batch of one: that was the chunk's try
+            self._chunk_failed(batch, chunks[0], failed)
+        else:
+            self._record(failed, batch, decision="chunks")
+        return False
+
+    def _send_again(self, batch: Batch, failed: _Failed) -> bool:
+        """After its worker was lost: record it, and say whether the batch
+        may be sent again whole (the class's limit, counted over the
+        batch's WORKER_LOST attempts; a crashed process is not the batch's
+        fault, so no wait)."""
+        lost = sum(1 for a in self.store.attempts(self.job.id)
+                   if a.batch_id == batch.id and a.error_class == ErrorClass.WORKER_LOST.value
+                   and a.chunk_idx is None)
+        decision = self.policy.decide(ErrorClass.WORKER_LOST, lost + 1, self.ctx.rng)
+        if not decision.retry:
             return False
+        self._record(failed, batch, decision="resend", attempt=lost + 1)
+        return True
+
+    # -- several batches in flight --------------------------------------------
+
+    def run_window(self, pending: list[Batch]) -> None:
+        """Keep up to ``concurrency`` of these batches in flight on the
+        translator (``submit``) and commit each result as it comes back, in
+        any order. A batch in a retry, or one that failed, is handled in
+        turn as ``run`` does, while the others stay in flight. On a cancel
+        or a lost lease nothing more is committed: ``check_running`` raises
+        between results, and what is in flight is dropped."""
+        queue = list(pending)
+        flying: dict[Future, tuple[Batch, list[Chunk]]] = {}
+        try:
+            while queue or flying:
+                while queue and len(flying) < self.ctx.translator.describe().concurrency:
+                    batch = queue.pop(0)
+                    if batch.not_before or batch.attempts:
+                        self.run(batch)  # resumed in a retry: its waits and rounds, in turn
+                        continue
+                    chunks = self._prepare(batch)
+                    if chunks is None:
+                        continue
+                    self.store.mark_batch_started(batch.id, self.ctx.worker)
+                    flying[self.ctx.translator.submit(
+                        [c.source for c in chunks], self.ctx.params.src_lang,
+                        self.ctx.params.tgt_lang, self._decoding(chunks))] = (batch, chunks)
+                if not flying:
+                    continue
+                done, _ = wait(flying, timeout=1.0, return_when=FIRST_COMPLETED)
+                self.ctx.check_running()
+                for future in sorted(done, key=lambda f: flying[f][0].seq):
+                    batch, chunks = flying.pop(future)
+                    if self._settle(batch, chunks, future) == _AGAIN:
+                        queue.insert(0, self._reload(batch))
+                    self.ctx.check_running()
+        finally:
+            for future in flying:
+                future.cancel()
+
+    def _settle(self, batch: Batch, chunks: list[Chunk], future: Future):
+        """Commit a batch's result, or handle its failure as ``run`` would."""
+        exc = future.exception()
+        if exc is None:
+            translations = future.result()
+            self._check_count(translations, chunks)
+            self._commit(batch, chunks, translations, final=True)
+            self.budget.grow()
+            return True
+        failed = self._classified(exc, batch, chunks)
+        if failed is None:  # moved to the fallback device: send it again there
+            return _AGAIN
+        outcome = self._whole_failed(batch, chunks, failed)
+        if outcome != _AGAIN:
+            self._after_whole(batch, outcome)
+        return outcome
 
     def _rounds(self, batch: Batch) -> None:
         """Chunk by chunk, then the whole batch again, until done or skipped."""
@@ -293,28 +401,44 @@ class _BatchRunner:
 
     # -- primitives ---------------------------------------------------------
 
-    def _translate(self, batch: Batch, chunks: list[Chunk]) -> list[Translation]:
-        ctx = self.ctx
+    def _decoding(self, chunks: list[Chunk]):
         budgets = {self.output_budget(c.n_tokens) for c in chunks}
         rungs = {c.rung for c in chunks}
         if len(budgets) != 1 or len(rungs) != 1:  # a bug
             raise RuntimeError(f"a batch mixes output budgets {sorted(budgets)} or rungs "
                                f"{sorted(rungs)}")
-        decoding = ladder.decoding(rungs.pop(), ctx.params.beams, budgets.pop())
+        return ladder.decoding(rungs.pop(), self.ctx.params.beams, budgets.pop())
+
+    def _translate(self, batch: Batch, chunks: list[Chunk]) -> list[Translation]:
+        ctx = self.ctx
+        decoding = self._decoding(chunks)
         try:
             out = ctx.translator.translate_batch([c.source for c in chunks], ctx.params.src_lang,
                                                  ctx.params.tgt_lang, decoding)
         except Exception as exc:  # classified once, here
-            error_class = ctx.translator.classify(exc)
-            if self._needs_fallback(error_class, chunks):
-                self._switch_to_fallback(batch, exc, error_class)
+            failed = self._classified(exc, batch, chunks)
+            if failed is None:
                 return self._translate(batch, chunks)  # the same call, on the fallback device
-            if not error_class.retryable:
-                raise
-            raise _Failed(exc, error_class) from exc
+            raise failed from exc
+        self._check_count(out, chunks)
+        return out
+
+    def _classified(self, exc: BaseException, batch: Batch, chunks: list[Chunk]) -> _Failed | None:
+        """A failed call's class, as a ``_Failed``; None if the run moved to
+        its fallback device (call again). A class retrying cannot help is
+        raised as it is: it ends the job."""
+        error_class = self.ctx.translator.classify(exc)
+        if self._needs_fallback(error_class, chunks):
+            self._switch_to_fallback(batch, exc, error_class)
+            return None
+        if not error_class.retryable:
+            raise exc
+        return _Failed(exc, error_class)
+
+    @staticmethod
+    def _check_count(out: list[Translation], chunks: list[Chunk]) -> None:
         if len(out) != len(chunks):
             raise RuntimeError(f"model returned {len(out)} translations for {len(chunks)} inputs")
-        return out
 
     def _needs_fallback(self, error_class: ErrorClass, chunks: list[Chunk]) -> bool:
         """The device failed in a way retrying on it cannot fix, and the run
@@ -366,7 +490,9 @@ class _BatchRunner:
         self.store.commit_checked(self.job.id, batch.id, self.ctx.worker,
                                   accepted=verdicts.accepted, flags=verdicts.flags,
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
-                                  final=final, memory=memory, translated_by=self.translated_by)
+                                  final=final, memory=memory, translated_by=self.translated_by,
+                                  ran_on=translations.ran_on
+                                  if isinstance(translations, Translations) else None)
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)
 
@@ -408,10 +534,12 @@ class _BatchRunner:
             chunk_idx=chunk.idx if chunk else None, error_class=failed.error_class,
             message=str(failed.exc).splitlines()[0][:500] if str(failed.exc) else
             type(failed.exc).__name__, tb=tb, attempt=attempt, decision=decision,
-            delay_s=delay, trace_id=trace_id,
+            delay_s=delay, trace_id=trace_id, ran_on=ran_on(failed.exc),
         )
         name = self._name(batch)
         where = f"chunk {chunk.idx} of batch {name}" if chunk else f"batch {name}"
+        if ran_on(failed.exc):
+            where += f" on {ran_on(failed.exc)}"
         log.warning("[%s] %s failed: %s (%s); %s%s", trace_id, where, failed.error_class.value,
                     str(failed.exc).splitlines()[0][:200] if str(failed.exc) else "",
                     outcome or decision, f" in {delay:.1f} s" if delay else "")

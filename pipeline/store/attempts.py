@@ -15,7 +15,7 @@ class AttemptsMixin:
         self, job_id: str, stage: str, *, error_class, message: str, attempt: int,
         decision: str, tb: str | None = None, batch_id: int | None = None,
         chunk_idx: int | None = None, delay_s: float | None = None, trace_id: str | None = None,
-        reason: str | None = None,
+        reason: str | None = None, ran_on: str | None = None,
     ) -> None:
         """One failed attempt and what was decided about it (retry split
         chunks skip fail). With ``chunk_idx`` the chunk's attempt counter goes
@@ -29,6 +29,7 @@ class AttemptsMixin:
                 "error_class": getattr(error_class, "value", error_class), "message": message,
                 "traceback": tb, "attempt": attempt, "delay_s": delay_s, "decision": decision,
                 "trace_id": trace_id or uuid.uuid4().hex[:8], "at": self.clock(), "reason": reason,
+                "ran_on": ran_on,
             })
 
     def attempts(self, job_id: str) -> list[Attempt]:

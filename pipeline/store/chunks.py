@@ -92,8 +92,8 @@ class ChunksMixin:
     def commit_batch(
         self, job_id: str, batch_id: int, translations: dict[int, str], worker: str, *,
         final: bool = True, memory: int | None = None,
-        translated_by: tuple[str, str, str] | None = None,
-    ) -> None:
+        translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
+    ) -> bool:
         """Store translations of a batch's chunks, in one transaction; with
         ``final`` the batch is marked committed too (else it stays pending,
         as when its chunks are retried one by one). In the same transaction
@@ -101,16 +101,34 @@ class ChunksMixin:
         ``memory`` (the scope id of the translator that made them) the
         translations go into the memory if the job writes it.
         ``translated_by`` is the (backend, device, compute type) that
-        translated them, recorded on the batch.
+        translated them, recorded on the batch, and ``ran_on`` where (a Ray
+        actor), if not in this process.
+
+        Idempotent: a batch that is no longer pending takes nothing, and only
+        chunks still pending take a translation, so a result delivered twice
+        (a batch sent again after its actor was lost, whose first result
+        arrived after all) commits once. Returns False when the batch took
+        nothing for that reason.
 
         The lease is checked inside the transaction, so a worker that lost its
         job cannot commit.
         """
         with self._write() as db:
             self._check_lease(job_id, worker)
+            state = db.execute("SELECT state FROM batches WHERE id = ? AND job_id = ?",
+                               (batch_id, job_id)).fetchone()
+            if state is None or state[0] != "pending":
+                return False
             if translated_by is not None:
                 db.execute("UPDATE batches SET backend = ?, device = ?, compute_type = ? "
                            "WHERE id = ?", (*translated_by, batch_id))
+            if ran_on is not None:
+                db.execute("UPDATE batches SET ran_on = ? WHERE id = ?", (ran_on, batch_id))
+            pending = {idx for (idx,) in db.execute(
+                "SELECT idx FROM chunks WHERE job_id = ? AND state = 'pending' AND idx IN "
+                f"({','.join('?' * len(translations))})",
+                (job_id, *translations))} if translations else set()
+            translations = {i: text for i, text in translations.items() if i in pending}
             # ``commits`` counts every committed translation of a chunk, so a
             # chunk translated twice shows up as 2 rather than being hidden.
             db.conn.executemany(
@@ -126,6 +144,7 @@ class ChunksMixin:
                     (self.clock(), batch_id),
                 )
             db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self.clock(), job_id))
+        return True
 
     def add_chunk_attempts(self, job_id: str, idx: int, n: int) -> None:
         """Count ``n`` more tries against a chunk (a round it gave up early)."""

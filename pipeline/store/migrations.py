@@ -199,4 +199,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX chunks_by_parent ON chunks (job_id, parent);
     ALTER TABLE attempts ADD COLUMN reason TEXT;    -- a QUALITY attempt's reason (loop, copy...)
     """,
+    # 7: where a batch ran, and where a failed attempt ran, when that was not
+    # the worker's own process (a Ray actor: "actor 1 pid 4242 on node ab12...")
+    """
+    ALTER TABLE batches ADD COLUMN ran_on TEXT;
+    ALTER TABLE attempts ADD COLUMN ran_on TEXT;
+    """,
 )

@@ -31,18 +31,20 @@ class PiecesMixin:
         self, job_id: str, batch_id: int, worker: str, *, accepted: Mapping[int, str],
         flags: Mapping[int, str] = {}, replaced: Mapping[int, Sequence[NewPiece]] = {},
         attempts: Sequence[dict] = (), final: bool = True, memory: int | None = None,
-        translated_by: tuple[str, str, str] | None = None,
-    ) -> None:
+        translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
+    ) -> bool:
         """Commit a judged batch in one transaction: ``accepted``
         translations (``commit_batch``, which fills their repeats and, with
         ``memory``, stores them; those in ``flags`` with their reason, their
         repeats too), chunks ``replaced`` by pieces, and one attempt row per
         ladder step (``record_attempt`` keywords; class QUALITY unless
-        given). ``translated_by`` as for ``commit_batch``. The lease is
-        checked first."""
+        given). ``translated_by`` and ``ran_on`` as for ``commit_batch``, and
+        idempotent like it: a batch no longer pending takes nothing (False).
+        The lease is checked first."""
         with self._write() as db:
-            self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
-                              memory=memory, translated_by=translated_by)
+            if not self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
+                                     memory=memory, translated_by=translated_by, ran_on=ran_on):
+                return False
             db.conn.executemany(
                 "UPDATE chunks SET flag = ? WHERE job_id = ? AND (idx = ? OR dup_of = ?)",
                 [(reason, job_id, idx, idx) for idx, reason in flags.items()])
@@ -51,6 +53,7 @@ class PiecesMixin:
             for attempt in attempts:
                 self.record_attempt(job_id, "inference", batch_id=batch_id,
                                     **{"error_class": QUALITY, **attempt})
+        return True
 
     def replace_chunk(self, job_id: str, idx: int, rows: Sequence[NewPiece], worker: str,
                       attempt: dict) -> None:

@@ -107,6 +107,13 @@ class QueriesMixin:
             "GROUP BY backend, device, compute_type ORDER BY MIN(committed_at)", (job_id,)
         ).fetchall()
 
+    def ran_on_counts(self, job_id: str) -> dict[str, int]:
+        """Committed batches per place they ran (Ray actors); empty when
+        every batch ran in the worker's own process."""
+        return dict(self.db.execute(
+            "SELECT ran_on, COUNT(*) FROM batches WHERE job_id = ? AND state = 'committed' "
+            "AND ran_on IS NOT NULL GROUP BY ran_on ORDER BY ran_on", (job_id,)).fetchall())
+
     # -- stats over a window of jobs (created_at >= cutoff) ----------------------
 
     def jobs_by_state(self, cutoff: float) -> dict[str, int]:

@@ -73,6 +73,7 @@ class Batch:
     backend: str | None = None
     device: str | None = None
     compute_type: str | None = None
+    ran_on: str | None = None  # a Ray actor and its node; None: the worker's own process
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Attempt:
     trace_id: str
     at: float
     reason: str | None = None  # what a QUALITY attempt found (pipeline.quality.checks)
+    ran_on: str | None = None  # where the failed call ran (a Ray actor), if not locally
 
 
 @dataclass(frozen=True)
