@@ -1,0 +1,267 @@
+"""The Ray executor (``worker --executor ray``) on a local Ray instance the
+tests start: CPU, the tiny model, two actors.
+
+The in-process tests share one Ray instance and one pool of two actors
+whose calls are slowed (``--inject-faults slow=...``) so that batches are
+really in flight when an actor is killed or a job cancelled; the driver
+tests run ``nllb-pipeline worker --executor ray`` as a process and kill it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline import service
+from pipeline.config import RunSettings
+from pipeline.errors import ErrorClass
+from pipeline.service import JobOptions, Runtime, TranslatorCache
+from pipeline.store import Store
+from tests.conftest import ROOT, cli_env, run_cli
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+ray_pool = pytest.importorskip("models.ray_pool")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+SETTINGS = RunSettings(device="cpu", batch_tokens=192)
+SAMPLE = (ROOT / "pipeline" / "data" / "sample.md").read_text(encoding="utf-8")
+
+
+def documents(folder: Path, n: int, *, size: int = 1400) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paragraphs = [p for p in SAMPLE.split("\n\n") if p.strip() and not p.startswith(("#", "```"))]
+    paths = []
+    for i in range(n):
+        body, k = [f"Document number {i} begins here."], i
+        while sum(map(len, body)) < size:
+            body.append(paragraphs[k % len(paragraphs)])
+            k += 3
+        path = folder / f"doc{i:02d}.txt"
+        path.write_text("\n\n".join(body) + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def submit(db: Path, paths: list[Path], model: Path) -> list[str]:
+    store = Store(db)
+    try:
+        results = service.submit_paths(store, paths, JobOptions(src="eng_Latn", tgt="fra_Latn",
+                                                                model=str(model)))
+        return [r.job.id for r in results]
+    finally:
+        store.close()
+
+
+def outputs(paths: list[Path]) -> dict[str, bytes]:
+    return {p.name: p.with_name(f"{p.stem}.fra_Latn{p.suffix}").read_bytes() for p in paths}
+
+
+def local_outputs(tmp_path: Path, paths: list[Path], model: Path) -> dict[str, bytes]:
+    """What a local worker makes of the same documents (copies of them)."""
+    folder = tmp_path / "local"
+    folder.mkdir()
+    copies = []
+    for p in paths:
+        copies.append(folder / p.name)
+        copies[-1].write_bytes(p.read_bytes())
+    db = tmp_path / "local.db"
+    submit(db, copies, model)
+    store = Store(db)
+    counts = service.run_worker(store, Runtime(SETTINGS, translators=TranslatorCache(SETTINGS)),
+                                idle_exit_s=0, poll_s=0.05)
+    store.close()
+    assert counts == {"SUCCEEDED": len(paths)}
+    return outputs(copies)
+
+
+def commits(db: Path) -> list[int]:
+    """How often each chunk a batch translated was committed (and any
+    other chunk, if one was committed at all)."""
+    store = Store(db)
+    try:
+        return [c for (c,) in store.db.execute(
+            "SELECT commits FROM chunks WHERE batch_id IS NOT NULL OR commits > 0")]
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def pool(tiny_model):
+    """Two actors on a private Ray instance, each call slowed by 0.05 s."""
+    ray_pool.connect("local")
+    translators = ray_pool.RayTranslators(SETTINGS, ray_pool.PoolOptions(actors=2),
+                                          inject_faults="slow=0.05")
+    yield translators
+    translators.close()
+
+
+def drive(db: Path, translators, **kwargs) -> dict:
+    store = Store(db)
+    try:
+        return service.run_worker(store, Runtime(SETTINGS, translators=translators), jobs=2,
+                                  idle_exit_s=0, poll_s=0.05, **kwargs)
+    finally:
+        store.close()
+
+
+def in_flight(translators) -> int:
+    return sum(p._load[n] for p in translators.pools() for n in list(p._load))
+
+
+def test_ten_documents_through_two_actors_match_a_local_worker(tmp_path, tiny_model, pool):
+    paths = documents(tmp_path / "docs", 10, size=900)
+    db = tmp_path / "ray.db"
+    submit(db, paths, tiny_model)
+    assert drive(db, pool) == {"SUCCEEDED": 10}
+    assert outputs(paths) == local_outputs(tmp_path, paths, tiny_model)
+    assert set(commits(db)) == {1}  # every translated chunk committed exactly once
+    store = Store(db)
+    ran_on = {where for job in store.jobs() for where in store.ran_on_counts(job.id)}
+    actors = {where.split(" pid ")[0] for where in ran_on}
+    batches = store.db.execute("SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()
+    store.close()
+    assert actors == {"actor 1", "actor 2"}, ran_on
+    assert batches[0] >= 15  # enough batches for the window to matter
+
+
+def test_an_actor_killed_while_it_holds_batches_costs_nothing(tmp_path, tiny_model, pool):
+    paths = documents(tmp_path / "docs", 2, size=2400)
+    db = tmp_path / "ray.db"
+    job_ids = submit(db, paths, tiny_model)
+    done = {}
+    driver = threading.Thread(target=lambda: done.update(drive(db, pool)))
+    driver.start()
+    deadline = time.monotonic() + 60
+    while in_flight(pool) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victim = pool.pools()[0].wheres()[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    driver.join(120)
+    assert done == {"SUCCEEDED": 2}
+    assert outputs(paths) == local_outputs(tmp_path, paths, tiny_model)
+    assert set(commits(db)) == {1}
+    logs = [a for job in job_ids for a in run_logs(db, job)]
+    lost = [a for a in logs if a["error_class"] == ErrorClass.WORKER_LOST.value]
+    assert lost and all(a["decision"] == "resend" for a in lost)
+    assert {a["ran_on"] for a in lost} == {str(victim)}
+    text = run_cli("logs", job_ids[0], db=db).stdout + run_cli("logs", job_ids[1], db=db).stdout
+    assert "worker_lost" in text and f"on actor {victim.actor} pid {victim.pid}" in text
+
+
+def run_logs(db: Path, job_id: str) -> list[dict]:
+    import json
+
+    return json.loads(run_cli("logs", job_id, "--json", db=db).stdout)
+
+
+def test_cancel_while_batches_are_in_flight_commits_nothing_after_it(tmp_path, tiny_model,
+                                                                    pool):
+    paths = documents(tmp_path / "docs", 1, size=4000)
+    db = tmp_path / "ray.db"
+    (job_id,) = submit(db, paths, tiny_model)
+    done = {}
+    driver = threading.Thread(target=lambda: done.update(drive(db, pool)))
+    driver.start()
+    store = Store(db)
+
+    def committed() -> int:
+        return store.db.execute("SELECT COUNT(*) FROM batches WHERE job_id = ? AND "
+                                "state = 'committed'", (job_id,)).fetchone()[0]
+
+    deadline = time.monotonic() + 60
+    while (committed() < 2 or in_flight(pool) < 2) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "cancel requested" in run_cli("cancel", job_id, db=db).stdout
+    at_cancel = committed()
+    driver.join(60)
+    assert done == {"CANCELED": 1}
+    # At most the batch whose commit was under way when the cancel landed.
+    assert committed() <= at_cancel + 1
+    pending = store.db.execute("SELECT COUNT(*) FROM batches WHERE job_id = ? AND "
+                               "state = 'pending'", (job_id,)).fetchone()[0]
+    store.close()
+    assert pending > 0  # there was work left to drop
+
+
+def worker_command(*extra: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", "worker", "--executor", "ray", "--ray-address",
+            "local", "--actors", "1", "--idle-exit", "0", "--batch-tokens", "192",
+            "--device", "cpu", *extra]
+
+
+def test_a_driver_killed_mid_job_is_resumed_by_the_next_one(tmp_path, tiny_model):
+    paths = documents(tmp_path / "docs", 1, size=2000)
+    db = tmp_path / "ray.db"
+    (job_id,) = submit(db, paths, tiny_model)
+    proc = subprocess.Popen(worker_command("--inject-faults", "slow=0.3"), env=cli_env(db),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    store = Store(db)
+
+    def committed() -> dict[int, float]:
+        return dict(store.db.execute("SELECT id, committed_at FROM batches WHERE job_id = ? AND "
+                                     "state = 'committed'", (job_id,)).fetchall())
+
+    try:
+        deadline = time.monotonic() + 90
+        while len(committed()) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stdout.read().decode()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray instance it started
+        proc.wait()
+    before = committed()
+    assert before and store.job(job_id).state == "RUNNING"
+    run = subprocess.run(worker_command(), env=cli_env(db), cwd=ROOT, capture_output=True,
+                         text=True, timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 SUCCEEDED" in run.stdout
+    after = committed()
+    store.close()
+    assert {k: after[k] for k in before} == before  # no committed batch ran again
+    assert set(commits(db)) == {1}
+    assert outputs(paths) == local_outputs(tmp_path, paths, tiny_model)
+
+
+def test_ray_errors_are_worker_lost_and_remote_failures_keep_their_class():
+    import ray.exceptions as rex
+
+    for types, _ in ray_pool.ERROR_TABLE:
+        assert ray_pool.classify(types.__new__(types)) is ErrorClass.WORKER_LOST
+    remote = ray_pool.RemoteFailure("oom", "CUDA out of memory")
+    assert ray_pool.classify(remote) is ErrorClass.OOM
+    wrapped = rex.RayTaskError("translate", "Traceback ...", remote)
+    assert ray_pool.classify(wrapped) is ErrorClass.OOM
+    assert ray_pool.classify(ValueError("not Ray's")) is None
+
+
+def test_worker_options_that_do_not_go_together_are_one_line_errors(tmp_path):
+    db = tmp_path / "jobs.db"
+    for args, message in [
+        (["--actors", "2"], "--actors needs --executor ray"),
+        (["--jobs", "3"], "--jobs above 1 needs --executor ray"),
+        (["--executor", "ray", "--ray-address", "10.0.0.1:6379"], "--ray-address takes auto"),
+        (["--executor", "ray", "--fallback-device", "cpu"], "--fallback-device does not apply"),
+    ]:
+        proc = run_cli("worker", "--idle-exit", "0", *args, db=db, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_ray_installed_the_executor_says_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from pipeline.cli import main\n"
+            "sys.exit(main(['worker', '--executor', 'ray', '--idle-exit', '0']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=cli_env(tmp_path / "jobs.db"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'nllb-pipeline[ray]'" in lines[0], proc.stderr
