@@ -160,6 +160,9 @@ class Document:
     def __post_init__(self) -> None:
         self._fence = len(self.parts)  # literals never merge into parts before it
         self._open = False  # between begin_original and end_original
+        # (first, parts counted, their breaks) of the last _breaks call: a
+        # document of n lines would otherwise count O(n^2) parts.
+        self._break_cache = (-1, 0, 0)
 
     def add_literal(self, text: str) -> None:
         if not text:
@@ -241,11 +244,19 @@ class Document:
         self.line_at[len(self.parts)] = line
 
     def _breaks(self, first: int) -> int:
-        """Line breaks that parts[first:] write when translated."""
-        return sum(
-            p.count("\n") if isinstance(p, str) else max(self.units[p].lines - 1, 0)
-            for p in self.parts[first:]
-        )
+        """Line breaks that parts[first:] write when translated. Counted
+        on from the last call with the same ``first``; the last part is
+        counted every time (a literal grows in place)."""
+        cached_first, counted, total = self._break_cache
+        end = len(self.parts) - 1
+        if cached_first != first or counted > end:
+            counted, total = first, 0
+        total += sum(self._part_breaks(p) for p in self.parts[counted:end])
+        self._break_cache = (first, max(counted, end), total)
+        return total + (self._part_breaks(self.parts[end]) if end >= first else 0)
+
+    def _part_breaks(self, part: str | int) -> int:
+        return part.count("\n") if isinstance(part, str) else max(self.units[part].lines - 1, 0)
 
     def _render_parts(self, first: int, translations: dict[int, str]) -> str:
         return "".join(

@@ -45,9 +45,12 @@ class PiecesMixin:
             if not self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
                                      memory=memory, translated_by=translated_by, ran_on=ran_on):
                 return False
-            db.conn.executemany(
-                "UPDATE chunks SET flag = ? WHERE job_id = ? AND (idx = ? OR dup_of = ?)",
-                [(reason, job_id, idx, idx) for idx, reason in flags.items()])
+            # Two statements, not "idx = ? OR dup_of = ?": SQLite answers an OR
+            # of two indexed columns with a scan of the job's chunks, per flag.
+            rows = [(reason, job_id, idx) for idx, reason in flags.items()]
+            db.conn.executemany("UPDATE chunks SET flag = ? WHERE job_id = ? AND idx = ?", rows)
+            db.conn.executemany("UPDATE chunks SET flag = ? WHERE job_id = ? AND dup_of = ?",
+                                rows)
             for idx, rows in replaced.items():
                 self._replace(job_id, idx, rows)
             for attempt in attempts:
