@@ -389,9 +389,10 @@ def test_commit_batch_stores_translations_and_counts_commits(store, clock):
     assert store.job(job.id).updated_at == clock.now
     assert store.token_counts(job.id) == (17, 21)
 
-    store.commit_batch(job.id, batch.id, {0: "Un bis."}, "A")
+    # a result delivered twice commits once (test_commit_batch_twice_commits_once)
+    assert store.commit_batch(job.id, batch.id, {0: "Un bis."}, "A") is False
     again = store.chunks(job.id, [0])[0]
-    assert (again.translation, again.commits) == ("Un bis.", 2)  # a double commit shows
+    assert (again.translation, again.commits) == ("Un.", 1)
 
 
 def test_commit_batch_by_a_worker_that_lost_the_lease_writes_nothing(store, clock):
@@ -428,3 +429,147 @@ def test_record_attempt_round_trip(store, clock):
     assert (second.error_class, second.decision, second.at) == ("network", "retry", clock.now)
     assert len(second.trace_id) == 8  # one is made up when none is given
     assert store.attempts("other") == []
+
+
+# -- idempotent commits -------------------------------------------------------
+
+
+def test_commit_batch_twice_commits_once(store, clock):
+    """A batch sent again after its actor was lost, whose first result
+    arrived after all: the second delivery takes nothing."""
+    job = preprocessed_job(store)
+    c = store.chunks(job.id)
+    store.add_batches(job.id, [[c[1], c[0]]])
+    [batch] = store.batches(job.id)
+    assert store.commit_batch(job.id, batch.id, {1: "Deux.", 0: "Un."}, "A",
+                              translated_by=("hf", "cpu", "float32"),
+                              ran_on="actor 1 pid 10") is True
+    first = store.batches(job.id)[0]
+    updated = store.job(job.id).updated_at
+    clock.advance(5)
+
+    assert store.commit_batch(job.id, batch.id, {1: "Deux bis.", 0: "Un bis."}, "A",
+                              translated_by=("ctranslate2", "cuda:0", "int8"),
+                              ran_on="actor 2 pid 20") is False
+    assert [(x.translation, x.state, x.batch_id, x.commits)
+            for x in store.chunks(job.id, [0, 1])] == [
+        ("Un.", "done", batch.id, 1), ("Deux.", "done", batch.id, 1)]
+    # the batch keeps what its first commit said: when, what and where
+    assert store.batches(job.id) == [first]
+    assert (first.state, first.ran_on, first.backend) == ("committed", "actor 1 pid 10", "hf")
+    assert store.job(job.id).updated_at == updated
+    assert store.token_counts(job.id) == (17, 21)
+    assert not store.db.conn.in_transaction
+
+
+def test_commit_batch_to_a_batch_that_is_not_pending_returns_false(store):
+    job = preprocessed_job(store)
+    c = store.chunks(job.id)
+    store.add_batches(job.id, [[c[0], c[1]], [c[3]]])
+    whole, other = store.batches(job.id)
+    store.split_batch(job.id, whole, [[c[0]], [c[1]]], "A")
+    store.skip_batch(job.id, other.id, [3], "A")
+    before = store.chunks(job.id)
+    assert store.commit_batch(job.id, whole.id, {0: "Un.", 1: "Deux."}, "A") is False  # split
+    assert store.commit_batch(job.id, other.id, {3: "Trois."}, "A") is False  # skipped
+    assert store.commit_batch(job.id, 999, {0: "Un."}, "A") is False  # no such batch
+    other_job, _ = new_job(store, key="other")
+    assert store.claim_job(other_job.id, "A", TTL)
+    half = store.pending_batches(job.id)[0]
+    assert store.commit_batch(other_job.id, half.id, {0: "Un."}, "A") is False  # not its job
+    assert store.chunks(job.id) == before
+    assert [b.state for b in store.batches(job.id)] == ["split", "skipped", "pending", "pending"]
+
+
+def test_a_chunk_no_longer_pending_takes_no_translation(store):
+    job = preprocessed_job(store)
+    c = store.chunks(job.id)
+    store.add_batches(job.id, [[c[0], c[1]]])
+    [batch] = store.batches(job.id)
+    # chunk 0 alone first (the chunk-by-chunk path: the batch stays pending)
+    assert store.commit_batch(job.id, batch.id, {0: "Un."}, "A", final=False) is True
+    assert store.batches(job.id)[0].state == "pending"
+    # then the whole batch: chunk 0 is done already and keeps its translation
+    assert store.commit_batch(job.id, batch.id, {0: "Un bis.", 1: "Deux."}, "A") is True
+    assert [(x.translation, x.state, x.commits) for x in store.chunks(job.id, [0, 1])] == [
+        ("Un.", "done", 1), ("Deux.", "done", 1)]
+    assert store.batches(job.id)[0].state == "committed"
+
+    # a chunk done from the start (no translation needed), and one failed for good
+    store.add_batches(job.id, [[c[3]]])
+    skipped = store.pending_batches(job.id)[0]
+    store.skip_batch(job.id, skipped.id, [3], "A")
+    store.add_batches(job.id, [store.chunks(job.id, [2, 3])])
+    late = store.pending_batches(job.id)[0]
+    assert store.commit_batch(job.id, late.id, {2: "quarante-deux", 3: "Trois."}, "A") is True
+    assert [(x.translation, x.state, x.commits, x.batch_id) for x in store.chunks(job.id, [2, 3])
+            ] == [("42", "done", 0, None), (None, "failed", 0, None)]
+    assert store.token_counts(job.id) == (17, 21)
+
+
+def test_commit_batch_on_a_non_pending_batch_still_checks_the_lease(store, clock):
+    job = preprocessed_job(store, worker="A")
+    c = store.chunks(job.id)
+    store.add_batches(job.id, [[c[0]]])
+    [batch] = store.batches(job.id)
+    assert store.commit_batch(job.id, batch.id, {0: "Un."}, "A")
+    clock.advance(TTL + 1)
+    assert store.claim_job(job.id, "B", TTL)
+    with pytest.raises(LeaseLost):
+        store.commit_batch(job.id, batch.id, {0: "Un."}, "A")
+
+
+def _ladder_step(idx: int) -> dict:
+    return {"chunk_idx": idx, "message": "copied the source", "attempt": 1,
+            "decision": "guarded", "reason": "copy"}
+
+
+def test_commit_checked_on_a_non_pending_batch_takes_nothing_and_records_no_attempts(store):
+    from pipeline.store import NewPiece
+
+    job = preprocessed_job(store)
+    c = store.chunks(job.id)
+    store.add_batches(job.id, [[c[0], c[1]], [c[3]]])
+    done, skipped = store.batches(job.id)
+    assert store.commit_checked(job.id, done.id, "A", accepted={0: "Un.", 1: "Deux."}) is True
+    store.skip_batch(job.id, skipped.id, [3], "A")
+    before = (store.chunks(job.id), store.batches(job.id))
+
+    for batch, chunk in ((done, 0), (skipped, 3)):
+        assert store.commit_checked(
+            job.id, batch.id, "A", accepted={chunk: "Encore."}, flags={chunk: "copy"},
+            replaced={1: [NewPiece("A second,", 4, 1), NewPiece("longer sentence here.", 6, 1)]},
+            attempts=[_ladder_step(chunk)], translated_by=("hf", "cpu", "float32"),
+            ran_on="actor 2 pid 20") is False
+    assert (store.chunks(job.id), store.batches(job.id)) == before  # no flag, no pieces
+    assert store.attempts(job.id) == []
+    assert store.quality_report(job.id)["flagged"] == []
+    assert not store.db.conn.in_transaction
+
+
+def test_commit_checked_twice_records_its_ladder_steps_once(store):
+    job = preprocessed_job(store)
+    c = store.chunks(job.id)
+    store.add_batches(job.id, [[c[0], c[1]]])
+    [batch] = store.batches(job.id)
+    kwargs = dict(accepted={0: "Un.", 1: "Deux."}, flags={1: "length"},
+                  attempts=[_ladder_step(1)])
+    assert store.commit_checked(job.id, batch.id, "A", **kwargs) is True
+    assert store.commit_checked(job.id, batch.id, "A", **kwargs) is False
+    assert [(a.decision, a.chunk_idx, a.error_class) for a in store.attempts(job.id)] == [
+        ("guarded", 1, "quality")]
+    assert [(x.idx, x.flag, x.commits) for x in store.chunks(job.id, [0, 1])] == [
+        (0, None, 1), (1, "length", 1)]
+
+
+def test_commit_checked_flags_only_the_chunks_that_took_a_translation(store):
+    job = preprocessed_job(store)
+    c = store.chunks(job.id)
+    store.add_batches(job.id, [[c[0], c[1]]])
+    [batch] = store.batches(job.id)
+    assert store.commit_checked(job.id, batch.id, "A", accepted={0: "Un."}, final=False)
+    # chunk 0 is done, unflagged; a second delivery judges it otherwise
+    assert store.commit_checked(job.id, batch.id, "A", accepted={0: "UN UN UN.", 1: "Deux."},
+                                flags={0: "loop"}) is True
+    assert [(x.translation, x.flag) for x in store.chunks(job.id, [0, 1])] == [
+        ("Un.", None), ("Deux.", None)]
