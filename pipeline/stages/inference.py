@@ -238,8 +238,7 @@ class _BatchRunner:
         batch's WORKER_LOST attempts; a crashed process is not the batch's
         fault, so no wait)."""
         lost = sum(1 for a in self.store.attempts(self.job.id)
-                   if a.batch_id == batch.id and a.error_class == ErrorClass.WORKER_LOST.value
-                   and a.chunk_idx is None)
+                   if a.batch_id == batch.id and a.decision == "resend")
         decision = self.policy.decide(ErrorClass.WORKER_LOST, lost + 1, self.ctx.rng)
         if not decision.retry:
             return False
@@ -319,12 +318,13 @@ class _BatchRunner:
                 return
             retry = batch.attempts + 1
             delay = self.policy.batch_wait(retry, self.ctx.rng)
-            self.store.record_attempt(
-                self.job.id, "inference", batch_id=batch.id, error_class=last_class,
-                message=f"{len(remaining)} chunk(s) still failing; retrying the batch",
-                attempt=retry, decision="retry_batch", delay_s=delay)
-            self.store.set_batch_retry(batch.id, attempts=retry,
-                                       not_before=self.ctx.clock() + delay)
+            with self.store.transaction():  # the row and the count it stands for
+                self.store.record_attempt(
+                    self.job.id, "inference", batch_id=batch.id, error_class=last_class,
+                    message=f"{len(remaining)} chunk(s) still failing; retrying the batch",
+                    attempt=retry, decision="retry_batch", delay_s=delay)
+                self.store.set_batch_retry(batch.id, attempts=retry,
+                                           not_before=self.ctx.clock() + delay)
             batch = self._reload(batch)
             self._wait(batch, f"batch {self._name(batch)}", error_class=last_class, attempt=retry,
                        limit=self.policy.batch_retries)
@@ -385,16 +385,19 @@ class _BatchRunner:
                                       level_limit=limit)
         if failed.error_class is ErrorClass.OOM:
             self.ctx.translator.recover(ErrorClass.OOM)
-        self._record(failed, batch, chunk=chunk, attempt=attempt_in_round,
-                     decision="retry" if decision.retry else "give_up", delay=decision.delay_s)
         if not decision.retry:
+            self._record(failed, batch, chunk=chunk, attempt=attempt_in_round,
+                         decision="give_up", delay=decision.delay_s)
             if failed.error_class is ErrorClass.OOM and self._split_alone(batch, chunk):
                 return False
             # Used up early (a class limit below chunk_attempts): end the round.
             self.store.add_chunk_attempts(self.job.id, chunk.idx, self.policy.chunk_attempts
                                           - attempt_in_round)
             return False
-        self.store.set_batch_retry(batch.id, not_before=self.ctx.clock() + decision.delay_s)
+        with self.store.transaction():  # the attempt and the wait it starts, or neither
+            self._record(failed, batch, chunk=chunk, attempt=attempt_in_round,
+                         decision="retry", delay=decision.delay_s)
+            self.store.set_batch_retry(batch.id, not_before=self.ctx.clock() + decision.delay_s)
         self._wait(self._reload(batch), f"chunk {chunk.idx}", error_class=failed.error_class,
                    attempt=attempt_in_round + 1, limit=limit)
         return True

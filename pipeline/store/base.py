@@ -94,6 +94,13 @@ class StoreBase:
                 raise
             raise mapped from exc
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several verbs in one transaction: all of their writes, or none
+        (a process killed between two of them leaves neither)."""
+        with self._write():
+            yield
+
     def _migrate(self) -> None:
         with self._write():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -39,9 +39,20 @@ class PiecesMixin:
         repeats too), chunks ``replaced`` by pieces, and one attempt row per
         ladder step (``record_attempt`` keywords; class QUALITY unless
         given). ``translated_by`` and ``ran_on`` as for ``commit_batch``, and
-        idempotent like it: a batch no longer pending takes nothing (False).
-        The lease is checked first."""
+        idempotent like it: a batch no longer pending takes nothing (False),
+        and a chunk no longer pending takes no translation, flag, pieces or
+        ladder rows. The lease is checked first."""
         with self._write() as db:
+            self._check_lease(job_id, worker)
+            judged = {*accepted, *flags, *replaced}
+            pending = {idx for (idx,) in db.execute(
+                "SELECT idx FROM chunks WHERE job_id = ? AND state = 'pending' AND idx IN "
+                f"({','.join('?' * len(judged))})", (job_id, *judged))} if judged else set()
+            accepted = {i: t for i, t in accepted.items() if i in pending}
+            flags = {i: r for i, r in flags.items() if i in pending}
+            replaced = {i: r for i, r in replaced.items() if i in pending}
+            attempts = [a for a in attempts
+                        if a.get("chunk_idx") is None or a["chunk_idx"] in pending]
             if not self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
                                      memory=memory, translated_by=translated_by, ran_on=ran_on):
                 return False
