@@ -30,6 +30,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
@@ -120,12 +122,14 @@ class TranslatorActor:
                      self.translator.describe())
 
     def translate(self, texts: list[str], src_lang: str, tgt_lang: str,
-                  decoding: Decoding) -> tuple[int, list]:
-        """(this process's pid, the translations): the pid says which
-        incarnation ran it, so a batch records the process that really did."""
+                  decoding: Decoding) -> tuple[int, list, float]:
+        """(this process's pid, the translations, seconds the model took):
+        the pid says which incarnation ran it, so a batch records the
+        process that really did; the seconds show the round trip's cost."""
+        start = time.perf_counter()
         try:
-            return os.getpid(), list(self.translator.translate_batch(texts, src_lang, tgt_lang,
-                                                                     decoding))
+            out = list(self.translator.translate_batch(texts, src_lang, tgt_lang, decoding))
+            return os.getpid(), out, time.perf_counter() - start
         except Exception as exc:  # classified here, where torch/ctranslate2 are known
             error_class = self.translator.classify(exc)
             self.translator.recover(error_class)  # free memory after an OOM
@@ -143,6 +147,8 @@ class ActorPool:
         self._counted: set[tuple[int, int]] = set()  # (actor, pid) deaths already counted
         self._restarting: set[int] = set()
         self._lock = threading.Lock()
+        # (seconds from submit to result, seconds the model took) of recent batches
+        self.timings: deque[tuple[float, float]] = deque(maxlen=10_000)
         self.give_up_after = give_up_after
         wheres = ray.get([h.where.remote() for h in handles])
         self._where = {w.actor: w for w in wheres}
@@ -170,6 +176,7 @@ class ActorPool:
             self._load[n] += 1
             handle, where = self._handles[n], self._where[n]
         outer: Future = Future()
+        outer.submitted_at = time.perf_counter()
         try:
             inner = handle.translate.remote(texts, src_lang, tgt_lang, decoding).future()
         except Exception as exc:  # a handle of a dead actor can refuse at once
@@ -183,7 +190,8 @@ class ActorPool:
             self._load[n] = max(0, self._load.get(n, 0) - 1)
         exc = inner.exception()
         if exc is None:
-            pid, translations = inner.result()
+            pid, translations, compute_s = inner.result()
+            self.timings.append((time.perf_counter() - outer.submitted_at, compute_s))
             if pid != where.pid:  # Ray restarted it since we last asked
                 where = replace(where, pid=pid)
                 with self._lock:
@@ -237,8 +245,6 @@ class ActorPool:
     def _await_restart(self, n: int, handle, timeout_s: float = 600.0) -> None:
         """Learn the restarted actor's new process; until then new batches
         go to the others (if there are others)."""
-        import time
-
         deadline = time.monotonic() + timeout_s
         where = None
         while time.monotonic() < deadline:
