@@ -164,7 +164,13 @@ def run_logs(db: Path, job_id: str) -> list[dict]:
 
 def test_cancel_while_batches_are_in_flight_commits_nothing_after_it(tmp_path, tiny_model,
                                                                     pool):
-    paths = documents(tmp_path / "docs", 1, size=4000)
+    from pipeline.samples import generate_text
+
+    # Long enough (seconds on the actors; sentences that do not repeat) that
+    # the cancel command, a process of its own, lands while batches remain.
+    (tmp_path / "docs").mkdir()
+    paths = [tmp_path / "docs" / "long.txt"]
+    paths[0].write_text(generate_text(600, seed=5), encoding="utf-8")
     db = tmp_path / "ray.db"
     (job_id,) = submit(db, paths, tiny_model)
     done = {}
