@@ -8,7 +8,9 @@
    ``--layers``: a batch takes tens of milliseconds or more; or ``--model``)
    and ``--documents`` generated documents of ``--sentences`` sentences.
 2. **local**: one in-process worker (``nllb-pipeline worker``) runs them,
-   with the run defaults (backend auto, the CPU's default batch budget).
+   with the run defaults (backend auto, the CPU's default batch budget),
+   once per ``--local-threads`` value (0, the backend's default, and 1:
+   the actors' setting; on small machines one thread can be the faster).
 3. **ray**: the same documents in a fresh database through
    ``worker --executor ray --ray-address local --actors N --jobs 2``
    (in-process driver, N CPU actors with one CPU and one thread each).
@@ -169,6 +171,9 @@ def main() -> int:
     parser.add_argument("--d-model", type=int, default=512)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--beams", type=int, default=4, help="default 4, as the CLI's")
+    parser.add_argument("--local-threads", type=lambda t: [int(x) for x in t.split(",")],
+                        default=[0, 1], help="the local worker's --threads, one run each "
+                                             "(default 0,1: the backend's default, and one)")
     parser.add_argument("--model", help="checkpoint directory (default: a random model of the "
                                         "shape above)")
     args = parser.parse_args()
@@ -190,21 +195,27 @@ def main() -> int:
         print(f"model {model}{shape}; {args.documents} documents of {args.sentences} sentences, "
               f"beams {args.beams}; {os.cpu_count()} CPUs")
 
-        # 2: one local worker
-        local_docs = make_docs(tmp / "local", args.documents, args.sentences)
-        submit(tmp / "local.db", local_docs, model, args.beams)
-        cache = TranslatorCache(settings)
-        store = Store(tmp / "local.db")
-        start = time.perf_counter()
-        counts = service.run_worker(store, Runtime(settings, translators=cache), idle_exit_s=0,
-                                    poll_s=0.05)
-        local_s = time.perf_counter() - start
-        store.close()
-        local_batches, tokens = totals(tmp / "local.db")
-        info = next(iter(cache._translators.values())).describe()
-        print(f"local: {counts}, {local_s:.1f} s (model load included), {tokens / local_s:.0f} "
-              f"source tokens/s, {local_batches} batches; {info.backend} {info.compute_type}, "
-              f"batch budget {info.default_batch_tokens}")
+        # 2: one local worker, at each --local-threads setting
+        local: dict[int, tuple[float, dict[str, bytes]]] = {}
+        for threads in args.local_threads:
+            folder = f"local{threads}"
+            local_docs = make_docs(tmp / folder, args.documents, args.sentences)
+            submit(tmp / f"{folder}.db", local_docs, model, args.beams)
+            run_settings = replace(settings, threads=threads)
+            cache = TranslatorCache(run_settings)
+            store = Store(tmp / f"{folder}.db")
+            start = time.perf_counter()
+            counts = service.run_worker(store, Runtime(run_settings, translators=cache),
+                                        idle_exit_s=0, poll_s=0.05)
+            local_s = time.perf_counter() - start
+            store.close()
+            local_batches, tokens = totals(tmp / f"{folder}.db")
+            info = next(iter(cache._translators.values())).describe()
+            local[threads] = (local_s, outputs(local_docs))
+            print(f"local, --threads {threads}{' (the default)' if not threads else ''}: "
+                  f"{counts}, {local_s:.1f} s (model load included), {tokens / local_s:.0f} "
+                  f"source tokens/s, {local_batches} batches; {info.backend} "
+                  f"{info.compute_type}, batch budget {info.default_batch_tokens}")
 
         # 3: the Ray executor
         ray_docs = make_docs(tmp / "ray", args.documents, args.sentences)
@@ -230,7 +241,7 @@ def main() -> int:
         print(f"ray:   {counts}, {ray_s:.1f} s after a start-up of {startup_s:.1f} s (Ray and "
               f"{args.actors} actors loading the model), {ray_tokens / ray_s:.0f} source tokens/s, "
               f"{ray_batches} batches")
-        same = outputs(local_docs) == outputs(ray_docs)
+        same = all(out == outputs(ray_docs) for _, out in local.values())
         print(f"outputs identical to the local worker's: {same}")
 
         # 4: the round trip, one batch at a time
@@ -259,8 +270,9 @@ def main() -> int:
 
     overhead = (round_trip - model_s) / model_s
     print()
-    print(f"throughput ray/local:          {local_s / ray_s:.2f}x "
-          f"({args.actors} actors x 1 thread vs one worker with the backend's default threads)")
+    for threads, (local_s, _) in local.items():
+        print(f"throughput ray/local:          {local_s / ray_s:.2f}x ({args.actors} actors x 1 "
+              f"thread against one worker at --threads {threads})")
     print(f"round trip overhead:           {overhead * 100:.1f}% of batch time "
           f"({(round_trip - model_s) / len(trips) * 1000:.1f} ms on a {model_s / len(trips) * 1000:.0f}"
           f" ms batch, {len(trips)} batches one at a time; target < 5%)")
