@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -331,10 +332,12 @@ def connect(address: str) -> None:
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                   configure_logging=False)
     try:
-        if address == "local":
-            ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
-        else:
-            ray.init(address=address, **kwargs)
+        with warnings.catch_warnings():  # Ray Client warns before it raises: one line is ours
+            warnings.simplefilter("ignore")
+            if address == "local":
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
+            else:
+                ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         hint = (" (is a cluster running here? 'ray start --head' starts one; "
