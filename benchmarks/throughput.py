@@ -109,6 +109,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="batch size of method (b) (default 32)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads (default 0 = torch's default)")
+    p.add_argument("--quality", choices=("repair", "flag", "off"), default="repair",
+                   help="the pipeline's --quality (default repair, as the CLI's; on random "
+                        "weights nearly every output loops and the repair ladder runs more "
+                        "batches, which the baselines do not: off compares batching alone)")
     p.add_argument("--repeat", type=int, default=1,
                    help="rounds of every method; the fastest time of each counts (default 1)")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
@@ -255,7 +259,12 @@ def run_pipeline(tr, work: Path, args, beams: int, round_: int) -> tuple[float, 
     argv = ["--db", str(db), "translate", str(doc), "--src", SRC, "--tgt", TGT,
             "-o", str(output), "--model", tr.model_id, "--format", "text",
             "--device", args.device, "--dtype", args.dtype, "--beams", str(beams),
-            "--batch-tokens", str(args.batch_tokens)]  # no --json: it turns the bar off
+            "--quality", args.quality,
+            # The baselines are transformers loops: the pipeline runs on the
+            # same backend (auto would take CTranslate2 where it converts).
+            "--backend", "hf"]  # no --json: it turns the bar off
+    if args.batch_tokens:  # 0: the backend's default, which the CLI refuses as a value
+        argv += ["--batch-tokens", str(args.batch_tokens)]
     stdout, stderr, cls = io.StringIO(), io.StringIO(), hf.HfTranslator
     hf.HfTranslator = factory  # the CLI imports it from models.hf at call time
     try:
