@@ -187,6 +187,16 @@ class ActorPool:
         return outer
 
     def _done(self, n: int, handle, where: Where, inner: Future, outer: Future) -> None:
+        """Settle ``outer`` from ``inner``, whatever goes wrong on the way: an
+        exception in a future's callback is only logged, and a job would wait
+        for ``outer`` for ever."""
+        try:
+            self._settle(n, handle, where, inner, outer)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting job instead
+            if not outer.done():
+                outer.set_exception(exc)
+
+    def _settle(self, n: int, handle, where: Where, inner: Future, outer: Future) -> None:
         with self._lock:
             self._load[n] = max(0, self._load.get(n, 0) - 1)
         exc = inner.exception()

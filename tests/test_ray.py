@@ -271,3 +271,84 @@ def test_without_ray_installed_the_executor_says_how_to_install_it(tmp_path):
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'nllb-pipeline[ray]'" in lines[0], proc.stderr
+
+
+class _Remote:
+    """A stand-in for an actor method: ``.remote()`` gives an object whose
+    ``future()`` is the next of ``outcomes`` (a result or an exception)."""
+
+    def __init__(self, outcomes):
+        self.outcomes = outcomes
+
+    def remote(self, *args):
+        from concurrent.futures import Future
+
+        outcome, future = self.outcomes.pop(0), Future()
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+        return type("Ref", (), {"future": lambda self: future})()
+
+
+def fake_pool(monkeypatch, outcomes, *, give_up_after=3):
+    """An ActorPool over one stand-in actor (pid 100): no Ray processes."""
+    from models.ray_pool import ActorPool, Where
+    from pipeline.translator import TranslatorInfo
+
+    killed = []
+    monkeypatch.setattr(ray_pool.ray, "kill", lambda handle, no_restart: killed.append(no_restart))
+    handle = type("Handle", (), {})()
+    handle.translate = _Remote(outcomes)
+    handle.where = _Remote([])
+    pool = ActorPool.__new__(ActorPool)
+    info = TranslatorInfo("hf", "m", "cuda:0", "float16", 8192, 1024, 1024)
+    # The real constructor asks live actors where they run: set its fields instead.
+    pool._handles, pool._load, pool._deaths = {1: handle}, {1: 0}, {1: 0}
+    pool._counted, pool._restarting, pool.give_up_after = set(), set(), give_up_after
+    pool._lock, pool.timings = threading.Lock(), __import__("collections").deque()
+    pool._where = {1: Where(1, 100, "n" * 16, "gpu-node", info)}
+    pool.info = info
+    monkeypatch.setattr(pool, "_await_restart", lambda n, handle: pool._restarting.discard(n))
+    return pool, killed
+
+
+def test_a_broken_device_restarts_its_actor_and_the_batch_is_worker_lost(monkeypatch):
+    from pipeline.translator import Decoding
+
+    fatal = ray_pool.RemoteFailure("device_fatal", "CUDA error: an illegal memory access")
+    pool, killed = fake_pool(monkeypatch, [fatal, fatal, (100, [], 0.5)])
+    future = pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding())
+    exc = future.exception()
+    assert ray_pool.classify(exc) is ErrorClass.WORKER_LOST
+    assert "illegal memory access" in str(exc) and exc.ran_on.startswith("actor 1 pid 100")
+    assert killed == [False]  # killed so that Ray starts it again: a fresh CUDA context
+    # A second failure of the same process is not a second death.
+    pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).exception()
+    assert pool._deaths[1] == 1 and pool.size == 1
+    assert pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).result().ran_on.startswith(
+        "actor 1 pid 100")
+
+
+def test_an_actor_lost_as_often_as_the_limit_is_given_up(monkeypatch):
+    import ray.exceptions as rex
+
+    from pipeline.errors import PipelineError
+    from pipeline.translator import Decoding
+
+    lost = rex.ActorDiedError()
+    pool, killed = fake_pool(monkeypatch, [lost, lost], give_up_after=2)
+    pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).exception()
+    assert pool.size == 1 and killed == []  # Ray restarts it
+    pool._where[1] = dataclasses_replace(pool._where[1], pid=101)  # the restarted process
+    pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).exception()
+    assert pool.size == 0 and killed == [True]  # given up: Ray must not restart it
+    assert pool._deaths[1] == 2
+    with pytest.raises(PipelineError, match="every Ray actor was given up"):
+        pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding())
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
