@@ -124,10 +124,7 @@ class ChunksMixin:
                            "WHERE id = ?", (*translated_by, batch_id))
             if ran_on is not None:
                 db.execute("UPDATE batches SET ran_on = ? WHERE id = ?", (ran_on, batch_id))
-            pending = {idx for (idx,) in db.execute(
-                "SELECT idx FROM chunks WHERE job_id = ? AND state = 'pending' AND idx IN "
-                f"({','.join('?' * len(translations))})",
-                (job_id, *translations))} if translations else set()
+            pending = self._still_pending(job_id, translations)
             translations = {i: text for i, text in translations.items() if i in pending}
             # ``commits`` counts every committed translation of a chunk, so a
             # chunk translated twice shows up as 2 rather than being hidden.
@@ -145,6 +142,16 @@ class ChunksMixin:
                 )
             db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self.clock(), job_id))
         return True
+
+    def _still_pending(self, job_id: str, idxs) -> set[int]:
+        """Those of ``idxs`` whose chunk is still pending: the only ones a
+        commit may change."""
+        idxs = list(idxs)
+        if not idxs:
+            return set()
+        return {idx for (idx,) in self.db.execute(
+            "SELECT idx FROM chunks WHERE job_id = ? AND state = 'pending' AND idx IN "
+            f"({','.join('?' * len(idxs))})", (job_id, *idxs))}
 
     def add_chunk_attempts(self, job_id: str, idx: int, n: int) -> None:
         """Count ``n`` more tries against a chunk (a round it gave up early)."""

@@ -41,13 +41,10 @@ class PiecesMixin:
         given). ``translated_by`` and ``ran_on`` as for ``commit_batch``, and
         idempotent like it: a batch no longer pending takes nothing (False),
         and a chunk no longer pending takes no translation, flag, pieces or
-        ladder rows. The lease is checked first."""
+        ladder rows. The lease is checked (by ``commit_batch``) before anything
+        is written."""
         with self._write() as db:
-            self._check_lease(job_id, worker)
-            judged = {*accepted, *flags, *replaced}
-            pending = {idx for (idx,) in db.execute(
-                "SELECT idx FROM chunks WHERE job_id = ? AND state = 'pending' AND idx IN "
-                f"({','.join('?' * len(judged))})", (job_id, *judged))} if judged else set()
+            pending = self._still_pending(job_id, {*accepted, *flags, *replaced})
             accepted = {i: t for i, t in accepted.items() if i in pending}
             flags = {i: r for i, r in flags.items() if i in pending}
             replaced = {i: r for i, r in replaced.items() if i in pending}
