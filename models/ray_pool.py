@@ -42,6 +42,7 @@ import ray.exceptions as rex
 from pipeline.config import RunSettings
 from pipeline.errors import ErrorClass, InvalidInput, PipelineError
 from pipeline.retry import RetryPolicy
+from pipeline.service import TranslatorCache
 from pipeline.translator import Decoding, Translations, TranslatorInfo
 
 log = logging.getLogger("nllb_pipeline")
@@ -402,32 +403,25 @@ def start_pool(model: str, settings: RunSettings, options: PoolOptions, *,
     return pool
 
 
-class RayTranslators:
-    """The worker's translator factory on Ray: one actor pool per model,
-    started on first use and shared by every job that names it."""
+class RayTranslators(TranslatorCache):
+    """The worker's translator factory on Ray: a ``TranslatorCache`` whose
+    translator for a model is a pool of actors, started on first use and
+    shared by every job that names it. Faults are injected in the actors."""
 
     def __init__(self, settings: RunSettings, options: PoolOptions, *,
                  policy: RetryPolicy = RetryPolicy(), inject_faults: str | None = None):
-        self.settings, self.options, self.policy = settings, options, policy
-        self.inject_faults = inject_faults
-        self._translators: dict[str, RemoteTranslator] = {}
-        self._lock = threading.Lock()
+        super().__init__(settings, inject_faults=inject_faults)
+        self.options, self.policy = options, policy
 
-    def __call__(self, params) -> RemoteTranslator:
+    def _build(self, model: str) -> RemoteTranslator:
         from models.backends import open_translator
 
-        with self._lock:
-            if params.model not in self._translators:
-                # The driver's copy first: it converts a CTranslate2 model into
-                # the cache before the actors look for it there.
-                local = open_translator(params.model, self.settings)
-                pool = start_pool(params.model, self.settings, self.options, policy=self.policy,
-                                  inject_faults=self.inject_faults)
-                self._translators[params.model] = RemoteTranslator(local, pool)
-            translator = self._translators[params.model]
-        translator.check_language(params.src_lang)
-        translator.check_language(params.tgt_lang)
-        return translator
+        # The driver's copy first: it converts a CTranslate2 model into the
+        # cache before the actors look for it there.
+        local = open_translator(model, self.settings)
+        pool = start_pool(model, self.settings, self.options, policy=self.policy,
+                          inject_faults=self.inject_faults)
+        return RemoteTranslator(local, pool)
 
     def pools(self) -> list[ActorPool]:
         with self._lock:
