@@ -228,7 +228,7 @@ def main() -> int:
         translators = ray_pool.RayTranslators(
             settings, ray_pool.PoolOptions(actors=args.actors, cpus_per_actor=1))
         store = Store(tmp / "ray.db")
-        first = JobParamsFor(store)
+        first = first_job_params(store)
         translators(first)  # start the actors and load the model
         startup_s = time.perf_counter() - start
         pool = translators.pools()[0]
@@ -290,7 +290,7 @@ def main() -> int:
     return 0 if same else 1
 
 
-def JobParamsFor(store: Store):  # noqa: N802 - reads like the type it returns
+def first_job_params(store: Store):
     """The parameters of the first queued job (what the pool is started for)."""
     from pipeline.config import JobParams
 

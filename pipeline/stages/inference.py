@@ -532,17 +532,18 @@ class _BatchRunner:
                 attempt: int = 1, delay: float | None = None, outcome: str = "") -> None:
         trace_id = uuid.uuid4().hex[:8]
         tb = "".join(traceback.format_exception(failed.exc))
+        where_ran = ran_on(failed.exc)
         self.store.record_attempt(
             self.job.id, "inference", batch_id=batch.id,
             chunk_idx=chunk.idx if chunk else None, error_class=failed.error_class,
             message=str(failed.exc).splitlines()[0][:500] if str(failed.exc) else
             type(failed.exc).__name__, tb=tb, attempt=attempt, decision=decision,
-            delay_s=delay, trace_id=trace_id, ran_on=ran_on(failed.exc),
+            delay_s=delay, trace_id=trace_id, ran_on=where_ran,
         )
         name = self._name(batch)
         where = f"chunk {chunk.idx} of batch {name}" if chunk else f"batch {name}"
-        if ran_on(failed.exc):
-            where += f" on {ran_on(failed.exc)}"
+        if where_ran:
+            where += f" on {where_ran}"
         log.warning("[%s] %s failed: %s (%s); %s%s", trace_id, where, failed.error_class.value,
                     str(failed.exc).splitlines()[0][:200] if str(failed.exc) else "",
                     outcome or decision, f" in {delay:.1f} s" if delay else "")
