@@ -16,6 +16,7 @@ converted directory made without ``--copy_files`` has none of its own.
 from __future__ import annotations
 
 import os
+import threading
 from functools import cached_property
 from pathlib import Path
 
@@ -103,6 +104,7 @@ class Checkpoint:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        self.tokenizer_lock = threading.Lock()  # see encode
         self.model_id = resolve_model(model)
         self.converted = is_converted(self.model_id)
         source = resolve_tokenizer(tokenizer) if tokenizer else self.model_id
@@ -148,10 +150,15 @@ class Checkpoint:
         return [len(x) for x in self.encode(texts)]
 
     def encode(self, texts: list[str], src_lang: str | None = None) -> list[list[int]]:
-        """Token ids per text: the source language code, the text, EOS."""
-        if src_lang is not None:
-            self.tokenizer.src_lang = src_lang
-        return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+        """Token ids per text: the source language code, the text, EOS.
+        Safe from several threads (the inference stage counts tokens while
+        the engine's thread encodes the next batch): setting ``src_lang``
+        rebuilds the fast tokenizer's post-processor, which a concurrent
+        encode must not see half-done."""
+        with self.tokenizer_lock:
+            if src_lang is not None and self.tokenizer.src_lang != src_lang:
+                self.tokenizer.src_lang = src_lang
+            return self.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
 
     def check_input_lengths(self, ids: list[list[int]]) -> None:
         longest = max(len(x) for x in ids)

@@ -92,10 +92,11 @@ class HfTranslator:
         # sentence then meets the same padded shape alone, in a full batch
         # or in half of one after an OOM, which halves how often rounding
         # changes a translation (benchmarks/determinism.py).
-        encoded = self.tokenizer(
-            list(texts), return_tensors="pt", padding="max_length", truncation=False,
-            max_length=min(length_bucket(longest), self.checkpoint.max_input_tokens),
-        ).to(self._device)
+        with self.checkpoint.tokenizer_lock:  # padding settings are the tokenizer's state
+            encoded = self.tokenizer(
+                list(texts), return_tensors="pt", padding="max_length", truncation=False,
+                max_length=min(length_bucket(longest), self.checkpoint.max_input_tokens),
+            ).to(self._device)
         budget = decoding.max_new_tokens
         with torch.inference_mode():
             out = model.generate(

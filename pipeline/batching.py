@@ -13,7 +13,7 @@ translation does not depend on what it was batched with.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 
@@ -27,21 +27,27 @@ def plan_batches(chunks: Sequence[Sized], budget_tokens: int, max_size: int,
     """Longest first (an OOM shows up in the first batch, not after an
     hour), each batch as large as ``len(batch) * longest <= budget_tokens``
     allows, never over ``max_size`` sequences, never mixing two output
-    budgets (``output_budget(n_tokens)``); a chunk over the token budget on
-    its own forms a batch of one."""
+    budgets (``output_budget(n_tokens)``, non-decreasing in ``n_tokens``); a
+    chunk over the token budget on its own forms a batch of one."""
     ordered = sorted(chunks, key=lambda c: (-output_budget(c.n_tokens), -c.n_tokens, c.idx))
-    batches: list[list] = []
+    return list(plan_in_order(ordered, budget_tokens, max_size, output_budget))
+
+
+def plan_in_order(ordered: Iterable[Sized], budget_tokens: int, max_size: int,
+                  output_budget: Callable[[int], int] = lambda n: 0) -> Iterator[list]:
+    """``plan_batches`` over chunks already in its order (longest first,
+    ties by index; the store streams them so from an index), one batch at a
+    time: a plan of a million chunks never holds more than a batch."""
     current: list = []
     for chunk in ordered:
         longest = current[0].n_tokens if current else chunk.n_tokens
         if current and ((len(current) + 1) * longest > budget_tokens or len(current) >= max_size
                         or output_budget(chunk.n_tokens) != output_budget(longest)):
-            batches.append(current)
+            yield current
             current = []
         current.append(chunk)
     if current:
-        batches.append(current)
-    return batches
+        yield current
 
 
 def needs_replanning(chunks: Sequence[Sized], budget_tokens: int,

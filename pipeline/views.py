@@ -156,14 +156,13 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
     chunks the model returned empty, the delivery record, and what
     translated the batches (with the device switches, if any), and what the
     placeholders and the quality checks did (``quality``)."""
-    from pipeline.batching import batch_labels
-
     last_error, last_batch = {}, {}
-    for a in store.attempts(job.id):
+    attempts = store.attempts(job.id)
+    for a in attempts:
         if a.chunk_idx is not None:
             last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
             last_batch[a.chunk_idx] = a.batch_id
-    labels = batch_labels(store.batches(job.id))
+    labels = store.batch_labels(a.batch_id for a in attempts)
     return {
         **job_view(store, job, now),
         "job": job.id, "stage": job.stage, "input": job.input_path,
@@ -189,7 +188,7 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         "device_switches": [
             {"at": a.at, "batch": labels.get(a.batch_id), "error_class": a.error_class,
              "message": a.message}
-            for a in store.attempts(job.id) if a.decision == "fallback"
+            for a in attempts if a.decision == "fallback"
         ],
         "delivery": delivery(store, job),
         "failed_chunks": [
@@ -222,15 +221,14 @@ def quality(store: Store, job: Job) -> dict:
 def job_logs(store: Store, job: Job) -> list[dict]:
     """Every failed attempt and what was decided about it, oldest first;
     ``batch`` is the batch's name in the live log (``batch_labels``)."""
-    from pipeline.batching import batch_labels
-
-    labels = batch_labels(store.batches(job.id))
+    attempts = store.attempts(job.id)
+    labels = store.batch_labels(a.batch_id for a in attempts)
     return [
         {**{k: getattr(a, k) for k in ("at", "stage", "batch_id", "chunk_idx", "error_class",
                                        "reason", "attempt", "decision", "delay_s", "trace_id",
                                        "message", "ran_on")},
          "batch": labels.get(a.batch_id)}
-        for a in store.attempts(job.id)
+        for a in attempts
     ]
 
 

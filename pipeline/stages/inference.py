@@ -54,11 +54,13 @@ from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import dataclass
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 
-from pipeline.batching import batch_labels, needs_replanning, plan_batches
+from pipeline.batching import needs_replanning, plan_batches, plan_in_order
 from pipeline.errors import ErrorClass, ran_on
+from pipeline.executors import executor_for
 from pipeline.memory.scope import scope_for
 from pipeline.quality import ladder
 from pipeline.store import Batch, Chunk
@@ -83,6 +85,15 @@ class TokenBudget:
 _AGAIN = "again"  # a batch to send again as it is (its worker was lost)
 
 
+@dataclass
+class _Flight:
+    """A batch in flight: its chunks, and the translator it was sent to."""
+
+    batch: Batch
+    chunks: list[Chunk]
+    translator: object
+
+
 class _Failed(Exception):
     """A translate call failed; carries its class."""
 
@@ -99,21 +110,20 @@ def run(ctx) -> None:
                                model=ctx.params.model, **_profile(info))
     ctx.events.stage_started("inference", total_tokens, done_tokens)
     runner = _BatchRunner(ctx, run_id, done_tokens)
-    runner.plan_uncovered()
-    while True:
-        pending = store.pending_batches(job.id)
-        if not pending:
-            # Repeats their first occurrence cannot fill, and pieces of
-            # replaced chunks, are planned once the stored plan is done.
-            store.settle_waiting(job.id)
-            if runner.plan_uncovered():
-                continue
-            break
-        ctx.check_running()
-        if ctx.translator.describe().concurrency > 1:
-            runner.run_window(pending)
-        else:
-            runner.run(pending[0])
+    try:
+        while True:
+            if not store.has_pending_batches(job.id):
+                # A round is planned only when the one before is done, so a
+                # resumed job plans exactly the rounds an uninterrupted run
+                # does: repeats their first occurrence cannot fill, and pieces
+                # of replaced chunks, go into the next round.
+                store.settle_waiting(job.id)
+                if not runner.plan_round():
+                    break
+            ctx.check_running()
+            runner.run_window()
+    finally:
+        runner.close()
     store.finish_stage(job.id, runner.run_id, "postprocess", ctx.worker)
 
 
@@ -148,17 +158,26 @@ class _BatchRunner:
                                   count_tokens=ctx.translator.count_tokens)
         self._writes_memory = ctx.store.memory_mode(ctx.job.id) != "off"
         self._scopes: dict = {}  # TranslatorInfo -> memory scope id
+        self.executor = executor_for(ctx.translator)
+
+    def close(self) -> None:
+        self.executor.close()
 
     # -- planning -----------------------------------------------------------
 
-    def plan_uncovered(self) -> bool:
-        """Plan batches for pending chunks that no pending batch holds yet.
-        True if there were any."""
-        covered = {i for b in self.store.pending_batches(self.job.id) for i in b.chunk_idxs}
-        uncovered = [c for c in self.store.pending_chunks(self.job.id) if c.idx not in covered]
-        if uncovered:
-            self.store.add_batches(self.job.id, self._plan(uncovered))
-        return bool(uncovered)
+    def plan_round(self) -> bool:
+        """Plan every pending chunk into batches, in one transaction (a kill
+        leaves the whole round planned or none of it). Called only when no
+        batch is pending. True if there were any. The chunks are streamed
+        from the store in plan order, so a round of a million chunks holds
+        one batch at a time."""
+        planned = 0
+        with self.store.transaction():
+            for rung in self.store.pending_rungs(self.job.id):
+                planned += self.store.add_batches(self.job.id, plan_in_order(
+                    self.store.plannable_chunks(self.job.id, rung), self.budget.current,
+                    self.ctx.settings.max_batch_size, self.output_budget))
+        return planned > 0
 
     def _plan(self, chunks: list[Chunk]) -> list[list[Chunk]]:
         """Batches of one ladder rung each (a batch shares its decoding)."""
@@ -237,8 +256,7 @@ class _BatchRunner:
         may be sent again whole (the class's limit, counted over the
         batch's WORKER_LOST attempts; a crashed process is not the batch's
         fault, so no wait)."""
-        lost = sum(1 for a in self.store.attempts(self.job.id)
-                   if a.batch_id == batch.id and a.decision == "resend")
+        lost = self.store.resends(batch.id)
         decision = self.policy.decide(ErrorClass.WORKER_LOST, lost + 1, self.ctx.rng)
         if not decision.retry:
             return False
@@ -247,44 +265,59 @@ class _BatchRunner:
 
     # -- several batches in flight --------------------------------------------
 
-    def run_window(self, pending: list[Batch]) -> None:
-        """Keep up to ``concurrency`` of these batches in flight on the
-        translator (``submit``) and commit each result as it comes back, in
-        any order. A batch in a retry, or one that failed, is handled in
-        turn as ``run`` does, while the others stay in flight. On a cancel
-        or a lost lease nothing more is committed: ``check_running`` raises
-        between results, and what is in flight is dropped."""
-        queue = list(pending)
-        flying: dict[Future, tuple[Batch, list[Chunk]]] = {}
+    def run_window(self) -> None:
+        """Run the pending batches with up to ``window`` calls in flight,
+        committing each result as it comes back, in plan order: the engine
+        translates batch k while batch k+1 is prepared (its pending chunks,
+        its call submitted) and batch k-1 is judged and committed. The
+        window is the translator's own concurrency (Ray actors) or
+        ``LOCAL_WINDOW`` for a model in this process, which runs one call at
+        a time on the executor's thread. A batch in a retry (a stored wait,
+        or a batch round under way) is run alone, in turn, as ``run`` does,
+        once nothing is in flight. On a cancel or a lost lease nothing more
+        is committed: ``check_running`` raises between results, and what is
+        in flight is dropped."""
+        flying: dict[Future, _Flight] = {}
         try:
-            while queue or flying:
-                while queue and len(flying) < self.ctx.translator.describe().concurrency:
-                    batch = queue.pop(0)
+            while True:
+                while len(flying) < self.executor.window:
+                    batch = self.store.next_pending_batch(
+                        self.job.id, besides=[f.batch.id for f in flying.values()])
+                    if batch is None:
+                        break
                     if batch.not_before or batch.attempts:
+                        if flying:
+                            break  # settle what is in flight first
                         self.run(batch)  # resumed in a retry: its waits and rounds, in turn
+                        self.ctx.check_running()
                         continue
                     chunks = self._prepare(batch)
                     if chunks is None:
                         continue
                     self.store.mark_batch_started(batch.id, self.ctx.worker)
-                    flying[self.ctx.translator.submit(
-                        [c.source for c in chunks], self.ctx.params.src_lang,
-                        self.ctx.params.tgt_lang, self._decoding(chunks))] = (batch, chunks)
+                    translator = self.ctx.translator
+                    future = self.executor.submit(translator, [c.source for c in chunks],
+                                                  self.ctx.params.src_lang,
+                                                  self.ctx.params.tgt_lang, self._decoding(chunks))
+                    flying[future] = _Flight(batch, chunks, translator)
                 if not flying:
-                    continue
-                done, _ = wait(flying, timeout=1.0, return_when=FIRST_COMPLETED)
-                self.ctx.check_running()
-                for future in sorted(done, key=lambda f: flying[f][0].seq):
-                    batch, chunks = flying.pop(future)
-                    if self._settle(batch, chunks, future) == _AGAIN:
-                        queue.insert(0, self._reload(batch))
+                    return
+                future = next(iter(flying))  # the oldest: commits keep the plan's order
+                while not wait([future], timeout=1.0)[0]:
                     self.ctx.check_running()
+                flight = flying.pop(future)
+                self._settle(flight, future)
+                self.ctx.check_running()
         finally:
             for future in flying:
                 future.cancel()
 
-    def _settle(self, batch: Batch, chunks: list[Chunk], future: Future):
-        """Commit a batch's result, or handle its failure as ``run`` would."""
+    def _settle(self, flight: _Flight, future: Future):
+        """Commit a batch's result, or handle its failure as ``run`` would.
+        A batch that failed on a translator the run has since left (it moved
+        to its fallback device while this one was in flight) is sent again
+        as it is: it stays pending and the window picks it up next."""
+        batch, chunks = flight.batch, flight.chunks
         exc = future.exception()
         if exc is None:
             translations = future.result()
@@ -292,6 +325,8 @@ class _BatchRunner:
             self._commit(batch, chunks, translations, final=True)
             self.budget.grow()
             return True
+        if flight.translator is not self.ctx.translator:
+            return _AGAIN
         failed = self._classified(exc, batch, chunks)
         if failed is None:  # moved to the fallback device: send it again there
             return _AGAIN
@@ -522,11 +557,12 @@ class _BatchRunner:
         self.store.set_batch_retry(batch.id, not_before=None)
 
     def _reload(self, batch: Batch) -> Batch:
-        return next(b for b in self.store.batches(self.job.id) if b.id == batch.id)
+        return self.store.batch(batch.id)
 
-    def _name(self, batch: Batch) -> str:
+    @staticmethod
+    def _name(batch: Batch) -> str:
         """The batch's name as ``logs`` and ``show`` print it (``batch_labels``)."""
-        return batch_labels(self.store.batches(self.job.id))[batch.id]
+        return batch.label or str(batch.seq + 1)
 
     def _record(self, failed: _Failed, batch: Batch, *, decision: str, chunk: Chunk | None = None,
                 attempt: int = 1, delay: float | None = None, outcome: str = "") -> None:
@@ -550,9 +586,8 @@ class _BatchRunner:
 
     def _last_class(self, chunks: list[Chunk]) -> ErrorClass:
         """The class of the latest failure among these chunks."""
-        attempts = [a for a in self.store.attempts(self.job.id)
-                    if a.chunk_idx in {c.idx for c in chunks}]
-        return ErrorClass(attempts[-1].error_class) if attempts else ErrorClass.INTERNAL
+        last = self.store.last_failure_class(self.job.id, [c.idx for c in chunks])
+        return ErrorClass(last) if last else ErrorClass.INTERNAL
 
     def _log_skip(self, batch: Batch, chunks: list[Chunk], error_class: ErrorClass) -> None:
         self.store.record_attempt(

@@ -4,6 +4,7 @@ wait starts so that a restarted process continues the counts."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from pipeline.store.records import Attempt
 
@@ -34,6 +35,20 @@ class AttemptsMixin:
 
     def attempts(self, job_id: str) -> list[Attempt]:
         return self._all(Attempt, "SELECT * FROM attempts WHERE job_id = ? ORDER BY id", (job_id,))
+
+    def resends(self, batch_id: int) -> int:
+        """Times a batch was sent again after its worker was lost."""
+        return self.db.execute("SELECT COUNT(*) FROM attempts WHERE batch_id = ? "
+                               "AND decision = 'resend'", (batch_id,)).fetchone()[0]
+
+    def last_failure_class(self, job_id: str, idxs: Sequence[int]) -> str | None:
+        """The class of the latest failed attempt of any of these chunks."""
+        if not idxs:
+            return None
+        row = self.db.execute(
+            "SELECT error_class FROM attempts WHERE job_id = ? AND chunk_idx IN "
+            f"({','.join('?' * len(idxs))}) ORDER BY id DESC LIMIT 1", (job_id, *idxs)).fetchone()
+        return row[0] if row else None
 
     def open_attempts(self, job_id: str, stage: str) -> list[Attempt]:
         """The failed attempts of ``stage`` in its current round: since the

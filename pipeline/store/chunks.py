@@ -4,9 +4,10 @@ the transaction that commits a batch's translations."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from pipeline.store.records import Batch, Chunk
+from pipeline.batching import Sized
+from pipeline.store.records import Batch, Chunk, Plannable
 
 
 class ChunksMixin:
@@ -41,46 +42,107 @@ class ChunksMixin:
         them out. A replaced chunk hands its tokens on to its pieces
         (``share``: its tokens split in proportion to theirs), so the total
         does not change and the done count never goes back when a chunk is
-        replaced."""
-        row = self.db.execute(
-            "SELECT COALESCE(SUM(CASE WHEN state = 'done' THEN COALESCE(share, n_tokens) END), 0), "
-            "COALESCE(SUM(CASE WHEN state != 'replaced' THEN COALESCE(share, n_tokens) END), 0) "
-            "FROM chunks WHERE job_id = ? AND reused IS NULL AND dup_of IS NULL",
-            (job_id,),
-        ).fetchone()
-        return round(row[0]), round(row[1])
+        replaced. Kept on the job row by triggers (migration 8), so this
+        reads one row however large the job is."""
+        row = self.db.execute("SELECT tokens_done, tokens_total FROM jobs WHERE id = ?",
+                              (job_id,)).fetchone()
+        return (round(row[0]), round(row[1])) if row else (0, 0)
 
-    def add_batches(self, job_id: str, batches: Sequence[Sequence[Chunk]], *, parent_id=None,
+    def pending_rungs(self, job_id: str) -> list[int]:
+        """The ladder rungs that pending chunks are decoded at, in order."""
+        return [r for (r,) in self.db.execute(
+            "SELECT DISTINCT rung FROM chunks WHERE job_id = ? AND state = 'pending' ORDER BY rung",
+            (job_id,))]
+
+    def plannable_chunks(self, job_id: str, rung: int) -> Iterator[Plannable]:
+        """The pending chunks of one rung, longest first (ties by index): the
+        order ``pipeline.batching.plan_in_order`` plans in, streamed rather
+        than held, so planning a million chunks holds a batch at a time."""
+        cursor = self.db.execute(
+            "SELECT idx, n_tokens, rung FROM chunks WHERE job_id = ? AND state = 'pending' "
+            "AND rung = ? ORDER BY n_tokens DESC, idx", (job_id, rung))
+        for row in cursor:
+            yield Plannable(*row)
+
+    def add_batches(self, job_id: str, batches: Iterable[Sequence[Sized]], *, parent_id=None,
                     seq_start: int | None = None, same_seq: bool = False,
-                    attempts: int = 0) -> None:
-        """Persist a batch plan, so a resumed job runs the same batches.
+                    attempts: int = 0) -> int:
+        """Persist a batch plan, so a resumed job runs the same batches, and
+        each batch's label (``batch_labels``: ``12``, or ``12.1`` for the
+        first part of a split batch 12). ``batches`` may be a generator: it
+        is written as it comes. Returns the number of batches.
 
-        ``same_seq``: all get ``seq_start`` (the halves of a split batch run
+        ``same_seq``: all get ``seq_start`` (the parts of a split batch run
         right where their parent would have, in insertion order)."""
         with self._write() as db:
             if seq_start is None:
                 seq_start = db.execute(
                     "SELECT COALESCE(MAX(seq), -1) + 1 FROM batches WHERE job_id = ?", (job_id,)
                 ).fetchone()[0]
-            db["batches"].insert_all(
-                {
-                    "job_id": job_id, "seq": seq_start + (0 if same_seq else i),
-                    "chunk_idxs": json.dumps([c.idx for c in batch]),
-                    "padded_tokens": len(batch) * max(c.n_tokens for c in batch),
-                    "source_tokens": sum(c.n_tokens for c in batch),
-                    "state": "pending", "parent_id": parent_id, "attempts": attempts,
-                }
-                for i, batch in enumerate(batches)
-            )
+            prefix = None
+            if parent_id is not None:
+                row = db.execute("SELECT label FROM batches WHERE id = ?", (parent_id,)).fetchone()
+                prefix = (row[0] if row and row[0] else str(parent_id)) + "."
+            count = 0
+
+            def rows():
+                nonlocal count
+                for i, batch in enumerate(batches):
+                    count += 1
+                    seq = seq_start + (0 if same_seq else i)
+                    yield {
+                        "job_id": job_id, "seq": seq,
+                        "chunk_idxs": json.dumps([c.idx for c in batch]),
+                        "padded_tokens": len(batch) * max(c.n_tokens for c in batch),
+                        "source_tokens": sum(c.n_tokens for c in batch),
+                        "state": "pending", "parent_id": parent_id, "attempts": attempts,
+                        "label": f"{prefix}{i + 1}" if prefix else str(seq + 1),
+                    }
+
+            db["batches"].insert_all(rows(), batch_size=500)
+        return count
 
     def pending_batches(self, job_id: str) -> list[Batch]:
+        """Every pending batch of the job, in plan order (a read for tests
+        and reports: the inference loop takes one at a time,
+        ``next_pending_batch``)."""
         return self._all(
             Batch, "SELECT * FROM batches WHERE job_id = ? AND state = 'pending' ORDER BY seq, id",
             (job_id,),
         )
 
     def batches(self, job_id: str) -> list[Batch]:
+        """Every batch of the job (reports, tests, benchmarks; never the
+        inference loop)."""
         return self._all(Batch, "SELECT * FROM batches WHERE job_id = ? ORDER BY id", (job_id,))
+
+    def next_pending_batch(self, job_id: str, *, besides: Sequence[int] = ()) -> Batch | None:
+        """The pending batch that runs next (plan order: ``seq``, then
+        insertion), other than ``besides`` (batches already in flight). One
+        indexed lookup that steps over at most ``len(besides)`` rows."""
+        marks = ",".join("?" * len(besides))
+        return self._one(
+            Batch, "SELECT * FROM batches WHERE job_id = ? AND state = 'pending' "
+            + (f"AND id NOT IN ({marks}) " if besides else "") + "ORDER BY seq, id LIMIT 1",
+            (job_id, *besides))
+
+    def has_pending_batches(self, job_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM batches WHERE job_id = ? AND state = 'pending' "
+                               "LIMIT 1", (job_id,)).fetchone() is not None
+
+    def batch_labels(self, batch_ids: Iterable[int | None]) -> dict[int, str]:
+        """{batch id: label} of these batches (as the live log names them)."""
+        ids = sorted({i for i in batch_ids if i is not None})
+        labels: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            labels.update(self.db.execute(
+                f"SELECT id, label FROM batches WHERE id IN ({','.join('?' * len(part))})",
+                part).fetchall())
+        return labels
+
+    def batch(self, batch_id: int) -> Batch | None:
+        return self._one(Batch, "SELECT * FROM batches WHERE id = ?", (batch_id,))
 
     def mark_batch_started(self, batch_id: int, worker: str) -> None:
         with self._write() as db:

@@ -74,6 +74,16 @@ class Batch:
     device: str | None = None
     compute_type: str | None = None
     ran_on: str | None = None  # a Ray actor and its node; None: the worker's own process
+    label: str | None = None  # the name users read: "12", "12.1" (``add_batches``)
+
+
+@dataclass(frozen=True)
+class Plannable:
+    """What planning needs of a pending chunk (``plannable_chunks``)."""
+
+    idx: int
+    n_tokens: int
+    rung: int
 
 
 @dataclass(frozen=True)
