@@ -57,3 +57,15 @@ class FakeTranslator:
 
     def recover(self, error_class: ErrorClass) -> None:
         pass
+
+
+class WordSwapTranslator(FakeTranslator):
+    """A fake whose output the quality guards accept: each word becomes an
+    invented one (reversed, plus "a"), numbers are copied, and every
+    translation ends before its budget, as a trained model's does."""
+
+    def translate_batch(self, texts, src_lang, tgt_lang, decoding):
+        self.calls.append(list(texts))
+        return [Translation(" ".join(w if w.isdigit() else w[::-1].lower() + "a"
+                                     for w in t.split()), len(t.split()), True)
+                for t in texts]

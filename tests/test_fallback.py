@@ -81,7 +81,10 @@ def test_a_fatal_device_error_moves_the_run_to_the_fallback_device(tmp_path, tin
     faulty = FaultInjectingTranslator(PretendGpu(ct2), FaultSpec(device_fatal=0.1, seed=2))
     final = run_job(store, broken.id, faulty, settings=SETTINGS)
     assert final.state == "SUCCEEDED"
-    assert faulty.injected["device_fatal"] == 1
+    # The call that broke the device, and the one queued behind it in the
+    # local window, which fails on the broken device too and is sent again
+    # on the fallback without counting as an attempt.
+    assert faulty.injected["device_fatal"] in (1, 2)
     assert (tmp_path / "broken.txt").read_bytes() == (tmp_path / "clean.txt").read_bytes()
     batches = sorted((b for b in store.batches(broken.id) if b.state == "committed"),
                      key=lambda b: b.committed_at)

@@ -146,7 +146,9 @@ def test_the_queue_delivers_a_collected_job_again_when_it_is_submitted_again(tmp
 
 def test_status_shows_the_eta_and_percent_the_progress_bar_shows(tmp_path, tiny_model):
     """The bar's own JobEta and the status view of the same running job,
-    compared before every batch of a real run."""
+    compared at every committed batch of a real run, as of the moment the
+    previous commit stored the job's progress (the engine runs the next
+    batch meanwhile, so "now" differs between any two readers)."""
     doc = tmp_path / "doc.txt"
     doc.write_text(generate_text(40, seed=4))
     store = Store(tmp_path / "jobs.db")
@@ -158,33 +160,42 @@ def test_status_shows_the_eta_and_percent_the_progress_bar_shows(tmp_path, tiny_
     inner = HfTranslator(str(tiny_model))
     bar = {}
     seen = []
+    frozen: list[float] = []
+
+    def clock() -> float:
+        return frozen[-1] if frozen else time.time()
 
     class Bar(Events):
         def __init__(self):
-            self.eta = JobEta(history_for(store, inner, str(tiny_model)), time.time)
+            self.eta = JobEta(history_for(store, inner, str(tiny_model)), clock)
 
         def stage_started(self, stage, total, done=0.0):
             self.eta.stage_started(stage, total, done)
 
         def stage_progress(self, stage, done):
+            if stage == "inference":
+                self.compare()  # before this commit: as the last one left both
             self.eta.stage_progress(stage, done)
 
         def stage_finished(self, stage):
             self.eta.stage_finished(stage)
 
+        def compare(self):
+            reader = Store(tmp_path / "jobs.db")
+            job = reader.job(submitted.job.id)
+            at = json.loads(job.progress)["at"]
+            view = views.job_view(reader, job, at)
+            frozen.append(at)
+            seen.append((view["state"], view["percent"], view["eta_seconds"],
+                         round(100 * self.eta.fraction, 1), self.eta.seconds_left()))
+            frozen.pop()
+            reader.close()
+
     class Watching:
-        """The real translator; before each batch, what status would say now."""
+        """The real translator."""
 
         def __getattr__(self, name):
             return getattr(inner, name)
-
-        def translate_batch(self, texts, src, tgt, decoding):
-            reader = Store(tmp_path / "jobs.db")
-            view = views.job_view(reader, reader.job(submitted.job.id), time.time())
-            seen.append((view["state"], view["percent"], view["eta_seconds"],
-                         round(100 * bar["bar"].eta.fraction, 1), bar["bar"].eta.seconds_left()))
-            reader.close()
-            return inner.translate_batch(texts, src, tgt, decoding)
 
     bar["bar"] = Bar()
     from pipeline.config import RunSettings

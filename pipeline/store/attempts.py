@@ -25,13 +25,13 @@ class AttemptsMixin:
             if chunk_idx is not None:
                 db.execute("UPDATE chunks SET attempts = attempts + 1 WHERE job_id = ? AND idx = ?",
                            (job_id, chunk_idx))
-            db["attempts"].insert({
-                "job_id": job_id, "stage": stage, "batch_id": batch_id, "chunk_idx": chunk_idx,
-                "error_class": getattr(error_class, "value", error_class), "message": message,
-                "traceback": tb, "attempt": attempt, "delay_s": delay_s, "decision": decision,
-                "trace_id": trace_id or uuid.uuid4().hex[:8], "at": self.clock(), "reason": reason,
-                "ran_on": ran_on,
-            })
+            db.execute(
+                "INSERT INTO attempts (job_id, stage, batch_id, chunk_idx, error_class, message, "
+                "traceback, attempt, delay_s, decision, trace_id, at, reason, ran_on) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, stage, batch_id, chunk_idx, getattr(error_class, "value", error_class),
+                 message, tb, attempt, delay_s, decision, trace_id or uuid.uuid4().hex[:8],
+                 self.clock(), reason, ran_on))
 
     def attempts(self, job_id: str) -> list[Attempt]:
         return self._all(Attempt, "SELECT * FROM attempts WHERE job_id = ? ORDER BY id", (job_id,))

@@ -207,13 +207,14 @@ class ChunksMixin:
 
     def _still_pending(self, job_id: str, idxs) -> set[int]:
         """Those of ``idxs`` whose chunk is still pending: the only ones a
-        commit may change."""
+        commit may change. Looked up by key: a condition on ``state`` would
+        let SQLite walk the job's pending chunks instead."""
         idxs = list(idxs)
         if not idxs:
             return set()
-        return {idx for (idx,) in self.db.execute(
-            "SELECT idx FROM chunks WHERE job_id = ? AND state = 'pending' AND idx IN "
-            f"({','.join('?' * len(idxs))})", (job_id, *idxs))}
+        return {idx for idx, state in self.db.execute(
+            f"SELECT idx, state FROM chunks WHERE job_id = ? AND idx IN ({','.join('?' * len(idxs))})",
+            (job_id, *idxs)) if state == "pending"}
 
     def add_chunk_attempts(self, job_id: str, idx: int, n: int) -> None:
         """Count ``n`` more tries against a chunk (a round it gave up early)."""

@@ -84,12 +84,13 @@ class PiecesMixin:
         weights = [r.n_tokens for r in rows] if any(r.n_tokens for r in rows) else [1] * len(rows)
         first = self.db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM chunks WHERE job_id = ?",
                                 (job_id,)).fetchone()[0]
-        self.db["chunks"].insert_all(
-            {"job_id": job_id, "idx": first + i, "unit": parent.unit, "source": r.source,
-             "n_tokens": r.n_tokens, "state": "pending" if r.n_tokens else "done",
-             "translation": None if r.n_tokens else r.source, "parent": idx,
-             "protected": r.protected, "rung": r.rung, "share": share * w / sum(weights)}
-            for i, (r, w) in enumerate(zip(rows, weights)))
+        self.db.conn.executemany(
+            "INSERT INTO chunks (job_id, idx, unit, source, n_tokens, state, translation, parent, "
+            "protected, rung, share) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(job_id, first + i, parent.unit, r.source, r.n_tokens,
+              "pending" if r.n_tokens else "done", None if r.n_tokens else r.source, idx,
+              r.protected, r.rung, share * w / sum(weights))
+             for i, (r, w) in enumerate(zip(rows, weights))])
         self.db.execute("UPDATE chunks SET state = 'replaced' WHERE job_id = ? AND idx = ?",
                         (job_id, idx))
 
