@@ -20,6 +20,9 @@ when the job is already done and no model would be loaded.
 from __future__ import annotations
 
 import math
+import os
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.errors import InvalidInput
@@ -69,3 +72,28 @@ class FaultSpec:
         fatal = f",device_fatal={self.device_fatal}" if self.device_fatal else ""
         slow = f",slow={self.slow}" if self.slow else ""
         return f"oom={self.oom},transient={self.transient}{fatal}{slow},seed={self.seed}"
+
+
+KILL_AFTER_COMMITS_VAR = "NLLB_PIPELINE_KILL_AFTER_COMMITS"
+
+
+def kill_after_commits() -> Callable[[], None]:
+    """A crash-test hook, called after every committed batch: with
+    ``$NLLB_PIPELINE_KILL_AFTER_COMMITS=K`` the process SIGKILLs itself right
+    after its K-th commit, whatever is in flight (the engine's next call, a
+    prepared batch). A chain of such runs kills a job at every batch
+    boundary in turn (``tests/test_kill_every_batch.py``). Unset: nothing."""
+    value = os.environ.get(KILL_AFTER_COMMITS_VAR, "")
+    if not value:
+        return lambda: None
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidInput(f"${KILL_AFTER_COMMITS_VAR} must be a whole number of commits >= 1, "
+                           f"not {value!r}")
+    left = [int(value)]
+
+    def after_commit() -> None:
+        left[0] -= 1
+        if left[0] == 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_commit

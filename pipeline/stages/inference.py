@@ -61,6 +61,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pipeline.batching import needs_replanning, plan_batches, plan_in_order
 from pipeline.errors import ErrorClass, ran_on
 from pipeline.executors import executor_for
+from pipeline.faults import kill_after_commits
 from pipeline.memory.scope import scope_for
 from pipeline.quality import ladder
 from pipeline.store import Batch, Chunk
@@ -159,6 +160,7 @@ class _BatchRunner:
         self._writes_memory = ctx.store.memory_mode(ctx.job.id) != "off"
         self._scopes: dict = {}  # TranslatorInfo -> memory scope id
         self.executor = executor_for(ctx.translator)
+        self._committed = kill_after_commits()  # a crash test's hook; nothing when unset
 
     def close(self) -> None:
         self.executor.close()
@@ -531,6 +533,7 @@ class _BatchRunner:
                                   final=final, memory=memory, translated_by=self.translated_by,
                                   ran_on=translations.ran_on
                                   if isinstance(translations, Translations) else None)
+        self._committed()
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)
 
