@@ -157,12 +157,12 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
     translated the batches (with the device switches, if any), and what the
     placeholders and the quality checks did (``quality``)."""
     last_error, last_batch = {}, {}
-    attempts = store.attempts(job.id)
-    for a in attempts:
-        if a.chunk_idx is not None:
-            last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
-            last_batch[a.chunk_idx] = a.batch_id
-    labels = store.batch_labels(a.batch_id for a in attempts)
+    failed = store.chunks_in_state(job.id, "failed")
+    switches = store.attempts_with_decision(job.id, "fallback")
+    for a in store.attempts_of_chunks(job.id, [c.idx for c in failed]):
+        last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
+        last_batch[a.chunk_idx] = a.batch_id
+    labels = store.batch_labels([*last_batch.values(), *(a.batch_id for a in switches)])
     return {
         **job_view(store, job, now),
         "job": job.id, "stage": job.stage, "input": job.input_path,
@@ -188,13 +188,13 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         "device_switches": [
             {"at": a.at, "batch": labels.get(a.batch_id), "error_class": a.error_class,
              "message": a.message}
-            for a in attempts if a.decision == "fallback"
+            for a in switches
         ],
         "delivery": delivery(store, job),
         "failed_chunks": [
             {"chunk": c.idx, "batch": labels.get(last_batch.get(c.idx)),
              "source": c.source[:80], "attempts": c.attempts, "last_error": last_error.get(c.idx)}
-            for c in store.chunks_in_state(job.id, "failed")
+            for c in failed
         ],
         "empty_chunks": store.empty_chunks(job.id),  # translated to nothing: source kept
         **quality(store, job),

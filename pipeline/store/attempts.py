@@ -36,6 +36,19 @@ class AttemptsMixin:
     def attempts(self, job_id: str) -> list[Attempt]:
         return self._all(Attempt, "SELECT * FROM attempts WHERE job_id = ? ORDER BY id", (job_id,))
 
+    def attempts_with_decision(self, job_id: str, decision: str) -> list[Attempt]:
+        return self._all(Attempt, "SELECT * FROM attempts WHERE job_id = ? AND decision = ? "
+                                  "ORDER BY id", (job_id, decision))
+
+    def attempts_of_chunks(self, job_id: str, idxs: Sequence[int]) -> list[Attempt]:
+        """The attempts of these chunks, oldest first."""
+        found: list[Attempt] = []
+        for start in range(0, len(idxs), 500):
+            part = list(idxs[start:start + 500])
+            found += self._all(Attempt, "SELECT * FROM attempts WHERE job_id = ? AND chunk_idx IN "
+                                        f"({','.join('?' * len(part))})", (job_id, *part))
+        return sorted(found, key=lambda a: a.id)
+
     def resends(self, batch_id: int) -> int:
         """Times a batch was sent again after its worker was lost."""
         return self.db.execute("SELECT COUNT(*) FROM attempts WHERE batch_id = ? "

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 
 from pipeline.batching import Sized
+from pipeline.store.migrations import CHUNK_STATES
 from pipeline.store.records import Batch, Chunk, Plannable
 
 
@@ -30,10 +31,11 @@ class ChunksMixin:
         )
 
     def chunk_counts(self, job_id: str) -> dict[str, int]:
-        rows = self.db.execute(
-            "SELECT state, COUNT(*) FROM chunks WHERE job_id = ? GROUP BY state", (job_id,)
-        ).fetchall()
-        return dict(rows)
+        """The job's chunks by state (only states it has), from its counters."""
+        row = self.db.execute(
+            f"SELECT {', '.join('chunks_' + s for s in CHUNK_STATES)} FROM jobs WHERE id = ?",
+            (job_id,)).fetchone()
+        return {s: round(n) for s, n in zip(CHUNK_STATES, row or ()) if round(n)}
 
     def token_counts(self, job_id: str) -> tuple[int, int]:
         """(source tokens of done chunks, source tokens of all chunks), of
@@ -207,14 +209,14 @@ class ChunksMixin:
 
     def _still_pending(self, job_id: str, idxs) -> set[int]:
         """Those of ``idxs`` whose chunk is still pending: the only ones a
-        commit may change. Looked up by key: a condition on ``state`` would
-        let SQLite walk the job's pending chunks instead."""
+        commit may change. One seek per chunk in ``chunks_by_state``
+        (job, state, idx)."""
         idxs = list(idxs)
         if not idxs:
             return set()
-        return {idx for idx, state in self.db.execute(
-            f"SELECT idx, state FROM chunks WHERE job_id = ? AND idx IN ({','.join('?' * len(idxs))})",
-            (job_id, *idxs)) if state == "pending"}
+        return {idx for (idx,) in self.db.execute(
+            "SELECT idx FROM chunks WHERE job_id = ? AND state = 'pending' AND idx IN "
+            f"({','.join('?' * len(idxs))})", (job_id, *idxs))}
 
     def add_chunk_attempts(self, job_id: str, idx: int, n: int) -> None:
         """Count ``n`` more tries against a chunk (a round it gave up early)."""

@@ -139,7 +139,7 @@ class MemoryMixin:
         """Chunks waiting on chunks that failed for good fail with them."""
         if idxs:
             self.db.execute(
-                f"UPDATE chunks SET state = 'failed' WHERE job_id = ? AND state = 'waiting' "
+                f"UPDATE chunks SET state = 'failed' WHERE job_id = ? AND +state = 'waiting' "
                 f"AND dup_of IN ({','.join('?' * len(idxs))})", (job_id, *idxs))
 
     def settle_waiting(self, job_id: str) -> int:
@@ -173,14 +173,15 @@ class MemoryMixin:
 
     def reuse_counts(self, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
         """{job: {"memory": n, "document": n}}: chunks that got their
-        translation without inference, for each of ``job_ids``."""
+        translation without inference, for each of ``job_ids`` (the jobs'
+        counters)."""
         counts = {job_id: {"memory": 0, "document": 0} for job_id in job_ids}
         for start in range(0, len(job_ids), _LOOKUP_AT_ONCE):
             part = list(job_ids[start:start + _LOOKUP_AT_ONCE])
-            for job_id, reused, n in self.db.execute(
-                    "SELECT job_id, reused, COUNT(*) FROM chunks WHERE reused IS NOT NULL AND "
-                    f"job_id IN ({','.join('?' * len(part))}) GROUP BY job_id, reused", part):
-                counts[job_id][reused] = n
+            for job_id, memory, document in self.db.execute(
+                    "SELECT id, reused_memory, reused_document FROM jobs WHERE id IN "
+                    f"({','.join('?' * len(part))})", part):
+                counts[job_id] = {"memory": round(memory), "document": round(document)}
         return counts
 
     def reuse_in_window(self, cutoff: float) -> tuple[int, int, int]:

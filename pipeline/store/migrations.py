@@ -6,6 +6,89 @@ appending one. ``PRAGMA user_version`` records how many have been applied.
 
 from __future__ import annotations
 
+
+# A chunk's contribution to its job's counters (migration 8), as SQL over a
+# row alias (NEW or OLD): source tokens as ``token_counts`` defines them (of
+# the chunks inference translates; a replaced chunk's tokens are its
+# pieces'), chunks by state, and chunks reused from the memory or from an
+# earlier chunk of the document, and the placeholders the document's chunks
+# carry.
+CHUNK_STATES = ("pending", "waiting", "done", "failed", "replaced")
+_TRANSLATED = "{r}.reused IS NULL AND {r}.dup_of IS NULL"
+COUNTERS: dict[str, str] = {
+    "tokens_done": f"CASE WHEN {_TRANSLATED} AND {{r}}.state = 'done' "
+                   "THEN COALESCE({r}.share, {r}.n_tokens) ELSE 0 END",
+    "tokens_total": f"CASE WHEN {_TRANSLATED} AND {{r}}.state != 'replaced' "
+                    "THEN COALESCE({r}.share, {r}.n_tokens) ELSE 0 END",
+    **{f"chunks_{state}": f"({{r}}.state = '{state}')" for state in CHUNK_STATES},
+    "reused_memory": "({r}.reused IS 'memory')",
+    "reused_document": "({r}.reused IS 'document')",
+    # placeholders in the document's own chunks (never changes after insert)
+    "protected_pieces": "CASE WHEN {r}.parent IS NULL AND {r}.protected IS NOT NULL "
+                        "THEN json_array_length({r}.protected) ELSE 0 END",
+}
+
+
+def _counter_migration() -> str:
+    columns = "\n".join(f"ALTER TABLE jobs ADD COLUMN {name} REAL NOT NULL DEFAULT 0;"
+                        for name in COUNTERS)
+    backfill = ",\n    ".join(
+        f"{name} = (SELECT COALESCE(SUM({expr.format(r='c')}), 0) FROM chunks c "
+        "WHERE c.job_id = jobs.id)" for name, expr in COUNTERS.items())
+
+    def change(sign: str, row: str) -> str:
+        return ", ".join(f"{name} = {name} {sign} {expr.format(r=row)}"
+                         for name, expr in COUNTERS.items())
+
+    both = ", ".join(f"{name} = {name} - {expr.format(r='OLD')} + {expr.format(r='NEW')}"
+                     for name, expr in COUNTERS.items())
+    watched = ("state", "share", "n_tokens", "reused", "dup_of")
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in watched)
+    return f"""
+    {columns}
+    UPDATE jobs SET
+    {backfill};
+    CREATE TRIGGER chunks_count_insert AFTER INSERT ON chunks
+    BEGIN UPDATE jobs SET {change("+", "NEW")} WHERE id = NEW.job_id; END;
+    CREATE TRIGGER chunks_count_delete AFTER DELETE ON chunks
+    BEGIN UPDATE jobs SET {change("-", "OLD")} WHERE id = OLD.job_id; END;
+    CREATE TRIGGER chunks_count_update AFTER UPDATE OF {", ".join(watched)} ON chunks
+        WHEN {changed}
+    BEGIN UPDATE jobs SET {both} WHERE id = NEW.job_id; END;
+    ALTER TABLE batches ADD COLUMN label TEXT;
+    CREATE TEMP TABLE batch_label_backfill (id INTEGER PRIMARY KEY, label TEXT NOT NULL);
+    INSERT INTO batch_label_backfill (id, label)
+        WITH RECURSIVE numbered AS (
+            SELECT id, parent_id, seq,
+                   ROW_NUMBER() OVER (PARTITION BY parent_id ORDER BY id) AS part
+            FROM batches),
+        labelled (id, label) AS (
+            SELECT id, CAST(seq + 1 AS TEXT) FROM numbered WHERE parent_id IS NULL
+            UNION ALL
+            SELECT n.id, l.label || '.' || n.part FROM numbered n JOIN labelled l
+                ON n.parent_id = l.id)
+        SELECT id, label FROM labelled;
+    UPDATE batches SET label = (SELECT label FROM batch_label_backfill b
+                                WHERE b.id = batches.id);
+    DROP TABLE batch_label_backfill;
+    CREATE INDEX attempts_by_batch ON attempts (batch_id, decision);
+    CREATE INDEX attempts_by_chunk ON attempts (job_id, chunk_idx);
+    CREATE INDEX attempts_by_decision ON attempts (job_id, decision);
+    CREATE INDEX chunks_flagged ON chunks (job_id, idx) WHERE flag IS NOT NULL;
+    DROP INDEX chunks_by_state;
+    CREATE INDEX chunks_by_state ON chunks (job_id, state, idx);
+    """
+
+
+# 8: what the inference loop and the read commands need without reading a
+# whole job. A job's counters (``COUNTERS``) are kept by triggers, so every
+# write that changes a chunk keeps them right and no read sums a job's
+# chunks. A batch's label (``12``, ``12.1``) is stored when it is planned.
+# Attempts are found by batch, by chunk and by decision; flagged chunks by
+# a partial index; chunks in one state come in index order.
+_MIGRATION_8 = _counter_migration()
+
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: jobs, chunks, batches, stage runs, artifacts, attempts, lease history
     """
@@ -205,58 +288,5 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE batches ADD COLUMN ran_on TEXT;
     ALTER TABLE attempts ADD COLUMN ran_on TEXT;
     """,
-    # 8: what the inference loop needs per batch without reading the whole
-    # job. A job's source-token counters (as ``token_counts`` defines them:
-    # of the chunks inference translates, a replaced chunk's tokens handed on
-    # to its pieces) are kept by triggers, so every write that changes a
-    # chunk keeps them right and no read sums a job's chunks. A batch's label
-    # (``12``, ``12.1``) is stored when it is planned. Attempts are found by
-    # batch and by chunk.
-    """
-    ALTER TABLE jobs ADD COLUMN tokens_done REAL NOT NULL DEFAULT 0;
-    ALTER TABLE jobs ADD COLUMN tokens_total REAL NOT NULL DEFAULT 0;
-    UPDATE jobs SET
-        tokens_done = (SELECT COALESCE(SUM(CASE WHEN c.reused IS NULL AND c.dup_of IS NULL AND c.state = 'done' THEN COALESCE(c.share, c.n_tokens) ELSE 0 END), 0) FROM chunks c WHERE c.job_id = jobs.id),
-        tokens_total = (SELECT COALESCE(SUM(CASE WHEN c.reused IS NULL AND c.dup_of IS NULL AND c.state != 'replaced' THEN COALESCE(c.share, c.n_tokens) ELSE 0 END), 0) FROM chunks c WHERE c.job_id = jobs.id);
-    CREATE TRIGGER chunks_tokens_insert AFTER INSERT ON chunks
-        WHEN NEW.reused IS NULL AND NEW.dup_of IS NULL AND NEW.state != 'replaced'
-    BEGIN
-        UPDATE jobs SET tokens_done = tokens_done + CASE WHEN NEW.reused IS NULL AND NEW.dup_of IS NULL AND NEW.state = 'done' THEN COALESCE(NEW.share, NEW.n_tokens) ELSE 0 END,
-                        tokens_total = tokens_total + CASE WHEN NEW.reused IS NULL AND NEW.dup_of IS NULL AND NEW.state != 'replaced' THEN COALESCE(NEW.share, NEW.n_tokens) ELSE 0 END WHERE id = NEW.job_id;
-    END;
-    CREATE TRIGGER chunks_tokens_delete AFTER DELETE ON chunks
-        WHEN OLD.reused IS NULL AND OLD.dup_of IS NULL AND OLD.state != 'replaced'
-    BEGIN
-        UPDATE jobs SET tokens_done = tokens_done - CASE WHEN OLD.reused IS NULL AND OLD.dup_of IS NULL AND OLD.state = 'done' THEN COALESCE(OLD.share, OLD.n_tokens) ELSE 0 END,
-                        tokens_total = tokens_total - CASE WHEN OLD.reused IS NULL AND OLD.dup_of IS NULL AND OLD.state != 'replaced' THEN COALESCE(OLD.share, OLD.n_tokens) ELSE 0 END WHERE id = OLD.job_id;
-    END;
-    CREATE TRIGGER chunks_tokens_update AFTER UPDATE OF state, share, n_tokens, reused, dup_of
-        ON chunks
-        WHEN OLD.state IS NOT NEW.state OR OLD.share IS NOT NEW.share
-          OR OLD.n_tokens IS NOT NEW.n_tokens OR OLD.reused IS NOT NEW.reused
-          OR OLD.dup_of IS NOT NEW.dup_of
-    BEGIN
-        UPDATE jobs SET tokens_done = tokens_done - CASE WHEN OLD.reused IS NULL AND OLD.dup_of IS NULL AND OLD.state = 'done' THEN COALESCE(OLD.share, OLD.n_tokens) ELSE 0 END + CASE WHEN NEW.reused IS NULL AND NEW.dup_of IS NULL AND NEW.state = 'done' THEN COALESCE(NEW.share, NEW.n_tokens) ELSE 0 END,
-                        tokens_total = tokens_total - CASE WHEN OLD.reused IS NULL AND OLD.dup_of IS NULL AND OLD.state != 'replaced' THEN COALESCE(OLD.share, OLD.n_tokens) ELSE 0 END + CASE WHEN NEW.reused IS NULL AND NEW.dup_of IS NULL AND NEW.state != 'replaced' THEN COALESCE(NEW.share, NEW.n_tokens) ELSE 0 END
-        WHERE id = NEW.job_id;
-    END;
-    ALTER TABLE batches ADD COLUMN label TEXT;
-    CREATE TEMP TABLE batch_label_backfill (id INTEGER PRIMARY KEY, label TEXT NOT NULL);
-    INSERT INTO batch_label_backfill (id, label)
-        WITH RECURSIVE numbered AS (
-            SELECT id, parent_id, seq,
-                   ROW_NUMBER() OVER (PARTITION BY parent_id ORDER BY id) AS part
-            FROM batches),
-        labelled (id, label) AS (
-            SELECT id, CAST(seq + 1 AS TEXT) FROM numbered WHERE parent_id IS NULL
-            UNION ALL
-            SELECT n.id, l.label || '.' || n.part FROM numbered n JOIN labelled l
-                ON n.parent_id = l.id)
-        SELECT id, label FROM labelled;
-    UPDATE batches SET label = (SELECT label FROM batch_label_backfill b
-                                WHERE b.id = batches.id);
-    DROP TABLE batch_label_backfill;
-    CREATE INDEX attempts_by_batch ON attempts (batch_id, decision);
-    CREATE INDEX attempts_by_chunk ON attempts (job_id, chunk_idx);
-    """,
+    _MIGRATION_8,
 )

@@ -100,10 +100,8 @@ class PiecesMixin:
         """A job's placeholders and quality: protected pieces (in the
         document's chunks), placeholder fallbacks, ladder steps and flags by
         reason, and the flagged chunks."""
-        protected = self.db.execute(
-            "SELECT COALESCE(SUM(json_array_length(protected)), 0) FROM chunks "
-            "WHERE job_id = ? AND parent IS NULL AND protected IS NOT NULL", (job_id,)
-        ).fetchone()[0]
+        protected = round(self.db.execute(
+            "SELECT protected_pieces FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
         steps: dict[str, dict[str, int]] = {}
         for decision, reason, n in self.db.execute(
                 "SELECT decision, reason, COUNT(*) FROM attempts WHERE job_id = ? AND "

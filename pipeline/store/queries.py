@@ -31,13 +31,9 @@ class QueriesMixin:
             "SELECT lease_owner, COUNT(*) FROM jobs WHERE state = 'RUNNING' AND lease_owner "
             "IS NOT NULL AND lease_expires >= ? GROUP BY lease_owner", (self.clock(),)).fetchall())
         done, total = self.db.execute(
-            # As token_counts: a replaced chunk's tokens are its pieces', and
-            # reused chunks are no work.
-            "SELECT COALESCE(SUM(CASE WHEN c.state = 'done' THEN COALESCE(c.share, c.n_tokens) "
-            "END), 0), COALESCE(SUM(CASE WHEN c.state != 'replaced' THEN COALESCE(c.share, "
-            "c.n_tokens) END), 0) FROM chunks c JOIN jobs j ON j.id = c.job_id "
-            "WHERE j.state IN ('QUEUED', 'RUNNING') AND c.reused IS NULL AND c.dup_of IS NULL"
-        ).fetchone()
+            # The jobs' counters (``token_counts``): no read of their chunks.
+            "SELECT COALESCE(SUM(tokens_done), 0), COALESCE(SUM(tokens_total), 0) FROM jobs "
+            "WHERE state IN ('QUEUED', 'RUNNING')").fetchone()
         done, total = round(done), round(total)
         return {"states": states, "queued": states.get("QUEUED", 0), "workers": workers,
                 "documents_done": states.get("SUCCEEDED", 0),
