@@ -180,6 +180,14 @@ class Ct2Translator:
         self._moved[device] = moved
         return moved
 
+    def close(self) -> None:
+        """Drop the engine (CTranslate2 frees its memory with it), and those
+        ``on_device`` made."""
+        self._translator = None
+        for moved in self._moved.values():
+            moved.close()
+        self._moved.clear()
+
     # -- internals --------------------------------------------------------------
 
     def _translation(self, hypothesis: list[str]) -> Translation:

@@ -127,6 +127,19 @@ class HfTranslator:
     def load(self) -> None:
         self._load()
 
+    def close(self) -> None:
+        """Drop the model and give its device memory back, and those
+        ``on_device`` made."""
+        if self._model is not None:
+            self._model = None
+            if self._device is not None:
+                from models.device import free_memory
+
+                free_memory(self._device)
+        for moved in self._moved.values():
+            moved.close()
+        self._moved.clear()
+
     # -- internals --------------------------------------------------------------
 
     def _translation(self, row: list[int]) -> Translation:

@@ -42,8 +42,8 @@ import ray.exceptions as rex
 from pipeline.config import RunSettings
 from pipeline.errors import ErrorClass, InvalidInput, PipelineError
 from pipeline.retry import RetryPolicy
-from pipeline.service import TranslatorCache
-from pipeline.translator import Decoding, Translations, TranslatorInfo
+from pipeline.executors.cache import TranslatorCache
+from pipeline.translator import BatchResult, Decoding, Translation, TranslatorInfo
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -208,9 +208,7 @@ class ActorPool:
                 where = replace(where, pid=pid)
                 with self._lock:
                     self._where[n] = where
-            result = Translations(translations)
-            result.ran_on = str(where)
-            outer.set_result(result)
+            outer.set_result(BatchResult(translations, ran_on=str(where)))
             return
         error_class = classify(exc)
         if error_class is ErrorClass.DEVICE_FATAL:
@@ -222,11 +220,7 @@ class ActorPool:
             error_class = ErrorClass.WORKER_LOST
         if error_class is ErrorClass.WORKER_LOST:
             self._lost(n, handle, where, exc)
-        try:
-            exc.ran_on = str(where)
-        except AttributeError:  # an exception type that takes no attributes
-            pass
-        outer.set_exception(exc)
+        outer.set_result(BatchResult(error=exc, ran_on=str(where)))
 
     def _lost(self, n: int, handle, where: Where, exc: BaseException) -> None:
         """Count the death of actor ``n``'s process once; give the actor up
@@ -310,8 +304,11 @@ class RemoteTranslator:
         return self.pool.submit(texts, src_lang, tgt_lang, decoding)
 
     def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
-                        decoding: Decoding) -> Translations:
-        return self.submit(texts, src_lang, tgt_lang, decoding).result()
+                        decoding: Decoding) -> list[Translation]:
+        result = self.submit(texts, src_lang, tgt_lang, decoding).result()
+        if result.error is not None:
+            raise result.error
+        return result.translations
 
     def classify(self, exc: BaseException) -> ErrorClass:
         found = classify(exc)

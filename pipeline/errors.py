@@ -52,13 +52,6 @@ _RETRYABLE = frozenset(
 )
 
 
-def ran_on(exc: BaseException) -> str | None:
-    """Where the failed call ran, if the translator said (a Ray actor and
-    its node: ``models.ray_pool`` sets ``exc.ran_on``); None for a local call."""
-    where = getattr(exc, "ran_on", None)
-    return where if isinstance(where, str) else None
-
-
 class PipelineError(Exception):
     """An error the pipeline understands: a class and a one-line message."""
 

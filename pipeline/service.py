@@ -15,7 +15,6 @@ by every job that names it).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,6 +23,7 @@ from pathlib import Path
 from pipeline import config
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import InvalidInput, JobBusy, JobConflict, JobNotFound
+from pipeline.executors.cache import TranslatorCache
 from pipeline.inputs import InputFile, read_input
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
@@ -93,42 +93,6 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
 
 
 # -- how this process runs jobs ---------------------------------------------------------
-
-
-class TranslatorCache:
-    """One translator per model and backend (decoding settings come with
-    each call), built on first use, its languages checked for every job it
-    serves. A job that moved to the fallback device got its translator from
-    ``on_device``, which keeps it: the next job that needs it does not load
-    the weights again."""
-
-    def __init__(self, settings: RunSettings, *, inject_faults: str | None = None,
-                 announce: Callable[[str], None] = lambda text: None):
-        self.settings, self.inject_faults, self.announce = settings, inject_faults, announce
-        self._translators: dict[tuple[str, str], Translator] = {}
-        self._lock = threading.Lock()  # a worker's job threads share the cache
-
-    def __call__(self, params: JobParams) -> Translator:
-        key = (params.model, self.settings.backend)
-        with self._lock:
-            if key not in self._translators:
-                self._translators[key] = self._build(params.model)
-            translator = self._translators[key]
-        translator.check_language(params.src_lang)
-        translator.check_language(params.tgt_lang)
-        return translator
-
-    def _build(self, model: str) -> Translator:
-        from models import open_translator
-
-        translator = open_translator(model, self.settings)
-        if self.inject_faults:
-            from models.faults import FaultInjectingTranslator, FaultSpec
-
-            spec = FaultSpec.parse(self.inject_faults)
-            self.announce(f"WARNING: fault injection is ON ({spec}); failures are simulated")
-            translator = FaultInjectingTranslator(translator, spec)
-        return translator
 
 
 @dataclass

@@ -15,7 +15,6 @@ backend must not cut or extend any member's search.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,17 +65,22 @@ class TranslatorInfo:
     # revision, or a directory's file contents (models.fingerprint); "" for
     # no model. Two translators with one fingerprint run the same weights.
     fingerprint: str = ""
-    # Batches it can run at once. 1: a local model, called in turn. More (a
-    # pool of Ray actors): the inference stage keeps that many ``submit``
-    # calls in flight and commits each result as it comes back.
+    # Batches it can run at once. 1: a local model, called in turn on the
+    # local executor's thread. More (a pool of Ray actors, a
+    # ``pipeline.executors.Submitting`` translator): the inference stage keeps
+    # that many ``submit`` calls in flight.
     concurrency: int = 1
 
 
-class Translations(list):
-    """What ``translate_batch`` (or a ``submit`` future) returns: a list of
-    ``Translation``, with ``ran_on`` saying where it ran when that is not
-    this process (a Ray actor and node; recorded on the batch)."""
+@dataclass(frozen=True)
+class BatchResult:
+    """What one submitted call came to (``pipeline.executors``): its
+    translations, or the exception it raised, and where it ran when that was
+    not this process (a Ray actor and its node, recorded on the batch or on
+    the failed attempt). A value: nothing is set on a list or an exception."""
 
+    translations: list[Translation] | None = None  # None: the call failed
+    error: BaseException | None = None
     ran_on: str | None = None
 
 
@@ -101,12 +105,6 @@ class Translator(Protocol):
         """One translation per text, in order, each searched with the same
         budget. May raise anything; see ``classify``."""
 
-    def submit(self, texts: list[str], src_lang: str, tgt_lang: str,
-               decoding: Decoding) -> Future:
-        """``translate_batch`` without waiting: a future of its result (or
-        its exception). Only called when ``describe().concurrency`` > 1; a
-        local model need not have it."""
-
     def classify(self, exc: BaseException) -> ErrorClass:
         """The class of an exception raised by ``translate_batch``."""
 
@@ -118,6 +116,10 @@ class Translator(Protocol):
         where a run goes on after its device failed for good. The same
         translator is returned for the same device, so a second switch does
         not load the weights again. Cheap: the weights load on first use."""
+
+    def close(self) -> None:
+        """Let go of the weights (and of any translator ``on_device`` made):
+        the process that built it is done with it. Calls after it fail."""
 
 
 class NoModel:
@@ -149,3 +151,6 @@ class NoModel:
 
     def on_device(self, device: str) -> NoModel:
         return self
+
+    def close(self) -> None:
+        pass

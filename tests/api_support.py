@@ -62,11 +62,12 @@ def run_queue(db: Path, *, faults: str | None = None, retry: str | None = None,
     """Run queued jobs in this process until the queue is empty (a worker
     with the tiny model, as ``nllb-pipeline worker`` would)."""
     from pipeline import service
+    from pipeline.executors import TranslatorCache
     from pipeline.config import RunSettings
     from pipeline.retry import parse_policy
     from pipeline.store import Store
 
     settings = RunSettings(device="cpu", threads=1)
     runtime = service.Runtime(settings, parse_policy(retry),
-                              translators=service.TranslatorCache(settings, inject_faults=faults))
+                              translators=TranslatorCache(settings, inject_faults=faults))
     return service.run_worker(Store(db), runtime, max_jobs=max_jobs, idle_exit_s=0, poll_s=0.05)

@@ -58,6 +58,9 @@ class FakeTranslator:
     def recover(self, error_class: ErrorClass) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 class WordSwapTranslator(FakeTranslator):
     """A fake whose output the quality guards accept: each word becomes an

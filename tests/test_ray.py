@@ -22,7 +22,8 @@ import pytest
 from pipeline import service
 from pipeline.config import RunSettings
 from pipeline.errors import ErrorClass
-from pipeline.service import JobOptions, Runtime, TranslatorCache
+from pipeline.executors import TranslatorCache
+from pipeline.service import JobOptions, Runtime
 from pipeline.store import Store
 from tests.conftest import ROOT, cli_env, run_cli
 
@@ -318,13 +319,13 @@ def test_a_broken_device_restarts_its_actor_and_the_batch_is_worker_lost(monkeyp
 
     fatal = ray_pool.RemoteFailure("device_fatal", "CUDA error: an illegal memory access")
     pool, killed = fake_pool(monkeypatch, [fatal, fatal, (100, [], 0.5)])
-    future = pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding())
-    exc = future.exception()
+    result = pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).result()
+    exc = result.error
     assert ray_pool.classify(exc) is ErrorClass.WORKER_LOST
-    assert "illegal memory access" in str(exc) and exc.ran_on.startswith("actor 1 pid 100")
+    assert "illegal memory access" in str(exc) and result.ran_on.startswith("actor 1 pid 100")
     assert killed == [False]  # killed so that Ray starts it again: a fresh CUDA context
     # A second failure of the same process is not a second death.
-    pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).exception()
+    assert pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).result().error is not None
     assert pool._deaths[1] == 1 and pool.size == 1
     assert pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).result().ran_on.startswith(
         "actor 1 pid 100")
@@ -338,10 +339,10 @@ def test_an_actor_lost_as_often_as_the_limit_is_given_up(monkeypatch):
 
     lost = rex.ActorDiedError()
     pool, killed = fake_pool(monkeypatch, [lost, lost], give_up_after=2)
-    pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).exception()
+    pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).result()
     assert pool.size == 1 and killed == []  # Ray restarts it
     pool._where[1] = dataclasses_replace(pool._where[1], pid=101)  # the restarted process
-    pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).exception()
+    pool.submit(["x"], "eng_Latn", "fra_Latn", Decoding()).result()
     assert pool.size == 0 and killed == [True]  # given up: Ray must not restart it
     assert pool._deaths[1] == 2
     with pytest.raises(PipelineError, match="every Ray actor was given up"):

@@ -25,7 +25,7 @@ from pipeline.retry import RetryPolicy
 from pipeline.runner import run_job
 from pipeline.samples import generate_text
 from pipeline.store import Store
-from pipeline.translator import Translations
+from pipeline.translator import BatchResult
 from tests.fakes import NO_WAITS, FakeTranslator
 
 CONCURRENCY = 4
@@ -39,12 +39,7 @@ POISON = "Poison kills actors."  # under 4 words: no "copy" check, no repair lad
 
 
 class LostWorker(Exception):
-    """An actor died under a batch: what ``models.ray_pool`` raises, with
-    where the call ran."""
-
-    def __init__(self, message: str, ran_on: str):
-        super().__init__(message)
-        self.ran_on = ran_on
+    """An actor died under a batch: what ``models.ray_pool``'s results carry."""
 
 
 class ConcurrentFake(FakeTranslator):
@@ -96,11 +91,14 @@ class ConcurrentFake(FakeTranslator):
             time.sleep(delay)
             if lost:
                 self.lost.append(n)
-                raise LostWorker("The actor died unexpectedly before finishing this task.",
-                                 ran_on=f"actor 3 pid {7000 + n}")
-            out = Translations(self.translate_batch(texts, src_lang, tgt_lang, decoding))
-            out.ran_on = f"actor {n % 2 + 1} pid {4000 + n % 2}"
-            return out
+                return BatchResult(error=LostWorker("The actor died unexpectedly before "
+                                                    "finishing this task."),
+                                   ran_on=f"actor 3 pid {7000 + n}")
+            try:
+                out = self.translate_batch(texts, src_lang, tgt_lang, decoding)
+            except Exception as exc:
+                return BatchResult(error=exc, ran_on="actor 1 pid 4000")
+            return BatchResult(out, ran_on=f"actor {n % 2 + 1} pid {4000 + n % 2}")
         finally:
             with self._lock:
                 self.completed.append(n)
@@ -110,7 +108,7 @@ class ConcurrentFake(FakeTranslator):
             self.local_calls.append(list(texts))
         if self.lost_everywhere & set(texts):
             self.calls.append(list(texts))
-            raise LostWorker("The actor died again.", ran_on="actor 1 pid 4000")
+            raise LostWorker("The actor died again.")
         return super().translate_batch(texts, src_lang, tgt_lang, decoding)
 
     def classify(self, exc):

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.errors import InvalidInput
-from pipeline.service import JobOptions, Runtime, TranslatorCache
+from pipeline.executors import TranslatorCache
+from pipeline.service import JobOptions, Runtime
 from pipeline.store import Store
 
 

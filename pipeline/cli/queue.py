@@ -86,19 +86,20 @@ def cmd_worker(args) -> int:
         shutdown.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    pool = None
+    translators = None
     try:
         run = runtime(args)
         store = open_store(args)
         if args.executor == "ray":
-            pool = run.translators = ray_translators(args, run)
+            run.translators = ray_translators(args, run)
+        translators = run.translators
         counts = service.run_worker(store, run, shutdown=shutdown, max_jobs=args.max_jobs,
                                     idle_exit_s=args.idle_exit, jobs=args.jobs)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if pool is not None:
-            pool.close()
+        if translators is not None:
+            translators.close()  # the models, or the Ray actors
     if args.json:
         print(json.dumps({"jobs": counts}))
     else:

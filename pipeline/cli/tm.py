@@ -123,7 +123,7 @@ def cmd_import(args) -> int:
     from pipeline.languages import validate_language
     from pipeline.memory.exchange import import_tmx
     from pipeline.memory.scope import scope_for
-    from pipeline.service import TranslatorCache
+    from pipeline.executors import TranslatorCache
 
     validate_language(args.src)
     validate_language(args.tgt)

@@ -5,6 +5,9 @@ outstanding. ``models.ray_pool`` is the same seam over Ray actors: a
 translator whose ``describe().concurrency`` is above 1 submits its own calls.
 """
 
-from pipeline.executors.local import LOCAL_WINDOW, Executor, LocalExecutor, executor_for
+from pipeline.executors.cache import TranslatorCache
+from pipeline.executors.local import (LOCAL_WINDOW, Executor, LocalExecutor, Submitting,
+                                      executor_for)
 
-__all__ = ["LOCAL_WINDOW", "Executor", "LocalExecutor", "executor_for"]
+__all__ = ["LOCAL_WINDOW", "Executor", "LocalExecutor", "Submitting", "TranslatorCache",
+           "executor_for"]

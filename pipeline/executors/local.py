@@ -17,7 +17,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
-from pipeline.translator import Decoding, Translator
+from pipeline.translator import BatchResult, Decoding, Translator
 
 # Calls outstanding for a model in this process: the one the engine runs and
 # the next one, queued behind it. More would only queue.
@@ -25,16 +25,29 @@ LOCAL_WINDOW = 2
 
 
 class Executor(Protocol):
-    """Runs translate calls without waiting for them."""
+    """Runs translate calls without waiting for them: a handful of verbs, as
+    CTranslate2's asynchronous ``translate_batch`` and vLLM's executors."""
 
     window: int  # calls the inference stage keeps outstanding
 
     def submit(self, translator: Translator, texts: list[str], src_lang: str, tgt_lang: str,
                decoding: Decoding) -> Future:
-        """A future of ``translator.translate_batch(...)``'s result or exception."""
+        """A future of the call's ``BatchResult``; it never raises: a failed
+        call is a result with its ``error``."""
 
     def close(self) -> None:
         """Let the call in flight finish, drop the queued ones."""
+
+
+class Submitting(Protocol):
+    """A translator that runs calls elsewhere and submits them itself (a
+    pool of Ray actors, ``models.ray_pool``): ``describe().concurrency``
+    calls at once."""
+
+    def submit(self, texts: list[str], src_lang: str, tgt_lang: str,
+               decoding: Decoding) -> Future:
+        """A future of the call's ``BatchResult`` (its ``ran_on`` says where
+        it ran); it never raises."""
 
 
 class LocalExecutor:
@@ -46,20 +59,27 @@ class LocalExecutor:
 
     def submit(self, translator: Translator, texts: list[str], src_lang: str, tgt_lang: str,
                decoding: Decoding) -> Future:
-        return self._pool.submit(translator.translate_batch, texts, src_lang, tgt_lang, decoding)
+        return self._pool.submit(_call, translator, texts, src_lang, tgt_lang, decoding)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _call(translator: Translator, texts: list[str], src_lang: str, tgt_lang: str,
+          decoding: Decoding) -> BatchResult:
+    try:
+        return BatchResult(translator.translate_batch(texts, src_lang, tgt_lang, decoding))
+    except Exception as exc:  # a value for the stage to classify, on its own thread
+        return BatchResult(error=exc)
+
+
 class SubmittingExecutor:
-    """A translator that submits its own calls (a pool of Ray actors):
-    the window is its concurrency."""
+    """The calls of a ``Submitting`` translator: the window is its concurrency."""
 
     def __init__(self, window: int):
         self.window = window
 
-    def submit(self, translator: Translator, texts: list[str], src_lang: str, tgt_lang: str,
+    def submit(self, translator: Submitting, texts: list[str], src_lang: str, tgt_lang: str,
                decoding: Decoding) -> Future:
         return translator.submit(texts, src_lang, tgt_lang, decoding)
 

@@ -56,16 +56,16 @@ import logging
 import traceback
 from dataclasses import dataclass
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future, wait
 
 from pipeline.batching import needs_replanning, plan_batches, plan_in_order
-from pipeline.errors import ErrorClass, ran_on
+from pipeline.errors import ErrorClass
 from pipeline.executors import executor_for
 from pipeline.faults import kill_after_commits
 from pipeline.memory.scope import scope_for
 from pipeline.quality import ladder
 from pipeline.store import Batch, Chunk
-from pipeline.translator import Translation, Translations
+from pipeline.translator import Translation
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -96,11 +96,12 @@ class _Flight:
 
 
 class _Failed(Exception):
-    """A translate call failed; carries its class."""
+    """A translate call failed; carries its class, and where it ran when
+    that was not this process."""
 
-    def __init__(self, exc: BaseException, error_class: ErrorClass):
+    def __init__(self, exc: BaseException, error_class: ErrorClass, ran_on: str | None = None):
         super().__init__(str(exc))
-        self.exc, self.error_class = exc, error_class
+        self.exc, self.error_class, self.ran_on = exc, error_class, ran_on
 
 
 def run(ctx) -> None:
@@ -320,16 +321,15 @@ class _BatchRunner:
         to its fallback device while this one was in flight) is sent again
         as it is: it stays pending and the window picks it up next."""
         batch, chunks = flight.batch, flight.chunks
-        exc = future.exception()
-        if exc is None:
-            translations = future.result()
-            self._check_count(translations, chunks)
-            self._commit(batch, chunks, translations, final=True)
+        result = future.result()
+        if result.error is None:
+            self._check_count(result.translations, chunks)
+            self._commit(batch, chunks, result.translations, final=True, ran_on=result.ran_on)
             self.budget.grow()
             return True
         if flight.translator is not self.ctx.translator:
             return _AGAIN
-        failed = self._classified(exc, batch, chunks)
+        failed = self._classified(result.error, batch, chunks, ran_on=result.ran_on)
         if failed is None:  # moved to the fallback device: send it again there
             return _AGAIN
         outcome = self._whole_failed(batch, chunks, failed)
@@ -463,7 +463,8 @@ class _BatchRunner:
         self._check_count(out, chunks)
         return out
 
-    def _classified(self, exc: BaseException, batch: Batch, chunks: list[Chunk]) -> _Failed | None:
+    def _classified(self, exc: BaseException, batch: Batch, chunks: list[Chunk], *,
+                    ran_on: str | None = None) -> _Failed | None:
         """A failed call's class, as a ``_Failed``; None if the run moved to
         its fallback device (call again). A class retrying cannot help is
         raised as it is: it ends the job."""
@@ -473,7 +474,7 @@ class _BatchRunner:
             return None
         if not error_class.retryable:
             raise exc
-        return _Failed(exc, error_class)
+        return _Failed(exc, error_class, ran_on)
 
     @staticmethod
     def _check_count(out: list[Translation], chunks: list[Chunk]) -> None:
@@ -521,7 +522,7 @@ class _BatchRunner:
                     after.compute_type)
 
     def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[Translation], *,
-                final: bool) -> None:
+                final: bool, ran_on: str | None = None) -> None:
         """Judge the translations, then commit what the judge decided. A
         piece of a split chunk (rung 2) is not stored in the memory: as a
         sentence of its own, that text would be decoded plainly first."""
@@ -531,8 +532,7 @@ class _BatchRunner:
                                   accepted=verdicts.accepted, flags=verdicts.flags,
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
                                   final=final, memory=memory, translated_by=self.translated_by,
-                                  ran_on=translations.ran_on
-                                  if isinstance(translations, Translations) else None)
+                                  ran_on=ran_on)
         self._committed()
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)
@@ -571,7 +571,7 @@ class _BatchRunner:
                 attempt: int = 1, delay: float | None = None, outcome: str = "") -> None:
         trace_id = uuid.uuid4().hex[:8]
         tb = "".join(traceback.format_exception(failed.exc))
-        where_ran = ran_on(failed.exc)
+        where_ran = failed.ran_on
         self.store.record_attempt(
             self.job.id, "inference", batch_id=batch.id,
             chunk_idx=chunk.idx if chunk else None, error_class=failed.error_class,
