@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The queue: submit rate, status latency with a full queue, one worker vs two.
 
-    python benchmarks/queue.py [--documents 2000] [--worker-documents 60] [--model DIR]
+    python benchmarks/job_queue.py [--documents 2000] [--worker-documents 60] [--model DIR]
 
 1. Submits ``--documents`` small generated files in one ``submit`` command
    (in-process, no model loaded) and reports jobs per second.
@@ -15,13 +15,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path and its name
-# would shadow the standard library's queue module (which torch imports).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import contextlib
 import io
@@ -29,6 +22,7 @@ import os
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
