@@ -115,8 +115,15 @@ class StoreBase:
                 self.db.execute(f"PRAGMA user_version={number}")
 
     def _one(self, cls, sql: str, params: Sequence = ()):
-        rows = list(self.db.query(sql, params))
+        rows = self._rows(sql, params)
         return _build(cls, rows[0]) if rows else None
 
     def _all(self, cls, sql: str, params: Sequence = ()):
-        return [_build(cls, row) for row in self.db.query(sql, params)]
+        return [_build(cls, row) for row in self._rows(sql, params)]
+
+    def _rows(self, sql: str, params: Sequence) -> list[dict]:
+        # The connection's own cursor: sqlite-utils' query() wraps each read in
+        # a savepoint, two more statements per read in the inference loop.
+        cursor = self.db.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
