@@ -4,14 +4,18 @@
     python benchmarks/backends.py                          # tiny, mid and 600m, CPU
     python benchmarks/backends.py --models 600m --sentences 36
     python benchmarks/backends.py --device cuda --json
+    python benchmarks/backends.py --models tiny --sentences 8   # the smoke test's
 
 One generated document of mixed sentence lengths (``pipeline.samples``:
 mostly short, some long, a few very long), the same model, the pipeline's
-default output-length rule and beam width (4), one thread each, one run:
+default output-length rule, beam width (4) and ``--quality`` (repair), one
+thread each, one run:
 
   (a) raw:       CTranslate2's own ``Translator.translate_batch`` on the
-                 pipeline's own batches (read back from (b)'s store), source
-                 tokenized beforehand, no store, nothing else;
+                 pipeline's own committed batches (read back from (b)'s
+                 database, ``benchmarks/_replay.py``), each with its ladder
+                 rung's decoding; only the ``translate_batch`` calls timed
+                 (no tokenizing, no store, nothing else);
   (b) ct2:       the pipeline (``run_job``: preprocess, the store's
                  transactions, inference, postprocess, upload) with the
                  CTranslate2 backend at its CPU default, int8 (int8_float16
@@ -27,8 +31,18 @@ CPU figure is the work itself; on a shared machine other processes' load
 stretches the wall time and not the CPU time, so the ratios are taken from
 CPU time. The 1-minute load average before each method is printed too. Random
 weights never emit EOS, so every translation runs to exactly its budget
-(``min = max``: a real model's worst case); every method produces the same
-number of tokens, checked.
+(``min = max``: a real model's worst case).
+
+What is generated depends on the repair ladder: on random weights nearly
+every output loops, so most chunks are decoded again with a guard, split,
+and their pieces decoded again. Each pipeline run's tokens are therefore
+counted from its own committed batches (each row runs to its budget), not
+from the document's chunks: pieces the ladder copies rather than translates
+(punctuation between clauses) are chunks no batch decodes, and the
+transformers runs may climb the ladder for other chunks than CTranslate2's
+(their arithmetic differs). (a) replays (b)'s batches, so it must generate
+exactly (b)'s tokens and the same translations: both checked.
+``--quality off`` measures the decoding alone, one batch per sentence set.
 
 Models, all with the tiny model's tokenizer (no weights can be downloaded):
 
@@ -74,6 +88,8 @@ from pipeline.runner import run_job  # noqa: E402
 from pipeline.samples import generate_text  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
+from benchmarks._replay import committed_calls, replay  # noqa: E402
+
 SRC, TGT = "eng_Latn", "fra_Latn"
 logging.getLogger("nllb_pipeline").setLevel(logging.ERROR)  # "chunks came back empty": noise
 NLLB_VOCAB = 256206
@@ -95,6 +111,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--beams", type=int, default=4, help="beam width (default 4, the pipeline's)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="threads per backend (default 1)")
+    p.add_argument("--quality", choices=("repair", "flag", "off"), default="repair",
+                   help="the pipeline's --quality (default repair, as the CLI's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = p.parse_args(argv)
@@ -112,49 +130,29 @@ def model_dir(name: str) -> Path:
     return directory
 
 
-def pipeline_run(translator, model: Path, text: str, beams: int, work: Path, name: str):
-    """(b)-(d): one whole job; seconds, and the store with its batches."""
+def pipeline_run(translator, model: Path, text: str, args, work: Path, name: str):
+    """(b)-(d): one whole job; (CPU s, wall s), and the calls it committed."""
     src = work / f"{name}.txt"
     src.write_text(text)
     params = JobParams(model=str(model), src_lang=SRC, tgt_lang=TGT, fmt="text",
-                       output=str(work / f"{name}.out.txt"), beams=beams)
+                       output=str(work / f"{name}.out.txt"), beams=args.beams,
+                       quality=args.quality)
     store = Store(work / f"{name}.db")
     job, _ = submit(store, params, read_input(src))
     started, cpu = time.perf_counter(), time.process_time()
     final = run_job(store, job.id, translator, settings=translator.settings)
     seconds = (time.process_time() - cpu, time.perf_counter() - started)
     assert final.state == "SUCCEEDED", final
-    return seconds, store, job.id, params
-
-
-def planned_tokens(store: Store, job_id: str, params: JobParams, cap: int) -> int:
-    return sum(params.output_budget(c.n_tokens, cap) - 1 for c in store.chunks(job_id))
-
-
-def raw_ct2(translator: Ct2Translator, store: Store, job_id: str, params: JobParams) -> tuple:
-    """(a): CTranslate2 alone on (b)'s batches; (CPU s, wall s) and tokens generated."""
-    raw = translator._load()
-    tok = translator.checkpoint.tokenizer
+    store.close()
     cap = translator.describe().max_output_tokens
-    chunks = {c.idx: c for c in store.chunks(job_id)}
-    calls = []
-    for batch in store.batches(job_id):
-        members = [chunks[i] for i in batch.chunk_idxs]
-        if not members:
-            continue
-        tok.src_lang = SRC
-        ids = tok([c.source for c in members], add_special_tokens=True)["input_ids"]
-        calls.append(([tok.convert_ids_to_tokens(x) for x in ids],
-                      params.output_budget(members[0].n_tokens, cap)))
-    generated = 0
-    started, cpu = time.perf_counter(), time.process_time()
-    for source, budget in calls:
-        results = raw.translate_batch(
-            source, target_prefix=[[TGT]] * len(source), max_batch_size=0,
-            beam_size=params.beams, max_decoding_length=budget, min_decoding_length=budget,
-            max_input_length=0)
-        generated += sum(len(r.hypotheses[0]) - 1 for r in results)
-    return (time.process_time() - cpu, time.perf_counter() - started), generated
+    return seconds, list(committed_calls(work / f"{name}.db", job.id, cap, fixed_length=True))
+
+
+def raw_ct2(translator: Ct2Translator, calls: list) -> tuple:
+    """(a): CTranslate2 alone on (b)'s calls; (CPU s, wall s) inside
+    ``translate_batch``, and the replay's counts."""
+    done = replay(translator._load(), translator.checkpoint.tokenizer, calls, SRC, TGT)
+    return (done.engine_cpu_s, done.engine_wall_s), done
 
 
 def warm(translator) -> None:
@@ -175,19 +173,22 @@ def bench_model(name: str, args) -> dict:
     model = model_dir(name)
     text = generate_text(args.sentences or SENTENCES[name], seed=args.seed)
     settings = RunSettings(device=args.device, threads=args.threads)
-    figures: dict = {"model": name, "sentences": args.sentences or SENTENCES[name]}
+    figures: dict = {"model": name, "sentences": args.sentences or SENTENCES[name],
+                     "quality": args.quality}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ct2 = Ct2Translator(str(model), settings, fixed_length=True)
         warm(ct2)  # the conversion, if any, happens here, outside the timing
         load_b = os.getloadavg()[0]
-        seconds_b, store, job_id, params = pipeline_run(ct2, model, text, args.beams, work, "b")
-        tokens = planned_tokens(store, job_id, params, ct2.describe().max_output_tokens)
+        seconds_b, calls = pipeline_run(ct2, model, text, args, work, "b")
+        tokens = sum(c.planned_tokens for c in calls)
         load_a = os.getloadavg()[0]
-        seconds_a, generated = raw_ct2(ct2, store, job_id, params)
-        assert generated == tokens, (generated, tokens)
-        figures["tokens"] = tokens
-        figures["batches"] = len(store.batches(job_id))
+        seconds_a, done = raw_ct2(ct2, calls)
+        # The replay ran (b)'s work: every row to its budget, the same outputs.
+        assert done.generated == tokens, (done.generated, tokens)
+        assert done.differing == 0, f"{done.differing} of {done.compared} translations differ"
+        figures["tokens"] = {"a_raw_ct2": tokens, "b_pipeline_ct2": tokens}
+        figures["batches"] = len(calls)
         figures["ct2_compute_type"] = ct2.compute_type
         figures["a_raw_ct2"] = seconds_a
         figures["b_pipeline_ct2"] = seconds_b
@@ -202,26 +203,28 @@ def bench_model(name: str, args) -> dict:
                                                       threads=args.threads), fixed_length=True)
             warm(hf)
             figures["load"][key] = os.getloadavg()[0]
-            figures[key] = pipeline_run(hf, model, text, args.beams, work, key)[0]
+            figures[key], calls = pipeline_run(hf, model, text, args, work, key)
+            figures["tokens"][key] = sum(c.planned_tokens for c in calls)
             del hf
     return figures
 
 
 def report(f: dict) -> None:
     keys = [k for k in f if k[:2] in ("a_", "b_", "c_", "d_")]
-    cpu = {k: f["tokens"] / f[k][0] for k in keys if f[k]}
-    wall = {k: f["tokens"] / f[k][1] for k in keys if f[k]}
-    print(f"\n{f['model']}: {f['sentences']} sentences, {f['batches']} batches, "
-          f"{f['tokens']} tokens generated per method")
+    cpu = {k: f["tokens"][k] / f[k][0] for k in keys if f[k]}
+    wall = {k: f["tokens"][k] / f[k][1] for k in keys if f[k]}
+    print(f"\n{f['model']}: {f['sentences']} sentences, --quality {f['quality']}; CTranslate2: "
+          f"{f['batches']} batches, {f['tokens']['b_pipeline_ct2']} tokens generated")
     labels = {"a_raw_ct2": f"(a) raw CTranslate2 ({f['ct2_compute_type']})",
               "b_pipeline_ct2": f"(b) pipeline, CTranslate2 {f['ct2_compute_type']}",
               "c_pipeline_hf_float32": "(c) pipeline, transformers float32",
               "d_pipeline_hf_bfloat16": "(d) pipeline, transformers bfloat16"}
-    print(f"  {'':<40} {'CPU s':>8} {'tokens/s':>9}  {'wall s':>8} {'tokens/s':>9}  load")
+    print(f"  {'':<40} {'tokens':>7} {'CPU s':>8} {'tokens/s':>9}  {'wall s':>8} "
+          f"{'tokens/s':>9}  load")
     for key, label in labels.items():
         if f.get(key):
-            print(f"  {label:<40} {f[key][0]:8.2f} {cpu[key]:9.1f}  {f[key][1]:8.2f} "
-                  f"{wall[key]:9.1f}  {f['load'][key]:.1f}")
+            print(f"  {label:<40} {f['tokens'][key]:7d} {f[key][0]:8.2f} {cpu[key]:9.1f}  "
+                  f"{f[key][1]:8.2f} {wall[key]:9.1f}  {f['load'][key]:.1f}")
         else:
             print(f"  {label:<40}  (no bf16 on this CPU)")
     ratios = {}

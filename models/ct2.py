@@ -76,6 +76,24 @@ def resolve_compute_type(spec: str, kind: str, supported: set[str]) -> str:
     return spec
 
 
+def translate_options(decoding: Decoding, *, fixed_length: bool = False) -> dict:
+    """The keywords of one ``ctranslate2.Translator.translate_batch`` call
+    for ``decoding`` (the contract above), besides the source and the
+    target prefix. One definition, so that a hand-written loop that
+    compares itself with the pipeline (``benchmarks/``) decodes alike."""
+    budget = decoding.max_new_tokens
+    return {
+        "max_batch_size": 0,
+        "beam_size": decoding.beams,
+        "max_decoding_length": budget,
+        "min_decoding_length": budget if fixed_length else 1,
+        "max_input_length": 0,
+        "no_repeat_ngram_size": decoding.no_repeat_ngram_size,
+        "repetition_penalty": decoding.repetition_penalty,
+        "return_end_token": True,
+    }
+
+
 class Ct2Translator:
     """Translates batches with an NLLB checkpoint through CTranslate2.
 
@@ -138,18 +156,10 @@ class Ct2Translator:
         ids = self.checkpoint.encode(texts, src_lang)
         self.checkpoint.check_input_lengths(ids)
         tokenizer = self.checkpoint.tokenizer
-        budget = decoding.max_new_tokens
         results = translator.translate_batch(
             [tokenizer.convert_ids_to_tokens(x) for x in ids],
             target_prefix=[[tgt_lang]] * len(ids),
-            max_batch_size=0,
-            beam_size=decoding.beams,
-            max_decoding_length=budget,
-            min_decoding_length=budget if self.fixed_length else 1,
-            max_input_length=0,
-            no_repeat_ngram_size=decoding.no_repeat_ngram_size,
-            repetition_penalty=decoding.repetition_penalty,
-            return_end_token=True,
+            **translate_options(decoding, fixed_length=self.fixed_length),
         )
         return [self._translation(r.hypotheses[0]) for r in results]
 

@@ -1,39 +1,108 @@
 """The benchmarks still run: each at its smallest, so a change to the CLI
 or the store that breaks one is caught here rather than by the next person
 who measures. (The figures themselves are not checked: they are measured
-on a quiet machine, by hand.)"""
+on a quiet machine, by hand.)
+
+Every script in ``benchmarks/`` has an entry in ``SMOKE``, and a test that
+needs no model checks that none is missing: a new benchmark without a smoke
+run fails the suite. Modules whose names start with ``_`` are helpers the
+benchmarks share, not benchmarks.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, cli_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+BENCHMARKS = ROOT / "benchmarks"
+TINY = "{tiny}"  # replaced by the session's tiny model, built once for all of them
+
+
+@dataclass(frozen=True)
+class Smoke:
+    """How to run one benchmark at its smallest, and what its output must say."""
+
+    args: tuple[str, ...]
+    says: tuple[str, ...]  # substrings of stdout
+    needs: str | None = None  # an optional extra's module, skipped where absent
+    never_says: tuple[str, ...] = field(default=())
+
+
+SMOKE: dict[str, Smoke] = {
+    "api.py": Smoke(("--jobs", "40", "--clients", "2", "--seconds", "0.3", "--interval", "0.1"),
+                    ("store: 40 jobs", "saturated", "detail")),
+    # Builds its own tiny model in the (per-test) cache: it names models by shape.
+    "backends.py": Smoke(("--models", "tiny", "--sentences", "8"),
+                         ("(a) raw CTranslate2", "(b) pipeline, CTranslate2", "by cpu time:")),
+    "determinism.py": Smoke(("--model", TINY, "--sentences", "4"),
+                            ("beams 1:", "beams 4:", "largest first-step logit difference")),
+    "durability.py": Smoke(("--lines", "300", "--repeats", "1"),
+                           ("synchronous=NORMAL", "FULL / NORMAL")),
+    "faults.py": Smoke(("--model", TINY, "--sentences", "6", "--rates", "0,0.5"),
+                       ("OOM rate", "SUCCEEDED")),
+    "memory.py": Smoke(("--model", TINY, "--sentences", "20", "--edited", "0.1",
+                        "--subtitle-cues", "30"),
+                       ("second / first", "output identical to a from-scratch run: True",
+                        "subtitles")),
+    "quality.py": Smoke(("--model", TINY, "--sentences", "20", "--infer", "4", "--repeat", "1",
+                         "--threads", "1"),
+                        ("checks / inference",)),
+    "job_queue.py": Smoke(("--model", TINY, "--documents", "5", "--worker-documents", "2"),
+                          ("submit: 5 documents", "status with 5 queued jobs",
+                           "two workers / one")),
+    "ray_executor.py": Smoke(("--documents", "2", "--sentences", "3", "--d-model", "64",
+                              "--layers", "1", "--local-threads", "1",
+                              "--ceiling-sentences", "300"),
+                             ("outputs identical to the local worker's: True",
+                              "round trip overhead", "store ceiling at 8192"), needs="ray"),
+    "scale.py": Smoke(("--model", TINY, "--sizes", "200", "--beams", "1"),
+                      ("translations identical:", "| 200 | 1 |", "pipeline/raw throughput")),
+    "stage_scaling.py": Smoke(("--model", TINY, "--sizes", "5,10"),
+                              ("growth exponent",)),
+    "throughput.py": Smoke(("--model", TINY, "--sentences", "12", "--beams", "1,4",
+                            "--threads", "1", "--quality", "off"),
+                           ("== beams 1 ==", "== beams 4 ==", "cost of batch independence"),
+                           never_says=("pipeline failed",)),
+}
+
+
+def benchmark_scripts() -> set[str]:
+    return {p.name for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_")}
+
+
+def test_every_benchmark_has_a_smoke_run():
+    assert benchmark_scripts() - set(SMOKE) == set(), "add these to SMOKE"
+    assert set(SMOKE) - benchmark_scripts() == set(), "SMOKE names scripts that are gone"
 
 
 def bench(tmp_path, script: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                           capture_output=True, text=True, cwd=tmp_path, timeout=280,
                           env=cli_env(tmp_path / "jobs.db"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
 
-def test_throughput_runs_and_reports_the_cost_of_batch_independence(tmp_path):
-    out = bench(tmp_path, "throughput.py", "--sentences", "12", "--beams", "1,4",
-                "--threads", "1", "--quality", "off")
-    assert out.count("cost of batch independence") == 2
-    assert "pipeline failed" not in out
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("script", sorted(SMOKE))
+def test_benchmark_runs_at_its_smallest(script, tmp_path, request):
+    smoke = SMOKE[script]
+    if smoke.needs:
+        pytest.importorskip(smoke.needs, reason=f"{smoke.needs} is not installed")
+    args = smoke.args
+    if TINY in args:
+        tiny: Path = request.getfixturevalue("tiny_model")
+        args = tuple(str(tiny) if a == TINY else a for a in args)
+    out = bench(tmp_path, script, *args)
+    for text in smoke.says:
+        assert text in out, f"{text!r} not in the output of {script}:\n{out[-3000:]}"
+    for text in smoke.never_says:
+        assert text not in out, out[-3000:]
 
-
-def test_ray_executor_runs_and_its_outputs_match_a_local_worker(tmp_path):
-    pytest.importorskip("ray", reason="the ray extra is not installed")
-    out = bench(tmp_path, "ray_executor.py", "--documents", "2", "--sentences", "3",
-                "--d-model", "64", "--layers", "1", "--local-threads", "1",
-                "--ceiling-sentences", "300")
-    assert "outputs identical to the local worker's: True" in out
-    assert "round trip overhead" in out and "store ceiling at 8192" in out

@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""The pipeline at 5,000 to 1,000,000 lines against a hand-written CTranslate2 loop.
+
+    python benchmarks/scale.py                        # 5,000, 50,000 and 500,000 lines, beams 1,4
+    python benchmarks/scale.py --full                 # and 1,000,000
+    python benchmarks/scale.py --sizes 5000,50000 --beams 1
+    python benchmarks/scale.py --sizes 200 --beams 1  # the smoke test's
+
+For each size, a file of that many unique generated lines (deterministic
+from ``--seed``: English words, 5 to 40 per line, most near 16, as real
+sentences run), and for each beam width:
+
+1. **pipeline**: the whole job, ``nllb-pipeline translate --format lines
+   --backend ctranslate2 --device cpu --threads 1`` at ``--beams`` and
+   ``--quality`` (default repair, the CLI's), in a fresh database, as a
+   subprocess of its own: its peak RSS is that process's alone
+   (``os.wait4``). The stage times are the job's own (``stage_runs``); the
+   model is converted beforehand, so no run pays for the conversion.
+2. **raw**: the job's committed batches, read back from its database and
+   run by hand through ``ctranslate2.Translator.translate_batch`` with the
+   same beam width, output budget and ladder-rung decoding as the pipeline
+   ran each (``benchmarks/_replay.py``): tokenize, translate, detokenize,
+   one thread, the model loaded once beforehand. Its translations must
+   equal what the pipeline committed (checked: else the comparison is not
+   like for like, and the script exits 1).
+3. **reads**: ``nllb-pipeline status`` and ``nllb-pipeline show JOB`` on the
+   finished job, each a fresh process as a user runs it (best of 3, the
+   interpreter's start included).
+
+Figures: pipeline/raw throughput (raw seconds / pipeline inference-stage
+seconds; target >= 0.9 at every size), overhead per batch ((inference s -
+raw s) / batches; target at 500,000 lines <= 1.2x the 5,000-line figure:
+per-batch cost must not grow with the job), peak RSS, database size, and
+the reads' latency (target < 0.5 s on the 1,000,000-line job). A markdown
+table of every run ends the output.
+
+The tiny model's random weights never emit EOS, so every translation runs
+to its budget and loops, and ``--quality repair`` decodes most lines again
+with a guard and then in pieces: the raw loop replays those batches too,
+so both sides do the same decoding. On a shared machine the load moves
+both; the 1-minute load average is printed with each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, and benchmarks/queue.py
+# would shadow the standard library's queue module.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks._replay import committed_calls, replay  # noqa: E402
+
+SRC, TGT = "eng_Latn", "fra_Latn"
+SIZES, FULL = (5_000, 50_000, 500_000), 1_000_000
+TARGET_RATIO, TARGET_GROWTH, TARGET_READ_S = 0.9, 1.2, 0.5
+_WORDS = (
+    "the a an of to in and for on with at by from as is was are were be been has have had "
+    "will would can could should may might must not no yes this that these those it its they "
+    "them their we our you your he she his her who which what when where why how all each "
+    "every some many more most other such only own same than too very just also still even "
+    "again already always never often sometimes today yesterday tomorrow morning evening night "
+    "day week month year time people person child children family friend teacher doctor "
+    "farmer driver worker city town village country river mountain road bridge house school "
+    "hospital market garden window door table book letter paper story news report document "
+    "water food bread coffee rain snow wind weather summer winter spring autumn light "
+    "music picture question answer problem reason idea plan work job money price number "
+    "small large long short old new young early late good bad important different possible "
+    "quiet loud warm cold bright dark happy tired careful simple difficult open closed "
+    "go goes went come came make made take took give gave see saw know knew think thought "
+    "say said tell told ask asked find found keep kept leave left bring brought begin began "
+    "write wrote read translate translated carry carried build built learn learned move moved "
+    "wait waited walk walked travel travelled decide decided explain explained remember"
+).split()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default=None,
+                   help="lines per corpus, comma-separated (default 5000,50000,500000)")
+    p.add_argument("--full", action="store_true", help="also 1,000,000 lines")
+    p.add_argument("--beams", default="1,4", help="beam widths, comma-separated (default 1,4)")
+    p.add_argument("--quality", choices=("repair", "flag", "off"), default="repair",
+                   help="the pipeline's --quality (default repair, as the CLI's)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CTranslate2 threads, both sides (default 1)")
+    p.add_argument("--model", help="checkpoint directory (default: build the tiny model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = p.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(SIZES)
+        args.beams = [int(b) for b in args.beams.split(",")]
+    except ValueError:
+        p.error("--sizes and --beams take comma-separated integers")
+    if args.full and FULL not in args.sizes:
+        args.sizes.append(FULL)
+    args.sizes.sort()
+    return args
+
+
+# -- the corpus -------------------------------------------------------------------------------
+
+
+def line_length(rng: random.Random) -> int:
+    """Words in a line: 5 to 40, most near 16 (log-normal, as sentences run)."""
+    return min(40, max(5, round(rng.lognormvariate(math.log(16), 0.45))))
+
+
+def unique_lines(n: int, seed: int):
+    """``n`` distinct lines, the same for the same seed. Duplicates are kept
+    out by an 8-byte digest, not the lines themselves (a million lines)."""
+    rng, seen = random.Random(seed), set()
+    while len(seen) < n:
+        words = rng.choices(_WORDS, k=line_length(rng))
+        if len(words) > 12:
+            words[len(words) // 2] += ","
+        line = " ".join(words).capitalize() + rng.choice("......?!")
+        digest = hashlib.blake2b(line.encode(), digest_size=8).digest()
+        if digest not in seen:
+            seen.add(digest)
+            yield line
+
+
+def write_corpus(path: Path, n: int, seed: int) -> Path:
+    with path.open("w", encoding="utf-8") as out:
+        for line in unique_lines(n, seed):
+            out.write(line + "\n")
+    return path
+
+
+# -- one run ----------------------------------------------------------------------------------
+
+
+def cli(db: Path, *argv: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", "--db", str(db), *argv]
+
+
+def run_pipeline(corpus: Path, db: Path, model: str, beams: int, args) -> dict:
+    """``translate`` in a process of its own: its wall time, peak RSS and result."""
+    out, log, err = db.with_suffix(".out.txt"), db.with_suffix(".stdout"), db.with_suffix(".stderr")
+    argv = cli(db, "translate", str(corpus), "--format", "lines", "--src", SRC, "--tgt", TGT,
+               "-o", str(out), "--model", model, "--backend", "ctranslate2", "--device", "cpu",
+               "--threads", str(args.threads), "--beams", str(beams), "--quality", args.quality,
+               "--json")  # --json: the job's id on stdout, and no progress bar
+    with log.open("w") as stdout, err.open("w") as stderr:  # files: no pipe to fill up
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, cwd=ROOT)
+        # wait4: this child's own rusage (RUSAGE_CHILDREN would be the peak of
+        # every child so far, so a smaller run after a larger one would inherit it).
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:  # 1: the job failed; 2: bad usage or input (README, Exit codes)
+        sys.exit(f"translate exited {proc.returncode}:\n{log.read_text()}\n"
+                 f"{err.read_text()[-3000:]}")
+    result = json.loads(log.read_text().strip().splitlines()[-1])
+    if result["state"] != "SUCCEEDED":
+        sys.exit(f"the job ended {result['state']}: {result}")
+    out.unlink()
+    return {"job": result["job"], "process_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def stage_seconds(db: Path, job_id: str) -> dict[str, float]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT stage, SUM(wall_s) FROM stage_runs WHERE job_id = ? "
+                            "GROUP BY stage", (job_id,)).fetchall()
+    finally:
+        conn.close()
+    return dict(rows)
+
+
+def database_mib(db: Path) -> float:
+    parts = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return sum(p.stat().st_size for p in parts if p.exists()) / 2**20
+
+
+def read_latency(argv: list[str], rounds: int = 3) -> float:
+    """Best wall time of a read command, a fresh process each time."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, cwd=ROOT)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def measure(size: int, beams: int, corpus: Path, work: Path, model: str, engine, tokenizer,
+            cap: int, args) -> dict:
+    db = work / f"scale-{size}-b{beams}.db"
+    load = os.getloadavg()[0]
+    run = run_pipeline(corpus, db, model, beams, args)
+    stages = stage_seconds(db, run["job"])
+    raw = replay(engine, tokenizer, committed_calls(db, run["job"], cap), SRC, TGT)
+    status_s = read_latency(cli(db, "status"))
+    show_s = read_latency(cli(db, "show", run["job"]))
+    row = {"lines": size, "beams": beams, "batches": raw.batches,
+           "inference_s": stages["inference"], "job_s": sum(stages.values()),
+           "process_s": run["process_s"], "raw_s": raw.wall_s, "raw_engine_s": raw.engine_wall_s,
+           "ratio": raw.wall_s / stages["inference"],
+           "overhead_ms": (stages["inference"] - raw.wall_s) / raw.batches * 1000,
+           "peak_rss_mib": run["peak_rss_mib"], "db_mib": database_mib(db),
+           "status_s": status_s, "show_s": show_s, "compared": raw.compared,
+           "differing": raw.differing, "load": load}
+    for path in work.glob(f"{db.name}*"):
+        path.unlink()  # a 500,000-line database is large; its figures are taken
+    return row
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def mark(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def growth(row: dict, rows: list[dict]) -> float | None:
+    """Overhead per batch against the smallest size's at the same beams."""
+    first = next(r for r in rows if r["beams"] == row["beams"])
+    if first is row or first["overhead_ms"] <= 0:
+        return None
+    return row["overhead_ms"] / first["overhead_ms"]
+
+
+def print_run(row: dict, rows: list[dict]) -> None:
+    g = growth(row, rows)
+    smallest = next(r for r in rows if r["beams"] == row["beams"])["lines"]
+    print(f"\n{row['lines']:,} lines, beams {row['beams']} (load {row['load']:.1f}): "
+          f"{row['batches']} batches")
+    print(f"  pipeline: inference {row['inference_s']:.2f} s, whole job {row['job_s']:.2f} s "
+          f"(process {row['process_s']:.2f} s with start-up and model load)")
+    print(f"  raw loop: {row['raw_s']:.2f} s ({row['raw_engine_s']:.2f} s inside translate_batch); "
+          f"translations identical: {row['compared'] - row['differing']} of {row['compared']}")
+    print(f"  pipeline/raw throughput {row['ratio']:.2f}x (target >= {TARGET_RATIO}: "
+          f"{mark(row['ratio'] >= TARGET_RATIO)})")
+    print(f"  overhead per batch {row['overhead_ms']:.2f} ms"
+          + (f", {g:.2f}x the {smallest:,}-line figure (target <= {TARGET_GROWTH}x at "
+             f"500,000 lines{': ' + mark(g <= TARGET_GROWTH) if row['lines'] >= 500_000 else ''})"
+             if g is not None else ""))
+    print(f"  peak RSS {row['peak_rss_mib']:.0f} MiB, database {row['db_mib']:.1f} MiB")
+    reads_ok = max(row["status_s"], row["show_s"]) < TARGET_READ_S
+    print(f"  status {row['status_s']:.3f} s, show {row['show_s']:.3f} s (target < "
+          f"{TARGET_READ_S} s on 1,000,000 lines" + (f": {mark(reads_ok)}" if row["lines"] >= FULL
+                                                      else "") + ")")
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| lines | beams | batches | inference s | job s | raw s | pipeline/raw (>= 0.9) "
+            "| overhead ms/batch | vs smallest (<= 1.2 at 500k) | peak RSS MiB | DB MiB "
+            "| status s | show s (< 0.5 at 1M) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        g = growth(r, rows)
+        lines.append(
+            f"| {r['lines']:,} | {r['beams']} | {r['batches']} | {r['inference_s']:.2f} | "
+            f"{r['job_s']:.2f} | {r['raw_s']:.2f} | {r['ratio']:.2f} | {r['overhead_ms']:.2f} | "
+            f"{f'{g:.2f}' if g is not None else '-'} | {r['peak_rss_mib']:.0f} | "
+            f"{r['db_mib']:.1f} | {r['status_s']:.3f} | {r['show_s']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import ctranslate2
+
+    from models.ct2 import Ct2Translator
+    from pipeline.config import RunSettings
+
+    for var in ("NLLB_PIPELINE_INJECT_FAULTS", "NLLB_PIPELINE_RETRY"):  # a clean run
+        os.environ.pop(var, None)
+    with tempfile.TemporaryDirectory(prefix="nllb-scale-") as tmp:
+        work = Path(tmp)
+        # Ours alone, for this process and the CLI's: the conversion cache and
+        # no user config file.
+        os.environ["XDG_CACHE_HOME"] = str(work / "cache")
+        os.environ["NLLB_PIPELINE_CONFIG"] = str(work / "absent.toml")
+        os.environ["PYTHONPATH"] = str(ROOT)
+        if args.model:
+            model = args.model
+        else:
+            from models.tiny import build_tiny_model
+
+            model = str(build_tiny_model(work / "tiny"))
+        ct2 = Ct2Translator(model, RunSettings(device="cpu", threads=args.threads))
+        path = ct2.prepare()  # converted once, outside every timing; the CLI finds it
+        started = time.perf_counter()
+        engine = ctranslate2.Translator(path, device="cpu", compute_type=ct2.compute_type,
+                                        inter_threads=1, intra_threads=args.threads)
+        load_s = time.perf_counter() - started  # the pipeline's inference stage pays it once
+        cap = ct2.describe().max_output_tokens
+        print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"ctranslate2 {ctranslate2.__version__} {ct2.compute_type}, {args.threads} "
+              f"thread(s); model {model}; --quality {args.quality}; sizes "
+              f"{', '.join(f'{s:,}' for s in args.sizes)}; beams {args.beams}; loading the "
+              f"model (inside the pipeline's inference stage) takes {load_s:.2f} s", flush=True)
+        rows = []
+        for size in args.sizes:
+            corpus = write_corpus(work / f"lines-{size}.txt", size, args.seed)
+            for beams in args.beams:
+                rows.append(measure(size, beams, corpus, work, model, engine,
+                                    ct2.checkpoint.tokenizer, cap, args))
+                print_run(rows[-1], rows)
+                sys.stdout.flush()
+            corpus.unlink()
+    print("\n" + markdown(rows))
+    if args.json:
+        print(json.dumps(rows))
+    differing = sum(r["differing"] for r in rows)
+    if differing:
+        print(f"\n{differing} raw translations differ from the pipeline's: the loops did not "
+              "do the same work", file=sys.stderr)
+    return 1 if differing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
