@@ -73,9 +73,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# Run as a script, this folder comes first on sys.path, and benchmarks/queue.py
-# would shadow the standard library's queue module (which torch imports).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.ct2 import Ct2Translator  # noqa: E402

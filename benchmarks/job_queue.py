@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path

@@ -43,9 +43,6 @@ from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path, and its
-# queue.py would shadow the standard library's queue module.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -55,7 +52,7 @@ from pipeline.config import RunSettings  # noqa: E402
 from pipeline.samples import generate_text  # noqa: E402
 from pipeline.service import JobOptions, Runtime, TranslatorCache  # noqa: E402
 from pipeline.store import Store  # noqa: E402
-from pipeline.translator import Translation, TranslatorInfo  # noqa: E402
+from pipeline.translator import BatchResult, Translation, TranslatorInfo  # noqa: E402
 
 
 def make_docs(folder: Path, n: int, sentences: int) -> list[Path]:
@@ -129,7 +126,7 @@ class InstantTranslator:
 
     def submit(self, texts, src_lang, tgt_lang, decoding) -> Future:
         future: Future = Future()
-        future.set_result(self.translate_batch(texts, src_lang, tgt_lang, decoding))
+        future.set_result(BatchResult(self.translate_batch(texts, src_lang, tgt_lang, decoding)))
         return future
 
     def classify(self, exc):
@@ -142,6 +139,9 @@ class InstantTranslator:
 
     def on_device(self, device: str):
         return self
+
+    def close(self) -> None:
+        pass
 
 
 def store_ceiling(tmp: Path, batch_tokens: int, sentences: int) -> tuple[float, int]:
