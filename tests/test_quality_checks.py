@@ -110,3 +110,33 @@ def test_thresholds_are_settings():
     looped = "désolé " * 10
     assert inspect(src, looped, stopped=True, budget=9, src_lang="eng_Latn", tgt_lang="fra_Latn",
                    thresholds=loose) == []
+
+
+def _tandem_by_definition(tokens, max_n=8):
+    """tandem's meaning, written plainly: from every start, count the
+    back-to-back repeats of each n-gram; keep the one covering most tokens."""
+    best = (1, 0)
+    for n in range(1, min(max_n, len(tokens) // 2) + 1):
+        i = 0
+        while i + 2 * n <= len(tokens):
+            reps, j = 1, i
+            while j + 2 * n <= len(tokens) and tokens[j:j + n] == tokens[j + n:j + 2 * n]:
+                reps, j = reps + 1, j + n
+            if reps > 1 and (reps * n, reps) > (best[0] * best[1], best[0]):
+                best = (reps, n)
+            i = j + 1 if reps > 1 else i + 1
+    return best
+
+
+def test_tandem_finds_what_its_definition_finds_on_random_token_lists():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(20_000):
+        tokens = [str(rng.randint(1, rng.randint(1, 5))) for _ in range(rng.randint(0, 40))]
+        if rng.random() < 0.3:
+            unit = [str(rng.randint(1, 9)) for _ in range(rng.randint(1, 5))]
+            cut = rng.randint(0, len(tokens))
+            tokens = tokens[:cut] + unit * rng.randint(2, 8) + tokens[cut:]
+        max_n = rng.randint(1, 9)
+        assert tandem(tokens, max_n) == _tandem_by_definition(tokens, max_n), (tokens, max_n)
