@@ -85,25 +85,28 @@ class Judge:
     def verdicts(self, chunks: Sequence[Chunk], translations: Sequence[Translation],
                  budget: int) -> Verdicts:
         out = Verdicts()
+        cuts: dict[int, tuple[Chunk, list[pieces.Piece], int]] = {}
         for chunk, translation in zip(chunks, translations):
-            self._judge(out, chunk, translation, budget)
+            self._judge(out, cuts, chunk, translation, budget)
+        out.replaced = self._rows(cuts)  # the pieces' tokens, counted in one call
         return out
 
     def split_pieces(self, chunk: Chunk) -> list[NewPiece] | None:
         """``chunk`` split at clause boundaries (or in two), at its own rung:
         what a sentence too large for memory on its own becomes."""
         cut = pieces.split(chunk.source)
-        return self._rows(chunk, cut, chunk.rung) if cut else None
+        return self._rows({chunk.idx: (chunk, cut, chunk.rung)})[chunk.idx] if cut else None
 
-    def _judge(self, out: Verdicts, chunk: Chunk, translation: Translation, budget: int) -> None:
+    def _judge(self, out: Verdicts, cuts: dict, chunk: Chunk, translation: Translation,
+               budget: int) -> None:
         text = translation.text
         spec = protect.load_spec(chunk.protected)
         problem = protect.check(text, spec)
         if problem:
             cut = pieces.fragments(chunk.source)
             if cut:
-                self._replace(out, chunk, cut, chunk.rung, "placeholders", problem, "fragments",
-                              text)
+                self._replace(out, cuts, chunk, cut, chunk.rung, "placeholders", problem,
+                              "fragments", text)
             else:  # cannot happen for a chunk with placeholders; keep its source whole
                 self._flag(out, chunk, chunk.source, "placeholders", problem, text)
             return
@@ -122,12 +125,12 @@ class Judge:
         if self.mode == "flag" or chunk.rung >= PIECE:
             self._flag(out, chunk, text, reason, detail, text)
         elif chunk.rung == PLAIN:
-            self._replace(out, chunk, [pieces.Piece(chunk.source, True)], GUARDED, reason,
-                          detail, "guarded", text)
+            self._replace(out, cuts, chunk, [pieces.Piece(chunk.source, True)], GUARDED,
+                          reason, detail, "guarded", text)
         else:
             cut = pieces.split(chunk.source)
             if cut:
-                self._replace(out, chunk, cut, PIECE, reason, detail, "clauses", text)
+                self._replace(out, cuts, chunk, cut, PIECE, reason, detail, "clauses", text)
             else:
                 self._flag(out, chunk, text, reason, detail, text)
 
@@ -137,22 +140,31 @@ class Judge:
         out.flags[chunk.idx] = reason
         out.attempts.append(self._attempt(chunk, reason, detail, "flag", output))
 
-    def _replace(self, out: Verdicts, chunk: Chunk, cut: list[pieces.Piece], rung: int,
-                 reason: str, detail: str, decision: str, output: str) -> None:
-        out.replaced[chunk.idx] = self._rows(chunk, cut, rung)
+    def _replace(self, out: Verdicts, cuts: dict, chunk: Chunk, cut: list[pieces.Piece],
+                 rung: int, reason: str, detail: str, decision: str, output: str) -> None:
+        cuts[chunk.idx] = (chunk, cut, rung)
         out.attempts.append(self._attempt(chunk, reason, detail, decision, output))
 
-    def _rows(self, chunk: Chunk, cut: list[pieces.Piece], rung: int) -> list[NewPiece]:
-        """Chunk rows for the pieces: a piece to translate keeps the parent's
-        placeholders only if it is the whole source (a guarded copy); copied
-        pieces keep them so postprocess can put them back."""
-        counts = iter(self.count_tokens([p.text for p in cut if p.translate]))
-        rows = []
-        for p in cut:
-            whole = p.text == chunk.source
-            rows.append(NewPiece(p.text, next(counts) if p.translate else 0, rung,
-                                 chunk.protected if whole or not p.translate else None))
-        return rows
+    def _rows(self, cuts: dict[int, tuple[Chunk, list[pieces.Piece], int]]
+              ) -> dict[int, list[NewPiece]]:
+        """Chunk rows for each chunk's pieces: a piece to translate keeps the
+        parent's placeholders only if it is the whole source (a guarded
+        copy, whose tokens are its parent's); copied pieces keep them so
+        postprocess can put them back. The other pieces' tokens are counted
+        in one call."""
+        texts = [p.text for chunk, cut, _ in cuts.values() for p in cut
+                 if p.translate and p.text != chunk.source]
+        counts = iter(self.count_tokens(texts) if texts else ())
+        out = {}
+        for idx, (chunk, cut, rung) in cuts.items():
+            rows = []
+            for p in cut:
+                whole = p.text == chunk.source
+                n = (chunk.n_tokens if whole else next(counts)) if p.translate else 0
+                rows.append(NewPiece(p.text, n, rung,
+                                     chunk.protected if whole or not p.translate else None))
+            out[idx] = rows
+        return out
 
     def _attempt(self, chunk: Chunk, reason: str, detail: str, decision: str,
                  output: str) -> dict:
