@@ -415,8 +415,9 @@ def _run(store: Store, job: Job, translator: Translator, runtime: Runtime,
 
 def cancel(store: Store, job_id: str) -> tuple[Job, str]:
     """Cancel a job: "canceled" at once if nothing runs it, "requested" if a
-    worker holds it (it stops after its current batch), or the job's state
-    if it has already ended. Partial results stay; ``retry`` continues."""
+    worker holds it (it stops within a second or two, once a model call in
+    flight returns), or the job's state if it has already ended. Partial
+    results stay; ``retry`` continues."""
     job = find_job(store, job_id)
     return job, store.request_cancel(job.id)
 

@@ -79,7 +79,8 @@ class JobsMixin:
 
     def request_cancel(self, job_id: str) -> str:
         """Cancel a job: at once if nothing runs it ("canceled"), else ask its
-        worker to stop after the current batch ("requested"). Returns what
+        worker to stop ("requested": within a second or two of its stage's
+        own work, once a model call in flight returns). Returns what
         happened, or the job's state if it has already ended."""
         now = self.clock()
         with self._write() as db:
