@@ -3,6 +3,11 @@
 The decoded text is *not* Unicode-normalised: a format's parser keeps
 literal parts (code, markup, timings) exactly as they were and NFC-normalises
 only the units it hands to the model (``Document.add_unit``).
+
+Two ways in: :func:`read_input` holds the whole file (what submitting
+checks), and :class:`InputLines` reads it a block at a time as decoded
+lines with their byte offsets (what preprocessing streams), from any line
+start on, with the same checks and the same line-ending tallies.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.document import line_end_codes
@@ -80,7 +86,7 @@ def wide_encoding(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def decode_input(path: Path, data: bytes) -> InputFile:
+def _refuse_wide(path: Path, data: bytes) -> None:
     wide = wide_encoding(data)
     if wide:
         encoding, order = wide
@@ -88,8 +94,16 @@ def decode_input(path: Path, data: bytes) -> InputFile:
         raise InvalidInput(
             f"{path} is {encoding} ({order}) text, not UTF-8; convert it first, e.g. "
             f"iconv -f {codec} -t UTF-8 '{path.name}' > '{path.stem}.utf8{path.suffix}'")
+
+
+def _binary(path: Path) -> InvalidInput:
+    return InvalidInput(f"{path} is a binary file (it contains NUL bytes), not text")
+
+
+def decode_input(path: Path, data: bytes) -> InputFile:
+    _refuse_wide(path, data)
     if b"\x00" in data:
-        raise InvalidInput(f"{path} is a binary file (it contains NUL bytes), not text")
+        raise _binary(path)
     bom = data.startswith(BOM)
     try:
         text = data[len(BOM) if bom else 0 :].decode("utf-8")
@@ -110,3 +124,116 @@ def decode_input(path: Path, data: bytes) -> InputFile:
         raise InvalidInput(f"{path} is {what}: nothing to translate")
     return InputFile(path, data, hashlib.sha256(data).hexdigest(), text, eol, bom,
                      line_end_codes(endings) if mixed else "")
+
+
+# -- streaming --------------------------------------------------------------------
+
+BLOCK_BYTES = 1 << 20  # read at a time; a line longer than this is read whole
+_BREAK = re.compile(rb"\r\n|\r|\n")
+_CODE_OF_BREAK = {b"\n": "n", b"\r\n": "r", b"\r": "c"}
+
+
+@dataclass
+class LineTally:
+    """What reading has found so far, the whole-file facts that
+    :func:`decode_input` gives at once: stored with a preprocess's cursor,
+    so reading resumed mid-file ends with the same answers."""
+
+    crlf: int = 0  # CRLF line breaks
+    lf: int = 0  # LF line breaks
+    kinds: str = ""  # the kinds of line break seen, as Document.line_ends letters
+    bom: bool = False
+    letters: bool = False  # a letter somewhere: something to translate
+
+    @property
+    def eol(self) -> str:
+        """The dominant line ending, as decode_input decides it (CR-only breaks count for neither)."""
+        return "\r\n" if self.crlf and self.crlf >= self.lf else "\n"
+
+    @property
+    def mixed(self) -> bool:
+        return len(self.kinds) > 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class InputLine:
+    text: str  # decoded, its line break as "\n" (none on a last line without one)
+    end: str  # its line break as a Document.line_ends letter; "" for none
+    end_byte: int  # the input offset just past its line break
+
+
+class InputLines:
+    """A UTF-8 input file as decoded lines, read a block at a time.
+
+    From ``start`` (a line start; 0 is the file's start, where a BOM is
+    noted and skipped) to the end, tallying line breaks in ``tally``. Raises
+    InvalidInput as :func:`decode_input` does (wide encodings, NUL bytes,
+    bytes that are not UTF-8, with the offset and line), when it reaches
+    them; ``line`` is the number of the line at ``start``, for messages.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, start: int = 0, line: int = 0,
+                 tally: LineTally | None = None, block_bytes: int = BLOCK_BYTES):
+        self.path, self.start, self.line = Path(path), start, line
+        self.tally = tally or LineTally()
+        self.block_bytes = block_bytes
+
+    def __iter__(self) -> Iterator[InputLine]:
+        try:
+            f = open(self.path, "rb")
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        with f:
+            f.seek(self.start)
+            offset, pending, opening = self.start, b"", self.start == 0
+            while True:
+                try:
+                    # The opening block is enough to tell a BOM or UTF-16 by.
+                    block = f.read(max(self.block_bytes, 4096) if opening else self.block_bytes)
+                except OSError as exc:
+                    raise InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}") from None
+                if opening:
+                    _refuse_wide(self.path, block)
+                    if block.startswith(BOM):
+                        self.tally.bom, block, offset = True, block[len(BOM):], len(BOM)
+                    opening = False
+                if b"\x00" in block:
+                    raise _binary(self.path)
+                data, at_end = pending + block, not block
+                pos = 0
+                for m in _BREAK.finditer(data):
+                    if m.end() == len(data) and m.group() == b"\r" and not at_end:
+                        break  # maybe the first half of a CRLF: wait for the next block
+                    yield self._line(data[pos:m.start()], m.group(), offset + m.end())
+                    pos = m.end()
+                offset += pos
+                pending = data[pos:]
+                if at_end:
+                    if pending:
+                        yield self._line(pending, b"", offset + len(pending))
+                    return
+
+    def _line(self, raw: bytes, brk: bytes, end_byte: int) -> InputLine:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            offset = end_byte - len(brk) - len(raw) + exc.start
+            raise InvalidInput(
+                f"{self.path} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+                f"{offset}, line {self.line + 1}); convert it to UTF-8 first") from None
+        tally, code = self.tally, _CODE_OF_BREAK.get(brk, "")
+        if code:
+            text += "\n"
+            self.line += 1
+            if code == "r":
+                tally.crlf += 1
+            elif code == "n":
+                tally.lf += 1
+            if code not in tally.kinds:
+                tally.kinds += code
+        if not tally.letters and any(ch.isalpha() for ch in text):
+            tally.letters = True
+        return InputLine(text, code, end_byte)
