@@ -190,21 +190,22 @@ class JobsMixin:
             raise LeaseLost(f"job {job_id} was taken over by {row[0] if row else 'nobody'}")
 
     def gc(self, older_than_s: float) -> int:
-        """Drop chunks, batches and the bulky artifacts (skeleton, output) of
-        jobs that finished more than ``older_than_s`` ago. Job rows, stage
-        timings, attempts, predictions and the delivery record stay, so
-        statistics and "already translated" still work. Returns the number of
-        jobs collected."""
+        """Drop chunks, batches, skeleton slices and the bulky artifacts
+        (skeleton, output) of jobs that finished more than ``older_than_s``
+        ago. Job rows, stage timings, attempts, predictions and the delivery
+        record stay, so statistics and "already translated" still work.
+        Returns the number of jobs collected."""
         cutoff = self.clock() - older_than_s
         with self._write() as db:
             ids = [r[0] for r in db.execute(
                 "SELECT id FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELED') "
                 "AND finished_at < ? AND EXISTS (SELECT 1 FROM chunks WHERE job_id = jobs.id "
-                "UNION SELECT 1 FROM artifacts WHERE job_id = jobs.id AND kind != 'delivery')",
+                "UNION SELECT 1 FROM artifacts WHERE job_id = jobs.id AND kind != 'delivery' "
+                "UNION SELECT 1 FROM skeleton_slices WHERE job_id = jobs.id)",
                 (cutoff,)).fetchall()]
             for job_id in ids:
-                db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
-                db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
+                for table in ("chunks", "batches", "skeleton_slices"):
+                    db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
                 db.execute("DELETE FROM artifacts WHERE job_id = ? AND kind != 'delivery'",
                            (job_id,))
                 db.execute("UPDATE jobs SET stage = CASE WHEN state = 'SUCCEEDED' THEN 'done' "

@@ -66,17 +66,19 @@ class StagesMixin:
         self, job_id: str, run_id: int, worker: str, skeleton: str, chunks: Sequence[NewChunk],
         *, memory: int | None = None,
     ) -> None:
-        """Write the skeleton and all chunks and end preprocess, atomically.
+        """Write the skeleton (one Document's JSON) and all chunks and end
+        preprocess, atomically: a whole document at once, replacing whatever
+        an earlier preprocess wrote. (The preprocess stage writes a long
+        document in slices instead: ``pipeline.store.slices``.)
 
-        A preprocess killed half-way wrote nothing, so it simply runs again.
         With ``memory`` (a memory scope id) chunks whose key the memory knows
         are written done, as reused; repeated texts wait on their first
         occurrence (``pipeline.store.memory``).
         """
         with self._write() as db:
             self._check_lease(job_id, worker)
-            db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
-            db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
+            for table in ("skeleton_slices", "batches", "chunks"):
+                db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
             self._put_artifact(job_id, "skeleton", content=skeleton.encode())
             db["chunks"].insert_all(self._chunk_rows(job_id, chunks, memory))
             self.finish_stage(job_id, run_id, "inference", worker)
