@@ -127,8 +127,8 @@ async def job_output(request: Request, api) -> Response:
     headers = {"Content-Disposition": content_disposition("inline" if inline else "attachment",
                                                           found.name),
                "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
-               **NO_CACHE}
-    return Response(found.data, media_type=media_type, headers=headers)
+               "Content-Length": str(found.size), **NO_CACHE}
+    return StreamingResponse(found.pieces, media_type=media_type, headers=headers)
 
 
 # -- submitting -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from pipeline.errors import LeaseLost
 from pipeline.store.records import Job
@@ -191,11 +192,12 @@ class JobsMixin:
 
     def gc(self, older_than_s: float) -> int:
         """Drop chunks, batches, skeleton slices and the bulky artifacts
-        (skeleton, output) of jobs that finished more than ``older_than_s``
-        ago. Job rows, stage timings, attempts, predictions and the delivery
-        record stay, so statistics and "already translated" still work.
-        Returns the number of jobs collected."""
+        (skeleton, output and its file) of jobs that finished more than
+        ``older_than_s`` ago. Job rows, stage timings, attempts, predictions
+        and the delivery record stay, so statistics and "already translated"
+        still work. Returns the number of jobs collected."""
         cutoff = self.clock() - older_than_s
+        files = []
         with self._write() as db:
             ids = [r[0] for r in db.execute(
                 "SELECT id FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELED') "
@@ -204,10 +206,15 @@ class JobsMixin:
                 "UNION SELECT 1 FROM skeleton_slices WHERE job_id = jobs.id)",
                 (cutoff,)).fetchall()]
             for job_id in ids:
+                files += [Path(p) for (p,) in db.execute(
+                    "SELECT path FROM artifacts WHERE job_id = ? AND kind = 'output' "
+                    "AND path IS NOT NULL", (job_id,))]
                 for table in ("chunks", "batches", "skeleton_slices"):
                     db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
                 db.execute("DELETE FROM artifacts WHERE job_id = ? AND kind != 'delivery'",
                            (job_id,))
                 db.execute("UPDATE jobs SET stage = CASE WHEN state = 'SUCCEEDED' THEN 'done' "
                            "ELSE 'preprocess' END WHERE id = ?", (job_id,))
+        for path in files:  # once no row names them
+            path.unlink(missing_ok=True)
         return len(ids)
