@@ -101,7 +101,11 @@ class Receiver:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
 
     def handle(self, h: BaseHTTPRequestHandler) -> None:
-        body = h.rfile.read(int(h.headers.get("Content-Length", 0)))
+        length = int(h.headers.get("Content-Length", 0))
+        body = h.rfile.read(length)
+        if len(body) < length:
+            h.close_connection = True
+            return  # the sender hung up half-way: nothing was delivered
         with self.lock:
             action = self.script.pop(0) if self.script else ("ok",)
             self.requests.append(Seen(h.command, h.path, {k.lower(): v for k, v in
