@@ -4,10 +4,11 @@ The decoded text is *not* Unicode-normalised: a format's parser keeps
 literal parts (code, markup, timings) exactly as they were and NFC-normalises
 only the units it hands to the model (``Document.add_unit``).
 
-Two ways in: :func:`read_input` holds the whole file (what submitting
-checks), and :class:`InputLines` reads it a block at a time as decoded
-lines with their byte offsets (what preprocessing streams), from any line
-start on, with the same checks and the same line-ending tallies.
+Two ways in: :func:`read_input` holds the whole file, and
+:func:`scan_input` makes the same checks and finds the same facts reading
+it a block at a time (what submitting a document of any size does), with
+:class:`InputLines`: the file as decoded lines with their byte offsets,
+from any line start on (what preprocessing streams).
 """
 
 from __future__ import annotations
@@ -28,15 +29,26 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 @dataclass(frozen=True)
 class InputFile:
+    """A checked input document: its facts, and its content when it was
+    read whole (``read_input``); ``scan_input`` keeps none of it, and
+    ``lines()`` reads it again from the file."""
+
     path: Path  # absolute
-    data: bytes
-    sha256: str  # of ``data``, the bytes as read
-    text: str  # LF line endings, no BOM, not normalised
+    data: bytes | None  # None: scanned, not held
+    sha256: str  # of the bytes as read
+    text: str | None  # LF line endings, no BOM, not normalised; None: scanned
     eol: str  # the dominant line ending of the file: "\n" or "\r\n"
     bom: bool
     # One letter per line break (n LF, r CRLF, c CR) when the file mixes
-    # them, "" when it uses one kind (Document.line_ends).
+    # them, "" when it uses one kind (Document.line_ends); read whole only.
     line_ends: str = ""
+    size: int = 0  # bytes
+
+    def lines(self) -> Iterator[InputLine]:
+        """Its decoded lines, from memory or read from the file in blocks."""
+        if self.text is None:
+            return iter(InputLines(self.path))
+        return _text_lines(self.text)
 
 
 def read_input(path: str | os.PathLike) -> InputFile:
@@ -123,7 +135,38 @@ def decode_input(path: Path, data: bytes) -> InputFile:
         what = "empty" if not text.strip() else "without any words"
         raise InvalidInput(f"{path} is {what}: nothing to translate")
     return InputFile(path, data, hashlib.sha256(data).hexdigest(), text, eol, bom,
-                     line_end_codes(endings) if mixed else "")
+                     line_end_codes(endings) if mixed else "", len(data))
+
+
+def scan_input(path: str | os.PathLike) -> InputFile:
+    """``read_input``'s checks and facts (no ``line_ends``), reading the file
+    a block at a time and keeping none of it: for documents of any size."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InvalidInput(f"input is a directory, not a file: {path}")
+    if not path.exists():
+        raise InvalidInput(f"input file not found: {path}")
+    reader, blank = InputLines(path.resolve()), True
+    for line in reader:
+        if blank and line.text.strip():
+            blank = False
+    tally = reader.tally
+    if not tally.letters:
+        what = "empty" if blank else "without any words"
+        raise InvalidInput(f"{reader.path} is {what}: nothing to translate")
+    return InputFile(reader.path, None, reader.digest.hexdigest(), None, tally.eol, tally.bom,
+                     "", reader.size)
+
+
+def _text_lines(text: str) -> Iterator[InputLine]:
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield InputLine(text[start:], "", len(text))
+            return
+        yield InputLine(text[start:end + 1], "n", end + 1)
+        start = end + 1
 
 
 # -- streaming --------------------------------------------------------------------
@@ -180,6 +223,8 @@ class InputLines:
         self.path, self.start, self.line = Path(path), start, line
         self.tally = tally or LineTally()
         self.block_bytes = block_bytes
+        # Of the bytes read from ``start`` on (the file's, read from 0).
+        self.digest, self.size = hashlib.sha256(), 0
 
     def __iter__(self) -> Iterator[InputLine]:
         try:
@@ -195,6 +240,8 @@ class InputLines:
                     block = f.read(max(self.block_bytes, 4096) if opening else self.block_bytes)
                 except OSError as exc:
                     raise InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}") from None
+                self.digest.update(block)
+                self.size += len(block)
                 if opening:
                     _refuse_wide(self.path, block)
                     if block.startswith(BOM):

@@ -25,7 +25,7 @@ from pathlib import Path
 from pipeline import config
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import InvalidInput, JobBusy, JobConflict, JobNotFound
-from pipeline.inputs import InputFile, read_input
+from pipeline.inputs import InputFile, scan_input
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
@@ -225,7 +225,7 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
     results = list(empty)
     for path, base in files:
         try:
-            source = read_input(path)
+            source = scan_input(path)
             opts = options
             if output_dir:
                 opts = replace(options, to=f"dir:{output_dir}",

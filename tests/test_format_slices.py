@@ -13,8 +13,8 @@ import pytest
 from pipeline.document import Document
 from pipeline.errors import InvalidInput
 from pipeline.formats import parse_document
-from pipeline.formats.slices import SliceParser, check_document, slices, text_lines
-from pipeline.inputs import BOM, InputLines, decode_input
+from pipeline.formats.slices import SliceParser, check_document, slices
+from pipeline.inputs import BOM, InputLines, decode_input, scan_input
 from tests.conftest import CORPUS
 
 SIZES = (0, 1, 2, 3, 7)
@@ -144,10 +144,11 @@ def test_a_jsonl_note_and_check_span_slices(tmp_path):
 def test_format_errors_name_the_line_in_the_whole_file(tmp_path, fmt, text, message):
     with pytest.raises(InvalidInput, match=message):
         parse_document(text, fmt, jsonl_field="text")
-    with pytest.raises(InvalidInput, match=message):
-        check_document(text_lines(text), fmt, jsonl_field="text")
     path = tmp_path / "doc"
     path.write_text(text)
+    for source in (decode_input(path, path.read_bytes()), scan_input(path)):
+        with pytest.raises(InvalidInput, match=message):
+            check_document(source.lines(), fmt, jsonl_field="text")
     with pytest.raises(InvalidInput, match=message):
         sliced(path, fmt, 1, field="text")
 
@@ -170,6 +171,11 @@ def test_reading_in_blocks_decodes_as_the_whole_file_is_decoded(tmp_path):
         data = (BOM if rng.random() < 0.3 else b"") + ("".join(pieces) + "end").encode()
         path.write_bytes(data)
         source = decode_input(path, data)
+        scanned = scan_input(path)  # the same facts, nothing held
+        assert (scanned.sha256, scanned.eol, scanned.bom, scanned.size) == (
+            source.sha256, source.eol, source.bom, len(data))
+        assert scanned.data is None and scanned.text is None
+        assert "".join(line.text for line in scanned.lines()) == source.text
         for block in (1, 2, 5, 1 << 20):
             reader = InputLines(path, block_bytes=block)
             lines = list(reader)
@@ -196,3 +202,5 @@ def test_reading_refuses_what_decoding_refuses(tmp_path, data, message):
         decode_input(path, data)
     with pytest.raises(InvalidInput, match=message):
         list(InputLines(path, block_bytes=2))
+    with pytest.raises(InvalidInput, match=message):
+        scan_input(path)

@@ -140,19 +140,6 @@ class SliceParser:
         return self.records.finish(self.jsonl_field) if self.fmt == "jsonl" else []
 
 
-def text_lines(text: str) -> Iterator[InputLine]:
-    """The lines of a text already decoded (LF line breaks), as a file's
-    lines are read (``pipeline.inputs.InputLines``), without a copy of it."""
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        if end < 0:
-            yield InputLine(text[start:], "", len(text))
-            return
-        yield InputLine(text[start:end + 1], "n", end + 1)
-        start = end + 1
-
-
 def check_document(lines: Iterable[InputLine], fmt: str, *, jsonl_field: str = "") -> None:
     """Parse a document slice by slice and keep nothing: InvalidInput if
     its format cannot parse it (what submitting checks)."""
