@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -330,3 +331,52 @@ def test_a_job_preprocessed_whole_by_an_older_version_still_renders(tmp_path):
     store.release_job(job.id, "old")
     assert run_job(store, job.id, FakeTranslator()).state == "SUCCEEDED"
     assert (tmp_path / "doc.out").read_text() == "HELLO THERE.\n\nSECOND PARAGRAPH.\n"
+
+
+class StopAfter(Events):
+    """Stops the run (as SIGTERM does) once ``stage`` finished."""
+
+    def __init__(self, stage: str, shutdown: threading.Event):
+        self.stage, self.shutdown = stage, shutdown
+
+    def stage_finished(self, stage):
+        if stage == self.stage:
+            self.shutdown.set()
+
+
+def traced_peak(run) -> int:
+    """The most Python memory ``run()`` held at once, in bytes, beyond what was held before."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        run()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow  # tracemalloc makes it a minute or more
+def test_preprocess_postprocess_and_upload_hold_a_slice_not_the_document(tmp_path, monkeypatch):
+    """Python memory at 300 and 3,000 lines (slices of 100): under 50 bytes
+    more per line (the whole document in memory was over 1 KB a line)."""
+    monkeypatch.setattr(preprocess, "SLICE_LINES", 100, raising=False)
+    peaks = {}
+    for lines in (300, 3000):
+        text = "".join(f"Line {n} says {'what ' * (n % 9)}it says, once only.\n"
+                       for n in range(lines))
+        (tmp_path / str(lines)).mkdir()
+        store, job, _ = fake_job(tmp_path / str(lines), text)
+
+        def stage(name, store=store, job=job):
+            shutdown = threading.Event()
+            run_job(store, job.id, FakeTranslator(), shutdown=shutdown,
+                    events=StopAfter(name, shutdown), policy=NO_WAITS)
+
+        pre = traced_peak(lambda: stage("preprocess"))
+        stage("inference")  # not this test's: it holds the pending chunks
+        post = traced_peak(lambda: stage("upload"))  # postprocess, then upload
+        assert store.job(job.id).state == "SUCCEEDED"
+        peaks[lines] = (pre, post)
+    for k, name in enumerate(("preprocess", "postprocess and upload")):
+        per_line = (peaks[3000][k] - peaks[300][k]) / 2700
+        assert per_line < 50, f"{name}: {per_line:.0f} bytes more per line"
