@@ -20,8 +20,9 @@ Two records make the output exact where nothing was translated:
 Only unit texts are NFC-normalised, never literal parts: code, markup and
 timings stay byte for byte what the input held.
 
-The skeleton is stored as JSON in the job's artifacts, so postprocess never
-needs the input file again.
+The skeleton is stored as JSON in the store, a slice of the document at a
+time (``pipeline.formats.slices``, ``pipeline.store.slices``), so
+postprocess never needs the input file again.
 """
 
 from __future__ import annotations

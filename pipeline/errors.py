@@ -108,7 +108,8 @@ class JobFailed(PipelineError):
 
 
 class JobCanceled(PipelineError):
-    """A cancel was requested; the worker stops after its current batch."""
+    """A cancel was requested; the worker stops at its next check (within a
+    second or two; a model call in flight finishes first)."""
 
 
 class WorkerStopping(PipelineError):

@@ -3,6 +3,12 @@
 The decoded text is *not* Unicode-normalised: a format's parser keeps
 literal parts (code, markup, timings) exactly as they were and NFC-normalises
 only the units it hands to the model (``Document.add_unit``).
+
+Two ways in: :func:`read_input` holds the whole file, and
+:func:`scan_input` makes the same checks and finds the same facts reading
+it a block at a time (what submitting a document of any size does), with
+:class:`InputLines`: the file as decoded lines with their byte offsets,
+from any line start on (what preprocessing streams).
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline.document import line_end_codes
@@ -22,15 +29,26 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 @dataclass(frozen=True)
 class InputFile:
+    """A checked input document: its facts, and its content when it was
+    read whole (``read_input``); ``scan_input`` keeps none of it, and
+    ``lines()`` reads it again from the file."""
+
     path: Path  # absolute
-    data: bytes
-    sha256: str  # of ``data``, the bytes as read
-    text: str  # LF line endings, no BOM, not normalised
+    data: bytes | None  # None: scanned, not held
+    sha256: str  # of the bytes as read
+    text: str | None  # LF line endings, no BOM, not normalised; None: scanned
     eol: str  # the dominant line ending of the file: "\n" or "\r\n"
     bom: bool
     # One letter per line break (n LF, r CRLF, c CR) when the file mixes
-    # them, "" when it uses one kind (Document.line_ends).
+    # them, "" when it uses one kind (Document.line_ends); read whole only.
     line_ends: str = ""
+    size: int = 0  # bytes
+
+    def lines(self) -> Iterator[InputLine]:
+        """Its decoded lines, from memory or read from the file in blocks."""
+        if self.text is None:
+            return iter(InputLines(self.path))
+        return _text_lines(self.text)
 
 
 def read_input(path: str | os.PathLike) -> InputFile:
@@ -80,7 +98,7 @@ def wide_encoding(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def decode_input(path: Path, data: bytes) -> InputFile:
+def _refuse_wide(path: Path, data: bytes) -> None:
     wide = wide_encoding(data)
     if wide:
         encoding, order = wide
@@ -88,8 +106,16 @@ def decode_input(path: Path, data: bytes) -> InputFile:
         raise InvalidInput(
             f"{path} is {encoding} ({order}) text, not UTF-8; convert it first, e.g. "
             f"iconv -f {codec} -t UTF-8 '{path.name}' > '{path.stem}.utf8{path.suffix}'")
+
+
+def _binary(path: Path) -> InvalidInput:
+    return InvalidInput(f"{path} is a binary file (it contains NUL bytes), not text")
+
+
+def decode_input(path: Path, data: bytes) -> InputFile:
+    _refuse_wide(path, data)
     if b"\x00" in data:
-        raise InvalidInput(f"{path} is a binary file (it contains NUL bytes), not text")
+        raise _binary(path)
     bom = data.startswith(BOM)
     try:
         text = data[len(BOM) if bom else 0 :].decode("utf-8")
@@ -109,4 +135,152 @@ def decode_input(path: Path, data: bytes) -> InputFile:
         what = "empty" if not text.strip() else "without any words"
         raise InvalidInput(f"{path} is {what}: nothing to translate")
     return InputFile(path, data, hashlib.sha256(data).hexdigest(), text, eol, bom,
-                     line_end_codes(endings) if mixed else "")
+                     line_end_codes(endings) if mixed else "", len(data))
+
+
+def scan_input(path: str | os.PathLike) -> InputFile:
+    """``read_input``'s checks and facts (no ``line_ends``), reading the file
+    a block at a time and keeping none of it: for documents of any size."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InvalidInput(f"input is a directory, not a file: {path}")
+    if not path.exists():
+        raise InvalidInput(f"input file not found: {path}")
+    reader, blank = InputLines(path.resolve()), True
+    for line in reader:
+        if blank and line.text.strip():
+            blank = False
+    tally = reader.tally
+    if not tally.letters:
+        what = "empty" if blank else "without any words"
+        raise InvalidInput(f"{reader.path} is {what}: nothing to translate")
+    return InputFile(reader.path, None, reader.digest.hexdigest(), None, tally.eol, tally.bom,
+                     "", reader.size)
+
+
+def _text_lines(text: str) -> Iterator[InputLine]:
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            yield InputLine(text[start:], "", len(text))
+            return
+        yield InputLine(text[start:end + 1], "n", end + 1)
+        start = end + 1
+
+
+# -- streaming --------------------------------------------------------------------
+
+BLOCK_BYTES = 1 << 20  # read at a time; a line longer than this is read whole
+_BREAK = re.compile(rb"\r\n|\r|\n")
+_CODE_OF_BREAK = {b"\n": "n", b"\r\n": "r", b"\r": "c"}
+
+
+@dataclass
+class LineTally:
+    """What reading has found so far, the whole-file facts that
+    :func:`decode_input` gives at once: stored with a preprocess's cursor,
+    so reading resumed mid-file ends with the same answers."""
+
+    crlf: int = 0  # CRLF line breaks
+    lf: int = 0  # LF line breaks
+    kinds: str = ""  # the kinds of line break seen, as Document.line_ends letters
+    bom: bool = False
+    letters: bool = False  # a letter somewhere: something to translate
+
+    @property
+    def eol(self) -> str:
+        """The dominant line ending, as decode_input decides it (CR-only breaks count for neither)."""
+        return "\r\n" if self.crlf and self.crlf >= self.lf else "\n"
+
+    @property
+    def mixed(self) -> bool:
+        return len(self.kinds) > 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class InputLine:
+    text: str  # decoded, its line break as "\n" (none on a last line without one)
+    end: str  # its line break as a Document.line_ends letter; "" for none
+    end_byte: int  # the input offset just past its line break
+
+
+class InputLines:
+    """A UTF-8 input file as decoded lines, read a block at a time.
+
+    From ``start`` (a line start; 0 is the file's start, where a BOM is
+    noted and skipped) to the end, tallying line breaks in ``tally``. Raises
+    InvalidInput as :func:`decode_input` does (wide encodings, NUL bytes,
+    bytes that are not UTF-8, with the offset and line), when it reaches
+    them; ``line`` is the number of the line at ``start``, for messages.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, start: int = 0, line: int = 0,
+                 tally: LineTally | None = None, block_bytes: int = BLOCK_BYTES):
+        self.path, self.start, self.line = Path(path), start, line
+        self.tally = tally or LineTally()
+        self.block_bytes = block_bytes
+        # Of the bytes read from ``start`` on (the file's, read from 0).
+        self.digest, self.size = hashlib.sha256(), 0
+
+    def __iter__(self) -> Iterator[InputLine]:
+        try:
+            f = open(self.path, "rb")
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        with f:
+            f.seek(self.start)
+            offset, pending, opening = self.start, b"", self.start == 0
+            while True:
+                try:
+                    # The opening block is enough to tell a BOM or UTF-16 by.
+                    block = f.read(max(self.block_bytes, 4096) if opening else self.block_bytes)
+                except OSError as exc:
+                    raise InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}") from None
+                self.digest.update(block)
+                self.size += len(block)
+                if opening:
+                    _refuse_wide(self.path, block)
+                    if block.startswith(BOM):
+                        self.tally.bom, block, offset = True, block[len(BOM):], len(BOM)
+                    opening = False
+                if b"\x00" in block:
+                    raise _binary(self.path)
+                data, at_end = pending + block, not block
+                pos = 0
+                for m in _BREAK.finditer(data):
+                    if m.end() == len(data) and m.group() == b"\r" and not at_end:
+                        break  # maybe the first half of a CRLF: wait for the next block
+                    yield self._line(data[pos:m.start()], m.group(), offset + m.end())
+                    pos = m.end()
+                offset += pos
+                pending = data[pos:]
+                if at_end:
+                    if pending:
+                        yield self._line(pending, b"", offset + len(pending))
+                    return
+
+    def _line(self, raw: bytes, brk: bytes, end_byte: int) -> InputLine:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            offset = end_byte - len(brk) - len(raw) + exc.start
+            raise InvalidInput(
+                f"{self.path} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+                f"{offset}, line {self.line + 1}); convert it to UTF-8 first") from None
+        tally, code = self.tally, _CODE_OF_BREAK.get(brk, "")
+        if code:
+            text += "\n"
+            self.line += 1
+            if code == "r":
+                tally.crlf += 1
+            elif code == "n":
+                tally.lf += 1
+            if code not in tally.kinds:
+                tally.kinds += code
+        if not tally.letters and any(ch.isalpha() for ch in text):
+            tally.letters = True
+        return InputLine(text, code, end_byte)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pipeline.config import JobParams, idempotency_key
 from pipeline.errors import InvalidInput, KeyReused
-from pipeline.formats import detect_format, parse_document
+from pipeline.formats import detect_format
+from pipeline.formats.slices import check_document
 from pipeline.inputs import InputFile
 from pipeline.memory.scope import MODES
 from pipeline.store import Job, Store
@@ -61,11 +62,13 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
         raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {memory!r}")
     canonical = params.canonical_json()
     if store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
-        # A file the format cannot parse is refused before a job exists for it.
-        parse_document(source.text, params.fmt, jsonl_field=params.jsonl_field)
+        # A file the format cannot parse is refused before a job exists for
+        # it: parsed as preprocess will parse it, a slice at a time, keeping
+        # nothing of the parse.
+        check_document(source.lines(), params.fmt, jsonl_field=params.jsonl_field)
     job, created = store.get_or_create_job(
         idem_key=key or idempotency_key(params, source.sha256), params=canonical,
-        input_path=str(source.path), input_sha256=source.sha256, input_bytes=len(source.data),
+        input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
         output_path=params.output, priority=priority, memory_mode=memory or "on",
     )
     if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):

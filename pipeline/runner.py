@@ -31,6 +31,10 @@ from pipeline.store import Job, Store
 from pipeline.translator import Translator
 
 log = logging.getLogger("nllb_pipeline")
+# How often a stage's own work asks the store whether its job was canceled
+# (``JobContext.checkpoint``), and the longest step of a wait: the design
+# promises an answer to cancel, SIGTERM and a lost lease within 2 s of work.
+CHECK_EVERY_S = 0.5
 
 
 def new_worker_id() -> str:
@@ -83,21 +87,53 @@ class JobContext:
     worker: str
     events: Events
     policy: RetryPolicy = RetryPolicy()
-    sleep: Callable[[float], None] = time.sleep
+    # How a retry's wait is slept; None: in steps that answer a cancel,
+    # SIGTERM or lost lease. Tests pass a recorder that sleeps nothing.
+    sleep: Callable[[float], None] | None = None
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
     stop: threading.Event = field(default_factory=threading.Event)
     shutdown: threading.Event | None = None  # set by a worker's SIGTERM handler
     delivery: DeliveryOptions = DeliveryOptions()  # run-time only: holds credentials
+    # Paces checkpoint(): seconds, only differences count (tests pass a fake).
+    monotonic: Callable[[], float] = time.monotonic
+    _checked_at: float | None = field(default=None, init=False, repr=False)
 
     def check_running(self) -> None:
         """Between batches and stages: stop if the lease was lost or a cancel asked."""
         if self.stop.is_set():
             raise LeaseLost(f"job {self.job.id}: lease lost")
+        self._checked_at = self.monotonic()
         if self.store.cancel_requested(self.job.id):
             raise JobCanceled(f"job {self.job.id} canceled")
         if self.shutdown is not None and self.shutdown.is_set():
             raise WorkerStopping(f"job {self.job.id}: worker stopping")
+
+    def checkpoint(self) -> None:
+        """``check_running``, paced for a stage's own work: call it as often
+        as convenient (every line, block or slice). A lost lease or a
+        SIGTERM is an event, answered at once; the store is asked about a
+        cancel once ``CHECK_EVERY_S`` passed since it was last asked."""
+        if (self._checked_at is None or self.stop.is_set()
+                or (self.shutdown is not None and self.shutdown.is_set())
+                or self.monotonic() - self._checked_at >= CHECK_EVERY_S):
+            self.check_running()
+
+    def __post_init__(self) -> None:
+        if self.sleep is None:
+            self.sleep = self._sleep_answering
+
+    def _sleep_answering(self, seconds: float) -> None:
+        """A retry's wait, in steps of at most ``CHECK_EVERY_S`` that raise as
+        ``check_running`` does: a canceled, stopping or lost job does not
+        sit out a 20 s backoff (the wait's end is in the store already)."""
+        end = self.monotonic() + seconds
+        while True:
+            self.check_running()
+            left = end - self.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, CHECK_EVERY_S))  # a lost lease wakes it at once
 
 
 class Heartbeat:
@@ -153,17 +189,21 @@ def _with_live_progress(store: Store, job_id: str, worker: str, translator,
 def run_job(store: Store, job_id: str, translator: Translator, *,
             settings: RunSettings = RunSettings(), events: Events | None = None,
             worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
-            sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+            sleep: Callable[[float], None] | None = None, rng: random.Random | None = None,
             delivery: DeliveryOptions | None = None,
-            shutdown: threading.Event | None = None) -> Job:
+            shutdown: threading.Event | None = None,
+            monotonic: Callable[[], float] = time.monotonic) -> Job:
     """Run the job from its stored stage to the end; return the final job.
 
     The job may end SUCCEEDED, or FAILED with some chunks failed for good
     (the rest is delivered). Raises JobBusy if a live worker holds it, and
     JobFailed if a non-retryable error stops it. ``sleep`` and ``rng`` are
-    injectable so tests wait for nothing and get exact delays; the clock is
-    the store's. ``delivery`` is how the upload reaches its sink (headers,
-    timeout, overwrite): passed to this run only, never stored.
+    injectable so tests wait for nothing and get exact delays (by default a
+    wait answers a cancel, SIGTERM or lost lease as it goes); the clock is
+    the store's, and ``monotonic`` paces each stage's checks of them
+    (``JobContext.checkpoint``). ``delivery`` is how the upload reaches its
+    sink (headers, timeout, overwrite): passed to this run only, never
+    stored.
     """
     from pipeline.stages import STAGE_RUNNERS
 
@@ -186,7 +226,7 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
     ctx = JobContext(store, store.job(job.id), params, translator,
                      settings, worker, events, policy=policy, sleep=sleep, clock=store.clock,
                      rng=rng or random.Random(), delivery=delivery or DeliveryOptions(),
-                     shutdown=shutdown)
+                     shutdown=shutdown, monotonic=monotonic)
     try:
         with Heartbeat(store.path, job.id, worker, settings.lease_seconds, ctx.stop):
             for stage in STAGES[STAGES.index(ctx.job.stage):] if ctx.job.stage in STAGES else ():

@@ -15,8 +15,9 @@ by every job that names it).
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,11 +25,11 @@ from pipeline import config
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import InvalidInput, JobBusy, JobConflict, JobNotFound
 from pipeline.executors.cache import TranslatorCache
-from pipeline.inputs import InputFile, read_input
+from pipeline.inputs import InputFile, scan_input
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
-from pipeline.store import Job, Store
+from pipeline.store import Artifact, Job, Store
 from pipeline.translator import NoModel, Translator
 
 log = logging.getLogger("nllb_pipeline")
@@ -188,7 +189,7 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
     results = list(empty)
     for path, base in files:
         try:
-            source = read_input(path)
+            source = scan_input(path)
             opts = options
             if output_dir:
                 opts = replace(options, to=f"dir:{output_dir}",
@@ -242,7 +243,7 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     if existing and existing.state == "FAILED" and existing.stage == "done":
         raise JobEnded(existing)
     ours = store.artifact(existing.id, "output") if existing else None
-    check_target_free(params.sink, params.output, ours.content if ours else None,
+    check_target_free(params.sink, params.output, _stored_output(ours),
                       overwrite=runtime.delivery.overwrite)
     translator = runtime.translators(params)
     job, created = create(store, params, source, memory=options.memory)
@@ -252,6 +253,16 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
         reopen_undelivered(store, job)
     return _run(store, store.job(job.id), translator, runtime, events_for,
                 note=None if created else "resumed")
+
+
+def _stored_output(output: Artifact | None):
+    """A job's output as a sink takes it: its file, or the bytes a store
+    from before output files kept."""
+    from pipeline.output_file import OutputFile
+
+    if output is None or output.path is None:
+        return output.content if output else None
+    return OutputFile(Path(output.path), output.bytes, output.sha256)
 
 
 class JobEnded(InvalidInput):
@@ -333,24 +344,27 @@ def requeue(store: Store, job_id: str) -> Requeued:
 
 @dataclass(frozen=True)
 class Output:
-    """A finished job's translation, as the store keeps it."""
+    """A finished job's translation, as the store keeps it: read a piece at
+    a time from the job's output file (opened already, so it cannot go
+    away half-way)."""
 
     name: str  # the file name it was delivered under (NAME.<tgt>.EXT)
     fmt: str  # one of config.FORMATS
-    data: bytes
+    size: int  # bytes
+    pieces: Iterator[bytes]
 
 
 def output(store: Store, job_id: str) -> Output:
     """The translation of a job that got through postprocess (a job that
     ended FAILED with some chunks failed for good has one too: they keep
     their source text or a marker). JobConflict while there is none yet, or
-    after ``gc`` collected it."""
+    after ``gc`` collected it, or if its file is gone."""
     from pipeline.jobs import default_output
     from pipeline.sinks import is_http
 
     job = find_job(store, job_id)
     artifact = store.artifact(job.id, "output") if job.stage in ("upload", "done") else None
-    if artifact is None or artifact.content is None:
+    if artifact is None or (artifact.content is None and artifact.path is None):
         if job.stage == "done":
             raise JobConflict(f"job {job.id}: its output was collected by gc; retry it to "
                               "translate it again")
@@ -358,7 +372,22 @@ def output(store: Store, job_id: str) -> Output:
     params = JobParams.from_json(job.params)
     name = (default_output(Path(job.input_path), params.tgt_lang).name if is_http(params.sink)
             else Path(params.output).name)
-    return Output(name, params.fmt, artifact.content)
+    if artifact.path is None:
+        return Output(name, params.fmt, len(artifact.content), iter([artifact.content]))
+    try:
+        f = open(artifact.path, "rb")
+    except OSError:
+        raise JobConflict(f"job {job.id}: its output file {artifact.path} is gone; retry it "
+                          "to render it again") from None
+    return Output(name, params.fmt, os.fstat(f.fileno()).st_size, _read_pieces(f))
+
+
+def _read_pieces(f) -> Iterator[bytes]:
+    from pipeline.output_file import PIECE_BYTES
+
+    with f:
+        while piece := f.read(PIECE_BYTES):
+            yield piece
 
 
 def _run(store: Store, job: Job, translator: Translator, runtime: Runtime,
@@ -379,8 +408,9 @@ def _run(store: Store, job: Job, translator: Translator, runtime: Runtime,
 
 def cancel(store: Store, job_id: str) -> tuple[Job, str]:
     """Cancel a job: "canceled" at once if nothing runs it, "requested" if a
-    worker holds it (it stops after its current batch), or the job's state
-    if it has already ended. Partial results stay; ``retry`` continues."""
+    worker holds it (it stops within a second or two, once a model call in
+    flight returns), or the job's state if it has already ended. Partial
+    results stay; ``retry`` continues."""
     job = find_job(store, job_id)
     return job, store.request_cancel(job.id)
 

@@ -4,7 +4,8 @@
 
 - ``file:PATH`` (the default: ``-o PATH``, or NAME.<tgt>.EXT next to the
   input): written to a temporary file beside the target, fsynced, renamed
-  over it, so a reader or a crash never sees half a file;
+  over it, so a reader or a crash never sees half a file
+  (``pipeline.output_file.AtomicFile``);
 - ``dir:DIR``: the same at DIR/NAME.<tgt>.EXT, or, given a base
   (``--relative-to``; a batch passes its working directory), at
   DIR/<the input's directory relative to the base>/NAME.<tgt>.EXT;
@@ -13,8 +14,11 @@
   ``Idempotency-Key`` header so that the receiver can drop the repeats that
   retries and resumes send.
 
-A file sink never replaces a *different* file unless told to (the same bytes
-already there count as delivered). A sink makes one attempt per ``deliver``
+What a sink delivers is bytes, or the job's output file
+(``pipeline.output_file.OutputFile``), which it reads a piece at a time, so
+a document is never whole in memory. A file sink never replaces a
+*different* file unless told to (the same bytes already there count as
+delivered). A sink makes one attempt per ``deliver``
 call and raises ``DeliveryError`` with its class; the upload stage owns the
 retries. What a sink *is* (target, method) is part of the job and its
 idempotency key; how this run reaches it (headers, timeout, overwrite) is
@@ -24,7 +28,6 @@ idempotency key; how this run reaches it (headers, timeout, overwrite) is
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
@@ -37,8 +40,10 @@ from pathlib import Path
 
 from pipeline.errors import DeliveryError, ErrorClass, InvalidInput
 from pipeline.inputs import InputFile
+from pipeline.output_file import (PIECE_BYTES, AtomicFile, OutputFile, file_sha256, pieces,
+                                  sha256_of, size_of)
 
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = PIECE_BYTES
 HTTP_METHODS = ("PUT", "POST")
 CONTENT_TYPES = {
     "text": "text/plain; charset=utf-8",
@@ -52,6 +57,7 @@ RESERVED_HEADERS = frozenset(
     {"content-digest", "content-length", "host", "idempotency-key", "transfer-encoding"})
 
 Progress = Callable[[int], None]
+Payload = bytes | OutputFile  # what a sink delivers
 
 
 def is_http(spec: str | None) -> bool:
@@ -216,7 +222,8 @@ def check_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(fragment=""))
 
 
-def check_target_free(sink: str, output: str, ours: bytes | None, *, overwrite: bool) -> None:
+def check_target_free(sink: str, output: str, ours: Payload | None, *,
+                      overwrite: bool) -> None:
     """Submit time: refuse a file target that already holds something else.
 
     ``ours`` is this job's output when the store has it already (a resumed
@@ -226,16 +233,17 @@ def check_target_free(sink: str, output: str, ours: bytes | None, *, overwrite: 
     if is_http(sink) or overwrite:
         return
     path = Path(output)
-    if path.is_file() and ours is not None and _same_bytes(path, ours):
+    if path.is_file() and ours is not None and _holds(path, size_of(ours), sha256_of(ours)):
         return
     if path.exists():
         raise InvalidInput(f"output file {path} already exists; pass --overwrite to replace it, "
                            "or choose another output (-o or --to)")
 
 
-def _same_bytes(path: Path, data: bytes) -> bool:
+def _holds(path: Path, size: int, sha256: str) -> bool:
+    """The file at ``path`` has exactly this size and checksum (read in pieces)."""
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
+        return path.stat().st_size == size and file_sha256(path) == sha256
     except OSError:
         return False
 
@@ -268,14 +276,14 @@ class FileSink:
                  make_dirs: bool = False):
         self.spec, self.path, self.overwrite, self.make_dirs = spec, path, overwrite, make_dirs
 
-    def deliver(self, data: bytes, *, key: str, progress: Progress = lambda n: None,
+    def deliver(self, data: Payload, *, key: str, progress: Progress = lambda n: None,
                 previous_sha256: str | None = None) -> Receipt:
         """Write ``data``. A file there is replaced only with ``overwrite``,
         or when it is this job's earlier delivery (``previous_sha256``), as
         after a retry filled in chunks that had failed."""
         receipt = Receipt(self.spec, str(self.path))
-        if _same_bytes(self.path, data):
-            progress(len(data))
+        if _holds(self.path, size_of(data), sha256_of(data)):
+            progress(size_of(data))
             return receipt
         replace = self.overwrite or bool(previous_sha256 and self.still_delivered(previous_sha256))
         refused = DeliveryError(
@@ -300,7 +308,7 @@ class FileSink:
     def still_delivered(self, sha256: str | None) -> bool:
         """The file is there with the recorded content."""
         try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest() == sha256
+            return file_sha256(self.path) == sha256
         except OSError:
             return False
 
@@ -308,46 +316,16 @@ class FileSink:
         pass
 
 
-def write_atomically(path: Path, data: bytes, *, progress: Progress = lambda n: None,
+def write_atomically(path: Path, data: Payload, *, progress: Progress = lambda n: None,
                      replace: bool = True, tmp_name: str | None = None) -> None:
-    """Temp file beside ``path``, fsync, rename, fsync the directory.
-
-    Without ``replace`` the temp file is hard-linked to ``path`` instead of
-    renamed, which fails with FileExistsError if a file appeared there
-    meanwhile (where hard links are not supported it falls back to rename).
-    The temp name is fixed per job (``tmp_name``), so a process killed
-    mid-write leaves one stale file that its resumed job overwrites.
-    """
-    tmp = path.with_name(tmp_name or f".{path.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "wb") as f:
-            for start in range(0, len(data), CHUNK_BYTES):
-                f.write(data[start:start + CHUNK_BYTES])
-                progress(min(len(data), start + CHUNK_BYTES))
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise
-            except OSError:
-                os.replace(tmp, path)
-            else:
-                tmp.unlink()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    """``data`` at ``path`` as an AtomicFile: temp file beside ``path``,
+    fsync, rename (a hard link without ``replace``: FileExistsError if a
+    file appeared there meanwhile), fsync the directory. The temp name is
+    fixed per job (``tmp_name``), so a process killed mid-write leaves one
+    stale file that its resumed job overwrites."""
+    with AtomicFile(path, replace=replace, tmp_name=tmp_name) as f:
+        for piece in pieces(data, progress):
+            f.write(piece)
 
 
 class HttpSink:
@@ -359,22 +337,22 @@ class HttpSink:
         self.content_type, self.clock, self.transport = content_type, clock, transport
         self._client = None
 
-    def deliver(self, data: bytes, *, key: str, progress: Progress = lambda n: None,
+    def deliver(self, data: Payload, *, key: str, progress: Progress = lambda n: None,
                 previous_sha256: str | None = None) -> Receipt:
         import httpx
 
         from pipeline.http_errors import EXCEPTION_CLASSES, exception_error, status_error
 
-        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        digest = base64.b64encode(bytes.fromhex(sha256_of(data))).decode()
         headers = {"Content-Type": self.content_type, **dict(self.options.headers),
-                   "Content-Length": str(len(data)), "Content-Digest": f"sha-256=:{digest}:",
+                   "Content-Length": str(size_of(data)), "Content-Digest": f"sha-256=:{digest}:",
                    "Idempotency-Key": key}
         if self._client is None:
             self._client = httpx.Client(timeout=self.options.timeout_s, follow_redirects=False,
                                         transport=self.transport)
         try:
             response = self._client.request(self.method, self.url, headers=headers,
-                                            content=_pieces(data, progress))
+                                            content=pieces(data, progress))
         except tuple(t for t, _ in EXCEPTION_CLASSES) as exc:
             raise exception_error(exc, self.method, self.url, self.options.timeout_s) from exc
         error = status_error(response, self.url, now=self.clock())
@@ -395,14 +373,6 @@ class HttpSink:
         if self._client is not None:
             self._client.close()
             self._client = None
-
-
-def _pieces(data: bytes, progress: Progress):
-    view = memoryview(data)
-    for start in range(0, len(data), CHUNK_BYTES):
-        piece = bytes(view[start:start + CHUNK_BYTES])
-        yield piece
-        progress(start + len(piece))
 
 
 def _response_id(response) -> str | None:

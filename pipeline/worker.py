@@ -3,8 +3,9 @@
 Claiming is the store's atomic lease compare-and-set, so two workers never
 run one job; a job whose worker died (its pid is gone, or its lease expired)
 is claimed again and resumes from its last committed batch. On SIGTERM or
-SIGINT the worker finishes its current batch, gives the job back to the
-queue and exits.
+SIGINT the worker stops its job at the job's next check, within a second or
+two of any stage's work (a model call in flight finishes first), gives the
+job back to the queue and exits.
 
 With ``jobs`` > 1 the worker runs that many jobs at once, each in a thread
 with its own store connection, sharing the translators: what a pool of Ray

@@ -56,3 +56,10 @@ def run_cli(*args: str, db: Path, check: bool = True, timeout: float = 300):
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def stored_output(store, job_id: str) -> bytes:
+    """The output document the store keeps for a job (its output file)."""
+    from pipeline import service
+
+    return b"".join(service.output(store, job_id).pieces)

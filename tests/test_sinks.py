@@ -27,6 +27,7 @@ from pipeline.sinks import (
     resolve_target,
 )
 from pipeline.store import Store
+from tests.conftest import stored_output
 
 DOC = "The cat sat on the mat.\n\nHello world. It is raining.\n"
 FAST_ARGS = ["--beams", "1", "--length-ratio", "0.5", "--length-offset", "4"]
@@ -283,7 +284,7 @@ def test_an_output_that_appears_while_the_job_runs_fails_it_then_retry_overwrite
                  "--json"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["state"] == "SUCCEEDED"
-    assert out.read_bytes() == store.artifact(job.id, "output").content
+    assert out.read_bytes() == stored_output(store, job.id)
     assert [r.stage for r in store.stage_runs(job.id)].count("inference") == 1
 
 

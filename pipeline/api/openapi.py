@@ -179,7 +179,7 @@ def describe() -> dict:
                 "responses": {"200": _json("Action"), "403": CROSS_SITE, "404": NOT_FOUND,
                               "409": CONFLICT}}},
             "/api/jobs/{job_id}/cancel": {"post": {
-                "summary": "cancel: at once if nothing runs it, else after the current batch",
+                "summary": "cancel: at once if nothing runs it, else within seconds",
                 "parameters": [JOB_ID],
                 "responses": {"200": _json("Action", "canceled"),
                               "202": _json("Action", "requested: the worker stops after its "

@@ -127,8 +127,8 @@ async def job_output(request: Request, api) -> Response:
     headers = {"Content-Disposition": content_disposition("inline" if inline else "attachment",
                                                           found.name),
                "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox",
-               **NO_CACHE}
-    return Response(found.data, media_type=media_type, headers=headers)
+               "Content-Length": str(found.size), **NO_CACHE}
+    return StreamingResponse(found.pieces, media_type=media_type, headers=headers)
 
 
 # -- submitting -------------------------------------------------------------------------
@@ -148,13 +148,16 @@ def idempotency_key(request: Request) -> str | None:
 async def submit_job(request: Request, api) -> Response:
     key = idempotency_key(request)
     form = await read_form(request, api.settings.max_upload_bytes)
-    options, priority = form_options(form.fields, default_model=api.settings.default_model)
+    try:
+        options, priority = form_options(form.fields, default_model=api.settings.default_model)
 
-    def submit(store: Store):
-        done = api.uploads.submit(store, form, options, priority=priority, key=key)
-        return done.created, views.job_view(store, done.job, time.time())
+        def submit(store: Store):
+            done = api.uploads.submit(store, form, options, priority=priority, key=key)
+            return done.created, views.job_view(store, done.job, time.time())
 
-    created, view = await _in_thread(api, submit)
+        created, view = await _in_thread(api, submit)
+    finally:
+        form.close()
     return JSONResponse(view, status_code=201 if created else 200,
                         headers={"Location": f"/api/jobs/{view['id']}"})
 

@@ -10,8 +10,9 @@ in order instead of them racing it.
   ``restart_delay_s``; one that keeps dying within ``STABLE_S`` of its
   start waits twice as long each time (up to ``MAX_DELAY_S``), so a worker
   that cannot start (a bad model directory) does not spin.
-- ``stop()`` sends SIGTERM to every worker: each finishes its current batch,
-  gives its job back to the queue and exits. One still running after
+- ``stop()`` sends SIGTERM to every worker: each stops its job within a
+  second or two (a model call in flight finishes first), gives it back to
+  the queue and exits. One still running after
   ``grace_s`` is killed; its job is taken over at once by the next worker on
   this host (a dead process's lease is free), from its last committed batch.
 """

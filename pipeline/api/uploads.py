@@ -18,6 +18,11 @@ then renamed) and the job created under one lock, so eight identical
 requests at once make one file and one job; a request the store refuses
 (a reused idempotency key, a document its format cannot parse) removes the
 file it had written, so nothing of a refused request stays behind.
+
+An upload is never whole in memory: the request body goes through the
+multipart parser as it arrives (the file part spooled to disk past 1 MB),
+is copied in pieces to a temporary file beside its place, hashed as it
+goes, and checked there a block at a time (``pipeline.inputs.scan_input``).
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
@@ -38,7 +45,8 @@ from starlette.requests import Request
 from pipeline import service
 from pipeline.api.errors import ApiError
 from pipeline.errors import InvalidInput, PipelineError
-from pipeline.inputs import decode_input
+from pipeline.inputs import scan_input
+from pipeline.output_file import PIECE_BYTES
 from pipeline.service import JobOptions, Submitted
 from pipeline.sinks import is_http
 from pipeline.store import Store
@@ -68,29 +76,34 @@ EXTRA_FIELDS = ("file", "priority")
 @dataclass(frozen=True)
 class Form:
     name: str  # the uploaded file's name, made safe (no directories)
-    data: bytes
+    file: BinaryIO  # its content, spooled (on disk past 1 MB); ``close()`` when done
     fields: dict[str, str]
+
+    def close(self) -> None:
+        self.file.close()
 
 
 async def read_form(request: Request, limit: int) -> Form:
     """The multipart form of a POST /api/jobs, at most ``limit`` bytes in
-    all (413 past it, before anything is parsed or written)."""
+    all (413 past it: declared, before anything is parsed, or as it
+    arrives)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(400, "invalid_input", "send the document as multipart/form-data with a "
                                              "'file' field")
-    body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > limit:
-            raise _too_large(limit)
+    received = 0
 
-    async def replay() -> AsyncIterator[bytes]:
-        yield bytes(body)
+    async def counted() -> AsyncIterator[bytes]:
+        nonlocal received
+        async for piece in request.stream():
+            received += len(piece)
+            if received > limit:
+                raise _too_large(limit)
+            yield piece
 
-    parser = MultiPartParser(request.headers, replay(), max_files=1, max_fields=64,
+    parser = MultiPartParser(request.headers, counted(), max_files=1, max_fields=64,
                              max_part_size=64 * 1024)
     try:
         form = await parser.parse()
@@ -106,9 +119,7 @@ async def read_form(request: Request, limit: int) -> Form:
             values[key] = value
     if upload is None:
         raise ApiError(400, "invalid_input", "the form has no 'file' (the document to translate)")
-    data = await upload.read()
-    await form.close()
-    return Form(safe_name(upload.filename), data, values)
+    return Form(safe_name(upload.filename), upload.file, values)
 
 
 def _too_large(limit: int) -> ApiError:
@@ -188,21 +199,43 @@ class Uploads:
                key: str | None = None) -> Submitted:
         """Keep the document and queue its job (``service.submit``): the same
         document and options again give the same job."""
-        data = form.data
-        sha256 = hashlib.sha256(data).hexdigest()
-        path = self.input_path(sha256, form.name)
-        source = decode_input(path, data)  # binary, not UTF-8, empty: 400, nothing written
-        if not options.to:
-            options = replace(options, to=f"dir:{self.output_dir(sha256, form.name, options)}")
-        service.job_params(options, source)  # bad languages, options: 400, nothing written
-        with self._locked():
-            created = self._keep(path, data)
-            try:
-                return service.submit(store, source, options, priority=priority, key=key)
-            except BaseException:
-                if created:
-                    self._remove(path)
-                raise
+        staging = self.root / "uploads" / f".{uuid.uuid4().hex}.part"
+        try:
+            staged, sha256 = self._stage(form, staging / form.name)
+            # binary, not UTF-8, empty, bad languages or options: 400, nothing kept
+            source = scan_input(staged)
+            if not options.to:
+                options = replace(options, to=f"dir:{self.output_dir(sha256, form.name, options)}")
+            service.job_params(options, source)
+            path = self.input_path(sha256, form.name)
+            with self._locked():
+                created = self._keep(staged, path)
+                try:
+                    return service.submit(store, replace(source, path=path), options,
+                                          priority=priority, key=key)
+                except BaseException:
+                    if created:
+                        self._remove(path)
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _stage(self, form: Form, staged: Path) -> tuple[Path, str]:
+        """The upload copied to ``staged`` in pieces, synced; its SHA-256."""
+        digest = hashlib.sha256()
+        try:
+            staged.parent.mkdir(parents=True)
+            form.file.seek(0)
+            with open(staged, "wb") as f:
+                while piece := form.file.read(PIECE_BYTES):
+                    digest.update(piece)
+                    f.write(piece)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise PipelineError(f"cannot keep the upload in {self.root / 'uploads'}: "
+                                f"{exc.strerror or exc}") from exc
+        return staged, digest.hexdigest()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -221,20 +254,15 @@ class Uploads:
                 finally:
                     fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _keep(self, path: Path, data: bytes) -> bool:
-        """Write the upload unless it is there already. True if written now."""
-        if path.is_file() and path.stat().st_size == len(data):
+    def _keep(self, staged: Path, path: Path) -> bool:
+        """Put the staged upload at ``path`` unless it is there already. True
+        if put there now."""
+        if path.is_file() and path.stat().st_size == staged.stat().st_size:
             return False  # content-addressed: same name, same hash, same bytes
-        tmp = path.with_name(f".{uuid.uuid4().hex}.part")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            os.replace(staged, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise PipelineError(f"cannot keep the upload in {path.parent}: "
                                 f"{exc.strerror or exc}") from exc
         return True

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p)
     add_json_option(p)
 
-    p = command("worker", "run queued jobs until stopped (SIGTERM: after the batch)",
+    p = command("worker", "run queued jobs until stopped (SIGTERM: the job goes back to the queue)",
                 queue.cmd_worker)
     p.add_argument("--max-jobs", type=at_least(1), default=None, help="stop after N jobs")
     p.add_argument("--idle-exit", type=finite(0), default=None, metavar="SECONDS",
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--older-than", type=finite(0), required=True, metavar="DAYS")
     add_json_option(p)
 
-    p = command("cancel", "cancel a job (a running one stops after its batch)", queue.cmd_cancel)
+    p = command("cancel", "cancel a job (a running one stops within seconds)", queue.cmd_cancel)
     p.add_argument("job")
     add_json_option(p)
 

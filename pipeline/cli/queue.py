@@ -82,7 +82,8 @@ def cmd_worker(args) -> int:
     shutdown = threading.Event()
 
     def stop(signum, frame):
-        log.warning("worker stopping after the current batch (signal %d)", signum)
+        log.warning("worker stopping (signal %d): its job goes back to the queue within "
+                    "seconds (a model call in flight finishes first)", signum)
         shutdown.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -120,7 +121,8 @@ def cmd_cancel(args) -> int:
     """Partial results stay in the store; 'retry JOB' continues the job."""
     job, outcome = service.cancel(open_store(args, existing=True), args.job)
     text = {"canceled": "canceled",
-            "requested": "cancel requested: the job stops after its current batch"}.get(
+            "requested": "cancel requested: the job stops within seconds (a model call "
+                         "in flight finishes first)"}.get(
         outcome, f"already {outcome}; nothing to cancel")
     if args.json:
         print(json.dumps({"job": job.id, "outcome": outcome}))

@@ -3,8 +3,8 @@ with the queue workers that run what is submitted.
 
 The workers are ``nllb-pipeline worker`` children given the run options
 ``serve`` was given (``pipeline.api.supervisor``). SIGTERM or Ctrl-C stops
-the server and asks each worker to stop after its current batch; the job
-goes back to the queue and the next worker, or the next ``serve``, resumes
+the server and asks each worker to stop (within seconds; a model call in
+flight finishes first); the job goes back to the queue and the next worker, or the next ``serve``, resumes
 it. The exit code is 0 for a stop asked by a signal.
 """
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pipeline import config, service
 from pipeline.cli.options import job_options, open_store, runtime
 from pipeline.cli.progress_bar import progress_bar
-from pipeline.inputs import read_input
+from pipeline.inputs import scan_input
 from pipeline.store import Store
 
 
@@ -26,7 +26,7 @@ def _translate(args, options: service.JobOptions) -> int:
     run = runtime(args)
     validate_language(options.src)
     validate_language(options.tgt)
-    source = read_input(args.input)
+    source = scan_input(args.input)  # checked, never held: the document may be big
     store = open_store(args)
     outcome = service.translate_or_resume(store, source, options, run,
                                           events_for=_bar_unless(args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,10 +34,14 @@ def detect_format(path: str | Path, text: str | None = None) -> str:
         return fmt
     if text is None:
         try:
-            text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+            # Read line by line: the file may be too big to hold.
+            with open(path, encoding="utf-8-sig", errors="replace") as f:
+                aligned = _aligned(f)
         except OSError:
             return "text"
-    if looks_line_aligned(text):
+    else:
+        aligned = looks_line_aligned(text)
+    if aligned:
         log.warning("%s has no blank lines: reading it as one sentence per line "
                     "(--format lines; give --format text to join its lines into paragraphs)",
                     path)
@@ -48,6 +53,21 @@ def looks_line_aligned(text: str) -> bool:
     """Two or more non-blank lines and not one blank line between them."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n").split("\n")
     return len(lines) > 1 and all(line.strip() for line in lines)
+
+
+def _aligned(lines: Iterable[str]) -> bool:
+    """``looks_line_aligned`` of the text these lines (each with its "\n")
+    make, read one line at a time: empty lines at the end do not count."""
+    count, empty = 0, False
+    for line in lines:
+        body = line[:-1] if line.endswith("\n") else line
+        if not body:
+            empty = True
+            continue
+        if empty or not body.strip():
+            return False
+        count += 1
+    return count > 1
 
 
 def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:

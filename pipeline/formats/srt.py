@@ -21,6 +21,13 @@ _TIMING = re.compile(rf"\s*{_TIME}\s*-->\s*{_TIME}(?:\s.*)?")
 _NUMBER = re.compile(r"\s*\d+\s*")
 
 
+def is_cue_start(line: str, following: str | None) -> bool:
+    """``line`` (then ``following``) opens a cue: its timing line, or its
+    number with the timing line after it."""
+    return _is_timing(line) or (_is_number(line) and following is not None
+                                and _is_timing(following))
+
+
 def _is_timing(line: str) -> bool:
     return _TIMING.fullmatch(line.rstrip("\n")) is not None
 
@@ -29,11 +36,13 @@ def _is_number(line: str) -> bool:
     return _NUMBER.fullmatch(line.rstrip("\n")) is not None
 
 
-def parse_srt(text: str) -> Document:
+def parse_srt(text: str, *, first_line: int = 0) -> Document:
     """Parse SubRip text (LF line endings) into a Document.
 
     Raises InvalidInput naming the line when a cue has no timing line where
-    one is required, i.e. the file is not SRT.
+    one is required, i.e. the file is not SRT. ``first_line``: the number
+    (0-based) of the text's first line in the file, when it is a slice of
+    it (``pipeline.formats.slices``); messages count from there.
     """
     doc = Document()
     if text.startswith("\ufeff"):
@@ -59,7 +68,7 @@ def parse_srt(text: str) -> Document:
         if not in_cue or (_is_number(line) and not after_header):
             # Text before any cue, or a cue number without its timing (a
             # number right under a timing line is the cue's text).
-            where = f"line {i + 2}" if _is_number(line) else f"line {i + 1}"
+            where = f"line {first_line + i + (2 if _is_number(line) else 1)}"
             raise InvalidInput(
                 f"not a SubRip (.srt) file: {where} should be a timing line like "
                 f"'00:00:01,000 --> 00:00:02,000'"

@@ -31,22 +31,27 @@ _LITERAL_BLOCK = re.compile(r"(?:NOTE|STYLE|REGION)(?:[ \t].*)?\n?\Z")
 _ARROW = "-->"
 
 
-def parse_vtt(text: str) -> Document:
+def parse_vtt(text: str, *, continued: bool = False) -> Document:
     """Parse WebVTT text (LF line endings) into a Document.
 
     Raises InvalidInput when the file does not start with the ``WEBVTT``
-    signature.
+    signature. ``continued``: the text is a later slice of the file
+    (``pipeline.formats.slices``), blocks after a blank line, without the
+    signature and header.
     """
     doc = Document()
     if text.startswith("\ufeff"):
         text, doc.bom = text[1:], True
     lines = split_lines(text)
-    if not lines or not _SIGNATURE.match(lines[0]):
+    if continued:
+        i = 0
+    elif not lines or not _SIGNATURE.match(lines[0]):
         found = lines[0].rstrip("\n")[:40] if lines else ""
         raise InvalidInput(
             f"not a WebVTT (.vtt) file: line 1 should start with 'WEBVTT', not {found!r}")
-    i = _block_end(lines, 0)
-    doc.add_literal("".join(lines[:i]))  # the signature line and the header
+    else:
+        i = _block_end(lines, 0)
+        doc.add_literal("".join(lines[:i]))  # the signature line and the header
     while i < len(lines):
         doc.starts_line(i)
         if is_blank(lines[i]):

@@ -5,21 +5,34 @@ restored to their markers (``pipeline.protect``), a replaced chunk as its
 pieces joined in order (``pipeline.pieces``). The skeleton then writes each
 marker's protected text in its place.
 
+The skeleton is read a slice at a time, as preprocess wrote it
+(``pipeline.store.slices``), with that slice's chunks and the pieces of
+those replaced, so memory holds one slice, and the output is written as it
+is rendered to the job's output file (``Store.output_file``): a temporary
+file, fsynced and renamed once whole (``pipeline.output_file``). The store
+records its path, size and checksum; upload delivers from it. Cancel,
+SIGTERM and the lease are checked as chunks are put back (``checkpoint``).
+
 Progress unit: chunks.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from pipeline import protect
 from pipeline.document import Document
 from pipeline.languages import joins_without_space
+from pipeline.output_file import AtomicFile
 from pipeline.store import Chunk
 
 log = logging.getLogger("nllb_pipeline")
 MISSING_MARKER = "[untranslated: {source}]"
+_AT_ONCE = 500  # chunk numbers per read of first occurrences
 
 
 def clean_translation(translation: str, source: str) -> tuple[str, bool]:
@@ -34,16 +47,45 @@ def clean_translation(translation: str, source: str) -> tuple[str, bool]:
 
 
 class _Assembler:
-    """Unit-text form of each chunk's translation."""
+    """Unit-text form of each chunk's translation, a slice of chunks at a time."""
 
-    def __init__(self, chunks: list[Chunk], missing: str):
-        self.missing = missing
-        self.by_idx = {c.idx: c for c in chunks}
+    def __init__(self, store, job_id: str, missing: str, checkpoint=lambda: None):
+        self.store, self.job_id, self.missing = store, job_id, missing
+        self.checkpoint = checkpoint  # called for every chunk: a slice may be a whole document
+        self.by_idx: dict[int, Chunk] = {}
         self.pieces: dict[int, list[Chunk]] = defaultdict(list)
-        for chunk in chunks:
-            if chunk.parent is not None:
-                self.pieces[chunk.parent].append(chunk)
         self.empty: list[int] = []  # chunks the model returned empty for
+
+    def unit_texts(self, part: _Slice, separator: str) -> list[str]:
+        """The translation of each unit of ``part``, in order."""
+        chunks = self.store.top_level_chunks(self.job_id, part.first_chunk,
+                                             part.first_chunk + part.chunks)
+        self._load(chunks)
+        texts: list[list[str]] = [[] for _ in part.document.units]
+        for chunk in chunks:
+            texts[chunk.unit - part.first_unit].append(self.text(chunk))
+            self.checkpoint()
+        return [separator.join(t).strip() for t in texts]
+
+    def _load(self, chunks: list[Chunk]) -> None:
+        """Hold these chunks, the pieces of those replaced (and of their
+        pieces), and the first occurrence of a replaced repeat, whose pieces
+        it shares; nothing of an earlier slice."""
+        self.by_idx = {c.idx: c for c in chunks}
+        self.pieces = defaultdict(list)
+        replaced = [c for c in chunks if c.state == "replaced"]
+        while replaced:
+            found = self.store.pieces_of(self.job_id, [c.idx for c in replaced])
+            for piece in found:
+                self.by_idx[piece.idx] = piece
+                self.pieces[piece.parent].append(piece)
+            firsts = sorted({c.dup_of for c in replaced if c.dup_of is not None
+                             and not self.pieces[c.idx] and c.dup_of not in self.by_idx})
+            for start in range(0, len(firsts), _AT_ONCE):
+                for chunk in self.store.chunks(self.job_id, firsts[start:start + _AT_ONCE]):
+                    self.by_idx[chunk.idx] = chunk
+                    found.append(chunk)
+            replaced = [c for c in found if c.state == "replaced"]
 
     def text(self, chunk: Chunk, spec: list | None = None) -> str:
         """``spec``: the placeholders of the chunk this one is a piece of (or
@@ -72,22 +114,52 @@ class _Assembler:
         return protect.restore(text, spec)
 
 
+@dataclass(frozen=True)
+class _Slice:
+    document: Document  # ready to render: the whole file's line endings and BOM set
+    first_unit: int
+    first_chunk: int
+    chunks: int  # its chunks are first_chunk .. first_chunk + chunks - 1
+
+
+def _skeleton(store, job_id: str) -> tuple[int, Iterator[_Slice]]:
+    """(chunks in all, the skeleton's slices, read one at a time)."""
+    stored = json.loads(store.artifact(job_id, "skeleton").content)
+    if "version" not in stored:
+        # One Document for the whole file: written by finish_preprocess, or
+        # by a version before preprocess wrote slices.
+        whole = Document.from_json(json.dumps(stored))
+        total = sum(store.chunk_counts(job_id).values())
+        return total, iter([_Slice(whole, 0, 0, 1 << 62)])
+
+    def read() -> Iterator[_Slice]:
+        for seq in range(stored["slices"]):
+            row = store.skeleton_slice(job_id, seq)
+            document = Document.from_json(row.skeleton)
+            document.eol, document.bom = stored["eol"], stored["bom"] and seq == 0
+            if not stored["mixed"]:
+                document.line_ends = ""  # one kind of line break: the file's, everywhere
+            yield _Slice(document, row.first_unit, row.first_chunk, row.chunks)
+
+    return stored["chunks"], read()
+
+
 def run(ctx) -> None:
     store, job, params = ctx.store, ctx.job, ctx.params
-    chunks = store.chunks(job.id)
-    run_id = store.start_stage(job.id, "postprocess", units_total=len(chunks), worker=ctx.worker)
-    ctx.events.stage_started("postprocess", len(chunks))
-    document = Document.from_json(store.artifact(job.id, "skeleton").content.decode())
-    pieces: list[list[str]] = [[] for _ in document.units]
-    assembler = _Assembler(chunks, params.missing)
-    for chunk in chunks:
-        if chunk.parent is None:
-            pieces[chunk.unit].append(assembler.text(chunk))
+    total, slices = _skeleton(store, job.id)
+    run_id = store.start_stage(job.id, "postprocess", units_total=total, worker=ctx.worker)
+    ctx.events.stage_started("postprocess", total)
+    assembler = _Assembler(store, job.id, params.missing, ctx.checkpoint)
+    separator = "" if joins_without_space(params.tgt_lang) else " "
+    path = store.output_file(job.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with AtomicFile(path, tmp_name=f".{path.name}.part") as out:
+        for part in slices:
+            out.write(part.document.output(assembler.unit_texts(part, separator)))
+            ctx.events.stage_progress("postprocess", min(total, part.first_chunk + part.chunks))
     empty = assembler.empty
     if empty:
         log.warning("job %s: %d chunk(s) came back empty from the model; kept their source text",
                     job.id, len(empty))
-    separator = "" if joins_without_space(params.tgt_lang) else " "
-    output = document.output([separator.join(p).strip() for p in pieces])
-    ctx.events.stage_progress("postprocess", len(chunks))
-    store.finish_postprocess(job.id, run_id, ctx.worker, output, empty_chunks=empty)
+    store.finish_postprocess(job.id, run_id, ctx.worker, path=str(path), sha256=out.sha256,
+                             nbytes=out.size, empty_chunks=empty)

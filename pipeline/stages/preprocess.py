@@ -1,67 +1,154 @@
 """Preprocess: decode the input, keep its skeleton, cut the prose into chunks.
 
-Progress unit: input bytes. Chunks whose translation the memory knows for
-this translator and job are written done (reused) with the others, in one
-transaction; repeated texts wait on their first occurrence.
+Progress unit: input bytes. The input is read a slice at a time (a few
+thousand lines, cut where the format allows: ``pipeline.formats.slices``;
+Markdown is one slice, the whole file), and each slice's skeleton and chunks
+are written in one transaction together with where the next slice starts
+(``Store.write_slice``). So memory holds one slice whatever the document's
+size, and a preprocess stopped anywhere (a cancel, SIGTERM, a lost lease, a
+killed process) goes on from its last written slice: the chunks, the units'
+numbers and the output are those of an uninterrupted run, with no chunk
+written twice. The work checks cancel, SIGTERM and the lease as it goes
+(``JobContext.checkpoint``), a fraction of a second apart.
+
+Chunks whose translation the memory knows for this translator and job are
+written done (reused); a repeated text waits on its first occurrence, which
+an index finds in any earlier slice (``pipeline.store.memory``).
+
+Before any slice the input is hashed (a file changed since its job was made
+is refused); what only the whole file says (its dominant line ending,
+whether it mixes them, its BOM, a JSON Lines note) is tallied as slices go,
+carried in each slice's cursor, and stored at the end as the skeleton's
+header, which postprocess reads with the slices.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 from pipeline import protect
+from pipeline.document import Document
 from pipeline.errors import InvalidInput
-from pipeline.formats import parse_document
-from pipeline.inputs import read_input
+from pipeline.formats.slices import SLICE_LINES, SliceParser, slices
+from pipeline.inputs import InputLines, LineTally
 from pipeline.memory.scope import scope_for
+from pipeline.output_file import file_sha256
 from pipeline.segment import chunk_text
 from pipeline.store import NewChunk
 
 log = logging.getLogger("nllb_pipeline")
+SKELETON_VERSION = 2  # the header's "version": a skeleton in slices (1: one Document)
 
 
 def run(ctx) -> None:
-    job, params = ctx.job, ctx.params
-    run_id = ctx.store.start_stage(job.id, "preprocess", units_total=job.input_bytes,
-                                   worker=ctx.worker)
-    ctx.events.stage_started("preprocess", job.input_bytes)
-    source = read_input(job.input_path)
-    if source.sha256 != job.input_sha256:
+    """Preprocess the job's input from its last written slice, or from the start."""
+    store, job, params = ctx.store, ctx.job, ctx.params
+    last = store.last_slice(job.id)
+    if last is None:
+        store.restart_preprocess(job.id, ctx.worker)  # whatever another writer left
+    cursor = json.loads(last.cursor) if last else {}
+    run_id = store.start_stage(job.id, "preprocess", units_total=job.input_bytes,
+                               worker=ctx.worker)
+    ctx.events.stage_started("preprocess", job.input_bytes, last.end_byte if last else 0)
+    before = _stat(job.input_path)
+    _check_unchanged(ctx)
+    reader = InputLines(job.input_path, start=last.end_byte if last else 0,
+                        line=cursor.get("line", 0), tally=LineTally(**cursor.get("reader", {})))
+    parser = SliceParser(params.fmt, jsonl_field=params.jsonl_field, tally=cursor.get("parser"))
+    chunker = _Chunker(ctx)
+    seq, unit, chunk = (last.seq + 1 if last else 0), cursor.get("unit", 0), cursor.get("chunk", 0)
+    # SLICE_LINES is read here, not bound at import: tests cut small documents finely.
+    for piece in slices(_checked(ctx, reader), params.fmt, first_line=reader.line,
+                        size=SLICE_LINES):
+        document = parser.parse(piece)
+        document.line_ends = piece.ends  # its own: mixed or not is the whole file's to say
+        chunks = chunker.chunks(document, unit)
+        cursor = {"line": piece.first_line + piece.lines, "unit": unit + len(document.units),
+                  "chunk": chunk + len(chunks), "reader": reader.tally.to_dict(),
+                  "parser": parser.to_dict()}
+        ctx.checkpoint()
+        store.write_slice(job.id, ctx.worker, seq=seq, first_unit=unit, first_chunk=chunk,
+                          end_byte=piece.end_byte, cursor=json.dumps(cursor),
+                          skeleton=document.to_json(), chunks=chunks, memory=chunker.memory)
+        ctx.events.stage_progress("preprocess", piece.end_byte)
+        seq, unit, chunk = seq + 1, cursor["unit"], cursor["chunk"]
+    if _stat(job.input_path) != before:
+        raise InvalidInput(f"{job.input_path} changed while it was read; translate it again "
+                           "to start a new job")
+    tally = reader.tally
+    if not tally.letters:
+        raise InvalidInput(f"{job.input_path} is without any words: nothing to translate")
+    notes = parser.finish()
+    for note in notes:
+        log.warning("job %s: %s", job.id, note)
+    header = {"version": SKELETON_VERSION, "slices": seq, "units": unit, "chunks": chunk,
+              "eol": tally.eol, "bom": tally.bom, "mixed": tally.mixed, "notes": notes}
+    store.finish_slices(job.id, run_id, ctx.worker, json.dumps(header))
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _check_unchanged(ctx) -> None:
+    job = ctx.job
+    try:
+        digest = file_sha256(job.input_path, each_piece=lambda n: ctx.checkpoint(),
+                             piece_bytes=1 << 20)
+    except FileNotFoundError:
+        raise InvalidInput(f"input file not found: {job.input_path}") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {job.input_path}: {exc.strerror or exc}") from None
+    if digest != job.input_sha256:
         raise InvalidInput(
             f"{job.input_path} changed since job {job.id} was created; "
             "translate it again to start a new job"
         )
-    document = parse_document(source.text, params.fmt, jsonl_field=params.jsonl_field)
-    document.eol, document.bom, document.line_ends = source.eol, source.bom, source.line_ends
-    for note in document.notes:
-        log.warning("job %s: %s", job.id, note)
 
-    limit = min(params.max_chunk_tokens, ctx.translator.describe().max_input_tokens)
 
-    def count_tokens(texts: list[str]) -> list[int]:
+def _checked(ctx, lines):
+    """The lines, with a paced check of cancel, SIGTERM and the lease as they are read."""
+    for n, line in enumerate(lines):
+        if n % 256 == 0:
+            ctx.checkpoint()
+        yield line
+
+
+class _Chunker:
+    """A slice's units cut into chunks, with their token counts."""
+
+    def __init__(self, ctx):
+        self.ctx, self.params = ctx, ctx.params
+        info = ctx.translator.describe()
+        self.limit = min(self.params.max_chunk_tokens, info.max_input_tokens)
+        self.memory = None
+        if ctx.store.memory_mode(ctx.job.id) != "off":
+            self.memory = ctx.store.memory_scope_id(scope_for(self.params, info))
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
         # Unit text carries one marker per protected piece; the model sees "[n]".
-        return ctx.translator.count_tokens([protect.visible(t) for t in texts])
+        return self.ctx.translator.count_tokens([protect.visible(t) for t in texts])
 
-    texts: list[tuple[int, str, str | None]] = []
-    seen_chars, total_chars = 0, max(1, sum(len(u.text) for u in document.units))
-    for unit_idx, unit in enumerate(document.units):
-        for piece in chunk_text(unit.text, params.src_lang, count_tokens, limit):
-            if piece.strip():
-                source, spec = protect.chunk_view(piece.strip(), unit.protected)
-                texts.append((unit_idx, source, protect.spec_json(spec)))
-        seen_chars += len(unit.text)
-        if unit_idx % 64 == 0:
-            ctx.events.stage_progress("preprocess", job.input_bytes * seen_chars / total_chars)
-    counts = ctx.translator.count_tokens([t for _, t, _ in texts])
-    chunks = [
-        # Nothing to translate in a chunk without letters ("42", "—", a lone
-        # placeholder): copy it.
-        NewChunk(unit, text, n, done=not any(ch.isalpha() for ch in protect.PLACEHOLDER.sub(
-            "", text)), protected=spec)
-        for (unit, text, spec), n in zip(texts, counts)
-    ]
-    memory = None
-    if ctx.store.memory_mode(job.id) != "off":
-        memory = ctx.store.memory_scope_id(scope_for(params, ctx.translator.describe()))
-    ctx.store.finish_preprocess(job.id, run_id, ctx.worker, document.to_json(), chunks,
-                                memory=memory)
+    def chunks(self, document: Document, first_unit: int) -> list[NewChunk]:
+        texts: list[tuple[int, str, str | None]] = []
+        for k, unit in enumerate(document.units):
+            for piece in chunk_text(unit.text, self.params.src_lang, self.count_tokens,
+                                    self.limit):
+                if piece.strip():
+                    source, spec = protect.chunk_view(piece.strip(), unit.protected)
+                    texts.append((first_unit + k, source, protect.spec_json(spec)))
+            self.ctx.checkpoint()
+        counts = self.ctx.translator.count_tokens([t for _, t, _ in texts])
+        return [
+            # Nothing to translate in a chunk without letters ("42", "—", a
+            # lone placeholder): copy it.
+            NewChunk(unit, text, n, done=not any(ch.isalpha() for ch in protect.PLACEHOLDER.sub(
+                "", text)), protected=spec)
+            for (unit, text, spec), n in zip(texts, counts)
+        ]

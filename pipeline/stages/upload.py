@@ -18,17 +18,25 @@ same ``Idempotency-Key``, which the receiver uses to drop the repeat. The key
 is the job's; a job that delivers a changed output (``retry`` translated
 chunks that had failed) sends it under the job's key plus the new content's
 hash, since it is a new delivery, and replaces its own earlier file.
+
+The output is the file postprocess wrote (``Store.output_file``), read and
+sent a piece at a time; it is checked against its recorded checksum first,
+and rendered again from the store if it is gone or changed. Cancel,
+SIGTERM and the lease are checked between pieces and during a retry's
+wait; an HTTP request waiting for its answer is bounded by its timeout.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import traceback
 from collections import Counter
+from pathlib import Path
 
 from pipeline.errors import ErrorClass
-from pipeline.sinks import DeliveryError, Receipt, sink_for
+from pipeline.output_file import OutputFile, sha256_of, size_of
+from pipeline.sinks import DeliveryError, Payload, Receipt, sink_for
+from pipeline.stages import postprocess
 
 log = logging.getLogger("nllb_pipeline")
 UPLOAD_ATTEMPTS = 3  # for a retryable class the policy sets no limit for
@@ -36,30 +44,48 @@ UPLOAD_ATTEMPTS = 3  # for a retryable class the policy sets no limit for
 
 def run(ctx) -> None:
     store, job, params = ctx.store, ctx.job, ctx.params
-    data = store.artifact(job.id, "output").content
-    digest = hashlib.sha256(data).hexdigest()
-    run_id = store.start_stage(job.id, "upload", units_total=len(data), worker=ctx.worker)
-    ctx.events.stage_started("upload", len(data))
+    data = _output(ctx)
+    digest, size = sha256_of(data), size_of(data)
+    run_id = store.start_stage(job.id, "upload", units_total=size, worker=ctx.worker)
+    ctx.events.stage_started("upload", size)
     sink = sink_for(params, ctx.delivery, clock=ctx.clock)
     recorded = store.artifact(job.id, "delivery")
     try:
         if (recorded and recorded.sha256 == digest and recorded.path == params.output
                 and sink.still_delivered(recorded.sha256)):
             receipt = Receipt.from_json(recorded.content, sink=params.sink, target=params.output)
-            ctx.events.stage_progress("upload", len(data))
+            ctx.events.stage_progress("upload", size)
         else:
             previous = recorded.sha256 if recorded and recorded.path == params.output else None
             receipt = _deliver(ctx, sink, data, previous)
     finally:
         sink.close()
     store.finish_delivery(job.id, run_id, ctx.worker, target=receipt.target, sha256=digest,
-                          nbytes=len(data), details=receipt.to_json(),
+                          nbytes=size, details=receipt.to_json(),
                           failure=_chunk_failure(ctx))
 
 
-def _deliver(ctx, sink, data: bytes, previous_sha256: str | None) -> Receipt:
+def _output(ctx) -> Payload:
+    """The output document as postprocess left it: its file, checked
+    against the recorded size and checksum (rendered again when it is
+    gone or changed), or the bytes a store from before output files kept."""
+    store, job = ctx.store, ctx.job
+    stored = store.artifact(job.id, "output")
+    if stored.path is None:
+        return stored.content
+    output = OutputFile(Path(stored.path), stored.bytes, stored.sha256)
+    if output.intact(each_piece=lambda n: ctx.checkpoint()):
+        return output
+    log.warning("job %s: its output file %s is gone or changed; rendering it again",
+                job.id, output.path)
+    postprocess.run(ctx)
+    stored = store.artifact(job.id, "output")
+    return OutputFile(Path(stored.path), stored.bytes, stored.sha256)
+
+
+def _deliver(ctx, sink, data: Payload, previous_sha256: str | None) -> Receipt:
     store, job, policy = ctx.store, ctx.job, ctx.policy
-    key, digest = job.idem_key, hashlib.sha256(data).hexdigest()
+    key, digest = job.idem_key, sha256_of(data)
     if previous_sha256 and previous_sha256 != digest:
         # A new version of a delivered output (a retry filled in failed
         # chunks): under the old key a receiver would drop it as a repeat.
@@ -73,7 +99,7 @@ def _deliver(ctx, sink, data: bytes, previous_sha256: str | None) -> Receipt:
         ctx.check_running()
         try:
             return sink.deliver(data, key=key, previous_sha256=previous_sha256,
-                                progress=lambda n: ctx.events.stage_progress("upload", n))
+                                progress=lambda n: _sent(ctx, n))
         except DeliveryError as err:
             error_class = err.error_class
             used[error_class] += 1
@@ -98,6 +124,11 @@ def _deliver(ctx, sink, data: bytes, previous_sha256: str | None) -> Receipt:
             ctx.sleep(decision.delay_s)
 
 
+def _sent(ctx, n: int) -> None:
+    ctx.events.stage_progress("upload", n)
+    ctx.checkpoint()
+
+
 def _finish_stored_wait(ctx, history) -> None:
     """A process killed mid-wait left the wait on record: sleep what is left."""
     if not history or history[-1].decision != "retry" or not history[-1].delay_s:
@@ -114,11 +145,10 @@ def _finish_stored_wait(ctx, history) -> None:
 def _chunk_failure(ctx) -> tuple[str, str] | None:
     """(class, message) when chunks failed for good: delivered, but FAILED."""
     store, job = ctx.store, ctx.job
-    failed = [c for c in store.chunks(job.id) if c.state == "failed"]
-    if not failed:
+    count, first = store.failed_chunks(job.id, shown=20)
+    if not count:
         return None
-    shown = ", ".join(str(c.idx) for c in failed[:20]) + (" ..." if len(failed) > 20 else "")
-    last = [a for a in store.attempts(job.id) if a.stage != "upload"]
-    return (last[-1].error_class if last else "internal",
-            f"{len(failed)} chunk(s) failed for good (chunks {shown}); the output keeps "
+    shown = ", ".join(map(str, first)) + (" ..." if count > len(first) else "")
+    return (store.last_error_class(job.id, besides="upload") or "internal",
+            f"{count} chunk(s) failed for good (chunks {shown}); the output keeps "
             f"their source text or a marker; 'nllb-pipeline retry {job.id}' retries them")

@@ -7,7 +7,8 @@ so a process killed at any instant leaves the store at a consistent point to
 resume from. The verbs are grouped by what they are about: ``jobs`` (and
 leases), ``stages`` (and artifacts), ``chunks`` (and batches), ``pieces``
 (chunks replaced by pieces, quality flags), ``attempts``, the translation
-``memory``, and the read ``queries`` behind status and stats; ``base`` holds
+``memory``, the skeleton ``slices`` preprocess writes and postprocess
+reads, and the read ``queries`` behind status and stats; ``base`` holds
 the connection, transactions and migrations.
 """
 
@@ -21,14 +22,15 @@ from pipeline.store.memory import MemoryMixin
 from pipeline.store.queries import QueriesMixin
 from pipeline.store.pieces import PiecesMixin
 from pipeline.store.records import (Artifact, Attempt, Batch, Chunk, Job, NewChunk, NewPiece,
-                                    StageRun)
+                                    SkeletonSlice, StageRun)
+from pipeline.store.slices import SlicesMixin
 from pipeline.store.stages import StagesMixin
 
 __all__ = ["BUSY_TIMEOUT_S", "Artifact", "Attempt", "Batch", "Chunk", "Job", "NewChunk",
-           "NewPiece", "StageRun", "Store"]
+           "NewPiece", "SkeletonSlice", "StageRun", "Store"]
 
 
-class Store(JobsMixin, StagesMixin, ChunksMixin, PiecesMixin, MemoryMixin, AttemptsMixin,
-            QueriesMixin,
+class Store(JobsMixin, StagesMixin, SlicesMixin, ChunksMixin, PiecesMixin, MemoryMixin,
+            AttemptsMixin, QueriesMixin,
             StoreBase):
     """Verbs over the SQLite job store. One instance per thread."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from pipeline.errors import LeaseLost
 from pipeline.store.records import Job
@@ -79,7 +80,8 @@ class JobsMixin:
 
     def request_cancel(self, job_id: str) -> str:
         """Cancel a job: at once if nothing runs it ("canceled"), else ask its
-        worker to stop after the current batch ("requested"). Returns what
+        worker to stop ("requested": within a second or two of its stage's
+        own work, once a model call in flight returns). Returns what
         happened, or the job's state if it has already ended."""
         now = self.clock()
         with self._write() as db:
@@ -189,23 +191,30 @@ class JobsMixin:
             raise LeaseLost(f"job {job_id} was taken over by {row[0] if row else 'nobody'}")
 
     def gc(self, older_than_s: float) -> int:
-        """Drop chunks, batches and the bulky artifacts (skeleton, output) of
-        jobs that finished more than ``older_than_s`` ago. Job rows, stage
-        timings, attempts, predictions and the delivery record stay, so
-        statistics and "already translated" still work. Returns the number of
-        jobs collected."""
+        """Drop chunks, batches, skeleton slices and the bulky artifacts
+        (skeleton, output and its file) of jobs that finished more than
+        ``older_than_s`` ago. Job rows, stage timings, attempts, predictions
+        and the delivery record stay, so statistics and "already translated"
+        still work. Returns the number of jobs collected."""
         cutoff = self.clock() - older_than_s
+        files = []
         with self._write() as db:
             ids = [r[0] for r in db.execute(
                 "SELECT id FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELED') "
                 "AND finished_at < ? AND EXISTS (SELECT 1 FROM chunks WHERE job_id = jobs.id "
-                "UNION SELECT 1 FROM artifacts WHERE job_id = jobs.id AND kind != 'delivery')",
+                "UNION SELECT 1 FROM artifacts WHERE job_id = jobs.id AND kind != 'delivery' "
+                "UNION SELECT 1 FROM skeleton_slices WHERE job_id = jobs.id)",
                 (cutoff,)).fetchall()]
             for job_id in ids:
-                db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
-                db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
+                files += [Path(p) for (p,) in db.execute(
+                    "SELECT path FROM artifacts WHERE job_id = ? AND kind = 'output' "
+                    "AND path IS NOT NULL", (job_id,))]
+                for table in ("chunks", "batches", "skeleton_slices"):
+                    db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
                 db.execute("DELETE FROM artifacts WHERE job_id = ? AND kind != 'delivery'",
                            (job_id,))
                 db.execute("UPDATE jobs SET stage = CASE WHEN state = 'SUCCEEDED' THEN 'done' "
                            "ELSE 'preprocess' END WHERE id = ?", (job_id,))
+        for path in files:  # once no row names them
+            path.unlink(missing_ok=True)
         return len(ids)

@@ -12,7 +12,10 @@ any instant leaves the chunks and the memory consistent:
   ``waiting`` with ``dup_of`` = that chunk: it is never planned into a
   batch, and the commit of its first occurrence fills it (``reused =
   'document'``); the first failing for good fails it too, and ``retry`` makes
-  it wait again.
+  it wait again. The first occurrence may be in an earlier slice of the
+  document (``pipeline.store.slices``): each first occurrence carries a
+  64-bit key of its text (``source_key``), and a repeat finds it by an
+  index on that key, so no slice holds a map of the whole job's texts.
 
 A job's ``memory_mode`` (``off``, ``read``, ``on``) says whether its chunks
 are looked up and whether its commits are stored; duplicates inside one
@@ -21,6 +24,7 @@ document are translated once in every mode (one job is one scope).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 
 from pipeline.errors import InvalidInput
@@ -34,6 +38,13 @@ _LOOKUP_AT_ONCE = 500  # source texts per lookup query (SQLite allows 32,766 par
 
 def _scope(row) -> MemoryScope:
     return MemoryScope(**{k: row[k] for k in _SCOPE_FIELDS})
+
+
+def source_key(text: str) -> int:
+    """A 64-bit key of a chunk's text (signed, as SQLite stores integers).
+    Two texts may share one, so a lookup by key compares the texts too."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big",
+                          signed=True)
 
 
 class MemoryMixin:
@@ -70,19 +81,23 @@ class MemoryMixin:
     # -- inside the chunk-writing and batch-committing transactions ----------
 
     def _chunk_rows(self, job_id: str, chunks: Sequence[NewChunk],
-                    scope_id: int | None) -> list[dict]:
-        """Rows for a job's new chunks: known keys reused (when the job reads
-        the memory, ``scope_id`` given), repeated texts waiting on their first
-        occurrence, the rest pending. Counts the reuse on the units."""
+                    scope_id: int | None, *, first_idx: int = 0) -> list[dict]:
+        """Rows for a job's new chunks, numbered from ``first_idx``: known
+        keys reused (when the job reads the memory, ``scope_id`` given),
+        repeated texts waiting on their first occurrence (in these chunks
+        or among the job's earlier ones), the rest pending. Counts the reuse
+        on the units."""
         if scope_id is not None and self.memory_mode(job_id) == "off":
             scope_id = None
         known = self._lookup(scope_id, {c.source for c in chunks if not c.done})
-        first: dict[str, int] = {}
+        first = self._first_occurrences(
+            job_id, {c.source for c in chunks if not c.done and c.source not in known})
         rows, reuses = [], dict.fromkeys(known, 0)
-        for i, c in enumerate(chunks):
+        for i, c in enumerate(chunks, start=first_idx):
             row = {"job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
                    "n_tokens": c.n_tokens, "state": "pending", "translation": None,
-                   "reused": None, "dup_of": None, "protected": c.protected}
+                   "reused": None, "dup_of": None, "protected": c.protected,
+                   "source_key": None}
             if c.done:
                 row.update(state="done", translation=c.source)
             elif c.source in known:
@@ -92,11 +107,26 @@ class MemoryMixin:
                 row.update(state="waiting", dup_of=first[c.source])
             else:
                 first[c.source] = i
+                row["source_key"] = source_key(c.source)
             rows.append(row)
         self.db.conn.executemany(
             "UPDATE memory_units SET used_at = ?, uses = uses + ? WHERE scope = ? AND source = ?",
             [(self.clock(), n, scope_id, source) for source, n in reuses.items()])
         return rows
+
+    def _first_occurrences(self, job_id: str, sources: set[str]) -> dict[str, int]:
+        """{source: idx} of the job's stored chunks that are the first of one
+        of ``sources`` (by the indexed key, then the exact text)."""
+        by_key = {source_key(s): s for s in sources}
+        wanted, found = sorted(by_key), {}
+        for start in range(0, len(wanted), _LOOKUP_AT_ONCE):
+            part = wanted[start:start + _LOOKUP_AT_ONCE]
+            for idx, source in self.db.execute(
+                    "SELECT idx, source FROM chunks WHERE job_id = ? AND source_key IN "
+                    f"({','.join('?' * len(part))})", (job_id, *part)):
+                if source in sources and idx < found.get(source, idx + 1):
+                    found[source] = idx
+        return found
 
     def _lookup(self, scope_id: int | None, sources: set[str]) -> dict[str, str]:
         if scope_id is None or not sources:

@@ -289,4 +289,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE attempts ADD COLUMN ran_on TEXT;
     """,
     _MIGRATION_8,
+    # 9: preprocessing in slices (pipeline.stages.preprocess). Each slice of
+    # the input is written with its skeleton, its chunks and where the next
+    # slice starts, in one transaction, so an interrupted preprocess goes on
+    # from its last slice and postprocess reads the skeleton a slice at a
+    # time. A chunk that is the first of its text carries a 64-bit key of
+    # that text, so a repeat in a later slice finds it by an index.
+    """
+    ALTER TABLE chunks ADD COLUMN source_key INTEGER;
+    CREATE INDEX chunks_by_source_key ON chunks (job_id, source_key)
+        WHERE source_key IS NOT NULL;
+    CREATE TABLE skeleton_slices (
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        seq INTEGER NOT NULL,         -- 0, 1, ... in input order
+        first_unit INTEGER NOT NULL,  -- its units are first_unit, first_unit + 1, ...
+        first_chunk INTEGER NOT NULL, -- its chunks are idx first_chunk .. first_chunk + chunks - 1
+        chunks INTEGER NOT NULL,
+        end_byte INTEGER NOT NULL,    -- input offset where the next slice starts
+        cursor TEXT NOT NULL,         -- JSON: the reader's and parser's tallies after it
+        skeleton TEXT NOT NULL,       -- JSON of its pipeline.document.Document
+        PRIMARY KEY (job_id, seq)
+    );
+    """,
 )

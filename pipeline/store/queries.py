@@ -64,6 +64,22 @@ class QueriesMixin:
         return self._all(Chunk, "SELECT * FROM chunks WHERE job_id = ? AND state = ? ORDER BY idx",
                          (job_id, state))
 
+    def failed_chunks(self, job_id: str, *, shown: int = 20) -> tuple[int, list[int]]:
+        """(how many of the job's chunks failed for good, the first ``shown`` of them)."""
+        count = self.db.execute("SELECT COUNT(*) FROM chunks WHERE job_id = ? AND state = "
+                                "'failed'", (job_id,)).fetchone()[0]
+        first = [idx for (idx,) in self.db.execute(
+            "SELECT idx FROM chunks WHERE job_id = ? AND state = 'failed' ORDER BY idx LIMIT ?",
+            (job_id, shown))] if count else []
+        return count, first
+
+    def last_error_class(self, job_id: str, *, besides: str | None = None) -> str | None:
+        """The class of the job's last recorded attempt, of any stage but ``besides``."""
+        row = self.db.execute(
+            "SELECT error_class FROM attempts WHERE job_id = ? AND stage IS NOT ? "
+            "ORDER BY id DESC LIMIT 1", (job_id, besides)).fetchone()
+        return row[0] if row else None
+
     def inference_profile(self, job_id: str) -> tuple[str, str, str, str] | None:
         """(model, backend, device, dtype) of the job's latest inference stage run."""
         row = self.db.execute(

@@ -182,3 +182,17 @@ class NewPiece:
     n_tokens: int  # 0: copied as it is, never translated
     rung: int  # the repair ladder step it is decoded at
     protected: str | None = None  # the placeholders it carries, as its parent's spec
+
+
+@dataclass(frozen=True)
+class SkeletonSlice:
+    """One slice of a document's skeleton, as preprocess wrote it (``write_slice``)."""
+
+    job_id: str
+    seq: int  # 0, 1, ... in input order
+    first_unit: int  # the number of its first unit in the whole document
+    first_chunk: int  # its chunks are idx first_chunk .. first_chunk + chunks - 1
+    chunks: int
+    end_byte: int  # input offset where the next slice starts
+    cursor: str  # JSON: the reader's and parser's tallies after it (pipeline.stages.preprocess)
+    skeleton: str  # JSON of its pipeline.document.Document

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from pipeline.store.records import Artifact, NewChunk, StageRun
 
@@ -66,27 +67,37 @@ class StagesMixin:
         self, job_id: str, run_id: int, worker: str, skeleton: str, chunks: Sequence[NewChunk],
         *, memory: int | None = None,
     ) -> None:
-        """Write the skeleton and all chunks and end preprocess, atomically.
+        """Write the skeleton (one Document's JSON) and all chunks and end
+        preprocess, atomically: a whole document at once, replacing whatever
+        an earlier preprocess wrote. (The preprocess stage writes a long
+        document in slices instead: ``pipeline.store.slices``.)
 
-        A preprocess killed half-way wrote nothing, so it simply runs again.
         With ``memory`` (a memory scope id) chunks whose key the memory knows
         are written done, as reused; repeated texts wait on their first
         occurrence (``pipeline.store.memory``).
         """
         with self._write() as db:
             self._check_lease(job_id, worker)
-            db.execute("DELETE FROM chunks WHERE job_id = ?", (job_id,))
-            db.execute("DELETE FROM batches WHERE job_id = ?", (job_id,))
+            for table in ("skeleton_slices", "batches", "chunks"):
+                db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
             self._put_artifact(job_id, "skeleton", content=skeleton.encode())
             db["chunks"].insert_all(self._chunk_rows(job_id, chunks, memory))
             self.finish_stage(job_id, run_id, "inference", worker)
 
-    def finish_postprocess(self, job_id: str, run_id: int, worker: str, output: bytes,
-                           empty_chunks: Sequence[int] = ()) -> None:
-        """Store the output document and end postprocess, atomically, with the
-        chunks the model returned empty for (their source text was kept)."""
+    def output_file(self, job_id: str) -> Path:
+        """Where postprocess writes the job's output document, for upload to
+        deliver: the store's working area, ``<db name>-work/`` beside the
+        database file (``gc`` removes what it collects)."""
+        return self.path.with_name(f"{self.path.stem}-work") / f"{job_id}.out"
+
+    def finish_postprocess(self, job_id: str, run_id: int, worker: str, *, path: str,
+                           sha256: str, nbytes: int, empty_chunks: Sequence[int] = ()) -> None:
+        """Record the output document (the file at ``path``, written and
+        synced, with its checksum and size) and end postprocess, atomically,
+        with the chunks the model returned empty for (their source text was
+        kept)."""
         with self._write():
-            self._put_artifact(job_id, "output", content=output)
+            self._put_artifact(job_id, "output", path=path, sha256=sha256, nbytes=nbytes)
             self._put_artifact(job_id, "empty_chunks",
                                content=json.dumps(list(empty_chunks)).encode())
             self.finish_stage(job_id, run_id, "upload", worker)

@@ -188,7 +188,7 @@ export class Detail {
       const { data } = await request(`/api/jobs/${encodeURIComponent(this.job.id)}/${verb}`,
         { method: "POST" });
       toast(verb === "retry" ? `${data.job.name}: queued again` :
-        data.outcome === "requested" ? `${data.job.name}: stops after its current batch` :
+        data.outcome === "requested" ? `${data.job.name}: stops within seconds` :
           `${data.job.name}: canceled`);
       this.list.update(data.job);
       await this.refresh();
