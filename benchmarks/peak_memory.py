@@ -36,9 +36,6 @@ import threading
 import time
 from pathlib import Path
 
-# Run as a script, this folder comes first on sys.path, and benchmarks/queue.py
-# would shadow the standard library's queue module (which torch imports).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 

@@ -50,6 +50,7 @@ SMOKE: dict[str, Smoke] = {
                         "--subtitle-cues", "30"),
                        ("second / first", "output identical to a from-scratch run: True",
                         "subtitles")),
+    "peak_memory.py": Smoke(("--sizes", "200,400"), ("growth per line",)),
     "quality.py": Smoke(("--model", TINY, "--sentences", "20", "--infer", "4", "--repeat", "1",
                          "--threads", "1"),
                         ("checks / inference",)),
