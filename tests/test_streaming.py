@@ -359,9 +359,9 @@ def traced_peak(run) -> int:
 def test_preprocess_postprocess_and_upload_hold_a_slice_not_the_document(tmp_path, monkeypatch):
     """Python memory at 300 and 3,000 lines (slices of 100): under 100 bytes
     more per line (the whole document in memory was over 1 KB a line; issue
-    18's bound is 300). Measured with a warm-up: preprocess holds about 68
-    bytes a line, which a later change should find (postprocess and upload
-    about 7)."""
+    18's bound is 300). The peak is mostly the input reader's 160 KiB buffer,
+    so where it lands moves the difference between sizes: from -24 to +68
+    bytes a line for preprocess between runs, about 7 for the rest."""
     monkeypatch.setattr(preprocess, "SLICE_LINES", 100, raising=False)
     peaks = {}
     # The first run warms what a process allocates once (imports, caches,
