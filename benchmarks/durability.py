@@ -7,7 +7,7 @@ The store runs in WAL mode with ``synchronous=NORMAL`` (``pipeline.store.base``)
 a commit is written to the WAL but not fsynced; the WAL is fsynced when it is
 checkpointed. ``FULL`` fsyncs the WAL at every commit. This runs the same
 job (a ``--format lines`` corpus of unique lines, an instant translator whose
-output the quality guards accept, the default batch budget) under each
+output the quality guards accept, ``benchmarks/_instant.py``, the default batch budget) under each
 setting, in fresh databases in this machine's temporary folder, and prints
 the inference stage's time per committed batch under each and their ratio:
 what FULL would cost a GPU whose batches take tens of milliseconds.
@@ -33,47 +33,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._instant import InstantTranslator  # noqa: E402
 from pipeline.config import JobParams  # noqa: E402
-from pipeline.errors import ErrorClass  # noqa: E402
 from pipeline.inputs import read_input  # noqa: E402
 from pipeline.jobs import submit  # noqa: E402
 from pipeline.runner import run_job  # noqa: E402
 from pipeline.store import Store  # noqa: E402
-from pipeline.translator import Translation, TranslatorInfo  # noqa: E402
-
-
-class InstantTranslator:
-    """Answers at once: each word reversed (numbers kept), as a model that
-    stops before its budget. Counts one token per word, plus two."""
-
-    def describe(self) -> TranslatorInfo:
-        return TranslatorInfo("instant", "instant", "cpu", "float32", default_batch_tokens=2048,
-                              max_input_tokens=512, max_output_tokens=512)
-
-    def load(self) -> None:
-        pass
-
-    def check_language(self, code: str) -> None:
-        pass
-
-    def count_tokens(self, texts):
-        return [len(t.split()) + 2 for t in texts]
-
-    def translate_batch(self, texts, src_lang, tgt_lang, decoding):
-        return [Translation(" ".join(w if w.isdigit() else w[::-1].lower() + "a"
-                                     for w in t.split()), len(t.split()), True) for t in texts]
-
-    def classify(self, exc):
-        return ErrorClass.INTERNAL
-
-    def recover(self, error_class):
-        pass
-
-    def on_device(self, device):
-        return self
-
-    def close(self) -> None:
-        pass
 
 
 def corpus(path: Path, lines: int) -> None:

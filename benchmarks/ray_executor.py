@@ -39,7 +39,6 @@ import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,7 +51,7 @@ from pipeline.config import RunSettings  # noqa: E402
 from pipeline.samples import generate_text  # noqa: E402
 from pipeline.service import JobOptions, Runtime, TranslatorCache  # noqa: E402
 from pipeline.store import Store  # noqa: E402
-from pipeline.translator import BatchResult, Translation, TranslatorInfo  # noqa: E402
+from benchmarks._instant import InstantTranslator  # noqa: E402
 
 
 def make_docs(folder: Path, n: int, sentences: int) -> list[Path]:
@@ -100,50 +99,6 @@ def outputs(paths: list[Path]) -> dict[str, bytes]:
 # -- 5: the driver's ceiling ------------------------------------------------------------------
 
 
-SHIFT = str.maketrans("abcdefghijklmnopqrstuvwxyz", "bcdefghijklmnopqrstuvwxyza")
-
-
-class InstantTranslator:
-    """Answers every batch at once: what is left is the driver's own work."""
-
-    def describe(self) -> TranslatorInfo:
-        return TranslatorInfo("instant", "instant", "cpu", "float32", default_batch_tokens=2048,
-                              max_input_tokens=1024, max_output_tokens=1024, concurrency=8)
-
-    def load(self) -> None:
-        pass
-
-    def check_language(self, code: str) -> None:
-        pass
-
-    def count_tokens(self, texts):
-        return [len(t.split()) + 2 for t in texts]
-
-    def translate_batch(self, texts, src_lang, tgt_lang, decoding):
-        # Each letter shifted by one: not a copy, the same length and script,
-        # so the output checks pass and each batch is judged and committed once.
-        return [Translation(t.translate(SHIFT), len(t.split()), True) for t in texts]
-
-    def submit(self, texts, src_lang, tgt_lang, decoding) -> Future:
-        future: Future = Future()
-        future.set_result(BatchResult(self.translate_batch(texts, src_lang, tgt_lang, decoding)))
-        return future
-
-    def classify(self, exc):
-        from pipeline.errors import ErrorClass
-
-        return ErrorClass.INTERNAL
-
-    def recover(self, error_class) -> None:
-        pass
-
-    def on_device(self, device: str):
-        return self
-
-    def close(self) -> None:
-        pass
-
-
 def store_ceiling(tmp: Path, batch_tokens: int, sentences: int) -> tuple[float, int]:
     """Batches per second the inference stage commits with no model time."""
     from pipeline.runner import run_job
@@ -154,7 +109,7 @@ def store_ceiling(tmp: Path, batch_tokens: int, sentences: int) -> tuple[float, 
     store = Store(db)
     (result,) = service.submit_paths(store, [doc], JobOptions(src="eng_Latn", tgt="fra_Latn",
                                                               model="instant", memory="off"))
-    run_job(store, result.job.id, InstantTranslator(),
+    run_job(store, result.job.id, InstantTranslator(concurrency=8),
             settings=RunSettings(device="cpu", batch_tokens=batch_tokens))
     run = next(r for r in store.stage_runs(result.job.id) if r.stage == "inference")
     batches = store.db.execute("SELECT COUNT(*) FROM batches WHERE job_id = ? AND "
