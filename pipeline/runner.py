@@ -126,11 +126,12 @@ class JobContext:
     def _sleep_answering(self, seconds: float) -> None:
         """A retry's wait, in steps of at most ``CHECK_EVERY_S`` that raise as
         ``check_running`` does: a canceled, stopping or lost job does not
-        sit out a 20 s backoff (the wait's end is in the store already)."""
-        end = self.monotonic() + seconds
+        sit out a 20 s backoff (the wait's end is in the store already).
+        Real time: ``monotonic`` paces the checks of work, not a wait."""
+        end = time.monotonic() + seconds
         while True:
             self.check_running()
-            left = end - self.monotonic()
+            left = end - time.monotonic()
             if left <= 0:
                 return
             self.stop.wait(min(left, CHECK_EVERY_S))  # a lost lease wakes it at once
