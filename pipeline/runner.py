@@ -100,11 +100,17 @@ class JobContext:
     _checked_at: float | None = field(default=None, init=False, repr=False)
 
     def check_running(self) -> None:
-        """Between batches and stages: stop if the lease was lost or a cancel asked."""
+        """Stop if the lease was lost (the heartbeat found out, or another
+        worker holds it now), a cancel was asked, or the worker is stopping."""
         if self.stop.is_set():
             raise LeaseLost(f"job {self.job.id}: lease lost")
         self._checked_at = self.monotonic()
-        if self.store.cancel_requested(self.job.id):
+        canceled, holder = self.store.run_state(self.job.id)
+        if holder != self.worker:
+            # Taken over after our lease expired: the heartbeat would only
+            # find out at its next renewal, a third of the lease later.
+            raise LeaseLost(f"job {self.job.id}: lease lost to {holder or 'nobody'}")
+        if canceled:
             raise JobCanceled(f"job {self.job.id} canceled")
         if self.shutdown is not None and self.shutdown.is_set():
             raise WorkerStopping(f"job {self.job.id}: worker stopping")
@@ -113,7 +119,8 @@ class JobContext:
         """``check_running``, paced for a stage's own work: call it as often
         as convenient (every line, block or slice). A lost lease or a
         SIGTERM is an event, answered at once; the store is asked about a
-        cancel once ``CHECK_EVERY_S`` passed since it was last asked."""
+        cancel and the lease once ``CHECK_EVERY_S`` passed since it was last
+        asked."""
         if (self._checked_at is None or self.stop.is_set()
                 or (self.shutdown is not None and self.shutdown.is_set())
                 or self.monotonic() - self._checked_at >= CHECK_EVERY_S):
@@ -126,11 +133,12 @@ class JobContext:
     def _sleep_answering(self, seconds: float) -> None:
         """A retry's wait, in steps of at most ``CHECK_EVERY_S`` that raise as
         ``check_running`` does: a canceled, stopping or lost job does not
-        sit out a 20 s backoff (the wait's end is in the store already)."""
-        end = self.monotonic() + seconds
+        sit out a 20 s backoff (the wait's end is in the store already).
+        Real time: ``monotonic`` paces the checks of work, not a wait."""
+        end = time.monotonic() + seconds
         while True:
             self.check_running()
-            left = end - self.monotonic()
+            left = end - time.monotonic()
             if left <= 0:
                 return
             self.stop.wait(min(left, CHECK_EVERY_S))  # a lost lease wakes it at once

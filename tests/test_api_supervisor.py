@@ -10,7 +10,7 @@ import time
 from pipeline.api.supervisor import WorkerSupervisor
 
 # A stand-in worker: exits 0 on SIGTERM, as ``nllb-pipeline worker`` does
-# after its batch.
+# once its job is back in the queue.
 POLITE = ("import signal, sys, time\n"
           "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
           "time.sleep(60)\n")

@@ -220,13 +220,13 @@ def paced_context(tmp_path, clock):
     store, job, _ = fake_job(tmp_path, "One line.\n")
     assert store.claim_job(job.id, "w", 30)
     asked = []
-    real = store.cancel_requested
+    real = store.run_state
 
-    def cancel_requested(job_id):
+    def run_state(job_id):
         asked.append(clock())
         return real(job_id)
 
-    store.cancel_requested = cancel_requested
+    store.run_state = run_state
     ctx = JobContext(store, job, JobParams.from_json(job.params), FakeTranslator(),
                      RunSettings(), "w", Events(), monotonic=clock, shutdown=threading.Event())
     return ctx, store, asked
@@ -256,6 +256,19 @@ def test_a_checkpoint_asks_the_store_twice_a_second_and_signals_at_once(tmp_path
     with pytest.raises(LeaseLost):
         ctx.checkpoint()
     assert len(asked) == calls + 1
+
+
+def test_a_checkpoint_finds_a_takeover_without_waiting_for_the_heartbeat(tmp_path):
+    clock = WorkClock(float("inf"), lambda: None)
+    ctx, store, asked = paced_context(tmp_path, clock)
+    ctx.checkpoint()
+    other = Store(store.path, clock=lambda: time.time() + 60)  # our lease has expired there
+    assert other.claim_job(ctx.job.id, "another worker", 30)
+    with pytest.raises(LeaseLost, match="another worker"):
+        for _ in range(100):
+            ctx.checkpoint()
+            clock.work(0.01)
+    assert clock.now <= CHECK_EVERY_S + 0.01
 
 
 def test_a_retry_wait_answers_a_cancel_a_lost_lease_and_sigterm(tmp_path):

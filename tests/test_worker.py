@@ -115,3 +115,28 @@ def test_a_killed_worker_is_taken_over_and_the_output_equals_a_clean_run(tmp_pat
     store = Store(db)
     assert (tmp_path / "book.fra_Latn.txt").read_bytes() == (tmp_path / "clean.txt").read_bytes()
     assert all(c.commits == 1 for c in store.chunks(job) if c.batch_id is not None)
+
+
+def test_sigterm_stops_a_worker_in_the_middle_of_preprocessing_a_big_document(
+        tmp_path, tiny_model, capsys):
+    doc = tmp_path / "corpus.txt"
+    doc.write_text("".join(f"Line {n} of a corpus that takes a while to cut and count.\n"
+                           for n in range(30_000)))  # 15 slices
+    db = tmp_path / "jobs.db"
+    [job] = _submit(capsys, db, doc, tiny_model)
+    worker = _worker(db)
+    deadline = time.monotonic() + 120
+    while Store(db).last_slice(job) is None:
+        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
+        time.sleep(0.01)
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert "within seconds" in err
+    store = Store(db)
+    stopped = store.job(job)
+    assert (stopped.state, stopped.stage, stopped.lease_owner) == ("QUEUED", "preprocess", None)
+    slices = store.last_slice(job).seq + 1
+    assert slices < 15  # it stopped in preprocess, with its slices kept for the next worker
+    assert len(store.chunks(job)) == store.last_slice(job).first_chunk + store.last_slice(
+        job).chunks

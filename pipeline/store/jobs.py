@@ -105,6 +105,13 @@ class JobsMixin:
         row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return bool(row and row[0])
 
+    def run_state(self, job_id: str) -> tuple[bool, str | None]:
+        """(a cancel was requested, who holds the lease): what a running job
+        checks as it goes, in one read."""
+        row = self.db.execute("SELECT cancel_requested, lease_owner FROM jobs WHERE id = ?",
+                              (job_id,)).fetchone()
+        return (bool(row[0]), row[1]) if row else (False, None)
+
     def finish_cancel(self, job_id: str, worker: str) -> None:
         """The worker stopped for a cancel: CANCELED, lease released, results kept."""
         with self._write():
