@@ -8,7 +8,8 @@ own. Nothing here imports torch or loads a model.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+from functools import lru_cache
 
 from pipeline.config import STAGES
 from pipeline.progress import DEFAULT_WEIGHTS, overall_fraction
@@ -40,21 +41,24 @@ def live_progress(job: Job) -> dict | None:
         return None
 
 
-def job_percent(store: Store, job: Job, weights: dict | None = None) -> float:
+def job_percent(store: Store, job: Job, weights: dict | None = None,
+                tokens: tuple[int, int] | None = None) -> float:
     """Overall percent from the stored stage and committed tokens, at
-    ``weights`` (the profile's measured ones when known)."""
+    ``weights`` (the profile's measured ones when known). ``tokens``:
+    the job's (done, total) when the caller has read them already."""
     if job.state == "SUCCEEDED":
         return 100.0
     fraction = 0.0
     if job.stage == "inference":
-        done, total = store.token_counts(job.id)
+        done, total = tokens or store.token_counts(job.id)
         fraction = done / total if total else 0.0
     stage = job.stage if job.stage in STAGES or job.stage == "done" else "preprocess"
     return 100.0 * (overall_fraction(stage, fraction, weights) if weights
                     else overall_fraction(stage, fraction))
 
 
-def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | None:
+def job_eta(store: Store, job: Job, histories: dict | None = None,
+            tokens: tuple[int, int] | None = None) -> float | None:
     """Seconds left for a running job from its profile's history alone: its
     tokens still to translate at the historical rate, plus the measured
     share of the stages after. The fallback when the job's runner has not
@@ -73,7 +77,7 @@ def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | No
     rate = history.rates.get("inference")
     if not rate:
         return None
-    done, total = store.token_counts(job.id)
+    done, total = tokens or store.token_counts(job.id)
     w = history.weights
     tail = total / rate * (w["postprocess"] + w["upload"]) / w["inference"]
     return (total - done) / rate + tail if job.stage == "inference" else tail
@@ -82,7 +86,13 @@ def job_eta(store: Store, job: Job, histories: dict | None = None) -> float | No
 def stage_percents(percent: float, weights: dict) -> dict[str, float]:
     """How far each stage is, from the overall percent at these weights:
     the stages before the current one full, the ones after it empty."""
-    total = sum(weights[s] for s in STAGES) or 1.0
+    return dict(_stage_percents(percent, tuple(weights[s] for s in STAGES)))
+
+
+@lru_cache(maxsize=1024)  # a listing repeats 0 % and 100 % at the same weights
+def _stage_percents(percent: float, shares: tuple[float, ...]) -> tuple:
+    weights = dict(zip(STAGES, shares))
+    total = sum(shares) or 1.0
     reached, before, out = percent / 100.0 * total, 0.0, {}
     for s in STAGES:
         share = weights[s]
@@ -92,19 +102,22 @@ def stage_percents(percent: float, weights: dict) -> dict[str, float]:
             done = 1.0 if reached > before else 0.0
         out[s] = round(100.0 * done, 1)
         before += share
-    return out
+    return tuple(out.items())
 
 
-def job_view(store: Store, job: Job, now: float, histories: dict | None = None) -> dict:
+def job_view(store: Store, job: Job, now: float, histories: dict | None = None,
+             tokens: tuple[int, int] | None = None) -> dict:
     """A job as every face shows it (status rows, ``show``, the API and its
     events): the honest state, the stage, percent and ETA as the job's own
     progress bar computes them (the runner saves them), the stage weights
     its bar is drawn at (measured, or the defaults before it has run), and
-    what it is."""
+    what it is. ``tokens``: the job's (done, total), when a listing has
+    read them for all its jobs at once."""
     params = json.loads(job.params)
     state = shown_state(job, now)
-    live = live_progress(job) if state == "RUNNING" else None
-    weights = (live_progress(job) or {}).get("weights")
+    saved = live_progress(job)
+    live = saved if state == "RUNNING" else None
+    weights = (saved or {}).get("weights")
     if live:
         percent = live["percent"]
         waiting = live.get("waiting")
@@ -113,10 +126,10 @@ def job_view(store: Store, job: Job, now: float, histories: dict | None = None) 
             eta = max(0.0, eta - max(0.0, now - live["at"]))
         rate = live.get("tokens_per_s")
     else:
-        percent, waiting, rate = job_percent(store, job, weights), None, None
-        eta = job_eta(store, job, histories) if state == "RUNNING" else None
+        percent, waiting, rate = job_percent(store, job, weights, tokens), None, None
+        eta = job_eta(store, job, histories, tokens) if state == "RUNNING" else None
     return {
-        "id": job.id, "name": Path(job.input_path).name, "state": state,
+        "id": job.id, "name": os.path.basename(job.input_path), "state": state,
         "stage": job.stage, "percent": round(percent, 1),
         "eta_seconds": round(eta, 1) if eta is not None else None,
         "tokens_per_s": rate, "waiting": waiting,
@@ -133,8 +146,13 @@ def job_view(store: Store, job: Job, now: float, histories: dict | None = None) 
 
 
 def _shares(weights) -> dict[str, float]:
-    total = sum(weights[s] for s in STAGES) or 1.0
-    return {s: round(weights[s] / total, 4) for s in STAGES}
+    return dict(_shares_of(tuple(weights[s] for s in STAGES)))
+
+
+@lru_cache(maxsize=256)
+def _shares_of(weights: tuple[float, ...]) -> tuple:
+    total = sum(weights) or 1.0
+    return tuple((s, round(w / total, 4)) for s, w in zip(STAGES, weights))
 
 
 def status_rows(store: Store, limit: int, now: float) -> list[dict]:
@@ -142,9 +160,11 @@ def status_rows(store: Store, limit: int, now: float) -> list[dict]:
     names ``status --json`` has always had: job, eta_s, error as text)."""
     rows, histories = [], {}
     jobs = store.jobs(limit)
-    reused = store.reuse_counts([j.id for j in jobs])  # chunks translated without inference
+    ids = [j.id for j in jobs]
+    reused = store.reuse_counts(ids)  # chunks translated without inference
+    tokens = store.token_counts_of(ids)
     for j in jobs:
-        view = job_view(store, j, now, histories)
+        view = job_view(store, j, now, histories, tokens[j.id])
         rows.append({**view, "job": view["id"], "eta_s": view["eta_seconds"],
                      "error": j.error_message, "reused": reused[j.id]})
     return rows

@@ -51,6 +51,8 @@ SMOKE: dict[str, Smoke] = {
                        ("second / first", "output identical to a from-scratch run: True",
                         "subtitles")),
     "peak_memory.py": Smoke(("--sizes", "200,400"), ("growth per line",)),
+    "read_commands.py": Smoke(("--jobs", "200", "--repeats", "1"),
+                              ("status / raw:", "stats --json --since 7", "a fresh process")),
     "quality.py": Smoke(("--model", TINY, "--sentences", "20", "--infer", "4", "--repeat", "1",
                          "--threads", "1"),
                         ("checks / inference",)),

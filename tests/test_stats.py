@@ -284,32 +284,69 @@ def many_jobs(tmp_path_factory):
     return path
 
 
-def timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+def statements_of(monkeypatch, fn, *args) -> int:
+    """SQL statements ``fn`` runs on the connections it opens (trigger
+    bodies and the store's own setup included). The read commands' cost on
+    a large store is counted here, not timed: a 2-core CI machine's clock
+    says more about its load than about the code. ``benchmarks/
+    read_commands.py`` measures the wall time against a raw query."""
+    count = 0
+    connect = sqlite3.connect
+
+    def counted(*a, **kw):
+        conn = connect(*a, **kw)
+
+        def trace(_sql):
+            nonlocal count
+            count += 1
+
+        conn.set_trace_callback(trace)
+        return conn
+
+    with monkeypatch.context() as m:
+        m.setattr(sqlite3, "connect", counted)
+        fn(*args)
+    return count
 
 
-def test_stats_on_10000_jobs_is_fast(many_jobs, capsys):
+def test_stats_on_10000_jobs_read_a_constant_number_of_statements(many_jobs, tmp_path,
+                                                                    capsys, monkeypatch):
     store = Store(many_jobs)
     stats = job_stats(store, None, NOW)
     assert stats["jobs"] == N_JOBS and stats["splits"] == 3334
     # chunks retried in finished (SUCCEEDED or FAILED) jobs only
     assert stats["retry_success"]["chunks"]["retried"] == sum(
         1 for i in range(0, N_JOBS, 3) if STATES[i % len(STATES)] in ("SUCCEEDED", "FAILED"))
+    small = tmp_path / "small.db"
+    Store(small).close()
     for since in (None, 7.0):
-        seconds = timed(views.cmd_stats, argparse.Namespace(db=str(many_jobs), since=since,
-                                                            json=True))
-        assert seconds < 1.0, f"stats --since {since} took {seconds:.3f} s"
-    assert timed(views.cmd_profile, argparse.Namespace(db=str(many_jobs), json=True)) < 1.0
+        counts = [statements_of(monkeypatch, views.cmd_stats,
+                                argparse.Namespace(db=str(db), since=since, json=True))
+                  for db in (small, many_jobs)]
+        # aggregates in SQL: as many statements for 10,000 jobs as for none
+        assert counts[1] == counts[0] < 60, counts
+    counts = [statements_of(monkeypatch, views.cmd_profile,
+                            argparse.Namespace(db=str(db), json=True))
+              for db in (small, many_jobs)]
+    assert counts[1] < counts[0] + 10, counts  # a few per profile, not per job
 
 
-@pytest.mark.parametrize("limit", [50, N_JOBS])
-def test_status_on_10000_jobs_is_fast(many_jobs, capsys, limit):
-    args = argparse.Namespace(db=str(many_jobs), limit=limit, json=True)
-    seconds = timed(views.cmd_status, args)
-    assert len(json.loads(capsys.readouterr().out)) == limit
-    assert seconds < 1.0, f"status --limit {limit} took {seconds:.3f} s"
+def test_status_on_10000_jobs_reads_a_statement_per_500_jobs(many_jobs, capsys, monkeypatch):
+    counts = {}
+    for limit in (50, N_JOBS):
+        args = argparse.Namespace(db=str(many_jobs), limit=limit, json=True)
+        counts[limit] = statements_of(monkeypatch, views.cmd_status, args)
+        rows = json.loads(capsys.readouterr().out)
+        assert len(rows) == limit
+    # the listing, the queue summary and per 500 jobs one read of their
+    # counters (tokens, reuse): not one read per job
+    extra = counts[N_JOBS] - counts[50]
+    assert extra <= 2 * (N_JOBS // 500) + 2, counts
+    assert counts[50] < 40, counts
+    by_state = {r["state"] for r in rows}
+    assert {"SUCCEEDED", "FAILED", "QUEUED", "CANCELED"} <= by_state
+    running = [r for r in rows if r["stage"] == "inference" and r["state"] != "FAILED"]
+    assert running and all(0 < r["percent"] < 100 for r in running)
 
 
 STATUS_QUERY = "SELECT * FROM jobs ORDER BY created_at DESC LIMIT 50"  # Store.jobs
