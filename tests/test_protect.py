@@ -16,7 +16,7 @@ def tokens(text: str) -> list[str]:
     return [text[a:b] for a, b in find_tokens(text)]
 
 
-@pytest.mark.parametrize(("text", "found"), [
+TOKEN_CASES = [
     ("See https://github.com/Textualize/rich_cli, then go.", ["https://github.com/Textualize/rich_cli"]),
     ("(see https://x.org/a?b=1&c=2).", ["https://x.org/a?b=1&c=2"]),
     ("Wiki: https://en.wikipedia.org/wiki/Rich_(software).", ["https://en.wikipedia.org/wiki/Rich_(software)"]),
@@ -31,9 +31,42 @@ def tokens(text: str) -> list[str]:
     # not tokens: prose that only looks a bit like one
     ("Yes and/or no, TCP/IP at 50 km/h, e.g. 3.8 or 1/2 of it.", []),
     ("The end. Mr. Smith said so; i.e. fine.", []),
-])
+]
+
+
+@pytest.mark.parametrize(("text", "found"), TOKEN_CASES)
 def test_untranslatable_tokens_are_found_in_running_text(text, found):
     assert tokens(text) == found
+
+
+def _filter_cases() -> list[str]:
+    """The parametrized cases, what fools a cheap filter, and every line of
+    the shared corpus' text documents where it is present."""
+    import re
+
+    from tests.conftest import CORPUS
+
+    texts = [t for t, _ in TOKEN_CASES] + [
+        "www.!", "www1.x", "a\\b", "C:\\x", "x.y", "v1.2", "1.2.3", "[1]", "@a", "a@b.cd",
+        "plain words only, and a full stop.", "...", ". a", "e.g. this", "\U000F0001",
+        "ftp://h", "mailto:a@b.org", "http:x", "tab\there/there",
+    ]
+    if CORPUS.is_dir():
+        for path in sorted(CORPUS.iterdir()):
+            if path.suffix in (".txt", ".md", ".srt", ".vtt", ".po", ".html"):
+                texts += path.read_text("utf-8", errors="replace").splitlines()
+    return [t for t in texts if not re.fullmatch(r"\s*", t)]
+
+
+def test_the_cheap_filter_never_changes_what_is_found(monkeypatch):
+    """find_tokens skips _TOKEN's search where _MAYBE_TOKEN finds nothing
+    it needs; on every case and corpus line the tokens are those of the
+    search alone."""
+    texts = _filter_cases()
+    filtered = [find_tokens(t) for t in texts]
+    monkeypatch.setattr(protect, "_MAYBE_TOKEN", __import__("re").compile(""))
+    assert [find_tokens(t) for t in texts] == filtered
+    assert sum(map(bool, filtered)) > 10  # the cases do have tokens
 
 
 def test_build_marks_tokens_and_markup_and_pairs_by_key():
