@@ -147,7 +147,21 @@ class Checkpoint:
     def count_tokens(self, texts: list[str]) -> list[int]:
         if not texts:
             return []
-        return [len(x) for x in self.encode(texts)]
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:  # a slow (Python) tokenizer
+            return [len(x) for x in self.encode(texts)]
+        # The Rust tokenizer's own batch call, with the special tokens its
+        # post-processor adds (the language code, EOS): what encode() gives,
+        # without transformers building a BatchEncoding per text. Padding
+        # and truncation are the tokenizer's state, which transformers sets
+        # per call (HfTranslator pads its batches): off for a count.
+        with self.tokenizer_lock:
+            if backend.padding is not None:
+                backend.no_padding()
+            if backend.truncation is not None:
+                backend.no_truncation()
+            return [len(e.ids) for e in backend.encode_batch(list(texts),
+                                                            add_special_tokens=True)]
 
     def encode(self, texts: list[str], src_lang: str | None = None) -> list[list[int]]:
         """Token ids per text: the source language code, the text, EOS.

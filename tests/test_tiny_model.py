@@ -137,3 +137,17 @@ def test_the_budget_counts_the_language_code_and_is_reported(translator):
     info = translator.describe()
     assert (info.backend, info.device, info.compute_type) == ("hf", "cpu", "float32")
     assert info.max_output_tokens == info.max_input_tokens - 2 == 1022
+
+
+def test_token_counts_are_the_same_before_and_after_a_padded_batch(translator):
+    """count_tokens calls the Rust tokenizer directly; a translation pads
+    its batch through the same tokenizer, whose padding is its state. A
+    count after one must not include the padding."""
+    from pipeline.translator import Decoding
+
+    before = translator.count_tokens(SENTENCES)
+    assert before == [len(ids) for ids in translator.checkpoint.encode(SENTENCES)]
+    translator.translate_batch(SENTENCES, "eng_Latn", "fra_Latn",
+                               Decoding(beams=1, max_new_tokens=4))
+    assert translator.count_tokens(SENTENCES) == before
+    assert len(set(before)) > 1
