@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sentencex
 
@@ -283,13 +283,25 @@ def chunk_text(text: str, lang: str, count_tokens: CountTokens, limit: int) -> l
     One chunk per sentence; a sentence over the limit is cut further with
     :func:`split_to_fit`. Lossless: ``"".join(chunks) == text``.
     """
-    sentences = split_sentences(text, lang)
-    if not sentences:
-        return []
-    chunks: list[str] = []
-    for sentence, n in zip(sentences, count_tokens(sentences)):
-        if n <= limit:
-            chunks.append(sentence)
-        else:
-            chunks.extend(split_to_fit(sentence, count_tokens, limit))
-    return chunks
+    return chunk_texts([text], lang, count_tokens, limit)[0]
+
+
+def chunk_texts(texts: Sequence[str], lang: str, count_tokens: CountTokens,
+                limit: int) -> list[list[str]]:
+    """:func:`chunk_text` of many units, with one ``count_tokens`` call for
+    all their sentences (a tokenizer call costs far more than a sentence
+    in it: preprocessing a slice of a few thousand lines makes one, not
+    one per line). Only a sentence over the limit costs calls of its own."""
+    split = [split_sentences(text, lang) for text in texts]
+    flat = [sentence for sentences in split for sentence in sentences]
+    counts = iter(count_tokens(flat) if flat else ())
+    out: list[list[str]] = []
+    for sentences in split:
+        chunks: list[str] = []
+        for sentence, n in zip(sentences, counts):
+            if n <= limit:
+                chunks.append(sentence)
+            else:
+                chunks.extend(split_to_fit(sentence, count_tokens, limit))
+        out.append(chunks)
+    return out

@@ -35,10 +35,11 @@ from pipeline.formats.slices import SLICE_LINES, SliceParser, slices
 from pipeline.inputs import InputLines, LineTally
 from pipeline.memory.scope import scope_for
 from pipeline.output_file import file_sha256
-from pipeline.segment import chunk_text
+from pipeline.segment import chunk_texts
 from pipeline.store import NewChunk
 
 log = logging.getLogger("nllb_pipeline")
+COUNT_AT_ONCE = 128  # texts per tokenizer call while cutting a slice into chunks
 SKELETON_VERSION = 2  # the header's "version": a skeleton in slices (1: one Document)
 
 
@@ -128,23 +129,54 @@ class _Chunker:
         info = ctx.translator.describe()
         self.limit = min(self.params.max_chunk_tokens, info.max_input_tokens)
         self.memory = None
+        self.known: dict[str, int] = {}
         if ctx.store.memory_mode(ctx.job.id) != "off":
             self.memory = ctx.store.memory_scope_id(scope_for(self.params, info))
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         # Unit text carries one marker per protected piece; the model sees "[n]".
-        return self.ctx.translator.count_tokens([protect.visible(t) for t in texts])
+        visible = [protect.visible(t) for t in texts]
+        counts = self._count(visible)
+        self.known.update(zip(visible, counts))
+        return counts
+
+    def _count(self, texts: list[str]) -> list[int]:
+        """The tokenizer's counts, COUNT_AT_ONCE texts a call with a check of
+        cancel, SIGTERM and the lease between calls: a call amortises the
+        tokenizer's per-call cost, and a slice's few thousand texts never
+        keep a stop waiting."""
+        counts: list[int] = []
+        for start in range(0, len(texts), COUNT_AT_ONCE):
+            if start:
+                self.ctx.checkpoint()
+            counts += self.ctx.translator.count_tokens(texts[start:start + COUNT_AT_ONCE])
+        return counts
+
+    def _counted(self, texts: list[str]) -> list[int]:
+        """Token counts of the chunks' texts: most are a sentence counted
+        already while cutting (a count is a function of the text alone),
+        so the tokenizer sees only the rest (pieces, stripped sentences)."""
+        new = list(dict.fromkeys(t for t in texts if t not in self.known))
+        if new:
+            self.known.update(zip(new, self._count(new)))
+        return [self.known[t] for t in texts]
 
     def chunks(self, document: Document, first_unit: int) -> list[NewChunk]:
         texts: list[tuple[int, str, str | None]] = []
-        for k, unit in enumerate(document.units):
-            for piece in chunk_text(unit.text, self.params.src_lang, self.count_tokens,
-                                    self.limit):
+        self.known = {}  # the text the model sees: its token count, for this slice
+        units = document.units
+        cut = chunk_texts([u.text for u in units], self.params.src_lang, self.count_tokens,
+                          self.limit)
+        self.ctx.checkpoint()
+        for k, (unit, pieces) in enumerate(zip(units, cut)):
+            for piece in pieces:
                 if piece.strip():
                     source, spec = protect.chunk_view(piece.strip(), unit.protected)
                     texts.append((first_unit + k, source, protect.spec_json(spec)))
-            self.ctx.checkpoint()
-        counts = self.ctx.translator.count_tokens([t for _, t, _ in texts])
+            if k % 256 == 0:
+                self.ctx.checkpoint()
+        counts = self._counted([t for _, t, _ in texts])
+        self.known = {}
         return [
             # Nothing to translate in a chunk without letters ("42", "—", a
             # lone placeholder): copy it.

@@ -114,6 +114,19 @@ class MemoryMixin:
             [(self.clock(), n, scope_id, source) for source, n in reuses.items()])
         return rows
 
+    def _insert_chunks(self, job_id: str, chunks: Sequence[NewChunk], scope_id: int | None,
+                       *, first_idx: int = 0) -> None:
+        """Insert ``_chunk_rows``, in one executemany of plain SQL: a
+        slice of a few thousand chunks without sqlite-utils' per-value
+        type checks, which cost more than the insert."""
+        rows = self._chunk_rows(job_id, chunks, scope_id, first_idx=first_idx)
+        if rows:
+            names = list(rows[0])
+            self.db.conn.executemany(
+                f"INSERT INTO chunks ({', '.join(names)}) "
+                f"VALUES ({', '.join('?' * len(names))})",
+                [tuple(row[n] for n in names) for row in rows])
+
     def _first_occurrences(self, job_id: str, sources: set[str]) -> dict[str, int]:
         """{source: idx} of the job's stored chunks that are the first of one
         of ``sources`` (by the indexed key, then the exact text)."""

@@ -35,8 +35,7 @@ class SlicesMixin:
         the job."""
         with self._write() as db:
             self._check_lease(job_id, worker)
-            db["chunks"].insert_all(self._chunk_rows(job_id, chunks, memory,
-                                                     first_idx=first_chunk))
+            self._insert_chunks(job_id, chunks, memory, first_idx=first_chunk)
             db["skeleton_slices"].insert({
                 "job_id": job_id, "seq": seq, "first_unit": first_unit,
                 "first_chunk": first_chunk, "chunks": len(chunks), "end_byte": end_byte,

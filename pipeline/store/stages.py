@@ -81,7 +81,7 @@ class StagesMixin:
             for table in ("skeleton_slices", "batches", "chunks"):
                 db.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
             self._put_artifact(job_id, "skeleton", content=skeleton.encode())
-            db["chunks"].insert_all(self._chunk_rows(job_id, chunks, memory))
+            self._insert_chunks(job_id, chunks, memory)
             self.finish_stage(job_id, run_id, "inference", worker)
 
     def output_file(self, job_id: str) -> Path:
