@@ -15,7 +15,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from pipeline.cli import queue, read, serve, tm, translate
+from pipeline.cli import evaluate, queue, read, serve, tm, translate
 from pipeline.cli.executor import add_executor_options
 from pipeline.cli.options import (
     Parser,
@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output-dir", type=Path, default=Path("nllb-demo"))
     p.add_argument("--tgt", default="fra_Latn")
     add_json_option(p)
+
+    p = command("eval", "score a line-aligned test set through the pipeline: chrF++ and BLEU "
+                        "(sacrebleu), tokens/s, quality flags", evaluate.cmd_eval)
+    evaluate.add_eval_options(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = command("status", "list jobs", read.cmd_status)
     p.add_argument("--limit", type=at_least(1), default=50, help="newest N jobs (default 50)")

@@ -137,16 +137,17 @@ def add_job_options(p: argparse.ArgumentParser) -> None:
                         "do not check")
 
 
-def add_device_options(p: argparse.ArgumentParser) -> None:
+def add_device_options(p: argparse.ArgumentParser, *, lists: bool = False) -> None:
     """Where and how fast the model runs. Unset flags fall back to the config
-    file's [run], then to the defaults."""
+    file's [run], then to the defaults. ``lists``: --backend and --dtype
+    take comma-separated lists (``eval --compare``), checked by the caller."""
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--dtype", default=None,
                    help="auto, float32, float16, bfloat16, or with CTranslate2 int8, int8_float32, "
                         "int8_float16, int8_bfloat16, int16 (auto: int8 on CPU and "
                         "int8_float16 on CUDA with CTranslate2; float32 on CPU and bf16/fp16 on "
                         "CUDA with transformers)")
-    p.add_argument("--backend", default=None, choices=config.BACKENDS,
+    p.add_argument("--backend", default=None, choices=None if lists else config.BACKENDS,
                    help="auto (CTranslate2 when it is installed and the model converts, else "
                         "transformers), hf or ctranslate2 (or $NLLB_PIPELINE_BACKEND)")
     p.add_argument("--tokenizer", default=None, metavar="HUB_ID_OR_DIR",
