@@ -10,12 +10,11 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import sqlite_utils
-
 from pipeline.errors import InvalidInput
 from pipeline.io_errors import database_error
 from pipeline.store.migrations import MIGRATIONS
 from pipeline.store.records import Batch
+from pipeline.store.sqlite import Database
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -60,14 +59,14 @@ class StoreBase:
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        self.db = sqlite_utils.Database(conn)
+        self.db = Database(conn)
         self._migrate()
 
     def close(self) -> None:
         self.db.conn.close()
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite_utils.Database]:
+    def _write(self) -> Iterator[Database]:
         """A write transaction that takes the write lock up front.
 
         ``db.atomic()`` starts a deferred transaction; a transaction that
@@ -122,8 +121,8 @@ class StoreBase:
         return [_build(cls, row) for row in self._rows(sql, params)]
 
     def _rows(self, sql: str, params: Sequence) -> list[dict]:
-        # The connection's own cursor: sqlite-utils' query() wraps each read in
-        # a savepoint, two more statements per read in the inference loop.
+        # The connection's own cursor, rows as dicts: no wrapper per read
+        # (sqlite-utils' query() added a savepoint pair to each).
         cursor = self.db.conn.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor]

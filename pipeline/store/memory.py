@@ -117,8 +117,7 @@ class MemoryMixin:
     def _insert_chunks(self, job_id: str, chunks: Sequence[NewChunk], scope_id: int | None,
                        *, first_idx: int = 0) -> None:
         """Insert ``_chunk_rows``, in one executemany of plain SQL: a
-        slice of a few thousand chunks without sqlite-utils' per-value
-        type checks, which cost more than the insert."""
+        slice of a few thousand chunks in one call."""
         rows = self._chunk_rows(job_id, chunks, scope_id, first_idx=first_idx)
         if rows:
             names = list(rows[0])
