@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.config import JobParams, RunSettings
-from pipeline.errors import InvalidInput, JobBusy, JobConflict, JobNotFound
+from pipeline.errors import AmbiguousJob, InvalidInput, JobBusy, JobConflict, JobNotFound
 from pipeline.executors.cache import TranslatorCache
 from pipeline.inputs import InputFile, scan_input
 from pipeline.progress import Events
@@ -132,11 +132,22 @@ def open_store(path: Path | None = None) -> Store:
 
 
 def find_job(store: Store, job_id: str) -> Job:
-    """The job with this id or unique id prefix; JobNotFound if none."""
+    """The job with this id or unique id prefix; JobNotFound if none,
+    AmbiguousJob (naming the candidates) if the prefix starts several."""
     job = store.job(job_id)
-    if job is None:
-        raise JobNotFound(f"no job {job_id!r} (see 'nllb-pipeline status')")
-    return job
+    if job is not None:
+        return job
+    candidates = store.jobs_with_prefix(job_id, SHOWN_CANDIDATES + 1)
+    if len(candidates) > 1:
+        names = ", ".join(f"{j.id} ({os.path.basename(j.input_path)})"
+                          for j in candidates[:SHOWN_CANDIDATES])
+        more = " and more" if len(candidates) > SHOWN_CANDIDATES else ""
+        raise AmbiguousJob(f"job id {job_id!r} is ambiguous: it starts {names}{more}; give "
+                           "more of the id")
+    raise JobNotFound(f"no job {job_id!r} (see 'nllb-pipeline status')")
+
+
+SHOWN_CANDIDATES = 5  # the jobs an ambiguous prefix names
 
 
 @dataclass(frozen=True)

@@ -222,3 +222,36 @@ def test_bench_times_each_stage_per_size_and_feeds_the_profile_history(tmp_path,
 def test_bench_refuses_bad_sizes(tmp_path, capsys):
     assert main(["--db", str(tmp_path / "b.db"), "bench", "--sizes", "ten"]) == 2
     assert "--sizes takes sentence counts" in capsys.readouterr().err
+
+
+def test_an_ambiguous_id_prefix_names_the_candidates(capsys, tmp_path):
+    from collections import defaultdict
+
+    from pipeline.store import Store
+
+    db = tmp_path / "jobs.db"
+    store = Store(db)
+    for i in range(20):  # 20 hex ids: some first digit starts two of them
+        store.get_or_create_job(idem_key=f"k{i}", params="{}", input_path=f"/in/doc{i}.txt",
+                                input_sha256="h", input_bytes=1, output_path="/o")
+    by_first = defaultdict(list)
+    for job in store.jobs(100):
+        by_first[job.id[0]].append(job)
+    store.close()
+    prefix, jobs = max(by_first.items(), key=lambda item: len(item[1]))
+    assert len(jobs) >= 2
+    for argv in (["show", prefix], ["logs", prefix], ["cancel", prefix], ["retry", prefix]):
+        code, out, err = run(capsys, "--db", str(db), *argv)
+        assert (code, out) == (2, ""), argv
+        [line] = err.splitlines()
+        assert line.startswith(f"nllb-pipeline: error: job id {prefix!r} is ambiguous: it "
+                               "starts "), line
+        shown = sorted(jobs, key=lambda j: j.id)[:5]
+        assert all(f"{j.id} ({j.input_path.rsplit('/', 1)[1]})" in line for j in shown)
+        assert line.endswith("; give more of the id") or line.endswith(
+            "and more; give more of the id")
+    # a unique prefix still names its job, and no match is still "no job"
+    code, out, _ = run(capsys, "--db", str(db), "show", jobs[0].id[:8], "--json")
+    assert code == 0 and json.loads(out)["job"] == jobs[0].id
+    code, _, err = run(capsys, "--db", str(db), "show", "zz")
+    assert code == 2 and err == "nllb-pipeline: error: no job 'zz' (see 'nllb-pipeline status')\n"
