@@ -15,6 +15,7 @@ by every job that names it).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -429,8 +430,8 @@ def cancel(store: Store, job_id: str) -> tuple[Job, str]:
 def gc(store: Store, older_than_days: float) -> int:
     """Drop chunks and outputs of jobs finished more than this many days
     ago; their rows, timings and history stay. Returns how many."""
-    if not older_than_days >= 0:
-        raise InvalidInput("--older-than takes a number of days >= 0")
+    if not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise InvalidInput("--older-than takes a finite number of days >= 0")
     return store.gc(older_than_days * 86400)
 
 

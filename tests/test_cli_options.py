@@ -41,10 +41,29 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-def subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
+def subcommands(parser: argparse.ArgumentParser | None = None) -> dict[str, argparse.ArgumentParser]:
+    parser = parser or build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(sub.choices)
+
+
+# The fewest arguments each of tm's subcommands parses with.
+TM_MINIMAL = {"stats": [], "export": ["out.tmx"], "prune": ["--older-than", "1"],
+              "import": ["in.tmx", "--model", "m", "--src", "eng_Latn", "--tgt", "fra_Latn"]}
+
+
+def every_command() -> dict[tuple[str, ...], tuple[argparse.ArgumentParser, list[str]]]:
+    """Every command line's parser, ``tm``'s subcommands included, by the
+    words that name it, with its minimal arguments."""
+    out = {}
+    for name, parser in subcommands().items():
+        if name == "tm":
+            assert set(subcommands(parser)) == set(TM_MINIMAL)
+            for sub, p in subcommands(parser).items():
+                out[("tm", sub)] = (p, TM_MINIMAL[sub])
+        else:
+            out[(name,)] = (parser, MINIMAL[name])
+    return out
 
 
 # -- global options ---------------------------------------------------------------
@@ -182,16 +201,17 @@ def test_every_number_flag_is_checked_and_no_float_flag_takes_nan_or_inf(capsys)
     """Walks the parser: no option is a bare int or float (argparse would
     take -3, nan and inf); every float option refuses nan and inf."""
     floats = []
-    for name, sub in subcommands().items():
+    for words, (sub, _) in every_command().items():
         for action in sub._actions:
-            assert action.type not in (int, float), (name, action.option_strings)
+            assert action.type not in (int, float), (words, action.option_strings)
             if getattr(action.type, "finite", False):
-                floats.append((name, action.option_strings[-1]))
+                floats.append((words, action.option_strings[-1]))
     assert {flag for _, flag in floats} >= {"--length-ratio", "--http-timeout", "--since",
                                             "--idle-exit", "--older-than"}
-    for name, flag in floats:
+    assert (("tm", "prune"), "--older-than") in floats  # refused like gc's
+    for words, flag in floats:
         for bad in ("nan", "inf", "-inf"):
-            argv = [name, *MINIMAL[name], f"{flag}={bad}"]
+            argv = [*words, *every_command()[words][1], f"{flag}={bad}"]
             code, _, err = run(capsys, *argv)
             assert code == 2, argv
             assert f"{flag} must be a finite number" in one_error_line(err), argv
@@ -230,11 +250,13 @@ def test_the_fault_spec_is_parsed_without_torch():
 # -- read commands never create a database ----------------------------------------
 
 READS = [["status"], ["show", "abc"], ["logs", "abc"], ["stats"], ["profile"],
-         ["cancel", "abc"], ["retry", "abc"], ["gc", "--older-than", "1"]]
+         ["cancel", "abc"], ["retry", "abc"], ["gc", "--older-than", "1"],
+         ["tm", "stats"], ["tm", "export", "out.tmx"], ["tm", "prune", "--older-than", "1"]]
 
 
-@pytest.mark.parametrize("argv", READS, ids=lambda a: a[0])
+@pytest.mark.parametrize("argv", READS, ids=lambda a: " ".join(a[:2]))
 def test_a_read_on_a_db_that_does_not_exist_says_so(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
     db = tmp_path / "typo" / "jobs.db"
     code, out, err = run(capsys, "--db", str(db), *argv)
     assert (code, out) == (2, "")
@@ -244,6 +266,7 @@ def test_a_read_on_a_db_that_does_not_exist_says_so(capsys, tmp_path, monkeypatc
     code, out, err = run(capsys, *argv)
     assert code == 2 and "(from $NLLB_PIPELINE_DB)" in one_error_line(err)
     assert not (tmp_path / "typo").exists()  # neither the file nor its directory
+    assert not (tmp_path / "out.tmx").exists()  # nor an export of nothing
 
 
 def test_the_default_db_that_does_not_exist_yet_reads_as_no_jobs(capsys, tmp_path,
@@ -251,6 +274,8 @@ def test_the_default_db_that_does_not_exist_yet_reads_as_no_jobs(capsys, tmp_pat
     monkeypatch.delenv("NLLB_PIPELINE_DB")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert run(capsys, "status") == (0, "no jobs\n", "")
+    code, out, _ = run(capsys, "tm", "stats", "--json")
+    assert code == 0 and json.loads(out)["units"] == 0
     code, _, err = run(capsys, "show", "abc")
     assert code == 2 and "no job 'abc'" in one_error_line(err)
     assert not (tmp_path / "data").exists()  # a first 'status' creates nothing
@@ -334,3 +359,13 @@ def test_the_readme_lists_exactly_the_options_of_submit_worker_and_translate(com
                                                  "--verbose"}
     if command == "submit":  # how jobs run is the worker's business, not a job's
         assert not options & {"--device", "--threads", "--batch-tokens", "--retry"}
+
+
+def test_tm_import_takes_only_the_options_it_uses():
+    parser, _ = every_command()[("tm", "import")]
+    options = {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
+    # the unit's key (model, languages, output settings, what runs the model)
+    # and the import's own; not how fast a job would run
+    assert options - {"--help", "--db", "--config", "--debug", "--verbose", "--log-format"} == {
+        "--model", "--src", "--tgt", "--beams", "--length-ratio", "--length-offset",
+        "--quality", "--device", "--dtype", "--backend", "--tokenizer", "--replace", "--json"}

@@ -140,6 +140,13 @@ def add_job_options(p: argparse.ArgumentParser) -> None:
 def add_device_options(p: argparse.ArgumentParser) -> None:
     """Where and how fast the model runs. Unset flags fall back to the config
     file's [run], then to the defaults."""
+    add_model_runtime_options(p)
+    add_speed_options(p)
+
+
+def add_model_runtime_options(p: argparse.ArgumentParser) -> None:
+    """What runs the model (backend, device, number format, tokenizer): what
+    a translation memory unit's key holds of a run."""
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--dtype", default=None,
                    help="auto, float32, float16, bfloat16, or with CTranslate2 int8, int8_float32, "
@@ -152,6 +159,11 @@ def add_device_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", default=None, metavar="HUB_ID_OR_DIR",
                    help="tokenizer for a converted CTranslate2 --model that has none of its own "
                         "(or $NLLB_PIPELINE_TOKENIZER)")
+
+
+def add_speed_options(p: argparse.ArgumentParser) -> None:
+    """How a run goes on and how fast: the fallback device, the batch
+    budget, threads. Never part of a job or a memory key."""
     p.add_argument("--fallback-device", default=None, metavar="DEVICE",
                    help="go on on this device (e.g. cpu) when the GPU fails in a way retrying "
                         "cannot fix, instead of failing the job "
