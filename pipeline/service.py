@@ -27,6 +27,7 @@ from pipeline.config import JobParams, RunSettings
 from pipeline.errors import AmbiguousJob, InvalidInput, JobBusy, JobConflict, JobNotFound
 from pipeline.executors.cache import TranslatorCache
 from pipeline.inputs import InputFile, scan_input
+from pipeline.io_errors import DatabaseDamaged
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
@@ -209,7 +210,7 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
             results.append(replace(submit(store, source, opts, priority=priority, key=key),
                                    input=path))
         except InvalidInput as exc:
-            if key:
+            if key or isinstance(exc, DatabaseDamaged):  # the store's, not this input's
                 raise
             results.append(Submitted(path, error=str(exc)))
     return results

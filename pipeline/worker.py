@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import PipelineError
+from pipeline.io_errors import DatabaseDamaged
 from pipeline.retry import RetryPolicy
 from pipeline.runner import is_dead_local_worker, new_worker_id, run_job
 from pipeline.store import Job, Store
@@ -127,6 +128,8 @@ def _claim_and_run(store: Store, make_translator, settings: RunSettings, policy:
             final = run_job(store, job.id, translator, settings=settings, worker=worker,
                             policy=policy, shutdown=shutdown, delivery=delivery)
             state = final.state
+        except DatabaseDamaged:
+            raise  # the store's, not the job's: nothing more is written into it
         except PipelineError as exc:  # recorded on the job by run_job where it applies
             log.error("job %s: %s", job.id, exc)
             current = store.job(job.id)

@@ -228,7 +228,9 @@ def open_store(args, *, existing: bool = False) -> Store:
             raise InvalidInput(f"job database not found: {path} (from {source}); check the "
                                "path (only the commands that queue or run jobs create one)")
         return Store(":memory:")  # a new user's first 'status': no jobs, no file created
-    return Store(path)
+    # Every command opens the store here, and finds damage the same way
+    # before it reads or writes anything.
+    return Store(path, check=True)
 
 
 def job_options(args, *, output: str | None = None, to: str | None = None,
