@@ -38,6 +38,9 @@ class HfTranslator:
         if self.checkpoint.converted:
             raise InvalidInput(f"{model} is a converted CTranslate2 model: it runs with "
                                "--backend ctranslate2 (or auto), not with transformers")
+        from models.device import resolve_device
+
+        resolve_device(settings.device)  # a device torch does not see: refused now, not at load
         self.model_id = self.checkpoint.model_id
         self.tokenizer = self.checkpoint.tokenizer
         self.settings = settings

@@ -369,3 +369,29 @@ def test_tm_import_takes_only_the_options_it_uses():
     assert options - {"--help", "--db", "--config", "--debug", "--verbose", "--log-format"} == {
         "--model", "--src", "--tgt", "--beams", "--length-ratio", "--length-offset",
         "--quality", "--device", "--dtype", "--backend", "--tokenizer", "--replace", "--json"}
+
+
+# -- run options are checked against the machine before a job exists --------------
+
+
+@pytest.mark.parametrize("gpus, flags, message", [
+    (0, ["--device", "cuda"], "--device cuda: no CUDA device is available (use cpu or auto)"),
+    (1, ["--device", "cuda:1"], "--device cuda:1: only 1 CUDA device(s) present"),
+    (0, ["--fallback-device", "cuda:0"], "--fallback-device cuda:0: no CUDA device is available"),
+])
+def test_a_device_the_machine_lacks_is_refused_before_a_job_exists(
+        capsys, doc, tiny_model, monkeypatch, gpus, flags, message):
+    monkeypatch.setattr("models.device.cuda_devices", lambda backend: gpus)  # what the libraries see
+    db = doc.parent / "jobs.db"
+    code, out, err = run(capsys, *translate_args(doc, tiny_model, *flags))
+    assert (code, out) == (2, "")
+    assert one_error_line(err).startswith(f"nllb-pipeline: error: {message}")
+    assert not db.exists() or Store(db).jobs(10) == []  # nothing for a worker to run later
+    # a worker with such a device claims nothing: a queued job stays queued
+    assert main(submit_args(doc.parent, tiny_model, str(doc))) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, "--db", str(db), "worker", "--idle-exit", "0", *flags)
+    assert (code, out) == (2, "") and message in one_error_line(err)
+    store = Store(db)
+    [job] = store.jobs(10)
+    assert (job.state, job.lease_owner, store.attempts(job.id)) == ("QUEUED", None, [])

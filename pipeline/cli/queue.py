@@ -90,6 +90,8 @@ def cmd_worker(args) -> int:
     translators = None
     try:
         run = runtime(args)
+        if args.executor != "ray":
+            run.translators.check()  # a --device this machine lacks: refused before a claim
         store = open_store(args)
         if args.executor == "ray":
             run.translators = ray_translators(args, run)

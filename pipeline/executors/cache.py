@@ -33,6 +33,13 @@ class TranslatorCache:
         translator.check_language(params.tgt_lang)
         return translator
 
+    def check(self) -> None:
+        """Refuse, before any job is claimed or created, what this run's
+        settings ask of the machine and it lacks (a CUDA device)."""
+        from models.device import check_devices
+
+        check_devices(self.settings)
+
     def _build(self, model: str) -> Translator:
         from models import open_translator
 
