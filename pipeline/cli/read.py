@@ -39,7 +39,7 @@ def cmd_logs(args) -> int:
 def cmd_status(args) -> int:
     store = open_store(args, existing=True)
     rows = views.status_rows(store, args.limit, time.time())
-    summary = store.queue_summary()
+    summary = views.queue_summary(store, time.time())
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -95,7 +95,7 @@ def cmd_show(args) -> int:
     if info["error"]:
         print(f"  error:  [{job.error_class}] {job.error_message}")
     for r in info["stages"]:
-        wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else "unfinished"
+        wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else r["state"]
         on = f"  on {r['device']} ({r['backend']} {r['dtype']})" if r["backend"] else ""
         print(f"  {r['stage']:<11} {wall:>12}  units {r['units_done']:g}/{r['units_total']:g}"
               f"{on}")
