@@ -96,10 +96,17 @@ def convert(model_id: str, out: Path, quantization: str) -> None:
 
     from models.fingerprint import hub_revision
 
-    # A hub id is converted from exactly the snapshot it was fingerprinted by.
-    revision = None if Path(model_id).is_dir() else hub_revision(model_id)
+    # A hub id is converted from exactly the snapshot it was fingerprinted
+    # by: its cached directory (no request to the hub), else by revision.
+    source, revision = model_id, None
+    if not Path(model_id).is_dir():
+        from models.hub import cached_snapshot
+
+        snapshot = cached_snapshot(model_id)
+        source, revision = (str(snapshot), None) if snapshot else (model_id,
+                                                                  hub_revision(model_id))
     try:
-        TransformersConverter(model_id, revision=revision, low_cpu_mem_usage=True).convert(
+        TransformersConverter(source, revision=revision, low_cpu_mem_usage=True).convert(
             str(out), quantization=quantization)
     except (ValueError, NotImplementedError, OSError, KeyError) as exc:
         text = str(exc).strip()

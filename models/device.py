@@ -56,6 +56,9 @@ def check_devices(settings) -> None:
     """Refuse a ``--device`` or ``--fallback-device`` this machine lacks
     (``cuda`` without CUDA, ``cuda:3`` with two GPUs), before a job is
     created or claimed: InvalidInput, exit 2."""
+    named = [spec for spec in (settings.device, settings.fallback_device) if spec]
+    if not any(spec.startswith("cuda") for spec in named):
+        return  # auto and cpu are there on every machine: no library to ask
     count = cuda_devices(settings.backend)
     parse_device(settings.device, count)
     if settings.fallback_device:

@@ -173,7 +173,7 @@ class HfTranslator:
         try:
             try:
                 model = AutoModelForSeq2SeqLM.from_pretrained(
-                    self.model_id, dtype=dtype, use_safetensors=True
+                    self.checkpoint.files, dtype=dtype, use_safetensors=True
                 )
             except OSError as exc:
                 if "safetensors" not in str(exc).lower():
@@ -181,7 +181,7 @@ class HfTranslator:
                 # Some hub checkpoints only ship pytorch_model.bin; transformers
                 # reads those with torch.load(weights_only=True): no code runs.
                 log.warning("%s has no safetensors weights; loading the .bin file", self.model_id)
-                model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, dtype=dtype)
+                model = AutoModelForSeq2SeqLM.from_pretrained(self.checkpoint.files, dtype=dtype)
         except OSError as exc:
             raise InvalidInput(f"cannot load model weights from {self.model_id!r}: {exc}") from exc
         self._model = model.to(device).eval()
