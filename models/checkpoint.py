@@ -132,7 +132,10 @@ class Checkpoint:
         from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        from models.hub import route_library_logs
+
         hf_logging.disable_progress_bar()
+        route_library_logs()
         self.config = None
         try:
             if not self.converted:

@@ -29,13 +29,13 @@ import fcntl
 import json
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from models.checkpoint import is_converted
+from pipeline.config import NOTE
 from pipeline.errors import Unsupported
 
 log = logging.getLogger("nllb_pipeline.models")
@@ -52,7 +52,7 @@ def quantization_for(compute_type: str) -> str:
 
 
 def _say(message: str) -> None:
-    print(f"nllb-pipeline: {message}", file=sys.stderr, flush=True)
+    log.log(NOTE, message)  # shown without -v: a conversion takes a while
 
 
 def converted_model(model_id: str, fingerprint: str, quantization: str, cache_root: Path, *,

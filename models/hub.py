@@ -28,6 +28,26 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 PROBE_TIMEOUT_S = 10.0  # the one request that tells whether the hub answers
 
 
+def route_library_logs() -> None:
+    """Let the hub client's and transformers' log records reach the
+    process's handlers only (the CLI's one format): each library adds a
+    stderr handler of its own, and a record went out twice, in two formats."""
+    import logging
+
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub = hub_logging.get_logger()  # the library's root logger: its handler is there
+    for handler in [h for h in hub.handlers if type(h) is logging.StreamHandler]:
+        hub.removeHandler(handler)
+    hub.propagate = True
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_default_handler()
+    hf_logging.enable_propagation()
+
+
 def cached_snapshot(model_id: str, *, weights: bool = True,
                     cache_dir: str | Path | None = None) -> Path | None:
     """The cached snapshot directory of ``model_id`` (its ``main``), if it

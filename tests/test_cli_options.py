@@ -324,7 +324,7 @@ def test_submit_of_a_directory_that_matches_nothing_says_so(capsys, tmp_path, ti
     (docs / "a.txt").write_text(DOC)
     code, out, err = run(capsys, *submit_args(tmp_path, tiny_model, str(docs)), "--glob", "*.md")
     assert (code, out) == (2, "")
-    assert err == f"error   {docs}: no file matches '*.md' in this directory\n"
+    assert err == f"nllb-pipeline: error: {docs}: no file matches '*.md' in this directory\n"
     code, out, _ = run(capsys, *submit_args(tmp_path, tiny_model, str(docs)), "--json")
     assert code == 0 and len(json.loads(out)) == 1  # with a match it queues
 
@@ -356,7 +356,7 @@ def test_the_readme_lists_exactly_the_options_of_submit_worker_and_translate(com
     parser = subcommands()[command]
     options = {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
     assert readme_options(command) == options - {"--help", "--db", "--config", "--debug",
-                                                 "--verbose"}
+                                                 "--verbose", "--log-format"}
     if command == "submit":  # how jobs run is the worker's business, not a job's
         assert not options & {"--device", "--threads", "--batch-tokens", "--retry"}
 

@@ -15,7 +15,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from pipeline.cli import queue, read, serve, tm, translate
+from pipeline.cli import messages, queue, read, serve, tm, translate
 from pipeline.cli.executor import add_executor_options
 from pipeline.cli.options import (
     Parser,
@@ -35,8 +35,8 @@ from pipeline.io_errors import DiskFull, class_of_oserror, database_error
 log = logging.getLogger("nllb_pipeline")
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"nllb-pipeline: error: {message}", file=sys.stderr)
+def _fail(message: str, code: int, log_format: str = "text") -> int:
+    messages.error(message, log_format)
     return code
 
 
@@ -79,10 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0), or a usage error already printed (2)
         return exc.code if isinstance(exc.code, int) else 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    messages.configure(verbose=args.verbose, debug=args.debug, log_format=args.log_format)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -100,11 +97,12 @@ def _dispatch(args) -> int:
     except PipelineError as exc:
         if args.debug:
             raise
-        return _fail(str(exc), exc.exit_code)
+        return _fail(str(exc), exc.exit_code, args.log_format)
     except Terminated:
-        return _fail("terminated (SIGTERM); run the same command again to resume", 143)
+        return _fail("terminated (SIGTERM); run the same command again to resume", 143,
+                     args.log_format)
     except KeyboardInterrupt:
-        return _fail("interrupted; run the same command again to resume", 130)
+        return _fail("interrupted; run the same command again to resume", 130, args.log_format)
     except Exception as exc:
         if args.debug:
             raise
@@ -116,9 +114,10 @@ def _dispatch(args) -> int:
                 f": {exc.filename}" if exc.filename else "") + "; free space, then run the same "
                 "command again to continue")
         if mapped is not None:
-            return _fail(str(mapped), mapped.exit_code)
+            return _fail(str(mapped), mapped.exit_code, args.log_format)
         # A bug: one line, the traceback with --debug.
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+                     1, args.log_format)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,10 +21,10 @@ import argparse
 import math
 import os
 import re
-import sys
 from pathlib import Path
 
 from pipeline import config
+from pipeline.cli.messages import LOG_FORMATS
 from pipeline.errors import InvalidInput
 from pipeline.executors import TranslatorCache
 from pipeline.service import JobOptions, Runtime
@@ -98,7 +98,10 @@ def add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> No
     p.add_argument("--debug", action="store_true", default=default(False),
                    help="show tracebacks")
     p.add_argument("-v", "--verbose", action="store_true", default=default(False),
-                   help="log what happens")
+                   help="log what happens, each line after its time")
+    p.add_argument("--log-format", default=default("text"), choices=LOG_FORMATS,
+                   help="text: 'nllb-pipeline: warning: ...' (default); json: one JSON object "
+                        "per line on stderr, with its time (errors and progress included)")
 
 
 def add_job_options(p: argparse.ArgumentParser) -> None:
@@ -316,7 +319,5 @@ def runtime(args) -> Runtime:
     settings = run_settings(args)
     policy = retry_policy(args)
     delivery = delivery_options(args)
-    translators = TranslatorCache(
-        settings, inject_faults=str(faults) if faults else None,
-        announce=lambda text: print(f"nllb-pipeline: {text}", file=sys.stderr))
+    translators = TranslatorCache(settings, inject_faults=str(faults) if faults else None)
     return Runtime(settings, policy, delivery, translators)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -21,7 +22,10 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.cli.options import add_run_options, at_least, finite, runtime
+from pipeline.config import NOTE
 from pipeline.errors import InvalidInput
+
+log = logging.getLogger("nllb_pipeline")
 
 TOKEN_ENV = "NLLB_PIPELINE_TOKEN"
 
@@ -55,6 +59,8 @@ def worker_command(args, db: Path) -> list[str]:
         argv.append("--debug")
     if getattr(args, "verbose", False):
         argv.append("-v")
+    if getattr(args, "log_format", "text") != "text":
+        argv += ["--log-format", args.log_format]
     argv.append("worker")
     run_options = argparse.ArgumentParser(add_help=False)
     add_run_options(run_options)
@@ -70,6 +76,8 @@ def worker_command(args, db: Path) -> list[str]:
                 argv += [flag, str(item)]
         else:
             argv += [flag, str(value)]
+    if "--no-progress" not in argv:  # the page shows progress; a bar per worker would garble
+        argv.append("--no-progress")  # serve's terminal (their jobs' start and end still show)
     return argv
 
 
@@ -156,7 +164,6 @@ def cmd_serve(args) -> int:
         on_signal()
         if supervisor is not None:
             codes = supervisor.stop()
-            print(f"nllb-pipeline: stopped; workers exited with {codes}", file=sys.stderr,
-                  flush=True)
+            log.log(NOTE, "stopped; workers exited with %s", codes)
         sock.close()
     return 0

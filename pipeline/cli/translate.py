@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from pipeline import config, service
 from pipeline.cli.options import job_options, open_store, runtime
-from pipeline.cli.progress_bar import progress_bar
+from pipeline.cli.progress_bar import bar_unless
 from pipeline.inputs import scan_input
 from pipeline.store import Store
 
@@ -29,7 +29,7 @@ def _translate(args, options: service.JobOptions) -> int:
     source = scan_input(args.input)  # checked, never held: the document may be big
     store = open_store(args)
     outcome = service.translate_or_resume(store, source, options, run,
-                                          events_for=_bar_unless(args))
+                                          events_for=bar_unless(args))
     return report(args, outcome, store)
 
 
@@ -37,7 +37,7 @@ def cmd_retry(args) -> int:
     """Failed chunks get fresh attempts; everything that succeeded is kept."""
     run = runtime(args)
     store = open_store(args, existing=True)
-    outcome = service.retry(store, args.job, run, events_for=_bar_unless(args))
+    outcome = service.retry(store, args.job, run, events_for=bar_unless(args))
     return report(args, outcome, store)
 
 
@@ -64,13 +64,6 @@ def cmd_demo(args) -> int:
     args.http_timeout, args.no_progress = 30.0, False
     args.overwrite = True  # the demo's own folder: replacing is expected
     return _translate(args, options)
-
-
-def _bar_unless(args):
-    """The progress bar's factory, or None with --no-progress or --json."""
-    if getattr(args, "no_progress", False) or getattr(args, "json", False):
-        return None
-    return progress_bar
 
 
 def report(args, outcome: service.Outcome, store: Store) -> int:
