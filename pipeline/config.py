@@ -153,6 +153,17 @@ class RunSettings:
                                f"{self.lease_seconds}")
 
 
+def package_version() -> str:
+    """The installed nllb-pipeline's version; "unknown" when run from a
+    checkout that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nllb-pipeline")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def default_db_path() -> Path:
     if os.environ.get("NLLB_PIPELINE_DB"):
         return Path(os.environ["NLLB_PIPELINE_DB"])

@@ -71,6 +71,8 @@ def test_status_lists_a_finished_job(capsys, translated):
     summary, line = out.splitlines()[:2]
     assert summary == "documents 1/1 done; queued 0; running on: none"
     assert line.startswith(f"{job_id}  SUCCEEDED    done         100.0%  ")
+    # the target language, then where it came from and where it went
+    assert line.endswith(f"  fra_Latn  {output.with_name('note.txt')} -> {output}"), line
 
 
 def test_show_json_has_params_stages_chunks_and_output(capsys, translated, tiny_model):

@@ -395,3 +395,39 @@ def test_a_device_the_machine_lacks_is_refused_before_a_job_exists(
     store = Store(db)
     [job] = store.jobs(10)
     assert (job.state, job.lease_owner, store.attempts(job.id)) == ("QUEUED", None, [])
+
+
+# -- help that says what each option takes --------------------------------------------
+
+
+def test_every_positional_and_option_has_help_and_says_its_range():
+    commands = dict(every_command())
+    commands[()] = (build_parser(), [])
+    for words, (parser, _) in commands.items():
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            name = action.option_strings or action.dest
+            assert action.help and action.help != argparse.SUPPRESS, (words, name)
+            limits = getattr(action.type, "range", None)
+            if limits:  # "1-16", ">= 0", "> 0": in the help, where a reader looks for it
+                assert limits in action.help, (words, name, action.help)
+    translate = every_command()[("translate",)][0].format_usage()
+    assert "--beams 1-16" in translate and "--max-chunk-tokens 16-1024" in translate
+
+
+def test_the_help_of_threads_names_both_backends_and_submit_to_names_its_own_o():
+    options = {a.dest: a for a in every_command()[("translate",)][0]._actions}
+    assert "CTranslate2" in options["threads"].help and "transformers" in options["threads"].help
+    submit = {a.dest: a for a in every_command()[("submit",)][0]._actions}
+    translate_to = options["to"].help
+    assert "file:PATH (like -o)" in translate_to  # translate's -o is a file
+    assert "dir:DIR (DIR/NAME.<tgt>.EXT, like -o)" in submit["to"].help  # submit's, a directory
+    assert "file:PATH (like -o)" not in submit["to"].help
+
+
+def test_version(capsys):
+    from pipeline.config import package_version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"nllb-pipeline {package_version()}\n"

@@ -33,15 +33,15 @@ TOKEN_ENV = "NLLB_PIPELINE_TOKEN"
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; any other needs a token)")
-    p.add_argument("--port", type=at_least(0, 65535), default=8765,
-                   help="port (default 8765; 0: any free one)")
-    p.add_argument("--workers", type=at_least(0), default=1,
-                   help="queue workers to run as child processes (default 1; 0: serve only, "
-                        "for workers started with 'nllb-pipeline worker')")
+    p.add_argument("--port", type=at_least(0, 65535), default=8765, metavar="0-65535",
+                   help="port, 0-65535 (default 8765; 0: any free one)")
+    p.add_argument("--workers", type=at_least(0), default=1, metavar="N",
+                   help="queue workers to run as child processes, >= 0 (default 1; 0: serve "
+                        "only, for workers started with 'nllb-pipeline worker')")
     p.add_argument("--token", default=None,
                    help=f"every API call needs 'Authorization: Bearer TOKEN' (or ${TOKEN_ENV})")
-    p.add_argument("--max-upload-mb", type=finite(0, above=True), default=50.0,
-                   help="largest request body accepted, in MB (default 50)")
+    p.add_argument("--max-upload-mb", type=finite(0, above=True), default=50.0, metavar="MB",
+                   help="largest request body accepted, in MB, > 0 (default 50)")
     p.add_argument("--files-dir", type=Path, default=None,
                    help="where uploads are kept and translations delivered (default: the "
                         "database's directory)")

@@ -45,7 +45,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     add_json_option(p)
 
     p = command("export", "write the memory as a TMX 1.4 file", cmd_export)
-    p.add_argument("file", type=Path, metavar="FILE.tmx")
+    p.add_argument("file", type=Path, metavar="FILE.tmx", help="the TMX file to write")
     p.add_argument("--src", default=None, help="only this source language")
     p.add_argument("--tgt", default=None, help="only this target language")
     p.add_argument("--model", default=None, help="only translations of this model")
@@ -53,7 +53,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
     p = command("import", "add a TMX 1.4 file's units of one language pair for a model",
                 cmd_import)
-    p.add_argument("file", type=Path, metavar="FILE.tmx")
+    p.add_argument("file", type=Path, metavar="FILE.tmx", help="the TMX 1.4 file to read")
     p.add_argument("--model", required=True,
                    help="the model the translations are filed under (hub id or directory)")
     p.add_argument("--src", required=True, help="source language, e.g. eng_Latn")
@@ -61,12 +61,14 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     # For units from other tools: the output settings of the jobs that may
     # reuse them, as translate takes them.
     p.add_argument("--beams", type=at_least(1, 16), default=4, metavar="1-16",
-                   help="beam width of the jobs that may reuse units from other tools "
+                   help="beam width, 1-16, of the jobs that may reuse units from other tools "
                         "(default 4)")
     p.add_argument("--length-ratio", type=finite(0, above=True), default=2.0, metavar="RATIO",
-                   help="output budget ratio of those jobs, as for translate (default 2.0)")
+                   help="output budget ratio (> 0) of those jobs, as for translate "
+                        "(default 2.0)")
     p.add_argument("--length-offset", type=at_least(0), default=16, metavar="TOKENS",
-                   help="output budget offset of those jobs, as for translate (default 16)")
+                   help="output budget offset (>= 0) of those jobs, as for translate "
+                        "(default 16)")
     p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
                    help="quality mode of those jobs, as for translate (default repair)")
     # The backend, device kind and compute type are part of a unit's key;
@@ -79,8 +81,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
     p = command("prune", "drop units not stored or reused for DAYS days", cmd_prune)
     p.add_argument("--older-than", type=finite(0), required=True, metavar="DAYS",
-                   help="units neither stored nor reused for this many days (a finite "
-                        "number >= 0)")
+                   help="units neither stored nor reused for this many days, >= 0")
     add_json_option(p)
 
 
@@ -118,7 +119,7 @@ def cmd_export(args) -> int:
             validate_language(code)
     model = resolve_model(args.model) if args.model else None
     report = export_tmx(open_store(args, existing=True), args.file, src_lang=args.src, tgt_lang=args.tgt,
-                        model=model, tool_version=_version())
+                        model=model, tool_version=config.package_version())
     if args.json:
         print(json.dumps(vars(report)))
     else:
@@ -175,11 +176,3 @@ def cmd_prune(args) -> int:
     print(json.dumps({"pruned_units": n}) if args.json else f"pruned {n} unit(s)")
     return 0
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nllb-pipeline")
-    except PackageNotFoundError:
-        return "0"
