@@ -45,8 +45,9 @@ class JobParams:
     length_offset: int = 16
     missing: str = "source"  # a chunk that failed for good: "source" text or "marker"
     # Where the output is delivered (pipeline/sinks.py): "file:/abs/path",
-    # "dir:/abs/dir" (output is then the file in it) or an http(s) URL without
-    # credentials (output is then the URL). "" means "file:" + output.
+    # "dir:/abs/dir" (output is then the file in it), an http(s) URL without
+    # credentials (output is then the URL), or "stdout:" (-o -; output "-":
+    # printed by the command from the store). "" means "file:" + output.
     sink: str = ""
     http_method: str = ""  # PUT or POST for an HTTP sink, "" for the others
     jsonl_field: str = ""  # the field holding the text, for the jsonl format
@@ -80,8 +81,8 @@ class JobParams:
         if not self.sink:
             object.__setattr__(self, "sink", f"file:{self.output}")
         http = self.sink.startswith(("http://", "https://"))
-        if not http and not self.sink.startswith(("file:", "dir:")):
-            raise InvalidInput("a sink is file:PATH, dir:DIR or an http(s):// URL")
+        if not http and not self.sink.startswith(("file:", "dir:")) and self.sink != "stdout:":
+            raise InvalidInput("a sink is file:PATH, dir:DIR, an http(s):// URL or stdout:")
         if http and not self.http_method:
             object.__setattr__(self, "http_method", "PUT")
         if (self.http_method not in ("PUT", "POST")) if http else self.http_method:

@@ -219,12 +219,17 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
 def delivered(store: Store, job: Job) -> bool:
     """The recorded delivery still stands: the file is there unchanged, or
     the upload to a URL is on record (it is never sent twice)."""
-    from pipeline.sinks import sink_for
+    from pipeline.sinks import STDOUT, sink_for
 
     delivery = store.artifact(job.id, "delivery")
     if delivery is None:
         return False
-    return sink_for(JobParams.from_json(job.params)).still_delivered(delivery.sha256)
+    params = JobParams.from_json(job.params)
+    if params.sink == STDOUT:  # printed from the store's copy, as long as it has one
+        output = store.artifact(job.id, "output")
+        return output is not None and (output.content is not None or (
+            output.path is not None and Path(output.path).is_file()))
+    return sink_for(params).still_delivered(delivery.sha256)
 
 
 def reopen_undelivered(store: Store, job: Job) -> str:
@@ -373,7 +378,7 @@ def output(store: Store, job_id: str) -> Output:
     their source text or a marker). JobConflict while there is none yet, or
     after ``gc`` collected it, or if its file is gone."""
     from pipeline.jobs import default_output
-    from pipeline.sinks import is_http
+    from pipeline.sinks import STDOUT, is_http
 
     job = find_job(store, job_id)
     artifact = store.artifact(job.id, "output") if job.stage in ("upload", "done") else None
@@ -383,8 +388,8 @@ def output(store: Store, job_id: str) -> Output:
                               "translate it again")
         raise JobConflict(f"job {job.id} has no output yet ({job.state}, stage {job.stage})")
     params = JobParams.from_json(job.params)
-    name = (default_output(Path(job.input_path), params.tgt_lang).name if is_http(params.sink)
-            else Path(params.output).name)
+    name = (default_output(Path(job.input_path), params.tgt_lang).name
+            if is_http(params.sink) or params.sink == STDOUT else Path(params.output).name)
     if artifact.path is None:
         return Output(name, params.fmt, len(artifact.content), iter([artifact.content]))
     try:

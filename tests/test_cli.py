@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -257,3 +258,59 @@ def test_an_ambiguous_id_prefix_names_the_candidates(capsys, tmp_path):
     assert code == 0 and json.loads(out)["job"] == jobs[0].id
     code, _, err = run(capsys, "--db", str(db), "show", "zz")
     assert code == 2 and err == "nllb-pipeline: error: no job 'zz' (see 'nllb-pipeline status')\n"
+
+
+def _stdin(monkeypatch, text: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+
+def test_translate_dash_reads_standard_input_and_writes_standard_output_as_a_job(
+        capsys, monkeypatch, tmp_path, tiny_model):
+    db = tmp_path / "jobs.db"
+    argv = ["--db", str(db), "translate", "-", "--src", "eng_Latn", "--tgt", "fra_Latn",
+            "--model", str(tiny_model), "--beams", "1", "--no-progress"]
+    _stdin(monkeypatch, DOC)
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    # the report goes to stderr (after the conversion's notes): stdout holds the translation
+    line = err.splitlines()[-1]
+    job_id = re.fullmatch(r"job ([0-9a-f]{12}): SUCCEEDED -> standard output", line).group(1)
+    assert out.count("\n") == DOC.count("\n") and out != DOC  # three paragraphs, translated
+
+    # the same content again is the same job: nothing translated, the same bytes printed
+    _stdin(monkeypatch, DOC)
+    code, again, err = run(capsys, *argv)
+    assert (code, again) == (0, out)
+    assert err == f"job {job_id}: SUCCEEDED -> standard output (already translated; nothing to " \
+                  "do)\n"
+    # collected by gc, it is translated again and printed
+    assert main(["--db", str(db), "gc", "--older-than", "0"]) == 0
+    capsys.readouterr()
+    _stdin(monkeypatch, DOC)
+    code, collected, err = run(capsys, *argv)
+    assert (code, collected) == (0, out) and "(resumed)" in err
+    # other content is another job; --json goes to stderr too
+    _stdin(monkeypatch, "Another text.\n")
+    code, other, err = run(capsys, *argv, "--json")
+    assert code == 0 and json.loads(err)["job"] != job_id and other.strip()
+
+    from pipeline.store import Store
+
+    store = Store(db)
+    inputs = [j.input_path for j in store.jobs(10)]
+    assert len(inputs) == 2 and all(p.endswith("/stdin.txt") for p in inputs)
+    assert all(j.output_path == "-" for j in store.jobs(10))
+    assert not list(tmp_path.glob("*.fra_Latn.*"))  # nothing written next to anything
+
+
+def test_dash_o_writes_a_file_input_to_standard_output(capsys, tmp_path, tiny_model):
+    src = tmp_path / "note.txt"
+    src.write_text(DOC)
+    code, out, err = run(capsys, "--db", str(tmp_path / "jobs.db"), "translate", str(src),
+                         "--src", "eng_Latn", "--tgt", "fra_Latn", "--model", str(tiny_model),
+                         "--beams", "1", "--no-progress", "-o", "-")
+    assert code == 0 and err.endswith("SUCCEEDED -> standard output\n")
+    assert out.count("\n") == DOC.count("\n")
+    assert not (tmp_path / "note.fra_Latn.txt").exists()
+    code, status, _ = run(capsys, "--db", str(tmp_path / "jobs.db"), "status")
+    assert status.splitlines()[1].endswith(f"  {src} -> standard output")

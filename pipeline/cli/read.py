@@ -53,7 +53,8 @@ def cmd_status(args) -> int:
               f"queued {summary['queued']}; running on: {workers}{tokens}")
     for r in rows:
         print(f"{r['job']}  {r['state']:<11}  {r['stage']:<11}  {r['percent']:5.1f}%  "
-              f"{_progress_text(r):<14}  {r['tgt'] or '?':<8}  {r['input']} -> {r['output']}")
+              f"{_progress_text(r):<14}  {r['tgt'] or '?':<8}  {r['input']} -> "
+              f"{'standard output' if r['output'] == '-' else r['output']}")
     return 0
 
 

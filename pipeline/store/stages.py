@@ -94,6 +94,12 @@ class StagesMixin:
         database file (``gc`` removes what it collects)."""
         return self.path.with_name(f"{self.path.stem}-work") / f"{job_id}.out"
 
+    def spool_dir(self) -> Path:
+        """Where documents read from standard input are kept (content-addressed,
+        ``pipeline.inputs.spool``): in the working area, as the inputs of their
+        jobs. ``gc`` leaves them, as it leaves every job's input."""
+        return self.path.with_name(f"{self.path.stem}-work") / "stdin"
+
     def finish_postprocess(self, job_id: str, run_id: int, worker: str, *, path: str,
                            sha256: str, nbytes: int, empty_chunks: Sequence[int] = ()) -> None:
         """Record the output document (the file at ``path``, written and
