@@ -314,3 +314,15 @@ def test_dash_o_writes_a_file_input_to_standard_output(capsys, tmp_path, tiny_mo
     assert not (tmp_path / "note.fra_Latn.txt").exists()
     code, status, _ = run(capsys, "--db", str(tmp_path / "jobs.db"), "status")
     assert status.splitlines()[1].endswith(f"  {src} -> standard output")
+
+
+@pytest.mark.parametrize("data, reason", [(b"", "is empty"), (b"\x00\x01\x02" * 50, "binary")])
+def test_bad_standard_input_is_one_line_and_leaves_nothing(capsys, monkeypatch, tmp_path,
+                                                           tiny_model, data, reason):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, err = run(capsys, "--db", str(tmp_path / "jobs.db"), "translate", "-", "--src",
+                         "eng_Latn", "--tgt", "fra_Latn", "--model", str(tiny_model))
+    assert (code, out) == (2, "")
+    assert err.startswith("nllb-pipeline: error: ") and reason in err and len(
+        err.splitlines()) == 1
+    assert not list((tmp_path / "jobs-work" / "stdin").iterdir())

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pipeline import config, service
 from pipeline.cli.options import job_options, open_store, runtime
 from pipeline.cli.progress_bar import bar_unless
+from pipeline.errors import InvalidInput
 from pipeline.inputs import scan_input
 from pipeline.store import Store
 
@@ -38,7 +39,13 @@ def _translate(args, options: service.JobOptions) -> int:
         # Kept in the store's working area under its hash: a job still, keyed
         # by the content, that a resumed run or a worker reads again.
         store = open_store(args)
-        source = scan_input(spool(sys.stdin.buffer, store.spool_dir()))
+        spooled = spool(sys.stdin.buffer, store.spool_dir())
+        try:
+            source = scan_input(spooled)
+        except InvalidInput:  # empty, binary, not UTF-8: keep nothing of it
+            spooled.unlink()
+            spooled.parent.rmdir()
+            raise
     else:
         source = scan_input(args.input)  # checked, never held: the document may be big
         store = open_store(args)
