@@ -395,6 +395,9 @@ def test_a_device_the_machine_lacks_is_refused_before_a_job_exists(
     store = Store(db)
     [job] = store.jobs(10)
     assert (job.state, job.lease_owner, store.attempts(job.id)) == ("QUEUED", None, [])
+    # nor does serve start workers that would each exit 2 and be restarted
+    code, out, err = run(capsys, "--db", str(db), "serve", "--port", "0", *flags)
+    assert (code, out) == (2, "") and message in one_error_line(err)
 
 
 # -- help that says what each option takes --------------------------------------------

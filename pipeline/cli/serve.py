@@ -123,8 +123,8 @@ def cmd_serve(args) -> int:
         raise InvalidInput(f"refusing to serve on {args.host} without a token: anyone who can "
                            f"reach it could submit and cancel jobs; pass --token (or set "
                            f"${TOKEN_ENV}), or keep the default --host 127.0.0.1")
-    if args.workers:
-        runtime(args)  # bad run options are refused before anything starts
+    if args.workers:  # bad run options, or a --device this machine lacks, are refused
+        runtime(args).translators.check()  # before anything starts
     db = Path(args.db or config.default_db_path()).expanduser().resolve()
     settings = ApiSettings(db=db, files=args.files_dir, token=token,
                            max_upload_bytes=int(args.max_upload_mb * 2**20),
