@@ -26,8 +26,10 @@ def open_translator(model: str, settings: RunSettings = RunSettings(), *,
     does), so a model that does not convert is known before a job starts.
     Loads the tokenizer, not the weights."""
     from models.ct2 import Ct2Translator, available
+    from models.device import check_devices
     from models.hf import HfTranslator
 
+    check_devices(settings)  # before the checkpoint: a device it lacks is the user's to fix
     backend = settings.backend
     checkpoint = Checkpoint(model, settings.tokenizer or None)
     if backend == "hf":

@@ -84,6 +84,15 @@ def _has_config(source: str) -> bool:
     return (path / "config.json").is_file() and not is_converted(path)
 
 
+def _files(model: str, *, weights: bool) -> str:
+    """Where a resolved model or tokenizer (a directory, or a hub id) is read from."""
+    if Path(model).is_dir():
+        return model
+    from models.hub import files_of
+
+    return files_of(model, weights=weights)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -91,6 +100,11 @@ def _first_line(exc: BaseException) -> str:
 
 class Checkpoint:
     """An NLLB checkpoint's config and tokenizer (fast to load: no weights).
+
+    ``model_id`` names the model (a directory's absolute path, or a hub id);
+    ``files`` is where its files are read from (the same directory, a hub
+    id's cached snapshot, or the hub id when the hub client downloads it:
+    ``models.hub``).
 
     ``max_input_tokens`` is the longest input the model takes, special tokens
     included; ``max_output_tokens`` caps every output budget. ``converted``
@@ -100,25 +114,35 @@ class Checkpoint:
     """
 
     def __init__(self, model: str, tokenizer: str | None = None):
-        from transformers import AutoConfig, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
         self.tokenizer_lock = threading.Lock()  # see encode
         self.model_id = resolve_model(model)
         self.converted = is_converted(self.model_id)
+        # What is read: a directory as given, a hub id's cached snapshot (no
+        # request to the hub), or the hub id when it must be downloaded.
+        # Known before transformers is imported: a model that cannot be had
+        # is said at once.
+        self.files = _files(self.model_id, weights=True)
         source = resolve_tokenizer(tokenizer) if tokenizer else self.model_id
         if self.converted and source == self.model_id and not has_tokenizer(source):
             raise InvalidInput(
                 f"the converted model {model} has no tokenizer files; pass --tokenizer with the "
                 "original checkpoint (hub id or directory)")
+        source_files = self.files if source == self.model_id else _files(source, weights=False)
+
+        from transformers import AutoConfig, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from models.hub import route_library_logs
+
+        hf_logging.disable_progress_bar()
+        route_library_logs()
         self.config = None
         try:
             if not self.converted:
-                self.config = AutoConfig.from_pretrained(self.model_id)
+                self.config = AutoConfig.from_pretrained(self.files)
             elif source != self.model_id and _has_config(source):
-                self.config = AutoConfig.from_pretrained(source)
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
+                self.config = AutoConfig.from_pretrained(source_files)
+            self.tokenizer = AutoTokenizer.from_pretrained(source_files)
         except (OSError, ValueError) as exc:
             raise InvalidInput(f"cannot load model {model!r}: {_first_line(exc)}") from exc
         if self.config is not None and self.config.model_type not in SUPPORTED_MODEL_TYPES:

@@ -29,13 +29,13 @@ import fcntl
 import json
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from models.checkpoint import is_converted
+from pipeline.config import NOTE
 from pipeline.errors import Unsupported
 
 log = logging.getLogger("nllb_pipeline.models")
@@ -52,7 +52,7 @@ def quantization_for(compute_type: str) -> str:
 
 
 def _say(message: str) -> None:
-    print(f"nllb-pipeline: {message}", file=sys.stderr, flush=True)
+    log.log(NOTE, message)  # shown without -v: a conversion takes a while
 
 
 def converted_model(model_id: str, fingerprint: str, quantization: str, cache_root: Path, *,
@@ -96,10 +96,17 @@ def convert(model_id: str, out: Path, quantization: str) -> None:
 
     from models.fingerprint import hub_revision
 
-    # A hub id is converted from exactly the snapshot it was fingerprinted by.
-    revision = None if Path(model_id).is_dir() else hub_revision(model_id)
+    # A hub id is converted from exactly the snapshot it was fingerprinted
+    # by: its cached directory (no request to the hub), else by revision.
+    source, revision = model_id, None
+    if not Path(model_id).is_dir():
+        from models.hub import cached_snapshot
+
+        snapshot = cached_snapshot(model_id)
+        source, revision = (str(snapshot), None) if snapshot else (model_id,
+                                                                  hub_revision(model_id))
     try:
-        TransformersConverter(model_id, revision=revision, low_cpu_mem_usage=True).convert(
+        TransformersConverter(source, revision=revision, low_cpu_mem_usage=True).convert(
             str(out), quantization=quantization)
     except (ValueError, NotImplementedError, OSError, KeyError) as exc:
         text = str(exc).strip()

@@ -34,6 +34,40 @@ def parse_device(spec: str, cuda_count: int) -> tuple[str, int]:
     raise InvalidInput(f"unknown device {spec!r} (auto, cpu, cuda or cuda:N)")
 
 
+def cuda_devices(backend: str) -> int:
+    """How many CUDA devices the library of ``backend`` sees (``auto``: the
+    most that either sees). Asks without loading a model."""
+    counts = [0]
+    if backend in ("auto", "ctranslate2"):
+        try:
+            import ctranslate2
+        except ImportError:
+            pass
+        else:
+            counts.append(ctranslate2.get_cuda_device_count())
+    if backend in ("auto", "hf"):
+        import torch
+
+        counts.append(torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    return max(counts)
+
+
+def check_devices(settings) -> None:
+    """Refuse a ``--device`` or ``--fallback-device`` this machine lacks
+    (``cuda`` without CUDA, ``cuda:3`` with two GPUs), before a job is
+    created or claimed: InvalidInput, exit 2."""
+    named = [spec for spec in (settings.device, settings.fallback_device) if spec]
+    if not any(spec.startswith("cuda") for spec in named):
+        return  # auto and cpu are there on every machine: no library to ask
+    count = cuda_devices(settings.backend)
+    parse_device(settings.device, count)
+    if settings.fallback_device:
+        try:
+            parse_device(settings.fallback_device, count)
+        except InvalidInput as exc:
+            raise InvalidInput(str(exc).replace("--device", "--fallback-device", 1)) from None
+
+
 def device_name(kind: str, index: int) -> str:
     """How a device is recorded: ``cpu`` or ``cuda:N``."""
     return "cpu" if kind == "cpu" else f"{kind}:{index}"

@@ -38,6 +38,9 @@ class HfTranslator:
         if self.checkpoint.converted:
             raise InvalidInput(f"{model} is a converted CTranslate2 model: it runs with "
                                "--backend ctranslate2 (or auto), not with transformers")
+        from models.device import resolve_device
+
+        resolve_device(settings.device)  # a device torch does not see: refused now, not at load
         self.model_id = self.checkpoint.model_id
         self.tokenizer = self.checkpoint.tokenizer
         self.settings = settings
@@ -170,7 +173,7 @@ class HfTranslator:
         try:
             try:
                 model = AutoModelForSeq2SeqLM.from_pretrained(
-                    self.model_id, dtype=dtype, use_safetensors=True
+                    self.checkpoint.files, dtype=dtype, use_safetensors=True
                 )
             except OSError as exc:
                 if "safetensors" not in str(exc).lower():
@@ -178,7 +181,7 @@ class HfTranslator:
                 # Some hub checkpoints only ship pytorch_model.bin; transformers
                 # reads those with torch.load(weights_only=True): no code runs.
                 log.warning("%s has no safetensors weights; loading the .bin file", self.model_id)
-                model = AutoModelForSeq2SeqLM.from_pretrained(self.model_id, dtype=dtype)
+                model = AutoModelForSeq2SeqLM.from_pretrained(self.checkpoint.files, dtype=dtype)
         except OSError as exc:
             raise InvalidInput(f"cannot load model weights from {self.model_id!r}: {exc}") from exc
         self._model = model.to(device).eval()

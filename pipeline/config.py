@@ -22,6 +22,9 @@ from pipeline.languages import validate_language
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
 STAGES = ("preprocess", "inference", "postprocess", "upload")  # in order; a job's stage is one of these or "done"
 FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl")
+# A log level between INFO and WARNING for what a user must know without -v
+# but is not a warning (a conversion that takes a while, a server's stop).
+NOTE = 25
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,9 @@ class JobParams:
     length_offset: int = 16
     missing: str = "source"  # a chunk that failed for good: "source" text or "marker"
     # Where the output is delivered (pipeline/sinks.py): "file:/abs/path",
-    # "dir:/abs/dir" (output is then the file in it) or an http(s) URL without
-    # credentials (output is then the URL). "" means "file:" + output.
+    # "dir:/abs/dir" (output is then the file in it), an http(s) URL without
+    # credentials (output is then the URL), or "stdout:" (-o -; output "-":
+    # printed by the command from the store). "" means "file:" + output.
     sink: str = ""
     http_method: str = ""  # PUT or POST for an HTTP sink, "" for the others
     jsonl_field: str = ""  # the field holding the text, for the jsonl format
@@ -77,8 +81,8 @@ class JobParams:
         if not self.sink:
             object.__setattr__(self, "sink", f"file:{self.output}")
         http = self.sink.startswith(("http://", "https://"))
-        if not http and not self.sink.startswith(("file:", "dir:")):
-            raise InvalidInput("a sink is file:PATH, dir:DIR or an http(s):// URL")
+        if not http and not self.sink.startswith(("file:", "dir:")) and self.sink != "stdout:":
+            raise InvalidInput("a sink is file:PATH, dir:DIR, an http(s):// URL or stdout:")
         if http and not self.http_method:
             object.__setattr__(self, "http_method", "PUT")
         if (self.http_method not in ("PUT", "POST")) if http else self.http_method:
@@ -148,6 +152,17 @@ class RunSettings:
         if not (math.isfinite(self.lease_seconds) and self.lease_seconds > 0):
             raise InvalidInput(f"lease_seconds must be a finite number > 0, not "
                                f"{self.lease_seconds}")
+
+
+def package_version() -> str:
+    """The installed nllb-pipeline's version; "unknown" when run from a
+    checkout that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nllb-pipeline")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def default_db_path() -> Path:

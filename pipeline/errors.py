@@ -75,6 +75,10 @@ class JobNotFound(InvalidInput):
     """No job has this id (or unique id prefix)."""
 
 
+class AmbiguousJob(JobNotFound):
+    """An id prefix that starts several jobs' ids: no one job is named."""
+
+
 class JobConflict(InvalidInput):
     """The job is in a state where the verb has nothing to do: retrying a
     job that is queued or already delivered, cancelling one that ended,

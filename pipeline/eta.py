@@ -156,11 +156,16 @@ class JobEta:
         tail_share = (w["postprocess"] + w["upload"]) / sum(w.values())
         return tail * max(0.0, 1.0 - self.fraction) / tail_share if tail_share else 0.0
 
-    def text(self) -> str:
+    def text(self, since_event_s: float = 0.0) -> str:
+        """``35 tok/s, ETA 1m05s``; ``since_event_s`` after the last event
+        the ETA has counted down that much (a display between events)."""
         rate = self.inference.rate() if self.inference is not None else None
         frozen = self.inference.frozen_reason if self.inference is not None else None
         speed = f"{rate:.0f} tok/s, " if rate and self.stage == "inference" else ""
-        return speed + format_eta(self.seconds_left(), frozen)
+        left = self.seconds_left()
+        if left is not None and not frozen:
+            left = max(0.0, left - since_event_s)
+        return speed + format_eta(left, frozen)
 
     def _advance(self, stage_fraction: float) -> None:
         self.fraction = max(self.fraction, self._overall(self.stage, stage_fraction, self.weights))

@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.document import line_end_codes
 from pipeline.errors import InvalidInput
@@ -136,6 +138,34 @@ def decode_input(path: Path, data: bytes) -> InputFile:
         raise InvalidInput(f"{path} is {what}: nothing to translate")
     return InputFile(path, data, hashlib.sha256(data).hexdigest(), text, eol, bom,
                      line_end_codes(endings) if mixed else "", len(data))
+
+
+STDIN_NAME = "stdin.txt"  # read as a .txt file is: text, or lines without blank lines
+SPOOL_PIECE = 1 << 16
+
+
+def spool(stream: BinaryIO, directory: Path, name: str = STDIN_NAME) -> Path:
+    """Copy ``stream`` (standard input) a piece at a time to
+    ``directory/<sha256>/name`` and return that path: content-addressed,
+    so the same document read again is the same file, and a job's input
+    (what a resumed run or a worker reads) never changes under it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(prefix=".stdin-", suffix=".part", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            while piece := stream.read(SPOOL_PIECE):
+                digest.update(piece)
+                f.write(piece)
+            f.flush()
+            os.fsync(f.fileno())
+        target = directory / digest.hexdigest() / name
+        target.parent.mkdir(exist_ok=True)
+        os.replace(tmp, target)  # the same bytes, if it was there already
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
 def scan_input(path: str | os.PathLike) -> InputFile:

@@ -58,6 +58,12 @@ class DiskFull(PipelineError):
     exit_code = 1
 
 
+class DatabaseDamaged(InvalidInput):
+    """The job database has damaged pages, or the file is not a database.
+    Found when the store is opened (``StoreBase``), or by whatever read or
+    write meets the damage first; nothing is written into it after."""
+
+
 def class_of_oserror(exc: OSError) -> ErrorClass:
     return ERRNO_CLASSES.get(exc.errno, DEFAULT_ERRNO_CLASS)
 
@@ -74,14 +80,20 @@ def sqlite_code(exc: sqlite3.Error) -> str | None:
 
 
 def database_error(exc: sqlite3.Error, path: str | Path) -> PipelineError | None:
-    """Our error for an SQLite error on the job database at ``path``, or
-    None when the tables do not name it (then it is a bug, and stays one)."""
+    """Our error for an SQLite error on the job database at ``path``
+    (``DatabaseDamaged`` or ``DiskFull``), or None when the tables do not
+    name it (then it is a bug, and stays one)."""
     code = sqlite_code(exc)
     error_class = SQLITE_CLASSES.get(code or "")
     if error_class is ErrorClass.DISK_FULL:
         return DiskFull(f"disk full: cannot write the job database {path} ({exc}); free space, "
                         "then run the same command again to continue")
     if error_class is ErrorClass.INVALID_INPUT:
-        return InvalidInput(f"database is damaged: {path}: {exc}; restore it from a backup, or "
-                            "use another --db (its jobs are lost)")
+        return damaged(path, str(exc))
     return None
+
+
+def damaged(path: str | Path, problem: str) -> DatabaseDamaged:
+    """The one message every command gives for a damaged job database."""
+    return DatabaseDamaged(f"database is damaged: {path}: {problem}; restore it from a backup, "
+                           "or use another --db (its jobs are lost)")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import (ErrorClass, JobBusy, JobCanceled, JobFailed, LeaseLost,
                              PipelineError, WorkerStopping)
+from pipeline.io_errors import DatabaseDamaged
 from pipeline.progress import STAGES, Events, Fanout, LiveProgress
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
@@ -194,6 +195,18 @@ def _with_live_progress(store: Store, job_id: str, worker: str, translator,
     return Fanout(events, LiveProgress(eta, save, time.time))
 
 
+def _damage(exc: BaseException, path) -> DatabaseDamaged | None:
+    """The store's damage, if that is what ``exc`` met."""
+    import sqlite3
+
+    from pipeline.io_errors import database_error
+
+    if isinstance(exc, DatabaseDamaged):
+        return exc
+    mapped = database_error(exc, path) if isinstance(exc, sqlite3.DatabaseError) else None
+    return mapped if isinstance(mapped, DatabaseDamaged) else None
+
+
 def run_job(store: Store, job_id: str, translator: Translator, *,
             settings: RunSettings = RunSettings(), events: Events | None = None,
             worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
@@ -250,6 +263,9 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
         store.requeue(job.id, worker)
         return store.job(job.id)
     except BaseException as exc:
+        damage = _damage(exc, store.path)
+        if damage is not None:  # nothing more is written into a damaged file
+            raise damage from exc
         # ctx.translator: the one on the fallback device if the run switched.
         error_class = (exc.error_class if isinstance(exc, PipelineError)
                        else ctx.translator.classify(exc))

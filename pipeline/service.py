@@ -15,6 +15,7 @@ by every job that names it).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,9 +24,10 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.config import JobParams, RunSettings
-from pipeline.errors import InvalidInput, JobBusy, JobConflict, JobNotFound
+from pipeline.errors import AmbiguousJob, InvalidInput, JobBusy, JobConflict, JobNotFound
 from pipeline.executors.cache import TranslatorCache
 from pipeline.inputs import InputFile, scan_input
+from pipeline.io_errors import DatabaseDamaged
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions
@@ -132,11 +134,22 @@ def open_store(path: Path | None = None) -> Store:
 
 
 def find_job(store: Store, job_id: str) -> Job:
-    """The job with this id or unique id prefix; JobNotFound if none."""
+    """The job with this id or unique id prefix; JobNotFound if none,
+    AmbiguousJob (naming the candidates) if the prefix starts several."""
     job = store.job(job_id)
-    if job is None:
-        raise JobNotFound(f"no job {job_id!r} (see 'nllb-pipeline status')")
-    return job
+    if job is not None:
+        return job
+    candidates = store.jobs_with_prefix(job_id, SHOWN_CANDIDATES + 1)
+    if len(candidates) > 1:
+        names = ", ".join(f"{j.id} ({os.path.basename(j.input_path)})"
+                          for j in candidates[:SHOWN_CANDIDATES])
+        more = " and more" if len(candidates) > SHOWN_CANDIDATES else ""
+        raise AmbiguousJob(f"job id {job_id!r} is ambiguous: it starts {names}{more}; give "
+                           "more of the id")
+    raise JobNotFound(f"no job {job_id!r} (see 'nllb-pipeline status')")
+
+
+SHOWN_CANDIDATES = 5  # the jobs an ambiguous prefix names
 
 
 @dataclass(frozen=True)
@@ -197,7 +210,7 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
             results.append(replace(submit(store, source, opts, priority=priority, key=key),
                                    input=path))
         except InvalidInput as exc:
-            if key:
+            if key or isinstance(exc, DatabaseDamaged):  # the store's, not this input's
                 raise
             results.append(Submitted(path, error=str(exc)))
     return results
@@ -206,12 +219,17 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
 def delivered(store: Store, job: Job) -> bool:
     """The recorded delivery still stands: the file is there unchanged, or
     the upload to a URL is on record (it is never sent twice)."""
-    from pipeline.sinks import sink_for
+    from pipeline.sinks import STDOUT, sink_for
 
     delivery = store.artifact(job.id, "delivery")
     if delivery is None:
         return False
-    return sink_for(JobParams.from_json(job.params)).still_delivered(delivery.sha256)
+    params = JobParams.from_json(job.params)
+    if params.sink == STDOUT:  # printed from the store's copy, as long as it has one
+        output = store.artifact(job.id, "output")
+        return output is not None and (output.content is not None or (
+            output.path is not None and Path(output.path).is_file()))
+    return sink_for(params).still_delivered(delivery.sha256)
 
 
 def reopen_undelivered(store: Store, job: Job) -> str:
@@ -360,7 +378,7 @@ def output(store: Store, job_id: str) -> Output:
     their source text or a marker). JobConflict while there is none yet, or
     after ``gc`` collected it, or if its file is gone."""
     from pipeline.jobs import default_output
-    from pipeline.sinks import is_http
+    from pipeline.sinks import STDOUT, is_http
 
     job = find_job(store, job_id)
     artifact = store.artifact(job.id, "output") if job.stage in ("upload", "done") else None
@@ -370,8 +388,8 @@ def output(store: Store, job_id: str) -> Output:
                               "translate it again")
         raise JobConflict(f"job {job.id} has no output yet ({job.state}, stage {job.stage})")
     params = JobParams.from_json(job.params)
-    name = (default_output(Path(job.input_path), params.tgt_lang).name if is_http(params.sink)
-            else Path(params.output).name)
+    name = (default_output(Path(job.input_path), params.tgt_lang).name
+            if is_http(params.sink) or params.sink == STDOUT else Path(params.output).name)
     if artifact.path is None:
         return Output(name, params.fmt, len(artifact.content), iter([artifact.content]))
     try:
@@ -418,8 +436,8 @@ def cancel(store: Store, job_id: str) -> tuple[Job, str]:
 def gc(store: Store, older_than_days: float) -> int:
     """Drop chunks and outputs of jobs finished more than this many days
     ago; their rows, timings and history stay. Returns how many."""
-    if not older_than_days >= 0:
-        raise InvalidInput("--older-than takes a number of days >= 0")
+    if not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise InvalidInput("--older-than takes a finite number of days >= 0")
     return store.gc(older_than_days * 86400)
 
 

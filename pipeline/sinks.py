@@ -60,6 +60,9 @@ Progress = Callable[[int], None]
 Payload = bytes | OutputFile  # what a sink delivers
 
 
+STDOUT = "stdout:"  # the sink of -o -: the command that ran the job prints the translation
+
+
 def is_http(spec: str | None) -> bool:
     return bool(spec) and spec.startswith(("http://", "https://"))
 
@@ -137,6 +140,8 @@ def resolve_target(to: str | None, output: str | None, source: InputFile, tgt_la
 
     if to and output:
         raise InvalidInput("give either -o or --to, not both")
+    if output == "-":
+        return Target(STDOUT, "-")
     if http_method and not is_http(to):
         raise InvalidInput("--http-method applies only to an http(s):// --to")
     if relative_to is not None and not (to or "").startswith("dir:"):
@@ -230,7 +235,7 @@ def check_target_free(sink: str, output: str, ours: Payload | None, *,
     job): a file with exactly those bytes is fine. A new job's output is not
     known yet, so any existing file is refused without ``overwrite``.
     """
-    if is_http(sink) or overwrite:
+    if is_http(sink) or sink == STDOUT or overwrite:
         return
     path = Path(output)
     if path.is_file() and ours is not None and _holds(path, size_of(ours), sha256_of(ours)):
@@ -386,9 +391,29 @@ def _response_id(response) -> str | None:
     return response.headers.get("Location") or response.headers.get("ETag")
 
 
+class StdoutSink:
+    """``-o -``: nothing to send. The translation stays in the store (the
+    job's output file); the ``translate`` that runs the job, or a later one
+    of the same document, prints it. Delivered for as long as the store
+    holds it (``service.delivered``)."""
+
+    def deliver(self, data: Payload, *, key: str, progress: Progress = lambda n: None,
+                previous_sha256: str | None = None) -> Receipt:
+        progress(size_of(data))
+        return Receipt(STDOUT, "-")
+
+    def still_delivered(self, sha256: str | None) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 def sink_for(params, options: DeliveryOptions = DeliveryOptions(), *,
-             clock: Callable[[], float] = time.time) -> FileSink | HttpSink:
+             clock: Callable[[], float] = time.time) -> FileSink | HttpSink | StdoutSink:
     """The sink a job's parameters name, reached with this run's options."""
+    if params.sink == STDOUT:
+        return StdoutSink()
     if is_http(params.sink):
         return HttpSink(params.sink, params.http_method or "PUT", options,
                         content_type=CONTENT_TYPES.get(params.fmt, "application/octet-stream"),

@@ -41,6 +41,18 @@ def live_progress(job: Job) -> dict | None:
         return None
 
 
+def queue_summary(store: Store, now: float) -> dict:
+    """``Store.queue_summary`` with only the workers that may still be
+    alive: a killed process's lease has not expired yet, but its jobs show
+    as INTERRUPTED (``shown_state``), so it runs nothing."""
+    from pipeline.runner import is_dead_local_worker
+
+    summary = store.queue_summary()
+    summary["workers"] = {w: n for w, n in summary["workers"].items()
+                          if not is_dead_local_worker(w)}
+    return summary
+
+
 def job_percent(store: Store, job: Job, weights: dict | None = None,
                 tokens: tuple[int, int] | None = None) -> float:
     """Overall percent from the stored stage and committed tokens, at
@@ -192,12 +204,7 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         # of the done chunks, those that got their translation without
         # inference: from the memory, or a repeat of an earlier chunk
         "reused": store.reuse_counts([job.id])[job.id], "memory_mode": store.memory_mode(job.id),
-        "stages": [
-            {"stage": r.stage, "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
-             "units_total": r.units_total, "units_done": r.units_done, "device": r.device,
-             "backend": r.backend, "dtype": r.dtype}
-            for r in store.stage_runs(job.id)
-        ],
+        "stages": stage_runs(store, job, now),
         "translated_by": [
             {"backend": backend, "device": device, "compute_type": compute_type,
              "batches": n, "first_batch": first, "last_batch": last}
@@ -219,6 +226,42 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         "empty_chunks": store.empty_chunks(job.id),  # translated to nothing: source kept
         **quality(store, job),
     }
+
+
+def stage_runs(store: Store, job: Job, now: float) -> list[dict]:
+    """The job's stage runs, oldest first, each ``finished``, ``running``
+    (the live run of a running job) or ``interrupted`` (its process died,
+    or it was stopped). ``units_done`` is honest for the unfinished ones:
+    where the next run of the stage took over, or, for the last run, what
+    the store holds now (inference's committed tokens, preprocess's written
+    slices); postprocess and upload start again when resumed, so theirs is
+    what they started from."""
+    runs = store.stage_runs(job.id)
+    live = shown_state(job, now) == "RUNNING"
+    out = []
+    for i, r in enumerate(runs):
+        later = next((n for n in runs[i + 1:] if n.stage == r.stage), None)
+        done = r.units_done
+        if r.finished_at is not None:
+            state = "finished"
+        else:
+            state = "running" if live and later is None and r.stage == job.stage else "interrupted"
+            if later is not None:
+                done = later.units_done  # where the next run began
+            elif r.stage == "inference":
+                tokens_done, tokens_total = store.token_counts(job.id)
+                # units_total - what is left: right for a run that began at the
+                # stage's start, and for one that took over part of it
+                done = r.units_total - max(0, tokens_total - tokens_done)
+            elif r.stage == "preprocess":
+                last = store.last_slice(job.id)
+                done = last.end_byte if last else done
+            done = min(r.units_total, max(done or 0, 0)) if r.units_total is not None else done
+        out.append({"stage": r.stage, "state": state,
+                    "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
+                    "units_total": r.units_total, "units_done": done, "device": r.device,
+                    "backend": r.backend, "dtype": r.dtype})
+    return out
 
 
 def quality(store: Store, job: Job) -> dict:

@@ -19,9 +19,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from pipeline.config import JobParams, RunSettings
+from pipeline.config import NOTE, JobParams, RunSettings
 from pipeline.errors import PipelineError
+from pipeline.io_errors import DatabaseDamaged
 from pipeline.retry import RetryPolicy
 from pipeline.runner import is_dead_local_worker, new_worker_id, run_job
 from pipeline.store import Job, Store
@@ -66,17 +68,20 @@ def run_worker(store: Store, make_translator: Callable[[JobParams], object], *,
                settings: RunSettings = RunSettings(), policy: RetryPolicy = RetryPolicy(),
                shutdown: threading.Event | None = None, max_jobs: int | None = None,
                idle_exit_s: float | None = None, poll_s: float = 1.0,
-               worker: str | None = None, delivery=None, jobs: int = 1) -> dict:
+               worker: str | None = None, delivery=None, jobs: int = 1,
+               events_for: Callable | None = None) -> dict:
     """Run jobs until ``max_jobs`` ran, the queue stayed empty ``idle_exit_s``
     seconds, or ``shutdown`` is set; ``jobs`` of them at once. Returns
-    counts by final state."""
+    counts by final state. Each job's start and end is a note in the log;
+    ``events_for(store, job, translator)`` gives each run's observer of its
+    progress (the CLI's bar), closed when the run ends."""
     worker = worker or new_worker_id()
     shutdown = shutdown or threading.Event()
     quota = _Quota(max_jobs)
     counts: dict[str, int] = {}
+    run = _Runs(make_translator, settings, policy, delivery, events_for)
     if jobs <= 1:
-        _claim_and_run(store, make_translator, settings, policy, shutdown, quota, idle_exit_s,
-                       poll_s, worker, delivery, counts)
+        _claim_and_run(store, run, shutdown, quota, idle_exit_s, poll_s, worker, counts)
         return counts
     lock = threading.Lock()
     errors: list[BaseException] = []
@@ -86,8 +91,8 @@ def run_worker(store: Store, make_translator: Callable[[JobParams], object], *,
         thread_store = Store(store.path, clock=store.clock)
         try:
             # One lease owner per thread: a job's lease names the thread that runs it.
-            _claim_and_run(thread_store, make_translator, settings, policy, shutdown, quota,
-                           idle_exit_s, poll_s, f"{worker}.{n}", delivery, own)
+            _claim_and_run(thread_store, run, shutdown, quota, idle_exit_s, poll_s,
+                           f"{worker}.{n}", own)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             errors.append(exc)
             shutdown.set()
@@ -109,31 +114,67 @@ def run_worker(store: Store, make_translator: Callable[[JobParams], object], *,
     return counts
 
 
-def _claim_and_run(store: Store, make_translator, settings: RunSettings, policy: RetryPolicy,
-                   shutdown: threading.Event, quota: _Quota, idle_exit_s: float | None,
-                   poll_s: float, worker: str, delivery, counts: dict[str, int]) -> None:
+@dataclass(frozen=True)
+class _Runs:
+    """How each claimed job is run: the same for every job and thread."""
+
+    make_translator: Callable[[JobParams], object]
+    settings: RunSettings
+    policy: RetryPolicy
+    delivery: object
+    events_for: Callable | None
+
+
+def _claim_and_run(store: Store, run: _Runs, shutdown: threading.Event, quota: _Quota,
+                   idle_exit_s: float | None, poll_s: float, worker: str,
+                   counts: dict[str, int]) -> None:
     idle_since = time.monotonic()
     while not shutdown.is_set() and quota.take():
-        job = claim_next(store, worker, settings.lease_seconds)
+        job = claim_next(store, worker, run.settings.lease_seconds)
         if job is None:
             quota.give_back()
             if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
                 break
             shutdown.wait(poll_s)
             continue
-        params = JobParams.from_json(job.params)
-        try:
-            translator = make_translator(params)
-            final = run_job(store, job.id, translator, settings=settings, worker=worker,
-                            policy=policy, shutdown=shutdown, delivery=delivery)
-            state = final.state
-        except PipelineError as exc:  # recorded on the job by run_job where it applies
-            log.error("job %s: %s", job.id, exc)
-            current = store.job(job.id)
-            if current.state == "RUNNING" and current.lease_owner == worker:
-                store.set_job_state(job.id, "FAILED", error_class=exc.error_class.value,
-                                    error_message=str(exc))
-                store.release_job(job.id, worker)
-            state = store.job(job.id).state
+        state = _run_one(store, run, job, shutdown, worker)
         counts[state] = counts.get(state, 0) + 1
         idle_since = time.monotonic()
+
+
+def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, worker: str) -> str:
+    """Run one claimed job; its final state."""
+    params = JobParams.from_json(job.params)
+    log.log(NOTE, "job %s started: %s (%s -> %s)%s", job.id, job.input_path, params.src_lang,
+            params.tgt_lang, " resuming at " + job.stage if job.stage != "preprocess" else "")
+    started, events = time.monotonic(), None
+    try:
+        translator = run.make_translator(params)
+        events = run.events_for(store, job, translator) if run.events_for else None
+        final = run_job(store, job.id, translator, settings=run.settings, worker=worker,
+                        policy=run.policy, shutdown=shutdown, delivery=run.delivery,
+                        events=events)
+        state = final.state
+    except DatabaseDamaged:
+        raise  # the store's, not the job's: nothing more is written into it
+    except PipelineError as exc:  # recorded on the job by run_job where it applies
+        log.error("job %s: %s", job.id, exc)
+        current = store.job(job.id)
+        if current.state == "RUNNING" and current.lease_owner == worker:
+            store.set_job_state(job.id, "FAILED", error_class=exc.error_class.value,
+                                error_message=str(exc))
+            store.release_job(job.id, worker)
+        final = store.job(job.id)
+        state = final.state
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+    took = time.monotonic() - started
+    if state in ("QUEUED", "RUNNING"):  # given back (SIGTERM): resumes from here
+        log.log(NOTE, "job %s stopped after %.1f s at %s; back in the queue", job.id, took,
+                final.stage)
+    else:
+        where = f" -> {final.output_path}" if state == "SUCCEEDED" and final.output_path else ""
+        log.log(NOTE, "job %s ended %s in %.1f s%s", job.id, state, took, where)
+    return state

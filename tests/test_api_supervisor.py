@@ -83,6 +83,7 @@ def test_serve_gives_its_workers_the_run_options_it_was_given(tmp_path):
                         ("retry_policy", "chunk_attempts=2"), ("inject_faults", "oom=0.1"),
                         ("headers", ["X-Key: $SECRET", "X-Other: 1"]), ("overwrite", True)]:
         assert getattr(worker, name) == value, name
+    assert worker.no_progress  # no bars from several processes on serve's terminal
     # Options left at their defaults stay out: the child reads the same environment.
     assert "--dtype" not in argv and "--http-timeout" not in argv
     assert "--workers" not in argv and "--port" not in argv

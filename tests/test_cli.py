@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -71,6 +72,8 @@ def test_status_lists_a_finished_job(capsys, translated):
     summary, line = out.splitlines()[:2]
     assert summary == "documents 1/1 done; queued 0; running on: none"
     assert line.startswith(f"{job_id}  SUCCEEDED    done         100.0%  ")
+    # the target language, then where it came from and where it went
+    assert line.endswith(f"  fra_Latn  {output.with_name('note.txt')} -> {output}"), line
 
 
 def test_show_json_has_params_stages_chunks_and_output(capsys, translated, tiny_model):
@@ -222,3 +225,104 @@ def test_bench_times_each_stage_per_size_and_feeds_the_profile_history(tmp_path,
 def test_bench_refuses_bad_sizes(tmp_path, capsys):
     assert main(["--db", str(tmp_path / "b.db"), "bench", "--sizes", "ten"]) == 2
     assert "--sizes takes sentence counts" in capsys.readouterr().err
+
+
+def test_an_ambiguous_id_prefix_names_the_candidates(capsys, tmp_path):
+    from collections import defaultdict
+
+    from pipeline.store import Store
+
+    db = tmp_path / "jobs.db"
+    store = Store(db)
+    for i in range(20):  # 20 hex ids: some first digit starts two of them
+        store.get_or_create_job(idem_key=f"k{i}", params="{}", input_path=f"/in/doc{i}.txt",
+                                input_sha256="h", input_bytes=1, output_path="/o")
+    by_first = defaultdict(list)
+    for job in store.jobs(100):
+        by_first[job.id[0]].append(job)
+    store.close()
+    prefix, jobs = max(by_first.items(), key=lambda item: len(item[1]))
+    assert len(jobs) >= 2
+    for argv in (["show", prefix], ["logs", prefix], ["cancel", prefix], ["retry", prefix]):
+        code, out, err = run(capsys, "--db", str(db), *argv)
+        assert (code, out) == (2, ""), argv
+        [line] = err.splitlines()
+        assert line.startswith(f"nllb-pipeline: error: job id {prefix!r} is ambiguous: it "
+                               "starts "), line
+        shown = sorted(jobs, key=lambda j: j.id)[:5]
+        assert all(f"{j.id} ({j.input_path.rsplit('/', 1)[1]})" in line for j in shown)
+        assert line.endswith("; give more of the id") or line.endswith(
+            "and more; give more of the id")
+    # a unique prefix still names its job, and no match is still "no job"
+    code, out, _ = run(capsys, "--db", str(db), "show", jobs[0].id[:8], "--json")
+    assert code == 0 and json.loads(out)["job"] == jobs[0].id
+    code, _, err = run(capsys, "--db", str(db), "show", "zz")
+    assert code == 2 and err == "nllb-pipeline: error: no job 'zz' (see 'nllb-pipeline status')\n"
+
+
+def _stdin(monkeypatch, text: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+
+
+def test_translate_dash_reads_standard_input_and_writes_standard_output_as_a_job(
+        capsys, monkeypatch, tmp_path, tiny_model):
+    db = tmp_path / "jobs.db"
+    argv = ["--db", str(db), "translate", "-", "--src", "eng_Latn", "--tgt", "fra_Latn",
+            "--model", str(tiny_model), "--beams", "1", "--no-progress"]
+    _stdin(monkeypatch, DOC)
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    # the report goes to stderr (after the conversion's notes): stdout holds the translation
+    line = err.splitlines()[-1]
+    job_id = re.fullmatch(r"job ([0-9a-f]{12}): SUCCEEDED -> standard output", line).group(1)
+    assert out.count("\n") == DOC.count("\n") and out != DOC  # three paragraphs, translated
+
+    # the same content again is the same job: nothing translated, the same bytes printed
+    _stdin(monkeypatch, DOC)
+    code, again, err = run(capsys, *argv)
+    assert (code, again) == (0, out)
+    assert err == f"job {job_id}: SUCCEEDED -> standard output (already translated; nothing to " \
+                  "do)\n"
+    # collected by gc, it is translated again and printed
+    assert main(["--db", str(db), "gc", "--older-than", "0"]) == 0
+    capsys.readouterr()
+    _stdin(monkeypatch, DOC)
+    code, collected, err = run(capsys, *argv)
+    assert (code, collected) == (0, out) and "(resumed)" in err
+    # other content is another job; --json goes to stderr too
+    _stdin(monkeypatch, "Another text.\n")
+    code, other, err = run(capsys, *argv, "--json")
+    assert code == 0 and json.loads(err)["job"] != job_id and other.strip()
+
+    from pipeline.store import Store
+
+    store = Store(db)
+    inputs = [j.input_path for j in store.jobs(10)]
+    assert len(inputs) == 2 and all(p.endswith("/stdin.txt") for p in inputs)
+    assert all(j.output_path == "-" for j in store.jobs(10))
+    assert not list(tmp_path.glob("*.fra_Latn.*"))  # nothing written next to anything
+
+
+def test_dash_o_writes_a_file_input_to_standard_output(capsys, tmp_path, tiny_model):
+    src = tmp_path / "note.txt"
+    src.write_text(DOC)
+    code, out, err = run(capsys, "--db", str(tmp_path / "jobs.db"), "translate", str(src),
+                         "--src", "eng_Latn", "--tgt", "fra_Latn", "--model", str(tiny_model),
+                         "--beams", "1", "--no-progress", "-o", "-")
+    assert code == 0 and err.endswith("SUCCEEDED -> standard output\n")
+    assert out.count("\n") == DOC.count("\n")
+    assert not (tmp_path / "note.fra_Latn.txt").exists()
+    code, status, _ = run(capsys, "--db", str(tmp_path / "jobs.db"), "status")
+    assert status.splitlines()[1].endswith(f"  {src} -> standard output")
+
+
+@pytest.mark.parametrize("data, reason", [(b"", "is empty"), (b"\x00\x01\x02" * 50, "binary")])
+def test_bad_standard_input_is_one_line_and_leaves_nothing(capsys, monkeypatch, tmp_path,
+                                                           tiny_model, data, reason):
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    code, out, err = run(capsys, "--db", str(tmp_path / "jobs.db"), "translate", "-", "--src",
+                         "eng_Latn", "--tgt", "fra_Latn", "--model", str(tiny_model))
+    assert (code, out) == (2, "")
+    assert err.startswith("nllb-pipeline: error: ") and reason in err and len(
+        err.splitlines()) == 1
+    assert not list((tmp_path / "jobs-work" / "stdin").iterdir())

@@ -25,6 +25,7 @@ MINIMAL = {
     "demo": [], "status": [], "stats": [], "profile": [], "show": ["JOB"], "bench": [],
     "retry": ["JOB"], "worker": [], "gc": ["--older-than", "1"], "cancel": ["JOB"],
     "logs": ["JOB"], "languages": [], "tm": ["stats"], "serve": [],
+    "eval": ["src.txt", "--ref", "ref.txt", "--src", "eng_Latn", "--tgt", "fra_Latn"],
 }
 
 
@@ -41,10 +42,29 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
-def subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
+def subcommands(parser: argparse.ArgumentParser | None = None) -> dict[str, argparse.ArgumentParser]:
+    parser = parser or build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return dict(sub.choices)
+
+
+# The fewest arguments each of tm's subcommands parses with.
+TM_MINIMAL = {"stats": [], "export": ["out.tmx"], "prune": ["--older-than", "1"],
+              "import": ["in.tmx", "--model", "m", "--src", "eng_Latn", "--tgt", "fra_Latn"]}
+
+
+def every_command() -> dict[tuple[str, ...], tuple[argparse.ArgumentParser, list[str]]]:
+    """Every command line's parser, ``tm``'s subcommands included, by the
+    words that name it, with its minimal arguments."""
+    out = {}
+    for name, parser in subcommands().items():
+        if name == "tm":
+            assert set(subcommands(parser)) == set(TM_MINIMAL)
+            for sub, p in subcommands(parser).items():
+                out[("tm", sub)] = (p, TM_MINIMAL[sub])
+        else:
+            out[(name,)] = (parser, MINIMAL[name])
+    return out
 
 
 # -- global options ---------------------------------------------------------------
@@ -182,16 +202,17 @@ def test_every_number_flag_is_checked_and_no_float_flag_takes_nan_or_inf(capsys)
     """Walks the parser: no option is a bare int or float (argparse would
     take -3, nan and inf); every float option refuses nan and inf."""
     floats = []
-    for name, sub in subcommands().items():
+    for words, (sub, _) in every_command().items():
         for action in sub._actions:
-            assert action.type not in (int, float), (name, action.option_strings)
+            assert action.type not in (int, float), (words, action.option_strings)
             if getattr(action.type, "finite", False):
-                floats.append((name, action.option_strings[-1]))
+                floats.append((words, action.option_strings[-1]))
     assert {flag for _, flag in floats} >= {"--length-ratio", "--http-timeout", "--since",
                                             "--idle-exit", "--older-than"}
-    for name, flag in floats:
+    assert (("tm", "prune"), "--older-than") in floats  # refused like gc's
+    for words, flag in floats:
         for bad in ("nan", "inf", "-inf"):
-            argv = [name, *MINIMAL[name], f"{flag}={bad}"]
+            argv = [*words, *every_command()[words][1], f"{flag}={bad}"]
             code, _, err = run(capsys, *argv)
             assert code == 2, argv
             assert f"{flag} must be a finite number" in one_error_line(err), argv
@@ -230,11 +251,13 @@ def test_the_fault_spec_is_parsed_without_torch():
 # -- read commands never create a database ----------------------------------------
 
 READS = [["status"], ["show", "abc"], ["logs", "abc"], ["stats"], ["profile"],
-         ["cancel", "abc"], ["retry", "abc"], ["gc", "--older-than", "1"]]
+         ["cancel", "abc"], ["retry", "abc"], ["gc", "--older-than", "1"],
+         ["tm", "stats"], ["tm", "export", "out.tmx"], ["tm", "prune", "--older-than", "1"]]
 
 
-@pytest.mark.parametrize("argv", READS, ids=lambda a: a[0])
+@pytest.mark.parametrize("argv", READS, ids=lambda a: " ".join(a[:2]))
 def test_a_read_on_a_db_that_does_not_exist_says_so(capsys, tmp_path, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
     db = tmp_path / "typo" / "jobs.db"
     code, out, err = run(capsys, "--db", str(db), *argv)
     assert (code, out) == (2, "")
@@ -244,6 +267,7 @@ def test_a_read_on_a_db_that_does_not_exist_says_so(capsys, tmp_path, monkeypatc
     code, out, err = run(capsys, *argv)
     assert code == 2 and "(from $NLLB_PIPELINE_DB)" in one_error_line(err)
     assert not (tmp_path / "typo").exists()  # neither the file nor its directory
+    assert not (tmp_path / "out.tmx").exists()  # nor an export of nothing
 
 
 def test_the_default_db_that_does_not_exist_yet_reads_as_no_jobs(capsys, tmp_path,
@@ -251,6 +275,8 @@ def test_the_default_db_that_does_not_exist_yet_reads_as_no_jobs(capsys, tmp_pat
     monkeypatch.delenv("NLLB_PIPELINE_DB")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     assert run(capsys, "status") == (0, "no jobs\n", "")
+    code, out, _ = run(capsys, "tm", "stats", "--json")
+    assert code == 0 and json.loads(out)["units"] == 0
     code, _, err = run(capsys, "show", "abc")
     assert code == 2 and "no job 'abc'" in one_error_line(err)
     assert not (tmp_path / "data").exists()  # a first 'status' creates nothing
@@ -299,7 +325,7 @@ def test_submit_of_a_directory_that_matches_nothing_says_so(capsys, tmp_path, ti
     (docs / "a.txt").write_text(DOC)
     code, out, err = run(capsys, *submit_args(tmp_path, tiny_model, str(docs)), "--glob", "*.md")
     assert (code, out) == (2, "")
-    assert err == f"error   {docs}: no file matches '*.md' in this directory\n"
+    assert err == f"nllb-pipeline: error: {docs}: no file matches '*.md' in this directory\n"
     code, out, _ = run(capsys, *submit_args(tmp_path, tiny_model, str(docs)), "--json")
     assert code == 0 and len(json.loads(out)) == 1  # with a match it queues
 
@@ -331,6 +357,81 @@ def test_the_readme_lists_exactly_the_options_of_submit_worker_and_translate(com
     parser = subcommands()[command]
     options = {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
     assert readme_options(command) == options - {"--help", "--db", "--config", "--debug",
-                                                 "--verbose"}
+                                                 "--verbose", "--log-format"}
     if command == "submit":  # how jobs run is the worker's business, not a job's
         assert not options & {"--device", "--threads", "--batch-tokens", "--retry"}
+
+
+def test_tm_import_takes_only_the_options_it_uses():
+    parser, _ = every_command()[("tm", "import")]
+    options = {s for a in parser._actions for s in a.option_strings if s.startswith("--")}
+    # the unit's key (model, languages, output settings, what runs the model)
+    # and the import's own; not how fast a job would run
+    assert options - {"--help", "--db", "--config", "--debug", "--verbose", "--log-format"} == {
+        "--model", "--src", "--tgt", "--beams", "--length-ratio", "--length-offset",
+        "--quality", "--device", "--dtype", "--backend", "--tokenizer", "--replace", "--json"}
+
+
+# -- run options are checked against the machine before a job exists --------------
+
+
+@pytest.mark.parametrize("gpus, flags, message", [
+    (0, ["--device", "cuda"], "--device cuda: no CUDA device is available (use cpu or auto)"),
+    (1, ["--device", "cuda:1"], "--device cuda:1: only 1 CUDA device(s) present"),
+    (0, ["--fallback-device", "cuda:0"], "--fallback-device cuda:0: no CUDA device is available"),
+])
+def test_a_device_the_machine_lacks_is_refused_before_a_job_exists(
+        capsys, doc, tiny_model, monkeypatch, gpus, flags, message):
+    monkeypatch.setattr("models.device.cuda_devices", lambda backend: gpus)  # what the libraries see
+    db = doc.parent / "jobs.db"
+    code, out, err = run(capsys, *translate_args(doc, tiny_model, *flags))
+    assert (code, out) == (2, "")
+    assert one_error_line(err).startswith(f"nllb-pipeline: error: {message}")
+    assert not db.exists() or Store(db).jobs(10) == []  # nothing for a worker to run later
+    # a worker with such a device claims nothing: a queued job stays queued
+    assert main(submit_args(doc.parent, tiny_model, str(doc))) == 0
+    capsys.readouterr()
+    code, out, err = run(capsys, "--db", str(db), "worker", "--idle-exit", "0", *flags)
+    assert (code, out) == (2, "") and message in one_error_line(err)
+    store = Store(db)
+    [job] = store.jobs(10)
+    assert (job.state, job.lease_owner, store.attempts(job.id)) == ("QUEUED", None, [])
+    # nor does serve start workers that would each exit 2 and be restarted
+    code, out, err = run(capsys, "--db", str(db), "serve", "--port", "0", *flags)
+    assert (code, out) == (2, "") and message in one_error_line(err)
+
+
+# -- help that says what each option takes --------------------------------------------
+
+
+def test_every_positional_and_option_has_help_and_says_its_range():
+    commands = dict(every_command())
+    commands[()] = (build_parser(), [])
+    for words, (parser, _) in commands.items():
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            name = action.option_strings or action.dest
+            assert action.help and action.help != argparse.SUPPRESS, (words, name)
+            limits = getattr(action.type, "range", None)
+            if limits:  # "1-16", ">= 0", "> 0": in the help, where a reader looks for it
+                assert limits in action.help, (words, name, action.help)
+    translate = every_command()[("translate",)][0].format_usage()
+    assert "--beams 1-16" in translate and "--max-chunk-tokens 16-1024" in translate
+
+
+def test_the_help_of_threads_names_both_backends_and_submit_to_names_its_own_o():
+    options = {a.dest: a for a in every_command()[("translate",)][0]._actions}
+    assert "CTranslate2" in options["threads"].help and "transformers" in options["threads"].help
+    submit = {a.dest: a for a in every_command()[("submit",)][0]._actions}
+    translate_to = options["to"].help
+    assert "file:PATH (like -o)" in translate_to  # translate's -o is a file
+    assert "dir:DIR (DIR/NAME.<tgt>.EXT, like -o)" in submit["to"].help  # submit's, a directory
+    assert "file:PATH (like -o)" not in submit["to"].help
+
+
+def test_version(capsys):
+    from pipeline.config import package_version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"nllb-pipeline {package_version()}\n"

@@ -102,3 +102,14 @@ def test_chunks_that_came_back_empty_are_in_show_and_stats(tmp_path, capsys):
     assert "empty chunks        2 in 1 job(s)" in _cli(capsys, "--db", db, "stats")
     # the output kept the source text where the model gave nothing
     assert SENTENCES[1] in (tmp_path / "out.txt").read_text()
+
+
+def test_an_interrupted_stage_run_shows_where_the_next_run_took_over(tmp_path):
+    from pipeline import views
+
+    store, job = _job(tmp_path, "One sentence.\n")
+    first = store.start_stage(job.id, "preprocess", units_total=900)
+    store.start_stage(job.id, "preprocess", units_total=900, units_done=400)  # resumed there
+    runs = views.stage_runs(store, store.job(job.id), 0.0)
+    assert [(r["state"], r["units_done"]) for r in runs][0] == ("interrupted", 400)
+    assert runs[0]["wall_s"] is None and runs[0]["stage"] == "preprocess" and first

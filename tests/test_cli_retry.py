@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from pipeline.cli import main
 from pipeline.samples import generate_text
@@ -97,3 +98,33 @@ def test_a_bad_config_file_is_a_one_line_error(tmp_path, capsys):
                  "--src", "eng_Latn", "--tgt", "fra_Latn", "--model", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "cannot read config file" in err[0]
+
+
+def test_a_translate_whose_job_is_canceled_while_it_runs_exits_1_and_says_so(
+        capsys, tmp_path, monkeypatch, tiny_model):
+    """The exit code the README's table gives a canceled job."""
+    from pipeline.cli import translate
+    from pipeline.progress import Events
+    from pipeline.store import Store
+
+    db = tmp_path / "jobs.db"
+
+    class CancelWhenInferenceStarts(Events):
+        def __init__(self, job_id):
+            self.job_id = job_id
+
+        def stage_started(self, stage, total, done=0.0):
+            if stage == "inference":  # as 'nllb-pipeline cancel JOB' from another shell
+                other = Store(db)
+                other.request_cancel(self.job_id)
+                other.close()
+
+    monkeypatch.setattr(translate, "bar_unless",
+                        lambda args: lambda store, job, tr: CancelWhenInferenceStarts(job.id))
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Good morning.\n\nHello world.\n")
+    code = main(["--db", str(db), "translate", str(doc), "--src", "eng_Latn", "--tgt",
+                 "fra_Latn", "--model", str(tiny_model), "--beams", "1"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert re.fullmatch(r"job [0-9a-f]{12}: CANCELED\n", out), out

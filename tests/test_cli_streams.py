@@ -3,6 +3,7 @@ pipe, output read by ``head``, SIGTERM (issue 9)."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import sqlite3
@@ -18,8 +19,10 @@ from pipeline.store import Store
 from tests.conftest import ROOT, cli_env
 
 PROGRESS = re.compile(r"nllb-pipeline: progress +\d+% (preprocess|inference|postprocess|upload) "
-                      r"+((\d+ tok/s, )?ETA .*|retrying .*)")
-LOG = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) .*")
+                      r"+\d\d:\d\d  ((\d+ tok/s, )?ETA .*|retrying .*)")
+# with -v: a record after its time; a note ("converting ...") has no level word
+LOG = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} nllb-pipeline: "
+                 r"((debug|info|warning|error): )?.*")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}")
 
 
@@ -69,7 +72,7 @@ def test_line_progress_is_rate_limited_but_shows_every_stage_and_the_end():
 
     stream, now = Stream(), [0.0]
     history = StageHistory(weights=DEFAULT_WEIGHTS, rates={}, jobs=0)
-    bar = LineProgress(history, 0.0, stream, clock=lambda: now[0], interval_s=10.0)
+    bar = LineProgress(history, 0.0, stream, clock=lambda: now[0], interval_s=10.0, tick_s=None)
     bar.stage_started("preprocess", 10)
     bar.stage_finished("preprocess")
     bar.stage_started("inference", 1000)
@@ -146,3 +149,54 @@ def test_sigterm_on_translate_says_how_to_resume_exits_143_and_the_job_resumes_a
     assert proc.returncode == 0, err
     assert '"note": "resumed"' in out and '"state": "SUCCEEDED"' in out
     assert time.monotonic() - started < 60  # no lease to wait out
+
+
+def _wait_for_commits(proc, db, n: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            conn = sqlite3.connect(db, timeout=1)
+            done = conn.execute(
+                "SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0]
+            conn.close()
+        except sqlite3.OperationalError:
+            done = 0
+        if done >= n:
+            return
+        time.sleep(0.01)
+    raise AssertionError("translate ended before it was killed")
+
+
+def test_after_kill_9_status_and_show_say_what_is_true(tmp_path, tiny_model):
+    src, db = tmp_path / "book.txt", tmp_path / "jobs.db"
+    src.write_text(generate_text(30, seed=6))
+    # --quality off: random weights fail every check, and the repair ladder's
+    # first round replaces chunks instead of counting their tokens done
+    args = _translate_args(src, tiny_model, "--batch-tokens", "64", "--no-progress",
+                           "--quality", "off")
+    proc = _start(args, db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _wait_for_commits(proc, db, 3)
+    proc.kill()  # SIGKILL: no lease given back, its expiry ~30 s away
+    proc.communicate(timeout=60)
+
+    status = subprocess.run([sys.executable, "-m", "pipeline", "status"], env=cli_env(db),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    summary, row = status.stdout.splitlines()[:2]
+    assert "running on: none" in summary, status.stdout  # not the dead process
+    assert " INTERRUPTED " in row
+
+    store = Store(db)
+    [job] = store.jobs(10)
+    done, total = store.token_counts(job.id)
+    assert 0 < done < total
+    store.close()
+    show = subprocess.run([sys.executable, "-m", "pipeline", "show", job.id, "--json"],
+                          env=cli_env(db), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    stages = json.loads(show.stdout)["stages"]
+    assert [(s["stage"], s["state"]) for s in stages] == [
+        ("preprocess", "finished"), ("inference", "interrupted")]
+    assert (stages[1]["units_done"], stages[1]["units_total"]) == (done, total)
+    show = subprocess.run([sys.executable, "-m", "pipeline", "show", job.id], env=cli_env(db),
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    [line] = [line for line in show.stdout.splitlines() if line.startswith("  inference ")]
+    assert f"interrupted  units {done:g}/{total:g}" in line, show.stdout

@@ -106,9 +106,11 @@ def test_a_killed_conversion_is_redone(tiny_model, cache, tmp_path, monkeypatch)
 
 
 CONVERT_SLOWLY = """
-import sys, time
+import logging, sys, time
 from pathlib import Path
 import models.conversion as conversion
+
+logging.basicConfig(level=25, format="%(message)s")  # notes, as the CLI shows them
 
 real = conversion.convert
 

@@ -18,6 +18,7 @@ from pipeline.io_errors import (
     ERRNO_CLASSES,
     SQLITE_CLASSES,
     SQLITE_MESSAGES,
+    DatabaseDamaged,
     DiskFull,
     class_of_oserror,
     database_error,
@@ -48,7 +49,7 @@ def test_a_full_disk_is_its_own_retryable_class_and_other_errnos_are_bad_output(
 @pytest.mark.parametrize("message", sorted(SQLITE_MESSAGES))
 def test_every_sqlite_row_by_message_and_by_code(message, tmp_path):
     code = SQLITE_MESSAGES[message]
-    expected = {ErrorClass.DISK_FULL: DiskFull, ErrorClass.INVALID_INPUT: InvalidInput}[
+    expected = {ErrorClass.DISK_FULL: DiskFull, ErrorClass.INVALID_INPUT: DatabaseDamaged}[
         SQLITE_CLASSES[code]]
     by_message = database_error(sqlite3.DatabaseError(message), tmp_path / "j.db")
     named = sqlite3.DatabaseError("anything")
@@ -158,15 +159,103 @@ def _damaged_db(tmp_path, *, header: bool = False):
     return db
 
 
-@pytest.mark.parametrize("header", [False, True], ids=["data pages", "schema page"])
-@pytest.mark.parametrize("argv", [["status"], ["stats"], ["show", "abc"]], ids=lambda a: a[0])
-def test_a_damaged_database_is_named_as_such_with_exit_2(tmp_path, capsys, header, argv):
-    db = _damaged_db(tmp_path, header=header)
-    code = main(["--db", str(db), *argv])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert len(err) == 1 and err[0].startswith(f"nllb-pipeline: error: database is damaged: {db}: ")
-    assert "internal error" not in err[0]
+# Every command that opens the job database, with what it needs to get there.
+def _commands(tmp_path, model):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("One sentence here.\n")
+    tmx = tmp_path / "in.tmx"
+    tmx.write_text('<?xml version="1.0"?><tmx version="1.4"><header srclang="en" '
+                   'datatype="plaintext" segtype="sentence" adminlang="en" o-tmf="x" '
+                   'creationtool="x" creationtoolversion="1"/><body/></tmx>')
+    job = ["--src", "eng_Latn", "--tgt", "fra_Latn", "--model", str(model)]
+    return {
+        "status": ["status"], "stats": ["stats"], "profile": ["profile"],
+        "show": ["show", "abc"], "logs": ["logs", "abc"], "retry": ["retry", "abc"],
+        "cancel": ["cancel", "abc"], "gc": ["gc", "--older-than", "0"],
+        "translate": ["translate", str(doc), *job, "--no-progress"],
+        "submit": ["submit", str(doc), *job], "worker": ["worker", "--idle-exit", "0"],
+        "bench": ["bench", "--model", str(model), "--sizes", "2"],
+        "tm stats": ["tm", "stats"], "tm export": ["tm", "export", str(tmp_path / "out.tmx")],
+        "tm prune": ["tm", "prune", "--older-than", "0"],
+        "tm import": ["tm", "import", str(tmx), *job],
+    }
+
+
+COMMANDS = ["status", "stats", "profile", "show", "logs", "retry", "cancel", "gc", "translate",
+            "submit", "worker", "bench", "tm stats", "tm export", "tm prune", "tm import"]
+
+
+def test_the_damage_tests_cover_every_command_that_opens_the_store(tmp_path):
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    names = set(parser._subparsers._group_actions[0].choices)
+    # languages and demo need no --db of theirs; serve has its own test
+    assert {c.split()[0] for c in COMMANDS} == names - {"languages", "demo", "serve"}
+
+
+@pytest.mark.parametrize("damage", ["data pages", "schema page", "not a database"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_refuses_a_damaged_database_and_writes_nothing_into_it(
+        tmp_path, capsys, tiny_model, damage, command):
+    if damage == "not a database":
+        db = tmp_path / "jobs.db"
+        db.write_text("these are my notes, not a database\n" * 200)
+    else:
+        db = _damaged_db(tmp_path, header=damage == "schema page")
+    before = db.read_bytes()
+    code = main(["--db", str(db), *_commands(tmp_path, tiny_model)[command]])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith(
+        f"nllb-pipeline: error: database is damaged: {db}: "), err
+    assert "internal error" not in lines[0] and out == ""
+    assert db.read_bytes() == before  # nothing written: no job, no migration, no attempt row
+    assert not db.with_name("jobs.db-wal").exists() or not db.with_name(
+        "jobs.db-wal").stat().st_size
+
+
+def _damaged_in_the_middle(tmp_path):
+    """2,000 jobs, one leaf page of their table (half-way through it) damaged."""
+    db = tmp_path / "jobs.db"
+    store = Store(db)
+    with store.transaction():
+        for i in range(2000):
+            store.get_or_create_job(idem_key=f"k{i}", params="{}" * 100, input_path="/in",
+                                    input_sha256="h", input_bytes=1, output_path="/o")
+    try:
+        leaves = store.db.execute("SELECT pageno FROM dbstat WHERE name = 'jobs' AND "
+                                  "pagetype = 'leaf' ORDER BY pageno").fetchall()
+    except sqlite3.OperationalError:
+        pytest.skip("this SQLite has no dbstat table to find a page of the jobs table by")
+    page = leaves[len(leaves) // 2][0]
+    store.close()
+    data = bytearray(db.read_bytes())
+    data[(page - 1) * 4096:page * 4096] = b"\xa5" * 4096
+    db.write_bytes(data)
+    return db
+
+
+def test_damage_past_the_checks_budget_is_found_by_the_read_that_meets_it(tmp_path, capsys,
+                                                                          monkeypatch):
+    db = _damaged_in_the_middle(tmp_path)
+    assert main(["--db", str(db), "status", "--limit", "5000"]) == 2  # found at open
+    assert "database is damaged" in capsys.readouterr().err
+    monkeypatch.setattr("pipeline.store.base.CHECK_STEPS", 1000)  # too little to get there
+    Store(db, check=True).close()
+    assert main(["--db", str(db), "status", "--limit", "5000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nllb-pipeline: error: database is damaged: {db}: database disk "
+                          "image is malformed;"), err
+
+
+def test_serve_refuses_a_damaged_database(tmp_path):
+    from pipeline.api import ApiSettings, create_app
+
+    db = _damaged_db(tmp_path)
+    with pytest.raises(InvalidInput, match="database is damaged"):
+        create_app(ApiSettings(db=db, files=tmp_path / "files"))
 
 
 def test_a_file_that_is_not_a_database(tmp_path, capsys):

@@ -97,7 +97,8 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
 def create_app(settings: ApiSettings, *, supervisor=None) -> Starlette:
     """The application over ``settings.db``; ``supervisor`` (the workers
     ``serve`` runs) is only reported by ``GET /api/info``."""
-    Store(settings.db).close()  # create or migrate the database before the first request
+    # Create or migrate the database before the first request; a damaged one is refused.
+    Store(settings.db, check=True).close()
     api = Api(settings, Stores(settings.db), Uploads(settings.files_dir), supervisor)
     app = Starlette(
         routes=[

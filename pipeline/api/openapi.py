@@ -67,7 +67,9 @@ DETAIL = {"allOf": [{"$ref": "#/components/schemas/Job"}, {"type": "object", "pr
     "params": {"type": "object"},
     "chunks": {"type": "object", "description": "counts by state: done, failed, pending"},
     "stages": {"type": "array", "items": {"type": "object", "properties": {
-        "stage": {"type": "string"}, "wall_s": {"type": ["number", "null"]},
+        "stage": {"type": "string"},
+        "state": {"enum": ["finished", "running", "interrupted"]},
+        "wall_s": {"type": ["number", "null"]},
         "units_total": {"type": ["number", "null"]}, "units_done": {"type": ["number", "null"]},
         "device": {"type": ["string", "null"]}}}},
     "failed_chunks": {"type": "array", "items": {"type": "object", "properties": {

@@ -165,23 +165,13 @@ async def submit_job(request: Request, api) -> Response:
 # -- the server -------------------------------------------------------------------------
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("nllb-pipeline")
-    except PackageNotFoundError:  # run from a checkout
-        return "unknown"
-
-
 @endpoint
 async def info(request: Request, api) -> Response:
     from pipeline.languages import FLORES_CODES, language_name
 
     supervisor = api.supervisor
     return JSONResponse({
-        "version": version(),
+        "version": config.package_version(),
         "default_model": api.settings.default_model or config.default_model(),
         "formats": ["auto", *config.FORMATS],
         "languages": [{"code": c, "name": language_name(c)} for c in FLORES_CODES],

@@ -42,11 +42,12 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
                    help="the quality checks, as translate's (default repair)")
     p.add_argument("--max-chunk-tokens", type=at_least(16, 1024), default=200,
+                   metavar="16-1024",
                    help="longest chunk sent to the model, 16-1024 tokens (default 200)")
-    p.add_argument("--length-ratio", type=finite(0, above=True), default=2.0,
-                   help="output budget: RATIO x input tokens + OFFSET (default 2.0)")
-    p.add_argument("--length-offset", type=at_least(0), default=16,
-                   help="see --length-ratio (default 16)")
+    p.add_argument("--length-ratio", type=finite(0, above=True), default=2.0, metavar="RATIO",
+                   help="output budget: RATIO (> 0) x input tokens + OFFSET (default 2.0)")
+    p.add_argument("--length-offset", type=at_least(0), default=16, metavar="OFFSET",
+                   help="see --length-ratio: tokens, >= 0 (default 16)")
     p.add_argument("--tm", default="off", choices=MODES,
                    help="translation memory (default off: a score must come from the model; "
                         "with on or read the jobs run in the job database)")

@@ -27,15 +27,16 @@ def add_executor_options(p: argparse.ArgumentParser) -> None:
                    help="with --executor ray: the cluster to join (auto, the default: the one "
                         "this machine belongs to), or local: start a private one here")
     p.add_argument("--actors", type=at_least(1), default=None, metavar="N",
-                   help="with --executor ray: model actors (default: one per GPU of the "
+                   help="with --executor ray: model actors, >= 1 (default: one per GPU of the "
                         "cluster, or 2 on CPU)")
     p.add_argument("--gpus-per-actor", type=finite(0), default=None, metavar="G",
-                   help="with --executor ray: GPUs per actor (default 1 when the cluster has "
-                        "GPUs, else 0: actors on CPU)")
+                   help="with --executor ray: GPUs per actor, >= 0 (default 1 when the "
+                        "cluster has GPUs, else 0: actors on CPU)")
     p.add_argument("--cpus-per-actor", type=finite(0, above=True), default=None, metavar="K",
-                   help="with --executor ray: CPUs per actor, also its threads (default 1)")
+                   help="with --executor ray: CPUs per actor, > 0, also its threads "
+                        "(default 1)")
     p.add_argument("--jobs", type=at_least(1, 64), default=None, metavar="N",
-                   help="jobs run at once (default 1; with --executor ray 2, so the actors "
+                   help="jobs run at once, 1-64 (default 1; with --executor ray 2, so the actors "
                         "stay busy while a job is in preprocess, postprocess or upload)")
 
 

@@ -15,7 +15,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from pipeline.cli import evaluate, queue, read, serve, tm, translate
+from pipeline import config
+from pipeline.cli import evaluate, messages, queue, read, serve, tm, translate
 from pipeline.cli.executor import add_executor_options
 from pipeline.cli.options import (
     Parser,
@@ -35,8 +36,8 @@ from pipeline.io_errors import DiskFull, class_of_oserror, database_error
 log = logging.getLogger("nllb_pipeline")
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"nllb-pipeline: error: {message}", file=sys.stderr)
+def _fail(message: str, code: int, log_format: str = "text") -> int:
+    messages.error(message, log_format)
     return code
 
 
@@ -79,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0), or a usage error already printed (2)
         return exc.code if isinstance(exc.code, int) else 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    messages.configure(verbose=args.verbose, debug=args.debug, log_format=args.log_format)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -100,11 +98,12 @@ def _dispatch(args) -> int:
     except PipelineError as exc:
         if args.debug:
             raise
-        return _fail(str(exc), exc.exit_code)
+        return _fail(str(exc), exc.exit_code, args.log_format)
     except Terminated:
-        return _fail("terminated (SIGTERM); run the same command again to resume", 143)
+        return _fail("terminated (SIGTERM); run the same command again to resume", 143,
+                     args.log_format)
     except KeyboardInterrupt:
-        return _fail("interrupted; run the same command again to resume", 130)
+        return _fail("interrupted; run the same command again to resume", 130, args.log_format)
     except Exception as exc:
         if args.debug:
             raise
@@ -116,9 +115,13 @@ def _dispatch(args) -> int:
                 f": {exc.filename}" if exc.filename else "") + "; free space, then run the same "
                 "command again to continue")
         if mapped is not None:
-            return _fail(str(mapped), mapped.exit_code)
+            return _fail(str(mapped), mapped.exit_code, args.log_format)
         # A bug: one line, the traceback with --debug.
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)", 1)
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+                     1, args.log_format)
+
+
+JOB_HELP = "a job's id, or the start of it that names one job ('nllb-pipeline status' lists them)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Translate long documents with NLLB-200, resumably.",
     )
     add_global_options(parser, in_subcommand=False)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {config.package_version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = Parser(add_help=False)
     add_global_options(common, in_subcommand=True)
@@ -138,8 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("translate", "translate a document (resumes an interrupted job)",
                 translate.cmd_translate)
-    p.add_argument("input", type=Path)
-    p.add_argument("-o", "--output", help="output file (default: NAME.<tgt>.EXT next to the input)")
+    p.add_argument("input", type=Path,
+                   help="the document to translate; - reads it from standard input")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="output file; - writes standard output (default: NAME.<tgt>.EXT next "
+                        "to the input; standard output for input from standard input)")
     add_job_options(p)
     tm.add_memory_option(p)
     add_run_options(p)
@@ -156,14 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idempotency-key", default=None, metavar="KEY",
                    help="your own key for a single document: the same key again returns the "
                         "same job; with other parameters or input it is refused")
-    p.add_argument("--priority", type=integer, default=0, help="higher runs first (default 0)")
-    add_job_options(p)
+    p.add_argument("--priority", type=integer, default=0, metavar="N",
+                   help="higher runs first, any integer (default 0)")
+    add_job_options(p, output_dir=True)
     tm.add_memory_option(p)
     add_json_option(p)
 
     p = command("demo", "translate a bundled sample with a tiny offline model", translate.cmd_demo)
-    p.add_argument("-o", "--output-dir", type=Path, default=Path("nllb-demo"))
-    p.add_argument("--tgt", default="fra_Latn")
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("nllb-demo"), metavar="DIR",
+                   help="where the sample and its translation go (default nllb-demo)")
+    p.add_argument("--tgt", default="fra_Latn", metavar="CODE",
+                   help="target language (default fra_Latn)")
     add_json_option(p)
 
     p = command("eval", "score a line-aligned test set through the pipeline: chrF++ and BLEU "
@@ -172,39 +184,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = command("status", "list jobs", read.cmd_status)
-    p.add_argument("--limit", type=at_least(1), default=50, help="newest N jobs (default 50)")
+    p.add_argument("--limit", type=at_least(1), default=50, metavar="N",
+                   help="the newest N jobs, >= 1 (default 50)")
     add_json_option(p)
 
     p = command("stats", "failure rate, retries, OOM splits and ETA accuracy over past jobs",
                 read.cmd_stats)
     p.add_argument("--since", type=finite(0), default=None, metavar="DAYS",
-                   help="only jobs created in the last DAYS days (default: all)")
+                   help="only jobs created in the last DAYS days, >= 0 (default: all)")
     add_json_option(p)
 
     p = command("profile", "stage weights and rates per (model, device, dtype)", read.cmd_profile)
     add_json_option(p)
 
     p = command("show", "one job's parameters, stages, chunks and output", read.cmd_show)
-    p.add_argument("job")
+    p.add_argument("job", help=JOB_HELP)
     add_json_option(p)
 
     p = command("bench", "stage timings on generated documents of several sizes", queue.cmd_bench)
     p.add_argument("--model", default=None, help="hub id or local directory (default: as translate)")
-    p.add_argument("--sizes", default="50,200,1000", help="document sizes in sentences")
-    p.add_argument("--plot", type=Path, default=None, help="also draw a stacked bar chart (PNG)")
+    p.add_argument("--sizes", default="50,200,1000", metavar="N,N,...",
+                   help="document sizes in sentences (default 50,200,1000)")
+    p.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                   help="also draw a stacked bar chart (PNG)")
     add_device_options(p)
     add_json_option(p)
 
     p = command("retry", "re-run a failed or interrupted job's remaining work", translate.cmd_retry)
-    p.add_argument("job")
+    p.add_argument("job", help=JOB_HELP)
     add_run_options(p)
     add_json_option(p)
 
     p = command("worker", "run queued jobs until stopped (SIGTERM: the job goes back to the queue)",
                 queue.cmd_worker)
-    p.add_argument("--max-jobs", type=at_least(1), default=None, help="stop after N jobs")
+    p.add_argument("--max-jobs", type=at_least(1), default=None, metavar="N",
+                   help="stop after N jobs, >= 1 (default: run until stopped)")
     p.add_argument("--idle-exit", type=finite(0), default=None, metavar="SECONDS",
-                   help="stop when the queue has been empty this long")
+                   help="stop when the queue has been empty this long, >= 0 (default: wait "
+                        "for jobs)")
     add_executor_options(p)
     add_run_options(p)
     add_json_option(p)
@@ -214,15 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_serve_options(p)
 
     p = command("gc", "drop finished jobs' chunks and outputs, keep jobs and stats", queue.cmd_gc)
-    p.add_argument("--older-than", type=finite(0), required=True, metavar="DAYS")
+    p.add_argument("--older-than", type=finite(0), required=True, metavar="DAYS",
+                   help="jobs that finished more than DAYS days ago, >= 0")
     add_json_option(p)
 
     p = command("cancel", "cancel a job (a running one stops within seconds)", queue.cmd_cancel)
-    p.add_argument("job")
+    p.add_argument("job", help=JOB_HELP)
     add_json_option(p)
 
     p = command("logs", "a job's attempt history: every failure and decision", read.cmd_logs)
-    p.add_argument("job")
+    p.add_argument("job", help=JOB_HELP)
     add_json_option(p)
 
     p = command("languages", "list the 202 language codes", read.cmd_languages)

@@ -21,10 +21,10 @@ import argparse
 import math
 import os
 import re
-import sys
 from pathlib import Path
 
 from pipeline import config
+from pipeline.cli.messages import LOG_FORMATS
 from pipeline.errors import InvalidInput
 from pipeline.executors import TranslatorCache
 from pipeline.service import JobOptions, Runtime
@@ -41,7 +41,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def at_least(minimum: int, maximum: int | None = None):
-    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``)."""
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``).
+    Its ``range`` (``1-16``, ``>= 0``) is what the option's help says."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -53,6 +54,7 @@ def at_least(minimum: int, maximum: int | None = None):
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, not {value}")
         return value
+    parse.range = f"{minimum}-{maximum}" if maximum is not None else f">= {minimum}"
     return parse
 
 
@@ -79,6 +81,7 @@ def finite(minimum: float, *, above: bool = False):
                                              f"not {text}")
         return value
     parse.finite = True  # tests find every float option by this
+    parse.range = f"{sign} {minimum:g}"
     return parse
 
 
@@ -89,25 +92,34 @@ def add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> No
     def default(value):
         return argparse.SUPPRESS if in_subcommand else value
 
-    p.add_argument("--db", type=Path, default=default(None),
+    p.add_argument("--db", type=Path, default=default(None), metavar="PATH",
                    help="job database (default: $NLLB_PIPELINE_DB or "
                         "~/.local/share/nllb-pipeline/jobs.db)")
-    p.add_argument("--config", type=Path, default=default(None),
+    p.add_argument("--config", type=Path, default=default(None), metavar="PATH",
                    help="TOML config file with [retry] and [run] sections (default: "
                         "$NLLB_PIPELINE_CONFIG or ~/.config/nllb-pipeline/config.toml)")
     p.add_argument("--debug", action="store_true", default=default(False),
                    help="show tracebacks")
     p.add_argument("-v", "--verbose", action="store_true", default=default(False),
-                   help="log what happens")
+                   help="log what happens, each line after its time")
+    p.add_argument("--log-format", default=default("text"), choices=LOG_FORMATS,
+                   help="text: 'nllb-pipeline: warning: ...' (default); json: one JSON object "
+                        "per line on stderr, with its time (errors and progress included)")
 
 
-def add_job_options(p: argparse.ArgumentParser) -> None:
-    """What a job is (part of its idempotency key), except the output path."""
-    p.add_argument("--src", required=True, help="source language, e.g. eng_Latn")
-    p.add_argument("--tgt", required=True, help="target language, e.g. fra_Latn")
+def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> None:
+    """What a job is (part of its idempotency key), except the output path.
+    ``output_dir``: the command's -o is --output-dir (submit), not --output."""
+    p.add_argument("--src", required=True, metavar="CODE",
+                   help="source language, a FLORES-200 code, e.g. eng_Latn ('nllb-pipeline "
+                        "languages' lists them)")
+    p.add_argument("--tgt", required=True, metavar="CODE",
+                   help="target language, e.g. fra_Latn")
+    like = ("file:PATH (one file), dir:DIR (DIR/NAME.<tgt>.EXT, like -o)" if output_dir else
+            "file:PATH (like -o), dir:DIR (DIR/NAME.<tgt>.EXT)")
     p.add_argument("--to", default=None, metavar="SINK",
-                   help="where the translation goes: file:PATH (like -o), dir:DIR "
-                        "(DIR/NAME.<tgt>.EXT) or an http(s):// URL (PUT by default)")
+                   help=f"where the translation goes: {like} or an http(s):// URL (PUT by "
+                        "default)")
     p.add_argument("--http-method", default=None, type=str.upper, choices=("PUT", "POST"),
                    help="method for an http(s) --to (default PUT)")
     p.add_argument("--relative-to", default=None, metavar="BASE",
@@ -115,19 +127,22 @@ def add_job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
                         f"{config.DEFAULT_MODEL})")
-    p.add_argument("--format", default="auto", choices=("auto", *config.FORMATS))
+    p.add_argument("--format", default="auto", choices=("auto", *config.FORMATS),
+                   help="the input's format (default auto: from its extension, and a .txt "
+                        "without blank lines is read as lines)")
     p.add_argument("--jsonl", default="", metavar="FIELD",
                    help="input is JSON Lines: translate FIELD of each line; the output keeps "
                         "every field and adds \"translation\"")
-    p.add_argument("--beams", type=at_least(1, 16), default=4,
-                   help="beam width (1 = greedy; default 4)")
+    p.add_argument("--beams", type=at_least(1, 16), default=4, metavar="1-16",
+                   help="beam width, 1-16 (1 = greedy; default 4)")
     p.add_argument("--max-chunk-tokens", type=at_least(16, 1024), default=200,
-                   help="longest chunk sent to the model, in tokens (default 200)")
-    p.add_argument("--length-ratio", type=finite(0, above=True), default=2.0,
-                   help="output budget: RATIO x input tokens (rounded up to a length bucket) "
-                        "+ OFFSET (default 2.0); stops a looping model early")
-    p.add_argument("--length-offset", type=at_least(0), default=16,
-                   help="see --length-ratio (default 16)")
+                   metavar="16-1024",
+                   help="longest chunk sent to the model, 16-1024 tokens (default 200)")
+    p.add_argument("--length-ratio", type=finite(0, above=True), default=2.0, metavar="RATIO",
+                   help="output budget: RATIO (> 0) x input tokens (rounded up to a length "
+                        "bucket) + OFFSET (default 2.0); stops a looping model early")
+    p.add_argument("--length-offset", type=at_least(0), default=16, metavar="OFFSET",
+                   help="see --length-ratio: tokens, >= 0 (default 16)")
     p.add_argument("--missing", default="source", choices=("source", "marker"),
                    help="what a chunk that failed for good becomes in the output")
     p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
@@ -141,7 +156,15 @@ def add_device_options(p: argparse.ArgumentParser, *, lists: bool = False) -> No
     """Where and how fast the model runs. Unset flags fall back to the config
     file's [run], then to the defaults. ``lists``: --backend and --dtype
     take comma-separated lists (``eval --compare``), checked by the caller."""
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (default auto)")
+    add_model_runtime_options(p, lists=lists)
+    add_speed_options(p)
+
+
+def add_model_runtime_options(p: argparse.ArgumentParser, *, lists: bool = False) -> None:
+    """What runs the model (backend, device, number format, tokenizer): what
+    a translation memory unit's key holds of a run."""
+    p.add_argument("--device", default=None,
+                   help="auto, cpu, cuda or cuda:N (default auto: the first GPU, else the CPU)")
     p.add_argument("--dtype", default=None,
                    help="auto, float32, float16, bfloat16, or with CTranslate2 int8, int8_float32, "
                         "int8_float16, int8_bfloat16, int16 (auto: int8 on CPU and "
@@ -153,15 +176,23 @@ def add_device_options(p: argparse.ArgumentParser, *, lists: bool = False) -> No
     p.add_argument("--tokenizer", default=None, metavar="HUB_ID_OR_DIR",
                    help="tokenizer for a converted CTranslate2 --model that has none of its own "
                         "(or $NLLB_PIPELINE_TOKENIZER)")
+
+
+def add_speed_options(p: argparse.ArgumentParser) -> None:
+    """How a run goes on and how fast: the fallback device, the batch
+    budget, threads. Never part of a job or a memory key."""
     p.add_argument("--fallback-device", default=None, metavar="DEVICE",
                    help="go on on this device (e.g. cpu) when the GPU fails in a way retrying "
                         "cannot fix, instead of failing the job "
                         "(or $NLLB_PIPELINE_FALLBACK_DEVICE)")
-    p.add_argument("--batch-tokens", type=at_least(1), default=None,
-                   help="padded source tokens per batch (default: 8192 on CUDA, 2048 on CPU)")
-    p.add_argument("--threads", type=at_least(0), default=None,
-                   help="CPU threads for torch (default 0: torch's choice; 1 is often faster "
-                        "on a busy machine)")
+    p.add_argument("--batch-tokens", type=at_least(1), default=None, metavar="N",
+                   help="padded source tokens per batch, >= 1 (default: 8192 on CUDA, 2048 on "
+                        "CPU)")
+    p.add_argument("--threads", type=at_least(0), default=None, metavar="N",
+                   help="CPU threads, >= 0: CTranslate2's threads per translation "
+                        "(intra_threads) with that backend, torch's (set_num_threads) with "
+                        "transformers (default 0: the library's own default; 1 is often "
+                        "faster on a busy machine)")
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -177,7 +208,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="HTTP header for an http(s) --to, repeatable; $VAR and ${VAR} are read "
                         "from the environment. Never stored or logged: give it again to retry")
     p.add_argument("--http-timeout", type=finite(0, above=True), default=30.0, metavar="SECONDS",
-                   help="timeout of one HTTP upload attempt (default 30)")
+                   help="timeout of one HTTP upload attempt, > 0 (default 30)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file that differs from the translation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -217,7 +248,9 @@ def open_store(args, *, existing: bool = False) -> Store:
             raise InvalidInput(f"job database not found: {path} (from {source}); check the "
                                "path (only the commands that queue or run jobs create one)")
         return Store(":memory:")  # a new user's first 'status': no jobs, no file created
-    return Store(path)
+    # Every command opens the store here, and finds damage the same way
+    # before it reads or writes anything.
+    return Store(path, check=True)
 
 
 def job_options(args, *, output: str | None = None, to: str | None = None,
@@ -303,7 +336,5 @@ def runtime(args) -> Runtime:
     settings = run_settings(args)
     policy = retry_policy(args)
     delivery = delivery_options(args)
-    translators = TranslatorCache(
-        settings, inject_faults=str(faults) if faults else None,
-        announce=lambda text: print(f"nllb-pipeline: {text}", file=sys.stderr))
+    translators = TranslatorCache(settings, inject_faults=str(faults) if faults else None)
     return Runtime(settings, policy, delivery, translators)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 
 from pipeline import service
+from pipeline.cli import messages
 from pipeline.cli.options import job_options, open_store, run_settings, runtime
+from pipeline.cli.progress_bar import bar_unless
 from pipeline.errors import InvalidInput
 
 log = logging.getLogger("nllb_pipeline")
@@ -32,7 +33,7 @@ def cmd_submit(args) -> int:
     else:
         for r in results:
             if r.error:
-                print(f"error   {r.input}: {r.error}", file=sys.stderr)
+                messages.error(f"{r.input}: {r.error}", args.log_format)
             else:
                 said = "queued" if r.created else "requeued" if r.requeued else "exists"
                 print(f"{r.job.id}  {said:<8} {r.input}")
@@ -90,12 +91,16 @@ def cmd_worker(args) -> int:
     translators = None
     try:
         run = runtime(args)
+        if args.executor != "ray":
+            run.translators.check()  # a --device this machine lacks: refused before a claim
         store = open_store(args)
         if args.executor == "ray":
             run.translators = ray_translators(args, run)
         translators = run.translators
+        # One job at a time: its bar (lines in a file); several: a line each.
         counts = service.run_worker(store, run, shutdown=shutdown, max_jobs=args.max_jobs,
-                                    idle_exit_s=args.idle_exit, jobs=args.jobs)
+                                    idle_exit_s=args.idle_exit, jobs=args.jobs,
+                                    events_for=bar_unless(args, compact=args.jobs > 1))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -39,7 +39,7 @@ def cmd_logs(args) -> int:
 def cmd_status(args) -> int:
     store = open_store(args, existing=True)
     rows = views.status_rows(store, args.limit, time.time())
-    summary = store.queue_summary()
+    summary = views.queue_summary(store, time.time())
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -53,7 +53,8 @@ def cmd_status(args) -> int:
               f"queued {summary['queued']}; running on: {workers}{tokens}")
     for r in rows:
         print(f"{r['job']}  {r['state']:<11}  {r['stage']:<11}  {r['percent']:5.1f}%  "
-              f"{_progress_text(r):<14}  {r['input']}")
+              f"{_progress_text(r):<14}  {r['tgt'] or '?':<8}  {r['input']} -> "
+              f"{'standard output' if r['output'] == '-' else r['output']}")
     return 0
 
 
@@ -95,7 +96,7 @@ def cmd_show(args) -> int:
     if info["error"]:
         print(f"  error:  [{job.error_class}] {job.error_message}")
     for r in info["stages"]:
-        wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else "unfinished"
+        wall = f"{r['wall_s']:.2f} s" if r["wall_s"] is not None else r["state"]
         on = f"  on {r['device']} ({r['backend']} {r['dtype']})" if r["backend"] else ""
         print(f"  {r['stage']:<11} {wall:>12}  units {r['units_done']:g}/{r['units_total']:g}"
               f"{on}")

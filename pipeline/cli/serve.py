@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -21,7 +22,10 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.cli.options import add_run_options, at_least, finite, runtime
+from pipeline.config import NOTE
 from pipeline.errors import InvalidInput
+
+log = logging.getLogger("nllb_pipeline")
 
 TOKEN_ENV = "NLLB_PIPELINE_TOKEN"
 
@@ -29,15 +33,15 @@ TOKEN_ENV = "NLLB_PIPELINE_TOKEN"
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; any other needs a token)")
-    p.add_argument("--port", type=at_least(0, 65535), default=8765,
-                   help="port (default 8765; 0: any free one)")
-    p.add_argument("--workers", type=at_least(0), default=1,
-                   help="queue workers to run as child processes (default 1; 0: serve only, "
-                        "for workers started with 'nllb-pipeline worker')")
+    p.add_argument("--port", type=at_least(0, 65535), default=8765, metavar="0-65535",
+                   help="port, 0-65535 (default 8765; 0: any free one)")
+    p.add_argument("--workers", type=at_least(0), default=1, metavar="N",
+                   help="queue workers to run as child processes, >= 0 (default 1; 0: serve "
+                        "only, for workers started with 'nllb-pipeline worker')")
     p.add_argument("--token", default=None,
                    help=f"every API call needs 'Authorization: Bearer TOKEN' (or ${TOKEN_ENV})")
-    p.add_argument("--max-upload-mb", type=finite(0, above=True), default=50.0,
-                   help="largest request body accepted, in MB (default 50)")
+    p.add_argument("--max-upload-mb", type=finite(0, above=True), default=50.0, metavar="MB",
+                   help="largest request body accepted, in MB, > 0 (default 50)")
     p.add_argument("--files-dir", type=Path, default=None,
                    help="where uploads are kept and translations delivered (default: the "
                         "database's directory)")
@@ -55,6 +59,8 @@ def worker_command(args, db: Path) -> list[str]:
         argv.append("--debug")
     if getattr(args, "verbose", False):
         argv.append("-v")
+    if getattr(args, "log_format", "text") != "text":
+        argv += ["--log-format", args.log_format]
     argv.append("worker")
     run_options = argparse.ArgumentParser(add_help=False)
     add_run_options(run_options)
@@ -70,6 +76,8 @@ def worker_command(args, db: Path) -> list[str]:
                 argv += [flag, str(item)]
         else:
             argv += [flag, str(value)]
+    if "--no-progress" not in argv:  # the page shows progress; a bar per worker would garble
+        argv.append("--no-progress")  # serve's terminal (their jobs' start and end still show)
     return argv
 
 
@@ -115,8 +123,8 @@ def cmd_serve(args) -> int:
         raise InvalidInput(f"refusing to serve on {args.host} without a token: anyone who can "
                            f"reach it could submit and cancel jobs; pass --token (or set "
                            f"${TOKEN_ENV}), or keep the default --host 127.0.0.1")
-    if args.workers:
-        runtime(args)  # bad run options are refused before anything starts
+    if args.workers:  # bad run options, or a --device this machine lacks, are refused
+        runtime(args).translators.check()  # before anything starts
     db = Path(args.db or config.default_db_path()).expanduser().resolve()
     settings = ApiSettings(db=db, files=args.files_dir, token=token,
                            max_upload_bytes=int(args.max_upload_mb * 2**20),
@@ -156,7 +164,6 @@ def cmd_serve(args) -> int:
         on_signal()
         if supervisor is not None:
             codes = supervisor.stop()
-            print(f"nllb-pipeline: stopped; workers exited with {codes}", file=sys.stderr,
-                  flush=True)
+            log.log(NOTE, "stopped; workers exited with %s", codes)
         sock.close()
     return 0

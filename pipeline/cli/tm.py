@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli.options import add_device_options, add_json_option, open_store, run_settings
+from pipeline.cli.options import (add_json_option, add_model_runtime_options, at_least, finite,
+                                  open_store, run_settings)
 from pipeline.memory.scope import MODES
 
 
@@ -44,7 +45,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
     add_json_option(p)
 
     p = command("export", "write the memory as a TMX 1.4 file", cmd_export)
-    p.add_argument("file", type=Path, metavar="FILE.tmx")
+    p.add_argument("file", type=Path, metavar="FILE.tmx", help="the TMX file to write")
     p.add_argument("--src", default=None, help="only this source language")
     p.add_argument("--tgt", default=None, help="only this target language")
     p.add_argument("--model", default=None, help="only translations of this model")
@@ -52,25 +53,35 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 
     p = command("import", "add a TMX 1.4 file's units of one language pair for a model",
                 cmd_import)
-    p.add_argument("file", type=Path, metavar="FILE.tmx")
+    p.add_argument("file", type=Path, metavar="FILE.tmx", help="the TMX 1.4 file to read")
     p.add_argument("--model", required=True,
                    help="the model the translations are filed under (hub id or directory)")
     p.add_argument("--src", required=True, help="source language, e.g. eng_Latn")
     p.add_argument("--tgt", required=True, help="target language, e.g. fra_Latn")
-    p.add_argument("--beams", type=int, default=4,
-                   help="for units from other tools: the jobs that may reuse them (default 4)")
-    p.add_argument("--length-ratio", type=float, default=2.0, help="as for translate")
-    p.add_argument("--length-offset", type=int, default=16, help="as for translate")
+    # For units from other tools: the output settings of the jobs that may
+    # reuse them, as translate takes them.
+    p.add_argument("--beams", type=at_least(1, 16), default=4, metavar="1-16",
+                   help="beam width, 1-16, of the jobs that may reuse units from other tools "
+                        "(default 4)")
+    p.add_argument("--length-ratio", type=finite(0, above=True), default=2.0, metavar="RATIO",
+                   help="output budget ratio (> 0) of those jobs, as for translate "
+                        "(default 2.0)")
+    p.add_argument("--length-offset", type=at_least(0), default=16, metavar="TOKENS",
+                   help="output budget offset (>= 0) of those jobs, as for translate "
+                        "(default 16)")
     p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
-                   help="as for translate (default repair)")
-    add_device_options(p)  # as for translate: backend, device kind and compute type are keyed
+                   help="quality mode of those jobs, as for translate (default repair)")
+    # The backend, device kind and compute type are part of a unit's key;
+    # how fast a job runs (threads, batch budget, fallback) is not.
+    add_model_runtime_options(p)
     p.add_argument("--replace", action="store_true",
                    help="a unit already stored with another translation takes the file's "
                         "(default: the stored one stays)")
     add_json_option(p)
 
     p = command("prune", "drop units not stored or reused for DAYS days", cmd_prune)
-    p.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    p.add_argument("--older-than", type=finite(0), required=True, metavar="DAYS",
+                   help="units neither stored nor reused for this many days, >= 0")
     add_json_option(p)
 
 
@@ -80,7 +91,7 @@ def register(sub, parents: list[argparse.ArgumentParser]) -> None:
 def cmd_stats(args) -> int:
     from pipeline.memory.exchange import memory_stats
 
-    stats = memory_stats(open_store(args))
+    stats = memory_stats(open_store(args, existing=True))
     if args.json:
         print(json.dumps(stats, ensure_ascii=False))
         return 0
@@ -107,8 +118,8 @@ def cmd_export(args) -> int:
         if code is not None:
             validate_language(code)
     model = resolve_model(args.model) if args.model else None
-    report = export_tmx(open_store(args), args.file, src_lang=args.src, tgt_lang=args.tgt,
-                        model=model, tool_version=_version())
+    report = export_tmx(open_store(args, existing=True), args.file, src_lang=args.src, tgt_lang=args.tgt,
+                        model=model, tool_version=config.package_version())
     if args.json:
         print(json.dumps(vars(report)))
     else:
@@ -161,15 +172,7 @@ def cmd_import(args) -> int:
 def cmd_prune(args) -> int:
     from pipeline.memory.exchange import prune
 
-    n = prune(open_store(args), args.older_than)
+    n = prune(open_store(args, existing=True), args.older_than)
     print(json.dumps({"pruned_units": n}) if args.json else f"pruned {n} unit(s)")
     return 0
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nllb-pipeline")
-    except PackageNotFoundError:
-        return "0"

@@ -8,28 +8,49 @@ from dataclasses import replace
 
 from pipeline import config, service
 from pipeline.cli.options import job_options, open_store, runtime
-from pipeline.cli.progress_bar import progress_bar
+from pipeline.cli.progress_bar import bar_unless
+from pipeline.errors import InvalidInput
 from pipeline.inputs import scan_input
 from pipeline.store import Store
 
 
 def cmd_translate(args) -> int:
-    return _translate(args, job_options(args, output=args.output, to=args.to,
+    output = args.output
+    if _from_stdin(args) and output is None and args.to is None:
+        output = "-"  # a filter: standard input to standard output
+    return _translate(args, job_options(args, output=output, to=args.to,
                                         relative_to=args.relative_to))
+
+
+def _from_stdin(args) -> bool:
+    return str(args.input) == "-"
 
 
 def _translate(args, options: service.JobOptions) -> int:
     # Everything a user can get wrong is checked before anything is stored,
     # the run's options first: a bad one is refused even for a finished job.
+    from pipeline.inputs import spool
     from pipeline.languages import validate_language
 
     run = runtime(args)
     validate_language(options.src)
     validate_language(options.tgt)
-    source = scan_input(args.input)  # checked, never held: the document may be big
-    store = open_store(args)
+    if _from_stdin(args):
+        # Kept in the store's working area under its hash: a job still, keyed
+        # by the content, that a resumed run or a worker reads again.
+        store = open_store(args)
+        spooled = spool(sys.stdin.buffer, store.spool_dir())
+        try:
+            source = scan_input(spooled)
+        except InvalidInput:  # empty, binary, not UTF-8: keep nothing of it
+            spooled.unlink()
+            spooled.parent.rmdir()
+            raise
+    else:
+        source = scan_input(args.input)  # checked, never held: the document may be big
+        store = open_store(args)
     outcome = service.translate_or_resume(store, source, options, run,
-                                          events_for=_bar_unless(args))
+                                          events_for=bar_unless(args))
     return report(args, outcome, store)
 
 
@@ -37,7 +58,7 @@ def cmd_retry(args) -> int:
     """Failed chunks get fresh attempts; everything that succeeded is kept."""
     run = runtime(args)
     store = open_store(args, existing=True)
-    outcome = service.retry(store, args.job, run, events_for=_bar_unless(args))
+    outcome = service.retry(store, args.job, run, events_for=bar_unless(args))
     return report(args, outcome, store)
 
 
@@ -66,15 +87,18 @@ def cmd_demo(args) -> int:
     return _translate(args, options)
 
 
-def _bar_unless(args):
-    """The progress bar's factory, or None with --no-progress or --json."""
-    if getattr(args, "no_progress", False) or getattr(args, "json", False):
-        return None
-    return progress_bar
-
-
 def report(args, outcome: service.Outcome, store: Store) -> int:
+    """The job's line (or JSON) on stdout; with ``-o -`` the translation
+    goes there instead, and the line to stderr."""
+    from pipeline.sinks import STDOUT
+
     job = outcome.job
+    to_stdout = config.JobParams.from_json(job.params).sink == STDOUT
+    if to_stdout and job.stage == "done":  # SUCCEEDED, or FAILED with gaps filled
+        for piece in service.output(store, job.id).pieces:
+            sys.stdout.buffer.write(piece)
+        sys.stdout.flush()
+    stream = sys.stderr if to_stdout else sys.stdout
     result = {
         "job": job.id, "state": job.state, "output": job.output_path,
         "chunks": store.chunk_counts(job.id),
@@ -82,13 +106,13 @@ def report(args, outcome: service.Outcome, store: Store) -> int:
         "note": outcome.note,
     }
     if getattr(args, "json", False):
-        print(json.dumps(result))
+        print(json.dumps(result), file=stream)
     else:
         line = f"job {job.id}: {job.state}"
         if job.output_path and job.state == "SUCCEEDED":
-            line += f" -> {job.output_path}"
+            line += " -> " + ("standard output" if to_stdout else job.output_path)
         if outcome.note:
             line += f" ({outcome.note})"
-        print(line)
-    sys.stdout.flush()
+        print(line, file=stream)
+    stream.flush()
     return 0 if job.state == "SUCCEEDED" else 1

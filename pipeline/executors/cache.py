@@ -3,11 +3,13 @@ every job that names them (decoding settings come with each call)."""
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
 
 from pipeline.config import JobParams, RunSettings
 from pipeline.translator import Translator
+
+log = logging.getLogger("nllb_pipeline")
 
 
 class TranslatorCache:
@@ -17,9 +19,8 @@ class TranslatorCache:
     ``on_device``, which keeps it: the next job that needs it does not load
     the weights again."""
 
-    def __init__(self, settings: RunSettings, *, inject_faults: str | None = None,
-                 announce: Callable[[str], None] = lambda text: None):
-        self.settings, self.inject_faults, self.announce = settings, inject_faults, announce
+    def __init__(self, settings: RunSettings, *, inject_faults: str | None = None):
+        self.settings, self.inject_faults = settings, inject_faults
         self._translators: dict[tuple[str, str], Translator] = {}
         self._lock = threading.Lock()  # a worker's job threads share the cache
 
@@ -33,6 +34,13 @@ class TranslatorCache:
         translator.check_language(params.tgt_lang)
         return translator
 
+    def check(self) -> None:
+        """Refuse, before any job is claimed or created, what this run's
+        settings ask of the machine and it lacks (a CUDA device)."""
+        from models.device import check_devices
+
+        check_devices(self.settings)
+
     def _build(self, model: str) -> Translator:
         from models import open_translator
 
@@ -41,7 +49,7 @@ class TranslatorCache:
             from models.faults import FaultInjectingTranslator, FaultSpec
 
             spec = FaultSpec.parse(self.inject_faults)
-            self.announce(f"WARNING: fault injection is ON ({spec}); failures are simulated")
+            log.warning("fault injection is ON (%s); failures are simulated", spec)
             translator = FaultInjectingTranslator(translator, spec)
         return translator
 

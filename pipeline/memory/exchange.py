@@ -127,8 +127,8 @@ def import_tmx(store: Store, path: Path, scope: MemoryScope | Callable[[], Memor
 
 def prune(store: Store, older_than_days: float) -> int:
     """Drop units neither stored nor reused for this many days. Returns how many."""
-    if not older_than_days >= 0:
-        raise InvalidInput("--older-than takes a number of days >= 0")
+    if not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise InvalidInput("--older-than takes a finite number of days >= 0")
     return store.prune_memory(older_than_days * DAY_S)
 
 

@@ -108,7 +108,8 @@ def run(ctx) -> None:
     store, job = ctx.store, ctx.job
     done_tokens, total_tokens = store.token_counts(job.id)
     info = ctx.translator.describe()
-    run_id = store.start_stage(job.id, "inference", units_total=total_tokens, worker=ctx.worker,
+    run_id = store.start_stage(job.id, "inference", units_total=total_tokens,
+                               units_done=done_tokens, worker=ctx.worker,
                                model=ctx.params.model, **_profile(info))
     ctx.events.stage_started("inference", total_tokens, done_tokens)
     runner = _BatchRunner(ctx, run_id, done_tokens)

@@ -51,7 +51,7 @@ def run(ctx) -> None:
         store.restart_preprocess(job.id, ctx.worker)  # whatever another writer left
     cursor = json.loads(last.cursor) if last else {}
     run_id = store.start_stage(job.id, "preprocess", units_total=job.input_bytes,
-                               worker=ctx.worker)
+                               units_done=last.end_byte if last else 0, worker=ctx.worker)
     ctx.events.stage_started("preprocess", job.input_bytes, last.end_byte if last else 0)
     before = _stat(job.input_path)
     _check_unchanged(ctx)

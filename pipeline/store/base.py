@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from pipeline.errors import InvalidInput
-from pipeline.io_errors import database_error
+from pipeline.io_errors import DatabaseDamaged, damaged, database_error
 from pipeline.store.migrations import MIGRATIONS
 from pipeline.store.records import Batch
 from pipeline.store.sqlite import Database
@@ -40,12 +40,55 @@ def statements(script: str) -> list[str]:
     return out
 
 
+# SQLite VM steps the check at open may take: about 100 MB of database, a
+# fifth of a second on a warm cache. Past it the check stops, having read the
+# schema and the first pages of each table; damage further in is found by the
+# read or write that meets it (SQLITE_CORRUPT, mapped by ``database_error``).
+CHECK_STEPS = 2_000_000
+_STEPS_PER_CALL = 1000
+
+
+def check_intact(conn: sqlite3.Connection, path: Path, *, steps: int | None = None) -> None:
+    """Raise DatabaseDamaged if SQLite's ``quick_check`` finds damaged pages
+    within ``steps`` VM steps (default ``CHECK_STEPS``); sqlite3's own
+    DatabaseError (SQLITE_CORRUPT, SQLITE_NOTADB) when it meets them
+    reading, which ``database_error`` maps."""
+    steps = CHECK_STEPS if steps is None else steps
+    calls = [0]
+
+    def budget() -> int:
+        calls[0] += 1
+        return calls[0] * _STEPS_PER_CALL > steps  # non-zero: interrupt
+
+    conn.set_progress_handler(budget, _STEPS_PER_CALL)
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.OperationalError as exc:
+        if str(exc) != "interrupted":
+            raise
+        return  # checked as far as the budget goes
+    finally:
+        conn.set_progress_handler(None, 0)
+    if problems != ["ok"]:
+        # "*** in database main ***\nPage 51: btreeInitPage() returns error code 11\n..."
+        lines = [line.strip() for p in problems for line in p.splitlines()
+                 if line.strip() and not line.startswith("***")]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise damaged(path, (lines[0] if lines else "quick_check failed") + more)
+
+
 class StoreBase:
     """One SQLite connection (WAL, busy timeout) and the schema at its latest version."""
 
-    def __init__(self, path: str | Path, *, clock=time.time):
+    def __init__(self, path: str | Path, *, clock=time.time, check: bool = False):
+        """Open (or create) the store at ``path`` and migrate it. With
+        ``check``, what a command does when it opens the store, damaged
+        pages are looked for first (``check_intact``), before anything is
+        written; a process's further connections to a store it checked
+        (worker threads, the heartbeat, the API's threads) skip it."""
         self.path = Path(path)
         self.clock = clock
+        conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -53,7 +96,13 @@ class StoreBase:
                 check_same_thread=False,
             )
             conn.execute("PRAGMA journal_mode=WAL")
-        except (OSError, sqlite3.Error) as exc:
+            if check:
+                check_intact(conn, self.path)
+        except (OSError, sqlite3.Error, DatabaseDamaged) as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, DatabaseDamaged):
+                raise
             mapped = database_error(exc, self.path) if isinstance(exc, sqlite3.Error) else None
             raise mapped or InvalidInput(f"cannot open the job database {self.path}: {exc}") from exc
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")

@@ -43,9 +43,17 @@ class JobsMixin:
         """The job with this id, or with this unique id prefix."""
         job = self._one(Job, "SELECT * FROM jobs WHERE id = ?", (job_id,))
         if job is None and job_id:
-            found = self._all(Job, "SELECT * FROM jobs WHERE id LIKE ? LIMIT 2", (job_id + "%",))
+            found = self.jobs_with_prefix(job_id, 2)
             job = found[0] if len(found) == 1 else None
         return job
+
+    def jobs_with_prefix(self, prefix: str, limit: int = 10) -> list[Job]:
+        """Up to ``limit`` jobs whose id starts with ``prefix``, by id."""
+        # Job ids are hex: a prefix with LIKE's wildcards in it names no job.
+        if not prefix or any(c in prefix for c in "%_\\"):
+            return []
+        return self._all(Job, "SELECT * FROM jobs WHERE id LIKE ? ORDER BY id LIMIT ?",
+                         (prefix + "%", limit))
 
     def job_by_key(self, idem_key: str) -> Job | None:
         return self._one(Job, "SELECT * FROM jobs WHERE idem_key = ?", (idem_key,))

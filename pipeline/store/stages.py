@@ -15,16 +15,20 @@ class StagesMixin:
     """Verbs that start and finish stages, with the artifacts they leave."""
 
     def start_stage(
-        self, job_id: str, stage: str, *, units_total: float, device: str | None = None,
-        model: str | None = None, worker: str | None = None, dtype: str | None = None,
-        backend: str | None = None,
+        self, job_id: str, stage: str, *, units_total: float, units_done: float = 0.0,
+        device: str | None = None, model: str | None = None, worker: str | None = None,
+        dtype: str | None = None, backend: str | None = None,
     ) -> int:
         """A new stage run; inference's records its profile (model, backend,
-        device, dtype). Returns its id."""
+        device, dtype). ``units_done``: of ``units_total``, done before it
+        began (a resumed stage); the run's row keeps it until the run ends,
+        when it becomes what was done by then, so an interrupted run shows
+        where it started (``pipeline.views`` adds what it did since).
+        Returns its id."""
         with self._write() as db:
             db["stage_runs"].insert({
                 "job_id": job_id, "stage": stage, "started_at": self.clock(),
-                "units_total": units_total, "units_done": 0, "device": device,
+                "units_total": units_total, "units_done": units_done, "device": device,
                 "model": model, "worker": worker, "dtype": dtype, "backend": backend,
             })
             return db.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -89,6 +93,12 @@ class StagesMixin:
         deliver: the store's working area, ``<db name>-work/`` beside the
         database file (``gc`` removes what it collects)."""
         return self.path.with_name(f"{self.path.stem}-work") / f"{job_id}.out"
+
+    def spool_dir(self) -> Path:
+        """Where documents read from standard input are kept (content-addressed,
+        ``pipeline.inputs.spool``): in the working area, as the inputs of their
+        jobs. ``gc`` leaves them, as it leaves every job's input."""
+        return self.path.with_name(f"{self.path.stem}-work") / "stdin"
 
     def finish_postprocess(self, job_id: str, run_id: int, worker: str, *, path: str,
                            sha256: str, nbytes: int, empty_chunks: Sequence[int] = ()) -> None:
