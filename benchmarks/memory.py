@@ -26,13 +26,13 @@ The repair ladder (``--quality``, default repair as the CLI's) decodes a
 looping output again with a guard, and then its clauses: on random weights
 nearly every sentence loops. Such decodes are the ladder's, not repeats, so
 what is counted is decodes of a (text, decoding) pair: a plain decode is a
-sentence the memory did not answer. And a sentence the ladder split is
-delivered from its pieces, which the memory does not store (a piece's text
-would be looked up as a sentence of its own: ``pipeline/stages/
-inference.py``), so it is translated again in the revision. The checks are
-what must hold whatever the ladder did: the revision decodes plainly exactly
-the sentences the memory does not hold, and no (text, decoding) of the
-subtitles is decoded twice. ``--quality off`` measures the memory alone.
+sentence the memory did not answer. The memory keeps what each sentence
+delivered, the ladder's work included (a split sentence's pieces joined),
+so the revision decodes the edited sentences and their ladder's pieces, and
+nothing else. The checks are what must hold whatever the ladder did: the
+revision decodes plainly exactly the sentences the memory does not hold,
+and no (text, decoding) of the subtitles is decoded twice. ``--quality
+off`` measures the memory alone.
 """
 
 from __future__ import annotations
@@ -188,8 +188,8 @@ def main() -> int:
     result = {"model": model, "revised": revised,
               "subtitles": {"file": label, "cues": cues, **subtitles}}
     new_chunks = len(second["sources"] - first["sources"])
-    # What inference had to see plainly: the new sentences, and those the
-    # first run did not leave in the memory (the ladder split them).
+    # What inference had to see plainly: the new sentences, and any the
+    # first run did not leave in the memory.
     unanswered = len(second["sources"] - first["remembered"])
     for r in (first, second, subtitles):
         r.pop("output"), r.pop("sources"), r.pop("remembered")
@@ -206,8 +206,7 @@ def main() -> int:
                   f"chunks {r['chunks']}, inferred {r['inferred']} ({r['plain']} plainly) in "
                   f"{r['calls']} calls, reused {r['reused']['memory']} from the memory")
         print(f"  new chunks in the revision: {new_chunks}; sentences the memory did not hold: "
-              f"{unanswered} ({unanswered - new_chunks} split by the ladder in the first run, "
-              f"not stored); decoded plainly: {second['plain']}")
+              f"{unanswered}; decoded plainly: {second['plain']}")
         print(f"  second / first: {revised['ratio']:.1%} (target < 10%); output identical to "
               f"a from-scratch run: {identical if identical is not None else 'not checked'}")
         print(f"subtitles ({label}): {cues} cues, {subtitles['chunks']} chunks, "

@@ -232,8 +232,9 @@ def quality(store: Store, job: Job) -> dict:
         "quality": {
             "mode": json.loads(job.params).get("quality", "repair"),
             "repairs": report["repairs"], "flags": report["flags"],
-            "flagged": [{"chunk": idx, "reason": reason, "source": source[:80]}
-                        for idx, reason, source in report["flagged"]],
+            "flagged": [{"chunk": idx, "reason": reason, "source": source[:80],
+                         "reused": reused}  # memory, document (a repeat) or None
+                        for idx, reason, source, reused in report["flagged"]],
         },
     }
 

@@ -127,7 +127,8 @@ def cmd_show(args) -> int:
     q = info["quality"]
     print(f"  quality: {q['mode']}; repairs: {_counts(q['repairs'])}; flags: {_counts(q['flags'])}")
     for c in q["flagged"][:SHOWN_FLAGS]:
-        print(f"  flagged chunk {c['chunk']} ({c['reason']}): {c['source']!r}")
+        reused = ", reused from the memory" if c["reused"] == "memory" else ""
+        print(f"  flagged chunk {c['chunk']} ({c['reason']}{reused}): {c['source']!r}")
     if len(q["flagged"]) > SHOWN_FLAGS:
         print(f"  ... {len(q['flagged']) - SHOWN_FLAGS} more flagged (show --json lists all)")
     return 0
