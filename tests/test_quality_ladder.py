@@ -61,6 +61,9 @@ class Planted:
     def count_tokens(self, texts):
         return [len(t.split()) + 2 for t in texts]
 
+    def unknown_characters(self, texts):
+        return set()
+
     def translate_batch(self, texts, src, tgt, decoding):
         if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
             self.interrupt_at = None
@@ -210,7 +213,7 @@ def test_placeholders_come_back_in_place_whatever_the_order(tmp_path):
     assert output.startswith("1.2.3 ") and "[eht ediug](https://docs.example.org/" in output
     assert "**siht**" in output
     assert views.quality(store, store.job(j.id))["placeholders"] == {
-        "protected": 8, "fallbacks": 0}
+        "protected": 8, "fallbacks": 0, "unknown": {"pieces": 0, "texts": {}}}
 
 
 def test_a_lost_placeholder_falls_back_to_fragments_around_the_pieces(tmp_path):
