@@ -20,7 +20,7 @@ from pipeline.memory.exchange import export_tmx, import_tmx
 from pipeline.pieces import joined
 from pipeline.protect import load_spec
 from pipeline.runner import run_job
-from pipeline.store import Store
+from pipeline.store import NewChunk, Store
 from pipeline.translator import Translation
 from tests.conftest import corpus_file
 from tests.test_quality_ladder import Planted, guarded, reverse_words
@@ -222,3 +222,25 @@ def test_a_revised_readme_infers_only_its_edited_sentences_on_random_weights(
     v1, v2 = out1.split("\n"), out2.split("\n")
     assert len(v1) == len(v2)
     assert sum(a != b for a, b in zip(v1, v2)) == len(edits)
+
+
+def test_a_unit_is_reused_only_where_its_translation_keeps_the_chunks_pairs(tmp_path):
+    """One text, two kinds of pieces: "[1]" and "[2]" are a link's two ends
+    in one document and two URLs in another. A translation that swapped them
+    suits the URLs; for the link it would close before it opens, and
+    postprocess would fall back to the source, so it is translated again."""
+    from tests.test_memory import SCOPE
+
+    store = Store(tmp_path / "j.db")
+    source = "Click [1]here[2] now."
+    store.import_memory([(SCOPE, source, "[2]Cliquez ici[1] maintenant.")])
+    job, _ = store.get_or_create_job(idem_key="k", params="{}", input_path="/in",
+                                     input_sha256="0", input_bytes=1, output_path="/out")
+    assert store.claim_job(job.id, "w", 30)
+    run = store.start_stage(job.id, "preprocess", units_total=1)
+    link, urls = '[[0,2,"o"],[1,1,"c"]]', '[[0,0,""],[1,0,""]]'
+    store.finish_preprocess(job.id, run, "w", "{}", [NewChunk(0, source, 5, protected=link),
+                                                     NewChunk(1, source, 5, protected=urls)],
+                            memory=store.memory_scope_id(SCOPE))
+    assert [(c.state, c.reused) for c in store.chunks(job.id)] == [
+        ("pending", None), ("done", "memory")]

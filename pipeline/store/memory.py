@@ -42,13 +42,13 @@ _SCOPE_FIELDS = ("identity", "backend", "device", "compute_type", "src_lang", "t
 _LOOKUP_AT_ONCE = 500  # source texts per lookup query (SQLite allows 32,766 parameters)
 
 
-def _fits(translation: str, spec: str | None) -> bool:
-    """A unit's translation keeps this chunk's placeholders in order. The
-    same text may carry other kinds of pieces in another document (a link's
-    two ends there, two URLs here), whose pairs a translation must respect;
-    one that does not is translated again rather than delivered as its
-    source."""
-    return spec is None or protect.check(clean_translation(translation, "")[0],
+def _fits(translation: str, source: str, spec: str | None) -> bool:
+    """A unit's translation, as postprocess would deliver it for this chunk,
+    keeps the chunk's placeholders in order. The same text may carry other
+    kinds of pieces in another document (a link's two ends there, two URLs
+    here), whose pairs a translation must respect; one that does not is
+    translated again rather than delivered as its source."""
+    return spec is None or protect.check(clean_translation(translation, source)[0],
                                          protect.load_spec(spec)) is None
 
 
@@ -117,7 +117,7 @@ class MemoryMixin:
             unit = known.get(c.source)
             if c.done:
                 row.update(state="done", translation=c.source)
-            elif unit is not None and _fits(unit[0], c.protected):
+            elif unit is not None and _fits(unit[0], c.source, c.protected):
                 row.update(state="done", translation=unit[0], flag=unit[1], reused="memory")
                 reuses[c.source] += 1
             elif c.source in first:
