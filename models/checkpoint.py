@@ -115,6 +115,7 @@ class Checkpoint:
 
     def __init__(self, model: str, tokenizer: str | None = None):
         self.tokenizer_lock = threading.Lock()  # see encode
+        self._unknown: dict[str, bool] = {}  # character -> the tokenizer cannot encode it
         self.model_id = resolve_model(model)
         self.converted = is_converted(self.model_id)
         # What is read: a directory as given, a hub id's cached snapshot (no
@@ -186,6 +187,28 @@ class Checkpoint:
                 backend.no_truncation()
             return [len(e.ids) for e in backend.encode_batch(list(texts),
                                                             add_special_tokens=True)]
+
+    def unknown_characters(self, texts: list[str]) -> set[str]:
+        """The characters of ``texts`` the tokenizer maps to its unknown
+        token. A character's fate does not depend on its neighbours
+        (SentencePiece has no piece that holds an unknown character), so
+        each is encoded once, alone, and the answer kept."""
+        chars = set().union(*texts) if texts else set()
+        new = sorted(c for c in chars if c not in self._unknown and not c.isspace())
+        if new:
+            unk = self.tokenizer.unk_token_id
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            with self.tokenizer_lock:
+                if backend is None:  # a slow (Python) tokenizer
+                    ids = self.tokenizer(new, add_special_tokens=False)["input_ids"]
+                else:
+                    if backend.padding is not None:
+                        backend.no_padding()
+                    if backend.truncation is not None:
+                        backend.no_truncation()
+                    ids = [e.ids for e in backend.encode_batch(new, add_special_tokens=False)]
+            self._unknown.update((c, unk in x) for c, x in zip(new, ids))
+        return {c for c in chars if self._unknown.get(c)}
 
     def encode(self, texts: list[str], src_lang: str | None = None) -> list[list[int]]:
         """Token ids per text: the source language code, the text, EOS.

@@ -150,6 +150,9 @@ class Ct2Translator:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.checkpoint.count_tokens(texts)
 
+    def unknown_characters(self, texts: list[str]) -> set[str]:
+        return self.checkpoint.unknown_characters(texts)
+
     def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
                         decoding: Decoding) -> list[Translation]:
         translator = self._load()

@@ -299,6 +299,9 @@ class RemoteTranslator:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.local.count_tokens(texts)
 
+    def unknown_characters(self, texts: list[str]) -> set[str]:
+        return self.local.unknown_characters(texts)
+
     def submit(self, texts: list[str], src_lang: str, tgt_lang: str,
                decoding: Decoding) -> Future:
         return self.pool.submit(texts, src_lang, tgt_lang, decoding)

@@ -21,12 +21,19 @@ pieces in order. Pieces never hold a placeholder (they are cut at every
 one), so their own translations cannot lose one.
 
 Every function here is lossless: the pieces' texts join to the source.
+
+Once all of a replaced chunk's pieces are done, :func:`joined` makes their
+texts one translation of the chunk, in the chunk's own placeholder form:
+what the translation memory keeps for it (``pipeline.store.memory``), so a
+later job delivers the same bytes without translating it again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipeline import protect
 from pipeline.formats.linebreaks import is_cjk
 from pipeline.protect import PLACEHOLDER
 from pipeline.segment import clause_atoms, graphemes
@@ -40,6 +47,39 @@ MIN_PIECE_LETTERS = 12
 class Piece:
     text: str
     translate: bool  # False: copied as it is (whitespace, placeholders, punctuation)
+
+
+def clean_translation(translation: str, source: str) -> tuple[str, bool]:
+    """One line of text for one chunk; (text, used_source).
+
+    A model can return an empty string (only special tokens): keeping the
+    source is better than a hole that silently merges paragraphs. Line
+    breaks inside a translation would create paragraphs the input lacks.
+    """
+    text = " ".join(translation.split())
+    return (text, False) if text else (source, True)
+
+
+def joined(parts: Sequence[tuple[str, bool]], spec: Sequence[Sequence]) -> str | None:
+    """A replaced chunk's pieces as one translation of it, in its own
+    placeholder form, or None where that text would not give the bytes the
+    pieces give.
+
+    ``parts``: per piece in order, what it delivers before placeholders are
+    restored (a copied piece's source, a translation after
+    :func:`clean_translation`, a replaced piece's own ``joined``) and
+    whether it carries the chunk's placeholders (``spec``). Postprocess
+    restores a done chunk's translation whole and a replaced chunk's pieces
+    one by one; the joined text is kept only where the two agree: not where
+    a piece's translation wrote a ``[2]`` of its own (whole, it would become
+    a placeholder) or a copied piece holds a run of spaces (whole, it would
+    be cleaned to one)."""
+    text, _ = clean_translation("".join(t for t, _ in parts), "")
+    if not text or protect.check(text, spec):
+        return None
+    whole = protect.restore(text, spec)
+    piecewise = "".join(protect.restore(t, spec if carries else []) for t, carries in parts)
+    return text if whole == piecewise else None
 
 
 def fragments(source: str) -> list[Piece] | None:

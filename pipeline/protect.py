@@ -1,11 +1,14 @@
 """Protected placeholders: text the model must not touch, carried through it.
 
-Two kinds of text reach the model inside a sentence but must come back
+Three kinds of text reach the model inside a sentence but must come back
 byte for byte: untranslatable tokens found in prose (URLs, e-mail
-addresses, file paths, ``@mentions``, version numbers) and inline markup
-the parsers keep (a Markdown link's ``[`` and ``](url)``, emphasis, code
-spans; a subtitle's ``<i>`` inside a line). Each is replaced by a
-placeholder, so the sentence is translated whole, and put back afterwards.
+addresses, file paths, ``@mentions``, version numbers), inline markup the
+parsers keep (a Markdown link's ``[`` and ``](url)``, emphasis, code spans;
+a subtitle's ``<i>`` inside a line), and characters the model cannot read
+(its tokenizer has no piece for them: most emoji, ♪, rare symbols; see
+:func:`protect_unknown`), which it would otherwise drop. Each is replaced
+by a placeholder, so the sentence is translated whole, and put back
+afterwards.
 
 Three forms of one sentence:
 
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -190,6 +194,51 @@ def build(segments: Sequence[str | Protected], render_token: Callable[[str], str
         for k in keys:
             protected[k][1] = -3  # an open whose close is in another unit
     return "".join(out), tuple((text, partner) for text, partner in protected)
+
+
+def protect_unknown(text: str, protected: tuple[tuple[str, int], ...],
+                    unknown: set[str] | frozenset[str],
+                    render_token: Callable[[str], str] = str,
+                    ) -> tuple[str, tuple[tuple[str, int], ...], list[str]]:
+    """A unit's text with each run of what the model cannot read made a
+    protected piece of its own, as :func:`build` makes a URL one: the model
+    sees a placeholder, and the characters come back in place.
+
+    ``unknown``: the characters the model's tokenizer cannot encode
+    (``Translator.unknown_characters``). A run is whole grapheme clusters
+    (an emoji with its skin tone or its joiners, a letter with a mark the
+    model lacks), never whitespace or a marker; a cluster whose only unknown
+    characters are invisible format characters (a joiner inside a word) is
+    left to the model, as it was. ``render_token`` as for :func:`build`.
+    Returns the text, its protected pieces (the new ones after the old) and
+    the runs protected, in order."""
+    if unknown.isdisjoint(text):
+        return text, protected, []
+    from pipeline.segment import graphemes  # pipeline.segment imports this module
+
+    pieces, runs, out, run = list(protected), [], [], []
+
+    def close_run() -> None:
+        if not run:
+            return
+        joined = "".join(run)
+        if len(pieces) < MAX_PROTECTED:
+            out.append(marker(len(pieces)))
+            pieces.append((render_token(joined), -1))
+            runs.append(joined)
+        else:
+            out.append(joined)
+        run.clear()
+
+    for cluster in graphemes(text):
+        if (not has_markers(cluster) and not any(ch.isspace() for ch in cluster)
+                and any(ch in unknown and unicodedata.category(ch) != "Cf" for ch in cluster)):
+            run.append(cluster)
+        else:
+            close_run()
+            out.append(cluster)
+    close_run()
+    return "".join(out), tuple(pieces), runs
 
 
 def _merge_text(segments: Sequence[str | Protected]) -> list[str | Protected]:

@@ -100,6 +100,12 @@ class Translator(Protocol):
     def count_tokens(self, texts: list[str]) -> list[int]:
         """Tokens per text, special tokens (language code, EOS) included."""
 
+    def unknown_characters(self, texts: list[str]) -> set[str]:
+        """The characters of ``texts`` the model cannot read: its tokenizer
+        maps them to the unknown token, and they would vanish from the
+        translation (most emoji, ♪, rare symbols and letters). Never
+        whitespace. Preprocess carries them through as protected pieces."""
+
     def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
                         decoding: Decoding) -> list[Translation]:
         """One translation per text, in order, each searched with the same
@@ -137,6 +143,9 @@ class NoModel:
         pass
 
     def count_tokens(self, texts: list[str]) -> list[int]:
+        raise RuntimeError("no model was loaded for this run")
+
+    def unknown_characters(self, texts: list[str]) -> set[str]:
         raise RuntimeError("no model was loaded for this run")
 
     def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,

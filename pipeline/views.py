@@ -265,18 +265,23 @@ def stage_runs(store: Store, job: Job, now: float) -> list[dict]:
 
 
 def quality(store: Store, job: Job) -> dict:
-    """``placeholders``: protected pieces in the document's chunks and how
-    many chunks fell back to fragments because one did not survive.
+    """``placeholders``: protected pieces in the document's chunks, how
+    many chunks fell back to fragments because one did not survive, and
+    ``unknown``: the pieces among them the model cannot read (emoji, ♪...)
+    with the first distinct ones counted.
     ``quality``: the mode, ladder steps (repairs) and flags by reason, and
     the chunks accepted with a flag."""
     report = store.quality_report(job.id)
     return {
-        "placeholders": {"protected": report["protected"], "fallbacks": report["fallbacks"]},
+        "placeholders": {"protected": report["protected"], "fallbacks": report["fallbacks"],
+                         "unknown": (store.skeleton_header(job.id) or {}).get(
+                             "unknown", {"pieces": 0, "texts": {}})},
         "quality": {
             "mode": json.loads(job.params).get("quality", "repair"),
             "repairs": report["repairs"], "flags": report["flags"],
-            "flagged": [{"chunk": idx, "reason": reason, "source": source[:80]}
-                        for idx, reason, source in report["flagged"]],
+            "flagged": [{"chunk": idx, "reason": reason, "source": source[:80],
+                         "reused": reused}  # memory, document (a repeat) or None
+                        for idx, reason, source, reused in report["flagged"]],
         },
     }
 

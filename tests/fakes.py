@@ -3,7 +3,9 @@
 It implements the whole ``Translator`` protocol. Its "translation" is the
 source upper-cased; it runs out of memory on every call with more than
 ``oom_above`` texts, fails any call containing a text in ``fail`` with a
-transient device error, and returns an empty string for texts in ``empty``.
+transient device error, returns an empty string for texts in ``empty``, and
+cannot read (nor write) the characters in ``unknown``, as a real model drops
+what its tokenizer maps to the unknown token.
 Tests that need a real model's behaviour use the tiny model instead.
 """
 
@@ -26,8 +28,9 @@ class FakeTransient(Exception):
 
 
 class FakeTranslator:
-    def __init__(self, *, oom_above: int | None = None, fail=(), empty=()):
+    def __init__(self, *, oom_above: int | None = None, fail=(), empty=(), unknown=""):
         self.oom_above, self.fail, self.empty = oom_above, set(fail), set(empty)
+        self.unknown = set(unknown)
         self.calls: list[list[str]] = []
 
     def describe(self) -> TranslatorInfo:
@@ -43,13 +46,20 @@ class FakeTranslator:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(t.split()) + 2 for t in texts]
 
+    def unknown_characters(self, texts: list[str]) -> set[str]:
+        return {ch for t in texts for ch in t if ch in self.unknown}
+
     def translate_batch(self, texts, src_lang, tgt_lang, decoding):
         self.calls.append(list(texts))
         if self.oom_above is not None and len(texts) > self.oom_above:
             raise FakeOOM(f"out of memory on {len(texts)} texts")
         if self.fail & set(texts):
             raise FakeTransient("device hiccup")
-        return [Translation("" if t in self.empty else t.upper(), 3, True) for t in texts]
+        return [Translation("" if t in self.empty else self._unread(t).upper(), 3, True)
+                for t in texts]
+
+    def _unread(self, text: str) -> str:
+        return "".join(ch for ch in text if ch not in self.unknown)
 
     def classify(self, exc: BaseException) -> ErrorClass:
         return {FakeOOM: ErrorClass.OOM, FakeTransient: ErrorClass.DEVICE_TRANSIENT}.get(

@@ -100,7 +100,8 @@ def test_show_json_has_params_stages_chunks_and_output(capsys, translated, tiny_
     assert set(repairs) | set(flags) <= {"budget", "loop", "length", "script", "copy"}
     assert [c["source"] for c in info["quality"]["flagged"]] == [
         "Good morning.", "Hello world.", "It is raining."]
-    assert info["placeholders"] == {"protected": 0, "fallbacks": 0}
+    assert info["placeholders"] == {"protected": 0, "fallbacks": 0,
+                                    "unknown": {"pieces": 0, "texts": {}}}
     assert info["failed_chunks"] == [] and info["error"] is None
     assert len(info["input_sha256"]) == 64 and len(info["idempotency_key"]) == 64
 

@@ -61,6 +61,9 @@ class Planted:
     def count_tokens(self, texts):
         return [len(t.split()) + 2 for t in texts]
 
+    def unknown_characters(self, texts):
+        return set()
+
     def translate_batch(self, texts, src, tgt, decoding):
         if self.interrupt_at is not None and len(self.calls) == self.interrupt_at:
             self.interrupt_at = None
@@ -210,7 +213,7 @@ def test_placeholders_come_back_in_place_whatever_the_order(tmp_path):
     assert output.startswith("1.2.3 ") and "[eht ediug](https://docs.example.org/" in output
     assert "**siht**" in output
     assert views.quality(store, store.job(j.id))["placeholders"] == {
-        "protected": 8, "fallbacks": 0}
+        "protected": 8, "fallbacks": 0, "unknown": {"pieces": 0, "texts": {}}}
 
 
 def test_a_lost_placeholder_falls_back_to_fragments_around_the_pieces(tmp_path):
@@ -331,7 +334,7 @@ def test_repeats_of_a_replaced_chunk_take_its_pieces_with_their_own_urls(tmp_pat
     assert len(repeats) == 2 and all(c.state == "replaced" for c in repeats)
 
 
-def test_the_memory_keeps_what_the_ladder_accepted_and_never_a_split_piece(tmp_path):
+def test_the_memory_keeps_what_the_ladder_delivered_and_never_a_piece_alone(tmp_path):
     fixed = "The looping sentence is cured by the guard alone."
     split = ("The endless first clause needs a split to end, and the second clause "
              "is fine as it is on its own.")
@@ -347,8 +350,10 @@ def test_the_memory_keeps_what_the_ladder_accepted_and_never_a_split_piece(tmp_p
     assert run_job(store, j.id, first).state == "SUCCEEDED"
     memory = {e.source: e.translation for e in store.memory_entries()}
     assert memory[fixed] == reverse_words(fixed) and memory[CLEAN] == reverse_words(CLEAN)
-    assert split not in memory  # replaced by pieces: its translation is theirs
-    assert not any(s in memory for s in ("The endless first clause needs a split to end,",))
+    # Replaced by its clauses: what it delivered is theirs, joined...
+    assert memory[split] == reverse_words(split)
+    # ...and a clause, a guarded decode, is not what that text alone becomes.
+    assert set(memory) == {fixed, split, CLEAN}
 
     again = Planted(bad)
     src = tmp_path / "first.txt"
@@ -356,6 +361,5 @@ def test_the_memory_keeps_what_the_ladder_accepted_and_never_a_split_piece(tmp_p
                        output=str(tmp_path / "second.out"))
     second = submit(store, params, read_input(src))[0]
     assert run_job(store, second.id, again).state == "SUCCEEDED"
-    sent = {t for texts, _ in again.calls for t in texts}
-    assert fixed not in sent and CLEAN not in sent and split in sent  # only the split one again
+    assert again.calls == []  # the ladder is not paid twice
     assert (tmp_path / "second.out").read_bytes() == out.read_bytes()

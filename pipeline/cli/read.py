@@ -125,10 +125,17 @@ def cmd_show(args) -> int:
     if marks["protected"] or marks["fallbacks"]:
         print(f"  placeholders: {marks['protected']} protected, {marks['fallbacks']} chunk(s) "
               "translated as fragments")
+    unknown = marks["unknown"]
+    if unknown["pieces"]:
+        named = ", ".join(f"{text} x{n}" for text, n in unknown["texts"].items())
+        more = " ..." if sum(unknown["texts"].values()) < unknown["pieces"] else ""
+        print(f"  unreadable: {unknown['pieces']} piece(s) the model cannot read, carried "
+              f"through in place: {named}{more}")
     q = info["quality"]
     print(f"  quality: {q['mode']}; repairs: {_counts(q['repairs'])}; flags: {_counts(q['flags'])}")
     for c in q["flagged"][:SHOWN_FLAGS]:
-        print(f"  flagged chunk {c['chunk']} ({c['reason']}): {c['source']!r}")
+        reused = ", reused from the memory" if c["reused"] == "memory" else ""
+        print(f"  flagged chunk {c['chunk']} ({c['reason']}{reused}): {c['source']!r}")
     if len(q["flagged"]) > SHOWN_FLAGS:
         print(f"  ... {len(q['flagged']) - SHOWN_FLAGS} more flagged (show --json lists all)")
     return 0

@@ -1,5 +1,6 @@
-"""Translation memory: every committed translation under a key made of what
-determines it, reused instead of inference; exchanged as TMX 1.4.
+"""Translation memory: what every chunk delivered (the repair ladder's work
+included, with its flag) under a key made of what determines it, reused
+instead of inference; exchanged as TMX 1.4.
 
 - ``scope``: what a key is made of, and the job's modes (``off``, ``read``,
   ``on``);

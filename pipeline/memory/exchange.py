@@ -70,7 +70,7 @@ def export_tmx(store: Store, path: Path, *, src_lang: str | None = None,
     """Write the memory (or one pair's or one model's part of it) as TMX 1.4."""
     units = (
         TmxOut(e.scope.src_lang, e.scope.tgt_lang, e.source, e.translation,
-               _props(e.scope, e.origin), e.created_at, e.used_at, e.uses)
+               _props(e.scope, e.origin, e.flag), e.created_at, e.used_at, e.uses)
         for e in store.memory_entries(src_lang=src_lang, tgt_lang=tgt_lang, model=model))
     written, left_out = write_tmx(path, units, tool_version=tool_version)
     return ExportReport(str(path), written, left_out)
@@ -118,7 +118,7 @@ def import_tmx(store: Store, path: Path, scope: MemoryScope | Callable[[], Memor
             continue
         texts_of.append((unit, source, translation))
     base = make_scope()
-    entries = [(_unit_scope(unit, path, base), source, translation)
+    entries = [(_unit_scope(unit, path, base), source, translation, unit.props.get("flag"))
                for unit, source, translation in texts_of]
     done = store.import_memory(entries, replace=replace)
     return ImportReport(str(path), len(tmx.units), done.added, done.same, done.replaced,
@@ -135,11 +135,13 @@ def prune(store: Store, older_than_days: float) -> int:
 # -- helpers --------------------------------------------------------------------------
 
 
-def _props(scope: MemoryScope, origin: str) -> dict[str, str]:
+def _props(scope: MemoryScope, origin: str, flag: str | None) -> dict[str, str]:
     values = asdict(scope)
     props = {"model": scope.model}
     props.update({key: values[name] for key, name in _PROPS.items()})
     props["origin"] = origin
+    if flag:
+        props["flag"] = flag  # delivered with a quality flag: its reason
     return props
 
 

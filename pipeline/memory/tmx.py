@@ -7,7 +7,8 @@ is a BCP 47 tag made from the FLORES-200 code (``eng_Latn`` -> ``en-Latn``,
 code where FLORES has one for that language, then the script). Each unit
 carries its key as ``x-nllb-*`` properties (model, identity, backend,
 device, compute type, settings, FLORES codes), so an import files it under
-exactly the scope it was made in. A carriage return is written as ``&#13;``
+exactly the scope it was made in; a unit delivered with a quality flag
+carries its reason as ``x-nllb-flag``, and keeps it through an import. A carriage return is written as ``&#13;``
 (a parser turns a literal one into a line feed); a unit with a character
 XML 1.0 cannot hold (most C0 controls) is left out and counted.
 

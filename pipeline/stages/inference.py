@@ -524,16 +524,16 @@ class _BatchRunner:
 
     def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[Translation], *,
                 final: bool, ran_on: str | None = None) -> None:
-        """Judge the translations, then commit what the judge decided. A
-        piece of a split chunk (rung 2) is not stored in the memory: as a
-        sentence of its own, that text would be decoded plainly first."""
+        """Judge the translations, then commit what the judge decided. The
+        store decides what of it the memory keeps: what each of the
+        document's texts delivered, joined from its pieces where it was
+        replaced (``pipeline.store.memory``)."""
         verdicts = self.judge.verdicts(chunks, translations, self.output_budget(chunks[0].n_tokens))
-        memory = None if chunks[0].rung >= ladder.PIECE else self._memory_scope()
         self.store.commit_checked(self.job.id, batch.id, self.ctx.worker,
                                   accepted=verdicts.accepted, flags=verdicts.flags,
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
-                                  final=final, memory=memory, translated_by=self.translated_by,
-                                  ran_on=ran_on)
+                                  final=final, memory=self._memory_scope(),
+                                  translated_by=self.translated_by, ran_on=ran_on)
         self._committed()
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)

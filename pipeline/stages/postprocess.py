@@ -28,22 +28,12 @@ from pipeline import protect
 from pipeline.document import Document
 from pipeline.languages import joins_without_space
 from pipeline.output_file import AtomicFile
+from pipeline.pieces import clean_translation
 from pipeline.store import Chunk
 
 log = logging.getLogger("nllb_pipeline")
 MISSING_MARKER = "[untranslated: {source}]"
 _AT_ONCE = 500  # chunk numbers per read of first occurrences
-
-
-def clean_translation(translation: str, source: str) -> tuple[str, bool]:
-    """One line of text for one chunk; (text, used_source).
-
-    A model can return an empty string (only special tokens): keeping the
-    source is better than a hole that silently merges paragraphs. Line
-    breaks inside a translation would create paragraphs the input lacks.
-    """
-    text = " ".join(translation.split())
-    return (text, False) if text else (source, True)
 
 
 class _Assembler:

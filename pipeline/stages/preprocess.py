@@ -11,6 +11,11 @@ numbers and the output are those of an uninterrupted run, with no chunk
 written twice. The work checks cancel, SIGTERM and the lease as it goes
 (``JobContext.checkpoint``), a fraction of a second apart.
 
+What the model cannot read (characters its tokenizer maps to the unknown
+token: most emoji, ♪, rare symbols) becomes protected pieces, as URLs do,
+so it comes back in place instead of vanishing; the skeleton's header
+counts them (``UnknownTally``) for ``show``.
+
 Chunks whose translation the memory knows for this translator and job are
 written done (reused); a repeated text waits on its first occurrence, which
 an index finds in any earlier slice (``pipeline.store.memory``).
@@ -27,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass, field, replace
 
 from pipeline import protect
 from pipeline.document import Document
@@ -60,15 +66,17 @@ def run(ctx) -> None:
     parser = SliceParser(params.fmt, jsonl_field=params.jsonl_field, tally=cursor.get("parser"))
     chunker = _Chunker(ctx)
     seq, unit, chunk = (last.seq + 1 if last else 0), cursor.get("unit", 0), cursor.get("chunk", 0)
+    unknown = UnknownTally(**cursor.get("unknown", {}))
     # SLICE_LINES is read here, not bound at import: tests cut small documents finely.
     for piece in slices(_checked(ctx, reader), params.fmt, first_line=reader.line,
                         size=SLICE_LINES):
         document = parser.parse(piece)
         document.line_ends = piece.ends  # its own: mixed or not is the whole file's to say
+        unknown.add(chunker.protect_unknown(document))
         chunks = chunker.chunks(document, unit)
         cursor = {"line": piece.first_line + piece.lines, "unit": unit + len(document.units),
                   "chunk": chunk + len(chunks), "reader": reader.tally.to_dict(),
-                  "parser": parser.to_dict()}
+                  "parser": parser.to_dict(), "unknown": unknown.to_dict()}
         ctx.checkpoint()
         store.write_slice(job.id, ctx.worker, seq=seq, first_unit=unit, first_chunk=chunk,
                           end_byte=piece.end_byte, cursor=json.dumps(cursor),
@@ -85,7 +93,8 @@ def run(ctx) -> None:
     for note in notes:
         log.warning("job %s: %s", job.id, note)
     header = {"version": SKELETON_VERSION, "slices": seq, "units": unit, "chunks": chunk,
-              "eol": tally.eol, "bom": tally.bom, "mixed": tally.mixed, "notes": notes}
+              "eol": tally.eol, "bom": tally.bom, "mixed": tally.mixed, "notes": notes,
+              "unknown": unknown.to_dict()}
     store.finish_slices(job.id, run_id, ctx.worker, json.dumps(header))
 
 
@@ -121,6 +130,28 @@ def _checked(ctx, lines):
         yield line
 
 
+@dataclass
+class UnknownTally:
+    """The pieces of text the model cannot read that preprocess protected
+    (``protect.protect_unknown``): how many, and the first distinct ones
+    with their counts (what ``show`` names). Carried in each slice's cursor,
+    so a resumed preprocess counts on from its last slice."""
+
+    pieces: int = 0
+    texts: dict[str, int] = field(default_factory=dict)
+
+    SHOWN = 20  # distinct texts kept
+
+    def add(self, runs: list[str]) -> None:
+        self.pieces += len(runs)
+        for run in runs:
+            if run in self.texts or len(self.texts) < self.SHOWN:
+                self.texts[run] = self.texts.get(run, 0) + 1
+
+    def to_dict(self) -> dict:
+        return {"pieces": self.pieces, "texts": dict(self.texts)}
+
+
 class _Chunker:
     """A slice's units cut into chunks, with their token counts."""
 
@@ -132,6 +163,22 @@ class _Chunker:
         self.known: dict[str, int] = {}
         if ctx.store.memory_mode(ctx.job.id) != "off":
             self.memory = ctx.store.memory_scope_id(scope_for(self.params, info))
+
+    def protect_unknown(self, document: Document) -> list[str]:
+        """What the model cannot read in the slice's units, made protected
+        pieces (``protect.protect_unknown``), in place. Returns the runs."""
+        units = document.units
+        unknown = self.ctx.translator.unknown_characters([u.text for u in units])
+        runs: list[str] = []
+        if not unknown:
+            return runs
+        for k, unit in enumerate(units):
+            text, protected, found = protect.protect_unknown(unit.text, unit.protected, unknown,
+                                                             unit.render_token)
+            if found:
+                units[k] = replace(unit, text=text, protected=protected)
+                runs += found
+        return runs
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         # Unit text carries one marker per protected piece; the model sees "[n]".

@@ -4,7 +4,7 @@ the transaction that commits a batch's translations."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from pipeline.batching import Sized
 from pipeline.store.migrations import CHUNK_STATES
@@ -166,15 +166,18 @@ class ChunksMixin:
 
     def commit_batch(
         self, job_id: str, batch_id: int, translations: dict[int, str], worker: str, *,
-        final: bool = True, memory: int | None = None,
+        final: bool = True, memory: int | None = None, flags: Mapping[int, str] = {},
         translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
     ) -> bool:
         """Store translations of a batch's chunks, in one transaction; with
         ``final`` the batch is marked committed too (else it stays pending,
-        as when its chunks are retried one by one). In the same transaction
-        the chunks waiting on these (same text) are filled, and with
-        ``memory`` (the scope id of the translator that made them) the
-        translations go into the memory if the job writes it.
+        as when its chunks are retried one by one). Those in ``flags`` were
+        accepted with a quality flag: {chunk: reason}. In the same
+        transaction the chunks waiting on these (same text) are filled, a
+        replaced chunk whose last piece this was gets its pieces' joined
+        text, and with ``memory`` (the scope id of the translator that made
+        them) what the document's chunks delivered goes into the memory if
+        the job writes it (``pipeline.store.memory``).
         ``translated_by`` is the (backend, device, compute type) that
         translated them, recorded on the batch, and ``ran_on`` where (a Ray
         actor), if not in this process.
@@ -208,7 +211,10 @@ class ChunksMixin:
                 "commits = commits + 1 WHERE job_id = ? AND idx = ?",
                 [(text, batch_id, job_id, idx) for idx, text in translations.items()],
             )
-            self._after_commit(job_id, translations, memory)
+            flags = {idx: reason for idx, reason in flags.items() if idx in translations}
+            db.conn.executemany("UPDATE chunks SET flag = ? WHERE job_id = ? AND idx = ?",
+                                [(reason, job_id, idx) for idx, reason in flags.items()])
+            self._after_commit(job_id, translations, memory, flags)
             if final:
                 db.execute(
                     "UPDATE batches SET state = 'committed', committed_at = ?, not_before = NULL "

@@ -1,5 +1,9 @@
-"""The translation memory: every committed translation under its key, kept
-in the job store's file (``gc`` of jobs never touches it; ``prune`` does).
+"""The translation memory: what each chunk of a document delivered, under
+its key, kept in the job store's file (``gc`` of jobs never touches it;
+``prune`` does). That is the chunk's committed translation, or, for a chunk
+the repair ladder or the placeholder fallback replaced by pieces, the
+pieces' translations joined once the last of them commits
+(``pipeline.pieces.joined``), with the quality flag it was accepted with.
 
 A key is a scope (``pipeline.memory.scope``: model identity, backend,
 device kind, compute type, languages, output settings) plus the exact
@@ -25,15 +29,27 @@ document are translated once in every mode (one job is one scope).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from pipeline import protect
 from pipeline.errors import InvalidInput
 from pipeline.memory.scope import MODES, MemoryScope
+from pipeline.pieces import clean_translation
 from pipeline.store.records import MemoryEntry, MemoryImport, MemoryScopeSummary, NewChunk
 
 _SCOPE_FIELDS = ("identity", "backend", "device", "compute_type", "src_lang", "tgt_lang",
                  "settings", "model")
 _LOOKUP_AT_ONCE = 500  # source texts per lookup query (SQLite allows 32,766 parameters)
+
+
+def _fits(translation: str, source: str, spec: str | None) -> bool:
+    """A unit's translation, as postprocess would deliver it for this chunk,
+    keeps the chunk's placeholders in order. The same text may carry other
+    kinds of pieces in another document (a link's two ends there, two URLs
+    here), whose pairs a translation must respect; one that does not is
+    translated again rather than delivered as its source."""
+    return spec is None or protect.check(clean_translation(translation, source)[0],
+                                         protect.load_spec(spec)) is None
 
 
 def _scope(row) -> MemoryScope:
@@ -97,11 +113,12 @@ class MemoryMixin:
             row = {"job_id": job_id, "idx": i, "unit": c.unit, "source": c.source,
                    "n_tokens": c.n_tokens, "state": "pending", "translation": None,
                    "reused": None, "dup_of": None, "protected": c.protected,
-                   "source_key": None}
+                   "source_key": None, "flag": None}
+            unit = known.get(c.source)
             if c.done:
                 row.update(state="done", translation=c.source)
-            elif c.source in known:
-                row.update(state="done", translation=known[c.source], reused="memory")
+            elif unit is not None and _fits(unit[0], c.source, c.protected):
+                row.update(state="done", translation=unit[0], flag=unit[1], reused="memory")
                 reuses[c.source] += 1
             elif c.source in first:
                 row.update(state="waiting", dup_of=first[c.source])
@@ -111,7 +128,7 @@ class MemoryMixin:
             rows.append(row)
         self.db.conn.executemany(
             "UPDATE memory_units SET used_at = ?, uses = uses + ? WHERE scope = ? AND source = ?",
-            [(self.clock(), n, scope_id, source) for source, n in reuses.items()])
+            [(self.clock(), n, scope_id, source) for source, n in reuses.items() if n])
         return rows
 
     def _insert_chunks(self, job_id: str, chunks: Sequence[NewChunk], scope_id: int | None,
@@ -140,42 +157,55 @@ class MemoryMixin:
                     found[source] = idx
         return found
 
-    def _lookup(self, scope_id: int | None, sources: set[str]) -> dict[str, str]:
+    def _lookup(self, scope_id: int | None, sources: set[str]
+                ) -> dict[str, tuple[str, str | None]]:
+        """{source: (translation, flag)} of the units the scope holds."""
         if scope_id is None or not sources:
             return {}
         wanted, found = sorted(sources), {}
         for start in range(0, len(wanted), _LOOKUP_AT_ONCE):
             part = wanted[start:start + _LOOKUP_AT_ONCE]
-            found.update(self.db.execute(
-                "SELECT source, translation FROM memory_units WHERE scope = ? AND source IN "
-                f"({','.join('?' * len(part))})", (scope_id, *part)).fetchall())
+            for source, translation, flag in self.db.execute(
+                    "SELECT source, translation, flag FROM memory_units WHERE scope = ? AND "
+                    f"source IN ({','.join('?' * len(part))})", (scope_id, *part)):
+                found[source] = (translation, flag)
         return found
 
     def _after_commit(self, job_id: str, translations: dict[int, str],
-                      scope_id: int | None) -> None:
-        """Fill the duplicates of the committed chunks, and store the
-        translations under ``scope_id`` if the job writes the memory."""
+                      scope_id: int | None, flags: Mapping[int, str] = {}) -> None:
+        """Fill the duplicates of the committed chunks (with their flags),
+        join the pieces of the replaced chunks they complete, and store what
+        the document's chunks delivered under ``scope_id`` if the job writes
+        the memory: each committed chunk of rung 0 (a text as the document
+        has it, or a fragment of one; never a guarded decode or a clause,
+        which are not what that text alone becomes) and each rung-0 chunk
+        whose pieces are now all done, joined (``pipeline.pieces.joined``),
+        with the flag of its first flagged piece."""
         if not translations:
             return
         self.db.conn.executemany(
-            "UPDATE chunks SET state = 'done', translation = ?, reused = 'document' "
+            "UPDATE chunks SET state = 'done', translation = ?, flag = ?, reused = 'document' "
             "WHERE job_id = ? AND dup_of = ? AND state = 'waiting'",
-            [(text, job_id, idx) for idx, text in translations.items()])
+            [(text, flags.get(idx), job_id, idx) for idx, text in translations.items()])
+        marks = ",".join("?" * len(translations))
+        rows = self.db.execute(
+            f"SELECT idx, source, rung, parent FROM chunks WHERE job_id = ? AND idx IN ({marks})",
+            (job_id, *translations)).fetchall()
+        delivered = {idx: (source, translations[idx], flags.get(idx))
+                     for idx, source, rung, _ in rows if rung == 0}
+        delivered.update(self._join_parents(job_id, {p for *_, p in rows if p is not None}))
         if scope_id is None or self.memory_mode(job_id) != "on":
             return
-        marks = ",".join("?" * len(translations))
-        sources = dict(self.db.execute(
-            f"SELECT idx, source FROM chunks WHERE job_id = ? AND idx IN ({marks})",
-            (job_id, *translations)).fetchall())
         now = self.clock()
         # The first translation stored under a key stays: by the determinism
         # contract a second one is the same text, and if it is not (a memory
         # imported with ``replace``), what the memory holds was chosen.
         self.db.conn.executemany(
-            "INSERT INTO memory_units (scope, source, translation, origin, created_at, used_at) "
-            "VALUES (?, ?, ?, 'inferred', ?, ?) "
+            "INSERT INTO memory_units (scope, source, translation, flag, origin, created_at, "
+            "used_at) VALUES (?, ?, ?, ?, 'inferred', ?, ?) "
             "ON CONFLICT (scope, source) DO UPDATE SET used_at = excluded.used_at",
-            [(scope_id, sources[idx], text, now, now) for idx, text in translations.items()])
+            [(scope_id, source, text, flag, now, now)
+             for source, text, flag in delivered.values()])
 
     def _fail_duplicates(self, job_id: str, idxs: Sequence[int]) -> None:
         """Chunks waiting on chunks that failed for good fail with them."""
@@ -193,17 +223,17 @@ class MemoryMixin:
         Returns how many became pending (to be planned)."""
         with self._write() as db:
             waiting = db.execute(
-                "SELECT c.idx, f.state, f.translation FROM chunks c LEFT JOIN chunks f "
+                "SELECT c.idx, f.state, f.translation, f.flag FROM chunks c LEFT JOIN chunks f "
                 "ON f.job_id = c.job_id AND f.idx = c.dup_of "
                 "WHERE c.job_id = ? AND c.state = 'waiting'", (job_id,)).fetchall()
-            filled = [(t, job_id, i) for i, state, t in waiting if state == "done"]
-            failed = [(job_id, i) for i, state, _ in waiting if state == "failed"]
-            follow = [(job_id, i) for i, state, _ in waiting if state == "replaced"]
-            alone = [(job_id, i) for i, state, _ in waiting
+            filled = [(t, flag, job_id, i) for i, state, t, flag in waiting if state == "done"]
+            failed = [(job_id, i) for i, state, *_ in waiting if state == "failed"]
+            follow = [(job_id, i) for i, state, *_ in waiting if state == "replaced"]
+            alone = [(job_id, i) for i, state, *_ in waiting
                      if state not in ("done", "failed", "pending", "replaced")]
             db.conn.executemany("UPDATE chunks SET state = 'replaced', reused = 'document' "
                                 "WHERE job_id = ? AND idx = ?", follow)
-            db.conn.executemany("UPDATE chunks SET state = 'done', translation = ?, "
+            db.conn.executemany("UPDATE chunks SET state = 'done', translation = ?, flag = ?, "
                                 "reused = 'document' WHERE job_id = ? AND idx = ?", filled)
             db.conn.executemany("UPDATE chunks SET state = 'failed' WHERE job_id = ? AND idx = ?",
                                 failed)
@@ -258,27 +288,28 @@ class MemoryMixin:
         for r in self.db.query(
                 "SELECT s.id AS scope_id, s.identity, s.backend, s.device, s.compute_type, "
                 "s.src_lang, s.tgt_lang, s.settings, s.model, u.source, u.translation, u.origin, "
-                "u.created_at, u.used_at, u.uses FROM memory_units u "
+                "u.created_at, u.used_at, u.uses, u.flag FROM memory_units u "
                 "JOIN memory_scopes s ON s.id = u.scope"
                 + (" WHERE " + " AND ".join(where) if where else "")
                 + " ORDER BY s.id, u.source", params):
             scope = scopes.setdefault(r["scope_id"], _scope(r))
             yield MemoryEntry(scope, r["source"], r["translation"], r["origin"],
-                              r["created_at"], r["used_at"], r["uses"])
+                              r["created_at"], r["used_at"], r["uses"], r["flag"])
 
     # -- writing ---------------------------------------------------------------
 
-    def import_memory(self, entries: Iterable[tuple[MemoryScope, str, str]], *,
-                      replace: bool = False) -> MemoryImport:
-        """Add (scope, source, translation) units, all in one transaction:
-        nothing is stored unless everything is. A unit already stored with
-        another translation keeps the stored one, or takes the imported one
-        with ``replace``."""
+    def import_memory(self, entries: Iterable[tuple], *, replace: bool = False) -> MemoryImport:
+        """Add (scope, source, translation) or (scope, source, translation,
+        flag) units, all in one transaction: nothing is stored unless
+        everything is. A unit already stored with another translation keeps
+        the stored one, or takes the imported one (and its flag) with
+        ``replace``."""
         added = same = replaced = kept = 0
         ids: dict[str, int] = {}
         now = self.clock()
         with self._write() as db:
-            for scope, source, translation in entries:
+            for scope, source, translation, *rest in entries:
+                flag = rest[0] if rest else None
                 if scope.digest not in ids:
                     ids[scope.digest] = self.memory_scope_id(scope)
                 scope_id = ids[scope.digest]
@@ -286,16 +317,16 @@ class MemoryMixin:
                                  "source = ?", (scope_id, source)).fetchone()
                 if row is None:
                     db.execute(
-                        "INSERT INTO memory_units (scope, source, translation, origin, "
-                        "created_at, used_at) VALUES (?, ?, ?, 'imported', ?, ?)",
-                        (scope_id, source, translation, now, now))
+                        "INSERT INTO memory_units (scope, source, translation, flag, origin, "
+                        "created_at, used_at) VALUES (?, ?, ?, ?, 'imported', ?, ?)",
+                        (scope_id, source, translation, flag, now, now))
                     added += 1
                 elif row[0] == translation:
                     same += 1
                 elif replace:
-                    db.execute("UPDATE memory_units SET translation = ?, origin = 'imported', "
-                               "used_at = ? WHERE scope = ? AND source = ?",
-                               (translation, now, scope_id, source))
+                    db.execute("UPDATE memory_units SET translation = ?, flag = ?, "
+                               "origin = 'imported', used_at = ? WHERE scope = ? AND source = ?",
+                               (translation, flag, now, scope_id, source))
                     replaced += 1
                 else:
                     kept += 1

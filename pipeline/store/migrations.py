@@ -311,4 +311,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, seq)
     );
     """,
+    # 10: a memory unit keeps the quality flag its text was delivered with
+    # (a reuse is as flagged as the chunk it came from)
+    """
+    ALTER TABLE memory_units ADD COLUMN flag TEXT;  -- the reason (pipeline.quality.checks)
+    """,
 )

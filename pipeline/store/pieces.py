@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from pipeline import pieces, protect
 from pipeline.store.records import Chunk, NewPiece
 
 QUALITY = "quality"
@@ -51,14 +52,9 @@ class PiecesMixin:
             attempts = [a for a in attempts
                         if a.get("chunk_idx") is None or a["chunk_idx"] in pending]
             if not self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
-                                     memory=memory, translated_by=translated_by, ran_on=ran_on):
+                                     memory=memory, flags=flags, translated_by=translated_by,
+                                     ran_on=ran_on):
                 return False
-            # Two statements, not "idx = ? OR dup_of = ?": SQLite answers an OR
-            # of two indexed columns with a scan of the job's chunks, per flag.
-            rows = [(reason, job_id, idx) for idx, reason in flags.items()]
-            db.conn.executemany("UPDATE chunks SET flag = ? WHERE job_id = ? AND idx = ?", rows)
-            db.conn.executemany("UPDATE chunks SET flag = ? WHERE job_id = ? AND dup_of = ?",
-                                rows)
             for idx, rows in replaced.items():
                 self._replace(job_id, idx, rows)
             for attempt in attempts:
@@ -94,12 +90,51 @@ class PiecesMixin:
         self.db.execute("UPDATE chunks SET state = 'replaced' WHERE job_id = ? AND idx = ?",
                         (job_id, idx))
 
+    def _join_parents(self, job_id: str, parents: set[int]) -> dict[int, tuple[str, str,
+                                                                             str | None]]:
+        """The replaced chunks among ``parents`` whose pieces are now all
+        done (a piece replaced in turn counts once its own are) take their
+        pieces' joined text as their translation, in their own placeholder
+        form, and the flag of their first flagged piece; so do their
+        parents, up the chain. Returns {idx: (source, text, flag)} of those
+        of rung 0. A chunk whose joined text would not restore to its
+        pieces' bytes (``pipeline.pieces.joined``) keeps none, nor do the
+        chunks above it: they are delivered from their pieces, and not
+        remembered. A few indexed reads per parent, whatever the job's size."""
+        out: dict[int, tuple[str, str, str | None]] = {}
+        while parents:
+            above: set[int] = set()
+            for idx in sorted(parents):
+                parent = self._one(Chunk, "SELECT * FROM chunks WHERE job_id = ? AND idx = ?",
+                                   (job_id, idx))
+                if parent is None or parent.state != "replaced" or parent.translation is not None:
+                    continue
+                kids = self._all(Chunk, "SELECT * FROM chunks WHERE job_id = ? AND parent = ? "
+                                 "ORDER BY idx", (job_id, idx))
+                if not kids or not all(_delivered(k) for k in kids):
+                    continue
+                text = pieces.joined([(_part(k), k.protected is not None) for k in kids],
+                                     protect.load_spec(parent.protected))
+                if text is None:
+                    continue
+                flag = next((k.flag for k in kids if k.flag), None)
+                self.db.execute("UPDATE chunks SET translation = ?, flag = ? "
+                                "WHERE job_id = ? AND idx = ?", (text, flag, job_id, idx))
+                if parent.rung == 0:
+                    out[idx] = (parent.source, text, flag)
+                if parent.parent is not None:
+                    above.add(parent.parent)
+            parents = above
+        return out
+
     # -- what it adds up to --------------------------------------------------------
 
     def quality_report(self, job_id: str) -> dict:
         """A job's placeholders and quality: protected pieces (in the
         document's chunks), placeholder fallbacks, ladder steps and flags by
-        reason, and the flagged chunks."""
+        reason, and the flagged chunks as (idx, reason, source, reused).
+        A chunk reused from the memory with its flag counts as a flag of its
+        reason; a replaced chunk is not listed (its flagged pieces are)."""
         protected = round(self.db.execute(
             "SELECT protected_pieces FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
         steps: dict[str, dict[str, int]] = {}
@@ -107,9 +142,12 @@ class PiecesMixin:
                 "SELECT decision, reason, COUNT(*) FROM attempts WHERE job_id = ? AND "
                 "error_class = ? GROUP BY decision, reason", (job_id, QUALITY)):
             steps.setdefault(decision, {})[reason or "?"] = n
-        flagged = [(idx, flag, source) for idx, flag, source in self.db.execute(
-            "SELECT idx, flag, source FROM chunks WHERE job_id = ? AND flag IS NOT NULL "
-            "ORDER BY idx", (job_id,))]
+        flagged = [(idx, flag, source, reused) for idx, flag, source, reused in self.db.execute(
+            "SELECT idx, flag, source, reused FROM chunks WHERE job_id = ? AND flag IS NOT NULL "
+            "AND state != 'replaced' ORDER BY idx", (job_id,))]
+        for _, reason, _, reused in flagged:
+            if reused == "memory":
+                steps.setdefault("flag", {})[reason] = steps.get("flag", {}).get(reason, 0) + 1
         return {
             "protected": protected,
             "fallbacks": sum(steps.get("fragments", {}).values()),
@@ -131,6 +169,20 @@ class PiecesMixin:
         return {"flags": _by_reason(steps, ("flag",)), "repairs": _by_reason(steps, REPAIRS),
                 "placeholder_fallbacks": sum(steps.get("fragments", {}).values()),
                 "oom_sentence_splits": sum(steps.get("split_chunk", {}).values())}
+
+
+def _delivered(chunk: Chunk) -> bool:
+    """Done, or replaced and its pieces joined."""
+    return chunk.state == "done" or (chunk.state == "replaced" and chunk.translation is not None)
+
+
+def _part(chunk: Chunk) -> str:
+    """What a delivered piece gives before placeholders are restored, as
+    postprocess writes it: a copied piece's source, a translation on one line
+    (its source where it came back empty), a replaced piece's joined text."""
+    if chunk.state == "replaced" or (chunk.parent is not None and chunk.n_tokens == 0):
+        return chunk.translation if chunk.state == "replaced" else chunk.source
+    return pieces.clean_translation(chunk.translation, chunk.source)[0]
 
 
 def _by_reason(steps: dict[str, dict[str, int]], decisions: Sequence[str]) -> dict[str, int]:

@@ -151,6 +151,7 @@ class MemoryEntry:
     created_at: float
     used_at: float  # last stored or reused
     uses: int  # chunks that reused it
+    flag: str | None = None  # delivered with a quality flag: its reason
 
 
 @dataclass(frozen=True)

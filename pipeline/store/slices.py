@@ -12,6 +12,8 @@ so no read holds a whole job's chunks.
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Sequence
 
 from pipeline.store.records import Chunk, NewChunk, SkeletonSlice
@@ -67,6 +69,16 @@ class SlicesMixin:
         with self._write():
             self._put_artifact(job_id, "skeleton", content=header.encode())
             self.finish_stage(job_id, run_id, "inference", worker)
+
+    def skeleton_header(self, job_id: str) -> dict | None:
+        """The header ``finish_slices`` stored (line endings, notes, the
+        pieces the model cannot read...); None before preprocess finished,
+        and for a skeleton an older version stored whole (not read: it is
+        the whole document)."""
+        row = self.db.execute(
+            "SELECT content FROM artifacts WHERE job_id = ? AND kind = 'skeleton' AND "
+            "CAST(substr(content, 1, 11) AS TEXT) = '{\"version\":'", (job_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def top_level_chunks(self, job_id: str, first: int, end: int) -> list[Chunk]:
         """Chunks ``first`` .. ``end - 1`` as preprocess wrote them (not the
