@@ -21,6 +21,7 @@ import io
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -38,12 +39,12 @@ def _training_text() -> list[str]:
     return [line for line in lines if line.strip()]
 
 
-def _train_sentencepiece(path: Path, vocab_size: int) -> None:
+def _train_sentencepiece(path: Path, vocab_size: int, extra_text: Sequence[str] = ()) -> None:
     import sentencepiece as spm
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(_training_text()),
+        sentence_iterator=iter(_training_text() + list(extra_text)),
         model_writer=model,
         vocab_size=vocab_size,
         hard_vocab_limit=False,  # our corpus is small; take what it supports
@@ -68,7 +69,7 @@ def is_tiny_model(directory: str | Path) -> bool:
 def build_tiny_model(directory: str | Path, *, d_model: int = 64, layers: int = 2,
                      heads: int = 4, ffn_dim: int | None = None, vocab_size: int = 2000,
                      model_vocab_size: int | None = None, init_std: float = 1.0,
-                     seed: int = 0) -> Path:
+                     seed: int = 0, extra_text: Sequence[str] = ()) -> Path:
     """Write a tiny NLLB-architecture checkpoint and tokenizer to ``directory``.
 
     The directory is written completely or not at all (built in a temporary
@@ -83,6 +84,9 @@ def build_tiny_model(directory: str | Path, *, d_model: int = 64, layers: int = 
     token among them decodes to nothing). ``init_std`` 1.0 makes the output
     depend on the input (at 0.02, the real init, every input gives the same
     string), which tests need; deep models need the real init to stay finite.
+    ``extra_text``: more lines for the tokenizer to learn from (the trained
+    model's: every printable ASCII character, so none of its placeholders'
+    digits is unknown).
     """
     import torch
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
@@ -96,7 +100,7 @@ def build_tiny_model(directory: str | Path, *, d_model: int = 64, layers: int = 
     try:
         spm_dir = work / "spm"
         spm_dir.mkdir()
-        _train_sentencepiece(spm_dir / "sentencepiece.bpe.model", vocab_size)
+        _train_sentencepiece(spm_dir / "sentencepiece.bpe.model", vocab_size, extra_text)
         # Without the explicit codes every language code silently becomes <unk>.
         tokenizer = NllbTokenizer.from_pretrained(
             str(spm_dir), additional_special_tokens=list(FLORES_CODES)

@@ -32,6 +32,16 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """The tiny model trained into an invented language (models/trained.py):
+    the committed copy, or, after a change to its recipe, one trained once
+    into the real cache (minutes)."""
+    from models.trained import trained_model_dir
+
+    return trained_model_dir()
+
+
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     """No test touches the user's database, cache or the network."""

@@ -8,6 +8,7 @@ model checks the rows, the comparison grid and the refusals.
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -93,6 +94,33 @@ def test_bleu_tokenizes_chinese_by_character():
     assert bleu_tokenizer("zho_Hans") == "zh" and bleu_tokenizer("fra_Latn") == "13a"
     perfect = score(["我们今天去公园。"], ["我们今天去公园。"], "zho_Hans")
     assert perfect.chrf == perfect.bleu == 100.0 and "tok:zh" in perfect.bleu_signature
+
+
+# -- on the trained model --------------------------------------------------------
+
+
+def test_the_trained_model_scores_near_100_on_its_own_task(capsys, trained_model, tmp_path):
+    from models.trained import invented_translation
+
+    rng = random.Random(3)
+    words = ("river stone light morning table garden letter window city music paper road "
+             "winter story bread field horse voice ocean mountain friend dream").split()
+    sources = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 14))).capitalize()
+               + "." for _ in range(40)]
+    src, good, other = tmp_path / "src.txt", tmp_path / "good.txt", tmp_path / "other.txt"
+    src.write_text("\n".join(sources) + "\n")
+    good.write_text("\n".join(invented_translation(trained_model, s) for s in sources) + "\n")
+    other.write_text("\n".join(sources) + "\n")  # the source itself: a reference that differs
+    rows = {}
+    for name, ref in (("good", good), ("other", other)):
+        code, out, err = run(capsys, "eval", str(src), "--ref", str(ref), "--src", "eng_Latn",
+                             "--tgt", "fra_Latn", "--model", str(trained_model), "--device",
+                             "cpu", "--json")
+        assert code == 0, err
+        rows[name] = json.loads(out)[0]
+    assert rows["good"]["chrf"] >= 95, rows["good"]
+    assert rows["other"]["chrf"] < rows["good"]["chrf"] - 30, rows
+    assert rows["good"]["flags"] == {}
 
 
 def test_eval_refuses_before_a_job_exists(capsys, test_set, tmp_path):

@@ -79,7 +79,7 @@ def test_ensure_builds_a_missing_or_stale_model(tmp_path, monkeypatch):
 
 
 def test_a_failed_build_leaves_nothing(tmp_path, monkeypatch):
-    def boom(path, vocab_size):
+    def boom(path, vocab_size, extra_text=()):
         Path(path).write_bytes(b"half a model")
         raise RuntimeError("killed")
 
