@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
-import shutil
 
 import pytest
 
@@ -156,13 +154,11 @@ def test_no_command_prints_help_and_exits_2(capsys):
     assert "usage: nllb-pipeline" in out
 
 
-def test_demo_translates_then_finds_nothing_to_do(capsys, tmp_path, monkeypatch, tiny_model):
-    # The demo builds its model in the cache the first time; the build itself
-    # is covered by test_tiny_model.py, so give it a ready one (the build is
-    # deterministic, so this is the same model it would build).
-    cache = tmp_path / "cache"
-    assert os.environ["XDG_CACHE_HOME"] == str(cache)
-    shutil.copytree(tiny_model, cache / "nllb-pipeline" / "tiny-nllb")
+def test_demo_translates_then_finds_nothing_to_do(capsys, tmp_path, monkeypatch,
+                                                  trained_model):
+    # The demo runs the committed trained model (models/data/trained-tiny).
+    from models.trained import invented_translation
+
     monkeypatch.chdir(tmp_path)
 
     code, out, err = run(capsys, "demo", "--output-dir", "demo", "--json")
@@ -172,9 +168,13 @@ def test_demo_translates_then_finds_nothing_to_do(capsys, tmp_path, monkeypatch,
     assert first["state"] == "SUCCEEDED" and first["note"] is None
     assert first["output"] == str(translated)
     text = translated.read_text()
-    # Noise in the prose, but code and link targets pass through untouched.
+    # Code and link targets pass through untouched, and the prose is the
+    # invented language's: the model's answer to its own task.
     assert "```ini\n[beacon]\npattern = short,short,long\nperiod_s = 10\n```" in text
     assert "(https://example.org/lighthouse/rules)" in text
+    title = (tmp_path / "demo" / "sample.md").read_text().splitlines()[0]
+    assert title == "# Field guide to the harbour lighthouse"
+    assert text.splitlines()[0] == "# " + invented_translation(trained_model, title[2:])
     assert (tmp_path / "demo" / "sample.md").is_file()
     mtime = translated.stat().st_mtime_ns
 

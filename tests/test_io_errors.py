@@ -178,11 +178,13 @@ def _commands(tmp_path, model):
         "tm stats": ["tm", "stats"], "tm export": ["tm", "export", str(tmp_path / "out.tmx")],
         "tm prune": ["tm", "prune", "--older-than", "0"],
         "tm import": ["tm", "import", str(tmx), *job],
+        # eval opens the job database only to use the memory
+        "eval": ["eval", str(doc), "--ref", str(doc), *job, "--tm", "on", "--no-progress"],
     }
 
 
 COMMANDS = ["status", "stats", "profile", "show", "logs", "retry", "cancel", "gc", "translate",
-            "submit", "worker", "bench", "tm stats", "tm export", "tm prune", "tm import"]
+            "submit", "worker", "bench", "tm stats", "tm export", "tm prune", "tm import", "eval"]
 
 
 def test_the_damage_tests_cover_every_command_that_opens_the_store(tmp_path):
