@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,12 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "fresh_cache: the test's cache starts empty, without the tiny model's "
+                   "shared CTranslate2 conversion (tests of the conversion itself)")
 
 
 def corpus_file(name: str) -> Path:
@@ -32,13 +39,35 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def _tiny_conversion(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model converted to CTranslate2 once for the whole run (int8,
+    the CPU default), in a cache of its own that no test writes to."""
+    from models.conversion import converted_model
+    from models.fingerprint import fingerprint
+
+    cache = tmp_path_factory.mktemp("shared-cache") / "nllb-pipeline"
+    fp = fingerprint(str(tiny_model), cache)
+    return converted_model(str(tiny_model), fp, "int8", cache, say=lambda message: None)
+
+
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """No test touches the user's database, cache or the network."""
+def _isolated(monkeypatch, tmp_path, request):
+    """No test touches the user's database, cache or the network.
+
+    A test that uses the tiny model finds its CTranslate2 conversion in its
+    cache already (a copy of the one made for the run: converting in every
+    test's cache made ~100 conversions), unless it is marked ``fresh_cache``.
+    """
+    cache = tmp_path / "cache"
     monkeypatch.setenv("NLLB_PIPELINE_DB", str(tmp_path / "default-jobs.db"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("NLLB_PIPELINE_MODEL", raising=False)
+    if "tiny_model" in request.fixturenames and not request.node.get_closest_marker(
+            "fresh_cache"):
+        converted = request.getfixturevalue("_tiny_conversion")
+        shutil.copytree(converted, cache / "nllb-pipeline" / "ct2" / converted.name)
 
 
 def cli_env(db: Path) -> dict[str, str]:

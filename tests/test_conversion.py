@@ -14,6 +14,8 @@ from models.fingerprint import fingerprint
 from pipeline.errors import Unsupported
 from tests.conftest import ROOT, cli_env
 
+pytestmark = pytest.mark.fresh_cache
+
 
 @pytest.fixture
 def cache(tmp_path):

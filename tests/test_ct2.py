@@ -138,6 +138,7 @@ def _convert_by_hand(tiny_model, out, *, tokenizer_files: bool):
     return out
 
 
+@pytest.mark.fresh_cache
 def test_an_already_converted_directory_is_used_as_is(tiny_model, ct2, tmp_path):
     converted = _convert_by_hand(tiny_model, tmp_path / "ct2", tokenizer_files=True)
     translator = open_translator(str(converted), CPU32)
