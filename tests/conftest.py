@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from tests import warm
 
 # One torch thread per process: on a shared 2-core machine torch's default
 # (one per core) makes each test's timing swing 10x with the load, and the
@@ -30,6 +31,20 @@ def corpus_file(name: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} not available (only in the project's workspace)")
     return path
+
+
+def wait_until(condition, what: str, timeout: float = 120, interval: float = 0.01):
+    """Poll ``condition`` until it returns something true, and return that.
+    It may assert (a process that died too early, say): the assertion ends
+    the wait. After ``timeout`` seconds the test fails, naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -76,15 +91,20 @@ def cli_env(db: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, db: Path, check: bool = True, timeout: float = 300):
-    """``nllb-pipeline ARGS`` in a real subprocess."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-        env=cli_env(db), timeout=timeout, cwd=ROOT,
-    )
+def run_cli(*args: str, db: Path, check: bool = True, timeout: float = 300, env=None):
+    """``nllb-pipeline ARGS`` in a real process of its own (forked by
+    ``tests.warm``: the imports are done once for the whole run)."""
+    proc = warm.run(["-m", "pipeline", *args], env=env or cli_env(db), timeout=timeout, cwd=ROOT)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def start_cli(*args: str, db: Path, env=None, **popen) -> warm.WarmProcess:
+    """``nllb-pipeline ARGS`` started in a process of its own, as
+    ``subprocess.Popen`` would (``popen``: its stream arguments, ``text``)."""
+    return warm.WarmProcess(["-m", "pipeline", *args], env=env or cli_env(db), cwd=ROOT,
+                            **popen)
 
 
 def stored_output(store, job_id: str) -> bytes:
