@@ -24,8 +24,9 @@ REQUIRE_CORPUS_VAR = "NLLB_PIPELINE_REQUIRE_CORPUS"
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "fresh_cache: the test's cache starts empty, without the tiny model's "
-                   "shared CTranslate2 conversion (tests of the conversion itself)")
+        "markers", "fresh_cache: the test's cache ($XDG_CACHE_HOME under tmp_path) starts "
+                   "empty, without a copy of the tiny model's shared CTranslate2 conversion "
+                   "(tests of the conversion, or of what tmp_path holds)")
 
 
 def _missing_corpus(path: Path):
