@@ -12,7 +12,11 @@ like one that ``subprocess.Popen`` started: ``WarmProcess`` has Popen's
 methods. What it runs is what ``python -m pipeline`` or ``python SCRIPT``
 runs, from ``__main__`` on.
 
-Only the import step is shared. Tests about what a fresh interpreter
+Only the import step is shared, and one thing with it: the zygote's native
+libraries (OpenMP, MKL, OpenBLAS) run one thread each, since they would
+otherwise start threads at import and a process with threads must not
+fork. The tests' own processes run one thread anyway (conftest sets
+OMP_NUM_THREADS). Tests about what a fresh interpreter
 imports (tests/test_boundaries.py, ``-X importtime``) start real
 interpreters, as do tests of processes that are not the CLI.
 """
@@ -47,6 +51,7 @@ PRELOAD = (
     "transformers.models.nllb.tokenization_nllb_fast",
 )
 _MAX_MESSAGE = 1 << 20
+ONE_THREAD = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 # -- the zygote --------------------------------------------------------------
@@ -212,6 +217,12 @@ class Zygote:
             return self._exits.get(pid)
 
     def close(self) -> None:
+        # shutdown, not only close: the listener thread is blocked in recv()
+        # on this socket, and a plain close would leave it open (no EOF).
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._sock.close()
         try:
             self._proc.wait(timeout=30)
@@ -246,7 +257,11 @@ def zygote() -> Zygote:
     global _zygote
     with _zygote_lock:
         if _zygote is None:
-            env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+            # One thread per native library, as conftest sets for the tests'
+            # processes: OpenBLAS, for one, starts its threads when numpy is
+            # imported, and a process with threads must not fork.
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1",
+                   **{var: "1" for var in ONE_THREAD}}
             _zygote = Zygote(env)
             atexit.register(_zygote.close)
         return _zygote
