@@ -10,6 +10,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from pipeline.cli.progress_bar import LineProgress
 from pipeline.profiles import StageHistory
 from pipeline.progress import DEFAULT_WEIGHTS
@@ -34,6 +36,7 @@ def _start(args, db, **kw):
                             cwd=ROOT, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_progress_to_a_pipe_is_whole_lines_and_log_lines_stay_apart(tmp_path, tiny_model):
     src = tmp_path / "doc.txt"
     src.write_text(generate_text(4, seed=4))
@@ -108,6 +111,7 @@ def test_logs_piped_into_head_stops_quietly(tmp_path):
     assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports `yes | head`
 
 
+@pytest.mark.slow
 def test_sigterm_on_translate_says_how_to_resume_exits_143_and_the_job_resumes_at_once(
         tmp_path, tiny_model):
     src, db = tmp_path / "book.txt", tmp_path / "jobs.db"

@@ -86,6 +86,7 @@ def _translate_planned(translator, texts, beams):
     return [out[i] for i in range(len(texts))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beams", [1, 4])
 def test_float32_translations_agree_with_transformers(hf, ct2, beams, capsys):
     """300 sentences of mixed lengths at the default length rule: the same

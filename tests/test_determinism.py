@@ -69,6 +69,7 @@ def test_a_plan_never_mixes_output_budgets():
         assert all(len(b) * max(c.n_tokens for c in b) <= tokens or len(b) == 1 for b in plan)
 
 
+@pytest.mark.slow
 def test_cutting_a_longer_beam_search_afterwards_changes_translations(tiny_model):
     """Why budgets must be shared within a batch: beam search run to a
     longer budget and cut back is not the search at the shorter budget.
@@ -95,6 +96,7 @@ def test_cutting_a_longer_beam_search_afterwards_changes_translations(tiny_model
 # -- whole documents, at the defaults ------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beams", ["1", "4"])
 def test_batch_tokens_256_and_4096_give_byte_identical_output(tmp_path, capsys, tiny_model,
                                                               beams):

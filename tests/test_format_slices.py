@@ -112,6 +112,7 @@ CORPUS_FILES = [("flores200_devtest.eng_Latn.txt", "lines"),
                 ("markdown_rich_README.md", "markdown")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "fmt"), CORPUS_FILES)
 def test_real_files_sliced_give_the_same_units_and_bytes(name, fmt):
     path = corpus_file(name)

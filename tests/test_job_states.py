@@ -141,6 +141,7 @@ def test_the_queue_delivers_a_collected_job_again_when_it_is_submitted_again(tmp
     assert output.read_bytes() == expected
 
 
+@pytest.mark.slow
 def test_status_shows_the_eta_and_percent_the_progress_bar_shows(tmp_path, tiny_model):
     """The bar's own JobEta and the status view of the same running job,
     compared at every committed batch of a real run, as of the moment the

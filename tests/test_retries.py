@@ -77,6 +77,7 @@ def clean_output(tmp_path, model, text):
 SETTINGS = RunSettings(batch_tokens=300)
 
 
+@pytest.mark.slow
 def test_injected_oom_on_30_percent_of_batches_gives_byte_identical_output(tmp_path, tiny_model):
     text = generate_text(120, seed=11)
     store, job, params = make_job(tmp_path, tiny_model, text)
@@ -102,6 +103,7 @@ def test_injected_oom_on_30_percent_of_batches_gives_byte_identical_output(tmp_p
     assert all(c.commits == 1 for c in store.chunks(job.id) if c.batch_id is not None)
 
 
+@pytest.mark.slow
 def test_transient_errors_on_20_percent_of_chunk_attempts_give_identical_output(tmp_path,
                                                                                 tiny_model):
     text = generate_text(80, seed=12)
