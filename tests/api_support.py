@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from pathlib import Path
 
 from pipeline.api import ApiSettings, create_app
+from tests.conftest import wait_until
 
 FAST = {"beams": "1", "length_ratio": "0.5", "length_offset": "4"}  # quick tiny-model jobs
 XHR = {"X-Requested-With": "test"}
@@ -44,10 +44,7 @@ def served(app):
                                            timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
+    wait_until(lambda: server.started, "the server to start", timeout=10)
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import shutil
+import time
 from pathlib import Path
 
 import pytest
+
+from tests import warm
 
 # One torch thread per process: on a shared 2-core machine torch's default
 # (one per core) makes each test's timing swing 10x with the load, and the
@@ -15,14 +17,46 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
+# Set by .ci/run: CI has ../shared/corpus, so a test that cannot find it
+# fails there instead of skipping (a clone without ../shared skips).
+REQUIRE_CORPUS_VAR = "NLLB_PIPELINE_REQUIRE_CORPUS"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "fresh_cache: the test's cache ($XDG_CACHE_HOME under tmp_path) starts "
+                   "empty, without a copy of the tiny model's shared CTranslate2 conversion "
+                   "(tests of the conversion, or of what tmp_path holds)")
+
+
+def _missing_corpus(path: Path):
+    message = f"{path} not available (only in the project's workspace)"
+    if os.environ.get(REQUIRE_CORPUS_VAR):
+        pytest.fail(f"{message}, and ${REQUIRE_CORPUS_VAR} says it must be", pytrace=False)
+    pytest.skip(message)
 
 
 def corpus_file(name: str) -> Path:
-    """A real-world document from ../shared/corpus; skips where it is absent."""
+    """A real-world document from ../shared/corpus; skips where it is absent
+    (fails where $NLLB_PIPELINE_REQUIRE_CORPUS is set, as in CI)."""
     path = CORPUS / name
     if not path.is_file():
-        pytest.skip(f"{path} not available (only in the project's workspace)")
+        _missing_corpus(path)
     return path
+
+
+def wait_until(condition, what: str, timeout: float = 120, interval: float = 0.01):
+    """Poll ``condition`` until it returns something true, and return that.
+    It may assert (a process that died too early, say): the assertion ends
+    the wait. After ``timeout`` seconds the test fails, naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +76,35 @@ def trained_model() -> Path:
     return trained_model_dir()
 
 
+@pytest.fixture(scope="session")
+def _tiny_conversion(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model converted to CTranslate2 once for the whole run (int8,
+    the CPU default), in a cache of its own that no test writes to."""
+    from models.conversion import converted_model
+    from models.fingerprint import fingerprint
+
+    cache = tmp_path_factory.mktemp("shared-cache") / "nllb-pipeline"
+    fp = fingerprint(str(tiny_model), cache)
+    return converted_model(str(tiny_model), fp, "int8", cache, say=lambda message: None)
+
+
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    """No test touches the user's database, cache or the network."""
+def _isolated(monkeypatch, tmp_path, request):
+    """No test touches the user's database, cache or the network.
+
+    A test that uses the tiny model finds its CTranslate2 conversion in its
+    cache already (a copy of the one made for the run: converting in every
+    test's cache made ~100 conversions), unless it is marked ``fresh_cache``.
+    """
+    cache = tmp_path / "cache"
     monkeypatch.setenv("NLLB_PIPELINE_DB", str(tmp_path / "default-jobs.db"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("NLLB_PIPELINE_MODEL", raising=False)
+    if "tiny_model" in request.fixturenames and not request.node.get_closest_marker(
+            "fresh_cache"):
+        converted = request.getfixturevalue("_tiny_conversion")
+        shutil.copytree(converted, cache / "nllb-pipeline" / "ct2" / converted.name)
 
 
 def cli_env(db: Path) -> dict[str, str]:
@@ -57,15 +113,20 @@ def cli_env(db: Path) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, db: Path, check: bool = True, timeout: float = 300):
-    """``nllb-pipeline ARGS`` in a real subprocess."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True,
-        env=cli_env(db), timeout=timeout, cwd=ROOT,
-    )
+def run_cli(*args: str, db: Path, check: bool = True, timeout: float = 300, env=None):
+    """``nllb-pipeline ARGS`` in a real process of its own (forked by
+    ``tests.warm``: the imports are done once for the whole run)."""
+    proc = warm.run(["-m", "pipeline", *args], env=env or cli_env(db), timeout=timeout, cwd=ROOT)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def start_cli(*args: str, db: Path, env=None, **popen) -> warm.WarmProcess:
+    """``nllb-pipeline ARGS`` started in a process of its own, as
+    ``subprocess.Popen`` would (``popen``: its stream arguments, ``text``)."""
+    return warm.WarmProcess(["-m", "pipeline", *args], env=env or cli_env(db), cwd=ROOT,
+                            **popen)
 
 
 def stored_output(store, job_id: str) -> bytes:

@@ -4,41 +4,42 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 
 from pipeline.api.supervisor import WorkerSupervisor
+from tests.conftest import wait_until
 
-# A stand-in worker: exits 0 on SIGTERM, as ``nllb-pipeline worker`` does
-# once its job is back in the queue.
-POLITE = ("import signal, sys, time\n"
+# Stand-in workers. Each says it has set up its SIGTERM handling by
+# creating a file named by its pid in the folder it is given.
+READY = "open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close()\n"
+# Exits 0 on SIGTERM, as ``nllb-pipeline worker`` does once its job is back
+# in the queue.
+POLITE = ("import os, signal, sys, time\n"
           "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
-          "time.sleep(60)\n")
-STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)\n"
+          f"{READY}time.sleep(60)\n")
+STUBBORN = ("import os, signal, sys, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            f"{READY}time.sleep(60)\n")
 
 
-def _wait(condition, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out")
+def _ready(supervisor, folder) -> list[int]:
+    """The running workers that have set up their SIGTERM handling."""
+    return [pid for pid in supervisor.status()["running"] if (folder / str(pid)).exists()]
 
 
-def test_a_worker_that_dies_is_replaced_and_stop_asks_each_to_finish():
-    supervisor = WorkerSupervisor([sys.executable, "-c", POLITE], 2, restart_delay_s=0.1,
-                                  check_s=0.05)
+def test_a_worker_that_dies_is_replaced_and_stop_asks_each_to_finish(tmp_path):
+    supervisor = WorkerSupervisor([sys.executable, "-c", POLITE, str(tmp_path)], 2,
+                                  restart_delay_s=0.1, check_s=0.05)
     supervisor.start()
     try:
-        _wait(lambda: len(supervisor.status()["running"]) == 2)
+        wait_until(lambda: len(supervisor.status()["running"]) == 2, "two workers")
         first = supervisor.status()["running"]
         os.kill(first[0], signal.SIGKILL)
-        _wait(lambda: supervisor.status()["restarts"] == 1
-              and len(supervisor.status()["running"]) == 2)
+        wait_until(lambda: supervisor.status()["restarts"] == 1
+                   and len(_ready(supervisor, tmp_path)) == 2, "a ready replacement")
         now = supervisor.status()["running"]
         assert first[0] not in now and first[1] in now
-        time.sleep(0.5)  # let the new one install its handler
     finally:
         codes = supervisor.stop(grace_s=10)
     assert codes == [0, 0]  # both stopped by their SIGTERM handler, none killed
@@ -47,23 +48,56 @@ def test_a_worker_that_dies_is_replaced_and_stop_asks_each_to_finish():
     assert supervisor.status()["restarts"] == 1  # nothing restarted after stop
 
 
-def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace_period():
-    supervisor = WorkerSupervisor([sys.executable, "-c", STUBBORN], 1, check_s=0.05)
+def test_a_worker_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path, monkeypatch):
+    supervisor = WorkerSupervisor([sys.executable, "-c", STUBBORN, str(tmp_path)], 1,
+                                  check_s=0.05)
     supervisor.start()
-    time.sleep(0.5)  # let it install its handler
-    started = time.monotonic()
+    wait_until(lambda: _ready(supervisor, tmp_path), "the worker to ignore SIGTERM")
+    waits = []
+    real_wait = subprocess.Popen.wait
+
+    def wait(proc, timeout=None):
+        waits.append(timeout)
+        return real_wait(proc, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", wait)
     assert supervisor.stop(grace_s=0.5) == [-signal.SIGKILL]
-    assert time.monotonic() - started < 5
+    # It was waited for no longer than the grace period (not the 60 s it
+    # sleeps), then killed and reaped.
+    assert len(waits) == 2 and 0 < waits[0] <= 0.5 and waits[1] is None
 
 
 def test_a_worker_that_keeps_dying_waits_longer_each_time():
+    now, reads = [0.0], [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        return now[0]
+
+    def checked():
+        """Wait until the watcher has made a whole check after this call
+        (it reads the clock once per check)."""
+        seen = reads[0]
+        wait_until(lambda: reads[0] >= seen + 2, "the watcher's next check")
+
     supervisor = WorkerSupervisor([sys.executable, "-c", "raise SystemExit(3)"], 1,
-                                  restart_delay_s=0.2, check_s=0.02)
+                                  restart_delay_s=1.0, check_s=0.005, clock=clock)
     supervisor.start()
-    time.sleep(2.0)
-    supervisor.stop(grace_s=1)
-    # 0.2 + 0.4 + 0.8 s of waiting fit in 2 s; without backoff it would be ~8 restarts.
-    assert 2 <= supervisor.restarts <= 4
+    try:
+        due = 0.0
+        # Each worker dies at once (the clock stands still while it runs):
+        # the next is started 1 s later, then 2, 4, 8 s.
+        for restarts, delay in enumerate([1.0, 2.0, 4.0, 8.0]):
+            wait_until(lambda: not supervisor.status()["running"], "the worker to die")
+            checked()  # its death is seen
+            due += delay
+            now[0] = due - 0.01
+            checked()
+            assert supervisor.restarts == restarts  # not yet
+            now[0] = due
+            wait_until(lambda: supervisor.restarts == restarts + 1, "the restart")
+    finally:
+        supervisor.stop(grace_s=1)
 
 
 def test_serve_gives_its_workers_the_run_options_it_was_given(tmp_path):

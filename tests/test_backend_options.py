@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from pipeline.cli import build_parser, main
 from pipeline.cli.options import run_settings
 from pipeline.samples import generate_text
@@ -59,6 +61,7 @@ def test_a_directory_that_is_neither_model_kind_is_a_one_line_error(tmp_path, ca
     assert "is not a model directory" in err[0] and "CTranslate2" in err[0]
 
 
+@pytest.mark.fresh_cache
 def test_the_first_run_converts_and_says_so_the_second_does_not(tmp_path, capsys, tiny_model):
     src = tmp_path / "doc.txt"
     src.write_text(generate_text(6, seed=3))

@@ -1,7 +1,9 @@
 """The benchmarks still run: each at its smallest, so a change to the CLI
 or the store that breaks one is caught here rather than by the next person
 who measures. (The figures themselves are not checked: they are measured
-on a quiet machine, by hand.)
+on a quiet machine, by hand.) Each script runs in a process ``tests.warm``
+forks, so torch is imported once for all of them; what a script starts
+itself starts as it would by hand.
 
 Every script in ``benchmarks/`` has an entry in ``SMOKE``, and a test that
 needs no model checks that none is missing: a new benchmark without a smoke
@@ -11,17 +13,15 @@ benchmarks share, not benchmarks.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
+from tests import warm
 from tests.conftest import ROOT, cli_env
 
 BENCHMARKS = ROOT / "benchmarks"
-TINY = "{tiny}"  # replaced by the session's tiny model, built once for all of them
+TINY = "{tiny}"  # replaced by the session's tiny model (and its conversion), made once
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,8 @@ def test_every_benchmark_has_a_smoke_run():
 
 
 def bench(tmp_path, script: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=280,
-                          env=cli_env(tmp_path / "jobs.db"))
+    proc = warm.run([str(BENCHMARKS / script), *args], cwd=tmp_path, timeout=280,
+                    env=cli_env(tmp_path / "jobs.db"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -95,14 +94,11 @@ def bench(tmp_path, script: str, *args: str) -> str:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("script", sorted(SMOKE))
-def test_benchmark_runs_at_its_smallest(script, tmp_path, request):
+def test_benchmark_runs_at_its_smallest(script, tmp_path, tiny_model):
     smoke = SMOKE[script]
     if smoke.needs:
         pytest.importorskip(smoke.needs, reason=f"{smoke.needs} is not installed")
-    args = smoke.args
-    if TINY in args:
-        tiny: Path = request.getfixturevalue("tiny_model")
-        args = tuple(str(tiny) if a == TINY else a for a in args)
+    args = tuple(str(tiny_model) if a == TINY else a for a in smoke.args)
     out = bench(tmp_path, script, *args)
     for text in smoke.says:
         assert text in out, f"{text!r} not in the output of {script}:\n{out[-3000:]}"

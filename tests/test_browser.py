@@ -18,14 +18,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.samples import generate_text
-from tests.conftest import ROOT, cli_env
+from tests.conftest import ROOT, cli_env, start_cli, wait_until
 from tests.test_serve import start_serve, stop
 
 pytestmark = pytest.mark.slow
@@ -57,9 +56,8 @@ def artifacts() -> Path:
 
 
 def worker(db, env, *extra):
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "--db", str(db), "worker",
-                             "--threads", "1", *extra], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return start_cli("--db", str(db), "worker", "--threads", "1", *extra, db=db, env=env,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def submit(page, name: str, data: bytes, tgt: str = "French") -> None:
@@ -243,10 +241,10 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
             page.screenshot(path=str(shots / "browser-offline.png"))
             context.set_offline(False)
             expect(page.locator("#offline")).to_be_hidden(timeout=10_000)
-            deadline = time.monotonic() + 10
-            while len(requests) == seen and time.monotonic() < deadline:
-                page.wait_for_timeout(100)
-            assert len(requests) > seen  # polling came back by itself
+            # polling comes back by itself (the page's events arrive while
+            # playwright waits, so the condition waits too)
+            wait_until(lambda: page.wait_for_timeout(100) or len(requests) > seen,
+                       "the page to poll again", timeout=10, interval=0)
             assert problems == []
             browser.close()
         assert waiting

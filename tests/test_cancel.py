@@ -190,6 +190,7 @@ class SlowDelivery(AtStage):
             self.clock.work(0.3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sink", ["file", "http"])
 def test_upload_stops_within_2_s_of_work_and_delivers_nothing(tmp_path, sink, receiver):
     wide = "".join(f"{n} " + "word " * 80 + "\n" for n in range(3000))  # 1.3 MB: 20 pieces

@@ -6,10 +6,16 @@ import json
 import re
 
 from pipeline.cli import main
+from pipeline.runner import JobContext
 from pipeline.samples import generate_text
 
 
-def test_failed_job_logs_show_and_retry(tmp_path, capsys, tiny_model):
+def test_failed_job_logs_show_and_retry(tmp_path, capsys, tiny_model, monkeypatch):
+    # A batch retry waits 2 s or more (--retry cannot shorten the batch
+    # backoff): record the waits instead of sleeping them.
+    waited = []
+    monkeypatch.setattr(JobContext, "_sleep_answering",
+                        lambda ctx, seconds: waited.append(seconds))
     src = tmp_path / "doc.txt"
     src.write_text(generate_text(12, seed=21))
     db = str(tmp_path / "jobs.db")
@@ -38,6 +44,8 @@ def test_failed_job_logs_show_and_retry(tmp_path, capsys, tiny_model):
     chunk_tries = [entry for entry in logs if entry["chunk_idx"] is not None]
     assert len(chunk_tries) == 4 * n_chunks
     assert {e["decision"] for e in logs} >= {"retry", "give_up", "retry_batch", "skip"}
+    batch_waits = [e["delay_s"] for e in logs if e["decision"] == "retry_batch"]
+    assert len(waited) == len(batch_waits) and all(0 < w <= max(batch_waits) for w in waited)
     assert all(len(e["trace_id"]) == 8 for e in logs)
     assert main(["--db", db, "logs", job]) == 0
     text = capsys.readouterr().out

@@ -1,10 +1,10 @@
 """A checkpoint is converted to CTranslate2 once, into the cache: reused,
-never twice at once, never half."""
+never twice at once, never half. The processes that race or die are forked
+by ``tests.warm`` (the converter imported once)."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
@@ -12,7 +12,10 @@ import models.conversion as conversion
 from models.conversion import MARKER, converted_model, is_complete, quantization_for
 from models.fingerprint import fingerprint
 from pipeline.errors import Unsupported
+from tests import warm
 from tests.conftest import ROOT, cli_env
+
+pytestmark = pytest.mark.fresh_cache
 
 
 @pytest.fixture
@@ -90,10 +93,15 @@ conversion.converted_model(sys.argv[1], "d" * 64, "int8", Path(sys.argv[2]))
 """
 
 
+def script(tmp_path, text: str) -> str:
+    path = tmp_path / "script.py"
+    path.write_text(text)
+    return str(path)
+
+
 def test_a_killed_conversion_is_redone(tiny_model, cache, tmp_path, monkeypatch):
-    proc = subprocess.run([sys.executable, "-c", KILLED_MID_CONVERSION, str(tiny_model),
-                           str(cache)], cwd=ROOT, env=cli_env(tmp_path / "jobs.db"),
-                          capture_output=True, text=True, timeout=120)
+    proc = warm.run([script(tmp_path, KILLED_MID_CONVERSION), str(tiny_model), str(cache)],
+                    cwd=ROOT, env=cli_env(tmp_path / "jobs.db"), timeout=120)
     assert proc.returncode == -9, proc.stderr
     leftovers = [p for p in (cache / "ct2").iterdir() if p.name.endswith(".partial")]
     assert len(leftovers) == 1 and (leftovers[0] / "model" / "model.bin").is_file()
@@ -124,9 +132,10 @@ print(conversion.converted_model(sys.argv[1], "c" * 64, "int8", Path(sys.argv[2]
 
 
 def test_two_concurrent_first_runs_convert_once(tiny_model, cache, tmp_path):
-    procs = [subprocess.Popen([sys.executable, "-c", CONVERT_SLOWLY, str(tiny_model),
-                               str(cache)], cwd=ROOT, env=cli_env(tmp_path / "jobs.db"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    slowly = script(tmp_path, CONVERT_SLOWLY)
+    procs = [warm.WarmProcess([slowly, str(tiny_model), str(cache)], cwd=ROOT,
+                              env=cli_env(tmp_path / "jobs.db"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     results = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results

@@ -86,6 +86,7 @@ def _translate_planned(translator, texts, beams):
     return [out[i] for i in range(len(texts))]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("beams", [1, 4])
 def test_float32_translations_agree_with_transformers(hf, ct2, beams, capsys):
     """300 sentences of mixed lengths at the default length rule: the same
@@ -138,6 +139,7 @@ def _convert_by_hand(tiny_model, out, *, tokenizer_files: bool):
     return out
 
 
+@pytest.mark.fresh_cache
 def test_an_already_converted_directory_is_used_as_is(tiny_model, ct2, tmp_path):
     converted = _convert_by_hand(tiny_model, tmp_path / "ct2", tokenizer_files=True)
     translator = open_translator(str(converted), CPU32)

@@ -175,6 +175,7 @@ def test_small_subtitles_keep_speakers_and_wrapped_tags(capsys, tmp_path, tiny_m
     assert [line[:2] for line in after[0][2]] == ["- ", "- "]
 
 
+@pytest.mark.slow
 def test_real_webvtt_keeps_blocks_settings_and_cues(capsys, tmp_path, tiny_model):
     src = tmp_path / "chicas.vtt"
     shutil.copy(corpus_file("webvtt_netflix_las_chicas_del_cable.spa_Latn.vtt"), src)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
@@ -9,8 +8,8 @@ from markdown_it import MarkdownIt
 from pipeline.document import Document
 from pipeline.formats.markdown import parse_markdown
 from pipeline.protect import visible
+from tests.conftest import corpus_file
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CORPUS_FILES = [
     "markdown_rich_README.md",
     "markdown_subtitleedit_seconv_command_line.md",
@@ -364,16 +363,9 @@ def test_hostile_translation_cannot_change_structure():
     assert "HEADING" not in "".join(c for _, _, c in code(out))
 
 
-@pytest.fixture
-def corpus_dir() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip(f"{CORPUS} not present")
-    return CORPUS
-
-
 @pytest.mark.parametrize("name", CORPUS_FILES)
-def test_real_world_files_round_trip(corpus_dir: Path, name: str):
-    src = (corpus_dir / name).read_text(encoding="utf-8")
+def test_real_world_files_round_trip(name: str):
+    src = corpus_file(name).read_text(encoding="utf-8")
     doc = parse_markdown(src)
     assert doc.units
     out = identity(doc)
@@ -386,15 +378,15 @@ def test_real_world_files_round_trip(corpus_dir: Path, name: str):
 
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
-def test_real_world_files_survive_hostile_translation(corpus_dir: Path, name: str):
-    src = (corpus_dir / name).read_text(encoding="utf-8")
+def test_real_world_files_survive_hostile_translation(name: str):
+    src = corpus_file(name).read_text(encoding="utf-8")
     doc = parse_markdown(src)
     assert_same_structure(src, doc.render([shout(u.text) for u in doc.units]))
 
 
 @pytest.mark.parametrize("name", CORPUS_FILES)
-def test_real_world_files_come_back_exactly_when_untranslated(corpus_dir: Path, name: str):
-    src = (corpus_dir / name).read_text(encoding="utf-8")
+def test_real_world_files_come_back_exactly_when_untranslated(name: str):
+    src = corpus_file(name).read_text(encoding="utf-8")
     doc = parse_markdown(src)
     assert identity(doc) == src
     out = translated(doc)
@@ -529,9 +521,7 @@ def test_code_is_never_normalised_but_prose_is():
 
 
 def test_escaped_pipes_in_a_real_table_survive():
-    path = CORPUS / "markdown_subtitleedit_seconv_command_line.md"
-    if not path.is_file():
-        pytest.skip(f"{path} not present")
+    path = corpus_file("markdown_subtitleedit_seconv_command_line.md")
     src = path.read_text(encoding="utf-8")
     doc = parse_markdown(src)
     rows = [line for line in src.splitlines() if line.startswith("|") and "\\|" in line]

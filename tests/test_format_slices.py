@@ -15,7 +15,7 @@ from pipeline.errors import InvalidInput
 from pipeline.formats import parse_document
 from pipeline.formats.slices import SliceParser, check_document, slices
 from pipeline.inputs import BOM, InputLines, decode_input, scan_input
-from tests.conftest import CORPUS
+from tests.conftest import corpus_file
 
 SIZES = (0, 1, 2, 3, 7)
 
@@ -112,11 +112,10 @@ CORPUS_FILES = [("flores200_devtest.eng_Latn.txt", "lines"),
                 ("markdown_rich_README.md", "markdown")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "fmt"), CORPUS_FILES)
 def test_real_files_sliced_give_the_same_units_and_bytes(name, fmt):
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"{path} not available (only in the project's workspace)")
+    path = corpus_file(name)
     assert (check_same_as_whole(path, fmt, sizes=(1, 40)) > 1) == (fmt != "markdown")
 
 

@@ -9,8 +9,8 @@ import pytest
 from pipeline.document import Document
 from pipeline.formats import detect_format, parse_document
 from pipeline.formats.text import join_lines, parse_text
+from tests.conftest import corpus_file
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CJK_SPACE_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef] +[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
 
 
@@ -35,10 +35,7 @@ def shape(text: str) -> list[tuple[bool, int]]:
 
 
 def read(name: str) -> str:
-    path = CORPUS / name
-    if not path.exists():
-        pytest.skip(f"{path} not found")
-    return path.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
+    return corpus_file(name).read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
 
 
 def test_hard_wrapped_paragraphs_become_one_unit_each():
@@ -239,9 +236,7 @@ def test_detect_format_reads_a_file_without_blank_lines_as_lines(tmp_path, caplo
 
 
 def test_flores_is_read_line_by_line():
-    path = CORPUS / "flores200_devtest.zho_Hans.txt"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
+    path = corpus_file("flores200_devtest.zho_Hans.txt")
     assert detect_format(path) == "lines"
     text = path.read_text(encoding="utf-8")
     doc = parse_document(text, "lines")
@@ -283,9 +278,7 @@ def test_each_line_keeps_its_own_ending(tmp_path):
 
 
 def test_real_file_with_mixed_line_endings_keeps_them():
-    path = CORPUS / "derived_mixed_eol_pride_and_prejudice_ch1-3.txt"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
+    path = corpus_file("derived_mixed_eol_pride_and_prejudice_ch1-3.txt")
     from pipeline.inputs import read_input
 
     src = read_input(path)

@@ -23,6 +23,8 @@ from pipeline.runner import run_job
 from pipeline.store import Store
 from tests.fakes import NO_WAITS, WordSwapTranslator
 
+pytestmark = pytest.mark.slow  # a job of 20,000 chunks, run once for the module
+
 STEP = 10  # VM instructions per progress-handler call
 
 

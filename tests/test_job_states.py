@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -22,7 +21,7 @@ from pipeline.progress import Events
 from pipeline.runner import run_job
 from pipeline.samples import generate_text
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env
+from tests.conftest import run_cli, start_cli, wait_until
 
 
 def run(capsys, *argv):
@@ -45,19 +44,18 @@ def test_a_killed_translate_shows_as_interrupted_until_it_resumes(tmp_path, caps
     doc = tmp_path / "doc.txt"
     doc.write_text(generate_text(150, seed=8))
     db = tmp_path / "jobs.db"
-    cmd = [sys.executable, "-m", "pipeline", "--db", str(db), "translate", str(doc), "--src",
-           "eng_Latn", "--tgt", "fra_Latn", "--model", str(tiny_model), "--batch-tokens", "128",
-           "--no-progress"]
-    proc = subprocess.Popen(cmd, env=cli_env(db), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        time.sleep(0.2)
-        if db.exists():
-            store = Store(db)
-            jobs = store.jobs(1)
-            if jobs and store.chunk_counts(jobs[0].id).get("done", 0) >= 3:
-                break
+    cmd = ["--db", str(db), "translate", str(doc), "--src", "eng_Latn", "--tgt", "fra_Latn",
+           "--model", str(tiny_model), "--batch-tokens", "128", "--no-progress"]
+    proc = start_cli(*cmd, db=db, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def three_done():
+        if not db.exists():
+            return False
+        store = Store(db)
+        jobs = store.jobs(1)
+        return jobs and store.chunk_counts(jobs[0].id).get("done", 0) >= 3
+
+    wait_until(three_done, "3 translated chunks", interval=0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     code, out, _ = run(capsys, "--db", str(db), "status", "--json")
@@ -72,8 +70,7 @@ def test_a_killed_translate_shows_as_interrupted_until_it_resumes(tmp_path, caps
     assert json.loads(out)["state"] == "INTERRUPTED"
     # the stored state is still RUNNING: the next run takes it over at once
     assert Store(db).job(row["job"]).state == "RUNNING"
-    done = subprocess.run(cmd, env=cli_env(db), cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    run_cli(*cmd, db=db)
     code, out, _ = run(capsys, "--db", str(db), "status", "--json")
     assert json.loads(out)[0]["state"] == "SUCCEEDED"
 
@@ -144,6 +141,7 @@ def test_the_queue_delivers_a_collected_job_again_when_it_is_submitted_again(tmp
     assert output.read_bytes() == expected
 
 
+@pytest.mark.slow
 def test_status_shows_the_eta_and_percent_the_progress_bar_shows(tmp_path, tiny_model):
     """The bar's own JobEta and the status view of the same running job,
     compared at every committed batch of a real run, as of the moment the

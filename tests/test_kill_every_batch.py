@@ -4,7 +4,8 @@ run plans, and delivers the same bytes.
 Each process of the chain commits one batch and SIGKILLs itself
 (``$NLLB_PIPELINE_KILL_AFTER_COMMITS=1``, with the engine's next call in
 flight), and the same command runs again, until the job is done: a kill
-after batch 1, then after batch 2, and so on. At the defaults users run
+after batch 1, then after batch 2, and so on. The processes are forked by
+``tests.warm``, so the chain's ~20 runs import torch once, not 20 times. At the defaults users run
 (beams 4, ``--quality`` repair, CTranslate2 int8): on random weights every
 chunk climbs the repair ladder, so the plan has several rounds whose pieces
 a resumed run must plan exactly when an uninterrupted one does (only when
@@ -14,14 +15,12 @@ the round before is committed).
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
 from pipeline.faults import KILL_AFTER_COMMITS_VAR
 from pipeline.samples import generate_text
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.conftest import cli_env, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -56,8 +55,7 @@ def test_a_job_killed_after_every_batch_plans_and_delivers_what_an_uninterrupted
     env = {**cli_env(db), KILL_AFTER_COMMITS_VAR: "1"}
     kills = 0
     for _ in range(len(ref_batches) + 5):
-        proc = subprocess.run([sys.executable, "-m", "pipeline", *_args(src, out, tiny_model)],
-                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        proc = run_cli(*_args(src, out, tiny_model), db=db, env=env, check=False)
         if proc.returncode == 0:
             break
         assert proc.returncode == -9, proc.stderr[-2000:]

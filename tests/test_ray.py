@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from pipeline.errors import ErrorClass
 from pipeline.executors import TranslatorCache
 from pipeline.service import JobOptions, Runtime
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.conftest import ROOT, cli_env, run_cli, start_cli, wait_until
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 ray_pool = pytest.importorskip("models.ray_pool")
@@ -140,9 +139,7 @@ def test_an_actor_killed_while_it_holds_batches_costs_nothing(tmp_path, tiny_mod
     done = {}
     driver = threading.Thread(target=lambda: done.update(drive(db, pool)))
     driver.start()
-    deadline = time.monotonic() + 60
-    while in_flight(pool) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: in_flight(pool) >= 3, "3 batches in flight", timeout=60, interval=0.02)
     victim = pool.pools()[0].wheres()[0]
     os.kill(victim.pid, signal.SIGKILL)
     driver.join(120)
@@ -183,9 +180,8 @@ def test_cancel_while_batches_are_in_flight_commits_nothing_after_it(tmp_path, t
         return store.db.execute("SELECT COUNT(*) FROM batches WHERE job_id = ? AND "
                                 "state = 'committed'", (job_id,)).fetchone()[0]
 
-    deadline = time.monotonic() + 60
-    while (committed() < 2 or in_flight(pool) < 2) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: committed() >= 2 and in_flight(pool) >= 2,
+               "2 committed batches and 2 in flight", timeout=60, interval=0.02)
     assert "cancel requested" in run_cli("cancel", job_id, db=db).stdout
     at_cancel = committed()
     driver.join(60)
@@ -198,19 +194,17 @@ def test_cancel_while_batches_are_in_flight_commits_nothing_after_it(tmp_path, t
     assert pending > 0  # there was work left to drop
 
 
-def worker_command(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "worker", "--executor", "ray", "--ray-address",
-            "local", "--actors", "1", "--idle-exit", "0", "--batch-tokens", "192",
-            "--device", "cpu", *extra]
+def worker_args(*extra: str) -> list[str]:
+    return ["worker", "--executor", "ray", "--ray-address", "local", "--actors", "1",
+            "--idle-exit", "0", "--batch-tokens", "192", "--device", "cpu", *extra]
 
 
 def test_a_driver_killed_mid_job_is_resumed_by_the_next_one(tmp_path, tiny_model):
     paths = documents(tmp_path / "docs", 1, size=2000)
     db = tmp_path / "ray.db"
     (job_id,) = submit(db, paths, tiny_model)
-    proc = subprocess.Popen(worker_command("--inject-faults", "slow=0.3"), env=cli_env(db),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = start_cli(*worker_args("--inject-faults", "slow=0.3"), db=db,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     store = Store(db)
 
     def committed() -> dict[int, float]:
@@ -218,18 +212,17 @@ def test_a_driver_killed_mid_job_is_resumed_by_the_next_one(tmp_path, tiny_model
                                      "state = 'committed'", (job_id,)).fetchall())
 
     try:
-        deadline = time.monotonic() + 90
-        while len(committed()) < 3 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, proc.stdout.read().decode()
+        def three_committed():
+            assert proc.poll() is None, proc.stdout.read().decode()
+            return len(committed()) >= 3
+
+        wait_until(three_committed, "3 committed batches", timeout=90, interval=0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray instance it started
         proc.wait()
     before = committed()
     assert before and store.job(job_id).state == "RUNNING"
-    run = subprocess.run(worker_command(), env=cli_env(db), cwd=ROOT, capture_output=True,
-                         text=True, timeout=180)
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = run_cli(*worker_args(), db=db, timeout=180)
     assert "1 SUCCEEDED" in run.stdout
     after = committed()
     store.close()

@@ -6,14 +6,12 @@ import json
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 
 import pytest
 
 from pipeline.samples import generate_text
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.conftest import run_cli, start_cli, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -26,25 +24,26 @@ def _args(src, out, model):
 
 
 def _start(args, db):
-    return subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=cli_env(db), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_cli(*args, db=db, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_commits(db, proc, n, timeout=120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"translate ended before it was killed: {proc.communicate()}")
+def _count(db, sql) -> int:
+    try:
+        conn = sqlite3.connect(db, timeout=1)
         try:
-            conn = sqlite3.connect(db, timeout=1)
-            done = conn.execute("SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0]
+            return conn.execute(sql).fetchone()[0]
+        finally:
             conn.close()
-        except sqlite3.OperationalError:  # not created yet
-            done = 0
-        if done >= n:
-            return
-        time.sleep(0.01)
-    raise AssertionError("no batches committed in time")
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def _wait_for_commits(db, proc, n) -> None:
+    def committed():
+        assert proc.poll() is None, f"translate ended before it was killed: {proc.communicate()}"
+        return _count(db, "SELECT COUNT(*) FROM batches WHERE state = 'committed'") >= n
+
+    wait_until(committed, f"{n} committed batches")
 
 
 def test_kill_9_mid_inference_then_the_same_command_resumes_to_identical_output(
@@ -108,19 +107,11 @@ def test_a_job_running_in_a_live_process_is_not_taken_over(tmp_path, tiny_model)
                                             "--retry", "base=30,cap=30"]
     proc = _start(holder, db)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        def waiting():
             assert proc.poll() is None, proc.communicate()
-            try:
-                conn = sqlite3.connect(db, timeout=1)
-                waiting = conn.execute(
-                    "SELECT COUNT(*) FROM attempts WHERE decision = 'retry'").fetchone()[0]
-                conn.close()
-            except sqlite3.OperationalError:
-                waiting = 0
-            if waiting:
-                break
-            time.sleep(0.02)
+            return _count(db, "SELECT COUNT(*) FROM attempts WHERE decision = 'retry'")
+
+        wait_until(waiting, "the first process to wait for a retry")
         second = run_cli(*_args(src, out, tiny_model), db=db, check=False)
         assert second.returncode == 2
         assert "is running in another process" in second.stderr

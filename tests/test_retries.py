@@ -7,7 +7,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
@@ -23,7 +22,7 @@ from pipeline.retry import Backoff, RetryPolicy
 from pipeline.runner import run_job
 from pipeline.samples import generate_text
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env
+from tests.conftest import run_cli, start_cli, wait_until
 
 FAST = RetryPolicy(backoff=Backoff(0.01, 2.0, 0.05), batch_backoff=Backoff(0.02, 2.0, 0.1))
 POISON = "This sentence always breaks the device."
@@ -78,6 +77,7 @@ def clean_output(tmp_path, model, text):
 SETTINGS = RunSettings(batch_tokens=300)
 
 
+@pytest.mark.slow
 def test_injected_oom_on_30_percent_of_batches_gives_byte_identical_output(tmp_path, tiny_model):
     text = generate_text(120, seed=11)
     store, job, params = make_job(tmp_path, tiny_model, text)
@@ -103,6 +103,7 @@ def test_injected_oom_on_30_percent_of_batches_gives_byte_identical_output(tmp_p
     assert all(c.commits == 1 for c in store.chunks(job.id) if c.batch_id is not None)
 
 
+@pytest.mark.slow
 def test_transient_errors_on_20_percent_of_chunk_attempts_give_identical_output(tmp_path,
                                                                                 tiny_model):
     text = generate_text(80, seed=12)
@@ -204,19 +205,18 @@ def test_kill_9_during_a_retry_wait_then_resume_continues_the_attempt_counts(tmp
             "--model", str(tiny_model), "--beams", "1", "--no-progress", "--json",
             "--inject-faults", "transient=1.0,seed=1"]
     slow = ["--retry", "chunk_attempts=3,batch_retries=1,base=30,cap=30"]
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args, *slow], env=cli_env(db),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    proc = start_cli(*args, *slow, db=db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def waiting():
         try:
             conn = sqlite3.connect(db, timeout=1)
-            waiting = conn.execute("SELECT COUNT(*) FROM attempts WHERE decision = 'retry'")
-            if waiting.fetchone()[0] >= 1:
-                break
+            if conn.execute("SELECT COUNT(*) FROM attempts WHERE decision = 'retry'").fetchone()[0]:
+                return True
         except sqlite3.OperationalError:
             pass
         assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+
+    wait_until(waiting, "a retry wait")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     store = Store(db)
@@ -227,8 +227,7 @@ def test_kill_9_during_a_retry_wait_then_resume_continues_the_attempt_counts(tmp
     fast = ["--retry", "chunk_attempts=3,batch_retries=1,base=0.01,cap=0.01"]
     # the stored wait (30 s) would still hold: clear it as a user would by waiting it out
     store.db.execute("UPDATE batches SET not_before = ?", (time.time(),))
-    proc = subprocess.run([sys.executable, "-m", "pipeline", *args, *fast], env=cli_env(db),
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = run_cli(*args, *fast, db=db, check=False)
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["state"] == "FAILED"
     chunk = store.chunks(job.id)[0]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.segment import chunk_text, split_sentences, split_to_fit
+from tests.conftest import corpus_file
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def words(texts: list[str]) -> list[int]:
@@ -305,9 +305,7 @@ TERMINAL = {"zho_Hans": "。！？!?…", "hin_Deva": "।?!.", "arb_Arab": ".؟
 
 @pytest.mark.parametrize("lang", ["zho_Hans", "hin_Deva", "arb_Arab"])
 def test_flores_sentences(lang):
-    path = CORPUS / f"flores200_devtest.{lang}.txt"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
+    path = corpus_file(f"flores200_devtest.{lang}.txt")
     lines = [line for line in path.read_text("utf-8").split("\n") if line]
     assert len(lines) > 1000
     sizes, cuts, clean_cuts = [], 0, 0
@@ -327,9 +325,7 @@ def test_flores_sentences(lang):
 
 
 def test_naughty_strings_are_lossless():
-    path = CORPUS / "awkward_blns_naughty_strings.txt"
-    if not path.exists():
-        pytest.skip(f"{path} not found")
+    path = corpus_file("awkward_blns_naughty_strings.txt")
     for line in path.read_text("utf-8").split("\n"):
         if line:
             check(split_sentences(line, "eng_Latn"), line)

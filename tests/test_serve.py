@@ -6,14 +6,12 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
 from pipeline.samples import generate_text
-from tests.conftest import ROOT, cli_env
+from tests.conftest import cli_env, run_cli, start_cli, wait_until
 
 pytestmark = pytest.mark.slow
 XHR = {"X-Requested-With": "test"}
@@ -23,9 +21,8 @@ FAST = {"src": "eng_Latn", "tgt": "fra_Latn", "beams": "1", "length_ratio": "0.5
 
 def start_serve(db, *args, env=None):
     """``serve --port 0 ARGS``; returns (process, its URL)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "--db", str(db), "serve",
-                             "--port", "0", *args], env=env or cli_env(db), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("--db", str(db), "serve", "--port", "0", *args, db=db, env=env,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     assert line.startswith("nllb-pipeline: serving http://"), (line, proc.communicate())
     return proc, line.split()[2].rstrip("/")
@@ -45,21 +42,10 @@ def committed(db) -> int:
         conn.close()
 
 
-def wait_for(condition, what, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_binding_another_address_needs_a_token(tmp_path):
     db = tmp_path / "jobs.db"
-    refused = subprocess.run([sys.executable, "-m", "pipeline", "--db", str(db), "serve",
-                              "--host", "0.0.0.0", "--workers", "0"], env=cli_env(db), cwd=ROOT,
-                             capture_output=True, text=True, timeout=60, check=False)
+    refused = run_cli("--db", str(db), "serve", "--host", "0.0.0.0", "--workers", "0", db=db,
+                      check=False, timeout=60)
     assert refused.returncode == 2
     assert refused.stderr.startswith("nllb-pipeline: error: refusing to serve on 0.0.0.0 "
                                      "without a token")
@@ -90,7 +76,7 @@ def test_sigterm_stops_serve_and_its_worker_cleanly_and_the_job_resumes_later(tm
             "file": ("book.txt", generate_text(60, seed=3).encode(), "text/plain")})
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        wait_for(lambda: committed(db) >= 2, "two committed batches")
+        wait_until(lambda: committed(db) >= 2, "two committed batches", interval=0.05)
     finally:
         code, err = stop(proc)
     assert code == 0, err
@@ -110,7 +96,7 @@ def test_sigterm_stops_serve_and_its_worker_cleanly_and_the_job_resumes_later(tm
             job = httpx.get(f"{url}/api/jobs/{job_id}").json()
             return job if job["state"] == "SUCCEEDED" else None
 
-        job = wait_for(succeeded, "the job to succeed", timeout=180)
+        job = wait_until(succeeded, "the job to succeed", timeout=180, interval=0.05)
         assert job["chunks"].get("pending", 0) == 0
     finally:
         code, err = stop(proc)

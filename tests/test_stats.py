@@ -309,6 +309,7 @@ def statements_of(monkeypatch, fn, *args) -> int:
     return count
 
 
+@pytest.mark.slow
 def test_stats_on_10000_jobs_read_a_constant_number_of_statements(many_jobs, tmp_path,
                                                                     capsys, monkeypatch):
     store = Store(many_jobs)
@@ -331,6 +332,7 @@ def test_stats_on_10000_jobs_read_a_constant_number_of_statements(many_jobs, tmp
     assert counts[1] < counts[0] + 10, counts  # a few per profile, not per job
 
 
+@pytest.mark.slow
 def test_status_on_10000_jobs_reads_a_statement_per_500_jobs(many_jobs, capsys, monkeypatch):
     counts = {}
     for limit in (50, N_JOBS):
@@ -356,6 +358,7 @@ def plan(conn: sqlite3.Connection, sql: str) -> str:
     return " | ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
 
 
+@pytest.mark.slow
 def test_status_listing_reads_an_index(many_jobs):
     conn = sqlite3.connect(many_jobs)
     assert "TEMP B-TREE" not in plan(conn, STATUS_QUERY)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import tracemalloc
 
 import pytest
@@ -28,7 +27,7 @@ from pipeline.runner import run_job
 from pipeline.samples import generate_text
 from pipeline.stages import preprocess
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env, stored_output
+from tests.conftest import ROOT, cli_env, stored_output, wait_until
 from tests.fakes import NO_WAITS, FakeTranslator
 
 WHOLE = 10**9  # lines per slice: the whole document is one slice
@@ -256,10 +255,12 @@ def test_kill_9_mid_preprocess_then_resume_writes_every_chunk_once(tmp_path, mon
         run_job(Store({str(store.path)!r}), {job.id!r}, Slow())
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=cli_env(store.path))
-    deadline = time.monotonic() + 120
-    while slice_count(store, job.id) < 4:
-        assert proc.poll() is None and time.monotonic() < deadline, "killed too late"
-        time.sleep(0.02)
+
+    def four_slices():
+        assert proc.poll() is None, "killed too late"
+        return slice_count(store, job.id) >= 4
+
+    wait_until(four_slices, "4 slices", interval=0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert store.job(job.id).stage == "preprocess" and 4 <= slice_count(store, job.id)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from pipeline.cli import main
-from tests.conftest import ROOT, cli_env
+from tests.conftest import ROOT, cli_env, start_cli
 
 
 def _submit_args(path, model, *extra):
@@ -20,9 +20,8 @@ def test_eight_concurrent_submits_of_the_same_document_create_one_job(tmp_path, 
     doc = tmp_path / "doc.txt"
     doc.write_text("The same document, submitted eight times at once.\n")
     db = tmp_path / "jobs.db"
-    procs = [subprocess.Popen([sys.executable, "-m", "pipeline", *_submit_args(doc, tiny_model)],
-                              env=cli_env(db), cwd=ROOT, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    procs = [start_cli(*_submit_args(doc, tiny_model), db=db, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True) for _ in range(8)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     results = [json.loads(out)[0] for out, _ in outs]

@@ -21,6 +21,7 @@ def digests(directory: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.fresh_cache  # its folder must hold the new build only
 def test_two_builds_are_byte_identical(tiny_model, tmp_path):
     again = build_tiny_model(tmp_path / "again")
     first, second = digests(tiny_model), digests(again)

@@ -27,7 +27,8 @@ def paragraphs(text: str) -> list[str]:
     return [p for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
-BACKENDS = pytest.mark.parametrize("backend", ["hf", "ctranslate2"])
+BACKENDS = pytest.mark.parametrize("backend", [pytest.param("hf", marks=pytest.mark.slow),
+                                               "ctranslate2"])
 
 
 @BACKENDS

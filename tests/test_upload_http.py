@@ -18,7 +18,6 @@ import socket
 import sqlite3
 import struct
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -46,7 +45,7 @@ from pipeline.retry import RetryPolicy
 from pipeline.runner import run_job
 from pipeline.sinks import CHUNK_BYTES, DeliveryError, DeliveryOptions, HttpSink
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env, run_cli, stored_output
+from tests.conftest import run_cli, start_cli, stored_output, wait_until
 from tests.test_sinks import FAST_ARGS, make_job
 
 POLICY = RetryPolicy()  # the defaults; sleeps are recorded, not slept
@@ -501,13 +500,13 @@ def test_kill_9_during_an_upload_then_resume_delivers_exactly_once(tmp_path, tin
     args = ["translate", str(src), "--src", "eng_Latn", "--tgt", "fra_Latn", "--model",
             str(tiny_model), *FAST_ARGS, "--to", url, "--http-timeout", "120", "--no-progress",
             "--json"]
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], env=cli_env(db), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_cli(*args, db=db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while not receiver.received.wait(0.05):
+        def started():
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no upload started"
+            return receiver.received.wait(0.05)
+
+        wait_until(started, "an upload to start", interval=0)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

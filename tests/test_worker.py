@@ -6,15 +6,13 @@ import json
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 
 import pytest
 
 from pipeline.cli import main
 from pipeline.samples import generate_text
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env
+from tests.conftest import start_cli, wait_until
 
 pytestmark = pytest.mark.slow
 PARAMS = ["--src", "eng_Latn", "--tgt", "fra_Latn", "--beams", "1", "--length-ratio", "0.5",
@@ -28,22 +26,21 @@ def _submit(capsys, db, path, model):
 
 
 def _worker(db, *extra):
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "worker", "--threads", "1",
-                             "--json", *extra], env=cli_env(db), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_cli("worker", "--threads", "1", "--json", *extra, db=db,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_commits(db, n, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait_commits(db, n, proc):
+    def committed():
         assert proc.poll() is None, proc.communicate()
         conn = sqlite3.connect(db, timeout=1)
-        done = conn.execute("SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0]
-        conn.close()
-        if done >= n:
-            return
-        time.sleep(0.01)
-    raise AssertionError("no commits in time")
+        try:
+            return conn.execute(
+                "SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0] >= n
+        finally:
+            conn.close()
+
+    wait_until(committed, f"{n} committed batches")
 
 
 def test_three_workers_run_30_documents_each_job_and_chunk_exactly_once(tmp_path, tiny_model,
@@ -125,10 +122,12 @@ def test_sigterm_stops_a_worker_in_the_middle_of_preprocessing_a_big_document(
     db = tmp_path / "jobs.db"
     [job] = _submit(capsys, db, doc, tiny_model)
     worker = _worker(db)
-    deadline = time.monotonic() + 120
-    while Store(db).last_slice(job) is None:
-        assert worker.poll() is None and time.monotonic() < deadline, worker.communicate()
-        time.sleep(0.01)
+
+    def sliced():
+        assert worker.poll() is None, worker.communicate()
+        return Store(db).last_slice(job) is not None
+
+    wait_until(sliced, "the first slice")
     worker.send_signal(signal.SIGTERM)
     out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger("nllb_pipeline")
@@ -42,12 +42,18 @@ class _Slot:
 
 
 class WorkerSupervisor:
-    """``count`` copies of ``command`` (argv), restarted when they die."""
+    """``count`` copies of ``command`` (argv), restarted when they die.
+
+    ``clock`` (seconds) times the restarts: how long a worker lived and when
+    the next one is due. The watcher reads it once per check of each worker,
+    every ``check_s`` seconds of real time."""
 
     def __init__(self, command: Sequence[str], count: int, *, env: dict | None = None,
-                 restart_delay_s: float = 1.0, grace_s: float = 30.0, check_s: float = 0.5):
+                 restart_delay_s: float = 1.0, grace_s: float = 30.0, check_s: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic):
         self.command, self.count, self.env = list(command), count, env
         self.restart_delay_s, self.grace_s, self.check_s = restart_delay_s, grace_s, check_s
+        self.clock = clock
         self.restarts = 0
         self._slots = [_Slot() for _ in range(count)]
         self._stopping = threading.Event()
@@ -98,7 +104,7 @@ class WorkerSupervisor:
 
     def _spawn(self, slot: _Slot) -> None:
         slot.proc = subprocess.Popen(self.command, env=self.env, start_new_session=True)
-        slot.started = time.monotonic()
+        slot.started = self.clock()
         log.info("started worker %d", slot.proc.pid)
 
     def _watch(self) -> None:
@@ -107,7 +113,7 @@ class WorkerSupervisor:
                 if self._stopping.is_set():
                     return
                 for slot in self._slots:
-                    self._tend(slot, time.monotonic())
+                    self._tend(slot, self.clock())
 
     def _tend(self, slot: _Slot, now: float) -> None:
         if slot.proc is not None and slot.proc.poll() is not None:
