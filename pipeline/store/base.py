@@ -127,8 +127,12 @@ class StoreBase:
                 yield self.db
             return
         try:
-            self.db.conn.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: a signal (SIGTERM raises in the main
+                # thread) landing just after BEGIN must not leave the
+                # transaction open, or the lease given back after it is
+                # never committed
+                self.db.conn.execute("BEGIN IMMEDIATE")
                 with self.db.atomic():  # a savepoint inside our transaction
                     yield self.db
             except BaseException:
