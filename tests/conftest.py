@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -43,6 +44,24 @@ def corpus_file(name: str) -> Path:
     if not path.is_file():
         _missing_corpus(path)
     return path
+
+
+def wait_for_commits(proc, db, n: int, why_dead=lambda proc: "it ended first") -> None:
+    """Wait until ``db`` holds ``n`` committed batches, while ``proc`` (the
+    run writing them) is alive; ``why_dead(proc)`` says what it was if not."""
+    def committed():
+        assert proc.poll() is None, why_dead(proc)
+        try:
+            conn = sqlite3.connect(db, timeout=1)
+            try:
+                return conn.execute(
+                    "SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0] >= n
+            finally:
+                conn.close()
+        except sqlite3.OperationalError:  # not created yet
+            return False
+
+    wait_until(committed, f"{n} committed batches")
 
 
 def wait_until(condition, what: str, timeout: float = 120, interval: float = 0.01):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from pipeline.profiles import StageHistory
 from pipeline.progress import DEFAULT_WEIGHTS
 from pipeline.samples import generate_text
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env, start_cli, wait_until
+from tests.conftest import ROOT, cli_env, start_cli, wait_for_commits
 
 PROGRESS = re.compile(r"nllb-pipeline: progress +\d+% (preprocess|inference|postprocess|upload) "
                       r"+\d\d:\d\d  ((\d+ tok/s, )?ETA .*|retrying .*)")
@@ -122,19 +121,7 @@ def test_sigterm_on_translate_says_how_to_resume_exits_143_and_the_job_resumes_a
     args = _translate_args(src, tiny_model, "--batch-tokens", "64", "--no-progress", "--json")
     proc = start_cli(*args, db=db, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def two_committed():
-        assert proc.poll() is None, "translate ended before it was stopped"
-        try:
-            conn = sqlite3.connect(db, timeout=1)
-            try:
-                return conn.execute(
-                    "SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0] >= 2
-            finally:
-                conn.close()
-        except sqlite3.OperationalError:
-            return False
-
-    wait_until(two_committed, "2 committed batches")
+    wait_for_commits(proc, db, 2, lambda proc: "translate ended before it was stopped")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143
@@ -163,19 +150,7 @@ def test_sigterm_on_translate_says_how_to_resume_exits_143_and_the_job_resumes_a
 
 
 def _wait_for_commits(proc, db, n: int) -> None:
-    def committed():
-        assert proc.poll() is None, "translate ended before it was killed"
-        try:
-            conn = sqlite3.connect(db, timeout=1)
-            try:
-                return conn.execute(
-                    "SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0] >= n
-            finally:
-                conn.close()
-        except sqlite3.OperationalError:
-            return False
-
-    wait_until(committed, f"{n} committed batches")
+    wait_for_commits(proc, db, n, lambda proc: "translate ended before it was killed")
 
 
 def test_after_kill_9_status_and_show_say_what_is_true(tmp_path, tiny_model):

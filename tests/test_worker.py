@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.samples import generate_text
 from pipeline.store import Store
-from tests.conftest import start_cli, wait_until
+from tests.conftest import start_cli, wait_for_commits, wait_until
 
 pytestmark = pytest.mark.slow
 PARAMS = ["--src", "eng_Latn", "--tgt", "fra_Latn", "--beams", "1", "--length-ratio", "0.5",
@@ -31,16 +30,7 @@ def _worker(db, *extra):
 
 
 def _wait_commits(db, n, proc):
-    def committed():
-        assert proc.poll() is None, proc.communicate()
-        conn = sqlite3.connect(db, timeout=1)
-        try:
-            return conn.execute(
-                "SELECT COUNT(*) FROM batches WHERE state = 'committed'").fetchone()[0] >= n
-        finally:
-            conn.close()
-
-    wait_until(committed, f"{n} committed batches")
+    wait_for_commits(proc, db, n, lambda proc: proc.communicate())
 
 
 def test_three_workers_run_30_documents_each_job_and_chunk_exactly_once(tmp_path, tiny_model,
