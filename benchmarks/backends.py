@@ -79,7 +79,7 @@ from models.ct2 import Ct2Translator  # noqa: E402
 from models.hf import HfTranslator  # noqa: E402
 from models.tiny import build_tiny_model, is_tiny_model  # noqa: E402
 from pipeline.config import JobParams, RunSettings, cache_dir  # noqa: E402
-from pipeline.inputs import read_input  # noqa: E402
+from pipeline.documents.inputs import read_input  # noqa: E402
 from pipeline.jobs import submit  # noqa: E402
 from pipeline.runner import run_job  # noqa: E402
 from pipeline.samples import generate_text  # noqa: E402

@@ -33,7 +33,7 @@ from models.ct2 import Ct2Translator  # noqa: E402
 from pipeline.batching import plan_batches  # noqa: E402
 from pipeline.config import RunSettings  # noqa: E402
 from pipeline.samples import generate_text  # noqa: E402
-from pipeline.segment import split_sentences  # noqa: E402
+from pipeline.documents.segment import split_sentences  # noqa: E402
 from pipeline.translator import Decoding  # noqa: E402
 
 SRC, TGT = "eng_Latn", "fra_Latn"

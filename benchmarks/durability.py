@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._instant import InstantTranslator  # noqa: E402
 from pipeline.config import JobParams  # noqa: E402
-from pipeline.inputs import read_input  # noqa: E402
+from pipeline.documents.inputs import read_input  # noqa: E402
 from pipeline.jobs import submit  # noqa: E402
 from pipeline.runner import run_job  # noqa: E402
 from pipeline.store import Store  # noqa: E402

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import HfTranslator, build_tiny_model  # noqa: E402
 from models.faults import FaultInjectingTranslator, FaultSpec  # noqa: E402
 from pipeline.config import JobParams, RunSettings  # noqa: E402
-from pipeline.inputs import read_input  # noqa: E402
+from pipeline.documents.inputs import read_input  # noqa: E402
 from pipeline.jobs import submit  # noqa: E402
 from pipeline.runner import run_job  # noqa: E402
 from pipeline.samples import generate_text  # noqa: E402

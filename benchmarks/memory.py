@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 from models import build_tiny_model  # noqa: E402
 from models.backends import open_translator  # noqa: E402
 from pipeline.config import JobParams, RunSettings  # noqa: E402
-from pipeline.inputs import read_input  # noqa: E402
+from pipeline.documents.inputs import read_input  # noqa: E402
 from pipeline.jobs import submit  # noqa: E402
 from pipeline.runner import run_job  # noqa: E402
 from pipeline.samples import sentence  # noqa: E402

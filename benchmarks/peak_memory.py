@@ -122,7 +122,7 @@ def run_one_stage(db: str, job_id: str, model: str | None, *, infer: bool = True
 def measure(size: int, fmt: str, model: str | None, workdir: Path, *,
             infer: bool = True) -> list[dict]:
     from pipeline.config import JobParams
-    from pipeline.inputs import read_input
+    from pipeline.documents.inputs import read_input
     from pipeline.jobs import submit
     from pipeline.store import Store
 

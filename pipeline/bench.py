@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.config import JobParams, RunSettings
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.progress import STAGES
 from pipeline.runner import run_job

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pipeline.config import JobParams, idempotency_key
 from pipeline.errors import InvalidInput, KeyReused
-from pipeline.formats import detect_format
-from pipeline.formats.slices import check_document
-from pipeline.inputs import InputFile
+from pipeline.documents.formats import detect_format
+from pipeline.documents.formats.slices import check_document
+from pipeline.documents.inputs import InputFile
 from pipeline.memory.scope import MODES
 from pipeline.store import Job, Store
 

@@ -26,7 +26,7 @@ from pipeline import config
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import AmbiguousJob, InvalidInput, JobBusy, JobConflict, JobNotFound
 from pipeline.executors.cache import TranslatorCache
-from pipeline.inputs import InputFile, scan_input
+from pipeline.documents.inputs import InputFile, scan_input
 from pipeline.io_errors import DatabaseDamaged
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy

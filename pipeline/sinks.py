@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.errors import DeliveryError, ErrorClass, InvalidInput
-from pipeline.inputs import InputFile
+from pipeline.documents.inputs import InputFile
 from pipeline.output_file import (PIECE_BYTES, AtomicFile, OutputFile, file_sha256, pieces,
                                   sha256_of, size_of)
 

@@ -24,7 +24,7 @@ def python(code: str, *flags: str, env=None) -> subprocess.CompletedProcess:
 IMPORT_AND_REPORT = (
     "import sys\n"
     "import pipeline, pipeline.cli, pipeline.runner, pipeline.stages, "
-    "pipeline.formats.markdown\n"
+    "pipeline.documents.formats.markdown\n"
     "{extra}"
     f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}))\n"
 )

@@ -12,7 +12,7 @@ from types import SimpleNamespace as Row
 from pipeline.batching import batch_labels
 from pipeline.cli import main
 from pipeline.config import JobParams, RunSettings
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.runner import run_job
 from pipeline.store import Store

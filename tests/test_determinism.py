@@ -15,7 +15,7 @@ from pipeline.batching import plan_batches
 from pipeline.budget import length_bucket, output_budget
 from pipeline.cli import main
 from pipeline.config import JobParams, RunSettings
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.retry import Backoff, RetryPolicy
 from pipeline.runner import run_job

@@ -248,8 +248,8 @@ def test_mixed_line_endings_survive_a_real_job(capsys, tmp_path, tiny_model):
     "subtitles_capability_tester_crlf_bom.srt", "webvtt_style_blocks.vtt"])
 def test_untranslated_subtitles_come_back_byte_for_byte(tmp_path, name):
     """--missing source with every chunk failed is the identity: exact bytes."""
-    from pipeline.formats import detect_format, parse_document
-    from pipeline.inputs import read_input
+    from pipeline.documents.formats import detect_format, parse_document
+    from pipeline.documents.inputs import read_input
 
     source = read_input(corpus_file(name))
     doc = parse_document(source.text, detect_format(source.path))

@@ -14,7 +14,7 @@ from models.faults import FaultInjectingTranslator, FaultSpec, simulated
 from pipeline.cli import main
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import JobFailed
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.runner import run_job
 from pipeline.samples import generate_text

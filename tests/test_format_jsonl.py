@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import InvalidInput
-from pipeline.formats.jsonl import parse_jsonl
+from pipeline.documents.formats.jsonl import parse_jsonl
 
 SOURCE = (
     '{"id": 1, "text": "Hello there. How are you?", "lang": "en"}\n'

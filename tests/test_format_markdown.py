@@ -5,9 +5,9 @@ import re
 import pytest
 from markdown_it import MarkdownIt
 
-from pipeline.document import Document
-from pipeline.formats.markdown import parse_markdown
-from pipeline.protect import visible
+from pipeline.documents.document import Document
+from pipeline.documents.formats.markdown import parse_markdown
+from pipeline.documents.protect import visible
 from tests.conftest import corpus_file
 
 CORPUS_FILES = [

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.document import Document
+from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
-from pipeline.formats import parse_document
-from pipeline.formats.slices import SliceParser, check_document, slices
-from pipeline.inputs import BOM, InputLines, decode_input, scan_input
+from pipeline.documents.formats import parse_document
+from pipeline.documents.formats.slices import SliceParser, check_document, slices
+from pipeline.documents.inputs import BOM, InputLines, decode_input, scan_input
 from tests.conftest import corpus_file
 
 SIZES = (0, 1, 2, 3, 7)

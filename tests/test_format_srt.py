@@ -4,10 +4,10 @@ import re
 import unicodedata
 import pytest
 
-from pipeline.document import Document
+from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
-from pipeline.formats.srt import parse_srt
-from pipeline.protect import visible
+from pipeline.documents.formats.srt import parse_srt
+from pipeline.documents.protect import visible
 from tests.conftest import corpus_file
 
 TIMING = re.compile(r"^\d+:\d\d:\d\d,\d+ --> .*$", re.M)
@@ -35,7 +35,7 @@ def hostile(text: str) -> str:
 def srt_cues(text: str) -> list[tuple[list[str], str, list[str]]]:
     """(lines before the timing, timing line, text lines) of every cue, read
     the way a player does: blocks between blank lines, independently of
-    pipeline.formats.srt."""
+    pipeline.documents.formats.srt."""
     text = text.lstrip("\ufeff").replace("\r\n", "\n")
     cues = []
     for block in re.split(r"\n[ \t]*\n", text.strip("\n")):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.document import Document
-from pipeline.formats import detect_format, parse_document
-from pipeline.formats.text import join_lines, parse_text
+from pipeline.documents.document import Document
+from pipeline.documents.formats import detect_format, parse_document
+from pipeline.documents.formats.text import join_lines, parse_text
 from tests.conftest import corpus_file
 
 CJK_SPACE_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef] +[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
@@ -256,7 +256,7 @@ def _endings(data: bytes) -> list[bytes]:
 
 
 def test_each_line_keeps_its_own_ending(tmp_path):
-    from pipeline.inputs import read_input
+    from pipeline.documents.inputs import read_input
 
     data = b"Para one\r\nwrapped.\n\r\nSecond.\r\n\nThird.\n"
     path = tmp_path / "mixed.txt"
@@ -279,7 +279,7 @@ def test_each_line_keeps_its_own_ending(tmp_path):
 
 def test_real_file_with_mixed_line_endings_keeps_them():
     path = corpus_file("derived_mixed_eol_pride_and_prejudice_ch1-3.txt")
-    from pipeline.inputs import read_input
+    from pipeline.documents.inputs import read_input
 
     src = read_input(path)
     doc = parse_document(src.text, "text")

@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from pipeline.document import Document
+from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
-from pipeline.formats import detect_format, parse_document
-from pipeline.formats.vtt import parse_vtt
-from pipeline.protect import visible
+from pipeline.documents.formats import detect_format, parse_document
+from pipeline.documents.formats.vtt import parse_vtt
+from pipeline.documents.protect import visible
 from tests.conftest import corpus_file
 from tests.test_format_srt import assert_same_lines
 

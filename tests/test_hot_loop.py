@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from pipeline.config import JobParams, RunSettings
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.progress import Events
 from pipeline.runner import run_job

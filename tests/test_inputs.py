@@ -9,7 +9,7 @@ import unicodedata
 import pytest
 
 from pipeline.errors import InvalidInput
-from pipeline.inputs import BOM, read_input
+from pipeline.documents.inputs import BOM, read_input
 from tests.conftest import corpus_file
 
 
@@ -185,7 +185,7 @@ NFD = unicodedata.normalize("NFD", "café")
      f'"id": "{NFD}"'),
 ])
 def test_only_units_are_normalised_in_every_format(tmp_path, name, fmt, data, literal):
-    from pipeline.formats import parse_document
+    from pipeline.documents.formats import parse_document
 
     src = read_input(write(tmp_path, data.encode(), name))
     assert src.text == data and src.sha256 == hashlib.sha256(data.encode()).hexdigest()

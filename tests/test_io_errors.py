@@ -12,7 +12,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.config import JobParams
 from pipeline.errors import ErrorClass, InvalidInput
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.io_errors import (
     DEFAULT_ERRNO_CLASS,
     ERRNO_CLASSES,

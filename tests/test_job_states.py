@@ -15,7 +15,7 @@ from models import HfTranslator
 from pipeline import service, views
 from pipeline.cli import main
 from pipeline.eta import JobEta
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.profiles import history_for
 from pipeline.progress import Events
 from pipeline.runner import run_job

@@ -14,7 +14,7 @@ import pytest
 from models import HfTranslator
 from pipeline import service
 from pipeline.config import RunSettings
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.memory.scope import MemoryScope, model_identity
 from pipeline.retry import Backoff, RetryPolicy
 from pipeline.samples import sentence

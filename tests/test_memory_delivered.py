@@ -14,11 +14,11 @@ import pytest
 
 from pipeline import views
 from pipeline.config import JobParams
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.memory.exchange import export_tmx, import_tmx
-from pipeline.pieces import joined
-from pipeline.protect import load_spec
+from pipeline.documents.pieces import joined
+from pipeline.documents.protect import load_spec
 from pipeline.runner import run_job
 from pipeline.store import NewChunk, Store
 from pipeline.translator import Translation

@@ -1,9 +1,9 @@
-"""Cutting a chunk into pieces (pipeline.pieces): lossless, placeholders
+"""Cutting a chunk into pieces (pipeline.documents.pieces): lossless, placeholders
 copied, clauses or halves translated."""
 
 from __future__ import annotations
 
-from pipeline.pieces import Piece, fragments, split
+from pipeline.documents.pieces import Piece, fragments, split
 
 
 def texts(pieces: list[Piece]) -> list[tuple[str, bool]]:

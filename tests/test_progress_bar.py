@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.cli.progress_bar import (LineProgress, Ticker, TqdmProgress, format_elapsed)
 from pipeline.config import JobParams
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.profiles import StageHistory
 from pipeline.progress import DEFAULT_WEIGHTS

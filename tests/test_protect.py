@@ -1,15 +1,15 @@
 """Protected placeholders: what is protected, what the model sees, how a
-translation is checked and put back (pipeline.protect)."""
+translation is checked and put back (pipeline.documents.protect)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline import protect
-from pipeline.document import Document
-from pipeline.formats.markdown import parse_markdown
-from pipeline.protect import Protected, build, check, chunk_view, find_tokens, restore
-from pipeline.segment import chunk_text, split_to_fit
+from pipeline.documents import protect
+from pipeline.documents.document import Document
+from pipeline.documents.formats.markdown import parse_markdown
+from pipeline.documents.protect import Protected, build, check, chunk_view, find_tokens, restore
+from pipeline.documents.segment import chunk_text, split_to_fit
 
 
 def tokens(text: str) -> list[str]:
@@ -204,7 +204,7 @@ def test_markdown_inline_markup_stays_inside_one_sentence():
 def test_markup_right_after_a_full_stop_stays_with_its_sentence():
     doc = parse_markdown("**Not bundled with `seconv`.** The `nocr` engine needs one.\n")
     unit = doc.units[0]
-    from pipeline.segment import split_sentences
+    from pipeline.documents.segment import split_sentences
 
     first, second = split_sentences(unit.text, "eng_Latn")
     assert chunk_view(first.strip(), unit.protected)[0] == "[1]Not bundled with [2].[3]"

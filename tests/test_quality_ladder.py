@@ -15,7 +15,7 @@ import pytest
 from pipeline import views
 from pipeline.config import JobParams
 from pipeline.errors import ErrorClass
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.progress import Events
 from pipeline.quality import ladder

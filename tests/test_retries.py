@@ -15,7 +15,7 @@ from models import HfTranslator
 from models.faults import FaultInjectingTranslator, FaultSpec
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import ErrorClass, JobFailed
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.progress import Events
 from pipeline.retry import Backoff, RetryPolicy

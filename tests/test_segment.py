@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.segment import chunk_text, split_sentences, split_to_fit
+from pipeline.documents.segment import chunk_text, split_sentences, split_to_fit
 from tests.conftest import corpus_file
 
 

@@ -12,7 +12,7 @@ from models import HfTranslator
 from pipeline.cli import main
 from pipeline.config import JobParams, idempotency_key
 from pipeline.errors import ErrorClass, InvalidInput, JobFailed
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.runner import run_job
 from pipeline.sinks import (

@@ -20,7 +20,7 @@ import pytest
 
 from pipeline import service
 from pipeline.config import JobParams
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.progress import Events
 from pipeline.runner import run_job
@@ -311,7 +311,7 @@ def test_upload_renders_an_output_file_that_changed_again(tmp_path, monkeypatch,
 def test_a_job_preprocessed_whole_by_an_older_version_still_renders(tmp_path):
     """A skeleton stored as one Document (``finish_preprocess``, as before
     slices) is postprocessed as one slice."""
-    from pipeline.document import Document
+    from pipeline.documents.document import Document
     from pipeline.store import NewChunk
 
     src = tmp_path / "doc.txt"

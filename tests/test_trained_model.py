@@ -17,7 +17,7 @@ from models.faults import FaultInjectingTranslator, FaultSpec
 from models.trained import COMMITTED, build_trained_model, invented_translation, is_trained_model
 from pipeline.cli import main
 from pipeline.config import JobParams, RunSettings
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.retry import Backoff, RetryPolicy
 from pipeline.runner import run_job

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 
-from pipeline import protect, views
+from pipeline import views
+from pipeline.documents import protect
 from pipeline.cli import main
 from pipeline.config import JobParams
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.runner import run_job
 from pipeline.store import Store

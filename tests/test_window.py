@@ -19,7 +19,7 @@ import pytest
 
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import ErrorClass
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.retry import RetryPolicy
 from pipeline.runner import run_job

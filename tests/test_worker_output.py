@@ -12,7 +12,7 @@ import sys
 from pipeline.cli import main
 from pipeline.cli.progress_bar import LineProgress, TqdmProgress, progress_bar
 from pipeline.config import JobParams
-from pipeline.inputs import read_input
+from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
 from pipeline.store import Store
 from pipeline.worker import run_worker

@@ -22,7 +22,7 @@ file it had written, so nothing of a refused request stays behind.
 An upload is never whole in memory: the request body goes through the
 multipart parser as it arrives (the file part spooled to disk past 1 MB),
 is copied in pieces to a temporary file beside its place, hashed as it
-goes, and checked there a block at a time (``pipeline.inputs.scan_input``).
+goes, and checked there a block at a time (``pipeline.documents.inputs.scan_input``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from starlette.requests import Request
 from pipeline import service
 from pipeline.api.errors import ApiError
 from pipeline.errors import InvalidInput, PipelineError
-from pipeline.inputs import scan_input
+from pipeline.documents.inputs import scan_input
 from pipeline.output_file import PIECE_BYTES
 from pipeline.service import JobOptions, Submitted
 from pipeline.sinks import is_http

@@ -21,7 +21,7 @@ from pipeline.cli.options import (
     runtime,
 )
 from pipeline.errors import InvalidInput
-from pipeline.inputs import scan_input
+from pipeline.documents.inputs import scan_input
 from pipeline.memory.scope import MODES
 from pipeline.quality import evaluate
 from pipeline.store import Store

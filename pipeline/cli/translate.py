@@ -10,7 +10,7 @@ from pipeline import config, service
 from pipeline.cli.options import job_options, open_store, runtime
 from pipeline.cli.progress_bar import bar_unless
 from pipeline.errors import InvalidInput
-from pipeline.inputs import scan_input
+from pipeline.documents.inputs import scan_input
 from pipeline.store import Store
 
 
@@ -29,7 +29,7 @@ def _from_stdin(args) -> bool:
 def _translate(args, options: service.JobOptions) -> int:
     # Everything a user can get wrong is checked before anything is stored,
     # the run's options first: a bad one is refused even for a finished job.
-    from pipeline.inputs import spool
+    from pipeline.documents.inputs import spool
     from pipeline.languages import validate_language
 
     run = runtime(args)

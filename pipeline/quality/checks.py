@@ -76,7 +76,7 @@ DEFAULT_THRESHOLDS = Thresholds()
 
 @dataclass(frozen=True)
 class Finding:
-    reason: str  # one of REASONS (or "placeholders", from pipeline.protect)
+    reason: str  # one of REASONS (or "placeholders", from pipeline.documents.protect)
     detail: str
 
 

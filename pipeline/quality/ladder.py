@@ -20,7 +20,7 @@ A chunk that cannot be split is flagged at rung 1. ``--quality flag``
 accepts every failing translation with a flag at once; ``off`` skips the
 checks. Placeholders are checked whatever the mode: a chunk whose
 placeholders did not survive is replaced by its fragments
-(``pipeline.pieces``) at its own rung, without placeholders, so that can
+(``pipeline.documents.pieces``) at its own rung, without placeholders, so that can
 happen once per chunk. Each rung is a new chunk row (a guarded copy, or
 pieces), so every chunk is committed once, and the ladder ends: at most a
 decode, a guarded decode and the pieces' guarded decodes per sentence.
@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pipeline import pieces, protect
+from pipeline.documents import pieces, protect
 from pipeline.quality.checks import DEFAULT_THRESHOLDS, Thresholds, inspect
 from pipeline.store import Chunk, NewPiece
 from pipeline.translator import Decoding, Translation

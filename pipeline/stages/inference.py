@@ -34,7 +34,7 @@ with the same counts and the rest of the wait.
 Before a batch commits, its translations are judged
 (``pipeline.quality.ladder``): placeholders checked, quality checked, and a
 failing chunk replaced, in the commit's transaction, by a guarded copy or by
-pieces (``pipeline.pieces``). When the stored plan is done, the chunks that
+pieces (``pipeline.documents.pieces``). When the stored plan is done, the chunks that
 appeared that way are planned into batches of their own (one ladder rung
 each: a batch shares its decoding), until none is left. A sentence that
 still runs out of memory alone after its tries is split the same way

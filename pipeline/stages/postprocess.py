@@ -1,8 +1,8 @@
 """Postprocess: put the translations back into the document's skeleton.
 
 Each chunk's text goes back to its unit in unit-text form: placeholders
-restored to their markers (``pipeline.protect``), a replaced chunk as its
-pieces joined in order (``pipeline.pieces``). The skeleton then writes each
+restored to their markers (``pipeline.documents.protect``), a replaced chunk as its
+pieces joined in order (``pipeline.documents.pieces``). The skeleton then writes each
 marker's protected text in its place.
 
 The skeleton is read a slice at a time, as preprocess wrote it
@@ -24,11 +24,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pipeline import protect
-from pipeline.document import Document
+from pipeline.documents import protect
+from pipeline.documents.document import Document
 from pipeline.languages import joins_without_space
 from pipeline.output_file import AtomicFile
-from pipeline.pieces import clean_translation
+from pipeline.documents.pieces import clean_translation
 from pipeline.store import Chunk
 
 log = logging.getLogger("nllb_pipeline")

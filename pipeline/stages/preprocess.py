@@ -1,7 +1,7 @@
 """Preprocess: decode the input, keep its skeleton, cut the prose into chunks.
 
 Progress unit: input bytes. The input is read a slice at a time (a few
-thousand lines, cut where the format allows: ``pipeline.formats.slices``;
+thousand lines, cut where the format allows: ``pipeline.documents.formats.slices``;
 Markdown is one slice, the whole file), and each slice's skeleton and chunks
 are written in one transaction together with where the next slice starts
 (``Store.write_slice``). So memory holds one slice whatever the document's
@@ -34,14 +34,14 @@ import logging
 import os
 from dataclasses import dataclass, field, replace
 
-from pipeline import protect
-from pipeline.document import Document
+from pipeline.documents import protect
+from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
-from pipeline.formats.slices import SLICE_LINES, SliceParser, slices
-from pipeline.inputs import InputLines, LineTally
+from pipeline.documents.formats.slices import SLICE_LINES, SliceParser, slices
+from pipeline.documents.inputs import InputLines, LineTally
 from pipeline.memory.scope import scope_for
 from pipeline.output_file import file_sha256
-from pipeline.segment import chunk_texts
+from pipeline.documents.segment import chunk_texts
 from pipeline.store import NewChunk
 
 log = logging.getLogger("nllb_pipeline")

@@ -3,7 +3,7 @@ its key, kept in the job store's file (``gc`` of jobs never touches it;
 ``prune`` does). That is the chunk's committed translation, or, for a chunk
 the repair ladder or the placeholder fallback replaced by pieces, the
 pieces' translations joined once the last of them commits
-(``pipeline.pieces.joined``), with the quality flag it was accepted with.
+(``pipeline.documents.pieces.joined``), with the quality flag it was accepted with.
 
 A key is a scope (``pipeline.memory.scope``: model identity, backend,
 device kind, compute type, languages, output settings) plus the exact
@@ -31,10 +31,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
-from pipeline import protect
+from pipeline.documents import protect
 from pipeline.errors import InvalidInput
 from pipeline.memory.scope import MODES, MemoryScope
-from pipeline.pieces import clean_translation
+from pipeline.documents.pieces import clean_translation
 from pipeline.store.records import MemoryEntry, MemoryImport, MemoryScopeSummary, NewChunk
 
 _SCOPE_FIELDS = ("identity", "backend", "device", "compute_type", "src_lang", "tgt_lang",
@@ -179,7 +179,7 @@ class MemoryMixin:
         the memory: each committed chunk of rung 0 (a text as the document
         has it, or a fragment of one; never a guarded decode or a clause,
         which are not what that text alone becomes) and each rung-0 chunk
-        whose pieces are now all done, joined (``pipeline.pieces.joined``),
+        whose pieces are now all done, joined (``pipeline.documents.pieces.joined``),
         with the flag of its first flagged piece."""
         if not translations:
             return

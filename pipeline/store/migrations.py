@@ -275,7 +275,7 @@ MIGRATIONS: tuple[str, ...] = (
     # survive, the repair ladder's split), placeholders, quality flags
     """
     ALTER TABLE chunks ADD COLUMN parent INTEGER;   -- the chunk this piece is part of
-    ALTER TABLE chunks ADD COLUMN protected TEXT;   -- its placeholders: JSON spec (pipeline.protect)
+    ALTER TABLE chunks ADD COLUMN protected TEXT;   -- its placeholders: JSON spec (pipeline.documents.protect)
     ALTER TABLE chunks ADD COLUMN rung INTEGER NOT NULL DEFAULT 0;  -- repair ladder step
     ALTER TABLE chunks ADD COLUMN flag TEXT;        -- accepted with a quality flag: the reason
     ALTER TABLE chunks ADD COLUMN share REAL;       -- source tokens it stands for (NULL: n_tokens)
@@ -307,7 +307,7 @@ MIGRATIONS: tuple[str, ...] = (
         chunks INTEGER NOT NULL,
         end_byte INTEGER NOT NULL,    -- input offset where the next slice starts
         cursor TEXT NOT NULL,         -- JSON: the reader's and parser's tallies after it
-        skeleton TEXT NOT NULL,       -- JSON of its pipeline.document.Document
+        skeleton TEXT NOT NULL,       -- JSON of its pipeline.documents.document.Document
         PRIMARY KEY (job_id, seq)
     );
     """,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from pipeline import pieces, protect
+from pipeline.documents import pieces, protect
 from pipeline.store.records import Chunk, NewPiece
 
 QUALITY = "quality"
@@ -98,7 +98,7 @@ class PiecesMixin:
         form, and the flag of their first flagged piece; so do their
         parents, up the chain. Returns {idx: (source, text, flag)} of those
         of rung 0. A chunk whose joined text would not restore to its
-        pieces' bytes (``pipeline.pieces.joined``) keeps none, nor do the
+        pieces' bytes (``pipeline.documents.pieces.joined``) keeps none, nor do the
         chunks above it: they are delivered from their pieces, and not
         remembered. A few indexed reads per parent, whatever the job's size."""
         out: dict[int, tuple[str, str, str | None]] = {}

@@ -43,10 +43,10 @@ class Chunk:
     batch_id: int | None
     commits: int
     attempts: int
-    # A piece of a replaced chunk (pipeline.pieces) names it; states are
+    # A piece of a replaced chunk (pipeline.documents.pieces) names it; states are
     # pending done failed and replaced (translated as its pieces).
     parent: int | None = None
-    protected: str | None = None  # JSON spec of its placeholders (pipeline.protect)
+    protected: str | None = None  # JSON spec of its placeholders (pipeline.documents.protect)
     rung: int = 0  # repair ladder step it is decoded at (pipeline.quality.ladder)
     flag: str | None = None  # accepted with a quality flag: the reason
     share: float | None = None  # source tokens of the document it stands for; None: n_tokens
@@ -137,7 +137,7 @@ class NewChunk:
     source: str
     n_tokens: int
     done: bool = False  # nothing to translate: the source is its own translation
-    protected: str | None = None  # JSON spec of its placeholders (pipeline.protect)
+    protected: str | None = None  # JSON spec of its placeholders (pipeline.documents.protect)
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class MemoryImport:
 
 @dataclass(frozen=True)
 class NewPiece:
-    """A piece of a chunk being replaced (``pipeline.pieces``)."""
+    """A piece of a chunk being replaced (``pipeline.documents.pieces``)."""
 
     source: str
     n_tokens: int  # 0: copied as it is, never translated
@@ -196,4 +196,4 @@ class SkeletonSlice:
     chunks: int
     end_byte: int  # input offset where the next slice starts
     cursor: str  # JSON: the reader's and parser's tallies after it (pipeline.stages.preprocess)
-    skeleton: str  # JSON of its pipeline.document.Document
+    skeleton: str  # JSON of its pipeline.documents.document.Document

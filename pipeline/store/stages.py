@@ -96,7 +96,7 @@ class StagesMixin:
 
     def spool_dir(self) -> Path:
         """Where documents read from standard input are kept (content-addressed,
-        ``pipeline.inputs.spool``): in the working area, as the inputs of their
+        ``pipeline.documents.inputs.spool``): in the working area, as the inputs of their
         jobs. ``gc`` leaves them, as it leaves every job's input."""
         return self.path.with_name(f"{self.path.stem}-work") / "stdin"
 

@@ -28,7 +28,7 @@ Three forms of one sentence:
   pairs still open before they close and nested as they were), then
   restored to markers (:func:`restore`). A translation that fails the check
   is not restored: its chunk is translated again as fragments between the
-  protected pieces (``pipeline.pieces``), today's behaviour, as a fallback.
+  protected pieces (``pipeline.documents.pieces``), today's behaviour, as a fallback.
 
 A chunk's *spec* (stored as JSON with the chunk) says, per placeholder
 ``[i]``: the unit marker it stands for, its partner's number in the chunk
@@ -214,7 +214,7 @@ def protect_unknown(text: str, protected: tuple[tuple[str, int], ...],
     the runs protected, in order."""
     if unknown.isdisjoint(text):
         return text, protected, []
-    from pipeline.segment import graphemes  # pipeline.segment imports this module
+    from pipeline.documents.segment import graphemes  # pipeline.documents.segment imports this module
 
     pieces, runs, out, run = list(protected), [], [], []
 

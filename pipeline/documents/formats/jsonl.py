@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from pipeline.document import Document
+from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
 
 OUTPUT_KEY = "translation"
@@ -31,7 +31,7 @@ def parse_jsonl(text: str, field: str) -> Document:
 @dataclass
 class RecordTally:
     """Records seen and skipped (field null or missing) so far, over every
-    slice of a file (``pipeline.formats.slices``): what the note and the
+    slice of a file (``pipeline.documents.formats.slices``): what the note and the
     check at the end need, in bounded space."""
 
     records: int = 0

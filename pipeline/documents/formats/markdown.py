@@ -22,10 +22,10 @@ from markdown_it.helpers import parseLinkLabel
 from markdown_it.ruler import Ruler
 from markdown_it.token import Token
 
-from pipeline.document import MARKDOWN_INLINE_ESCAPED, Document, Unit
-from pipeline.formats import markdown_rules
-from pipeline.formats.linebreaks import is_cjk
-from pipeline.protect import Escaped, Protected
+from pipeline.documents.document import MARKDOWN_INLINE_ESCAPED, Document, Unit
+from pipeline.documents.formats import markdown_rules
+from pipeline.documents.formats.linebreaks import is_cjk
+from pipeline.documents.protect import Escaped, Protected
 
 
 def parse_markdown(text: str) -> Document:
@@ -249,7 +249,7 @@ def _render_inline(
     """Append an inline token's children to ``out`` as units and literals.
 
     A sentence is one unit with its inline markup inside it as protected
-    pieces (``pipeline.protect``): link brackets and destinations, emphasis
+    pieces (``pipeline.documents.protect``): link brackets and destinations, emphasis
     markers, code spans, images, autolinks, raw HTML, footnote references,
     math, entities. Only a hard break ends a unit (it keeps its line).
     ``line_prefix(k)`` is the container prefix of the block's k-th source

@@ -28,13 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
-from pipeline.document import Document
-from pipeline.formats import parse_document
-from pipeline.formats.jsonl import RecordTally, add_records
-from pipeline.formats.srt import is_cue_start, parse_srt
-from pipeline.formats.text import IDEOGRAPHIC_SPACE, is_blank, parse_lines, parse_text
-from pipeline.formats.vtt import parse_vtt
-from pipeline.inputs import InputLine
+from pipeline.documents.document import Document
+from pipeline.documents.formats import parse_document
+from pipeline.documents.formats.jsonl import RecordTally, add_records
+from pipeline.documents.formats.srt import is_cue_start, parse_srt
+from pipeline.documents.formats.text import IDEOGRAPHIC_SPACE, is_blank, parse_lines, parse_text
+from pipeline.documents.formats.vtt import parse_vtt
+from pipeline.documents.inputs import InputLine
 
 SLICE_LINES = 2000  # lines per slice, at least, where the format allows a cut
 

@@ -4,17 +4,17 @@ A cue is an optional number line, a timing line ("00:00:01,500 -->
 00:00:04,500", possibly followed by X1:.. Y2:.. coordinates) and text lines
 up to a blank line. Numbers, timings and blank lines are copied byte for
 byte so players keep the timing. A cue's text keeps its line count, its
-tags and its speakers' dashes (see :mod:`pipeline.formats.cues`).
+tags and its speakers' dashes (see :mod:`pipeline.documents.formats.cues`).
 """
 
 from __future__ import annotations
 
 import re
 
-from pipeline.document import Document
+from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
-from pipeline.formats.cues import add_cue_text
-from pipeline.formats.text import is_blank, split_lines
+from pipeline.documents.formats.cues import add_cue_text
+from pipeline.documents.formats.text import is_blank, split_lines
 
 _TIME = r"\d{1,3}:\d{1,2}:\d{1,2}[,.:]\d{1,3}"
 _TIMING = re.compile(rf"\s*{_TIME}\s*-->\s*{_TIME}(?:\s.*)?")
@@ -42,7 +42,7 @@ def parse_srt(text: str, *, first_line: int = 0) -> Document:
     Raises InvalidInput naming the line when a cue has no timing line where
     one is required, i.e. the file is not SRT. ``first_line``: the number
     (0-based) of the text's first line in the file, when it is a slice of
-    it (``pipeline.formats.slices``); messages count from there.
+    it (``pipeline.documents.formats.slices``); messages count from there.
     """
     doc = Document()
     if text.startswith("\ufeff"):

@@ -7,7 +7,7 @@ identifier line, a timing line with its cue settings (``00:01.000 -->
 00:04.000 position:50% align:middle line:84%``) and text lines. All of that
 is copied byte for byte except cue text, which keeps its line count, tags
 (``<i>``, ``<c.yellow>``, ``<v Alba>``, karaoke timestamps ``<00:17.500>``)
-and dialogue dashes (see :mod:`pipeline.formats.cues`). Character
+and dialogue dashes (see :mod:`pipeline.documents.formats.cues`). Character
 references (``&amp;``) in cue text are read as the characters they stand
 for and a translation's ``& < >`` are escaped again.
 
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 
-from pipeline.document import Document
+from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
-from pipeline.formats.cues import add_cue_text
-from pipeline.formats.text import is_blank, split_lines
+from pipeline.documents.formats.cues import add_cue_text
+from pipeline.documents.formats.text import is_blank, split_lines
 
 _SIGNATURE = re.compile(r"WEBVTT(?:[ \t].*)?\n?\Z")
 _LITERAL_BLOCK = re.compile(r"(?:NOTE|STYLE|REGION)(?:[ \t].*)?\n?\Z")
@@ -36,7 +36,7 @@ def parse_vtt(text: str, *, continued: bool = False) -> Document:
 
     Raises InvalidInput when the file does not start with the ``WEBVTT``
     signature. ``continued``: the text is a later slice of the file
-    (``pipeline.formats.slices``), blocks after a blank line, without the
+    (``pipeline.documents.formats.slices``), blocks after a blank line, without the
     signature and header.
     """
     doc = Document()

@@ -13,8 +13,8 @@ line i of the output is the translation of line i.
 
 from __future__ import annotations
 
-from pipeline.document import Document
-from pipeline.formats.linebreaks import is_cjk, join_lines
+from pipeline.documents.document import Document
+from pipeline.documents.formats.linebreaks import is_cjk, join_lines
 
 __all__ = ["is_blank", "is_cjk", "join_lines", "parse_lines", "parse_text", "split_lines"]
 

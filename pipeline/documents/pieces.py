@@ -33,10 +33,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline import protect
-from pipeline.formats.linebreaks import is_cjk
-from pipeline.protect import PLACEHOLDER
-from pipeline.segment import clause_atoms, graphemes
+from pipeline.documents import protect
+from pipeline.documents.formats.linebreaks import is_cjk
+from pipeline.documents.protect import PLACEHOLDER
+from pipeline.documents.segment import clause_atoms, graphemes
 
 # A clause shorter than this (letters; a CJK character counts 3) is joined to
 # its neighbour: "Yes," alone translates worse than "Yes, sir,".

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import FORMATS
 
-if TYPE_CHECKING:  # pipeline.document imports from this package
-    from pipeline.document import Document
+if TYPE_CHECKING:  # pipeline.documents.document imports from this package
+    from pipeline.documents.document import Document
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -73,29 +73,29 @@ def _aligned(lines: Iterable[str]) -> bool:
 def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:
     """Parse decoded ``text`` (LF line endings, not normalised) as format ``fmt``."""
     if fmt == "jsonl":
-        from pipeline.formats.jsonl import parse_jsonl
+        from pipeline.documents.formats.jsonl import parse_jsonl
 
         return parse_jsonl(text, jsonl_field)
     if fmt == "text":
-        from pipeline.formats.text import parse_text
+        from pipeline.documents.formats.text import parse_text
 
         return parse_text(text)
     if fmt == "lines":
-        from pipeline.formats.text import parse_lines
+        from pipeline.documents.formats.text import parse_lines
 
         return parse_lines(text)
     if fmt == "srt":
-        from pipeline.formats.srt import parse_srt
+        from pipeline.documents.formats.srt import parse_srt
 
         return parse_srt(text)
     if fmt == "vtt":
-        from pipeline.formats.vtt import parse_vtt
+        from pipeline.documents.formats.vtt import parse_vtt
 
         return parse_vtt(text)
     if fmt == "markdown":
         # Imported here so text and subtitles work without the Markdown
         # parser's dependencies.
-        from pipeline.formats.markdown import parse_markdown
+        from pipeline.documents.formats.markdown import parse_markdown
 
         return parse_markdown(text)
     raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")

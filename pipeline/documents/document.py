@@ -21,7 +21,7 @@ Only unit texts are NFC-normalised, never literal parts: code, markup and
 timings stay byte for byte what the input held.
 
 The skeleton is stored as JSON in the store, a slice of the document at a
-time (``pipeline.formats.slices``, ``pipeline.store.slices``), so
+time (``pipeline.documents.formats.slices``, ``pipeline.store.slices``), so
 postprocess never needs the input file again.
 """
 
@@ -32,8 +32,8 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from pipeline import protect
-from pipeline.formats.linebreaks import join_lines, wrap_lines
+from pipeline.documents import protect
+from pipeline.documents.formats.linebreaks import join_lines, wrap_lines
 
 # Characters that start Markdown syntax anywhere in running text; Unit.render
 # escapes each of them wherever it occurs (and "|" in table cells).
@@ -45,7 +45,7 @@ _BLOCK_START = re.compile(r"^(#{1,6}|[-+=>]|\d{1,9}(?=[.)]))(?=\s|$|[.)])")
 # a letter, so "2<3,5>1" is text), an ASS override block ("{\an8}"; "{normal
 # text}" is shown, so it is text) or an ASS code (\N, \n break a line, \h is
 # a hard space). WebVTT: tags (c, i, b, u, v, lang, ruby, rt) and karaoke
-# timestamps. A cue's own markup is literal parts (pipeline.formats.cues), so
+# timestamps. A cue's own markup is literal parts (pipeline.documents.formats.cues), so
 # SubRip markup a model invents is dropped, and WebVTT's is escaped.
 SUBTITLE_TAGS = {
     "srt": re.compile(r"</?[A-Za-z][^<>\n]*>|\{\\[^{}\n]*\}|\\[Nnh]"),
@@ -74,7 +74,7 @@ class Unit:
     ``cue``: "srt" or "vtt" for subtitle text: tag-like text in a SubRip
     translation is dropped, WebVTT's ``& < >`` are escaped.
     ``protected``: what each marker in ``text`` stands for
-    (``pipeline.protect``): its output text, written as it is, and its
+    (``pipeline.documents.protect``): its output text, written as it is, and its
     partner's index (-1 none; -2, -3 the close or open of a pair whose other
     end is in another unit). A translation holds the same markers; the rules
     above apply to the text between them.

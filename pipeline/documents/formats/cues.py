@@ -18,7 +18,7 @@ a player or a viewer relies on:
 :func:`segments` is the one place that decides where units start and end.
 A tag at the start or end of a line is a literal part; a tag *inside* a
 line ("a <i>big</i> day") stays inside its sentence as a protected piece
-(``pipeline.protect``), so the sentence is translated whole and the tag put
+(``pipeline.documents.protect``), so the sentence is translated whole and the tag put
 back where the translation has it, its pair still balanced. The other end
 of such a tag's pair comes inside too, even from a line's edge ("Hello
 <i>world</i>"), so a pair is never half literal, half moved. Karaoke
@@ -32,9 +32,9 @@ import html
 import re
 from collections.abc import Iterator
 
-from pipeline.document import SUBTITLE_TAGS, Document
-from pipeline.formats.linebreaks import join_lines
-from pipeline.protect import Protected
+from pipeline.documents.document import SUBTITLE_TAGS, Document
+from pipeline.documents.formats.linebreaks import join_lines
+from pipeline.documents.protect import Protected
 
 # A dialogue dash at the start of a line, with the space after it: before a
 # letter, an opening mark or a space ("-30 degrees" is not a turn).

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import sentencex
 
 from pipeline.languages import iso639_1
-from pipeline.protect import has_markers
+from pipeline.documents.protect import has_markers
 
 CountTokens = Callable[[list[str]], list[int]]
 

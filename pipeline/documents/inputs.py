@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from pipeline.document import line_end_codes
+from pipeline.documents.document import line_end_codes
 from pipeline.errors import InvalidInput
 
 BOM = b"\xef\xbb\xbf"
