@@ -324,4 +324,10 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX chunks_by_parent;
     CREATE INDEX chunks_by_parent ON chunks (job_id, parent, idx) WHERE parent IS NOT NULL;
     """,
+    # 12: the CPU seconds the process spent while a stage ran (all its
+    # threads), beside the wall time: whether a stage waited or worked, and
+    # a figure that a busy machine does not move (benchmarks/scale.py)
+    """
+    ALTER TABLE stage_runs ADD COLUMN cpu_s REAL;
+    """,
 )
