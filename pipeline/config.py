@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline.budget import output_budget
 from pipeline.errors import InvalidInput
 from pipeline.languages import validate_language
+from pipeline.sinks.grammar import check_sink
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
 STAGES = ("preprocess", "inference", "postprocess", "upload")  # in order; a job's stage is one of these or "done"
@@ -44,7 +45,7 @@ class JobParams:
     length_ratio: float = 2.0
     length_offset: int = 16
     missing: str = "source"  # a chunk that failed for good: "source" text or "marker"
-    # Where the output is delivered (pipeline/sinks.py): "file:/abs/path",
+    # Where the output is delivered (pipeline/sinks/grammar.py): "file:/abs/path",
     # "dir:/abs/dir" (output is then the file in it), an http(s) URL without
     # credentials (output is then the URL), or "stdout:" (-o -; output "-":
     # printed by the command from the store). "" means "file:" + output.
@@ -80,13 +81,7 @@ class JobParams:
             raise InvalidInput("JSON Lines input needs --jsonl FIELD (the field to translate)")
         if not self.sink:
             object.__setattr__(self, "sink", f"file:{self.output}")
-        http = self.sink.startswith(("http://", "https://"))
-        if not http and not self.sink.startswith(("file:", "dir:")) and self.sink != "stdout:":
-            raise InvalidInput("a sink is file:PATH, dir:DIR, an http(s):// URL or stdout:")
-        if http and not self.http_method:
-            object.__setattr__(self, "http_method", "PUT")
-        if (self.http_method not in ("PUT", "POST")) if http else self.http_method:
-            raise InvalidInput("--http-method is PUT or POST, and only for an http(s):// sink")
+        object.__setattr__(self, "http_method", check_sink(self.sink, self.http_method))
 
     def canonical_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)

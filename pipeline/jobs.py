@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pipeline.config import JobParams, idempotency_key
@@ -12,30 +11,6 @@ from pipeline.documents.formats.slices import check_document
 from pipeline.documents.inputs import InputFile
 from pipeline.memory.scope import MODES
 from pipeline.store import Job, Store
-
-
-def default_output(input_path: Path, tgt_lang: str) -> Path:
-    """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt."""
-    return input_path.with_name(f"{input_path.stem}.{tgt_lang}{input_path.suffix}")
-
-
-def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path:
-    """The absolute output path, checked to be writable before any work."""
-    path = Path(output).expanduser() if output else default_output(source.path, tgt_lang)
-    path = path.resolve()
-    if path.is_dir():
-        raise InvalidInput(f"output path {path} is a directory; give a file name")
-    if path == source.path:
-        raise InvalidInput(f"output path {path} is the input file itself")
-    parent = path.parent
-    if not parent.is_dir():
-        raise InvalidInput(f"cannot write output: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InvalidInput(f"cannot write output: {path} is not writable")
-    from pipeline.sinks import check_writable
-
-    check_writable(parent)
-    return path
 
 
 def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:

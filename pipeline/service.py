@@ -377,8 +377,7 @@ def output(store: Store, job_id: str) -> Output:
     ended FAILED with some chunks failed for good has one too: they keep
     their source text or a marker). JobConflict while there is none yet, or
     after ``gc`` collected it, or if its file is gone."""
-    from pipeline.jobs import default_output
-    from pipeline.sinks import STDOUT, is_http
+    from pipeline.sinks import STDOUT, default_output, is_http
 
     job = find_job(store, job_id)
     artifact = store.artifact(job.id, "output") if job.stage in ("upload", "done") else None
