@@ -9,7 +9,7 @@ from pipeline.errors import InvalidInput, KeyReused
 from pipeline.documents.formats import detect_format
 from pipeline.documents.formats.slices import check_document
 from pipeline.documents.inputs import InputFile
-from pipeline.memory.scope import MODES
+from pipeline.store.records import MODES
 from pipeline.store import Job, Store
 
 

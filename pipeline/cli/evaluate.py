@@ -22,7 +22,7 @@ from pipeline.cli.options import (
 )
 from pipeline.errors import InvalidInput
 from pipeline.documents.inputs import scan_input
-from pipeline.memory.scope import MODES
+from pipeline.store.records import MODES
 from pipeline.quality import evaluate
 from pipeline.store import Store
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline import config
 from pipeline.cli.options import (add_json_option, add_model_runtime_options, at_least, finite,
                                   open_store, run_settings)
-from pipeline.memory.scope import MODES
+from pipeline.store.records import MODES
 
 
 def add_memory_option(p: argparse.ArgumentParser) -> None:

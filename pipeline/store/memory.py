@@ -33,9 +33,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from pipeline.documents import protect
 from pipeline.errors import InvalidInput
-from pipeline.memory.scope import MODES, MemoryScope
 from pipeline.documents.pieces import clean_translation
-from pipeline.store.records import MemoryEntry, MemoryImport, MemoryScopeSummary, NewChunk
+from pipeline.store.records import (MODES, MemoryEntry, MemoryImport, MemoryScope,
+                                     MemoryScopeSummary, NewChunk)
 
 _SCOPE_FIELDS = ("identity", "backend", "device", "compute_type", "src_lang", "tgt_lang",
                  "settings", "model")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 
-if TYPE_CHECKING:
-    from pipeline.memory.scope import MemoryScope
+MODES = ("off", "read", "on")  # --tm: ignore the memory, only read it, read and write it
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,28 @@ class NewChunk:
     n_tokens: int
     done: bool = False  # nothing to translate: the source is its own translation
     protected: str | None = None  # JSON spec of its placeholders (pipeline.documents.protect)
+
+
+@dataclass(frozen=True)
+class MemoryScope:
+    """Everything in a memory key except the source text (what each part
+    is, and why: ``pipeline.memory.scope``)."""
+
+    identity: str
+    backend: str
+    device: str  # kind only: cpu, cuda
+    compute_type: str
+    src_lang: str
+    tgt_lang: str
+    settings: str  # canonical JSON of ``output_settings``
+    model: str = ""  # as the job named it: shown, never compared
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the keyed fields (not ``model``)."""
+        keyed = {k: v for k, v in asdict(self).items() if k != "model"}
+        text = json.dumps(keyed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
