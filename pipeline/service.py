@@ -30,6 +30,7 @@ from pipeline.documents.inputs import InputFile, scan_input
 from pipeline.io_errors import DatabaseDamaged
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
+from pipeline.settings import Settings
 from pipeline.sinks import DeliveryOptions
 from pipeline.store import Artifact, Job, Store
 from pipeline.translator import NoModel, Translator
@@ -110,6 +111,13 @@ class Runtime:
     def __post_init__(self) -> None:
         if self.translators is None:
             self.translators = TranslatorCache(self.settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        """A runtime for layered settings (``pipeline.settings.load``)."""
+        faults = str(settings.faults) if settings.faults else None
+        return cls(settings.run, settings.retry, settings.delivery,
+                   TranslatorCache(settings.run, inject_faults=faults))
 
 
 # Called with (store, job, translator) before a run; returns the observer of

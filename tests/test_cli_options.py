@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import build_parser, main
-from pipeline.cli.options import FAULTS_ENV, RETRY_ENV
+from pipeline.settings import FAULTS_ENV, RETRY_ENV
 from pipeline.store import Store
 from tests.conftest import ROOT
 
@@ -185,7 +185,10 @@ def test_config_from_the_environment_names_its_path(capsys, doc, tiny_model, tmp
 
 
 def test_flags_override_the_config_file_and_unset_flags_do_not(tmp_path):
-    from pipeline.cli.options import run_settings
+    from pipeline.cli.options import settings_of
+
+    def run_settings(args):
+        return settings_of(args).run
 
     conf = tmp_path / "config.toml"
     conf.write_text('[run]\ndevice = "cpu"\nthreads = 2\nbatch_tokens = 512\n')
