@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from pipeline.config import STAGES
 from pipeline.progress import DEFAULT_WEIGHTS, overall_fraction
+from pipeline.progress.eta import seconds_left
 from pipeline.store import Job, Store
 
 
@@ -71,13 +72,13 @@ def job_percent(store: Store, job: Job, weights: dict | None = None,
 
 def job_eta(store: Store, job: Job, histories: dict | None = None,
             tokens: tuple[int, int] | None = None) -> float | None:
-    """Seconds left for a running job from its profile's history alone: its
-    tokens still to translate at the historical rate, plus the measured
-    share of the stages after. The fallback when the job's runner has not
-    saved a live estimate. ``histories`` caches one history per profile."""
+    """Seconds left for a running job from its profile's history alone
+    (``eta.seconds_left`` at the profile's rate and weights): the fallback
+    when the job's runner has not saved a live estimate. ``histories``
+    caches one history per profile."""
     if job.state != "RUNNING" or job.stage not in ("inference", "postprocess", "upload"):
         return None
-    from pipeline.profiles import Profile, stage_history
+    from pipeline.progress.profiles import Profile, stage_history
 
     row = store.inference_profile(job.id)
     if row is None:
@@ -86,13 +87,13 @@ def job_eta(store: Store, job: Job, histories: dict | None = None,
     if row not in histories:
         histories[row] = stage_history(store, Profile(*row))
     history = histories[row]
-    rate = history.rates.get("inference")
-    if not rate:
+    if not history.rates.get("inference"):
         return None
     done, total = tokens or store.token_counts(job.id)
-    w = history.weights
-    tail = total / rate * (w["postprocess"] + w["upload"]) / w["inference"]
-    return (total - done) / rate + tail if job.stage == "inference" else tail
+    fraction = overall_fraction(job.stage, done / total if total and job.stage == "inference"
+                                else 0.0, history.weights)
+    return seconds_left(job.stage, done, total, history.rates.get("inference"), history.weights,
+                        fraction)
 
 
 def stage_percents(percent: float, weights: dict) -> dict[str, float]:

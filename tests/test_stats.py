@@ -13,7 +13,7 @@ import time
 import pytest
 
 from pipeline.cli import read as views
-from pipeline.stats import DAY_S, job_stats, profiles_table
+from pipeline.progress.stats import DAY_S, job_stats, profiles_table
 from pipeline.store import Store
 from tests.test_profiles import CPU, GPU, UNITS, plant
 

@@ -46,7 +46,7 @@ def cmd_bench(args) -> int:
     from models import open_translator
     from models.checkpoint import resolve_model
     from pipeline import config
-    from pipeline.bench import bench_sizes, format_table, growth_exponents, plot
+    from pipeline.progress.bench import bench_sizes, format_table, growth_exponents, plot
 
     try:
         sizes = [int(x) for x in args.sizes.split(",") if x.strip()]

@@ -3,7 +3,7 @@
 Every figure a read command shows comes from one of these verbs, one query
 each, so the commands stay fast on a store with tens of thousands of jobs
 and no module outside the store writes SQL. The meaning of each figure is
-documented where it is computed (``pipeline.stats``, ``pipeline.profiles``).
+documented where it is computed (``pipeline.progress.stats``, ``pipeline.progress.profiles``).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class QueriesMixin:
 
     def retry_outcomes(self, cutoff: float) -> list[tuple[str, int, int]]:
         """(kind, retried, succeeded) for chunks, batches and uploads retried
-        in the window's finished jobs (``pipeline.stats`` defines each)."""
+        in the window's finished jobs (``pipeline.progress.stats`` defines each)."""
         return self.db.execute(
             # chunks with a 'retry' row of their own: did they end done?
             "SELECT 'chunks', COUNT(*), COALESCE(SUM(c.state = 'done'), 0) FROM ("
