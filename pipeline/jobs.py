@@ -1,21 +1,81 @@
-"""Turning a request (input file + parameters) into a stored job."""
+"""Turning a request into a stored job: what a user asks for
+(``JobOptions``, as typed on a command line or sent in a form) becomes the
+canonical ``JobParams`` (``job_params``), and with the input a job, created
+once per idempotency key (``submit``). ``pipeline.service``'s verbs call
+these; the CLI and the API build the options."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import config
 from pipeline.config import JobParams, idempotency_key
-from pipeline.errors import InvalidInput, KeyReused
-from pipeline.documents.formats import detect_format
-from pipeline.documents.formats.slices import check_document
 from pipeline.documents.inputs import InputFile
-from pipeline.store.records import MODES
+from pipeline.errors import InvalidInput, KeyReused
 from pipeline.store import Job, Store
+from pipeline.store.records import MODES
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a user asks for, as typed on a command line or sent in a form.
+
+    ``job_params`` turns it, with the input, into the canonical ``JobParams``
+    (model path resolved, format detected, destination checked).
+    """
+
+    src: str  # FLORES-200 code, e.g. eng_Latn
+    tgt: str
+    model: str | None = None  # None: $NLLB_PIPELINE_MODEL or the default
+    fmt: str = "auto"  # auto or one of config.FORMATS
+    jsonl_field: str = ""  # JSON Lines: the field to translate
+    beams: int = 4
+    max_chunk_tokens: int = 200
+    length_ratio: float = 2.0
+    length_offset: int = 16
+    missing: str = "source"
+    quality: str = "repair"  # repair, flag or off (pipeline.quality.ladder)
+    to: str | None = None  # file:PATH, dir:DIR or an http(s) URL
+    output: str | None = None  # -o PATH
+    relative_to: str | None = None  # with a dir: sink, keep paths under this base
+    http_method: str | None = None
+    # How the job uses the translation memory: off, read or on; None: on for
+    # a new job, unchanged for an existing one. Not part of JobParams: it
+    # changes how a job runs, never its output (pipeline.memory.scope).
+    memory: str | None = None
+
+
+def job_params(options: JobOptions, source: InputFile) -> JobParams:
+    """The parameters that make a job what it is (its idempotency key).
+
+    Raises InvalidInput for anything a user can get wrong, before anything
+    is stored."""
+    from models.checkpoint import resolve_model  # no torch import
+    from pipeline.languages import validate_language
+    from pipeline.sinks import resolve_target
+
+    validate_language(options.src)
+    validate_language(options.tgt)
+    target = resolve_target(options.to, options.output, source, options.tgt,
+                            http_method=options.http_method, relative_to=options.relative_to)
+    fmt = "jsonl" if options.jsonl_field else resolve_format(options.fmt, source.path,
+                                                                source.text)
+    return JobParams(
+        model=resolve_model(options.model or config.default_model()), src_lang=options.src,
+        tgt_lang=options.tgt, fmt=fmt, jsonl_field=options.jsonl_field, output=target.output,
+        sink=target.sink, http_method=target.http_method, beams=options.beams,
+        max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
+        length_ratio=options.length_ratio, length_offset=options.length_offset,
+        quality=options.quality,
+    )
 
 
 def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:
     """The format asked for, or the one detected from the name and ``text``
     (the decoded input; read from ``path`` when not given)."""
+    from pipeline.documents.formats import detect_format  # the parsers, only to submit
+
     return fmt if fmt and fmt != "auto" else detect_format(path, text)
 
 
@@ -35,6 +95,8 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     """
     if memory is not None and memory not in MODES:
         raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {memory!r}")
+    from pipeline.documents.formats.slices import check_document  # the parsers, only to submit
+
     canonical = params.canonical_json()
     if store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
         # A file the format cannot parse is refused before a job exists for

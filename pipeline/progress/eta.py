@@ -180,7 +180,8 @@ class JobEta:
         return speed + format_eta(left, frozen)
 
     def _advance(self, stage_fraction: float) -> None:
-        self.fraction = max(self.fraction, overall_fraction(self.stage, stage_fraction, self.weights))
+        self.fraction = max(self.fraction,
+                            overall_fraction(self.stage, stage_fraction, self.weights))
         if self.on_mark is None:
             return
         for mark in self.MARKS:
