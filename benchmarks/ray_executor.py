@@ -137,7 +137,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     try:
-        from models import ray_pool
+        from models import ray_cluster
     except ImportError:
         print("needs the ray extra: pip install 'nllb-pipeline[ray]'", file=sys.stderr)
         return 1
@@ -179,9 +179,9 @@ def main() -> int:
         ray_docs = make_docs(tmp / "ray", args.documents, args.sentences)
         submit(tmp / "ray.db", ray_docs, model, args.beams)
         start = time.perf_counter()
-        ray_pool.connect("local")
-        translators = ray_pool.RayTranslators(
-            settings, ray_pool.PoolOptions(actors=args.actors, cpus_per_actor=1))
+        ray_cluster.connect("local")
+        translators = ray_cluster.RayTranslators(
+            settings, ray_cluster.PoolOptions(actors=args.actors, cpus_per_actor=1))
         store = Store(tmp / "ray.db")
         first = first_job_params(store)
         translators(first)  # start the actors and load the model

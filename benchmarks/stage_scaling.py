@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import HfTranslator, build_tiny_model  # noqa: E402
-from pipeline.bench import bench_sizes, format_table, growth_exponents  # noqa: E402
+from pipeline.progress.bench import bench_sizes, format_table, growth_exponents  # noqa: E402
 from pipeline.config import RunSettings  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 

@@ -17,6 +17,35 @@ from pipeline.errors import InvalidInput, Unsupported
 
 log = logging.getLogger("nllb_pipeline.models")
 
+# What each backend accepts for --dtype besides "auto": transformers takes
+# torch dtypes, CTranslate2 its compute types (docs: quantization.md; which
+# of them a device runs is asked of ctranslate2.get_supported_compute_types).
+# Read by pipeline.settings before a job exists, so this module imports no
+# model library; each backend checks against its own row when it loads.
+COMPUTE_TYPES = {
+    "hf": ("float32", "float16", "bfloat16"),
+    "ctranslate2": ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                    "float16", "bfloat16", "float32"),
+}
+BACKEND_NAMES = {"hf": "transformers", "ctranslate2": "CTranslate2"}
+
+
+def check_compute_type(backend: str, dtype: str) -> None:
+    """``dtype`` is ``auto`` or one of ``backend``'s compute types (with
+    ``auto`` for the backend: one of any backend's). InvalidInput otherwise,
+    naming what the backend runs."""
+    if dtype == "auto":
+        return
+    known = [name for name, types in COMPUTE_TYPES.items() if dtype in types]
+    if not known:
+        every = dict.fromkeys(t for types in COMPUTE_TYPES.values() for t in types)
+        raise InvalidInput(f"unknown dtype {dtype!r} (auto, {', '.join(every)})")
+    if backend != "auto" and backend not in known:
+        raise InvalidInput(
+            f"--dtype {dtype} is a {BACKEND_NAMES[known[0]]} compute type; the "
+            f"{BACKEND_NAMES[backend]} backend runs {', '.join(COMPUTE_TYPES[backend])} "
+            f"(or use --backend {known[0]})")
+
 
 def open_translator(model: str, settings: RunSettings = RunSettings(), *,
                     fixed_length: bool = False):

@@ -35,6 +35,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from models.backends import check_compute_type
 from models.checkpoint import Checkpoint
 from models.device import device_name, parse_device
 from pipeline.config import RunSettings
@@ -43,10 +44,6 @@ from pipeline.translator import Decoding, Translation, TranslatorInfo
 
 log = logging.getLogger("nllb_pipeline.models")
 
-# Compute types CTranslate2 knows (docs: quantization.md); which of them a
-# device runs is asked of ctranslate2.get_supported_compute_types.
-COMPUTE_TYPES = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
-                 "float16", "bfloat16", "float32")
 # --dtype auto: int8 weights everywhere, float16 activations on a GPU.
 AUTO_COMPUTE_TYPES = {"cuda": ("int8_float16", "float16", "float32"), "cpu": ("int8", "float32")}
 # Padded source tokens per batch when the run sets none: the transformers
@@ -68,8 +65,7 @@ def resolve_compute_type(spec: str, kind: str, supported: set[str]) -> str:
     anything else must be a compute type the device runs."""
     if spec == "auto":
         return next(t for t in AUTO_COMPUTE_TYPES[kind] if t in supported)
-    if spec not in COMPUTE_TYPES:
-        raise InvalidInput(f"unknown dtype {spec!r} for CTranslate2 ({', '.join(COMPUTE_TYPES)})")
+    check_compute_type("ctranslate2", spec)  # one it knows (models.backends.COMPUTE_TYPES)
     if spec not in supported:
         raise InvalidInput(f"--dtype {spec} does not run on {kind} with CTranslate2 (this "
                            f"{kind} runs {', '.join(sorted(supported))})")

@@ -9,9 +9,9 @@ for CTranslate2 (``models.ct2``).
 
 from __future__ import annotations
 
+from models.backends import check_compute_type
 from pipeline.errors import InvalidInput
 
-TORCH_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def parse_device(spec: str, cuda_count: int) -> tuple[str, int]:
@@ -87,10 +87,7 @@ def resolve_dtype(spec: str, device):
     import torch
 
     if spec != "auto":
-        if spec not in TORCH_DTYPES:
-            raise InvalidInput(f"--dtype {spec} is a CTranslate2 compute type; the transformers "
-                               f"backend runs {', '.join(TORCH_DTYPES)} (or use --backend "
-                               f"ctranslate2)")
+        check_compute_type("hf", spec)
         return getattr(torch, spec)
     if device.type == "cuda":
         with torch.cuda.device(device):

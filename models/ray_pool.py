@@ -12,7 +12,9 @@ Ray Data, for that reason: a second checkpoint would disagree with it).
 
 The driver keeps ``depth`` batches in flight per actor (``concurrency``
 of the translator; the inference stage's window) and several jobs at once
-(``--jobs``), and commits each result as it comes back.
+(``--jobs``), and commits each result as it comes back. Joining the
+cluster, sizing and starting a pool, and the worker's translator factory
+are ``models.ray_cluster``.
 
 Faults. An actor or node that dies (``ERROR_TABLE``) fails its batches in
 flight with WORKER_LOST: the inference stage sends them again, and the pool
@@ -31,7 +33,6 @@ import logging
 import os
 import threading
 import time
-import warnings
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -40,9 +41,7 @@ import ray
 import ray.exceptions as rex
 
 from pipeline.config import RunSettings
-from pipeline.errors import ErrorClass, InvalidInput, PipelineError
-from pipeline.retry import RetryPolicy
-from pipeline.executors.cache import TranslatorCache
+from pipeline.errors import ErrorClass, PipelineError
 from pipeline.translator import BatchResult, Decoding, Translation, TranslatorInfo
 
 log = logging.getLogger("nllb_pipeline")
@@ -325,112 +324,3 @@ class RemoteTranslator:
 
     def close(self) -> None:
         self.pool.close()
-
-
-@dataclass(frozen=True)
-class PoolOptions:
-    """``--actors --gpus-per-actor --cpus-per-actor``; None: from the cluster."""
-
-    actors: int | None = None
-    gpus_per_actor: float | None = None
-    cpus_per_actor: float = 1.0
-
-
-def connect(address: str) -> None:
-    """Join (``auto``, ``ray://HOST:PORT``) or start (``local``) a Ray instance."""
-    if ray.is_initialized():
-        return
-    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                  configure_logging=False)
-    try:
-        with warnings.catch_warnings():  # Ray Client warns before it raises: one line is ours
-            warnings.simplefilter("ignore")
-            if address == "local":
-                ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
-            else:
-                ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        hint = (" (is a cluster running here? 'ray start --head' starts one; "
-                "'--ray-address local' starts a private one)" if address == "auto" else "")
-        raise PipelineError(f"cannot reach the Ray cluster at {address!r}: {first}{hint}") from exc
-
-
-def cluster_gpus() -> float:
-    return float(ray.cluster_resources().get("GPU", 0))
-
-
-def start_pool(model: str, settings: RunSettings, options: PoolOptions, *,
-               policy: RetryPolicy = RetryPolicy(), inject_faults: str | None = None) -> ActorPool:
-    """Start the actors and wait until each has loaded the model."""
-    gpus = options.gpus_per_actor
-    if gpus is None:
-        gpus = 1.0 if cluster_gpus() >= 1 else 0.0
-    actors = options.actors
-    if actors is None:
-        if gpus > 0:
-            actors = int(cluster_gpus() // gpus)
-        else:
-            cpus = float(ray.cluster_resources().get("CPU", 1))
-            actors = max(1, min(2, int(cpus // options.cpus_per_actor)))
-    if actors < 1:
-        raise InvalidInput(f"the cluster has {cluster_gpus():g} GPUs: not enough for one actor "
-                           f"at --gpus-per-actor {gpus:g}")
-    device = "cuda" if gpus > 0 else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per actor
-    actor_settings = replace(settings, device=device, fallback_device="",
-                             threads=settings.threads or max(1, int(options.cpus_per_actor)))
-    limit = policy.limit(ErrorClass.WORKER_LOST, policy.chunk_attempts)
-    remote = ray.remote(TranslatorActor).options(
-        num_gpus=gpus, num_cpus=options.cpus_per_actor,
-        # Ray restarts a dead actor up to the policy's limit; the driver
-        # resends the batches it held (task retries stay off, so every
-        # resend is an attempt row the driver wrote).
-        max_restarts=limit, max_task_retries=0,
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(options.cpus_per_actor))),
-                                  "TOKENIZERS_PARALLELISM": "false"}})
-    handles = [remote.remote(n, model, actor_settings, inject_faults)
-               for n in range(1, actors + 1)]
-    try:
-        pool = ActorPool(handles, give_up_after=limit)
-    except rex.RayTaskError as exc:  # an actor failed to load the model
-        for handle in handles:
-            ray.kill(handle, no_restart=True)
-        cause = exc.cause if exc.cause is not None else exc
-        raise PipelineError(f"the Ray actors could not load {model}: "
-                            f"{(str(cause).strip().splitlines() or [''])[0][:300]}") from exc
-    log.info("%d Ray actor(s) on %s: %s", pool.size, device,
-             "; ".join(str(w) for w in pool.wheres()))
-    return pool
-
-
-class RayTranslators(TranslatorCache):
-    """The worker's translator factory on Ray: a ``TranslatorCache`` whose
-    translator for a model is a pool of actors, started on first use and
-    shared by every job that names it. Faults are injected in the actors."""
-
-    def __init__(self, settings: RunSettings, options: PoolOptions, *,
-                 policy: RetryPolicy = RetryPolicy(), inject_faults: str | None = None):
-        super().__init__(settings, inject_faults=inject_faults)
-        self.options, self.policy = options, policy
-
-    def _build(self, model: str) -> RemoteTranslator:
-        from models.backends import open_translator
-
-        # The driver's copy first: it converts a CTranslate2 model into the
-        # cache before the actors look for it there.
-        local = open_translator(model, self.settings)
-        pool = start_pool(model, self.settings, self.options, policy=self.policy,
-                          inject_faults=self.inject_faults)
-        return RemoteTranslator(local, pool)
-
-    def pools(self) -> list[ActorPool]:
-        with self._lock:
-            return [t.pool for t in self._translators.values()]
-
-    def close(self) -> None:
-        with self._lock:
-            translators, self._translators = list(self._translators.values()), {}
-        for translator in translators:
-            translator.close()
-        if ray.is_initialized():
-            ray.shutdown()

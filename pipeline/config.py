@@ -4,6 +4,8 @@
 the job's idempotency key). ``RunSettings`` is *how* this process runs it
 (device, batch size, leases): changing them never changes which job a
 command means, so a job started on one GPU can resume on another or on CPU.
+``pipeline.settings`` builds it from defaults, the config file, the
+environment and flags.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from pipeline.budget import output_budget
 from pipeline.errors import InvalidInput
 from pipeline.languages import validate_language
+from pipeline.sinks.grammar import check_sink
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
 STAGES = ("preprocess", "inference", "postprocess", "upload")  # in order; a job's stage is one of these or "done"
@@ -44,7 +47,7 @@ class JobParams:
     length_ratio: float = 2.0
     length_offset: int = 16
     missing: str = "source"  # a chunk that failed for good: "source" text or "marker"
-    # Where the output is delivered (pipeline/sinks.py): "file:/abs/path",
+    # Where the output is delivered (pipeline/sinks/grammar.py): "file:/abs/path",
     # "dir:/abs/dir" (output is then the file in it), an http(s) URL without
     # credentials (output is then the URL), or "stdout:" (-o -; output "-":
     # printed by the command from the store). "" means "file:" + output.
@@ -80,13 +83,7 @@ class JobParams:
             raise InvalidInput("JSON Lines input needs --jsonl FIELD (the field to translate)")
         if not self.sink:
             object.__setattr__(self, "sink", f"file:{self.output}")
-        http = self.sink.startswith(("http://", "https://"))
-        if not http and not self.sink.startswith(("file:", "dir:")) and self.sink != "stdout:":
-            raise InvalidInput("a sink is file:PATH, dir:DIR, an http(s):// URL or stdout:")
-        if http and not self.http_method:
-            object.__setattr__(self, "http_method", "PUT")
-        if (self.http_method not in ("PUT", "POST")) if http else self.http_method:
-            raise InvalidInput("--http-method is PUT or POST, and only for an http(s):// sink")
+        object.__setattr__(self, "http_method", check_sink(self.sink, self.http_method))
 
     def canonical_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -106,11 +103,10 @@ def idempotency_key(params: JobParams, input_sha256: str) -> str:
     return hashlib.sha256(f"{params.canonical_json()}\n{input_sha256}".encode()).hexdigest()
 
 
-# The backends and number formats a run may ask for (models.backends picks,
-# models.device and models.ct2 resolve "auto" for the device).
+# The backends a run may ask for (models.backends picks for auto). Which
+# number formats (--dtype) each accepts, it declares itself
+# (models.backends.COMPUTE_TYPES); pipeline.settings checks a run against it.
 BACKENDS = ("auto", "hf", "ctranslate2")
-DTYPES = ("auto", "float32", "float16", "bfloat16", "int8", "int8_float32", "int8_float16",
-          "int8_bfloat16", "int16")  # int8*/int16: CTranslate2 only
 
 
 def _check_device(option: str, spec: str) -> None:
@@ -121,7 +117,9 @@ def _check_device(option: str, spec: str) -> None:
 @dataclass(frozen=True)
 class RunSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # one of DTYPES; auto: int8 (CTranslate2) or float32 (transformers) on CPU
+    # "auto" or a compute type of the backend (models.backends.COMPUTE_TYPES);
+    # auto: int8 (CTranslate2) or float32 (transformers) on CPU
+    dtype: str = "auto"
     backend: str = "auto"  # one of BACKENDS; auto: CTranslate2 when it can run the model
     tokenizer: str = ""  # hub id or directory of the tokenizer; "" = the model's own
     # Where to go on when the device fails in a way retrying on it cannot fix
@@ -138,8 +136,8 @@ class RunSettings:
             _check_device("fallback device", self.fallback_device)
             if self.fallback_device == "auto":
                 raise InvalidInput("--fallback-device names a device (cpu, cuda:N), not auto")
-        if self.dtype not in DTYPES:
-            raise InvalidInput(f"unknown dtype {self.dtype!r} ({', '.join(DTYPES)})")
+        if not self.dtype:
+            raise InvalidInput("dtype must be auto or a compute type, not empty")
         if self.backend not in BACKENDS:
             raise InvalidInput(f"unknown backend {self.backend!r} ({', '.join(BACKENDS)})")
         if self.batch_tokens < 0:
@@ -179,78 +177,3 @@ def default_model() -> str:
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "nllb-pipeline"
-
-
-def config_file_path() -> Path:
-    if os.environ.get("NLLB_PIPELINE_CONFIG"):
-        return Path(os.environ["NLLB_PIPELINE_CONFIG"])
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "nllb-pipeline" / "config.toml"
-
-
-def load_config_file(path: Path | None = None, *, required: bool = False) -> dict:
-    """The TOML config file as a dict ({} if there is none).
-
-    Sections: ``[retry]`` with the keys of ``--retry`` (chunk_attempts,
-    batch_retries, base, factor, cap, and per-class limits such as
-    device_transient = 3), and ``[run]`` with device, dtype, backend,
-    tokenizer, fallback_device, batch_tokens, threads (``run_section``).
-    Precedence: defaults, then this file, then the environment, then flags.
-    """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    path = path or config_file_path()
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        if required:
-            raise InvalidInput(f"config file not found: {path}") from None
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidInput(f"cannot read config file {path}: {exc}") from None
-    unknown = set(data) - {"retry", "run"}
-    if unknown:
-        raise InvalidInput(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")
-    return data
-
-
-RUN_KEYS = ("device", "dtype", "backend", "tokenizer", "fallback_device", "batch_tokens",
-            "threads")
-# The run settings an environment variable can set (between [run] and the flags).
-RUN_ENV = {"backend": "NLLB_PIPELINE_BACKEND", "tokenizer": "NLLB_PIPELINE_TOKENIZER",
-           "fallback_device": "NLLB_PIPELINE_FALLBACK_DEVICE"}
-
-
-def run_section(data: dict, path: Path) -> dict:
-    """The ``[run]`` section's settings, each checked, as RunSettings keyword
-    arguments. Errors name the file, the section and the key."""
-    section = data.get("run") or {}
-    where = f"config file {path}: [run]"
-    if not isinstance(section, dict):
-        raise InvalidInput(f"{where} must be a table of settings")
-    unknown = set(section) - set(RUN_KEYS)
-    if unknown:
-        raise InvalidInput(f"{where} has unknown key(s) {', '.join(sorted(unknown))} "
-                           f"(known: {', '.join(RUN_KEYS)})")
-    settings = {}
-    for key, value in section.items():
-        if key in ("device", "dtype", "backend", "tokenizer", "fallback_device"):
-            if not isinstance(value, str):
-                raise InvalidInput(f"{where} {key} must be a string, not {value!r}")
-        else:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidInput(f"{where} {key} must be an integer, not {value!r}")
-            minimum = 1 if key == "batch_tokens" else 0
-            if value < minimum:
-                hint = " (leave it out for the device's default)" if key == "batch_tokens" else ""
-                raise InvalidInput(f"{where} {key} must be >= {minimum}, not {value}{hint}")
-        try:
-            RunSettings(**{key: value})
-        except InvalidInput as exc:
-            raise InvalidInput(f"{where} {key}: {exc}") from None
-        settings[key] = value
-    return settings
-

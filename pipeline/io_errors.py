@@ -1,7 +1,7 @@
 """Local I/O failures as error classes: the one place that knows errno and
 SQLite's result codes.
 
-Two tables, as ``http_errors`` has for HTTP: ``ERRNO_CLASSES`` for an
+Two tables, as ``pipeline.sinks.http_errors`` has for HTTP: ``ERRNO_CLASSES`` for an
 ``OSError`` from writing the output (the file sink) and ``SQLITE_CLASSES``
 for what SQLite says about the job database. A test walks every row.
 

@@ -1,46 +1,81 @@
-"""Turning a request (input file + parameters) into a stored job."""
+"""Turning a request into a stored job: what a user asks for
+(``JobOptions``, as typed on a command line or sent in a form) becomes the
+canonical ``JobParams`` (``job_params``), and with the input a job, created
+once per idempotency key (``submit``). ``pipeline.service``'s verbs call
+these; the CLI and the API build the options."""
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import config
 from pipeline.config import JobParams, idempotency_key
-from pipeline.errors import InvalidInput, KeyReused
-from pipeline.documents.formats import detect_format
-from pipeline.documents.formats.slices import check_document
 from pipeline.documents.inputs import InputFile
-from pipeline.memory.scope import MODES
+from pipeline.errors import InvalidInput, KeyReused
 from pipeline.store import Job, Store
+from pipeline.store.records import MODES
 
 
-def default_output(input_path: Path, tgt_lang: str) -> Path:
-    """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt."""
-    return input_path.with_name(f"{input_path.stem}.{tgt_lang}{input_path.suffix}")
+@dataclass(frozen=True)
+class JobOptions:
+    """What a user asks for, as typed on a command line or sent in a form.
+
+    ``job_params`` turns it, with the input, into the canonical ``JobParams``
+    (model path resolved, format detected, destination checked).
+    """
+
+    src: str  # FLORES-200 code, e.g. eng_Latn
+    tgt: str
+    model: str | None = None  # None: $NLLB_PIPELINE_MODEL or the default
+    fmt: str = "auto"  # auto or one of config.FORMATS
+    jsonl_field: str = ""  # JSON Lines: the field to translate
+    beams: int = 4
+    max_chunk_tokens: int = 200
+    length_ratio: float = 2.0
+    length_offset: int = 16
+    missing: str = "source"
+    quality: str = "repair"  # repair, flag or off (pipeline.quality.ladder)
+    to: str | None = None  # file:PATH, dir:DIR or an http(s) URL
+    output: str | None = None  # -o PATH
+    relative_to: str | None = None  # with a dir: sink, keep paths under this base
+    http_method: str | None = None
+    # How the job uses the translation memory: off, read or on; None: on for
+    # a new job, unchanged for an existing one. Not part of JobParams: it
+    # changes how a job runs, never its output (pipeline.memory.scope).
+    memory: str | None = None
 
 
-def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path:
-    """The absolute output path, checked to be writable before any work."""
-    path = Path(output).expanduser() if output else default_output(source.path, tgt_lang)
-    path = path.resolve()
-    if path.is_dir():
-        raise InvalidInput(f"output path {path} is a directory; give a file name")
-    if path == source.path:
-        raise InvalidInput(f"output path {path} is the input file itself")
-    parent = path.parent
-    if not parent.is_dir():
-        raise InvalidInput(f"cannot write output: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InvalidInput(f"cannot write output: {path} is not writable")
-    from pipeline.sinks import check_writable
+def job_params(options: JobOptions, source: InputFile) -> JobParams:
+    """The parameters that make a job what it is (its idempotency key).
 
-    check_writable(parent)
-    return path
+    Raises InvalidInput for anything a user can get wrong, before anything
+    is stored."""
+    from models.checkpoint import resolve_model  # no torch import
+    from pipeline.languages import validate_language
+    from pipeline.sinks import resolve_target
+
+    validate_language(options.src)
+    validate_language(options.tgt)
+    target = resolve_target(options.to, options.output, source, options.tgt,
+                            http_method=options.http_method, relative_to=options.relative_to)
+    fmt = "jsonl" if options.jsonl_field else resolve_format(options.fmt, source.path,
+                                                                source.text)
+    return JobParams(
+        model=resolve_model(options.model or config.default_model()), src_lang=options.src,
+        tgt_lang=options.tgt, fmt=fmt, jsonl_field=options.jsonl_field, output=target.output,
+        sink=target.sink, http_method=target.http_method, beams=options.beams,
+        max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
+        length_ratio=options.length_ratio, length_offset=options.length_offset,
+        quality=options.quality,
+    )
 
 
 def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:
     """The format asked for, or the one detected from the name and ``text``
     (the decoded input; read from ``path`` when not given)."""
+    from pipeline.documents.formats import detect_format  # the parsers, only to submit
+
     return fmt if fmt and fmt != "auto" else detect_format(path, text)
 
 
@@ -60,6 +95,8 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     """
     if memory is not None and memory not in MODES:
         raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {memory!r}")
+    from pipeline.documents.formats.slices import check_document  # the parsers, only to submit
+
     canonical = params.canonical_json()
     if store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
         # A file the format cannot parse is refused before a job exists for

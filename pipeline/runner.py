@@ -181,8 +181,8 @@ def _with_live_progress(store: Store, job_id: str, worker: str, translator,
     10/50/90%."""
     import json
 
-    from pipeline.eta import JobEta
-    from pipeline.profiles import history_for
+    from pipeline.progress.eta import JobEta
+    from pipeline.progress.profiles import history_for
 
     def record(percent: int, elapsed_s: float, predicted_total_s: float) -> None:
         store.record_prediction(job_id, percent, elapsed_s, predicted_total_s)

@@ -22,77 +22,21 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from pipeline import config
+from pipeline import config, jobs
 from pipeline.config import JobParams, RunSettings
 from pipeline.errors import AmbiguousJob, InvalidInput, JobBusy, JobConflict, JobNotFound
 from pipeline.executors.cache import TranslatorCache
 from pipeline.documents.inputs import InputFile, scan_input
 from pipeline.io_errors import DatabaseDamaged
+from pipeline.jobs import JobOptions, job_params
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
+from pipeline.settings import Settings
 from pipeline.sinks import DeliveryOptions
 from pipeline.store import Artifact, Job, Store
 from pipeline.translator import NoModel, Translator
 
 log = logging.getLogger("nllb_pipeline")
-
-
-# -- what a job is ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What a user asks for, as typed on a command line or sent in a form.
-
-    ``job_params`` turns it, with the input, into the canonical ``JobParams``
-    (model path resolved, format detected, destination checked).
-    """
-
-    src: str  # FLORES-200 code, e.g. eng_Latn
-    tgt: str
-    model: str | None = None  # None: $NLLB_PIPELINE_MODEL or the default
-    fmt: str = "auto"  # auto or one of config.FORMATS
-    jsonl_field: str = ""  # JSON Lines: the field to translate
-    beams: int = 4
-    max_chunk_tokens: int = 200
-    length_ratio: float = 2.0
-    length_offset: int = 16
-    missing: str = "source"
-    quality: str = "repair"  # repair, flag or off (pipeline.quality.ladder)
-    to: str | None = None  # file:PATH, dir:DIR or an http(s) URL
-    output: str | None = None  # -o PATH
-    relative_to: str | None = None  # with a dir: sink, keep paths under this base
-    http_method: str | None = None
-    # How the job uses the translation memory: off, read or on; None: on for
-    # a new job, unchanged for an existing one. Not part of JobParams: it
-    # changes how a job runs, never its output (pipeline.memory.scope).
-    memory: str | None = None
-
-
-def job_params(options: JobOptions, source: InputFile) -> JobParams:
-    """The parameters that make a job what it is (its idempotency key).
-
-    Raises InvalidInput for anything a user can get wrong, before anything
-    is stored."""
-    from models.checkpoint import resolve_model  # no torch import
-    from pipeline.jobs import resolve_format
-    from pipeline.languages import validate_language
-    from pipeline.sinks import resolve_target
-
-    validate_language(options.src)
-    validate_language(options.tgt)
-    target = resolve_target(options.to, options.output, source, options.tgt,
-                            http_method=options.http_method, relative_to=options.relative_to)
-    fmt = "jsonl" if options.jsonl_field else resolve_format(options.fmt, source.path,
-                                                                source.text)
-    return JobParams(
-        model=resolve_model(options.model or config.default_model()), src_lang=options.src,
-        tgt_lang=options.tgt, fmt=fmt, jsonl_field=options.jsonl_field, output=target.output,
-        sink=target.sink, http_method=target.http_method, beams=options.beams,
-        max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
-        length_ratio=options.length_ratio, length_offset=options.length_offset,
-        quality=options.quality,
-    )
 
 
 # -- how this process runs jobs ---------------------------------------------------------
@@ -110,6 +54,13 @@ class Runtime:
     def __post_init__(self) -> None:
         if self.translators is None:
             self.translators = TranslatorCache(self.settings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        """A runtime for layered settings (``pipeline.settings.load``)."""
+        faults = str(settings.faults) if settings.faults else None
+        return cls(settings.run, settings.retry, settings.delivery,
+                   TranslatorCache(settings.run, inject_faults=faults))
 
 
 # Called with (store, job, translator) before a run; returns the observer of
@@ -167,10 +118,8 @@ def submit(store: Store, source: InputFile, options: JobOptions, *, priority: in
     parameters again give the same job (a succeeded one whose output has
     since been deleted or collected is queued again to deliver it); a
     caller's ``key`` reused with other parameters or input is refused."""
-    from pipeline.jobs import submit as create
-
-    job, created = create(store, job_params(options, source), source, priority=priority, key=key,
-                          memory=options.memory)
+    job, created = jobs.submit(store, job_params(options, source), source, priority=priority,
+                               key=key, memory=options.memory)
     requeued = False
     if not created and job.state == "SUCCEEDED" and not delivered(store, job):
         reopen_undelivered(store, job)
@@ -250,12 +199,10 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     a model is loaded. A succeeded job whose output is gone is delivered
     again (from the store, or translated again when ``gc`` collected it).
     """
-    from pipeline.jobs import find_job as find_by_request
-    from pipeline.jobs import submit as create
     from pipeline.sinks import check_target_free
 
     params = job_params(options, source)
-    existing = find_by_request(store, params, source)
+    existing = jobs.find_job(store, params, source)
     if existing and existing.state == "SUCCEEDED" and delivered(store, existing):
         return Outcome(existing, "already translated; nothing to do")
     if existing and existing.state == "FAILED" and existing.stage == "done":
@@ -264,7 +211,7 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     check_target_free(params.sink, params.output, _stored_output(ours),
                       overwrite=runtime.delivery.overwrite)
     translator = runtime.translators(params)
-    job, created = create(store, params, source, memory=options.memory)
+    job, created = jobs.submit(store, params, source, memory=options.memory)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed
@@ -377,8 +324,7 @@ def output(store: Store, job_id: str) -> Output:
     ended FAILED with some chunks failed for good has one too: they keep
     their source text or a marker). JobConflict while there is none yet, or
     after ``gc`` collected it, or if its file is gone."""
-    from pipeline.jobs import default_output
-    from pipeline.sinks import STDOUT, is_http
+    from pipeline.sinks import STDOUT, default_output, is_http
 
     job = find_job(store, job_id)
     artifact = store.artifact(job.id, "output") if job.stage in ("upload", "done") else None

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from pipeline.config import STAGES
 from pipeline.progress import DEFAULT_WEIGHTS, overall_fraction
+from pipeline.progress.eta import seconds_left
 from pipeline.store import Job, Store
 
 
@@ -71,13 +72,13 @@ def job_percent(store: Store, job: Job, weights: dict | None = None,
 
 def job_eta(store: Store, job: Job, histories: dict | None = None,
             tokens: tuple[int, int] | None = None) -> float | None:
-    """Seconds left for a running job from its profile's history alone: its
-    tokens still to translate at the historical rate, plus the measured
-    share of the stages after. The fallback when the job's runner has not
-    saved a live estimate. ``histories`` caches one history per profile."""
+    """Seconds left for a running job from its profile's history alone
+    (``eta.seconds_left`` at the profile's rate and weights): the fallback
+    when the job's runner has not saved a live estimate. ``histories``
+    caches one history per profile."""
     if job.state != "RUNNING" or job.stage not in ("inference", "postprocess", "upload"):
         return None
-    from pipeline.profiles import Profile, stage_history
+    from pipeline.progress.profiles import Profile, stage_history
 
     row = store.inference_profile(job.id)
     if row is None:
@@ -86,13 +87,13 @@ def job_eta(store: Store, job: Job, histories: dict | None = None,
     if row not in histories:
         histories[row] = stage_history(store, Profile(*row))
     history = histories[row]
-    rate = history.rates.get("inference")
-    if not rate:
+    if not history.rates.get("inference"):
         return None
     done, total = tokens or store.token_counts(job.id)
-    w = history.weights
-    tail = total / rate * (w["postprocess"] + w["upload"]) / w["inference"]
-    return (total - done) / rate + tail if job.stage == "inference" else tail
+    fraction = overall_fraction(job.stage, done / total if total and job.stage == "inference"
+                                else 0.0, history.weights)
+    return seconds_left(job.stage, done, total, history.rates.get("inference"), history.weights,
+                        fraction)
 
 
 def stage_percents(percent: float, weights: dict) -> dict[str, float]:
@@ -173,12 +174,11 @@ def status_rows(store: Store, limit: int, now: float) -> list[dict]:
     rows, histories = [], {}
     jobs = store.jobs(limit)
     ids = [j.id for j in jobs]
-    reused = store.reuse_counts(ids)  # chunks translated without inference
-    tokens = store.token_counts_of(ids)
+    counters = store.job_counters(ids)  # one read per 500 jobs
     for j in jobs:
-        view = job_view(store, j, now, histories, tokens[j.id])
+        view = job_view(store, j, now, histories, counters[j.id].tokens)
         rows.append({**view, "job": view["id"], "eta_s": view["eta_seconds"],
-                     "error": j.error_message, "reused": reused[j.id]})
+                     "error": j.error_message, "reused": counters[j.id].reused})
     return rows
 
 
@@ -203,7 +203,8 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         "chunks": store.chunk_counts(job.id),
         # of the done chunks, those that got their translation without
         # inference: from the memory, or a repeat of an earlier chunk
-        "reused": store.reuse_counts([job.id])[job.id], "memory_mode": store.memory_mode(job.id),
+        "reused": store.job_counters([job.id])[job.id].reused,
+        "memory_mode": store.memory_mode(job.id),
         "stages": stage_runs(store, job, now),
         "translated_by": [
             {"backend": backend, "device": device, "compute_type": compute_type,

@@ -8,12 +8,12 @@ import json
 import pytest
 
 from pipeline.cli import build_parser, main
-from pipeline.cli.options import run_settings
+from pipeline.cli.options import settings_of
 from pipeline.samples import generate_text
 
 
 def settings_for(*argv):
-    return run_settings(build_parser().parse_args(["retry", "job1", *argv]))
+    return settings_of(build_parser().parse_args(["retry", "job1", *argv])).run
 
 
 def test_backend_settings_come_from_defaults_config_environment_then_flags(tmp_path,
@@ -26,10 +26,11 @@ def test_backend_settings_come_from_defaults_config_environment_then_flags(tmp_p
     assert (s.backend, s.tokenizer, s.fallback_device, s.dtype) == ("auto", "", "", "auto")
     conf = tmp_path / "config.toml"
     conf.write_text('[run]\nbackend = "hf"\nfallback_device = "cpu"\ntokenizer = "/tok"\n'
-                    'dtype = "int8"\n')
+                    'dtype = "float16"\n')
     monkeypatch.setenv("NLLB_PIPELINE_CONFIG", str(conf))
     s = settings_for()
-    assert (s.backend, s.tokenizer, s.fallback_device, s.dtype) == ("hf", "/tok", "cpu", "int8")
+    assert (s.backend, s.tokenizer, s.fallback_device, s.dtype) == ("hf", "/tok", "cpu",
+                                                                    "float16")
     monkeypatch.setenv("NLLB_PIPELINE_BACKEND", "ctranslate2")
     assert settings_for().backend == "ctranslate2"
     s = settings_for("--backend", "hf", "--fallback-device", "cuda:1", "--tokenizer", "t")

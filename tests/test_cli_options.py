@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import build_parser, main
-from pipeline.cli.options import FAULTS_ENV, RETRY_ENV
+from pipeline.settings import FAULTS_ENV, RETRY_ENV
 from pipeline.store import Store
 from tests.conftest import ROOT
 
@@ -185,7 +185,10 @@ def test_config_from_the_environment_names_its_path(capsys, doc, tiny_model, tmp
 
 
 def test_flags_override_the_config_file_and_unset_flags_do_not(tmp_path):
-    from pipeline.cli.options import run_settings
+    from pipeline.cli.options import settings_of
+
+    def run_settings(args):
+        return settings_of(args).run
 
     conf = tmp_path / "config.toml"
     conf.write_text('[run]\ndevice = "cpu"\nthreads = 2\nbatch_tokens = 512\n')
@@ -435,3 +438,26 @@ def test_version(capsys):
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"nllb-pipeline {package_version()}\n"
+
+
+def test_eval_takes_translates_job_options_as_they_are_defined_once():
+    """eval's language, model and decoding options are translate's own
+    (add_language_options, add_model_option, add_decoding_options): the same
+    type, default, choices and help; only --beams takes a list there."""
+    commands = subcommands()
+
+    def options(parser):
+        return {a.dest: a for a in parser._actions if a.option_strings}
+
+    translate, evaluate = options(commands["translate"]), options(commands["eval"])
+    shared = {"src", "tgt", "model", "max_chunk_tokens", "length_ratio", "length_offset",
+              "quality"}
+    assert shared <= set(evaluate)
+    def kind(t):  # at_least() and finite() build a new checker per option: compare its range
+        return getattr(t, "range", t)
+
+    for dest in shared:
+        ours, theirs = evaluate[dest], translate[dest]
+        assert (kind(ours.type), ours.default, ours.choices, ours.help, ours.metavar) == (
+            kind(theirs.type), theirs.default, theirs.choices, theirs.help, theirs.metavar), dest
+    assert evaluate["beams"].metavar == "N[,N...]" and translate["beams"].metavar == "1-16"

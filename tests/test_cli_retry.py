@@ -82,7 +82,10 @@ def test_bad_fault_and_retry_specs_are_refused_before_anything_runs(tmp_path, ca
 
 def test_retry_limits_come_from_the_config_file_and_flags_override_it(tmp_path, monkeypatch):
     from pipeline.cli import build_parser as _parser
-    from pipeline.cli.options import retry_policy as _policy
+    from pipeline.cli.options import settings_of
+
+    def _policy(args):
+        return settings_of(args).retry
     from pipeline.errors import ErrorClass
 
     conf = tmp_path / "config.toml"

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from pipeline.cli.progress_bar import LineProgress
-from pipeline.profiles import StageHistory
+from pipeline.progress.profiles import StageHistory
 from pipeline.progress import DEFAULT_WEIGHTS
 from pipeline.samples import generate_text
 from pipeline.store import Store

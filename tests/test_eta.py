@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.eta import StageEta, format_eta
+from pipeline.progress.eta import StageEta, format_eta
 
 
 class Clock:
@@ -77,13 +77,13 @@ def test_format(seconds, text):
 
 
 def test_job_eta_records_each_mark_once_with_elapsed_plus_left():
-    from pipeline.profiles import StageHistory
+    from pipeline.progress.profiles import StageHistory
 
     clock = Clock()
     marks = []
     history = StageHistory({"preprocess": 0.0, "inference": 1.0, "postprocess": 0.0,
                             "upload": 0.0}, {"inference": 10.0})
-    from pipeline.eta import JobEta
+    from pipeline.progress.eta import JobEta
 
     eta = JobEta(history, clock, elapsed_before=5.0, on_mark=lambda *m: marks.append(m))
     eta.stage_started("preprocess", 100)
@@ -102,8 +102,8 @@ def test_job_eta_records_each_mark_once_with_elapsed_plus_left():
 
 
 def test_before_inference_the_eta_comes_from_seconds_per_input_byte():
-    from pipeline.eta import JobEta
-    from pipeline.profiles import StageHistory
+    from pipeline.progress.eta import JobEta
+    from pipeline.progress.profiles import StageHistory
 
     weights = {"preprocess": 0.1, "inference": 0.7, "postprocess": 0.15, "upload": 0.05}
     with_history = JobEta(StageHistory(weights, {}, 3, seconds_per_byte=0.01), Clock())
@@ -113,3 +113,46 @@ def test_before_inference_the_eta_comes_from_seconds_per_input_byte():
     without = JobEta(StageHistory(weights), Clock())
     without.stage_started("preprocess", 5_000)
     assert without.text() == "ETA unknown"
+
+
+WEIGHTS = {"preprocess": 0.1, "inference": 0.7, "postprocess": 0.14, "upload": 0.06}
+
+
+def test_a_jobs_seconds_left_is_the_tokens_left_plus_the_weighted_tail():
+    from pipeline.progress.eta import seconds_left
+
+    # 1,000 tokens at 10 tok/s: 100 s of inference; the tail weighs 0.2/0.7 of it
+    tail = 100 * 0.2 / 0.7
+    assert seconds_left("inference", 400, 1000, 10.0, WEIGHTS, 0.5) == pytest.approx(60 + tail)
+    assert seconds_left("inference", 1200, 1000, 10.0, WEIGHTS, 0.8) == pytest.approx(tail)
+    # entering postprocess the whole tail is left; half of its weight done, half of it
+    assert seconds_left("postprocess", 1000, 1000, 10.0, WEIGHTS, 0.8) == pytest.approx(tail)
+    assert seconds_left("upload", 1000, 1000, 10.0, WEIGHTS, 0.9) == pytest.approx(tail / 2)
+    assert seconds_left("inference", 0, 1000, None, WEIGHTS, 0.1) is None
+    assert seconds_left("inference", 0, 1000, 0.0, WEIGHTS, 0.1) is None
+
+
+def test_the_bar_and_the_read_commands_give_one_eta_for_one_rate(tmp_path):
+    """JobEta (the bar, the stored snapshot) and views.job_eta (a job with no
+    snapshot, from its profile's history) both call eta.seconds_left: at the
+    same rate and weights they agree."""
+    from pipeline import views
+    from pipeline.progress.eta import JobEta
+    from pipeline.progress.profiles import StageHistory
+    from pipeline.store import Store
+
+    store = Store(tmp_path / "jobs.db")
+    job, _ = store.get_or_create_job(idem_key="k", params="{}", input_path="/in",
+                                     input_sha256="h", input_bytes=1, output_path="/out")
+    store.set_job_state(job.id, "RUNNING")
+    with store._write() as db:
+        db.execute("UPDATE jobs SET stage = 'inference' WHERE id = ?", (job.id,))
+    store.start_stage(job.id, "inference", units_total=1000, model="m", backend="b",
+                      device="cpu", dtype="float32")
+    job = store.job(job.id)
+    history = StageHistory(WEIGHTS, {"inference": 10.0}, 3)
+    key = store.inference_profile(job.id)
+    from_view = views.job_eta(store, job, {key: history}, (400, 1000))
+    bar = JobEta(history, Clock())
+    bar.stage_started("inference", 1000, 400)
+    assert from_view == pytest.approx(bar.seconds_left()) == pytest.approx(60 + 100 * 0.2 / 0.7)

@@ -82,7 +82,7 @@ def _no_space(*args, **kwargs):
 
 
 def test_the_file_sink_calls_a_full_disk_disk_full(tmp_path, monkeypatch):
-    monkeypatch.setattr("pipeline.sinks.write_atomically", _no_space)
+    monkeypatch.setattr("pipeline.sinks.files.write_atomically", _no_space)
     with pytest.raises(DeliveryError) as caught:
         FileSink("file:x", tmp_path / "out.txt").deliver(b"data", key="k" * 20)
     assert caught.value.error_class is ErrorClass.DISK_FULL
@@ -101,9 +101,9 @@ def _job(tmp_path):
 
 def test_an_upload_that_meets_a_full_disk_waits_and_delivers_once_there_is_space(
         tmp_path, monkeypatch):
-    import pipeline.sinks
+    import pipeline.sinks.files
 
-    real, calls = pipeline.sinks.write_atomically, []
+    real, calls = pipeline.sinks.files.write_atomically, []
 
     def full_then_free(*args, **kwargs):
         calls.append(1)
@@ -111,7 +111,7 @@ def test_an_upload_that_meets_a_full_disk_waits_and_delivers_once_there_is_space
             _no_space()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("pipeline.sinks.write_atomically", full_then_free)
+    monkeypatch.setattr("pipeline.sinks.files.write_atomically", full_then_free)
     store, job = _job(tmp_path)
     slept = []
     final = run_job(store, job.id, FakeTranslator(), policy=NO_WAITS, sleep=slept.append,

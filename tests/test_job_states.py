@@ -14,9 +14,9 @@ import pytest
 from models import HfTranslator
 from pipeline import service, views
 from pipeline.cli import main
-from pipeline.eta import JobEta
+from pipeline.progress.eta import JobEta
 from pipeline.documents.inputs import read_input
-from pipeline.profiles import history_for
+from pipeline.progress.profiles import history_for
 from pipeline.progress import Events
 from pipeline.runner import run_job
 from pipeline.samples import generate_text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.profiles import Profile, stage_history
+from pipeline.progress.profiles import Profile, stage_history
 from pipeline.progress import DEFAULT_WEIGHTS
 from pipeline.store import Store
 

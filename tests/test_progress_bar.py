@@ -16,7 +16,7 @@ from pipeline.cli.progress_bar import (LineProgress, Ticker, TqdmProgress, forma
 from pipeline.config import JobParams
 from pipeline.documents.inputs import read_input
 from pipeline.jobs import submit
-from pipeline.profiles import StageHistory
+from pipeline.progress.profiles import StageHistory
 from pipeline.progress import DEFAULT_WEIGHTS
 from pipeline.runner import run_job
 from pipeline.store import Store

@@ -28,6 +28,7 @@ from tests.conftest import ROOT, cli_env, run_cli, start_cli, wait_until
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 ray_pool = pytest.importorskip("models.ray_pool")
+ray_cluster = pytest.importorskip("models.ray_cluster")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -96,8 +97,8 @@ def commits(db: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def pool(tiny_model):
     """Two actors on a private Ray instance, each call slowed by 0.05 s."""
-    ray_pool.connect("local")
-    translators = ray_pool.RayTranslators(SETTINGS, ray_pool.PoolOptions(actors=2),
+    ray_cluster.connect("local")
+    translators = ray_cluster.RayTranslators(SETTINGS, ray_cluster.PoolOptions(actors=2),
                                           inject_faults="slow=0.05")
     yield translators
     translators.close()

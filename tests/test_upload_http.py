@@ -31,7 +31,7 @@ import pytest
 from models import HfTranslator
 from pipeline.cli import main
 from pipeline.errors import ErrorClass, JobFailed
-from pipeline.http_errors import (
+from pipeline.sinks.http_errors import (
     CLASS_BY_HUNDRED,
     EXCEPTION_CLASSES,
     STATUS_CLASSES,

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRELOAD = (
     "pipeline.cli.main", "pipeline.cli.translate", "pipeline.cli.queue", "pipeline.cli.read",
     "pipeline.cli.tm", "pipeline.cli.executor", "pipeline.service", "pipeline.runner",
-    "pipeline.worker", "pipeline.executors", "pipeline.bench", "pipeline.stats",
+    "pipeline.worker", "pipeline.executors", "pipeline.progress.bench", "pipeline.progress.stats",
     "models", "models.backends", "models.ct2", "models.hf", "models.conversion", "models.faults",
     "models.fingerprint", "models.device", "models.tiny", "models.errors",
     "ctranslate2", "ctranslate2.converters", "sentencepiece", "tokenizers", "torch",

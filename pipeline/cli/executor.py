@@ -2,7 +2,8 @@
 
 ``local`` (the default) translates in the worker's own process. ``ray``
 keeps the worker as the one driver that owns the store and sends batches
-to model actors on a Ray cluster (``models.ray_pool``). Ray is an optional
+to model actors on a Ray cluster (``models.ray_pool``, started by
+``models.ray_cluster``). Ray is an optional
 extra; everything here is checked before Ray is imported, so a wrong
 option is a one-line error and ``import pipeline`` never imports ray.
 """
@@ -66,14 +67,14 @@ def ray_translators(args, runtime):
     """The translator factory of a Ray worker, connected to its cluster.
     A one-line error when the ray extra is missing or the cluster is not there."""
     try:
-        from models import ray_pool
+        from models import ray_cluster
     except ImportError as exc:
         if (exc.name or "").split(".")[0] != "ray":
             raise
         raise PipelineError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}"
                             ) from None
-    ray_pool.connect(args.ray_address)
-    options = ray_pool.PoolOptions(actors=args.actors, gpus_per_actor=args.gpus_per_actor,
-                                   cpus_per_actor=args.cpus_per_actor or 1.0)
-    return ray_pool.RayTranslators(runtime.settings, options, policy=runtime.policy,
-                                   inject_faults=runtime.translators.inject_faults)
+    ray_cluster.connect(args.ray_address)
+    options = ray_cluster.PoolOptions(actors=args.actors, gpus_per_actor=args.gpus_per_actor,
+                                      cpus_per_actor=args.cpus_per_actor or 1.0)
+    return ray_cluster.RayTranslators(runtime.settings, options, policy=runtime.policy,
+                                      inject_faults=runtime.translators.inject_faults)

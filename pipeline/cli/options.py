@@ -6,9 +6,9 @@
   format, decoding, destination; built into ``service.JobOptions``;
 - run options: how this process runs jobs (device, backend, fallback
   device, batch budget, threads, retries, fault injection, delivery
-  credentials); built into a
-  ``service.Runtime`` from defaults, then the config file's ``[run]`` and
-  ``[retry]``, then the environment, then flags.
+  credentials): the top layer of ``pipeline.settings`` (defaults, then the
+  config file's ``[run]`` and ``[retry]``, then the environment, then
+  flags), built into a ``service.Runtime``.
 
 Every value is checked where it enters, and its error names where it came
 from: a flag's type below (``nllb-pipeline: error: --threads must be >= 0,
@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 from pathlib import Path
 
-from pipeline import config
+from pipeline import config, settings
 from pipeline.cli.messages import LOG_FORMATS
 from pipeline.errors import InvalidInput
-from pipeline.executors import TranslatorCache
 from pipeline.service import JobOptions, Runtime
+from pipeline.sinks.grammar import HTTP_METHODS
 from pipeline.store import Store
 
 
@@ -110,31 +109,52 @@ def add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> No
 def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> None:
     """What a job is (part of its idempotency key), except the output path.
     ``output_dir``: the command's -o is --output-dir (submit), not --output."""
-    p.add_argument("--src", required=True, metavar="CODE",
-                   help="source language, a FLORES-200 code, e.g. eng_Latn ('nllb-pipeline "
-                        "languages' lists them)")
-    p.add_argument("--tgt", required=True, metavar="CODE",
-                   help="target language, e.g. fra_Latn")
+    add_language_options(p)
     like = ("file:PATH (one file), dir:DIR (DIR/NAME.<tgt>.EXT, like -o)" if output_dir else
             "file:PATH (like -o), dir:DIR (DIR/NAME.<tgt>.EXT)")
     p.add_argument("--to", default=None, metavar="SINK",
                    help=f"where the translation goes: {like} or an http(s):// URL (PUT by "
                         "default)")
-    p.add_argument("--http-method", default=None, type=str.upper, choices=("PUT", "POST"),
+    p.add_argument("--http-method", default=None, type=str.upper, choices=HTTP_METHODS,
                    help="method for an http(s) --to (default PUT)")
     p.add_argument("--relative-to", default=None, metavar="BASE",
                    help="with --to dir:DIR, keep the input's directory relative to BASE under DIR")
-    p.add_argument("--model", default=None,
-                   help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
-                        f"{config.DEFAULT_MODEL})")
+    add_model_option(p)
     p.add_argument("--format", default="auto", choices=("auto", *config.FORMATS),
                    help="the input's format (default auto: from its extension, and a .txt "
                         "without blank lines is read as lines)")
     p.add_argument("--jsonl", default="", metavar="FIELD",
                    help="input is JSON Lines: translate FIELD of each line; the output keeps "
                         "every field and adds \"translation\"")
-    p.add_argument("--beams", type=at_least(1, 16), default=4, metavar="1-16",
-                   help="beam width, 1-16 (1 = greedy; default 4)")
+    add_decoding_options(p)
+    p.add_argument("--missing", default="source", choices=("source", "marker"),
+                   help="what a chunk that failed for good becomes in the output")
+
+
+def add_language_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--src", required=True, metavar="CODE",
+                   help="source language, a FLORES-200 code, e.g. eng_Latn ('nllb-pipeline "
+                        "languages' lists them)")
+    p.add_argument("--tgt", required=True, metavar="CODE",
+                   help="target language, e.g. fra_Latn")
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None,
+                   help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
+                        f"{config.DEFAULT_MODEL})")
+
+
+def add_decoding_options(p: argparse.ArgumentParser, *, beam_list: bool = False) -> None:
+    """How a sentence is decoded and checked: beams, chunk length, the output
+    budget, the quality checks. ``beam_list``: --beams takes a comma-separated
+    list (``eval --compare``), checked by the caller."""
+    if beam_list:
+        p.add_argument("--beams", default="4", metavar="N[,N...]",
+                       help="beam width 1-16 (default 4); a list with --compare")
+    else:
+        p.add_argument("--beams", type=at_least(1, 16), default=4, metavar="1-16",
+                       help="beam width, 1-16 (1 = greedy; default 4)")
     p.add_argument("--max-chunk-tokens", type=at_least(16, 1024), default=200,
                    metavar="16-1024",
                    help="longest chunk sent to the model, 16-1024 tokens (default 200)")
@@ -143,8 +163,6 @@ def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> 
                         "bucket) + OFFSET (default 2.0); stops a looping model early")
     p.add_argument("--length-offset", type=at_least(0), default=16, metavar="OFFSET",
                    help="see --length-ratio: tokens, >= 0 (default 16)")
-    p.add_argument("--missing", default="source", choices=("source", "marker"),
-                   help="what a chunk that failed for good becomes in the output")
     p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
                    help="a translation that loops, never stops, is in the wrong script, copies "
                         "its source or has an implausible length: repair it (decode again with "
@@ -207,7 +225,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
                    help="HTTP header for an http(s) --to, repeatable; $VAR and ${VAR} are read "
                         "from the environment. Never stored or logged: give it again to retry")
-    p.add_argument("--http-timeout", type=finite(0, above=True), default=30.0, metavar="SECONDS",
+    p.add_argument("--http-timeout", type=finite(0, above=True), default=None, metavar="SECONDS",
                    help="timeout of one HTTP upload attempt, > 0 (default 30)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file that differs from the translation")
@@ -221,19 +239,15 @@ def add_json_option(p: argparse.ArgumentParser, help: str = "print the result as
 # -- what they build -------------------------------------------------------------------
 
 
-DB_ENV = "NLLB_PIPELINE_DB"
-RETRY_ENV = "NLLB_PIPELINE_RETRY"
-FAULTS_ENV = "NLLB_PIPELINE_INJECT_FAULTS"
+def settings_of(args) -> settings.Settings:
+    """This command's run settings: defaults, the config file, the environment,
+    then its flags (``pipeline.settings``)."""
+    return settings.load(settings.Flags.from_args(args))
 
 
 def db_path(args) -> tuple[Path, str | None]:
-    """The job database and who named it: "--db", "$NLLB_PIPELINE_DB", or
-    None for the default path."""
-    if getattr(args, "db", None):
-        return Path(args.db).expanduser(), "--db"
-    if os.environ.get(DB_ENV):
-        return Path(os.environ[DB_ENV]).expanduser(), f"${DB_ENV}"
-    return config.default_db_path(), None
+    """The job database and who named it (``settings.db_path``)."""
+    return settings.db_path(getattr(args, "db", None))
 
 
 def open_store(args, *, existing: bool = False) -> Store:
@@ -265,76 +279,7 @@ def job_options(args, *, output: str | None = None, to: str | None = None,
     )
 
 
-def delivery_options(args):
-    """How this run reaches the sink: headers (with $VAR expanded), timeout, overwrite."""
-    from pipeline.sinks import DeliveryOptions, parse_headers
-
-    return DeliveryOptions(headers=parse_headers(getattr(args, "headers", None) or ()),
-                           timeout_s=getattr(args, "http_timeout", 30.0),
-                           overwrite=getattr(args, "overwrite", False))
-
-
-def file_config(args) -> tuple[Path, dict]:
-    """(path, contents) of the config file; a --config that is missing is an error."""
-    given = getattr(args, "config", None)
-    path = Path(given).expanduser() if given else config.config_file_path()
-    return path, config.load_config_file(path, required=given is not None)
-
-
-def _spec(args, dest: str, flag: str, env: str) -> tuple[str | None, str]:
-    """A spec from its flag, else from its environment variable, with its source."""
-    value = getattr(args, dest, None)
-    if value:
-        return value, flag
-    return os.environ.get(env) or None, f"${env}"
-
-
-def retry_policy(args):
-    """Defaults, then the config file's [retry], then $NLLB_PIPELINE_RETRY or --retry."""
-    from pipeline.retry import RetryPolicy, parse_policy, policy_from_items
-
-    path, data = file_config(args)
-    section = data.get("retry") or {}
-    if not isinstance(section, dict):
-        raise InvalidInput(f"config file {path}: [retry] must be a table of settings")
-    base = policy_from_items(section.items(), RetryPolicy(),
-                             source=f"config file {path}: [retry]")
-    spec, source = _spec(args, "retry_policy", "--retry", RETRY_ENV)
-    return parse_policy(spec, base, source=source)
-
-
-def fault_spec(args):
-    """The --inject-faults (or $NLLB_PIPELINE_INJECT_FAULTS) spec, checked, or None."""
-    from pipeline.faults import FaultSpec
-
-    spec, source = _spec(args, "inject_faults", "--inject-faults", FAULTS_ENV)
-    return FaultSpec.parse(spec, source=source) if spec else None
-
-
-def run_settings(args) -> config.RunSettings:
-    """Defaults, then the config file's [run], then the environment (for the
-    keys that have a variable), then flags that were given."""
-    path, data = file_config(args)
-    settings = config.run_section(data, path)
-    for key, var in config.RUN_ENV.items():
-        if os.environ.get(var):
-            try:
-                config.RunSettings(**{key: os.environ[var]})
-            except InvalidInput as exc:
-                raise InvalidInput(f"${var}: {exc}") from None
-            settings[key] = os.environ[var]
-    for key in config.RUN_KEYS:
-        if getattr(args, key, None) is not None:
-            settings[key] = getattr(args, key)
-    return config.RunSettings(**settings)
-
-
 def runtime(args) -> Runtime:
     """Settings, retry policy, delivery options and the translator cache of this run,
     every one checked before anything is stored or loaded."""
-    faults = fault_spec(args)  # first: refused even when the job turns out to be done
-    settings = run_settings(args)
-    policy = retry_policy(args)
-    delivery = delivery_options(args)
-    translators = TranslatorCache(settings, inject_faults=str(faults) if faults else None)
-    return Runtime(settings, policy, delivery, translators)
+    return Runtime.from_settings(settings_of(args))

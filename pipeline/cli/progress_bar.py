@@ -76,7 +76,7 @@ class _EtaProgress(ProgressTracker):
 
     def __init__(self, history, elapsed_before: float, *,
                  clock: Callable[[], float] = time.monotonic):
-        from pipeline.eta import JobEta
+        from pipeline.progress.eta import JobEta
 
         self.clock = clock
         self.eta = JobEta(history, clock, elapsed_before=elapsed_before)
@@ -229,7 +229,7 @@ def progress_bar(store: Store, job: Job, translator, *, log_format: str = "text"
                  compact: bool = False) -> _EtaProgress:
     """The bar on a terminal, lines elsewhere; with ``compact`` (a worker
     running several jobs at once) lines labelled with the job, everywhere."""
-    from pipeline.profiles import history_for
+    from pipeline.progress.profiles import history_for
 
     params = JobParams.from_json(job.params)
     history = history_for(store, translator, params.model)

@@ -7,7 +7,7 @@ import logging
 
 from pipeline import service
 from pipeline.cli import messages
-from pipeline.cli.options import job_options, open_store, run_settings, runtime
+from pipeline.cli.options import job_options, open_store, runtime, settings_of
 from pipeline.cli.progress_bar import bar_unless
 from pipeline.errors import InvalidInput
 
@@ -46,7 +46,7 @@ def cmd_bench(args) -> int:
     from models import open_translator
     from models.checkpoint import resolve_model
     from pipeline import config
-    from pipeline.bench import bench_sizes, format_table, growth_exponents, plot
+    from pipeline.progress.bench import bench_sizes, format_table, growth_exponents, plot
 
     try:
         sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
@@ -54,7 +54,7 @@ def cmd_bench(args) -> int:
         raise InvalidInput(f"--sizes takes sentence counts like 50,200,1000, not {args.sizes!r}")
     if not sizes or min(sizes) < 1:
         raise InvalidInput("--sizes needs positive sentence counts")
-    settings = run_settings(args)
+    settings = settings_of(args).run
     model = resolve_model(args.model or config.default_model())
     store = open_store(args)
     rows = bench_sizes(store, lambda params: open_translator(model, settings), model,

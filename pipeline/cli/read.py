@@ -1,6 +1,6 @@
 """Read-only commands: status, show, logs, stats, profile, languages.
 
-They render what ``pipeline.views`` and ``pipeline.stats`` compute (the
+They render what ``pipeline.views`` and ``pipeline.progress.stats`` compute (the
 same data the HTTP API serves) and never import torch.
 """
 
@@ -60,7 +60,7 @@ def cmd_status(args) -> int:
 
 def _progress_text(view: dict) -> str:
     """What the bar says after its percent: ETA, a retry's wait, or why it stopped."""
-    from pipeline.eta import format_eta
+    from pipeline.progress.eta import format_eta
 
     if view["note"]:
         return view["note"]
@@ -160,7 +160,7 @@ def cmd_languages(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from pipeline.stats import job_stats
+    from pipeline.progress.stats import job_stats
 
     store = open_store(args, existing=True)
     stats = job_stats(store, args.since, time.time())
@@ -206,7 +206,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from pipeline.stats import profiles_table
+    from pipeline.progress.stats import profiles_table
 
     table = profiles_table(open_store(args, existing=True))
     if args.json:

@@ -24,6 +24,7 @@ from pipeline import config
 from pipeline.cli.options import add_run_options, at_least, finite, runtime
 from pipeline.config import NOTE
 from pipeline.errors import InvalidInput
+from pipeline.settings import Flags
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -49,9 +50,10 @@ def add_serve_options(p: argparse.ArgumentParser) -> None:
 
 
 def worker_command(args, db: Path) -> list[str]:
-    """``nllb-pipeline worker`` with the global and run options this
-    ``serve`` was given (those left at their defaults are left out, so the
-    child reads the same environment and config file)."""
+    """``nllb-pipeline worker`` with the global options and the run flags
+    this ``serve`` was given (``settings.Flags.argv``; those not given are
+    left out, so the child layers the same config file and environment under
+    the same flags, and its settings are ``serve``'s)."""
     argv = [sys.executable, "-m", "pipeline", "--db", str(db)]
     if getattr(args, "config", None):
         argv += ["--config", str(Path(args.config).resolve())]
@@ -62,22 +64,10 @@ def worker_command(args, db: Path) -> list[str]:
     if getattr(args, "log_format", "text") != "text":
         argv += ["--log-format", args.log_format]
     argv.append("worker")
-    run_options = argparse.ArgumentParser(add_help=False)
-    add_run_options(run_options)
-    for action in run_options._actions:
-        value = getattr(args, action.dest, action.default)
-        if not action.option_strings or value == action.default:
-            continue
-        flag = max(action.option_strings, key=len)
-        if action.nargs == 0:
-            argv.append(flag)
-        elif isinstance(value, list):
-            for item in value:
-                argv += [flag, str(item)]
-        else:
-            argv += [flag, str(value)]
-    if "--no-progress" not in argv:  # the page shows progress; a bar per worker would garble
-        argv.append("--no-progress")  # serve's terminal (their jobs' start and end still show)
+    argv += Flags.from_args(args).argv()
+    # The page shows progress; a bar per worker would garble serve's terminal
+    # (their jobs' start and end still show).
+    argv.append("--no-progress")
     return argv
 
 

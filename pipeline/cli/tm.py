@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.cli.options import (add_json_option, add_model_runtime_options, at_least, finite,
-                                  open_store, run_settings)
-from pipeline.memory.scope import MODES
+                                  open_store, settings_of)
+from pipeline.store.records import MODES
 
 
 def add_memory_option(p: argparse.ArgumentParser) -> None:
@@ -150,7 +150,7 @@ def cmd_import(args) -> int:
                               quality=args.quality)
 
     def scope():
-        translator = TranslatorCache(run_settings(args))(params)
+        translator = TranslatorCache(settings_of(args).run)(params)
         return scope_for(params, translator.describe())
 
     report = import_tmx(open_store(args), args.file, scope, src=args.src, tgt=args.tgt,

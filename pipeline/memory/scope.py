@@ -35,14 +35,13 @@ around the model.
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import asdict, dataclass
 
 from pipeline.config import JobParams
+# MODES and MemoryScope live beside the store's records (the store keeps
+# scopes and modes, and imports nothing from this package); named here too.
+from pipeline.store.records import MODES, MemoryScope
 from pipeline.translator import TranslatorInfo
-
-MODES = ("off", "read", "on")  # --tm: ignore the memory, only read it, read and write it
 
 # Bump when code changes what a sentence becomes for the same model and
 # settings: pipeline.budget (buckets, the budget rule), the padding and the
@@ -73,27 +72,6 @@ def model_identity(info: TranslatorInfo) -> str:
     return f"fingerprint:{info.fingerprint}" if info.fingerprint else f"model:{info.model}"
 
 
-@dataclass(frozen=True)
-class MemoryScope:
-    """Everything in a memory key except the source text."""
-
-    identity: str
-    backend: str
-    device: str  # kind only: cpu, cuda
-    compute_type: str
-    src_lang: str
-    tgt_lang: str
-    settings: str  # canonical JSON of ``output_settings``
-    model: str = ""  # as the job named it: shown, never compared
-
-    @property
-    def digest(self) -> str:
-        """SHA-256 of the canonical JSON of the keyed fields (not ``model``)."""
-        keyed = {k: v for k, v in asdict(self).items() if k != "model"}
-        text = json.dumps(keyed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
 def scope_for(params: JobParams, info: TranslatorInfo) -> MemoryScope:
     """The scope of the translations this translator makes for this job."""
     return MemoryScope(
@@ -107,3 +85,7 @@ def scope_for(params: JobParams, info: TranslatorInfo) -> MemoryScope:
 
 def canonical_settings(settings: dict) -> str:
     return json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+
+__all__ = ["MODES", "OUTPUT_RULES", "MemoryScope", "canonical_settings", "model_identity",
+           "output_settings", "scope_for"]

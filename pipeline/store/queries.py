@@ -3,7 +3,7 @@
 Every figure a read command shows comes from one of these verbs, one query
 each, so the commands stay fast on a store with tens of thousands of jobs
 and no module outside the store writes SQL. The meaning of each figure is
-documented where it is computed (``pipeline.stats``, ``pipeline.profiles``).
+documented where it is computed (``pipeline.progress.stats``, ``pipeline.progress.profiles``).
 """
 
 from __future__ import annotations
@@ -11,16 +11,31 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from pipeline.store.records import Chunk, Job
+from pipeline.store.records import Chunk, Job, JobCounters
 
 # The jobs created since :cutoff; every stats query starts from it.
 _WINDOW = "SELECT id FROM jobs WHERE created_at >= :cutoff"
 _FINISHED_WINDOW = _WINDOW + " AND state IN ('SUCCEEDED', 'FAILED')"
 RETRY_DECISIONS = ("retry", "retry_batch", "split")
+_IDS_AT_ONCE = 500  # ids in one IN (...): under SQLite's old 999-parameter limit
 
 
 class QueriesMixin:
     """Read-only verbs; each returns plain values or tuples, never a cursor."""
+
+    def job_counters(self, job_ids: Sequence[str]) -> dict[str, JobCounters]:
+        """The live counters of each of ``job_ids`` (tokens done and to do,
+        chunks reused from the memory or their document), in one read per
+        500 jobs: what a listing shows beside each job. An unknown id reads
+        as zeros."""
+        counters = {job_id: JobCounters() for job_id in job_ids}
+        for start in range(0, len(job_ids), _IDS_AT_ONCE):
+            part = list(job_ids[start:start + _IDS_AT_ONCE])
+            for job_id, *values in self.db.execute(
+                    "SELECT id, tokens_done, tokens_total, reused_memory, reused_document "
+                    f"FROM jobs WHERE id IN ({','.join('?' * len(part))})", part):
+                counters[job_id] = JobCounters(*(round(v or 0) for v in values))
+        return counters
 
     def queue_summary(self) -> dict:
         """Queue depth, running jobs per worker, and documents and source
@@ -158,7 +173,7 @@ class QueriesMixin:
 
     def retry_outcomes(self, cutoff: float) -> list[tuple[str, int, int]]:
         """(kind, retried, succeeded) for chunks, batches and uploads retried
-        in the window's finished jobs (``pipeline.stats`` defines each)."""
+        in the window's finished jobs (``pipeline.progress.stats`` defines each)."""
         return self.db.execute(
             # chunks with a 'retry' row of their own: did they end done?
             "SELECT 'chunks', COUNT(*), COALESCE(SUM(c.state = 'done'), 0) FROM ("

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 
-if TYPE_CHECKING:
-    from pipeline.memory.scope import MemoryScope
+MODES = ("off", "read", "on")  # --tm: ignore the memory, only read it, read and write it
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,26 @@ class Job:
     updated_at: float
     finished_at: float | None
     progress: str | None = None  # JSON of the live progress while it runs
+
+
+@dataclass(frozen=True)
+class JobCounters:
+    """A job's live counters, kept by the transactions that change them."""
+
+    tokens_done: int = 0  # source tokens of the chunks inference has translated
+    tokens_total: int = 0  # source tokens of the chunks inference translates
+    reused_memory: int = 0  # chunks whose translation came from the memory
+    reused_document: int = 0  # chunks that repeat an earlier chunk of the document
+
+    @property
+    def tokens(self) -> tuple[int, int]:
+        """(done, total), as ``token_counts``."""
+        return self.tokens_done, self.tokens_total
+
+    @property
+    def reused(self) -> dict[str, int]:
+        """Chunks that got their translation without inference."""
+        return {"memory": self.reused_memory, "document": self.reused_document}
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,28 @@ class NewChunk:
     n_tokens: int
     done: bool = False  # nothing to translate: the source is its own translation
     protected: str | None = None  # JSON spec of its placeholders (pipeline.documents.protect)
+
+
+@dataclass(frozen=True)
+class MemoryScope:
+    """Everything in a memory key except the source text (what each part
+    is, and why: ``pipeline.memory.scope``)."""
+
+    identity: str
+    backend: str
+    device: str  # kind only: cpu, cuda
+    compute_type: str
+    src_lang: str
+    tgt_lang: str
+    settings: str  # canonical JSON of ``output_settings``
+    model: str = ""  # as the job named it: shown, never compared
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of the keyed fields (not ``model``)."""
+        keyed = {k: v for k, v in asdict(self).items() if k != "model"}
+        text = json.dumps(keyed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -160,10 +160,6 @@ class StagesMixin:
             pk=("job_id", "kind"),
         )
 
-    def put_artifact(self, job_id: str, kind: str, **fields) -> None:
-        with self._write():
-            self._put_artifact(job_id, kind, **fields)
-
     def artifact(self, job_id: str, kind: str) -> Artifact | None:
         return self._one(
             Artifact, "SELECT * FROM artifacts WHERE job_id = ? AND kind = ?", (job_id, kind)

@@ -16,7 +16,9 @@ why instead of counting down.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+from pipeline.progress.events import overall_fraction
 
 
 class StageEta:
@@ -68,6 +70,27 @@ class StageEta:
         return max(0.0, self.total - self.done) / rate
 
 
+def seconds_left(stage: str, done_tokens: float, total_tokens: float, rate: float | None,
+                 weights: Mapping[str, float], fraction: float) -> float | None:
+    """A job's seconds left from inference's ``rate`` (tokens per second):
+    the tokens still to translate, plus the stages after inference
+    (postprocess and upload), predicted from inference's whole time by the
+    stage ``weights``. In postprocess or upload, the part of that tail's
+    weight not yet done (``fraction``: the job's overall weighted progress).
+    None while the rate is unknown.
+
+    The one ETA formula: the bar and the stored snapshot (``JobEta``, with
+    the rate it observes) and the read commands for a job without a
+    snapshot (``pipeline.views``, with its profile's rate) both call it."""
+    if not rate:
+        return None
+    tail = total_tokens / rate * (weights["postprocess"] + weights["upload"]) / weights["inference"]
+    if stage == "inference":
+        return max(0.0, total_tokens - done_tokens) / rate + tail
+    tail_share = (weights["postprocess"] + weights["upload"]) / sum(weights.values())
+    return tail * max(0.0, 1.0 - fraction) / tail_share if tail_share else 0.0
+
+
 def format_eta(seconds: float | None, frozen_reason: str | None = None) -> str:
     """``ETA 3m12s``, ``ETA unknown``, or ``ETA paused: <reason>``."""
     if frozen_reason:
@@ -98,9 +121,6 @@ class JobEta:
 
     def __init__(self, history, clock: Callable[[], float], *, elapsed_before: float = 0.0,
                  on_mark: Callable[[int, float, float], None] | None = None):
-        from pipeline.progress import overall_fraction
-
-        self._overall = overall_fraction
         self.history, self.weights, self.clock = history, history.weights, clock
         self.started, self.elapsed_before = clock(), elapsed_before
         self.on_mark, self.marked = on_mark, set()
@@ -145,16 +165,8 @@ class JobEta:
             if self.stage == "preprocess" and per_byte and self.stage_total:
                 return self.stage_total * per_byte * (1.0 - self.fraction)
             return None
-        rate = self.inference.rate()
-        if not rate:
-            return None
-        w = self.weights
-        tail = self.inference.total / rate * (w["postprocess"] + w["upload"]) / w["inference"]
-        if self.stage == "inference":
-            return self.inference.seconds_left() + tail
-        # in postprocess or upload: the part of the tail's weight not yet done
-        tail_share = (w["postprocess"] + w["upload"]) / sum(w.values())
-        return tail * max(0.0, 1.0 - self.fraction) / tail_share if tail_share else 0.0
+        return seconds_left(self.stage, self.inference.done, self.inference.total,
+                            self.inference.rate(), self.weights, self.fraction)
 
     def text(self, since_event_s: float = 0.0) -> str:
         """``35 tok/s, ETA 1m05s``; ``since_event_s`` after the last event
@@ -168,7 +180,8 @@ class JobEta:
         return speed + format_eta(left, frozen)
 
     def _advance(self, stage_fraction: float) -> None:
-        self.fraction = max(self.fraction, self._overall(self.stage, stage_fraction, self.weights))
+        self.fraction = max(self.fraction,
+                            overall_fraction(self.stage, stage_fraction, self.weights))
         if self.on_mark is None:
             return
         for mark in self.MARKS:

@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from pipeline.profiles import Profile, stage_history
+from pipeline.progress.profiles import Profile, stage_history
 from pipeline.store import Store
 
 DAY_S = 86_400.0

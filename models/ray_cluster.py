@@ -1,0 +1,135 @@
+"""The Ray executor's cluster side: joining Ray, sizing and starting a pool
+of ``TranslatorActor``s (``models.ray_pool``), and the worker's translator
+factory (``RayTranslators``), which starts one pool per model on first use.
+
+Actors are sized from the cluster unless told: one per GPU (``--gpus-per-
+actor 1``), or up to two on CPU. Ray restarts a dead actor up to the retry
+policy's WORKER_LOST limit; the driver resends the batches it held.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass, replace
+
+import ray
+import ray.exceptions as rex
+
+from models.ray_pool import ActorPool, RemoteTranslator, TranslatorActor
+from pipeline.config import RunSettings
+from pipeline.errors import ErrorClass, InvalidInput, PipelineError
+from pipeline.executors.cache import TranslatorCache
+from pipeline.retry import RetryPolicy
+
+log = logging.getLogger("nllb_pipeline")
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """``--actors --gpus-per-actor --cpus-per-actor``; None: from the cluster."""
+
+    actors: int | None = None
+    gpus_per_actor: float | None = None
+    cpus_per_actor: float = 1.0
+
+
+def connect(address: str) -> None:
+    """Join (``auto``, ``ray://HOST:PORT``) or start (``local``) a Ray instance."""
+    if ray.is_initialized():
+        return
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                  configure_logging=False)
+    try:
+        with warnings.catch_warnings():  # Ray Client warns before it raises: one line is ours
+            warnings.simplefilter("ignore")
+            if address == "local":
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
+            else:
+                ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        hint = (" (is a cluster running here? 'ray start --head' starts one; "
+                "'--ray-address local' starts a private one)" if address == "auto" else "")
+        raise PipelineError(f"cannot reach the Ray cluster at {address!r}: {first}{hint}") from exc
+
+
+def cluster_gpus() -> float:
+    return float(ray.cluster_resources().get("GPU", 0))
+
+
+def start_pool(model: str, settings: RunSettings, options: PoolOptions, *,
+               policy: RetryPolicy = RetryPolicy(), inject_faults: str | None = None) -> ActorPool:
+    """Start the actors and wait until each has loaded the model."""
+    gpus = options.gpus_per_actor
+    if gpus is None:
+        gpus = 1.0 if cluster_gpus() >= 1 else 0.0
+    actors = options.actors
+    if actors is None:
+        if gpus > 0:
+            actors = int(cluster_gpus() // gpus)
+        else:
+            cpus = float(ray.cluster_resources().get("CPU", 1))
+            actors = max(1, min(2, int(cpus // options.cpus_per_actor)))
+    if actors < 1:
+        raise InvalidInput(f"the cluster has {cluster_gpus():g} GPUs: not enough for one actor "
+                           f"at --gpus-per-actor {gpus:g}")
+    device = "cuda" if gpus > 0 else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per actor
+    actor_settings = replace(settings, device=device, fallback_device="",
+                             threads=settings.threads or max(1, int(options.cpus_per_actor)))
+    limit = policy.limit(ErrorClass.WORKER_LOST, policy.chunk_attempts)
+    remote = ray.remote(TranslatorActor).options(
+        num_gpus=gpus, num_cpus=options.cpus_per_actor,
+        # Ray restarts a dead actor up to the policy's limit; the driver
+        # resends the batches it held (task retries stay off, so every
+        # resend is an attempt row the driver wrote).
+        max_restarts=limit, max_task_retries=0,
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(max(1, int(options.cpus_per_actor))),
+                                  "TOKENIZERS_PARALLELISM": "false"}})
+    handles = [remote.remote(n, model, actor_settings, inject_faults)
+               for n in range(1, actors + 1)]
+    try:
+        pool = ActorPool(handles, give_up_after=limit)
+    except rex.RayTaskError as exc:  # an actor failed to load the model
+        for handle in handles:
+            ray.kill(handle, no_restart=True)
+        cause = exc.cause if exc.cause is not None else exc
+        raise PipelineError(f"the Ray actors could not load {model}: "
+                            f"{(str(cause).strip().splitlines() or [''])[0][:300]}") from exc
+    log.info("%d Ray actor(s) on %s: %s", pool.size, device,
+             "; ".join(str(w) for w in pool.wheres()))
+    return pool
+
+
+class RayTranslators(TranslatorCache):
+    """The worker's translator factory on Ray: a ``TranslatorCache`` whose
+    translator for a model is a pool of actors, started on first use and
+    shared by every job that names it. Faults are injected in the actors."""
+
+    def __init__(self, settings: RunSettings, options: PoolOptions, *,
+                 policy: RetryPolicy = RetryPolicy(), inject_faults: str | None = None):
+        super().__init__(settings, inject_faults=inject_faults)
+        self.options, self.policy = options, policy
+
+    def _build(self, model: str) -> RemoteTranslator:
+        from models.backends import open_translator
+
+        # The driver's copy first: it converts a CTranslate2 model into the
+        # cache before the actors look for it there.
+        local = open_translator(model, self.settings)
+        pool = start_pool(model, self.settings, self.options, policy=self.policy,
+                          inject_faults=self.inject_faults)
+        return RemoteTranslator(local, pool)
+
+    def pools(self) -> list[ActorPool]:
+        with self._lock:
+            return [t.pool for t in self._translators.values()]
+
+    def close(self) -> None:
+        with self._lock:
+            translators, self._translators = list(self._translators.values()), {}
+        for translator in translators:
+            translator.close()
+        if ray.is_initialized():
+            ray.shutdown()

@@ -1,0 +1,50 @@
+"""Where a file target writes: the default name beside the input, an ``-o``
+path made absolute, a file in a ``dir:`` target."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.errors import InvalidInput
+from pipeline.sinks.writable import check_writable
+
+if TYPE_CHECKING:
+    from pipeline.documents.inputs import InputFile
+
+
+def default_output(input_path: Path, tgt_lang: str) -> Path:
+    """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt."""
+    return input_path.with_name(f"{input_path.stem}.{tgt_lang}{input_path.suffix}")
+
+
+def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path:
+    """The absolute output path, checked to be writable before any work."""
+    path = Path(output).expanduser() if output else default_output(source.path, tgt_lang)
+    path = path.resolve()
+    if path.is_dir():
+        raise InvalidInput(f"output path {path} is a directory; give a file name")
+    if path == source.path:
+        raise InvalidInput(f"output path {path} is the input file itself")
+    parent = path.parent
+    if not parent.is_dir():
+        raise InvalidInput(f"cannot write output: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(f"cannot write output: {path} is not writable")
+    check_writable(parent)
+    return path
+
+
+def dir_output(root: Path, input_path: Path, tgt_lang: str,
+               relative_to: str | os.PathLike | None = None) -> Path:
+    """DIR/NAME.<tgt>.EXT; with a base, the input's directory under it is kept."""
+    name = default_output(input_path, tgt_lang).name
+    if relative_to is None:
+        return root / name
+    base = Path(relative_to).expanduser().resolve()
+    try:
+        rel = input_path.parent.relative_to(base)
+    except ValueError:
+        raise InvalidInput(f"input {input_path} is not under --relative-to {base}") from None
+    return root / rel / name

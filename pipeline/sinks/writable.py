@@ -1,0 +1,71 @@
+"""Submit-time checks that a file target can be written, and is free.
+
+They run before any work: a document is never translated for an hour only
+for its write to fail, or to replace a file that was not ours.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pipeline.errors import InvalidInput
+from pipeline.output_file import OutputFile, file_sha256, sha256_of, size_of
+
+
+def check_writable(directory: Path) -> None:
+    """Create and remove a file in ``directory``, as the delivery will.
+
+    ``os.access`` is not enough: it says yes to root on /proc, a read-only
+    mount or a full quota, and the whole document would be translated before
+    the write failed."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".nllb-pipeline-", suffix=".probe", dir=directory)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write output: {directory} is not writable "
+                           f"({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def check_creatable(path: Path, input_path: Path) -> None:
+    """``path`` (in a ``dir:`` target) can be created, with its directories."""
+    if path == input_path:
+        raise InvalidInput(f"output path {path} is the input file itself")
+    if path.is_dir():
+        raise InvalidInput(f"output path {path} is a directory")
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidInput(f"cannot create directory {path.parent}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInput(f"cannot write output: {existing} is not writable")
+    check_writable(existing)
+
+
+def check_target_free(sink: str, output: str, ours: bytes | OutputFile | None, *,
+                      overwrite: bool) -> None:
+    """Submit time: refuse a file target that already holds something else.
+
+    ``ours`` is this job's output when the store has it already (a resumed
+    job): a file with exactly those bytes is fine. A new job's output is not
+    known yet, so any existing file is refused without ``overwrite``.
+    """
+    if not sink.startswith(("file:", "dir:")) or overwrite:
+        return
+    path = Path(output)
+    if path.is_file() and ours is not None and holds(path, size_of(ours), sha256_of(ours)):
+        return
+    if path.exists():
+        raise InvalidInput(f"output file {path} already exists; pass --overwrite to replace it, "
+                           "or choose another output (-o or --to)")
+
+
+def holds(path: Path, size: int, sha256: str) -> bool:
+    """The file at ``path`` has exactly this size and checksum (read in pieces)."""
+    try:
+        return path.stat().st_size == size and file_sha256(path) == sha256
+    except OSError:
+        return False
