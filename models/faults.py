@@ -20,8 +20,10 @@ CTranslate2), so they go through the same classification as real ones.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
+import threading
 import time
 from dataclasses import replace
 
@@ -47,17 +49,38 @@ def simulated(backend: str, kind: str) -> BaseException:
     return RuntimeError(f"CUDA error: {text}{_TAG}")
 
 
+class _Draws:
+    """The random draws of one call: seeded by the spec's seed, the call's
+    texts and how many calls with those texts came before. A call's faults
+    so depend on what it translates and on its own retries, never on which
+    other calls ran before it: the inference window's calls and a failed
+    batch's retries on the stage's thread may interleave in any order, and
+    Ray's actors take batches in any order, yet a seed repeats the same
+    faults on the same batches (one stream shared by all calls did not)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._lock = threading.Lock()
+        self._calls: dict[str, int] = {}
+
+    def of(self, texts: list[str]) -> random.Random:
+        key = hashlib.blake2b("\x1f".join(texts).encode(), digest_size=8).hexdigest()
+        with self._lock:
+            n = self._calls[key] = self._calls.get(key, -1) + 1
+        return random.Random(f"{self.seed}:{key}:{n}")
+
+
 class FaultInjectingTranslator:
     """Wraps a translator; raises its library's real exceptions at the spec's rates."""
 
-    def __init__(self, inner, spec: FaultSpec, *, rng: random.Random | None = None,
+    def __init__(self, inner, spec: FaultSpec, *, draws: _Draws | None = None,
                  injected: dict[str, int] | None = None):
         self.inner, self.spec = inner, spec
-        self.rng = rng or random.Random(spec.seed)
+        self.draws = draws or _Draws(spec.seed)
         self.injected = injected if injected is not None else dict.fromkeys(KINDS, 0)
         self.broken = False
         self._moved: dict[str, FaultInjectingTranslator] = {}
-        if rng is None:
+        if draws is None:
             # Announced once by whoever turns it on (the CLI: "fault injection is ON").
             log.debug("fault injection wraps %s (%s)", type(inner).__name__, spec)
 
@@ -67,23 +90,24 @@ class FaultInjectingTranslator:
     def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str, decoding):
         if self.spec.slow:
             time.sleep(self.spec.slow)
-        # No draw for a kind that is off: the other kinds' stream stays as it was.
-        if self.broken or (self.spec.device_fatal and self.rng.random() < self.spec.device_fatal):
+        rng = self.draws.of(texts)
+        # No draw for a kind that is off: the other kinds' draws stay as they were.
+        if self.broken or (self.spec.device_fatal and rng.random() < self.spec.device_fatal):
             self.broken = True
             raise self._fault("device_fatal")
-        if len(texts) > 1 and self.rng.random() < self.spec.oom:
+        if len(texts) > 1 and rng.random() < self.spec.oom:
             raise self._fault("oom")
-        if any(self.rng.random() < self.spec.transient for _ in texts):
+        if any(rng.random() < self.spec.transient for _ in texts):
             raise self._fault("transient")
         return self.inner.translate_batch(texts, src_lang, tgt_lang, decoding)
 
     def on_device(self, device: str) -> FaultInjectingTranslator:
         """The inner translator on ``device``, with the same OOM and transient
-        faults (same random stream and counts) but a device that does not break."""
+        faults (same draws and counts) but a device that does not break."""
         if device not in self._moved:
             self._moved[device] = FaultInjectingTranslator(
                 self.inner.on_device(device), replace(self.spec, device_fatal=0.0),
-                rng=self.rng, injected=self.injected)
+                draws=self.draws, injected=self.injected)
         return self._moved[device]
 
     def _fault(self, kind: str) -> BaseException:
