@@ -51,6 +51,7 @@ CONTENT_TYPES = {
     "srt": "application/x-subrip; charset=utf-8",
     "lines": "text/plain; charset=utf-8",
     "vtt": "text/vtt; charset=utf-8",
+    "html": "text/html; charset=utf-8",
 }
 # Set by the sink itself; a --header cannot replace them.
 RESERVED_HEADERS = frozenset(

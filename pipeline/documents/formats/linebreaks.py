@@ -68,7 +68,7 @@ def join_lines(lines: list[str]) -> str:
     return out
 
 
-def wrap_lines(text: str, count: int) -> list[str]:
+def wrap_lines(text: str, count: int, width=None) -> list[str]:
     """``text`` broken into ``count`` lines of balanced display width.
 
     Breaks fall at spaces (the space is dropped) or between two CJK
@@ -77,7 +77,8 @@ def wrap_lines(text: str, count: int) -> list[str]:
     between characters (a split word beats a missing line: a subtitle keeps
     its shape). No line is ever empty, so a text shorter than ``count``
     characters gets fewer lines. Line breaks already in ``text`` count as
-    spaces.
+    spaces. ``width(ch)``, where it returns a number, is how wide ``ch`` is
+    counted (a placeholder is as wide as what it stands for).
     """
     text = " ".join(text.split())
     if count <= 1 or not text:
@@ -90,7 +91,8 @@ def wrap_lines(text: str, count: int) -> list[str]:
         return [text]
     widths = [0]
     for ch in text:
-        widths.append(widths[-1] + _width(ch))
+        wide = width(ch) if width else None
+        widths.append(widths[-1] + (_width(ch) if wide is None else wide))
     chosen = _balanced(breaks, widths, count)
     lines, start = [], 0
     for at, skip in chosen:
