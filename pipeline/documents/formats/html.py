@@ -16,7 +16,8 @@ element that is not translated travels whole as one piece. A block element
 (as a hard break does in Markdown: each line keeps its own). An attribute to
 translate inside a tag is a detached unit whose hole stands in the tag
 (``pipeline.documents.document``). ``lang`` (and ``xml:lang``) on
-``<html>`` is set to the target language, and added where it is missing.
+``<html>`` is set to the target language, and added where it is missing;
+on ``<body>`` it is set where it is there.
 
 Everything else comes back byte for byte: the doctype, comments, the tags
 with their attribute quoting and case, entities, whitespace. A text's
@@ -204,8 +205,8 @@ class _Builder:
                 self._flush()
             self.skip = _Skip(tag, 1, inline, [written])
             return
-        if tag == "html" and self.target:
-            written = _with_lang(tag, attrs, written, bcp47(self.target))
+        if tag in ("html", "body") and self.target:
+            written = _with_lang(tag, attrs, written, bcp47(self.target), add=tag == "html")
         tagged = _with_holes(self.doc, tag, attrs, written)
         if tag == "br":  # a line of its own, as a Markdown hard break
             self._literal(tagged)
@@ -381,8 +382,9 @@ def _with_holes(doc: Document, tag: str, attrs: list, written: str) -> str:
     return "".join(out)
 
 
-def _with_lang(tag: str, attrs: list, written: str, code: str) -> str:
-    """``<html …>`` with ``lang`` (and ``xml:lang``) naming ``code``."""
+def _with_lang(tag: str, attrs: list, written: str, code: str, add: bool) -> str:
+    """The tag with ``lang`` (and ``xml:lang``) naming ``code``; ``add``:
+    given one if it has none."""
     out, pos, found = [], 0, False
     for name, start, end in _attribute_spans(written):
         if name in ("lang", "xml:lang"):
@@ -390,7 +392,7 @@ def _with_lang(tag: str, attrs: list, written: str, code: str) -> str:
             pos, found = end, found or name == "lang"
     out.append(written[pos:])
     text = "".join(out)
-    if not found:
+    if add and not found:
         at = len("<" + tag)
         text = text[:at] + f' lang="{code}"' + text[at:]
     return text
