@@ -43,7 +43,8 @@ from pipeline.documents import protect
 from pipeline.documents.formats.linebreaks import join_lines
 from pipeline.documents.unit import MARKDOWN_INLINE_ESCAPED, SUBTITLE_TAGS, Unit
 
-__all__ = ["MARKDOWN_INLINE_ESCAPED", "SUBTITLE_TAGS", "Document", "Unit", "line_end_codes"]
+__all__ = ["MARKDOWN_INLINE_ESCAPED", "SUBTITLE_TAGS", "Document", "Unit", "has_letters",
+           "line_end_codes"]
 
 # Line endings, one letter each in Document.line_ends.
 _EOL_CODES = {"\n": "n", "\r\n": "r", "\r": "c"}
@@ -110,7 +111,7 @@ class Document:
         pieces = [text] if isinstance(text, str) else text
         marked, protected = protect.build(pieces, Unit("", **kind).render_token)
         stripped = marked.strip()
-        if not _has_letters(stripped):
+        if not has_letters(stripped):
             if source is not None:
                 self.add_literal(source)
                 return
@@ -130,7 +131,7 @@ class Document:
         there is nothing to translate in it."""
         core = (source if text is None else text).strip()
         marked, protected = protect.build([core], Unit("", **kind).render_token)
-        if not _has_letters(marked) or len(self.detached) >= MAX_HOLES:
+        if not has_letters(marked) or len(self.detached) >= MAX_HOLES:
             return source
         inner = source.strip()
         start = source.index(inner[0])
@@ -368,7 +369,7 @@ def _unit_json(u: Unit) -> list:
     return out
 
 
-def _has_letters(marked: str) -> bool:
+def has_letters(marked: str) -> bool:
     """Letters outside the markers: something to translate."""
     return any(ch.isalpha() for p in protect.split_markers(marked) if isinstance(p, str)
                for ch in p)

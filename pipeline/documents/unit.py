@@ -26,6 +26,11 @@ _HTML_ESCAPES = {"": {}, '"': {'"': "&quot;"}, "'": {"'": "&#39;"}, "=": {'"': "
 _HTML_ESCAPES = {q: str.maketrans({"&": "&amp;", "<": "&lt;", "\xa0": "&nbsp;", **more})
                  for q, more in _HTML_ESCAPES.items()}
 _NEEDS_QUOTES = re.compile(r"[\s\"'=<>`]|^$")
+# Markup that starts a block when a line of a paragraph starts with it.
+_OPENS_BLOCK = re.compile(
+    r"\$\$|\[\^|</?(?:address|article|aside|blockquote|center|details|dialog|div|dl|dt|dd|"
+    r"fieldset|figcaption|figure|footer|form|h[1-6]|header|hr|li|main|nav|ol|p|pre|script|"
+    r"section|style|summary|table|tbody|td|th|thead|tr|ul)(?![\w-])", re.I)
 # Subtitle markup, by dialect. SubRip: an HTML-like tag (a name starting with
 # a letter, so "2<3,5>1" is text), an ASS override block ("{\an8}"; "{normal
 # text}" is shown, so it is text) or an ASS code (\N, \n break a line, \h is
@@ -90,9 +95,10 @@ class Unit:
                       for p in pieces)
         if self.lines:
             wide = self.markdown or self.html
-            lines = wrap_lines(out, self.lines, self._width if wide and self.protected else None)
+            lines = wrap_lines(out, self.lines, self._width if wide and self.protected else None,
+                               spaces_first=bool(wide))
             if self.markdown:
-                lines = [_unblock(line) for line in lines]
+                lines = self._markdown_lines(lines)
             prefixes = self.prefixes
             out = lines[0] + "".join("\n" + (prefixes[k] if k < len(prefixes) else "") + line
                                      for k, line in enumerate(lines[1:]))
@@ -116,6 +122,19 @@ class Unit:
             text = " ".join(text.split("\n")).translate(_MARKDOWN_ACTIVE)
             return text.replace("|", "\\|") if self.table_cell else text
         return text
+
+    def _markdown_lines(self, lines: list[str]) -> list[str]:
+        """Lines of a paragraph that start no block: escaped where text would
+        (``_unblock``), joined to the line before where a protected piece
+        would (an HTML block's tag, a math block, a footnote definition)."""
+        out: list[str] = []
+        for line in lines:
+            k = ord(line[0]) - protect.MARKER_BASE if line else -1
+            if out and 0 <= k < len(self.protected) and _OPENS_BLOCK.match(self.protected[k][0]):
+                out[-1] += " " + line
+            else:
+                out.append(_unblock(line))
+        return out
 
     @property
     def _quote(self) -> str:

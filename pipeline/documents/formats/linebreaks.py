@@ -68,7 +68,7 @@ def join_lines(lines: list[str]) -> str:
     return out
 
 
-def wrap_lines(text: str, count: int, width=None) -> list[str]:
+def wrap_lines(text: str, count: int, width=None, *, spaces_first: bool = False) -> list[str]:
     """``text`` broken into ``count`` lines of balanced display width.
 
     Breaks fall at spaces (the space is dropped) or between two CJK
@@ -78,12 +78,17 @@ def wrap_lines(text: str, count: int, width=None) -> list[str]:
     its shape). No line is ever empty, so a text shorter than ``count``
     characters gets fewer lines. Line breaks already in ``text`` count as
     spaces. ``width(ch)``, where it returns a number, is how wide ``ch`` is
-    counted (a placeholder is as wide as what it stands for).
+    counted (a placeholder is as wide as what it stands for). ``spaces_first``:
+    break between CJK characters only where there are too few spaces (a
+    renderer may show such a break in Markdown or HTML as a space).
     """
     text = " ".join(text.split())
     if count <= 1 or not text:
         return [text]
     breaks = _breaks(text)
+    if spaces_first:
+        spaced = [b for b in breaks if b[1]]
+        breaks = spaced if len(spaced) >= count - 1 else breaks
     if len(breaks) < count - 1:
         breaks = sorted(set(breaks) | set(_between_characters(text)))
     count = min(count, len(breaks) + 1)

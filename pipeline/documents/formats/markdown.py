@@ -15,6 +15,7 @@ links) instead of being re-serialised from their parsed form.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from markdown_it import MarkdownIt, rules_block, rules_inline
@@ -22,8 +23,10 @@ from markdown_it.helpers import parseLinkLabel
 from markdown_it.ruler import Ruler
 from markdown_it.token import Token
 
-from pipeline.documents.document import MARKDOWN_INLINE_ESCAPED, Document, Unit
+from pipeline.documents import protect
+from pipeline.documents.document import MARKDOWN_INLINE_ESCAPED, Document, Unit, has_letters
 from pipeline.documents.formats import markdown_rules
+from pipeline.documents.formats.html import add_html, inline_tag
 from pipeline.documents.formats.linebreaks import is_cjk
 from pipeline.documents.protect import Escaped, Protected
 
@@ -60,12 +63,12 @@ def _parser() -> MarkdownIt:
         ("footnote_ref", markdown_rules.footnote_ref),
         ("math_inline", markdown_rules.math_inline),
         ("backticks", rules_inline.backtick),
-        ("image", rules_inline.image),
         ("autolink", rules_inline.autolink),
         ("html_inline", rules_inline.html_inline),
     ):
         _replace(md.inline.ruler, name, rule, _with_span(rule))
-    _replace(md.inline.ruler, "link", rules_inline.link, _with_span(rules_inline.link, label=True))
+    _replace(md.inline.ruler, "link", rules_inline.link, _with_span(rules_inline.link, label=0))
+    _replace(md.inline.ruler, "image", rules_inline.image, _with_span(rules_inline.image, label=1))
     for name, rule in (
         ("paragraph", rules_block.paragraph),
         ("heading", rules_block.heading),
@@ -83,8 +86,9 @@ def _replace(ruler: Ruler, name: str, original: Callable, wrapped: Callable) -> 
     ruler.at(name, wrapped, {"alt": chains})
 
 
-def _with_span(rule: Callable, *, label: bool = False) -> Callable:
-    """Record ``(start, end)`` in the inline source on the rule's first token."""
+def _with_span(rule: Callable, *, label: int | None = None) -> Callable:
+    """Record ``(start, end)`` in the inline source on the rule's first token
+    (and where its label ends, the label's "[" being ``label`` past the start)."""
 
     def spanned(state, silent: bool) -> bool:
         start, count = state.pos, len(state.tokens)
@@ -96,8 +100,8 @@ def _with_span(rule: Callable, *, label: bool = False) -> Callable:
             for tok in state.tokens[count:]:
                 if tok.type != "text":
                     tok.meta["span"] = (start, state.pos)
-                    if label:
-                        tok.meta["label_end"] = parseLinkLabel(state, start, True)
+                    if label is not None:
+                        tok.meta["label_end"] = parseLinkLabel(state, start + label, not label)
                     break
         return True
 
@@ -137,6 +141,13 @@ class _Builder:
 
     def build(self, tokens: list[Token]) -> Document:
         for i, tok in enumerate(tokens):
+            if tok.type == "html_block" and tok.level == 0 and tok.map and tok.map[0] >= self.done:
+                # HTML is HTML wherever it is: its text and readable attributes
+                # are translated as a page's are (pipeline.documents.formats.html).
+                self._copy_until(tok.map[0])
+                add_html(self.doc, "".join(self.lines[tok.map[0] : tok.map[1]]))
+                self.done = tok.map[1]
+                continue
             if not tok.map or "starts" not in tok.meta or tok.map[0] < self.done:
                 continue
             if tok.type == "paragraph_open":
@@ -164,12 +175,7 @@ class _Builder:
             self._copy_until(end)
             return
         start = self.doc.begin_original()
-        for part in block.parts:
-            if isinstance(part, str):
-                self.doc.add_literal(part)
-            else:
-                self.doc.parts.append(len(self.doc.units))
-                self.doc.units.append(block.units[part])
+        self.doc.absorb(block)
         self.doc.end_original(start, "".join(self.lines[first:end]))
         self.done = end
 
@@ -258,6 +264,7 @@ def _render_inline(
     """
     src = inline.content
     pieces: list = []  # the sentence so far: text, escapes and protected markup
+    breaks: list[str] = []  # its soft line breaks: the prefix of the line each starts
     link_tails: list[str] = []
     in_autolink = False
 
@@ -268,9 +275,27 @@ def _render_inline(
         return Unit(run, markdown=True, table_cell=table_cell).render(run)
 
     def flush() -> None:
-        if pieces:
-            out.add_unit(list(pieces), literal=escaped, markdown=True, table_cell=table_cell)
-            pieces.clear()
+        if not pieces:
+            return
+        kind = {"literal": escaped, "markdown": True, "table_cell": table_cell}
+        if breaks and not has_letters(protect.build(pieces)[0]):
+            # Nothing to translate (a row of badges): each line stays a line.
+            line: list = []
+            for piece in pieces:
+                if piece is _SOFT_BREAK or piece is _NO_SPACE:
+                    out.add_unit(line, **kind)
+                    out.add_literal("\n" + breaks.pop(0))
+                    line = []
+                else:
+                    line.append(piece)
+            out.add_unit(line, **kind)
+        else:
+            # A translation keeps its source's line count: a reviewer's diff
+            # pairs the lines (Unit.render re-wraps it at balanced widths).
+            out.add_unit(list(pieces), **kind, lines=len(breaks) + 1 if breaks else 0,
+                         prefixes=tuple(breaks))
+        pieces.clear()
+        breaks.clear()
 
     def keep(markup: str, role: str = "", key: str = "") -> None:
         # The block is written on one line, and a line ending inside a code
@@ -300,7 +325,8 @@ def _render_inline(
         elif kind == "softbreak":
             before = src[: span[0]].rstrip()[-1:] if span else ""
             after = src[span[1] : span[1] + 1] if span else ""
-            pieces.append(Escaped("" if _no_space(before) and _no_space(after) else " "))
+            pieces.append(_NO_SPACE if _no_space(before) and _no_space(after) else _SOFT_BREAK)
+            breaks.append(line_prefix(src[: span[1]].count("\n")) if span else "")
         elif kind == "hardbreak":
             flush()
             k = src[: span[1]].count("\n") if span else 0
@@ -322,6 +348,16 @@ def _render_inline(
             keep(link_tails.pop() if link_tails else "]", "close", "link")
         elif kind == "code_inline":
             keep(written or f"{tok.markup} {tok.content} {tok.markup}")
+        elif kind == "html_inline" and written:
+            tag = inline_tag(out, written)  # its alt or title translated, a pair by name
+            keep(tag.text, tag.role, tag.key)
+        elif kind == "image" and written and tok.meta.get("label_end", -1) > span[0] + 2:
+            # The alt text is translated on its own, in its place.
+            label_end = tok.meta["label_end"]
+            alt = src[span[0] + 2 : label_end].replace("\n", " ")  # the block is re-wrapped
+            hole = out.add_detached(alt, _ESCAPE.sub(r"\1", alt), markdown=True,
+                                    table_cell=table_cell)
+            keep(src[span[0] : span[0] + 2] + hole + src[label_end : span[1]])
         elif kind in ("html_inline", "image"):
             keep(written or tok.content)
         elif kind.endswith("_open"):
@@ -331,6 +367,11 @@ def _render_inline(
         else:
             keep(written or tok.content)
     flush()
+
+
+# A soft line break as the model reads it: a space (none between CJK characters).
+_SOFT_BREAK, _NO_SPACE = Escaped(" "), Escaped("")
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")  # a backslash escape in Markdown source
 
 
 def _link_tail(src: str, tok: Token, span: tuple[int, int] | None) -> str:
