@@ -222,10 +222,11 @@ def test_link_image_and_autolink_targets_are_kept_verbatim():
 def test_inline_code_and_html_stay_literal():
     src = "Run `pip install *x*` then <kbd>Ctrl</kbd> and <!-- note --> go.\n"
     doc = parse_markdown(src)
-    assert [visible(u.text) for u in doc.units] == ["Run [1] then [2]Ctrl[3] and [4] go."]
+    # A <kbd> is never translated, in Markdown as in a page: it is one piece.
+    assert [visible(u.text) for u in doc.units] == ["Run [1] then [2] and [3] go."]
     out = doc.render([shout(u.text) for u in doc.units])
     assert "`pip install *x*`" in out
-    assert "<kbd>" in out and "<!-- note -->" in out
+    assert "<kbd>Ctrl</kbd>" in out and "<!-- note -->" in out
 
 
 def test_emphasis_markers_are_kept_around_their_text():
@@ -534,3 +535,87 @@ def test_escaped_pipes_in_a_real_table_survive():
     assert table_rows(out) == table_rows(src)
     for row in rows:  # no translation sees the pipe: it sits between units
         assert row in out.splitlines()
+
+
+# ------------------------------------------------- the fidelity losses of issue 21
+
+
+def test_table_cells_that_need_no_escape_are_not_escaped():
+    """58 numeric cells of a README came back as 209\\.2."""
+    src = "| Size | Note |\n|---|---|\n| 209.2 | 1. first |\n| 3) | - dash |\n"
+    doc = parse_markdown(src)
+    out = translated(doc)
+    assert "| 209.2 |" in out and "| 1. first |" in out and "| - dash |" in out
+    assert "\\" not in out
+    assert_same_structure(src, out)
+
+
+def test_a_paragraph_keeps_its_line_count():
+    """Hard-wrapped paragraphs came back joined: 277 lines in, 274 out."""
+    src = ("A first line of a wrapped paragraph\nthat goes on over a second line\n"
+           "and ends on a third.\n\n- An item that\n  wraps once.\n")
+    doc = parse_markdown(src)
+    out = doc.render(["Une première ligne d'un paragraphe replié qui continue sur une "
+                      "deuxième ligne et finit sur une troisième.", "Un élément qui se replie."])
+    assert out.count("\n") == src.count("\n")
+    assert out.split("\n")[4].startswith("- Un") and out.split("\n")[5].startswith("  ")
+    assert_same_structure(src, out)
+
+
+def test_a_wrapped_line_never_starts_a_block():
+    src = "One two three four\nfive six seven.\n"
+    doc = parse_markdown(src)
+    for bad in ("Un deux trois - quatre cinq six", "Un deux trois 1. quatre cinq six",
+                "Un deux trois # quatre cinq six", "Un deux trois ~~~ quatre cinq"):
+        out = doc.render([bad])
+        assert out.count("\n") == 2
+        assert_same_structure(src, out)
+
+
+@pytest.mark.parametrize("name", CORPUS_FILES)
+def test_real_readmes_keep_their_line_count(name: str):
+    src = corpus_file(name).read_text(encoding="utf-8")
+    out = translated(parse_markdown(src))
+    assert out.count("\n") == src.count("\n")
+
+
+def test_html_blocks_in_markdown_are_translated():
+    """All 11 <summary> titles of one README and an <h3><p> tagline stayed English."""
+    src = ('<h3 align="center"><p>The fast <em>and</em> friendly tool</p></h3>\n\n'
+           "<details>\n<summary>Logging Handler</summary>\n\nSome **text**.\n\n</details>\n\n"
+           '<p align="center"><img src="logo.svg" alt="The logo" width=20></p>\n\n'
+           "<pre>\nkept as it is\n</pre>\n")
+    doc = parse_markdown(src)
+    found = [visible(u.text) for u in doc.units]
+    assert found == ["The fast [1]and[2] friendly tool", "Logging Handler", "Some [1]text[2].",
+                     "The logo"]
+    assert identity(doc) == src
+    out = doc.render([u.text.upper() for u in doc.units])
+    assert "<summary>LOGGING HANDLER</summary>" in out and 'alt="THE LOGO"' in out
+    assert "<p>THE FAST <em>AND</em> FRIENDLY TOOL</p>" in out and "kept as it is" in out
+    assert_same_structure(src, out)
+
+
+def test_the_rich_readmes_summaries_are_translated():
+    src = corpus_file("markdown_rich_README.md").read_text(encoding="utf-8")
+    found = [u.text for u in parse_markdown(src).units]
+    for title in ("Log", "Logging Handler", "Emoji", "Tables", "Progress Bars", "Status",
+                  "Tree", "Columns", "Markdown", "Syntax Highlighting", "Tracebacks"):
+        assert title in found
+
+
+def test_inline_html_and_image_alt_texts_are_translated():
+    src = ('Press <kbd>Ctrl</kbd>-<kbd>C</kbd>, see ![A cat](cat.png "Cat") and '
+           '<img src="x.png" alt=\'A dog\'> <b title="Bold">here</b>.\n')
+    doc = parse_markdown(src)
+    found = [visible(u.text) for u in doc.units]
+    assert "A cat" in found and "Bold" in found and "A dog" in found
+    sentence = next(t for t in found if t.startswith("Press"))
+    assert sentence == "Press [1]-[2], see [3] and [4] [5]here[6]."
+    unit = next(u for u in doc.units if u.text.startswith("Press"))
+    assert [text for text, _ in unit.protected][:2] == ["<kbd>Ctrl</kbd>", "<kbd>C</kbd>"]
+    assert [partner for _, partner in unit.protected][4:] == [5, 4]  # <b> and </b> pair up
+    assert identity(doc) == src
+    out = doc.render([u.text.upper() for u in doc.units])
+    assert '![A CAT](cat.png "Cat")' in out and "alt='A DOG'" in out
+    assert '<b title="BOLD">HERE</b>' in out and "<kbd>Ctrl</kbd>-<kbd>C</kbd>" in out

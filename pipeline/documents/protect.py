@@ -2,11 +2,10 @@
 
 Three kinds of text reach the model inside a sentence but must come back
 byte for byte: untranslatable tokens found in prose (URLs, ``<URL>``
-autolinks whole, e-mail addresses, file paths, ``@mentions``, version
-numbers, identifiers: ``snake_case``, ``dotted.names``, ``__dunder__``,
-``:shortcode:`` emoji), inline markup the
-parsers keep (a Markdown link's ``[`` and ``](url)``, emphasis, code spans;
-a subtitle's ``<i>`` inside a line), and characters the model cannot read
+autolinks, e-mail addresses, file paths, ``@mentions``, versions,
+``snake_case``, ``dotted.names``, ``__dunder__``, ``:shortcode:``), inline
+markup the parsers keep (a Markdown link's ``[`` and ``](url)``, emphasis,
+code spans; a subtitle's ``<i>``), and characters the model cannot read
 (its tokenizer has no piece for them: most emoji, ♪, rare symbols; see
 :func:`protect_unknown`), which it would otherwise drop. Each is replaced
 by a placeholder, so the sentence is translated whole, and put back
@@ -75,9 +74,7 @@ _TOKEN = re.compile(
         r"(?<![\w.])v?\d+(?:\.\d+){2,}(?:[-+][0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?(?!\.?\w)",
         r"(?<![\w.])v\d+\.\d+(?!\.?\w)",  # v2.0
         r"(?<![\w.])__\w+__(?![\w])",  # __dunder__
-        # snake_case_name (a letter or digit on both sides of each "_"), dotted
-        # names of identifiers of two characters or more (os.path.join,
-        # sys.argv; not "e.g" nor "i.e"), either with a call's "()".
+        # snake_case_name; dotted.names of 2+ characters a part (not "e.g"); "()"
         (r"(?<![\w.])_*[^\W_]+(?:_[^\W_]+)+_*(?:\.[A-Za-z_]\w*)*(?:\(\))?(?![\w])"),
         r"(?<![\w.])[A-Za-z_]\w+(?:\.[a-z_]\w+)+(?:\(\))?(?![\w])",
         r"(?<![\w:]):[a-z0-9_+-]*[a-z0-9]:(?![\w:])",  # :rocket: :+1:
@@ -85,15 +82,12 @@ _TOKEN = re.compile(
         "[\U000F0000-\U000FFFFD]",  # already looks like a marker
     ))
 )
-# What every alternative of _TOKEN needs somewhere in the text: an "@", a
-# "/" or "\\", a "[", an "_", a marker, a "." or ":" before a word character
-# (a file's extension, a version, a host, a dotted name, a shortcode), or
-# "www.". Most sentences have none, and
-# this search is about 30 times cheaper than _TOKEN's.
+# What every alternative of _TOKEN needs somewhere in the text: "@", "/",
+# "\\", "[", "_", a marker, "." or ":" before a word character, or "www.".
+# Most sentences have none, and this search is about 30 times cheaper.
 _MAYBE_TOKEN = re.compile(r"[@/\\\[_\U000F0000-\U000FFFFD]|\.\w|:\w|www\d{0,3}\.")
 _TRAILING = ".,;:!?'\")]}>*_~"
-# Tokens whose last character is their own: not sentence punctuation.
-_CLOSED = re.compile(r"<.*>|__\w+__|:[a-z0-9_+-]*:", re.S)
+_CLOSED = re.compile(r"<.*>|__\w+__|:[a-z0-9_+-]*:", re.S)  # ends in its own, not a full stop
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 
 

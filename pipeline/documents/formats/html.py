@@ -42,28 +42,17 @@ the one ``parse_starttag`` uses, so the two never disagree.
 from __future__ import annotations
 
 import html
-import html.parser
 from dataclasses import dataclass, field
 
 from pipeline.documents.document import Document
+from pipeline.documents.formats.html_tags import (
+    BLOCKS, INLINE, NO_NESTING, VOID, Tokens, inline_tag, never, never_translated, with_holes,
+    with_lang)
 from pipeline.documents.formats.linebreaks import is_cjk
 from pipeline.documents.protect import Protected
 from pipeline.languages import bcp47
 
-# Elements whose content is never translated.
-SKIPPED = frozenset("script style code pre kbd samp textarea svg math var".split())
-# Elements that sit inside a sentence; any other element ends one.
-INLINE = frozenset(
-    "a abbr b bdi bdo big br cite code data del dfn em font i img ins kbd mark nobr q s samp "
-    "small span strike strong sub sup time tt u var wbr".split())
-VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
-# An element of these names cannot hold another of its name: a second one
-# closes the first (<p>a<p>b).
-_NO_NESTING = frozenset("p li dt dd option tr td th".split())
-_READ_ATTRIBUTES = frozenset({"alt", "title", "placeholder", "aria-label"})
-_META_NAMES = frozenset({"description", "og:description", "og:title", "twitter:description",
-                         "twitter:title"})
-_BUTTON_TYPES = frozenset({"submit", "reset", "button"})
+__all__ = ["add_html", "inline_tag", "never_translated", "parse_html"]
 
 
 def parse_html(text: str, target: str = "") -> Document:
@@ -76,7 +65,7 @@ def parse_html(text: str, target: str = "") -> Document:
 
 def add_html(doc: Document, text: str, target: str = "") -> None:
     """Add ``text``, a page or a fragment of HTML, to ``doc``."""
-    events = _Tokens.read(text)
+    events = Tokens.read(text)
     builder = _Builder(doc, target)
     for k, (start, kind, data) in enumerate(events):
         end = events[k + 1][0] if k + 1 < len(events) else len(text)
@@ -84,72 +73,6 @@ def add_html(doc: Document, text: str, target: str = "") -> None:
     builder.finish()
 
 
-def inline_tag(doc: Document, written: str) -> Protected:
-    """One tag of inline HTML inside Markdown as a protected piece: an open
-    or a close of a pair (by name), its readable attributes detached units
-    of ``doc``."""
-    events = _Tokens.read(written)
-    if len(events) != 1 or events[0][1] not in ("start", "startend", "end"):
-        return Protected(written)
-    _, kind, (tag, attrs) = events[0]
-    if kind == "end":
-        return Protected(written, "close", "html:" + tag)
-    role = "open" if kind == "start" and tag not in VOID else ""
-    return Protected(_with_holes(doc, tag, attrs, written), role, "html:" + tag if role else "")
-
-
-class _Tokens(html.parser.HTMLParser):
-    """The tokens of an HTML text with where each starts."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=False)
-        self.offsets = [0]
-        for line in text.split("\n")[:-1]:
-            self.offsets.append(self.offsets[-1] + len(line) + 1)
-        self.events: list[tuple[int, str, object]] = []
-
-    @classmethod
-    def read(cls, text: str) -> list[tuple[int, str, object]]:
-        tokens = cls(text)
-        tokens.feed(text)
-        tokens.close()
-        if not tokens.events or tokens.events[0][0] > 0:
-            tokens.events.insert(0, (0, "data", ""))
-        return tokens.events
-
-    def _add(self, kind: str, data) -> None:
-        line, col = self.getpos()
-        self.events.append((self.offsets[line - 1] + col, kind, data))
-
-    def handle_starttag(self, tag, attrs):
-        self._add("start", (tag, attrs))
-
-    def handle_startendtag(self, tag, attrs):
-        self._add("startend", (tag, attrs))
-
-    def handle_endtag(self, tag):
-        self._add("end", (tag, None))
-
-    def handle_data(self, data):
-        self._add("data", data)
-
-    def handle_entityref(self, name):
-        self._add("entity", name)
-
-    def handle_charref(self, name):
-        self._add("entity", name)
-
-    def handle_comment(self, data):
-        self._add("other", data)
-
-    def handle_decl(self, decl):
-        self._add("other", decl)
-
-    def handle_pi(self, data):
-        self._add("other", data)
-
-    def unknown_decl(self, data):
-        self._add("other", data)
 
 
 @dataclass
@@ -193,10 +116,8 @@ class _Builder:
             self._literal(written)
 
     def _start(self, kind: str, tag: str, attrs: list, written: str) -> None:
-        values = dict(attrs)
-        if (tag in SKIPPED or (values.get("translate") or "").lower() == "no"
-                or "notranslate" in (values.get("class") or "").split()):
-            inline = tag in INLINE or tag not in _BLOCKS_WE_KNOW and any(
+        if never(tag, dict(attrs)):
+            inline = tag in INLINE or tag not in BLOCKS and any(
                 markup is not None or text.strip() for text, _, markup in self.run)
             if kind == "startend" or tag in VOID:
                 self._markup(Protected(written)) if inline else self._literal(written)
@@ -206,8 +127,8 @@ class _Builder:
             self.skip = _Skip(tag, 1, inline, [written])
             return
         if tag in ("html", "body") and self.target:
-            written = _with_lang(tag, attrs, written, bcp47(self.target), add=tag == "html")
-        tagged = _with_holes(self.doc, tag, attrs, written)
+            written = with_lang(tag, attrs, written, bcp47(self.target), add=tag == "html")
+        tagged = with_holes(self.doc, tag, attrs, written)
         if tag == "br":  # a line of its own, as a Markdown hard break
             self._literal(tagged)
         elif tag in INLINE:
@@ -219,13 +140,13 @@ class _Builder:
     def _skipped(self, kind: str, data, written: str) -> None:
         skip = self.skip
         tag = data[0] if kind in ("start", "startend", "end") else None
-        if skip.tag in _NO_NESTING and skip.depth == 1 and tag and tag != skip.tag and (
-                tag in _BLOCKS_WE_KNOW if kind == "end" else
-                skip.tag == "p" and tag in _BLOCKS_WE_KNOW):
+        if skip.tag in NO_NESTING and skip.depth == 1 and tag and tag != skip.tag and (
+                tag in BLOCKS if kind == "end" else
+                skip.tag == "p" and tag in BLOCKS):
             self._end_skip()  # closed by what follows: </ul> closes an <li>
             self.event(kind, data, written)
             return
-        if tag == skip.tag and kind == "start" and tag in _NO_NESTING:
+        if tag == skip.tag and kind == "start" and tag in NO_NESTING:
             self._end_skip()  # a second <p> closes the first
             self.event(kind, data, written)
             return
@@ -269,12 +190,6 @@ class _Builder:
                          prefixes=tuple(prefixes))
             doc.end_original(start, source)
         doc.add_literal("".join(w for _, w, _ in trail))
-
-
-_BLOCKS_WE_KNOW = frozenset(
-    "address article aside blockquote body dd details dialog div dl dt fieldset figcaption "
-    "figure footer form h1 h2 h3 h4 h5 h6 head header hr html li main nav ol p pre section "
-    "summary table tbody td tfoot th thead tr ul".split())
 
 
 def _trimmed(run: list) -> tuple[list, list, list]:
@@ -336,63 +251,3 @@ def _unit_pieces(core: list) -> tuple[list, int, list[str]]:
             k = end
         pieces.append("".join(out))
     return pieces, lines, prefixes
-
-
-def _attribute_spans(written: str):
-    """(name, value start, value end) of each attribute with a value in a
-    start tag's text, the quotes outside the span; found as
-    ``HTMLParser.parse_starttag`` finds them."""
-    match = html.parser.tagfind_tolerant.match(written, 1)
-    k = match.end() if match else len(written)
-    while k < len(written):
-        m = html.parser.attrfind_tolerant.match(written, k)
-        if not m or m.end() == k:
-            break
-        if m.group(2):
-            start, end = m.span(3)
-            if written[start:start + 1] in ("'", '"') and written[end - 1:end] == written[start]:
-                start, end = start + 1, end - 1
-            yield m.group(1).lower(), start, end
-        k = m.end()
-
-
-def _readable(tag: str, name: str, values: dict) -> bool:
-    if name in _READ_ATTRIBUTES:
-        return tag not in ("link", "meta", "script", "style", "html", "head")
-    if tag == "meta" and name == "content":
-        key = (values.get("name") or values.get("property") or "").lower()
-        return key in _META_NAMES
-    if tag == "input" and name == "value":
-        return (values.get("type") or "").lower() in _BUTTON_TYPES
-    return False
-
-
-def _with_holes(doc: Document, tag: str, attrs: list, written: str) -> str:
-    """The tag's text with each readable attribute's value a detached unit."""
-    values = dict(attrs)
-    out, pos = [], 0
-    for name, start, end in _attribute_spans(written):
-        if not _readable(tag, name, values) or start >= end:
-            continue
-        quote = written[start - 1] if start and written[start - 1] in "'\"" else "="
-        raw = written[start:end]
-        out += [written[pos:start], doc.add_detached(raw, html.unescape(raw), html=quote)]
-        pos = end
-    out.append(written[pos:])
-    return "".join(out)
-
-
-def _with_lang(tag: str, attrs: list, written: str, code: str, add: bool) -> str:
-    """The tag with ``lang`` (and ``xml:lang``) naming ``code``; ``add``:
-    given one if it has none."""
-    out, pos, found = [], 0, False
-    for name, start, end in _attribute_spans(written):
-        if name in ("lang", "xml:lang"):
-            out += [written[pos:start], code]
-            pos, found = end, found or name == "lang"
-    out.append(written[pos:])
-    text = "".join(out)
-    if add and not found:
-        at = len("<" + tag)
-        text = text[:at] + f' lang="{code}"' + text[at:]
-    return text
