@@ -334,3 +334,60 @@ def test_a_page_translated_at_the_defaults_keeps_its_structure(capsys, tmp_path,
     assert_same_structure(source, out)
     assert '<html lang="fr">' in out or "<html lang='fr'" in out
     assert out != source
+
+
+MARKDOWN_WITH_HTML = """# The river guide
+
+<h3 align="center"><p>A small guide to the river and its stones</p></h3>
+
+<details>
+<summary>The morning light</summary>
+
+The river runs past the old stone bridge in the morning light,
+and the garden by the road is quiet until the city wakes up
+and the first horse walks to the field.
+
+</details>
+
+![A stone by the river](img/stone.png "Stone")
+
+| Size | Note |
+|---|---|
+| 209.2 | The river is wide. |
+
+Read <https://fsf.org/> and edit `__init__.py` or snake_case_name :rocket: today.
+"""
+
+
+def _md_blocks(text: str) -> list[tuple]:
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable("table")
+    return [(t.type, t.tag, t.nesting) for t in md.parse(text)]
+
+
+@pytest.mark.slow
+def test_markdown_with_html_translated_at_the_defaults_keeps_its_shape(capsys, tmp_path,
+                                                                       trained_model):
+    src = tmp_path / "guide.md"
+    src.write_text(MARKDOWN_WITH_HTML, encoding="utf-8")
+    out = _translate(capsys, tmp_path, trained_model, src)  # beams 4, --quality repair
+    assert _md_blocks(out) == _md_blocks(MARKDOWN_WITH_HTML)
+    assert out.count("\n") == MARKDOWN_WITH_HTML.count("\n")  # every paragraph its lines
+    assert structure(out) == structure(MARKDOWN_WITH_HTML)  # the HTML blocks' tags
+    assert "| 209.2 |" in out and "<https://fsf.org/>" in out and "](img/stone.png \"Stone\")" in out
+    assert "`__init__.py`" in out and "snake_case_name" in out and ":rocket:" in out
+    assert "<summary>The morning light</summary>" not in out  # translated, not copied
+
+
+@pytest.mark.slow
+def test_an_autolink_in_plain_text_comes_back_whole_at_the_defaults(capsys, tmp_path,
+                                                                    trained_model):
+    src = tmp_path / "licence.txt"
+    source = ("The river runs past <https://fsf.org/> and the stone bridge.\n\n"
+              "See <https://www.gnu.org/licenses/> for the garden road.\n")
+    src.write_text(source, encoding="utf-8")
+    out = _translate(capsys, tmp_path, trained_model, src)
+    assert out.count("<https://fsf.org/>") == 1
+    assert out.count("<https://www.gnu.org/licenses/>") == 1
+    assert re.search(r"<https://fsf\.org/>\S", out) is None  # not glued to the next word
