@@ -73,8 +73,6 @@ def add_html(doc: Document, text: str, target: str = "") -> None:
     builder.finish()
 
 
-
-
 @dataclass
 class _Skip:
     tag: str
@@ -97,7 +95,7 @@ class _Builder:
             if written != data:  # bytes the tokenizer passed over ("</>")
                 self._markup(Protected(written[len(data):]))
         elif kind == "entity":
-            decoded = html.unescape(written.rstrip("\n")) if written.startswith("&") else written
+            decoded = html.unescape(written)
             if decoded == written:
                 self._markup(Protected(written))  # not an entity after all: as written
             else:

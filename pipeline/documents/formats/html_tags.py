@@ -30,7 +30,7 @@ _READ_ATTRIBUTES = frozenset({"alt", "title", "placeholder", "aria-label"})
 _META_NAMES = frozenset({"description", "og:description", "og:title", "twitter:description",
                          "twitter:title"})
 _BUTTON_TYPES = frozenset({"submit", "reset", "button"})
-
+# Block elements: one starting closes an open <p>; one ending, an open <li>.
 BLOCKS = frozenset(
     "address article aside blockquote body dd details dialog div dl dt fieldset figcaption "
     "figure footer form h1 h2 h3 h4 h5 h6 head header hr html li main nav ol p pre section "
