@@ -391,3 +391,11 @@ def test_an_autolink_in_plain_text_comes_back_whole_at_the_defaults(capsys, tmp_
     assert out.count("<https://fsf.org/>") == 1
     assert out.count("<https://www.gnu.org/licenses/>") == 1
     assert re.search(r"<https://fsf\.org/>\S", out) is None  # not glued to the next word
+
+
+def test_an_attribute_over_several_lines_is_one_line_for_the_model():
+    source = '<img src=x alt="A   long\n   alt &amp; text">'
+    doc = parse_html(source)
+    assert texts(doc) == ["A long alt & text"]
+    assert same_text(doc) == source
+    assert doc.render(["Un texte"]) == '<img src=x alt="Un texte">'

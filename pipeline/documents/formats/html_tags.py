@@ -158,7 +158,8 @@ def with_holes(doc: Document, tag: str, attrs: list, written: str) -> str:
             continue
         quote = written[start - 1] if start and written[start - 1] in "'\"" else "="
         raw = written[start:end]
-        out += [written[pos:start], doc.add_detached(raw, html.unescape(raw), html=quote)]
+        text = " ".join(html.unescape(raw).split())
+        out += [written[pos:start], doc.add_detached(raw, text, html=quote)]
         pos = end
     out.append(written[pos:])
     return "".join(out)
