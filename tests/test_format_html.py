@@ -324,11 +324,13 @@ def _translate(capsys, tmp_path, trained_model, src: Path, *extra: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", ["real", "edges"])
+@pytest.mark.parametrize("page", ["real", "edges", "python-docs"])
 def test_a_page_translated_at_the_defaults_keeps_its_structure(capsys, tmp_path, trained_model,
                                                                page):
     src = tmp_path / "page.html"
-    source = REAL_PAGE.read_text(encoding="utf-8") if page == "real" else EDGES
+    source = {"real": lambda: REAL_PAGE.read_text(encoding="utf-8"), "edges": lambda: EDGES,
+              "python-docs": lambda: corpus_file("python_docs_tutorial_interpreter.html")
+              .read_text(encoding="utf-8")}[page]()
     src.write_text(source, encoding="utf-8")
     out = _translate(capsys, tmp_path, trained_model, src)  # beams 4, --quality repair
     assert_same_structure(source, out)
