@@ -151,7 +151,7 @@ class Document:
                               else block.detached[ord(m.group()) - HOLE_BASE][1], text)
 
         self.units.extend(replace(u, protected=tuple((shift(t), k) for t, k in u.protected))
-                          for u in block.units)
+                          if block.detached and u.protected else u for u in block.units)
         self.detached.extend((u + offset, text) for u, text in block.detached)
         del self.detached[MAX_HOLES:]
         for part in block.parts:
