@@ -24,7 +24,7 @@ from pipeline.sinks.grammar import check_sink
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
 STAGES = ("preprocess", "inference", "postprocess", "upload")  # in order; a job's stage is one of these or "done"
-FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl")
+FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl", "html")
 # A log level between INFO and WARNING for what a user must know without -v
 # but is not a warning (a conversion that takes a while, a server's stop).
 NOTE = 25

@@ -76,6 +76,8 @@ ISO639_1: dict[str, str] = {
 }
 
 _TO_ISO639_1 = {code: iso for iso, code in ISO639_1.items()}
+_TWO_LETTER = {code.split("_")[0]: iso for iso, code in ISO639_1.items()}
+_TWO_LETTER.update(kas="ks", zho="zh")
 _BY_LOWER = {code.lower(): code for code in FLORES_CODES}
 _BY_LANGUAGE: dict[str, str] = {}
 for _code in FLORES_CODES:
@@ -116,6 +118,17 @@ def validate_language(code: str) -> str:
 def iso639_1(code: str) -> str:
     """Two-letter code for the segmenter; the ISO 639-3 part where there is none."""
     return _TO_ISO639_1.get(code, code.split("_")[0])
+
+
+def bcp47(code: str) -> str:
+    """The language tag for HTML's ``lang``: the ISO 639-1 code where there
+    is one (else the ISO 639-3 part), with the script where FLORES-200
+    writes the language in more than one (``zh-Hant``, ``ks-Deva``)."""
+    language = code.split("_")[0]
+    tag = _TWO_LETTER.get(language, language)
+    if sum(c.split("_")[0] == language for c in FLORES_CODES) > 1:
+        tag += "-" + script_of(code)
+    return tag
 
 
 def script_of(code: str) -> str:

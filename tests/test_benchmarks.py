@@ -42,6 +42,7 @@ SMOKE: dict[str, Smoke] = {
                          ("(a) raw CTranslate2", "(b) pipeline, CTranslate2", "by cpu time:")),
     "determinism.py": Smoke(("--model", TINY, "--sentences", "4"),
                             ("beams 1:", "beams 4:", "largest first-step logit difference")),
+    "documents.py": Smoke(("--sizes", "300"), ("html", "markdown", "us/line")),
     "durability.py": Smoke(("--lines", "300", "--repeats", "1"),
                            ("synchronous=NORMAL", "FULL / NORMAL")),
     "faults.py": Smoke(("--model", TINY, "--sentences", "6", "--rates", "0,0.5"),

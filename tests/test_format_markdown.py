@@ -102,16 +102,16 @@ def test_atx_headings_keep_level_and_closing_hashes():
     assert headings(out) == ["h1", "h2", "h3", "h4", "h5", "h6"]
 
 
-def test_setext_heading_joins_its_lines_and_keeps_the_underline():
+def test_setext_heading_keeps_its_lines_and_the_underline():
     src = "Title\n=====\n\nSub title\nover two lines\n---\n"
     doc = parse_markdown(src)
     assert [u.text for u in doc.units] == ["Title", "Sub title over two lines"]
     assert identity(doc) == src
-    assert translated(doc) == "Title\n=====\n\nSub title over two lines\n---\n"
+    assert translated(doc) == src
     assert headings(translated(doc)) == ["h1", "h2"]
 
 
-def test_nested_lists_keep_markers_and_join_continuations():
+def test_nested_lists_keep_markers_and_continuation_lines():
     src = (
         "- one\n  continued\n- two\n  1) first\n  2) second\n     - deep *item*\n"
         "       lazy more\n\n  para in item\n"
@@ -120,7 +120,8 @@ def test_nested_lists_keep_markers_and_join_continuations():
     assert identity(doc) == src
     out = translated(doc)
     assert out.startswith(
-        "- one continued\n- two\n  1) first\n  2) second\n     - deep *item* lazy more\n"
+        "- one\n  continued\n- two\n  1) first\n  2) second\n     - deep *item*\n"
+        "       lazy more\n"
     )
     assert "\n  para in item\n" in out
     assert_same_structure(src, out)
@@ -132,7 +133,8 @@ def test_block_quotes_nested_and_multi_line():
     doc = parse_markdown(src)
     assert [u.text for u in doc.units] == ["outer quote", "inner quote", "item"]
     assert identity(doc) == src
-    assert translated(doc) == "> outer quote\n>\n> > inner quote\n> > - item\n"
+    assert translated(doc) == src  # each line in its quote
+    assert doc.render(["a b", "c d", "e"]) == "> a\n> b\n>\n> > c\n> > d\n> > - e\n"
     assert_same_structure(src, doc.render([shout(u.text) for u in doc.units]))
 
 
@@ -209,10 +211,10 @@ def test_link_image_and_autolink_targets_are_kept_verbatim():
     doc = parse_markdown(src)
     # One sentence: the link's brackets and destination, the image and the
     # autolink are protected inside it.
-    assert [visible(u.text) for u in doc.units] == ["See [1]the docs[2], [3] and [4]."]
+    assert [visible(u.text) for u in doc.units] == ["a logo", "See [1]the docs[2], [3] and [4]."]
     out = doc.render([shout(u.text) for u in doc.units])
     assert '](https://example.com/a_b?x=1&y=2 "Docs title")' in out
-    assert "![a logo](img/logo.png 'Logo')" in out
+    assert "![A LOGO" in out and "](img/logo.png 'Logo')" in out  # the alt text translated
     assert "<https://auto.example/x_y>" in out
     assert targets(out) == targets(src)
 
@@ -220,10 +222,11 @@ def test_link_image_and_autolink_targets_are_kept_verbatim():
 def test_inline_code_and_html_stay_literal():
     src = "Run `pip install *x*` then <kbd>Ctrl</kbd> and <!-- note --> go.\n"
     doc = parse_markdown(src)
-    assert [visible(u.text) for u in doc.units] == ["Run [1] then [2]Ctrl[3] and [4] go."]
+    # A <kbd> is never translated, in Markdown as in a page: it is one piece.
+    assert [visible(u.text) for u in doc.units] == ["Run [1] then [2] and [3] go."]
     out = doc.render([shout(u.text) for u in doc.units])
     assert "`pip install *x*`" in out
-    assert "<kbd>" in out and "<!-- note -->" in out
+    assert "<kbd>Ctrl</kbd>" in out and "<!-- note -->" in out
 
 
 def test_emphasis_markers_are_kept_around_their_text():
@@ -263,14 +266,14 @@ def test_blocks_that_interrupt_a_paragraph_still_do():
     assert_same_structure(src, out)
 
 
-def test_hard_breaks_are_kept_and_soft_breaks_joined():
+def test_hard_breaks_are_kept_and_so_are_soft_ones():
     src = "one  \ntwo\\\nthree\nfour\n\n> quoted  \n> hard\n"
     doc = parse_markdown(src)
     assert [u.text for u in doc.units] == ["one", "two", "three four", "quoted", "hard"]
     assert identity(doc) == src
     out = translated(doc)
     # Each hard break as it was written: two spaces, or a backslash.
-    assert out == "one  \ntwo\\\nthree four\n\n> quoted  \n> hard\n"
+    assert out == src
     breaks = [c.type for t in _md.parse(out) for c in t.children or [] if c.type == "hardbreak"]
     assert len(breaks) == 3
 
@@ -300,15 +303,16 @@ def test_lines_outside_translatable_blocks_are_copied():
         "Text.\n\n\n"
     )
     doc = parse_markdown(src)
-    assert [u.text for u in doc.units] == ["Text."]
+    assert [visible(u.text) for u in doc.units] == ["[1]raw html[2]", "Text."]  # HTML's text
     assert identity(doc) == src
 
 
 def test_untranslatable_paragraph_keeps_its_line_wrapping():
     src = "[![a](b.svg)](c)\n[![d](e.svg)](f)\n"
     doc = parse_markdown(src)
-    assert doc.units == []
+    assert [u.text for u in doc.units] == ["a", "d"]  # only the alt texts
     assert identity(doc) == src
+    assert doc.render(["x", "y"]) == "[![x](b.svg)](c)\n[![y](e.svg)](f)\n"
 
 
 def test_units_are_markdown_and_only_cells_escape_pipes():
@@ -531,3 +535,87 @@ def test_escaped_pipes_in_a_real_table_survive():
     assert table_rows(out) == table_rows(src)
     for row in rows:  # no translation sees the pipe: it sits between units
         assert row in out.splitlines()
+
+
+# ------------------------------------------------- the fidelity losses of issue 21
+
+
+def test_table_cells_that_need_no_escape_are_not_escaped():
+    """58 numeric cells of a README came back as 209\\.2."""
+    src = "| Size | Note |\n|---|---|\n| 209.2 | 1. first |\n| 3) | - dash |\n"
+    doc = parse_markdown(src)
+    out = translated(doc)
+    assert "| 209.2 |" in out and "| 1. first |" in out and "| - dash |" in out
+    assert "\\" not in out
+    assert_same_structure(src, out)
+
+
+def test_a_paragraph_keeps_its_line_count():
+    """Hard-wrapped paragraphs came back joined: 277 lines in, 274 out."""
+    src = ("A first line of a wrapped paragraph\nthat goes on over a second line\n"
+           "and ends on a third.\n\n- An item that\n  wraps once.\n")
+    doc = parse_markdown(src)
+    out = doc.render(["Une première ligne d'un paragraphe replié qui continue sur une "
+                      "deuxième ligne et finit sur une troisième.", "Un élément qui se replie."])
+    assert out.count("\n") == src.count("\n")
+    assert out.split("\n")[4].startswith("- Un") and out.split("\n")[5].startswith("  ")
+    assert_same_structure(src, out)
+
+
+def test_a_wrapped_line_never_starts_a_block():
+    src = "One two three four\nfive six seven.\n"
+    doc = parse_markdown(src)
+    for bad in ("Un deux trois - quatre cinq six", "Un deux trois 1. quatre cinq six",
+                "Un deux trois # quatre cinq six", "Un deux trois ~~~ quatre cinq"):
+        out = doc.render([bad])
+        assert out.count("\n") == 2
+        assert_same_structure(src, out)
+
+
+@pytest.mark.parametrize("name", CORPUS_FILES)
+def test_real_readmes_keep_their_line_count(name: str):
+    src = corpus_file(name).read_text(encoding="utf-8")
+    out = translated(parse_markdown(src))
+    assert out.count("\n") == src.count("\n")
+
+
+def test_html_blocks_in_markdown_are_translated():
+    """All 11 <summary> titles of one README and an <h3><p> tagline stayed English."""
+    src = ('<h3 align="center"><p>The fast <em>and</em> friendly tool</p></h3>\n\n'
+           "<details>\n<summary>Logging Handler</summary>\n\nSome **text**.\n\n</details>\n\n"
+           '<p align="center"><img src="logo.svg" alt="The logo" width=20></p>\n\n'
+           "<pre>\nkept as it is\n</pre>\n")
+    doc = parse_markdown(src)
+    found = [visible(u.text) for u in doc.units]
+    assert found == ["The fast [1]and[2] friendly tool", "Logging Handler", "Some [1]text[2].",
+                     "The logo"]
+    assert identity(doc) == src
+    out = doc.render([u.text.upper() for u in doc.units])
+    assert "<summary>LOGGING HANDLER</summary>" in out and 'alt="THE LOGO"' in out
+    assert "<p>THE FAST <em>AND</em> FRIENDLY TOOL</p>" in out and "kept as it is" in out
+    assert_same_structure(src, out)
+
+
+def test_the_rich_readmes_summaries_are_translated():
+    src = corpus_file("markdown_rich_README.md").read_text(encoding="utf-8")
+    found = [u.text for u in parse_markdown(src).units]
+    for title in ("Log", "Logging Handler", "Emoji", "Tables", "Progress Bars", "Status",
+                  "Tree", "Columns", "Markdown", "Syntax Highlighting", "Tracebacks"):
+        assert title in found
+
+
+def test_inline_html_and_image_alt_texts_are_translated():
+    src = ('Press <kbd>Ctrl</kbd>-<kbd>C</kbd>, see ![A cat](cat.png "Cat") and '
+           '<img src="x.png" alt=\'A dog\'> <b title="Bold">here</b>.\n')
+    doc = parse_markdown(src)
+    found = [visible(u.text) for u in doc.units]
+    assert "A cat" in found and "Bold" in found and "A dog" in found
+    sentence = next(t for t in found if t.startswith("Press"))
+    assert sentence == "Press [1]-[2], see [3] and [4] [5]here[6]."
+    unit = next(u for u in doc.units if u.text.startswith("Press"))
+    assert [text for text, _ in unit.protected][:2] == ["<kbd>Ctrl</kbd>", "<kbd>C</kbd>"]
+    assert [partner for _, partner in unit.protected][4:] == [5, 4]  # <b> and </b> pair up
+    assert identity(doc) == src
+    out = doc.render([u.text.upper() for u in doc.units])
+    assert '![A CAT](cat.png "Cat")' in out and "alt='A DOG'" in out
+    assert '<b title="BOLD">HERE</b>' in out and "<kbd>Ctrl</kbd>-<kbd>C</kbd>" in out

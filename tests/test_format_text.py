@@ -297,3 +297,14 @@ def test_real_file_with_mixed_line_endings_keeps_them():
     assert b"\r\n" in out and re.search(rb"[^\r]\n", out)
     text = out.decode()
     assert "CHAPTER II.\n" in text and "CHAPTER III.\r\n" in text
+
+
+def test_an_autolink_comes_back_whole_in_plain_text():
+    """It lost both angle brackets, and the URL was glued to the next word."""
+    doc = parse_text("See <https://fsf.org/> for more,\nand <https://www.gnu.org/x/>.\n")
+    (unit,) = doc.units
+    assert [text for text, _ in unit.protected] == ["<https://fsf.org/>",
+                                                    "<https://www.gnu.org/x/>"]
+    translation = unit.text.replace("See", "Voir").replace("for more", "pour plus")
+    assert doc.render([translation]) == (
+        "Voir <https://fsf.org/> pour plus, and <https://www.gnu.org/x/>.\n")

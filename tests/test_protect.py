@@ -28,9 +28,20 @@ TOKEN_CASES = [
     ("Thanks @willmcgugan and @org/team!", ["@willmcgugan", "@org/team"]),
     ("Needs 1.2.3, v2.0 and 2.0.0-beta.1 (not Python 3.8).", ["1.2.3", "v2.0", "2.0.0-beta.1"]),
     ("A citation [12] and a marker \U000F0003.", ["[12]", "\U000F0003"]),
+    # autolinks whole: plain text lost the brackets and glued the URL on
+    ("Read <https://fsf.org/> and <https://www.gnu.org/licenses/>.",
+     ["<https://fsf.org/>", "<https://www.gnu.org/licenses/>"]),
+    ("Mail <name@example.org> or <mailto:a@b.org>.", ["<name@example.org>", "<mailto:a@b.org>"]),
+    # identifiers: translated away before
+    ("Set snake_case_name and MAX_SIZE in __init__.py or setup.cfg.",
+     ["snake_case_name", "MAX_SIZE", "__init__.py", "setup.cfg"]),
+    ("Call os.path.join() on sys.argv, then __main__ and __dunder__.",
+     ["os.path.join()", "sys.argv", "__main__", "__dunder__"]),
+    ("Ship it :rocket: and :+1: now: done.", [":rocket:", ":+1:"]),
     # not tokens: prose that only looks a bit like one
     ("Yes and/or no, TCP/IP at 50 km/h, e.g. 3.8 or 1/2 of it.", []),
     ("The end. Mr. Smith said so; i.e. fine.", []),
+    ("At 10:30:45 in the U.S. on a.m. time, Note: _this_ x.y works.Then", []),
 ]
 
 

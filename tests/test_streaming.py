@@ -93,6 +93,9 @@ DOCUMENTS = {
     "srt": "".join(f"{n}\n00:00:{n:02d},000 --> 00:00:{n:02d},900\n"
                    f"{generate_text(2, seed=n % 9).strip()}\n\n" for n in range(1, 40)),
     "markdown": "# Title\n\n" + generate_text(30, seed=6),
+    "html": "<!DOCTYPE html>\n<html><body>\n" + "".join(
+        f'<p title="Note {n}">{generate_text(1, seed=n % 11).strip()}</p>\n' for n in range(30))
+    + "</body></html>\n",
 }
 
 
@@ -107,7 +110,8 @@ def test_many_slices_give_the_chunks_and_output_of_one(tmp_path, monkeypatch, fm
                                                lines_per_slice=1)
     assert whole.state == final.state == "SUCCEEDED"
     assert slice_count(whole_store, whole.id) == 1
-    assert (slice_count(store, final.id) > 10) == (fmt != "markdown")  # Markdown: never cut
+    # Markdown and HTML: never cut
+    assert (slice_count(store, final.id) > 10) == (fmt not in ("markdown", "html"))
     assert chunk_rows(store, final.id) == chunk_rows(whole_store, whole.id)
     assert out.read_bytes() == whole_out.read_bytes()
     sent = [t for call in translator.calls for t in call]

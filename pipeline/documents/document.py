@@ -17,6 +17,13 @@ Two records make the output exact where nothing was translated:
 - *line origins*: which input line each part starts on, so a file that mixes
   line endings keeps each line's own (see :meth:`Document.output`).
 
+Text that is translated but sits inside a piece written as it is (an HTML
+attribute inside a tag, an image's alt text inside Markdown's ``![…](…)``)
+is a *detached* unit: a unit with no part of its own, whose *hole* (a
+character of Supplementary Private Use Area-B, U+100000 + its number in
+``Document.detached``) stands in the literal or protected text where its
+translation goes. A hole left unchanged is written as its source was.
+
 Only unit texts are NFC-normalised, never literal parts: code, markup and
 timings stay byte for byte what the input held.
 
@@ -30,112 +37,21 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pipeline.documents import protect
-from pipeline.documents.formats.linebreaks import join_lines, wrap_lines
+from pipeline.documents.formats.linebreaks import join_lines
+from pipeline.documents.unit import MARKDOWN_INLINE_ESCAPED, SUBTITLE_TAGS, Unit
 
-# Characters that start Markdown syntax anywhere in running text; Unit.render
-# escapes each of them wherever it occurs (and "|" in table cells).
-MARKDOWN_INLINE_ESCAPED = frozenset("\\`*_[]<>")
-_MARKDOWN_ACTIVE = str.maketrans({c: "\\" + c for c in MARKDOWN_INLINE_ESCAPED})
-# Text that starts a block (heading, list item, quote) at the start of a line.
-_BLOCK_START = re.compile(r"^(#{1,6}|[-+=>]|\d{1,9}(?=[.)]))(?=\s|$|[.)])")
-# Subtitle markup, by dialect. SubRip: an HTML-like tag (a name starting with
-# a letter, so "2<3,5>1" is text), an ASS override block ("{\an8}"; "{normal
-# text}" is shown, so it is text) or an ASS code (\N, \n break a line, \h is
-# a hard space). WebVTT: tags (c, i, b, u, v, lang, ruby, rt) and karaoke
-# timestamps. A cue's own markup is literal parts (pipeline.documents.formats.cues), so
-# SubRip markup a model invents is dropped, and WebVTT's is escaped.
-SUBTITLE_TAGS = {
-    "srt": re.compile(r"</?[A-Za-z][^<>\n]*>|\{\\[^{}\n]*\}|\\[Nnh]"),
-    "vtt": re.compile(r"</?[A-Za-z][^<>\n]*>|<\d+(?::\d{2}){1,2}\.\d{3}>"),
-}
-_VTT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+__all__ = ["MARKDOWN_INLINE_ESCAPED", "SUBTITLE_TAGS", "Document", "Unit", "has_letters",
+           "line_end_codes"]
+
 # Line endings, one letter each in Document.line_ends.
 _EOL_CODES = {"\n": "n", "\r\n": "r", "\r": "c"}
 _EOL_OF_CODE = {v: k for k, v in _EOL_CODES.items()}
-
-
-@dataclass(frozen=True)
-class Unit:
-    """A run of prose to translate.
-
-    ``text`` never starts or ends with whitespace: the whitespace around a
-    unit belongs to the neighbouring literal parts.
-    ``markdown``: the translation is inserted into Markdown, so characters that
-    would start markup are escaped. ``table_cell``: also escape ``|``.
-    ``json``: inside a JSON string, escaped as JSON.
-    ``lines``: when > 0 the translation is written on that many lines (a
-    subtitle's line count, one line of a line-aligned corpus), re-wrapped at
-    balanced widths; any line break the model returned counts as a space.
-    Only a translation with fewer characters than lines gets fewer lines (no
-    line is ever empty: an empty line would end a subtitle cue).
-    ``cue``: "srt" or "vtt" for subtitle text: tag-like text in a SubRip
-    translation is dropped, WebVTT's ``& < >`` are escaped.
-    ``protected``: what each marker in ``text`` stands for
-    (``pipeline.documents.protect``): its output text, written as it is, and its
-    partner's index (-1 none; -2, -3 the close or open of a pair whose other
-    end is in another unit). A translation holds the same markers; the rules
-    above apply to the text between them.
-    """
-
-    text: str
-    markdown: bool = False
-    table_cell: bool = False
-    json: bool = False
-    lines: int = 0
-    cue: str = ""
-    protected: tuple[tuple[str, int], ...] = ()
-
-    def render(self, translation: str) -> str:
-        pieces = protect.split_markers(translation) if self.protected else [translation]
-        if self.json:
-            return "".join(self._restored(p) if isinstance(p, int)
-                           else json.dumps(p, ensure_ascii=False)[1:-1] for p in pieces)
-        # The text between markers is escaped; markers stay in place (through
-        # the re-wrapping of a subtitle, too) until their text goes in last.
-        out = "".join(protect.marker(p) if isinstance(p, int) else self._escaped(p)
-                      for p in pieces)
-        if self.lines:
-            out = "\n".join(wrap_lines(out, self.lines))
-        elif self.markdown:
-            # A translation that begins like "- x", "# x" or "1. x" must not
-            # turn its paragraph into a list or a heading.
-            match = _BLOCK_START.match(out)
-            if match:
-                marker = match.group(1)
-                if marker[0].isdigit():
-                    out = marker + "\\" + out[len(marker):]
-                else:
-                    out = "\\" + out
-        if not self.protected:
-            return out
-        return "".join(self._restored(p) if isinstance(p, int) else p
-                       for p in protect.split_markers(out))
-
-    def _escaped(self, text: str) -> str:
-        if self.cue == "srt":
-            return SUBTITLE_TAGS["srt"].sub("", text)
-        if self.cue == "vtt":
-            return text.translate(_VTT_ESCAPES)
-        if self.markdown and not self.lines:
-            text = " ".join(text.split("\n")).translate(_MARKDOWN_ACTIVE)
-            return text.replace("|", "\\|") if self.table_cell else text
-        return text
-
-    def _restored(self, k: int) -> str:
-        return self.protected[k][0] if k < len(self.protected) else ""
-
-    def render_token(self, token: str) -> str:
-        """How a protected token found in this unit's text is written: as
-        literal text is where this unit goes (as written in Markdown, where
-        prose tokens come from the source unescaped)."""
-        if self.json:
-            return json.dumps(token, ensure_ascii=False)[1:-1]
-        if self.cue == "vtt":
-            return token.translate(_VTT_ESCAPES)
-        return token
+HOLE_BASE = 0x100000
+MAX_HOLES = 0xFFFE  # detached units one document (one slice of it) can hold
+_HOLES = re.compile("[\U00100000-\U0010FFFD]")
 
 
 @dataclass
@@ -147,6 +63,7 @@ class Document:
     input line (0-based) a part starts on. ``line_ends``: one letter per input
     line break (n LF, r CRLF, c CR), kept only when the input mixed them.
     ``notes``: what the parser wants the user to know (lines it skipped).
+    ``detached``: per hole, the detached unit it stands for and its source.
     """
 
     parts: list[str | int] = field(default_factory=list)
@@ -157,6 +74,7 @@ class Document:
     line_at: dict[int, int] = field(default_factory=dict)
     line_ends: str = ""
     notes: list[str] = field(default_factory=list)
+    detached: list[tuple[int, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._fence = len(self.parts)  # literals never merge into parts before it
@@ -178,7 +96,8 @@ class Document:
         else:
             self.parts.append(text)
 
-    def add_unit(self, text: str | list, *, literal=None, **kind) -> None:
+    def add_unit(self, text: str | list, *, literal=None, source: str | None = None,
+                 **kind) -> None:
         """Add ``text`` as a unit of ``kind`` (Unit's flags); surrounding
         whitespace stays literal and text with nothing to translate (no
         letters) stays literal too. The unit's text is NFC-normalised.
@@ -187,12 +106,15 @@ class Document:
         markup (inline markup a parser keeps inside the sentence), which
         becomes markers in the unit's text. Untranslatable tokens (URLs,
         paths...) in the text are protected too. ``literal(text)`` writes text
-        that ends up literal after all (default: as it is)."""
+        that ends up literal after all (default: as it is); ``source``, the
+        text as written, is written instead where given."""
         pieces = [text] if isinstance(text, str) else text
         marked, protected = protect.build(pieces, Unit("", **kind).render_token)
         stripped = marked.strip()
-        if not any(ch.isalpha() for p in protect.split_markers(stripped) if isinstance(p, str)
-                   for ch in p):
+        if not has_letters(stripped):
+            if source is not None:
+                self.add_literal(source)
+                return
             write = literal or (lambda t: t)
             for p in protect.split_markers(marked):
                 self.add_literal(protected[p][0] if isinstance(p, int) else write(p))
@@ -201,6 +123,70 @@ class Document:
         self.add_literal(marked[:start])
         self._add(Unit(unicodedata.normalize("NFC", stripped), **kind, protected=protected))
         self.add_literal(marked[start + len(stripped) :])
+
+    def add_detached(self, source: str, text: str | None = None, **kind) -> str:
+        """A detached unit for ``text`` (default ``source``, the text as
+        written), of ``kind``: returns what to write where it stands, its
+        hole between the whitespace around it, or ``source`` itself when
+        there is nothing to translate in it."""
+        core = (source if text is None else text).strip()
+        marked, protected = protect.build([core], Unit("", **kind).render_token)
+        if not has_letters(marked) or len(self.detached) >= MAX_HOLES:
+            return source
+        inner = source.strip()
+        start = source.index(inner[0])
+        self.detached.append((len(self.units), inner))
+        self.units.append(Unit(unicodedata.normalize("NFC", marked), **kind, protected=protected))
+        return source[:start] + chr(HOLE_BASE + len(self.detached) - 1) + source[start + len(inner):]
+
+    def absorb(self, block: Document) -> None:
+        """Append ``block``'s parts and units (its detached ones too), renumbered."""
+        offset, holes = len(self.units), len(self.detached)
+
+        def shift(text: str) -> str:
+            if not block.detached:
+                return text
+            return _HOLES.sub(lambda m: chr(ord(m.group()) + holes)
+                              if ord(m.group()) + holes - HOLE_BASE < MAX_HOLES
+                              else block.detached[ord(m.group()) - HOLE_BASE][1], text)
+
+        self.units.extend(replace(u, protected=tuple((shift(t), k) for t, k in u.protected))
+                          if block.detached and u.protected else u for u in block.units)
+        self.detached.extend((u + offset, text) for u, text in block.detached)
+        del self.detached[MAX_HOLES:]
+        for part in block.parts:
+            if isinstance(part, str):
+                self.add_literal(shift(part))
+            else:
+                self.parts.append(part + offset)
+
+    def _fill(self, text: str, translation) -> str:
+        """``text`` with each hole in it written: its unit's translation
+        (``translation(unit)``), or its source where that is the unit's own text."""
+        if not self.detached or not _HOLES.search(text):
+            return text
+
+        def one(m) -> str:
+            k = ord(m.group()) - HOLE_BASE
+            if k >= len(self.detached):
+                return m.group()
+            unit, source = self.detached[k]
+            done = translation(unit)
+            return source if done == self.units[unit].text else self.units[unit].render(done)
+
+        return _HOLES.sub(one, text)
+
+    def _units_in(self, first: int, end: int) -> list[int]:
+        """The units parts[first:end] write: theirs and those of their holes."""
+        units = []
+        for p in self.parts[first:end]:
+            texts = [p] if isinstance(p, str) else [t for t, _ in self.units[p].protected]
+            if isinstance(p, int):
+                units.append(p)
+            if self.detached:
+                units += [self.detached[ord(c) - HOLE_BASE][0] for t in texts
+                          for c in _HOLES.findall(t) if ord(c) - HOLE_BASE < len(self.detached)]
+        return units
 
     def add_json_string(self, value: str) -> None:
         """``value`` as the inside of a JSON string: each paragraph (lines up
@@ -231,7 +217,7 @@ class Document:
     def end_original(self, first: int, source: str) -> None:
         """parts[first:] were written as ``source`` in the input."""
         self._open = False
-        units = [p for p in self.parts[first:] if isinstance(p, int)]
+        units = self._units_in(first, len(self.parts))
         if units and self._render_parts(first, {u: self.units[u].text for u in units}) != source:
             self.originals.append((first, len(self.parts), source))
 
@@ -260,10 +246,11 @@ class Document:
         return part.count("\n") if isinstance(part, str) else max(self.units[part].lines - 1, 0)
 
     def _render_parts(self, first: int, translations: dict[int, str]) -> str:
-        return "".join(
-            p if isinstance(p, str) else self.units[p].render(translations[p])
-            for p in self.parts[first:]
-        )
+        def fill(text: str) -> str:
+            return self._fill(text, translations.__getitem__)
+
+        return "".join(fill(p) if isinstance(p, str) else self.units[p].render(translations[p], fill)
+                       for p in self.parts[first:])
 
     def render(self, translations: list[str]) -> str:
         """The output text (LF line endings) with ``translations[i]`` in unit i's place."""
@@ -274,24 +261,28 @@ class Document:
         if len(translations) != len(self.units):
             raise ValueError(f"{len(translations)} translations for {len(self.units)} units")
         originals = {first: (end, source) for first, end, source in self.originals}
+
+        def fill(text: str) -> str:
+            return self._fill(text, translations.__getitem__)
+
         i, line = 0, None
         while i < len(self.parts):
             line = self.line_at.get(i, line)
             if i in originals:
                 end, source = originals[i]
-                units = [p for p in self.parts[i:end] if isinstance(p, int)]
+                units = self._units_in(i, end)
                 if all(translations[u] == self.units[u].text for u in units):
-                    yield source, line
+                    yield fill(source), line
                     line = None if line is None else line + source.count("\n")
                     i = end
                     continue
             part = self.parts[i]
             if isinstance(part, str):
-                yield part, line
+                yield fill(part), line
                 line = None if line is None else line + part.count("\n")
             else:
                 unit = self.units[part]
-                yield unit.render(translations[part]), line
+                yield unit.render(translations[part], fill), line
                 line = None if line is None else line + max(unit.lines - 1, 0)
             i += 1
 
@@ -331,14 +322,14 @@ class Document:
     def to_json(self) -> str:
         data = {
             "parts": self.parts,
-            "units": [[u.text, u.markdown, u.table_cell, u.json, u.lines, u.cue]
-                      + ([[list(p) for p in u.protected]] if u.protected else [])
-                      for u in self.units],
+            "units": [_unit_json(u) for u in self.units],
             "eol": self.eol,
             "bom": self.bom,
             "originals": self.originals,
             "notes": self.notes,
         }
+        if self.detached:
+            data["detached"] = self.detached
         if self.line_ends:  # line origins matter only where endings are mixed
             data["line_ends"] = self.line_ends
             data["line_at"] = sorted(self.line_at.items())
@@ -349,7 +340,9 @@ class Document:
         raw = json.loads(data)
         return cls(
             parts=raw["parts"],
-            units=[Unit(*u[:6], protected=tuple(tuple(p) for p in u[6]) if len(u) > 6 else ())
+            units=[Unit(*u[:6], protected=tuple(tuple(p) for p in u[6]) if len(u) > 6 else (),
+                        html=u[7].get("html", "") if len(u) > 7 else "",
+                        prefixes=tuple(u[7].get("prefixes", ())) if len(u) > 7 else ())
                    for u in raw["units"]],
             eol=raw["eol"],
             bom=raw["bom"],
@@ -357,12 +350,29 @@ class Document:
             line_at=dict(raw.get("line_at", [])),
             line_ends=raw.get("line_ends", ""),
             notes=raw.get("notes", []),
+            detached=[tuple(d) for d in raw.get("detached", [])],
         )
 
 
 def line_end_codes(endings: list[str]) -> str:
     """The ``line_ends`` letters for a list of line endings."""
     return "".join(_EOL_CODES[e] for e in endings)
+
+
+def _unit_json(u: Unit) -> list:
+    out = [u.text, u.markdown, u.table_cell, u.json, u.lines, u.cue]
+    extra = {k: v for k, v in (("html", u.html), ("prefixes", list(u.prefixes))) if v}
+    if u.protected or extra:
+        out.append([list(p) for p in u.protected])
+    if extra:
+        out.append(extra)
+    return out
+
+
+def has_letters(marked: str) -> bool:
+    """Letters outside the markers: something to translate."""
+    return any(ch.isalpha() for p in protect.split_markers(marked) if isinstance(p, str)
+               for ch in p)
 
 
 def _json_inside(text: str) -> str:

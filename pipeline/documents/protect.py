@@ -1,10 +1,11 @@
 """Protected placeholders: text the model must not touch, carried through it.
 
 Three kinds of text reach the model inside a sentence but must come back
-byte for byte: untranslatable tokens found in prose (URLs, e-mail
-addresses, file paths, ``@mentions``, version numbers), inline markup the
-parsers keep (a Markdown link's ``[`` and ``](url)``, emphasis, code spans;
-a subtitle's ``<i>`` inside a line), and characters the model cannot read
+byte for byte: untranslatable tokens found in prose (URLs, ``<URL>``
+autolinks, e-mail addresses, file paths, ``@mentions``, versions,
+``snake_case``, ``dotted.names``, ``__dunder__``, ``:shortcode:``), inline
+markup the parsers keep (a Markdown link's ``[`` and ``](url)``, emphasis,
+code spans; a subtitle's ``<i>``), and characters the model cannot read
 (its tokenizer has no piece for them: most emoji, ♪, rare symbols; see
 :func:`protect_unknown`), which it would otherwise drop. Each is replaced
 by a placeholder, so the sentence is translated whole, and put back
@@ -58,6 +59,8 @@ _EXTENSIONS = (
 )
 _TOKEN = re.compile(
     "|".join((
+        r"<[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>",  # <https://...>, <mailto:...>: whole
+        r"<[\w.+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}>",  # <name@example.org>
         (r"(?<![\w@.+-])[\w.%+-]*\w@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}\b"),  # e-mail
         r"\b[A-Za-z][A-Za-z0-9+.-]{1,15}://[^\s<>\"'`\[\]{}|\\^]+",  # scheme://...
@@ -70,16 +73,21 @@ _TOKEN = re.compile(
         r"(?<![\w@.+-])@[A-Za-z0-9](?:[\w-]*\w)?(?:/[\w.-]*\w)?",  # @mention, @org/team
         r"(?<![\w.])v?\d+(?:\.\d+){2,}(?:[-+][0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?(?!\.?\w)",
         r"(?<![\w.])v\d+\.\d+(?!\.?\w)",  # v2.0
+        r"(?<![\w.])__\w+__(?![\w])",  # __dunder__
+        # snake_case_name; dotted.names of 2+ characters a part (not "e.g"); "()"
+        (r"(?<![\w.])_*[^\W_]+(?:_[^\W_]+)+_*(?:\.[A-Za-z_]\w*)*(?:\(\))?(?![\w])"),
+        r"(?<![\w.])[A-Za-z_]\w+(?:\.[a-z_]\w+)+(?:\(\))?(?![\w])",
+        r"(?<![\w:]):[a-z0-9_+-]*[a-z0-9]:(?![\w:])",  # :rocket: :+1:
         r"\[\d{1,5}\]",  # already looks like a placeholder
         "[\U000F0000-\U000FFFFD]",  # already looks like a marker
     ))
 )
-# What every alternative of _TOKEN needs somewhere in the text: an "@", a
-# "/" or "\\", a "[", a marker, a "." before a word character (a file's
-# extension, a version, a host), or "www.". Most sentences have none, and
-# this search is about 30 times cheaper than _TOKEN's.
-_MAYBE_TOKEN = re.compile(r"[@/\\\[\U000F0000-\U000FFFFD]|\.\w|www\d{0,3}\.")
+# What every alternative of _TOKEN needs somewhere in the text: "@", "/",
+# "\\", "[", "_", a marker, "." or ":" before a word character, or "www.".
+# Most sentences have none, and this search is about 30 times cheaper.
+_MAYBE_TOKEN = re.compile(r"[@/\\\[_\U000F0000-\U000FFFFD]|\.\w|:\w|www\d{0,3}\.")
 _TRAILING = ".,;:!?'\")]}>*_~"
+_CLOSED = re.compile(r"<.*>|__\w+__|:[a-z0-9_+-]*:", re.S)  # ends in its own, not a full stop
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 
 
@@ -126,9 +134,11 @@ def split_markers(text: str) -> list[str | int]:
 
 
 def find_tokens(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each untranslatable token in ``text``: URLs, e-mail
-    addresses, file paths, @mentions, version numbers (three parts, or two
-    after a "v"), and text that already looks like a placeholder. A token
+    """(start, end) of each untranslatable token in ``text``: URLs (with
+    the angle brackets of an autolink), e-mail addresses, file paths,
+    @mentions, version numbers (three parts, or two after a "v"),
+    identifiers (``snake_case``, ``dotted.names``, ``__dunder__``),
+    ``:shortcodes:``, and text that already looks like a placeholder. A token
     does not end with sentence punctuation or a closing bracket it did not
     open: "(see https://x.org/a)." protects ``https://x.org/a``."""
     found: list[tuple[int, int]] = []
@@ -136,7 +146,8 @@ def find_tokens(text: str) -> list[tuple[int, int]]:
         return found
     for m in _TOKEN.finditer(text):
         start, end = m.start(), m.end()
-        while end > start + 1 and text[end - 1] in _TRAILING:
+        closed = _CLOSED.fullmatch(text, start, end) is not None
+        while end > start + 1 and text[end - 1] in _TRAILING and not closed:
             closer = text[end - 1]
             if closer in _PAIRS and text.count(_PAIRS[closer], start, end) >= text.count(
                     closer, start, end):

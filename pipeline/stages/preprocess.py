@@ -63,7 +63,8 @@ def run(ctx) -> None:
     _check_unchanged(ctx)
     reader = InputLines(job.input_path, start=last.end_byte if last else 0,
                         line=cursor.get("line", 0), tally=LineTally(**cursor.get("reader", {})))
-    parser = SliceParser(params.fmt, jsonl_field=params.jsonl_field, tally=cursor.get("parser"))
+    parser = SliceParser(params.fmt, jsonl_field=params.jsonl_field, tally=cursor.get("parser"),
+                         target=params.tgt_lang)
     chunker = _Chunker(ctx)
     seq, unit, chunk = (last.seq + 1 if last else 0), cursor.get("unit", 0), cursor.get("chunk", 0)
     unknown = UnknownTally(**cursor.get("unknown", {}))

@@ -14,12 +14,13 @@ if TYPE_CHECKING:  # pipeline.documents.document imports from this package
 
 log = logging.getLogger("nllb_pipeline")
 
-_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".srt": "srt", ".vtt": "vtt"}
+_BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".srt": "srt", ".vtt": "vtt",
+              ".html": "html", ".htm": "html"}
 
 
 def detect_format(path: str | Path, text: str | None = None) -> str:
     """The format for ``path``, by its suffix (any case): 'markdown' for .md
-    and .markdown, 'srt', 'vtt', else plain text.
+    and .markdown, 'html' for .html and .htm, 'srt', 'vtt', else plain text.
 
     Plain text with more than one line and no blank line at all is read as
     'lines' (one unit per line, the output line-aligned with the input):
@@ -70,8 +71,10 @@ def _aligned(lines: Iterable[str]) -> bool:
     return count > 1
 
 
-def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:
-    """Parse decoded ``text`` (LF line endings, not normalised) as format ``fmt``."""
+def parse_document(text: str, fmt: str, *, jsonl_field: str = "", target: str = "") -> Document:
+    """Parse decoded ``text`` (LF line endings, not normalised) as format
+    ``fmt``; ``target``, the language translated into, where the format
+    names it (HTML's ``lang``)."""
     if fmt == "jsonl":
         from pipeline.documents.formats.jsonl import parse_jsonl
 
@@ -98,4 +101,8 @@ def parse_document(text: str, fmt: str, *, jsonl_field: str = "") -> Document:
         from pipeline.documents.formats.markdown import parse_markdown
 
         return parse_markdown(text)
+    if fmt == "html":
+        from pipeline.documents.formats.html import parse_html
+
+        return parse_html(text, target)
     raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")

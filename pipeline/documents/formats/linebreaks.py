@@ -9,6 +9,7 @@ or between two characters of a script written without spaces.
 
 from __future__ import annotations
 
+import bisect
 import unicodedata
 
 # Scripts written without spaces between words: a line break between two of
@@ -36,13 +37,15 @@ _NO_LINE_END = frozenset("（「『【〔〈《〖〘〚‘“«")
 _SPACED_MARKS = frozenset("!?:;»…")
 # How many candidate breaks per line to weigh near each ideal position.
 _NEAREST = 8
+_SEARCHED = 4  # up to this many lines, the best combination is searched for
+_PRIVATE = "\U000F0000"  # where protected pieces' markers start (pipeline.documents.protect)
 
 
 def is_cjk(ch: str) -> bool:
     """True for a character of a script written without spaces (Han, Kana,
     CJK punctuation and full-width forms)."""
     cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _NO_SPACE_RANGES)
+    return cp >= 0x2E80 and any(lo <= cp <= hi for lo, hi in _NO_SPACE_RANGES)
 
 
 def join_lines(lines: list[str]) -> str:
@@ -68,7 +71,7 @@ def join_lines(lines: list[str]) -> str:
     return out
 
 
-def wrap_lines(text: str, count: int) -> list[str]:
+def wrap_lines(text: str, count: int, width=None, *, spaces_first: bool = False) -> list[str]:
     """``text`` broken into ``count`` lines of balanced display width.
 
     Breaks fall at spaces (the space is dropped) or between two CJK
@@ -77,12 +80,18 @@ def wrap_lines(text: str, count: int) -> list[str]:
     between characters (a split word beats a missing line: a subtitle keeps
     its shape). No line is ever empty, so a text shorter than ``count``
     characters gets fewer lines. Line breaks already in ``text`` count as
-    spaces.
+    spaces. ``width(ch)``, where it returns a number, is how wide ``ch`` is
+    counted, for a placeholder's marker (as wide as what it stands for). ``spaces_first``:
+    break between CJK characters only where there are too few spaces (a
+    renderer may show such a break in Markdown or HTML as a space).
     """
     text = " ".join(text.split())
     if count <= 1 or not text:
         return [text]
     breaks = _breaks(text)
+    if spaces_first:
+        spaced = [b for b in breaks if b[1]]
+        breaks = spaced if len(spaced) >= count - 1 else breaks
     if len(breaks) < count - 1:
         breaks = sorted(set(breaks) | set(_between_characters(text)))
     count = min(count, len(breaks) + 1)
@@ -90,8 +99,12 @@ def wrap_lines(text: str, count: int) -> list[str]:
         return [text]
     widths = [0]
     for ch in text:
-        widths.append(widths[-1] + _width(ch))
-    chosen = _balanced(breaks, widths, count)
+        wide = width(ch) if width and ch >= _PRIVATE else None  # a placeholder's marker
+        widths.append(widths[-1] + (_width(ch) if wide is None else wide))
+    # The search weighs every combination of nearby breaks: right for a
+    # subtitle's two or three lines, too slow for a long paragraph's many.
+    chosen = _balanced(breaks, widths, count) if count <= _SEARCHED else _nearest(
+        breaks, widths, count)
     lines, start = [], 0
     for at, skip in chosen:
         lines.append(text[start:at])
@@ -129,6 +142,24 @@ def _width(ch: str) -> int:
     if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
         return 0
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _nearest(breaks: list[tuple[int, int]], widths: list[int], count: int):
+    """The ``count - 1`` breaks nearest the ideal places, in order, each after
+    the one before and leaving enough breaks for the lines still to come."""
+    total = widths[-1]
+    at = [widths[b[0]] for b in breaks]
+    chosen, j = [], 0
+    for k in range(1, count):
+        target = total * k / count
+        j = bisect.bisect_left(at, target, j, len(breaks) - (count - 1 - k))
+        if j > 0 and (not chosen or j - 1 > chosen[-1]) and abs(at[j - 1] - target) <= abs(
+                at[min(j, len(at) - 1)] - target):
+            j -= 1
+        j = min(j, len(breaks) - (count - k))
+        chosen.append(j)
+        j += 1
+    return [breaks[j] for j in chosen]
 
 
 def _balanced(breaks: list[tuple[int, int]], widths: list[int], count: int):

@@ -2,28 +2,29 @@
 
 The parser is markdown-it-py; its block tokens carry source line maps, so a
 line that is not part of a paragraph, heading or table row is copied to the
-output untouched (code blocks, HTML blocks, link reference definitions, blank
-lines, thematic breaks). Translatable blocks are rebuilt from their inline
-tokens as literal markup around units of prose.
+output untouched (code blocks, link reference definitions, blank lines,
+thematic breaks). Translatable blocks are rebuilt from their inline tokens
+as literal markup around units of prose. An HTML block outside any list or
+quote is read as HTML (``pipeline.documents.formats.html``).
 
 markdown-it-py tells where a block starts but not where an inline token came
 from, so a few of its rules are wrapped to record source positions in
-``token.meta``. That is what lets code spans, images, autolinks and link
+``token.meta`` (``markdown_rules.parser``). That is what lets code spans, images, autolinks and link
 destinations be copied exactly as written (reference links stay reference
 links) instead of being re-serialised from their parsed form.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
-from markdown_it import MarkdownIt, rules_block, rules_inline
-from markdown_it.helpers import parseLinkLabel
-from markdown_it.ruler import Ruler
 from markdown_it.token import Token
 
-from pipeline.documents.document import MARKDOWN_INLINE_ESCAPED, Document, Unit
+from pipeline.documents import protect
+from pipeline.documents.document import MARKDOWN_INLINE_ESCAPED, Document, Unit, has_letters
 from pipeline.documents.formats import markdown_rules
+from pipeline.documents.formats.html import add_html, inline_tag, never_translated
 from pipeline.documents.formats.linebreaks import is_cjk
 from pipeline.documents.protect import Escaped, Protected
 
@@ -34,94 +35,22 @@ def parse_markdown(text: str) -> Document:
     ``text`` has LF line endings (units are NFC-normalised, literal
     markup and code are not). Paragraphs (at any depth
     in lists and block quotes), headings and table cells are translated; a
-    paragraph or heading becomes one output line whatever its source line
-    count, keeping only its hard line breaks (as written: two spaces or a
-    backslash). Within them, code spans, raw HTML, images, autolinks, link
-    destinations, footnote references and inline math stay literal, as do
-    emphasis markers around their translated text, a table cell's escaped
-    pipes, an alert's marker line and a task box. Every other source line
-    (code and math blocks, front matter, HTML blocks, reference definitions,
-    blank lines) is copied verbatim. Rendering the result with the units'
-    own texts gives the input back.
+    paragraph keeps its number of lines (its translation re-wrapped at
+    balanced widths, each line after the first with its source line's
+    container prefix) and its hard line breaks as written (two spaces or a
+    backslash). Within them, code spans, images (less their alt text, a
+    detached unit), autolinks, link destinations, footnote references and
+    inline math stay literal, as do emphasis markers around their
+    translated text, HTML tags (less their readable attributes; an element
+    never translated, such as ``<kbd>``, whole), a table cell's escaped
+    pipes, an alert's marker line and a task box. HTML blocks at the top
+    level are translated as HTML. Every other source line (code and math
+    blocks, front matter, HTML blocks inside lists and quotes, reference
+    definitions, blank lines) is copied verbatim. Rendering the result with
+    the units' own texts gives the input back.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # match markdown-it's line split
-    return _Builder(text).build(_parser().parse(text))
-
-
-def _parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
-    # text_join would fold backslash escapes and entities into plain text,
-    # losing how they were written.
-    md.disable("text_join", ignoreInvalid=True)
-    markdown_rules.add_extensions(md)
-    for name, rule in (
-        ("newline", rules_inline.newline),
-        ("escape", rules_inline.escape),
-        ("footnote_ref", markdown_rules.footnote_ref),
-        ("math_inline", markdown_rules.math_inline),
-        ("backticks", rules_inline.backtick),
-        ("image", rules_inline.image),
-        ("autolink", rules_inline.autolink),
-        ("html_inline", rules_inline.html_inline),
-    ):
-        _replace(md.inline.ruler, name, rule, _with_span(rule))
-    _replace(md.inline.ruler, "link", rules_inline.link, _with_span(rules_inline.link, label=True))
-    for name, rule in (
-        ("paragraph", rules_block.paragraph),
-        ("heading", rules_block.heading),
-        ("lheading", rules_block.lheading),
-        ("table", rules_block.table),
-    ):
-        _replace(md.block.ruler, name, rule, _with_line_starts(rule))
-    return md
-
-
-def _replace(ruler: Ruler, name: str, original: Callable, wrapped: Callable) -> None:
-    # Ruler.at forgets which other rules a rule may interrupt (its "alt"
-    # chains: a heading ends a paragraph), so pass them on again.
-    chains = [chain for chain in ruler.get_all_rules() if original in ruler.getRules(chain)]
-    ruler.at(name, wrapped, {"alt": chains})
-
-
-def _with_span(rule: Callable, *, label: bool = False) -> Callable:
-    """Record ``(start, end)`` in the inline source on the rule's first token."""
-
-    def spanned(state, silent: bool) -> bool:
-        start, count = state.pos, len(state.tokens)
-        if not rule(state, silent):
-            return False
-        if not silent:
-            # Pending plain text is flushed as a "text" token ahead of the
-            # rule's own first token, which is never of type "text".
-            for tok in state.tokens[count:]:
-                if tok.type != "text":
-                    tok.meta["span"] = (start, state.pos)
-                    if label:
-                        tok.meta["label_end"] = parseLinkLabel(state, start, True)
-                    break
-        return True
-
-    return spanned
-
-
-def _with_line_starts(rule: Callable) -> Callable:
-    """Record where each line's content starts, past its container markers.
-
-    Only the block parser knows how much of a line belongs to enclosing block
-    quotes and list items, and it knows it only while the rule runs.
-    """
-
-    def recorded(state, start_line: int, end_line: int, silent: bool) -> bool:
-        count = len(state.tokens)
-        if not rule(state, start_line, end_line, silent):
-            return False
-        if not silent and len(state.tokens) > count:
-            state.tokens[count].meta["starts"] = [
-                state.bMarks[n] + state.tShift[n] for n in range(start_line, state.line)
-            ]
-        return True
-
-    return recorded
+    return _Builder(text).build(markdown_rules.parser().parse(text))
 
 
 class _Builder:
@@ -137,6 +66,13 @@ class _Builder:
 
     def build(self, tokens: list[Token]) -> Document:
         for i, tok in enumerate(tokens):
+            if tok.type == "html_block" and tok.level == 0 and tok.map and tok.map[0] >= self.done:
+                # HTML is HTML wherever it is: its text and readable attributes
+                # are translated as a page's are (pipeline.documents.formats.html).
+                self._copy_until(tok.map[0])
+                add_html(self.doc, "".join(self.lines[tok.map[0] : tok.map[1]]))
+                self.done = tok.map[1]
+                continue
             if not tok.map or "starts" not in tok.meta or tok.map[0] < self.done:
                 continue
             if tok.type == "paragraph_open":
@@ -164,12 +100,7 @@ class _Builder:
             self._copy_until(end)
             return
         start = self.doc.begin_original()
-        for part in block.parts:
-            if isinstance(part, str):
-                self.doc.add_literal(part)
-            else:
-                self.doc.parts.append(len(self.doc.units))
-                self.doc.units.append(block.units[part])
+        self.doc.absorb(block)
         self.doc.end_original(start, "".join(self.lines[first:end]))
         self.done = end
 
@@ -258,8 +189,10 @@ def _render_inline(
     """
     src = inline.content
     pieces: list = []  # the sentence so far: text, escapes and protected markup
+    breaks: list[str] = []  # its soft line breaks: the prefix of the line each starts
     link_tails: list[str] = []
     in_autolink = False
+    kept: list = []  # an element never translated: [name, depth, where it starts]
 
     def escaped(run: str) -> str:
         # Text with no letters stays literal, but it may hold characters that
@@ -268,9 +201,27 @@ def _render_inline(
         return Unit(run, markdown=True, table_cell=table_cell).render(run)
 
     def flush() -> None:
-        if pieces:
-            out.add_unit(list(pieces), literal=escaped, markdown=True, table_cell=table_cell)
-            pieces.clear()
+        if not pieces:
+            return
+        kind = {"literal": escaped, "markdown": True, "table_cell": table_cell}
+        if breaks and not has_letters(protect.build(pieces)[0]):
+            # Nothing to translate (a row of badges): each line stays a line.
+            line: list = []
+            for piece in pieces:
+                if piece is _SOFT_BREAK or piece is _NO_SPACE:
+                    out.add_unit(line, **kind)
+                    out.add_literal("\n" + breaks.pop(0))
+                    line = []
+                else:
+                    line.append(piece)
+            out.add_unit(line, **kind)
+        else:
+            # A translation keeps its source's line count: a reviewer's diff
+            # pairs the lines (Unit.render re-wraps it at balanced widths).
+            out.add_unit(list(pieces), **kind, lines=len(breaks) + 1 if breaks else 0,
+                         prefixes=tuple(breaks))
+        pieces.clear()
+        breaks.clear()
 
     def keep(markup: str, role: str = "", key: str = "") -> None:
         # The block is written on one line, and a line ending inside a code
@@ -286,6 +237,21 @@ def _render_inline(
         span = tok.meta.get("span")
         written = src[span[0] : span[1]] if span else None
         kind = tok.type
+        if kept:
+            # Inside <code>, <kbd>, translate="no"...: kept whole, as in a page.
+            if kind == "html_inline" and written:
+                name = kept[0]
+                if re.match(rf"</{name}\s*>", written, re.I):
+                    kept[1] -= 1
+                elif never_translated(written) == name:
+                    kept[1] += 1
+                if not kept[1]:
+                    keep(src[kept[2] : span[1]])
+                    kept.clear()
+            continue
+        if kind == "html_inline" and written and never_translated(written):
+            kept[:] = [never_translated(written), 1, span[0]]
+            continue
         if in_autolink:
             in_autolink = kind != "link_close"
         elif kind == "text" and table_cell and "|" in tok.content:
@@ -300,7 +266,8 @@ def _render_inline(
         elif kind == "softbreak":
             before = src[: span[0]].rstrip()[-1:] if span else ""
             after = src[span[1] : span[1] + 1] if span else ""
-            pieces.append(Escaped("" if _no_space(before) and _no_space(after) else " "))
+            pieces.append(_NO_SPACE if _no_space(before) and _no_space(after) else _SOFT_BREAK)
+            breaks.append(line_prefix(src[: span[1]].count("\n")) if span else "")
         elif kind == "hardbreak":
             flush()
             k = src[: span[1]].count("\n") if span else 0
@@ -322,6 +289,16 @@ def _render_inline(
             keep(link_tails.pop() if link_tails else "]", "close", "link")
         elif kind == "code_inline":
             keep(written or f"{tok.markup} {tok.content} {tok.markup}")
+        elif kind == "html_inline" and written:
+            tag = inline_tag(out, written)  # its alt or title translated, a pair by name
+            keep(tag.text, tag.role, tag.key)
+        elif kind == "image" and written and tok.meta.get("label_end", -1) > span[0] + 2:
+            # The alt text is translated on its own, in its place.
+            label_end = tok.meta["label_end"]
+            alt = src[span[0] + 2 : label_end].replace("\n", " ")  # the block is re-wrapped
+            hole = out.add_detached(alt, _ESCAPE.sub(r"\1", alt), markdown=True,
+                                    table_cell=table_cell)
+            keep(src[span[0] : span[0] + 2] + hole + src[label_end : span[1]])
         elif kind in ("html_inline", "image"):
             keep(written or tok.content)
         elif kind.endswith("_open"):
@@ -330,7 +307,14 @@ def _render_inline(
             keep(tok.markup, "close", kind[:-6])
         else:
             keep(written or tok.content)
+    if kept:  # never closed: the rest of the block as it is
+        keep(src[kept[2] :])
     flush()
+
+
+# A soft line break as the model reads it: a space (none between CJK characters).
+_SOFT_BREAK, _NO_SPACE = Escaped(" "), Escaped("")
+_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")  # a backslash escape in Markdown source
 
 
 def _link_tail(src: str, tok: Token, span: tuple[int, int] | None) -> str:

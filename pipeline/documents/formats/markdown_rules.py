@@ -16,6 +16,10 @@ prose byte for byte, and every inline token that is not text as written.
   blocks it holds (indented four spaces when it runs on), so it is
   translated like any paragraph.
 
+:func:`parser` also wraps a few of markdown-it's own rules to record where
+their tokens came from (markdown-it tells where a block starts, not where an
+inline token did), so the builder copies them exactly as written.
+
 GitHub alerts (``> [!NOTE]``) and task list markers (``- [ ]``) need no rule
 of their own: they are the first text of a block quote or a list item, and
 the builder keeps them literal there (:func:`lead_marker`).
@@ -24,8 +28,11 @@ the builder keeps them literal there (:func:`lead_marker`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from markdown_it import MarkdownIt
+from markdown_it import MarkdownIt, rules_block, rules_inline
+from markdown_it.helpers import parseLinkLabel
+from markdown_it.ruler import Ruler
 from markdown_it.rules_block import StateBlock
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
@@ -199,3 +206,82 @@ def _text(content: str) -> Token:
     tok = Token("text", "", 0)
     tok.content = content
     return tok
+
+
+def parser() -> MarkdownIt:
+    """CommonMark with tables, strikethrough and these extensions, its rules
+    wrapped to record where their tokens came from in the source."""
+    md = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+    # text_join would fold backslash escapes and entities into plain text,
+    # losing how they were written.
+    md.disable("text_join", ignoreInvalid=True)
+    add_extensions(md)
+    for name, rule in (
+        ("newline", rules_inline.newline),
+        ("escape", rules_inline.escape),
+        ("footnote_ref", footnote_ref),
+        ("math_inline", math_inline),
+        ("backticks", rules_inline.backtick),
+        ("autolink", rules_inline.autolink),
+        ("html_inline", rules_inline.html_inline),
+    ):
+        _replace(md.inline.ruler, name, rule, _with_span(rule))
+    _replace(md.inline.ruler, "link", rules_inline.link, _with_span(rules_inline.link, label=0))
+    _replace(md.inline.ruler, "image", rules_inline.image, _with_span(rules_inline.image, label=1))
+    for name, rule in (
+        ("paragraph", rules_block.paragraph),
+        ("heading", rules_block.heading),
+        ("lheading", rules_block.lheading),
+        ("table", rules_block.table),
+    ):
+        _replace(md.block.ruler, name, rule, _with_line_starts(rule))
+    return md
+
+
+def _replace(ruler: Ruler, name: str, original: Callable, wrapped: Callable) -> None:
+    # Ruler.at forgets which other rules a rule may interrupt (its "alt"
+    # chains: a heading ends a paragraph), so pass them on again.
+    chains = [chain for chain in ruler.get_all_rules() if original in ruler.getRules(chain)]
+    ruler.at(name, wrapped, {"alt": chains})
+
+
+def _with_span(rule: Callable, *, label: int | None = None) -> Callable:
+    """Record ``(start, end)`` in the inline source on the rule's first token
+    (and where its label ends, the label's "[" being ``label`` past the start)."""
+
+    def spanned(state, silent: bool) -> bool:
+        start, count = state.pos, len(state.tokens)
+        if not rule(state, silent):
+            return False
+        if not silent:
+            # Pending plain text is flushed as a "text" token ahead of the
+            # rule's own first token, which is never of type "text".
+            for tok in state.tokens[count:]:
+                if tok.type != "text":
+                    tok.meta["span"] = (start, state.pos)
+                    if label is not None:
+                        tok.meta["label_end"] = parseLinkLabel(state, start + label, not label)
+                    break
+        return True
+
+    return spanned
+
+
+def _with_line_starts(rule: Callable) -> Callable:
+    """Record where each line's content starts, past its container markers.
+
+    Only the block parser knows how much of a line belongs to enclosing block
+    quotes and list items, and it knows it only while the rule runs.
+    """
+
+    def recorded(state, start_line: int, end_line: int, silent: bool) -> bool:
+        count = len(state.tokens)
+        if not rule(state, start_line, end_line, silent):
+            return False
+        if not silent and len(state.tokens) > count:
+            state.tokens[count].meta["starts"] = [
+                state.bMarks[n] + state.tShift[n] for n in range(start_line, state.line)
+            ]
+        return True
+
+    return recorded

@@ -14,7 +14,8 @@ order, and renders the same bytes, as parsing the whole text:
   without the signature and header;
 - ``markdown`` is not cut: a list, a fence or a block quote may span any
   stretch of lines, and a link resolves against a definition anywhere in
-  the file. It is one slice, the whole document.
+  the file. It is one slice, the whole document. So is ``html``: an
+  element, a comment or a ``<script>`` may span any stretch of lines.
 
 A slice's skeleton numbers its lines from its own first line and keeps its
 own line-break letters, so it renders alone. What spans slices is tallied
@@ -62,7 +63,7 @@ def _before_a_block(before: str, line: str, after: str | None) -> bool:
 
 CUT_RULES: dict[str, CutRule | None] = {
     "lines": _anywhere, "jsonl": _anywhere, "text": _between_paragraphs,
-    "srt": _before_a_cue, "vtt": _before_a_block, "markdown": None,
+    "srt": _before_a_cue, "vtt": _before_a_block, "markdown": None, "html": None,
 }
 
 
@@ -106,11 +107,12 @@ class SliceParser:
 
     ``tally``: what a parse of earlier slices left (``to_dict``), when a
     preprocess goes on from a stored slice. Format errors name the line
-    in the whole file.
+    in the whole file. ``target``: the language translated into.
     """
 
-    def __init__(self, fmt: str, *, jsonl_field: str = "", tally: dict | None = None):
-        self.fmt, self.jsonl_field = fmt, jsonl_field
+    def __init__(self, fmt: str, *, jsonl_field: str = "", tally: dict | None = None,
+                 target: str = ""):
+        self.fmt, self.jsonl_field, self.target = fmt, jsonl_field, target
         self.records = RecordTally(**(tally or {}))
 
     def parse(self, piece: Slice) -> Document:
@@ -128,7 +130,8 @@ class SliceParser:
             return parse_srt(piece.text, first_line=piece.first_line)
         if self.fmt == "vtt":
             return parse_vtt(piece.text, continued=not first)
-        return parse_document(piece.text, self.fmt, jsonl_field=self.jsonl_field)
+        return parse_document(piece.text, self.fmt, jsonl_field=self.jsonl_field,
+                              target=self.target)
 
     def to_dict(self) -> dict:
         return asdict(self.records)
