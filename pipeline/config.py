@@ -21,7 +21,15 @@ from pipeline.languages import validate_language
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
 STAGES = ("preprocess", "inference", "postprocess", "upload")  # in order; a job's stage is one of these or "done"
-FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl")
+FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl", "po", "csv", "tsv", "parquet")
+# The formats each format option applies to (JobParams checks them).
+TABLE_FORMATS = ("csv", "tsv", "parquet")
+FORMAT_OPTIONS = {
+    "columns": ("--columns", TABLE_FORMATS),
+    "in_place": ("--in-place", ("jsonl", *TABLE_FORMATS)),
+    "overwrite_translated": ("--overwrite-translated", ("po",)),
+    "fuzzy": ("--no-fuzzy", ("po",)),
+}
 # A log level between INFO and WARNING for what a user must know without -v
 # but is not a warning (a conversion that takes a while, a server's stop).
 NOTE = 25
@@ -56,6 +64,13 @@ class JobParams:
     # then split it, then accept it with a flag), "flag" (accept it with a
     # flag) or "off" (no checks; placeholders are always checked).
     quality: str = "repair"
+    # Format options (FORMAT_OPTIONS says which formats take each). Left out
+    # of the canonical JSON at their defaults, so keys made before they
+    # existed still name their jobs.
+    columns: str = ""  # csv, tsv, parquet: the columns to translate, "a,b" (or "2,3")
+    in_place: bool = False  # replace the field or column instead of adding one
+    overwrite_translated: bool = False  # po: translate entries that have a msgstr too
+    fuzzy: bool = True  # po: mark machine translations fuzzy
 
     def __post_init__(self) -> None:
         validate_language(self.src_lang)
@@ -78,6 +93,16 @@ class JobParams:
             raise InvalidInput(f"--missing must be 'source' or 'marker', not {self.missing!r}")
         if (self.fmt == "jsonl") != bool(self.jsonl_field):
             raise InvalidInput("JSON Lines input needs --jsonl FIELD (the field to translate)")
+        for name, (flag, formats) in FORMAT_OPTIONS.items():
+            if getattr(self, name) != _FORMAT_DEFAULTS[name] and self.fmt not in formats:
+                raise InvalidInput(f"{flag} applies to {' and '.join(formats)} input, "
+                                   f"not {self.fmt}")
+        if self.fmt in TABLE_FORMATS:
+            names = [c.strip() for c in self.columns.split(",")] if self.columns else []
+            if not names or not all(names):
+                raise InvalidInput(f"{self.fmt} input needs --columns NAME[,NAME...] "
+                                   "(the columns to translate)")
+            object.__setattr__(self, "columns", ",".join(names))
         if not self.sink:
             object.__setattr__(self, "sink", f"file:{self.output}")
         http = self.sink.startswith(("http://", "https://"))
@@ -89,7 +114,9 @@ class JobParams:
             raise InvalidInput("--http-method is PUT or POST, and only for an http(s):// sink")
 
     def canonical_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = {k: v for k, v in asdict(self).items()
+                if k not in _FORMAT_DEFAULTS or v != _FORMAT_DEFAULTS[k]}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, data: str) -> JobParams:
@@ -99,6 +126,9 @@ class JobParams:
         """Output token budget of a chunk of ``n_tokens`` input tokens
         (``pipeline.budget``: a function of its own length, never its batch's)."""
         return output_budget(n_tokens, self.length_ratio, self.length_offset, cap)
+
+
+_FORMAT_DEFAULTS = {"columns": "", "in_place": False, "overwrite_translated": False, "fuzzy": True}
 
 
 def idempotency_key(params: JobParams, input_sha256: str) -> str:

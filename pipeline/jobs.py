@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.config import JobParams, idempotency_key
 from pipeline.errors import InvalidInput, KeyReused
-from pipeline.documents.formats import detect_format
+from pipeline.documents.formats import FormatOptions, detect_format
 from pipeline.documents.formats.slices import check_document
 from pipeline.documents.inputs import InputFile
 from pipeline.memory.scope import MODES
@@ -15,8 +15,10 @@ from pipeline.store import Job, Store
 
 
 def default_output(input_path: Path, tgt_lang: str) -> Path:
-    """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt."""
-    return input_path.with_name(f"{input_path.stem}.{tgt_lang}{input_path.suffix}")
+    """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt (a
+    gettext template's translation is a catalogue: app.pot -> app.fra_Latn.po)."""
+    suffix = ".po" if input_path.suffix.lower() == ".pot" else input_path.suffix
+    return input_path.with_name(f"{input_path.stem}.{tgt_lang}{suffix}")
 
 
 def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path:
@@ -65,7 +67,7 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
         # A file the format cannot parse is refused before a job exists for
         # it: parsed as preprocess will parse it, a slice at a time, keeping
         # nothing of the parse.
-        check_document(source.lines(), params.fmt, jsonl_field=params.jsonl_field)
+        check_document(source.lines(), params.fmt, options=FormatOptions.of(params))
     job, created = store.get_or_create_job(
         idem_key=key or idempotency_key(params, source.sha256), params=canonical,
         input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,

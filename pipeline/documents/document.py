@@ -72,7 +72,11 @@ class Unit:
     Only a translation with fewer characters than lines gets fewer lines (no
     line is ever empty: an empty line would end a subtitle cue).
     ``cue``: "srt" or "vtt" for subtitle text: tag-like text in a SubRip
-    translation is dropped, WebVTT's ``& < >`` are escaped.
+    translation is dropped, WebVTT's ``& < >`` are escaped. For a table's
+    cell (``pipeline.documents.formats.csv``): "csv" inside a quoted cell
+    (``"`` doubled), "csv" + the delimiter for a bare cell (quoted when
+    its translation holds the delimiter, a quote or a line break), "tsv"
+    (tabs and line breaks become spaces).
     ``protected``: what each marker in ``text`` stands for
     (``pipeline.documents.protect``): its output text, written as it is, and its
     partner's index (-1 none; -2, -3 the close or open of a pair whose other
@@ -90,6 +94,9 @@ class Unit:
 
     def render(self, translation: str) -> str:
         pieces = protect.split_markers(translation) if self.protected else [translation]
+        if self.cue.startswith(("csv", "tsv")):
+            return _table_cell(self.cue, "".join(self._restored(p) if isinstance(p, int) else p
+                                                 for p in pieces))
         if self.json:
             return "".join(self._restored(p) if isinstance(p, int)
                            else json.dumps(p, ensure_ascii=False)[1:-1] for p in pieces)
@@ -202,9 +209,16 @@ class Document:
         self._add(Unit(unicodedata.normalize("NFC", stripped), **kind, protected=protected))
         self.add_literal(marked[start + len(stripped) :])
 
-    def add_json_string(self, value: str) -> None:
+    def add_json_string(self, value: str, *, raw: str | None = None, segments=None) -> None:
         """``value`` as the inside of a JSON string: each paragraph (lines up
-        to a blank line) a unit, the blank lines between them literal."""
+        to a blank line) a unit, the blank lines between them literal.
+        ``raw``: how the input wrote it (escapes as they were), written back
+        when nothing in it is translated. ``segments(paragraph)``: the
+        paragraph as text and ``protect.Protected`` pieces (a format's own
+        placeholders, such as gettext's ``%(name)s``)."""
+        if raw is not None and not any(ch.isalpha() for ch in value):
+            self.add_literal(raw)
+            return
         start = self.begin_original()
         for k, piece in enumerate(re.split(r"(\r?\n[ \t\r]*\n\s*)", value)):
             if k % 2 or not any(ch.isalpha() for ch in piece):
@@ -214,10 +228,11 @@ class Document:
             head = piece[: piece.index(stripped[0])]
             self.add_literal(_json_inside(head))
             joined = join_lines(stripped.split("\n"))
-            marked, protected = protect.build([joined], Unit("", json=True).render_token)
+            marked, protected = protect.build(segments(joined) if segments else [joined],
+                                              Unit("", json=True).render_token)
             self._add(Unit(unicodedata.normalize("NFC", marked), json=True, protected=protected))
             self.add_literal(_json_inside(piece[len(head) + len(stripped) :]))
-        self.end_original(start, _json_inside(value))
+        self.end_original(start, _json_inside(value) if raw is None else raw)
 
     def _add(self, unit: Unit) -> None:
         self.parts.append(len(self.units))
@@ -363,6 +378,16 @@ class Document:
 def line_end_codes(endings: list[str]) -> str:
     """The ``line_ends`` letters for a list of line endings."""
     return "".join(_EOL_CODES[e] for e in endings)
+
+
+def _table_cell(cue: str, text: str) -> str:
+    if cue == "tsv":
+        return " ".join(text.replace("\t", " ").splitlines())
+    if cue == "csv":
+        return text.replace('"', '""')
+    if any(c in text for c in (cue[3:], '"', "\n", "\r")):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _json_inside(text: str) -> str:
