@@ -53,6 +53,10 @@ class JobOptions:
     model: str | None = None  # None: $NLLB_PIPELINE_MODEL or the default
     fmt: str = "auto"  # auto or one of config.FORMATS
     jsonl_field: str = ""  # JSON Lines: the field to translate
+    columns: str = ""  # csv, tsv, parquet: the columns to translate
+    in_place: bool = False  # jsonl, csv, tsv, parquet: replace instead of adding
+    overwrite_translated: bool = False  # po: translate entries that have a msgstr
+    fuzzy: bool = True  # po: mark machine translations fuzzy
     beams: int = 4
     max_chunk_tokens: int = 200
     length_ratio: float = 2.0
@@ -91,7 +95,8 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
         sink=target.sink, http_method=target.http_method, beams=options.beams,
         max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
         length_ratio=options.length_ratio, length_offset=options.length_offset,
-        quality=options.quality,
+        quality=options.quality, columns=options.columns, in_place=options.in_place,
+        overwrite_translated=options.overwrite_translated, fuzzy=options.fuzzy,
     )
 
 

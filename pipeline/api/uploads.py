@@ -69,6 +69,9 @@ FORM_FIELDS: dict[str, tuple[str, type]] = {
     "quality": ("quality", str),  # repair, flag or off (the CLI's --quality)
     "to": ("to", str), "http_method": ("http_method", str),
     "tm": ("memory", str),  # the translation memory: off, read or on (the CLI's --tm)
+    # Format options (the CLI's --columns, --in-place, --overwrite-translated, --no-fuzzy)
+    "columns": ("columns", str), "in_place": ("in_place", bool),
+    "overwrite_translated": ("overwrite_translated", bool), "fuzzy": ("fuzzy", bool),
 }
 EXTRA_FIELDS = ("file", "priority")
 
@@ -170,7 +173,14 @@ def form_options(values: dict[str, str], *, default_model: str | None) -> tuple[
     return JobOptions(**kwargs), priority
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
 def _typed(key: str, text: str, kind: type):
+    if kind is bool:
+        if text.strip().lower() in _TRUE + _FALSE:
+            return text.strip().lower() in _TRUE
+        raise InvalidInput(f"{key} must be true or false, not {text!r}")
     try:
         return kind(text)
     except ValueError:

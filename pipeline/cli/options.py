@@ -133,6 +133,16 @@ def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> 
     p.add_argument("--jsonl", default="", metavar="FIELD",
                    help="input is JSON Lines: translate FIELD of each line; the output keeps "
                         "every field and adds \"translation\"")
+    p.add_argument("--columns", default="", metavar="A,B",
+                   help="csv, tsv, parquet: the columns to translate, by header name (or "
+                        "1-based numbers for a CSV without a header row)")
+    p.add_argument("--in-place", action="store_true",
+                   help="jsonl, csv, tsv, parquet: replace the field or columns with their "
+                        "translation (default: add \"translation\" or <column>_<tgt>)")
+    p.add_argument("--overwrite-translated", action="store_true",
+                   help="po: translate entries that already have a msgstr too")
+    p.add_argument("--no-fuzzy", dest="fuzzy", action="store_false",
+                   help="po: do not mark machine translations fuzzy")
     p.add_argument("--beams", type=at_least(1, 16), default=4, metavar="1-16",
                    help="beam width, 1-16 (1 = greedy; default 4)")
     p.add_argument("--max-chunk-tokens", type=at_least(16, 1024), default=200,
@@ -257,7 +267,9 @@ def job_options(args, *, output: str | None = None, to: str | None = None,
                 relative_to: str | None = None) -> JobOptions:
     return JobOptions(
         src=args.src, tgt=args.tgt, model=args.model, fmt=args.format,
-        jsonl_field=args.jsonl, beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
+        jsonl_field=args.jsonl, columns=args.columns, in_place=args.in_place,
+        overwrite_translated=args.overwrite_translated, fuzzy=args.fuzzy,
+        beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
         length_ratio=args.length_ratio, length_offset=args.length_offset,
         missing=args.missing, quality=args.quality, to=to, output=output,
         relative_to=relative_to, http_method=getattr(args, "http_method", None),
