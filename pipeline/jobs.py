@@ -67,7 +67,12 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
         # A file the format cannot parse is refused before a job exists for
         # it: parsed as preprocess will parse it, a slice at a time, keeping
         # nothing of the parse.
-        check_document(source.lines(), params.fmt, options=FormatOptions.of(params))
+        if params.fmt == "parquet":
+            from pipeline.documents.formats.parquet import check_parquet
+
+            check_parquet(source.path, params.columns.split(","))
+        else:
+            check_document(source.lines(), params.fmt, options=FormatOptions.of(params))
     job, created = store.get_or_create_job(
         idem_key=key or idempotency_key(params, source.sha256), params=canonical,
         input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,

@@ -57,6 +57,9 @@ def detect_format(path: str | Path, text: str | None = None) -> str:
         return fmt
     if text is None:
         try:
+            with open(path, "rb") as f:
+                if f.read(4) == b"PAR1":  # Parquet's magic, whatever the name
+                    return "parquet"
             # Read line by line: the file may be too big to hold.
             with open(path, encoding="utf-8-sig", errors="replace") as f:
                 aligned = _aligned(f)

@@ -37,6 +37,7 @@ from pipeline.documents.document import Document
 from pipeline.documents.formats import FormatOptions, parse_document
 from pipeline.documents.formats.csv import RecordEnds, TableParser
 from pipeline.documents.formats.jsonl import RecordTally, add_records
+from pipeline.documents.formats.parquet import RowParser
 from pipeline.documents.formats.srt import is_cue_start, parse_srt
 from pipeline.documents.formats.text import IDEOGRAPHIC_SPACE, is_blank, parse_lines, parse_text
 from pipeline.documents.formats.vtt import parse_vtt
@@ -129,7 +130,9 @@ class SliceParser:
         self.options = options or FormatOptions(jsonl_field=jsonl_field)
         self.fmt, self.jsonl_field = fmt, self.options.jsonl_field
         self.table = TableParser(fmt, self.options, tally) if fmt in ("csv", "tsv") else None
-        self.records = RecordTally(**(tally or {})) if self.table is None else RecordTally()
+        self.rows = RowParser(tally) if fmt == "parquet" else None
+        plain = self.table is None and self.rows is None
+        self.records = RecordTally(**(tally or {})) if plain else RecordTally()
 
     def cut_rule(self) -> CutRule | None:
         """Where this document's slices may end, from where the parser is."""
@@ -143,6 +146,8 @@ class SliceParser:
             return doc
         if self.table:
             return self.table.parse(piece.text, piece.first_line)
+        if self.rows:
+            return self.rows.parse(piece)
         first = piece.first_line == 0
         if self.fmt == "lines":
             return parse_lines(piece.text)
@@ -155,6 +160,8 @@ class SliceParser:
         return parse_document(piece.text, self.fmt, options=self.options)
 
     def to_dict(self) -> dict:
+        if self.rows:
+            return self.rows.to_dict()
         return self.table.to_dict() if self.table else asdict(self.records)
 
     def finish(self) -> list[str]:
@@ -163,6 +170,8 @@ class SliceParser:
         has the field)."""
         if self.table:
             return self.table.finish()
+        if self.rows:
+            return self.rows.finish(self.options.columns.split(","))
         return self.records.finish(self.jsonl_field) if self.fmt == "jsonl" else []
 
 
