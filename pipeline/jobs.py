@@ -48,7 +48,7 @@ def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:
 
 def submit(store: Store, params: JobParams, source: InputFile, *,
            priority: int = 0, key: str | None = None,
-           memory: str | None = None) -> tuple[Job, bool]:
+           memory: str | None = None, checked: bool = False) -> tuple[Job, bool]:
     """The job for this request, created if new. Returns (job, created).
 
     ``key`` is a caller's own idempotency key. Reused with the same
@@ -59,20 +59,13 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     ``on``; None: ``on`` for a new job, unchanged for an existing one). It is
     not part of the key: reading from the memory gives what inference would
     (``pipeline.memory.scope``), so it changes how a job runs, not its output.
+    ``checked``: the caller ran ``check_input`` already.
     """
     if memory is not None and memory not in MODES:
         raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {memory!r}")
     canonical = params.canonical_json()
-    if store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
-        # A file the format cannot parse is refused before a job exists for
-        # it: parsed as preprocess will parse it, a slice at a time, keeping
-        # nothing of the parse.
-        if params.fmt == "parquet":
-            from pipeline.documents.formats.parquet import check_parquet
-
-            check_parquet(source.path, params.columns.split(","))
-        else:
-            check_document(source.lines(), params.fmt, options=FormatOptions.of(params))
+    if not checked and store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
+        check_input(params, source)
     job, created = store.get_or_create_job(
         idem_key=key or idempotency_key(params, source.sha256), params=canonical,
         input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
@@ -85,6 +78,18 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     if memory is not None and not created and store.memory_mode(job.id) != memory:
         store.set_memory_mode(job.id, memory)
     return job, created
+
+
+def check_input(params: JobParams, source: InputFile) -> None:
+    """Refuse a file the format cannot parse before a job exists for it:
+    parsed as preprocess will parse it, a slice at a time, keeping nothing
+    of the parse (a Parquet file: its schema and columns)."""
+    if params.fmt == "parquet":
+        from pipeline.documents.formats.parquet import check_parquet
+
+        check_parquet(source.path, params.columns.split(","))
+    else:
+        check_document(source.lines(), params.fmt, options=FormatOptions.of(params))
 
 
 def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:

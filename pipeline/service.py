@@ -255,6 +255,7 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     a model is loaded. A succeeded job whose output is gone is delivered
     again (from the store, or translated again when ``gc`` collected it).
     """
+    from pipeline.jobs import check_input
     from pipeline.jobs import find_job as find_by_request
     from pipeline.jobs import submit as create
     from pipeline.sinks import check_target_free
@@ -268,8 +269,11 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     ours = store.artifact(existing.id, "output") if existing else None
     check_target_free(params.sink, params.output, _stored_output(ours),
                       overwrite=runtime.delivery.overwrite)
+    if existing is None:
+        check_input(params, source)  # a file its format cannot read: before any model loads
     translator = runtime.translators(params)
-    job, created = create(store, params, source, memory=options.memory)
+    job, created = create(store, params, source, memory=options.memory,
+                          checked=existing is None)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed

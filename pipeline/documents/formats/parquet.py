@@ -213,22 +213,24 @@ def write_translated(source, out, parts: Iterator[tuple[int, str]], names: list[
     writer = pq.ParquetWriter(pa.PythonFile(_Stream(out), mode="w"), out_schema,
                               compression={n: _CODECS.get(c, c) for n, c in codecs.items()}
                               or "snappy")
-    pending: list[list] = [[] for _ in indexes]
+    # Per column, the translated cells rendered so far and not yet written,
+    # as Arrow arrays (one per slice): compact, never a row group of Python strings.
+    pending = [pa.chunked_array([], type=f.type) for f in fields]
     done = 0
     try:
         for rg in range(meta.num_row_groups):
             table = parquet.read_row_group(rg, use_threads=False)
-            while len(pending[0]) < table.num_rows:
-                rows, text = next(parts)
-                for line in text.split("\n")[:rows]:
-                    for k, value in enumerate(json.loads(line)):
-                        pending[k].append(value)
             n = table.num_rows
-            for k, f in zip(indexes, fields):
-                column = pa.array(pending[indexes.index(k)][:n], type=f.type)
+            while len(pending[0]) < n:
+                rows, text = next(parts)
+                values = list(zip(*(json.loads(line) for line in text.split("\n")[:rows])))
+                pending = [pa.chunked_array([*p.chunks, pa.array(v, type=f.type)], type=f.type)
+                           for p, v, f in zip(pending, values, fields)]
+            for j, (k, f) in enumerate(zip(indexes, fields)):
+                column = pending[j].slice(0, n)
                 table = table.set_column(k, f, column) if in_place else table.append_column(
                     f, column)
-            pending = [p[n:] for p in pending]
+            pending = [p.slice(n) for p in pending]
             if n:
                 writer.write_table(table.replace_schema_metadata(schema.metadata),
                                    row_group_size=n)
