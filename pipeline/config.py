@@ -95,8 +95,9 @@ class JobParams:
             raise InvalidInput("JSON Lines input needs --jsonl FIELD (the field to translate)")
         for name, (flag, formats) in FORMAT_OPTIONS.items():
             if getattr(self, name) != _FORMAT_DEFAULTS[name] and self.fmt not in formats:
-                raise InvalidInput(f"{flag} applies to {' and '.join(formats)} input, "
-                                   f"not {self.fmt}")
+                named = ", ".join(formats[:-1]) + " and " + formats[-1] if len(formats) > 1 \
+                    else formats[0]
+                raise InvalidInput(f"{flag} applies to {named} input, not {self.fmt}")
         if self.fmt in TABLE_FORMATS:
             names = [c.strip() for c in self.columns.split(",")] if self.columns else []
             if not names or not all(names):

@@ -117,6 +117,9 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     (DOC, {"colour": "blue"}, "unknown form field(s) 'colour'"),
     (DOC, {"to": "file:/etc/passwd"}, "'to' takes an http(s):// URL"),
     (DOC, {"format": "jsonl", "jsonl_field": "text"}, "line 1"),
+    (DOC, {"in_place": "true"}, "--in-place applies to jsonl, csv, tsv and parquet input, not text"),
+    (DOC, {"in_place": "perhaps"}, "in_place must be true or false, not 'perhaps'"),
+    (DOC, {"format": "csv"}, "csv input needs --columns"),
     ("   \n", {}, "is empty: nothing to translate"),
 ])
 def test_bad_input_is_400_with_the_clis_message_and_nothing_is_written(client, tmp_path, data,
@@ -126,6 +129,16 @@ def test_bad_input_is_400_with_the_clis_message_and_nothing_is_written(client, t
     error = refused.json()["error"]
     assert error["class"] == "invalid_input" and message in error["message"]
     assert _written(tmp_path) == ([], [])
+
+
+def test_format_options_are_form_fields_and_part_of_the_job(client):
+    table = "id,text\n1,Hello there.\n"
+    added = post_doc(client, table, name="t.csv", columns="text")
+    assert added.status_code == 201, added.text
+    replaced = post_doc(client, table, name="t.csv", columns="text", in_place="true")
+    assert replaced.status_code == 201 and replaced.json()["id"] != added.json()["id"]
+    assert post_doc(client, table, name="t.csv", columns="text",
+                    in_place="false").json()["id"] == added.json()["id"]
 
 
 def test_a_form_without_a_file_or_language_is_400(client):
