@@ -121,3 +121,27 @@ def test_a_field_that_is_not_a_string_is_copied_and_named():
     assert out[1:5] == source.split("\n")[1:5]
     assert doc.notes == ["4 JSON Lines record(s) with 'text' not a string were copied "
                          "untranslated: line(s) 2 (number), 3 (object), 4 (array), 5 (boolean)"]
+
+
+@pytest.mark.slow
+def test_defaults_end_to_end_keep_every_other_byte_and_name_what_was_copied(
+        tmp_path, capsys, trained_model):
+    # At the defaults users run (beams 4, --quality repair), on the model that translates.
+    lines = ['{"id": 1e5, "text": "The river is near the garden.", "score": 1.10}',
+             '{"id": 2, "text": 42}',
+             '{"id":3,"text":"A letter for the city.","x":"caf\\u00e9"}']
+    src = tmp_path / "rows.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    code = main(["--db", str(tmp_path / "j.db"), "translate", str(src), "--src", "eng_Latn",
+                 "--tgt", "fra_Latn", "--model", str(trained_model), "--jsonl", "text",
+                 "--json", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{src}: 1 JSON Lines record(s) with 'text' not a string" in err
+    assert "line(s) 2 (number)" in err
+    output = (tmp_path / "rows.fra_Latn.jsonl").read_text().split("\n")
+    assert output[1] == lines[1]
+    for line, head in ((output[0], lines[0][:-1] + ', "translation": "'),
+                       (output[2], lines[2][:-1] + ',"translation":"')):
+        assert line.startswith(head) and line.endswith('"}')
+        assert json.loads(line)["translation"].strip()
