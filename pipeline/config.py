@@ -94,7 +94,7 @@ class JobParams:
         if (self.fmt == "jsonl") != bool(self.jsonl_field):
             raise InvalidInput("JSON Lines input needs --jsonl FIELD (the field to translate)")
         for name, (flag, formats) in FORMAT_OPTIONS.items():
-            if getattr(self, name) != _FORMAT_DEFAULTS[name] and self.fmt not in formats:
+            if getattr(self, name) != FORMAT_DEFAULTS[name] and self.fmt not in formats:
                 named = ", ".join(formats[:-1]) + " and " + formats[-1] if len(formats) > 1 \
                     else formats[0]
                 raise InvalidInput(f"{flag} applies to {named} input, not {self.fmt}")
@@ -116,7 +116,7 @@ class JobParams:
 
     def canonical_json(self) -> str:
         data = {k: v for k, v in asdict(self).items()
-                if k not in _FORMAT_DEFAULTS or v != _FORMAT_DEFAULTS[k]}
+                if k not in FORMAT_DEFAULTS or v != FORMAT_DEFAULTS[k]}
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -129,7 +129,7 @@ class JobParams:
         return output_budget(n_tokens, self.length_ratio, self.length_offset, cap)
 
 
-_FORMAT_DEFAULTS = {"columns": "", "in_place": False, "overwrite_translated": False, "fuzzy": True}
+FORMAT_DEFAULTS = {"columns": "", "in_place": False, "overwrite_translated": False, "fuzzy": True}
 
 
 def idempotency_key(params: JobParams, input_sha256: str) -> str:

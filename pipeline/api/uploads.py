@@ -44,6 +44,7 @@ from starlette.requests import Request
 
 from pipeline import service
 from pipeline.api.errors import ApiError
+from pipeline.config import FORMAT_DEFAULTS
 from pipeline.errors import InvalidInput, PipelineError
 from pipeline.documents.inputs import scan_input
 from pipeline.output_file import PIECE_BYTES
@@ -201,7 +202,10 @@ class Uploads:
     def output_dir(self, sha256: str, name: str, options: JobOptions) -> Path:
         """One folder per request; how the job uses the translation memory
         does not change its output, so it does not name another folder."""
-        what = {k: v for k, v in asdict(options).items() if k != "memory"}
+        # Format options at their defaults are left out, as from a job's key
+        # (config.JobParams.canonical_json): a folder named before they existed stays its own.
+        what = {k: v for k, v in asdict(options).items() if k != "memory"
+                and not (k in FORMAT_DEFAULTS and v == FORMAT_DEFAULTS[k])}
         request = json.dumps([sha256, name, what], sort_keys=True)
         return self.root / "outputs" / hashlib.sha256(request.encode()).hexdigest()[:20]
 
