@@ -211,6 +211,17 @@ def test_a_real_catalogue(tmp_path, path):
     out.write_text(doc.render(translate_all(doc)))
     assert assert_same_catalogue(source, out.read_text(), "fra_Latn") > 10
     msgfmt_check(out)
+    # Every msgid (and msgctxt, comment, reference) is written as the input
+    # wrote it, wrapping included: only msgstr, flags and the header change.
+    def kept(text):
+        out, section = [], ""
+        for line in text.split("\n"):
+            if not line.startswith('"'):
+                section = line.split(" ")[0]
+            if not section.startswith(("msgstr", "#,")):
+                out.append(line)
+        return out
+    assert kept(out.read_text()) == kept(source)
     # The model copying every unit gives each msgstr its msgid exactly (the
     # plural's for the other forms), spaces and line breaks included.
     same = polib.pofile(doc.render([u.text for u in doc.units]))

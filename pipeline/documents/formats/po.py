@@ -1,11 +1,14 @@
 """gettext catalogues (.po, .pot): each msgid translated into its msgstr.
 
-Read and written with ``polib``: every entry, in order, with its translator
-and extracted comments, references, flags, ``msgctxt``, previous msgids and
-the obsolete (``#~``) entries at the end, as gettext keeps them. polib
-writes the file itself, so a long string may be wrapped at other spaces
-than the input's (78 columns; ``msgcat`` re-wraps it gettext's way); no
-entry, comment or string changes but the ones below.
+Read with ``polib``. Every entry keeps its translator and extracted
+comments, references, flags, ``msgctxt``, previous msgids, and the obsolete
+(``#~``) entries stay. An entry that is not translated is copied byte for
+byte; the header and the entries that are translated are written by polib
+(their long strings wrapped at 78 columns, maybe at other spaces than the
+input's). Where the file is not one entry per blank-line-separated block
+(entries with no blank line between them, a comment on its own), polib
+writes the whole file instead. No entry, comment or string changes but the
+ones below.
 
 - An entry without a translation gets one: ``msgid`` into ``msgstr``, or,
   with ``msgid_plural``, every ``msgstr[n]`` the target language has (form
@@ -74,12 +77,14 @@ def parse_po(text: str, options) -> Document:
     notes: list[str] = []
     rule = _header(catalogue, options.tgt_lang, notes)
     sources: list[str] = []
-    for entry in catalogue:
+    changed: set[int] = set()  # entries translated, by their place in the catalogue
+    for k, entry in enumerate(catalogue):
         if entry.obsolete or not entry.msgid:
             continue
         translated = bool(entry.msgstr) or any(entry.msgstr_plural.values())
         if translated and not options.overwrite_translated:
             continue
+        changed.add(k)
         if options.fuzzy and "fuzzy" not in entry.flags:
             entry.flags.insert(0, "fuzzy")
         if entry.msgid_plural:
@@ -95,9 +100,7 @@ def parse_po(text: str, options) -> Document:
             entry.msgstr = _SENTINEL.format(len(sources))
             sources.append(entry.msgid)
     doc = Document()
-    written = str(catalogue)
-    if not written.endswith("\n"):
-        written += "\n"
+    written = _written(text, catalogue, changed)
     pos = 0
     for m in _SENTINELS.finditer(written):
         doc.add_literal(written[pos:m.start()])
@@ -106,6 +109,58 @@ def parse_po(text: str, options) -> Document:
     doc.add_literal(written[pos:])
     doc.notes += notes
     return doc
+
+
+_ENTRY = re.compile(r"^(?:#~\s*)?msgid\s", re.MULTILINE)
+_BLANK_LINES = re.compile(r"(\n(?:[ \t]*\n)+)")
+
+
+def _written(text: str, catalogue: polib.POFile, changed: set[int]) -> str:
+    """The output: the input's blocks (an entry and its comments, up to a
+    blank line) as they were, the header's and the changed entries' written
+    by polib; all of it by polib where blocks and entries do not pair up."""
+    pieces = _BLANK_LINES.split(text)
+    blocks = pieces[0::2]
+    entries = [k for k, block in enumerate(blocks) if _ENTRY.search(block)]
+    stray = any(block.strip() and k not in entries for k, block in enumerate(blocks))
+    if stray or len(entries) != len(catalogue) + 1 or 'msgid ""' not in blocks[entries[0]]:
+        written = str(catalogue)
+        return written if written.endswith("\n") else written + "\n"
+    header = polib.POFile(wrapwidth=catalogue.wrapwidth)
+    header.header, header.metadata = catalogue.header, catalogue.metadata
+    header.metadata_is_fuzzy = catalogue.metadata_is_fuzzy
+    out = []
+    for k, block in enumerate(blocks):
+        tail = "\n" if block.endswith("\n") else ""
+        if k == entries[0]:
+            block = str(header).rstrip("\n") + tail
+        elif k in entries and entries.index(k) - 1 in changed:
+            block = _spliced(block.rstrip("\n"), catalogue[entries.index(k) - 1],
+                             catalogue.wrapwidth) + tail
+        out.append(block)
+        if 2 * k + 1 < len(pieces):
+            out.append(pieces[2 * k + 1])
+    written = "".join(out)
+    return written if written.endswith("\n") else written + "\n"
+
+
+def _spliced(block: str, entry: polib.POEntry, wrapwidth: int) -> str:
+    """An entry's block as the input wrote it, with its new flags line and
+    msgstr lines (polib's) in place of the old: its msgid keeps its wrapping."""
+    lines = block.split("\n")
+    new = entry.__unicode__(wrapwidth).rstrip("\n").split("\n")
+    first = next((k for k, line in enumerate(lines) if line.startswith("msgstr")), None)
+    if first is None:  # an entry polib read without a msgstr: polib writes it whole
+        return "\n".join(new)
+    lines[first:] = new[next(k for k, line in enumerate(new) if line.startswith("msgstr")):]
+    flags = "#, " + ", ".join(entry.flags)
+    at = next((k for k, line in enumerate(lines) if line.startswith("#,")), None)
+    if at is not None:
+        lines[at] = flags
+    elif entry.flags:
+        lines.insert(next(k for k, line in enumerate(lines)
+                          if line.startswith(("#|", "msgctxt", "msgid"))), flags)
+    return "\n".join(lines)
 
 
 def _directives(text: str) -> list[str]:
