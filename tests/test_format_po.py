@@ -197,6 +197,17 @@ def test_overwrite_translated_and_no_fuzzy():
     assert "Déjà fait." not in out and "Une entrée obsolète." in out
 
 
+def test_entries_without_blank_lines_between_them_are_written_by_polib(tmp_path):
+    packed = ('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+              '#: a.c:1\nmsgid "Open the door."\nmsgstr ""\n'
+              '#: a.c:2\nmsgid "Close it."\nmsgstr "Fermez-la."\n')
+    doc = parse(packed)
+    out = tmp_path / "packed.po"
+    out.write_text(doc.render(translate_all(doc)))
+    assert assert_same_catalogue(packed, out.read_text(), "fra_Latn") == 1
+    msgfmt_check(out)
+
+
 def test_not_a_catalogue_is_refused():
     with pytest.raises(InvalidInput, match=r"not a gettext catalogue: .*\(line 2\)"):
         parse('msgid "a"\nmsgstr "b" junk\n')
