@@ -157,3 +157,12 @@ def test_translate_a_parquet_file_end_to_end(tmp_path, capsys, trained_model):
     assert output.name == "rows.fra_Latn.parquet"
     assert assert_same_table(src, output.read_bytes(), ["text", "note"], in_place=False,
                              changed=False) == 16
+
+
+def test_a_dictionary_column_is_translated_as_its_plain_string_type(tmp_path):
+    src = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"cat": pa.array(["Red apple.", "Green pear.", "Red apple.", None])
+                             .dictionary_encode()}), src)
+    out = pq.read_table(io.BytesIO(translate_file(src, ["cat"], str.upper, in_place=True)))
+    assert out.schema.field("cat").type == pa.string()
+    assert out.column("cat").to_pylist() == ["RED APPLE.", "GREEN PEAR.", "RED APPLE.", None]
