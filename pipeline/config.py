@@ -26,6 +26,7 @@ FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl", "po", "csv", "tsv
 TABLE_FORMATS = ("csv", "tsv", "parquet")
 FORMAT_OPTIONS = {
     "columns": ("--columns", TABLE_FORMATS),
+    "delimiter": ("--delimiter", ("csv",)),
     "in_place": ("--in-place", ("jsonl", *TABLE_FORMATS)),
     "overwrite_translated": ("--overwrite-translated", ("po",)),
     "fuzzy": ("--no-fuzzy", ("po",)),
@@ -68,6 +69,7 @@ class JobParams:
     # of the canonical JSON at their defaults, so keys made before they
     # existed still name their jobs.
     columns: str = ""  # csv, tsv, parquet: the columns to translate, "a,b" (or "2,3")
+    delimiter: str = ""  # csv: the delimiter, one character; "" = detected
     in_place: bool = False  # replace the field or column instead of adding one
     overwrite_translated: bool = False  # po: translate entries that have a msgstr too
     fuzzy: bool = True  # po: mark machine translations fuzzy
@@ -104,6 +106,9 @@ class JobParams:
                 raise InvalidInput(f"{self.fmt} input needs --columns NAME[,NAME...] "
                                    "(the columns to translate)")
             object.__setattr__(self, "columns", ",".join(names))
+        if self.delimiter and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
+            raise InvalidInput(f"--delimiter is one character other than a quote or a line "
+                               f"break, not {self.delimiter!r}")
         if not self.sink:
             object.__setattr__(self, "sink", f"file:{self.output}")
         http = self.sink.startswith(("http://", "https://"))
@@ -129,7 +134,8 @@ class JobParams:
         return output_budget(n_tokens, self.length_ratio, self.length_offset, cap)
 
 
-FORMAT_DEFAULTS = {"columns": "", "in_place": False, "overwrite_translated": False, "fuzzy": True}
+FORMAT_DEFAULTS = {"columns": "", "delimiter": "", "in_place": False,
+                   "overwrite_translated": False, "fuzzy": True}
 
 
 def idempotency_key(params: JobParams, input_sha256: str) -> str:

@@ -54,6 +54,7 @@ class JobOptions:
     fmt: str = "auto"  # auto or one of config.FORMATS
     jsonl_field: str = ""  # JSON Lines: the field to translate
     columns: str = ""  # csv, tsv, parquet: the columns to translate
+    delimiter: str = ""  # csv: the delimiter; "" = detected
     in_place: bool = False  # jsonl, csv, tsv, parquet: replace instead of adding
     overwrite_translated: bool = False  # po: translate entries that have a msgstr
     fuzzy: bool = True  # po: mark machine translations fuzzy
@@ -95,7 +96,8 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
         sink=target.sink, http_method=target.http_method, beams=options.beams,
         max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
         length_ratio=options.length_ratio, length_offset=options.length_offset,
-        quality=options.quality, columns=options.columns, in_place=options.in_place,
+        quality=options.quality, columns=options.columns, delimiter=options.delimiter,
+        in_place=options.in_place,
         overwrite_translated=options.overwrite_translated, fuzzy=options.fuzzy,
     )
 

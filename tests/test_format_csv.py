@@ -109,6 +109,30 @@ def test_the_delimiter_is_detected_and_headerless_columns_are_numbers():
                              delimiter=";") == 4
 
 
+def test_a_given_delimiter_wins_over_the_detected_one():
+    text = "name;note, long\nHello there, friend;x\n"  # the first line has one of each
+    with pytest.raises(InvalidInput, match=r"no column 'name' in the header row \('name;note'"):
+        parse(text, columns="name")  # "," detected: a tie goes to ","
+    doc = parse(text, columns="name", delimiter=";")
+    assert [u.text for u in doc.units] == ["Hello there, friend"]
+    assert doc.render(["Bonjour, ami"]) == ('name;note, long;name_fra_Latn\n'
+                                            'Hello there, friend;x;Bonjour, ami\n')
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--format", "tsv", "--columns", "a", "--delimiter", ";"], "--delimiter applies to csv"),
+    (["--columns", "a", "--delimiter", '"'], "--delimiter is one character other than a quote"),
+    (["--columns", "a", "--delimiter", "ab"], "--delimiter is one character"),
+])
+def test_bad_delimiters_are_refused_in_one_line(tmp_path, capsys, args, message):
+    src = tmp_path / "t.csv"
+    src.write_text("a,b\nHello,x\n")
+    code = main(["--db", str(tmp_path / "j.db"), "translate", str(src), "--src", "eng_Latn",
+                 "--tgt", "fra_Latn", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+
+
 def test_tsv_has_no_quoting_and_keeps_one_record_per_line():
     text = 'id\ttext\n1\t"Quoted" words stay text.\n2\tA second line.\n'
     doc = parse(text, "tsv", columns="text", in_place=True)

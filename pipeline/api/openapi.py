@@ -101,6 +101,8 @@ FORM = {"type": "object", "required": ["file", "src", "tgt"], "properties": {
     "columns": {"type": "string", "description": "csv, tsv, parquet: the columns to "
                 "translate, comma-separated header names (or 1-based numbers for a CSV "
                 "without a header row)"},
+    "delimiter": {"type": "string", "description": "csv: the delimiter, one character "
+                  "(default: detected from the first line)"},
     "in_place": {"type": "boolean", "description": "jsonl, csv, tsv, parquet: replace the "
                  "field or columns instead of adding \"translation\" or <column>_<tgt>"},
     "overwrite_translated": {"type": "boolean", "description": "po: translate entries that "

@@ -71,7 +71,7 @@ FORM_FIELDS: dict[str, tuple[str, type]] = {
     "to": ("to", str), "http_method": ("http_method", str),
     "tm": ("memory", str),  # the translation memory: off, read or on (the CLI's --tm)
     # Format options (the CLI's --columns, --in-place, --overwrite-translated, --no-fuzzy)
-    "columns": ("columns", str), "in_place": ("in_place", bool),
+    "columns": ("columns", str), "delimiter": ("delimiter", str), "in_place": ("in_place", bool),
     "overwrite_translated": ("overwrite_translated", bool), "fuzzy": ("fuzzy", bool),
 }
 EXTRA_FIELDS = ("file", "priority")

@@ -107,6 +107,11 @@ def add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> No
                         "per line on stderr, with its time (errors and progress included)")
 
 
+def _delimiter(text: str) -> str:
+    """--delimiter's value: a character, with names for the one a shell makes awkward."""
+    return "\t" if text.lower() in ("tab", "\\t") else text
+
+
 def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> None:
     """What a job is (part of its idempotency key), except the output path.
     ``output_dir``: the command's -o is --output-dir (submit), not --output."""
@@ -136,6 +141,9 @@ def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> 
     p.add_argument("--columns", default="", metavar="A,B",
                    help="csv, tsv, parquet: the columns to translate, by header name (or "
                         "1-based numbers for a CSV without a header row)")
+    p.add_argument("--delimiter", default="", type=_delimiter, metavar="CHAR",
+                   help="csv: the delimiter (default: the one of , ; tab | the first line has "
+                        "most of; 'tab' or '\\t' for a tab)")
     p.add_argument("--in-place", action="store_true",
                    help="jsonl, csv, tsv, parquet: replace the field or columns with their "
                         "translation (default: add \"translation\" or <column>_<tgt>)")
@@ -267,7 +275,8 @@ def job_options(args, *, output: str | None = None, to: str | None = None,
                 relative_to: str | None = None) -> JobOptions:
     return JobOptions(
         src=args.src, tgt=args.tgt, model=args.model, fmt=args.format,
-        jsonl_field=args.jsonl, columns=args.columns, in_place=args.in_place,
+        jsonl_field=args.jsonl, columns=args.columns, delimiter=args.delimiter,
+        in_place=args.in_place,
         overwrite_translated=args.overwrite_translated, fuzzy=args.fuzzy,
         beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
         length_ratio=args.length_ratio, length_offset=args.length_offset,

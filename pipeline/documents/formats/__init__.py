@@ -28,6 +28,7 @@ class FormatOptions:
 
     jsonl_field: str = ""
     columns: str = ""
+    delimiter: str = ""
     in_place: bool = False
     overwrite_translated: bool = False
     fuzzy: bool = True
@@ -35,7 +36,7 @@ class FormatOptions:
 
     @classmethod
     def of(cls, params) -> FormatOptions:
-        return cls(params.jsonl_field, params.columns, params.in_place,
+        return cls(params.jsonl_field, params.columns, params.delimiter, params.in_place,
                    params.overwrite_translated, params.fuzzy, params.tgt_lang)
 
 

@@ -9,8 +9,9 @@ Dialects:
 
 - ``csv``: RFC 4180 quoting (a cell that starts with ``"`` runs to the next
   lone ``"``, ``""`` inside it is a quote, and it may span lines: a cell can
-  hold paragraphs). The delimiter is the one of ``,`` ``;`` tab ``|`` that
-  the first line has most of outside quotes (``,`` if none).
+  hold paragraphs). The delimiter is ``--delimiter``'s, or the one of ``,``
+  ``;`` tab ``|`` that the first line has most of outside quotes (``,`` if
+  none).
 - ``tsv`` (``.tsv``, ``.tab``): the IANA format: one record per line, cells
   between tabs, no quoting (a ``"`` is text). A translation's tabs and line
   breaks become spaces. A tab-separated file with CSV quoting is
@@ -78,7 +79,7 @@ class TableParser:
 
     def __init__(self, fmt: str, options, state: dict | None = None):
         self.fmt, self.options = fmt, options
-        self.state = TableState(**(state or {}))
+        self.state = TableState(**(state or {"delimiter": options.delimiter}))
         self.names = [c.strip() for c in options.columns.split(",")] if options.columns else []
 
     def cut_rule(self) -> RecordEnds | None:
