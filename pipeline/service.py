@@ -96,7 +96,9 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
         sink=target.sink, http_method=target.http_method, beams=options.beams,
         max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
         length_ratio=options.length_ratio, length_offset=options.length_offset,
-        quality=options.quality, columns=options.columns, delimiter=options.delimiter,
+        quality=options.quality, columns=options.columns,
+        # A tab is awkward to type in a shell or a form: "tab" or "\t" names it.
+        delimiter="\t" if options.delimiter.lower() in ("tab", "\\t") else options.delimiter,
         in_place=options.in_place,
         overwrite_translated=options.overwrite_translated, fuzzy=options.fuzzy,
     )

@@ -121,7 +121,7 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     (DOC, {"colour": "blue"}, "unknown form field(s) 'colour'"),
     (DOC, {"to": "file:/etc/passwd"}, "'to' takes an http(s):// URL"),
     (DOC, {"format": "jsonl", "jsonl_field": "text"}, "line 1"),
-    (DOC, {"in_place": "true"}, "--in-place applies to jsonl, csv, tsv and parquet input, not text"),
+    (DOC, {"in_place": "true"}, "--in-place applies to jsonl, csv, tsv and parquet input"),
     (DOC, {"in_place": "perhaps"}, "in_place must be true or false, not 'perhaps'"),
     (DOC, {"format": "csv"}, "csv input needs --columns"),
     ("   \n", {}, "is empty: nothing to translate"),

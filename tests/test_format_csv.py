@@ -199,3 +199,15 @@ def test_translate_a_csv_end_to_end(tmp_path, capsys, trained_model):
     text = output.read_bytes().decode()
     assert text.count("\r\n") >= ROWS.count("\r\n")  # the file's line endings
     assert assert_same_table(ROWS, text, [1], in_place=False, changed=False) == 5
+
+
+def test_tab_names_the_tab_delimiter(tmp_path, trained_model):
+    from pipeline.documents.inputs import read_input
+    from pipeline.service import JobOptions, job_params
+
+    src = tmp_path / "t.csv"
+    src.write_text('a\tb\n"Hello\tthere"\tx\n')
+    for name in ("tab", "\\t", "\t"):
+        params = job_params(JobOptions(src="eng_Latn", tgt="fra_Latn", model=str(trained_model),
+                                       columns="a", delimiter=name), read_input(src))
+        assert params.delimiter == "\t"

@@ -107,11 +107,6 @@ def add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> No
                         "per line on stderr, with its time (errors and progress included)")
 
 
-def _delimiter(text: str) -> str:
-    """--delimiter's value: a character, with names for the one a shell makes awkward."""
-    return "\t" if text.lower() in ("tab", "\\t") else text
-
-
 def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> None:
     """What a job is (part of its idempotency key), except the output path.
     ``output_dir``: the command's -o is --output-dir (submit), not --output."""
@@ -141,7 +136,7 @@ def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> 
     p.add_argument("--columns", default="", metavar="A,B",
                    help="csv, tsv, parquet: the columns to translate, by header name (or "
                         "1-based numbers for a CSV without a header row)")
-    p.add_argument("--delimiter", default="", type=_delimiter, metavar="CHAR",
+    p.add_argument("--delimiter", default="", metavar="CHAR",
                    help="csv: the delimiter (default: the one of , ; tab | the first line has "
                         "most of; 'tab' or '\\t' for a tab)")
     p.add_argument("--in-place", action="store_true",

@@ -6,7 +6,7 @@ import { HttpError, OfflineError, isOffline, request } from "./net.js";
 import { $, el, toast } from "./ui.js";
 
 const FIELDS = ["model", "format", "jsonl_field", "beams", "max_chunk_tokens", "priority",
-  "length_ratio", "length_offset", "missing", "to", "columns"];
+  "length_ratio", "length_offset", "missing", "to", "columns", "delimiter"];
 // Checkboxes, sent only where they differ from the server's default.
 const SWITCHES = { in_place: false, overwrite_translated: false, fuzzy: true };
 
@@ -171,6 +171,7 @@ export class SubmitForm {
       max_chunk_tokens: p.max_chunk_tokens, priority: job.priority, length_ratio: p.length_ratio,
       length_offset: p.length_offset, missing: p.missing,
       to: /^https?:/.test(p.sink || "") ? p.sink : "", columns: p.columns || "",
+      delimiter: p.delimiter === "\t" ? "tab" : p.delimiter || "",
     };
     for (const [name, value] of Object.entries(values)) {
       if (value !== undefined && value !== null) $(name).value = String(value);
