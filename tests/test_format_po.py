@@ -182,6 +182,18 @@ def test_plural_forms_follow_the_target_language():
     assert [u.text for u in fr_doc.units if "removed" in u.text][0].startswith("One file")
 
 
+def test_an_unknown_plural_rule_is_a_warning_of_the_job(tmp_path):
+    from pipeline.documents.formats.slices import SliceParser, slices
+    from pipeline.documents.inputs import InputLines
+
+    path = tmp_path / "edges.po"
+    path.write_text(EDGES)
+    parser = SliceParser("po", options=FormatOptions(tgt_lang="quy_Latn"))
+    for piece in slices(InputLines(path), "po"):
+        parser.parse(piece)
+    assert "plural rule of quy_Latn is not known" in parser.finish()[0]
+
+
 def test_an_unknown_plural_rule_is_said_and_two_forms_written():
     doc = parse(EDGES, "quy_Latn")
     assert "plural rule of quy_Latn is not known" in doc.notes[0]

@@ -133,6 +133,7 @@ class SliceParser:
         self.rows = RowParser(tally) if fmt == "parquet" else None
         plain = self.table is None and self.rows is None
         self.records = RecordTally(**(tally or {})) if plain else RecordTally()
+        self.notes: list[str] = []
 
     def cut_rule(self) -> CutRule | None:
         """Where this document's slices may end, from where the parser is."""
@@ -157,7 +158,10 @@ class SliceParser:
             return parse_srt(piece.text, first_line=piece.first_line)
         if self.fmt == "vtt":
             return parse_vtt(piece.text, continued=not first)
-        return parse_document(piece.text, self.fmt, options=self.options)
+        # A format that is never cut (Markdown, gettext): its notes are the document's.
+        doc = parse_document(piece.text, self.fmt, options=self.options)
+        self.notes += doc.notes
+        return doc
 
     def to_dict(self) -> dict:
         if self.rows:
@@ -172,7 +176,7 @@ class SliceParser:
             return self.table.finish()
         if self.rows:
             return self.rows.finish(self.options.columns.split(","))
-        return self.records.finish(self.jsonl_field) if self.fmt == "jsonl" else []
+        return self.records.finish(self.jsonl_field) if self.fmt == "jsonl" else self.notes
 
 
 def check_document(lines: Iterable[InputLine], fmt: str, *, jsonl_field: str = "",
