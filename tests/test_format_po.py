@@ -18,6 +18,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.documents import protect
 from pipeline.documents.formats import FormatOptions, parse_document
+from pipeline.documents.formats.po import segments
 from pipeline.errors import InvalidInput
 from tests.conftest import corpus_file
 
@@ -166,6 +167,18 @@ def test_placeholders_and_accelerators_travel_as_placeholders():
     rendered = polib.pofile(doc.render(units))
     long = next(e for e in rendered if e.msgid.startswith("A long message"))
     assert long.msgstr == 'Un long message.\n\nEt un second avec "guillemets".\n'
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("Delete %(count)d files, %s of %5.2f%% (%1$s, %-10s)?",
+     ["%(count)d", "%s", "%5.2f", "%%", "%1$s", "%-10s"]),
+    ("Hello {name}, {0} and {user.email!r:>10} but {{literal}}.",
+     ["{name}", "{0}", "{user.email!r:>10}", "{{", "}}"]),
+    ("&Save, E&xit, Tom &amp; Jerry, R & D", ["&", "&"]),
+    ("I am 100% sure, 50 % off.", []),
+])
+def test_which_placeholders_are_protected(text, kept):
+    assert [p.text for p in segments(text) if not isinstance(p, str)] == kept
 
 
 def test_plural_forms_follow_the_target_language():

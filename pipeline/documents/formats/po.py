@@ -51,9 +51,10 @@ from pipeline.errors import InvalidInput
 _SENTINEL = "\x01{}\x01"
 _SENTINELS = re.compile("\x01(\\d+)\x01")
 # printf (C, Python %-format, positional %1$s) and brace (Python, C#) directives,
-# and an "&" accelerator (not an entity such as &amp;).
+# and an "&" accelerator (not an entity such as &amp;). No space flag: "100% sure"
+# is prose, not "% s".
 PLACEHOLDERS = re.compile(
-    r"%%|%(?:\d+\$|\([^()\s]{1,64}\))?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?"
+    r"%%|%(?:\d+\$|\([^()\s]{1,64}\))?[-+#0]*(?:\d+|\*)?(?:\.(?:\d+|\*))?"
     r"(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGaAcsrp]"
     r"|\{\{|\}\}|\{[\w.\[\]]{0,64}(?:![rsa])?(?::[^{}\s]{0,32})?\}"
     r"|&(?![A-Za-z][A-Za-z0-9]*;|#\d+;|#x[0-9A-Fa-f]+;)(?=\w)")
