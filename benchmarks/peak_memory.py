@@ -4,6 +4,11 @@
     python benchmarks/peak_memory.py [--sizes 10000,100000,1000000] [--format lines]
                                      [--model DIR | --tiny] [--no-inference] [--json]
 
+--format parquet writes the corpus as a Parquet file instead (an id column
+and the sentences in a "text" column, row groups of --row-group rows,
+100,000 by default; pandas and pyarrow write up to 1,048,576) and translates
+its "text" column (issue 21: a million rows within the same bound).
+
 For each size a corpus of that many unique lines is generated, submitted,
 and run one stage per process: each process runs the job until a stage
 finishes, then gives it back to the queue (the worker's SIGTERM path) and
@@ -52,6 +57,24 @@ def write_corpus(path: Path, lines: int, *, seed: int = 0) -> None:
         for n in range(lines):
             words = [rng.choice(_WORDS) for _ in range(rng.randint(5, 14))]
             f.write(f"Sentence {_spelled(n)} says the {' '.join(words)}.\n")
+
+
+def write_parquet_corpus(path: Path, rows: int, *, seed: int = 0,
+                         group: int = 100_000) -> None:
+    """The same sentences as ``write_corpus``, as a Parquet table of rows
+    (id, text), written a row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(seed)
+    schema = pa.schema([("id", pa.int64()), ("text", pa.string())])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, rows, group):
+            ids = list(range(start, min(rows, start + group)))
+            texts = [f"Sentence {_spelled(n)} says the "
+                     f"{' '.join(rng.choice(_WORDS) for _ in range(rng.randint(5, 14)))}."
+                     for n in ids]
+            writer.write_table(pa.table({"id": ids, "text": texts}, schema=schema))
 
 
 def _spelled(n: int) -> str:
@@ -120,18 +143,22 @@ def run_one_stage(db: str, job_id: str, model: str | None, *, infer: bool = True
 
 
 def measure(size: int, fmt: str, model: str | None, workdir: Path, *,
-            infer: bool = True) -> list[dict]:
+            infer: bool = True, row_group: int = 100_000) -> list[dict]:
     from pipeline.config import JobParams
     from pipeline.documents.inputs import read_input
     from pipeline.jobs import submit
     from pipeline.store import Store
 
-    src = workdir / f"corpus-{size}.txt"
-    write_corpus(src, size)
+    parquet = fmt == "parquet"
+    src = workdir / f"corpus-{size}.{'parquet' if parquet else 'txt'}"
+    if parquet:
+        write_parquet_corpus(src, size, group=row_group)
+    else:
+        write_corpus(src, size)
     db = workdir / f"jobs-{size}.db"
     params = JobParams(model=model or "fake", src_lang="eng_Latn", tgt_lang="fra_Latn",
-                       fmt=fmt, output=str(workdir / f"corpus-{size}.out.txt"), beams=1,
-                       quality="off")
+                       fmt=fmt, output=str(workdir / f"corpus-{size}.out.{src.suffix[1:]}"),
+                       beams=1, quality="off", columns="text" if parquet else "")
     # Submitting reads the input in this process; it is not a stage.
     job, _ = submit(Store(db), params, read_input(src))
     rows = []
@@ -167,6 +194,8 @@ def main() -> int:
     parser.add_argument("--model")
     parser.add_argument("--tiny", action="store_true", help="build and use the tiny model")
     parser.add_argument("--no-inference", action="store_true")
+    parser.add_argument("--row-group", type=int, default=100_000,
+                        help="--format parquet: rows per row group of the corpus")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
@@ -192,7 +221,7 @@ def main() -> int:
             model = str(build_tiny_model(Path(tmp) / "tiny"))
         for size in sizes:
             table[size] = measure(size, args.format, model, Path(tmp),
-                                  infer=not args.no_inference)
+                                  infer=not args.no_inference, row_group=args.row_group)
             if not args.json:
                 print(f"{size:>9} lines: " + "  ".join(
                     f"{r['stage']} {r['peak_mb']:.0f} MB/{r['wall_s']:.0f} s"

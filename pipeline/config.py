@@ -24,7 +24,17 @@ from pipeline.sinks.grammar import check_sink
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
 STAGES = ("preprocess", "inference", "postprocess", "upload")  # in order; a job's stage is one of these or "done"
-FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl", "html")
+FORMATS = ("text", "lines", "markdown", "srt", "vtt", "jsonl", "html", "po", "csv", "tsv",
+           "parquet")
+# The formats each format option applies to (JobParams checks them).
+TABLE_FORMATS = ("csv", "tsv", "parquet")
+FORMAT_OPTIONS = {
+    "columns": ("--columns", TABLE_FORMATS),
+    "delimiter": ("--delimiter", ("csv",)),
+    "in_place": ("--in-place", ("jsonl", *TABLE_FORMATS)),
+    "overwrite_translated": ("--overwrite-translated", ("po",)),
+    "fuzzy": ("--no-fuzzy", ("po",)),
+}
 # A log level between INFO and WARNING for what a user must know without -v
 # but is not a warning (a conversion that takes a while, a server's stop).
 NOTE = 25
@@ -59,6 +69,14 @@ class JobParams:
     # then split it, then accept it with a flag), "flag" (accept it with a
     # flag) or "off" (no checks; placeholders are always checked).
     quality: str = "repair"
+    # Format options (FORMAT_OPTIONS says which formats take each). Left out
+    # of the canonical JSON at their defaults, so keys made before they
+    # existed still name their jobs.
+    columns: str = ""  # csv, tsv, parquet: the columns to translate, "a,b" (or "2,3")
+    delimiter: str = ""  # csv: the delimiter, one character; "" = detected
+    in_place: bool = False  # replace the field or column instead of adding one
+    overwrite_translated: bool = False  # po: translate entries that have a msgstr too
+    fuzzy: bool = True  # po: mark machine translations fuzzy
 
     def __post_init__(self) -> None:
         validate_language(self.src_lang)
@@ -81,12 +99,28 @@ class JobParams:
             raise InvalidInput(f"--missing must be 'source' or 'marker', not {self.missing!r}")
         if (self.fmt == "jsonl") != bool(self.jsonl_field):
             raise InvalidInput("JSON Lines input needs --jsonl FIELD (the field to translate)")
+        for name, (flag, formats) in FORMAT_OPTIONS.items():
+            if getattr(self, name) != FORMAT_DEFAULTS[name] and self.fmt not in formats:
+                named = ", ".join(formats[:-1]) + " and " + formats[-1] if len(formats) > 1 \
+                    else formats[0]
+                raise InvalidInput(f"{flag} applies to {named} input, not {self.fmt}")
+        if self.fmt in TABLE_FORMATS:
+            names = [c.strip() for c in self.columns.split(",")] if self.columns else []
+            if not names or not all(names):
+                raise InvalidInput(f"{self.fmt} input needs --columns NAME[,NAME...] "
+                                   "(the columns to translate)")
+            object.__setattr__(self, "columns", ",".join(names))
+        if self.delimiter and (len(self.delimiter) != 1 or self.delimiter in '"\r\n'):
+            raise InvalidInput(f"--delimiter is one character other than a quote or a line "
+                               f"break, not {self.delimiter!r}")
         if not self.sink:
             object.__setattr__(self, "sink", f"file:{self.output}")
         object.__setattr__(self, "http_method", check_sink(self.sink, self.http_method))
 
     def canonical_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        data = {k: v for k, v in asdict(self).items()
+                if k not in FORMAT_DEFAULTS or v != FORMAT_DEFAULTS[k]}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, data: str) -> JobParams:
@@ -96,6 +130,10 @@ class JobParams:
         """Output token budget of a chunk of ``n_tokens`` input tokens
         (``pipeline.budget``: a function of its own length, never its batch's)."""
         return output_budget(n_tokens, self.length_ratio, self.length_offset, cap)
+
+
+FORMAT_DEFAULTS = {"columns": "", "delimiter": "", "in_place": False,
+                   "overwrite_translated": False, "fuzzy": True}
 
 
 def idempotency_key(params: JobParams, input_sha256: str) -> str:

@@ -30,6 +30,11 @@ class JobOptions:
     model: str | None = None  # None: $NLLB_PIPELINE_MODEL or the default
     fmt: str = "auto"  # auto or one of config.FORMATS
     jsonl_field: str = ""  # JSON Lines: the field to translate
+    columns: str = ""  # csv, tsv, parquet: the columns to translate
+    delimiter: str = ""  # csv: the delimiter; "" = detected
+    in_place: bool = False  # jsonl, csv, tsv, parquet: replace instead of adding
+    overwrite_translated: bool = False  # po: translate entries that have a msgstr
+    fuzzy: bool = True  # po: mark machine translations fuzzy
     beams: int = 4
     max_chunk_tokens: int = 200
     length_ratio: float = 2.0
@@ -67,7 +72,11 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
         sink=target.sink, http_method=target.http_method, beams=options.beams,
         max_chunk_tokens=options.max_chunk_tokens, missing=options.missing,
         length_ratio=options.length_ratio, length_offset=options.length_offset,
-        quality=options.quality,
+        quality=options.quality, columns=options.columns,
+        # A tab is awkward to type in a shell or a form: "tab" or "\t" names it.
+        delimiter="\t" if options.delimiter.lower() in ("tab", "\\t") else options.delimiter,
+        in_place=options.in_place,
+        overwrite_translated=options.overwrite_translated, fuzzy=options.fuzzy,
     )
 
 
@@ -81,7 +90,7 @@ def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:
 
 def submit(store: Store, params: JobParams, source: InputFile, *,
            priority: int = 0, key: str | None = None,
-           memory: str | None = None) -> tuple[Job, bool]:
+           memory: str | None = None, checked: bool = False) -> tuple[Job, bool]:
     """The job for this request, created if new. Returns (job, created).
 
     ``key`` is a caller's own idempotency key. Reused with the same
@@ -92,17 +101,13 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     ``on``; None: ``on`` for a new job, unchanged for an existing one). It is
     not part of the key: reading from the memory gives what inference would
     (``pipeline.memory.scope``), so it changes how a job runs, not its output.
+    ``checked``: the caller ran ``check_input`` already.
     """
     if memory is not None and memory not in MODES:
         raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {memory!r}")
-    from pipeline.documents.formats.slices import check_document  # the parsers, only to submit
-
     canonical = params.canonical_json()
-    if store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
-        # A file the format cannot parse is refused before a job exists for
-        # it: parsed as preprocess will parse it, a slice at a time, keeping
-        # nothing of the parse.
-        check_document(source.lines(), params.fmt, jsonl_field=params.jsonl_field)
+    if not checked and store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
+        check_input(params, source)
     job, created = store.get_or_create_job(
         idem_key=key or idempotency_key(params, source.sha256), params=canonical,
         input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
@@ -115,6 +120,21 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     if memory is not None and not created and store.memory_mode(job.id) != memory:
         store.set_memory_mode(job.id, memory)
     return job, created
+
+
+def check_input(params: JobParams, source: InputFile) -> None:
+    """Refuse a file the format cannot parse before a job exists for it:
+    parsed as preprocess will parse it, a slice at a time, keeping nothing
+    of the parse (a Parquet file: its schema and columns)."""
+    from pipeline.documents.formats import FormatOptions  # the parsers, only to submit
+    from pipeline.documents.formats.slices import check_document
+
+    if params.fmt == "parquet":
+        from pipeline.documents.formats.parquet import check_parquet
+
+        check_parquet(source.path, params.columns.split(","))
+    else:
+        check_document(source.lines(), params.fmt, options=FormatOptions.of(params))
 
 
 def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:

@@ -210,8 +210,11 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     ours = store.artifact(existing.id, "output") if existing else None
     check_target_free(params.sink, params.output, _stored_output(ours),
                       overwrite=runtime.delivery.overwrite)
+    if existing is None:
+        jobs.check_input(params, source)  # a file its format cannot read: before any model loads
     translator = runtime.translators(params)
-    job, created = jobs.submit(store, params, source, memory=options.memory)
+    job, created = jobs.submit(store, params, source, memory=options.memory,
+                               checked=existing is None)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed

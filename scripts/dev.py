@@ -48,28 +48,35 @@ def setup() -> Path:
     # Install torch first, pinned to the CPU build where there is no GPU: an
     # unpinned torch pulls the CUDA build and several GB of CUDA libraries.
     run(*pip, "torch" if has_gpu else CPU_TORCH)
-    run(*pip, "-e", ".[test,ray]")
+    run(*pip, "-e", ".[test,ray,parquet]")
     stamp.write_text(stamp_text)
     return py
 
 
 def ensure_chromium() -> None:
     """tests/test_browser.py drives a Chromium binary (Debian's package; the
-    browser Playwright downloads is not used). Install it where we can: as
-    root with apt-get. Elsewhere the test is skipped and says why."""
-    if os.environ.get("NLLB_PIPELINE_CHROMIUM") or shutil.which("chromium") or shutil.which(
-            "chromium-browser"):
+    browser Playwright downloads is not used)."""
+    if os.environ.get("NLLB_PIPELINE_CHROMIUM") or shutil.which("chromium-browser"):
+        return
+    ensure_debian("chromium", "chromium", "tests/test_browser.py",
+                  "install the chromium package, or set $NLLB_PIPELINE_CHROMIUM")
+
+
+def ensure_debian(package: str, binary: str, tests: str, hint: str = "") -> None:
+    """A Debian package some tests need (chromium; gettext's msgfmt, which
+    checks translated catalogues): installed where we can, as root with
+    apt-get. Elsewhere those tests are skipped and say why."""
+    if shutil.which(binary):
         return
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("dev.py: no chromium here, so tests/test_browser.py will be skipped "
-              "(install the chromium package, or set $NLLB_PIPELINE_CHROMIUM)", flush=True)
+        print(f"dev.py: no {binary} here, so {tests} will be skipped "
+              f"({hint or 'install the ' + package + ' package'})", flush=True)
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", package]):
         print("+", " ".join(cmd), flush=True)
         if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
-            print("dev.py: could not install chromium; tests/test_browser.py will be skipped",
-                  flush=True)
+            print(f"dev.py: could not install {package}; {tests} will be skipped", flush=True)
             return
 
 
@@ -87,6 +94,7 @@ def main() -> int:
         return subprocess.call([str(py), "-m", "pipeline", "demo", *extra], cwd=ROOT)
     if sys.argv[1] == "test":
         ensure_chromium()
+        ensure_debian("gettext", "msgfmt", "the msgfmt checks in tests/test_format_po.py")
         return subprocess.call([str(py), "-m", "pytest", "-q", *extra], cwd=ROOT)
     return 0
 

@@ -3,15 +3,19 @@ rules about who may call it (issue 11)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
+from dataclasses import asdict
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from pipeline.api.openapi import describe
-from pipeline.api.uploads import FORM_FIELDS
+from pipeline.api.uploads import FORM_FIELDS, Uploads
+from pipeline.config import FORMAT_DEFAULTS, JobParams
 from pipeline.service import JobOptions
 from pipeline.store import Store
 from tests.api_support import XHR, make_app, post_doc, served
@@ -117,6 +121,9 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     (DOC, {"colour": "blue"}, "unknown form field(s) 'colour'"),
     (DOC, {"to": "file:/etc/passwd"}, "'to' takes an http(s):// URL"),
     (DOC, {"format": "jsonl", "jsonl_field": "text"}, "line 1"),
+    (DOC, {"in_place": "true"}, "--in-place applies to jsonl, csv, tsv and parquet input"),
+    (DOC, {"in_place": "perhaps"}, "in_place must be true or false, not 'perhaps'"),
+    (DOC, {"format": "csv"}, "csv input needs --columns"),
     ("   \n", {}, "is empty: nothing to translate"),
 ])
 def test_bad_input_is_400_with_the_clis_message_and_nothing_is_written(client, tmp_path, data,
@@ -126,6 +133,16 @@ def test_bad_input_is_400_with_the_clis_message_and_nothing_is_written(client, t
     error = refused.json()["error"]
     assert error["class"] == "invalid_input" and message in error["message"]
     assert _written(tmp_path) == ([], [])
+
+
+def test_format_options_are_form_fields_and_part_of_the_job(client):
+    table = "id,text\n1,Hello there.\n"
+    added = post_doc(client, table, name="t.csv", columns="text")
+    assert added.status_code == 201, added.text
+    replaced = post_doc(client, table, name="t.csv", columns="text", in_place="true")
+    assert replaced.status_code == 201 and replaced.json()["id"] != added.json()["id"]
+    assert post_doc(client, table, name="t.csv", columns="text",
+                    in_place="false").json()["id"] == added.json()["id"]
 
 
 def test_a_form_without_a_file_or_language_is_400(client):
@@ -334,3 +351,20 @@ def test_serving_and_submitting_never_import_torch(tmp_path, tiny_model):
                           cwd=ROOT, env=cli_env(tmp_path / "jobs.db"), timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+
+def test_format_options_at_their_defaults_leave_the_output_folder_and_key_as_before(tmp_path):
+    # Folders and job keys made before the format options existed still name their jobs.
+    options = JobOptions(src="eng_Latn", tgt="fra_Latn")
+    before = {k: v for k, v in asdict(options).items()
+              if k != "memory" and k not in FORMAT_DEFAULTS}
+    request = json.dumps(["0" * 64, "a.txt", before], sort_keys=True)
+    assert Uploads(tmp_path).output_dir("0" * 64, "a.txt", options).name == hashlib.sha256(
+        request.encode()).hexdigest()[:20]
+    params = JobParams(model="m", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
+                       output="/o")
+    assert not set(json.loads(params.canonical_json())) & set(FORMAT_DEFAULTS)
+    po = JobParams(model="m", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="po",
+                   output="/o", fuzzy=False)
+    assert json.loads(po.canonical_json())["fuzzy"] is False

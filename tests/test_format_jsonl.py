@@ -36,7 +36,7 @@ def test_identity_and_hostile_translations_give_valid_json_with_every_field():
 @pytest.mark.parametrize(("text", "message"), [
     ('{"text": "ok"}\nnot json\n', "line 2 is not valid JSON"),
     ('["a list"]\n', "line 1 is not a JSON object"),
-    ('{"text": 42}\n', "line 1: field 'text' is a int, not a string"),
+    ('{"text": 42}\n', r"no line has a string in field 'text' \(line 1: a number\)"),
     ('{"body": "no text field"}\n{"text": null}\n', "no line has a field 'text'"),
     ('{"text": "x", "translation": "y"}\n', "already has a 'translation' field"),
 ])
@@ -86,3 +86,62 @@ def test_translate_a_jsonl_file_end_to_end(tmp_path, capsys, tiny_model):
     bad.write_text('{"text": "fine"}\n{oops\n')
     assert main(args[:3] + [str(bad)] + args[4:]) == 2
     assert "line 2 is not valid JSON" in capsys.readouterr().err
+
+
+def test_every_byte_but_the_new_field_is_kept():
+    # What json.dumps would change: exponents, trailing zeros, \u escapes,
+    # duplicate keys (the last one is the field, as json.loads reads it), spacing.
+    lines = ['{"id": 1e5, "v": 1.10, "text": "old", "x": "caf\\u00e9", "text": "Hello there."}',
+             '{"id":2,"text":"Compact line.","n":[1 , 2]}',
+             '  {  "text" :  "Spaced line."  }  ']
+    source = "\n".join(lines) + "\n"
+    doc = parse_jsonl(source, "text")
+    out = doc.render(["Un.", "Deux.", "Trois."]).split("\n")
+    assert out[0] == lines[0][:-1] + ', "translation": "Un."}'
+    assert out[1] == lines[1][:-1] + ',"translation":"Deux."}'
+    # One field: no separator to copy, so ", " (the colon's spacing is the line's).
+    assert out[2] == '  {  "text" :  "Spaced line.", "translation" :  "Trois."  }  '
+    assert [json.loads(line)["translation"] for line in out if line] == ["Un.", "Deux.", "Trois."]
+
+
+def test_in_place_replaces_the_value_where_it_stands():
+    source = '{"id": 1e5, "text": "Hello there.", "after": 1.10}\n{"text": "caf\\u00e9 ok"}\n'
+    doc = parse_jsonl(source, "text", in_place=True)
+    assert doc.render([u.text for u in doc.units]) == source  # unchanged: the very bytes
+    out = doc.render(['Bonjour "toi".', "Café."]).split("\n")
+    assert out[0] == '{"id": 1e5, "text": "Bonjour \\"toi\\".", "after": 1.10}'
+    assert out[1] == '{"text": "Café."}'
+
+
+def test_a_field_that_is_not_a_string_is_copied_and_named():
+    source = ('{"text": "Hello."}\n{"text": 42}\n{"text": {"a": 1}}\n{"text": [1]}\n'
+              '{"text": true}\n{"text": "Bye."}\n')
+    doc = parse_jsonl(source, "text")
+    out = doc.render(["Salut.", "Au revoir."]).split("\n")
+    assert out[1:5] == source.split("\n")[1:5]
+    assert doc.notes == ["4 JSON Lines record(s) with 'text' not a string were copied "
+                         "untranslated: line(s) 2 (number), 3 (object), 4 (array), 5 (boolean)"]
+
+
+@pytest.mark.slow
+def test_defaults_end_to_end_keep_every_other_byte_and_name_what_was_copied(
+        tmp_path, capsys, trained_model):
+    # At the defaults users run (beams 4, --quality repair), on the model that translates.
+    lines = ['{"id": 1e5, "text": "The river is near the garden.", "score": 1.10}',
+             '{"id": 2, "text": 42}',
+             '{"id":3,"text":"A letter for the city.","x":"caf\\u00e9"}']
+    src = tmp_path / "rows.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    code = main(["--db", str(tmp_path / "j.db"), "translate", str(src), "--src", "eng_Latn",
+                 "--tgt", "fra_Latn", "--model", str(trained_model), "--jsonl", "text",
+                 "--json", "--no-progress"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{src}: 1 JSON Lines record(s) with 'text' not a string" in err
+    assert "line(s) 2 (number)" in err
+    output = (tmp_path / "rows.fra_Latn.jsonl").read_text().split("\n")
+    assert output[1] == lines[1]
+    for line, head in ((output[0], lines[0][:-1] + ', "translation": "'),
+                       (output[2], lines[2][:-1] + ',"translation":"')):
+        assert line.startswith(head) and line.endswith('"}')
+        assert json.loads(line)["translation"].strip()

@@ -45,14 +45,22 @@ class Counting(FakeTranslator):
         return super().count_tokens(texts)
 
 
-def fake_job(tmp_path, text: str, *, fmt: str = "lines", name: str = "doc", sink: str = ""):
+SUFFIXES = {"markdown": "md", "srt": "srt", "vtt": "vtt", "csv": "csv", "parquet": "parquet"}
+
+
+def fake_job(tmp_path, text: str | bytes, *, fmt: str = "lines", name: str = "doc",
+             sink: str = ""):
     """A stored job for the fake translator; (store, job, the output file)."""
-    src = tmp_path / f"{name}.{ {'markdown': 'md', 'srt': 'srt', 'vtt': 'vtt'}.get(fmt, 'txt') }"
-    src.write_text(text)
+    src = tmp_path / f"{name}.{SUFFIXES.get(fmt, 'txt')}"
+    if isinstance(text, bytes):
+        src.write_bytes(text)
+    else:
+        src.write_text(text)
     params = JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt=fmt,
                        output=sink or str(tmp_path / f"{name}.out"), beams=1, quality="off",
                        jsonl_field="text" if fmt == "jsonl" else "", sink=sink,
-                       http_method="PUT" if sink else "")
+                       http_method="PUT" if sink else "",
+                       columns="text" if fmt in ("csv", "parquet") else "")
     store = Store(tmp_path / "jobs.db")
     job, _ = submit(store, params, read_input(src))
     return store, job, tmp_path / f"{name}.out"
@@ -96,12 +104,27 @@ DOCUMENTS = {
     "html": "<!DOCTYPE html>\n<html><body>\n" + "".join(
         f'<p title="Note {n}">{generate_text(1, seed=n % 11).strip()}</p>\n' for n in range(30))
     + "</body></html>\n",
+    # Cells over several lines (paragraphs), so a slice may end only between rows.
+    "csv": "id,text\n" + "".join(f'{n},"{generate_text(2, seed=n % 11).strip()}"\n'
+                                  for n in range(40)),
 }
 
 
-@pytest.mark.parametrize("fmt", sorted(DOCUMENTS))
+def parquet_document() -> bytes:
+    import io
+
+    pa = pytest.importorskip("pyarrow", reason="Parquet needs pyarrow")
+    import pyarrow.parquet as pq
+
+    texts = [None if n % 9 == 0 else generate_text(2, seed=n % 11).strip() for n in range(40)]
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": list(range(40)), "text": texts}), out, row_group_size=15)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", [*sorted(DOCUMENTS), "parquet"])
 def test_many_slices_give_the_chunks_and_output_of_one(tmp_path, monkeypatch, fmt):
-    text = DOCUMENTS[fmt]
+    text = parquet_document() if fmt == "parquet" else DOCUMENTS[fmt]
     for folder in ("whole", "sliced"):
         (tmp_path / folder).mkdir()
     whole_store, whole, whole_out, whole_tr = run_sliced(
@@ -109,7 +132,8 @@ def test_many_slices_give_the_chunks_and_output_of_one(tmp_path, monkeypatch, fm
     store, final, out, translator = run_sliced(monkeypatch, tmp_path / "sliced", text, fmt=fmt,
                                                lines_per_slice=1)
     assert whole.state == final.state == "SUCCEEDED"
-    assert slice_count(whole_store, whole.id) == 1
+    # Parquet's slices never cross a row group (three of them here).
+    assert slice_count(whole_store, whole.id) == (3 if fmt == "parquet" else 1)
     # Markdown and HTML: never cut
     assert (slice_count(store, final.id) > 10) == (fmt not in ("markdown", "html"))
     assert chunk_rows(store, final.id) == chunk_rows(whole_store, whole.id)
@@ -202,12 +226,14 @@ class StopAfterSlices(Events):
 
 
 @pytest.mark.parametrize("how", ["sigterm", "cancel"])
-def test_an_interrupted_preprocess_goes_on_from_its_last_slice(tmp_path, monkeypatch, how):
-    text = lines_with_repeats()
+@pytest.mark.parametrize("fmt", ["lines", "csv", "parquet"])
+def test_an_interrupted_preprocess_goes_on_from_its_last_slice(tmp_path, monkeypatch, how, fmt):
+    text = {"lines": lines_with_repeats, "csv": lambda: DOCUMENTS["csv"],
+            "parquet": parquet_document}[fmt]()
     (tmp_path / "ref").mkdir()
-    ref_store, ref, ref_out, _ = run_sliced(monkeypatch, tmp_path / "ref", text,
+    ref_store, ref, ref_out, _ = run_sliced(monkeypatch, tmp_path / "ref", text, fmt=fmt,
                                             lines_per_slice=5)
-    store, job, out = fake_job(tmp_path, text)
+    store, job, out = fake_job(tmp_path, text, fmt=fmt)
     shutdown = threading.Event()
     observer = StopAfterSlices(3, shutdown)
     if how == "cancel":

@@ -103,6 +103,17 @@ FORM = {"type": "object", "required": ["file", "src", "tgt"], "properties": {
     "model": {"type": "string", "description": "hub id or model directory on the server"},
     "format": {"enum": ["auto", *FORMATS]},
     "jsonl_field": {"type": "string", "description": "JSON Lines: the field to translate"},
+    "columns": {"type": "string", "description": "csv, tsv, parquet: the columns to "
+                "translate, comma-separated header names (or 1-based numbers for a CSV "
+                "without a header row)"},
+    "delimiter": {"type": "string", "description": "csv: the delimiter, one character "
+                  "(default: detected from the first line)"},
+    "in_place": {"type": "boolean", "description": "jsonl, csv, tsv, parquet: replace the "
+                 "field or columns instead of adding \"translation\" or <column>_<tgt>"},
+    "overwrite_translated": {"type": "boolean", "description": "po: translate entries that "
+                             "already have a msgstr too"},
+    "fuzzy": {"type": "boolean", "description": "po: mark machine translations fuzzy "
+              "(default true)"},
     "beams": {"type": "integer", "minimum": 1, "maximum": 16},
     "max_chunk_tokens": {"type": "integer", "minimum": 16, "maximum": 1024},
     "length_ratio": {"type": "number"}, "length_offset": {"type": "integer"},

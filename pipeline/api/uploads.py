@@ -44,6 +44,7 @@ from starlette.requests import Request
 
 from pipeline import service
 from pipeline.api.errors import ApiError
+from pipeline.config import FORMAT_DEFAULTS
 from pipeline.errors import InvalidInput, PipelineError
 from pipeline.documents.inputs import scan_input
 from pipeline.output_file import PIECE_BYTES
@@ -69,6 +70,9 @@ FORM_FIELDS: dict[str, tuple[str, type]] = {
     "quality": ("quality", str),  # repair, flag or off (the CLI's --quality)
     "to": ("to", str), "http_method": ("http_method", str),
     "tm": ("memory", str),  # the translation memory: off, read or on (the CLI's --tm)
+    # Format options (the CLI's --columns, --in-place, --overwrite-translated, --no-fuzzy)
+    "columns": ("columns", str), "delimiter": ("delimiter", str), "in_place": ("in_place", bool),
+    "overwrite_translated": ("overwrite_translated", bool), "fuzzy": ("fuzzy", bool),
 }
 EXTRA_FIELDS = ("file", "priority")
 
@@ -170,7 +174,14 @@ def form_options(values: dict[str, str], *, default_model: str | None) -> tuple[
     return JobOptions(**kwargs), priority
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
 def _typed(key: str, text: str, kind: type):
+    if kind is bool:
+        if text.strip().lower() in _TRUE + _FALSE:
+            return text.strip().lower() in _TRUE
+        raise InvalidInput(f"{key} must be true or false, not {text!r}")
     try:
         return kind(text)
     except ValueError:
@@ -191,7 +202,10 @@ class Uploads:
     def output_dir(self, sha256: str, name: str, options: JobOptions) -> Path:
         """One folder per request; how the job uses the translation memory
         does not change its output, so it does not name another folder."""
-        what = {k: v for k, v in asdict(options).items() if k != "memory"}
+        # Format options at their defaults are left out, as from a job's key
+        # (config.JobParams.canonical_json): a folder named before they existed stays its own.
+        what = {k: v for k, v in asdict(options).items() if k != "memory"
+                and not (k in FORMAT_DEFAULTS and v == FORMAT_DEFAULTS[k])}
         request = json.dumps([sha256, name, what], sort_keys=True)
         return self.root / "outputs" / hashlib.sha256(request.encode()).hexdigest()[:20]
 

@@ -126,6 +126,19 @@ def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> 
     p.add_argument("--jsonl", default="", metavar="FIELD",
                    help="input is JSON Lines: translate FIELD of each line; the output keeps "
                         "every field and adds \"translation\"")
+    p.add_argument("--columns", default="", metavar="A,B",
+                   help="csv, tsv, parquet: the columns to translate, by header name (or "
+                        "1-based numbers for a CSV without a header row)")
+    p.add_argument("--delimiter", default="", metavar="CHAR",
+                   help="csv: the delimiter (default: the one of , ; tab | the first line has "
+                        "most of; 'tab' or '\\t' for a tab)")
+    p.add_argument("--in-place", action="store_true",
+                   help="jsonl, csv, tsv, parquet: replace the field or columns with their "
+                        "translation (default: add \"translation\" or <column>_<tgt>)")
+    p.add_argument("--overwrite-translated", action="store_true",
+                   help="po: translate entries that already have a msgstr too")
+    p.add_argument("--no-fuzzy", dest="fuzzy", action="store_false",
+                   help="po: do not mark machine translations fuzzy")
     add_decoding_options(p)
     p.add_argument("--missing", default="source", choices=("source", "marker"),
                    help="what a chunk that failed for good becomes in the output")
@@ -271,7 +284,10 @@ def job_options(args, *, output: str | None = None, to: str | None = None,
                 relative_to: str | None = None) -> JobOptions:
     return JobOptions(
         src=args.src, tgt=args.tgt, model=args.model, fmt=args.format,
-        jsonl_field=args.jsonl, beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
+        jsonl_field=args.jsonl, columns=args.columns, delimiter=args.delimiter,
+        in_place=args.in_place,
+        overwrite_translated=args.overwrite_translated, fuzzy=args.fuzzy,
+        beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
         length_ratio=args.length_ratio, length_offset=args.length_offset,
         missing=args.missing, quality=args.quality, to=to, output=output,
         relative_to=relative_to, http_method=getattr(args, "http_method", None),

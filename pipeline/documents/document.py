@@ -188,9 +188,16 @@ class Document:
                           for c in _HOLES.findall(t) if ord(c) - HOLE_BASE < len(self.detached)]
         return units
 
-    def add_json_string(self, value: str) -> None:
+    def add_json_string(self, value: str, *, raw: str | None = None, segments=None) -> None:
         """``value`` as the inside of a JSON string: each paragraph (lines up
-        to a blank line) a unit, the blank lines between them literal."""
+        to a blank line) a unit, the blank lines between them literal.
+        ``raw``: how the input wrote it (escapes as they were), written back
+        when nothing in it is translated. ``segments(paragraph)``: the
+        paragraph as text and ``protect.Protected`` pieces (a format's own
+        placeholders, such as gettext's ``%(name)s``)."""
+        if raw is not None and not any(ch.isalpha() for ch in value):
+            self.add_literal(raw)
+            return
         start = self.begin_original()
         for k, piece in enumerate(re.split(r"(\r?\n[ \t\r]*\n\s*)", value)):
             if k % 2 or not any(ch.isalpha() for ch in piece):
@@ -200,10 +207,11 @@ class Document:
             head = piece[: piece.index(stripped[0])]
             self.add_literal(_json_inside(head))
             joined = join_lines(stripped.split("\n"))
-            marked, protected = protect.build([joined], Unit("", json=True).render_token)
+            marked, protected = protect.build(segments(joined) if segments else [joined],
+                                              Unit("", json=True).render_token)
             self._add(Unit(unicodedata.normalize("NFC", marked), json=True, protected=protected))
             self.add_literal(_json_inside(piece[len(head) + len(stripped) :]))
-        self.end_original(start, _json_inside(value))
+        self.end_original(start, _json_inside(value) if raw is None else raw)
 
     def _add(self, unit: Unit) -> None:
         self.parts.append(len(self.units))

@@ -114,7 +114,14 @@ def _binary(path: Path) -> InvalidInput:
     return InvalidInput(f"{path} is a binary file (it contains NUL bytes), not text")
 
 
+PARQUET_MAGIC = b"PAR1"  # a Parquet file starts (and ends) with it
+
+
 def decode_input(path: Path, data: bytes) -> InputFile:
+    if data.startswith(PARQUET_MAGIC):
+        # Binary, read by its format (pipeline.documents.formats.parquet), never decoded.
+        return InputFile(path, data, hashlib.sha256(data).hexdigest(), None, "\n", False, "",
+                         len(data))
     _refuse_wide(path, data)
     if b"\x00" in data:
         raise _binary(path)
@@ -176,6 +183,8 @@ def scan_input(path: str | os.PathLike) -> InputFile:
         raise InvalidInput(f"input is a directory, not a file: {path}")
     if not path.exists():
         raise InvalidInput(f"input file not found: {path}")
+    if _starts_with(path, PARQUET_MAGIC):
+        return _scan_binary(path.resolve())
     reader, blank = InputLines(path.resolve()), True
     for line in reader:
         if blank and line.text.strip():
@@ -186,6 +195,24 @@ def scan_input(path: str | os.PathLike) -> InputFile:
         raise InvalidInput(f"{reader.path} is {what}: nothing to translate")
     return InputFile(reader.path, None, reader.digest.hexdigest(), None, tally.eol, tally.bom,
                      "", reader.size)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(magic)) == magic
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _scan_binary(path: Path) -> InputFile:
+    """The facts of a binary input (Parquet): its hash and size."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while piece := f.read(BLOCK_BYTES):
+            digest.update(piece)
+            size += len(piece)
+    return InputFile(path, None, digest.hexdigest(), None, "\n", False, "", size)
 
 
 def _text_lines(text: str) -> Iterator[InputLine]:

@@ -59,7 +59,11 @@ class Unit:
     Only a translation with fewer characters than lines gets fewer lines (no
     line is ever empty: an empty line would end a subtitle cue).
     ``cue``: "srt" or "vtt" for subtitle text: tag-like text in a SubRip
-    translation is dropped, WebVTT's ``& < >`` are escaped.
+    translation is dropped, WebVTT's ``& < >`` are escaped. For a table's
+    cell (``pipeline.documents.formats.csv``): "csv" inside a quoted cell
+    (``"`` doubled), "csv" + the delimiter for a bare cell (quoted when
+    its translation holds the delimiter, a quote or a line break), "tsv"
+    (tabs and line breaks become spaces).
     ``protected``: what each marker in ``text`` stands for
     (``pipeline.documents.protect``): its output text, written as it is, and its
     partner's index (-1 none; -2, -3 the close or open of a pair whose other
@@ -86,6 +90,9 @@ class Unit:
     def render(self, translation: str, fill=None) -> str:
         """``fill``: what writes the holes a protected text holds (the Document's)."""
         pieces = protect.split_markers(translation) if self.protected else [translation]
+        if self.cue.startswith(("csv", "tsv")):
+            return _table_cell(self.cue, "".join(self._restored(p, fill) if isinstance(p, int) else p
+                                                 for p in pieces))
         if self.json:
             return "".join(self._restored(p, fill) if isinstance(p, int)
                            else json.dumps(p, ensure_ascii=False)[1:-1] for p in pieces)
@@ -171,3 +178,13 @@ def _unblock(line: str) -> str:
     if match.group(1):  # "1." -> "1\\."
         return match.group(1) + "\\" + line[len(match.group(1)):]
     return "\\" + line
+
+
+def _table_cell(cue: str, text: str) -> str:
+    if cue == "tsv":
+        return " ".join(text.replace("\t", " ").splitlines())
+    if cue == "csv":
+        return text.replace('"', '""')
+    if any(c in text for c in (cue[3:], '"', "\n", "\r")):
+        return '"' + text.replace('"', '""') + '"'
+    return text

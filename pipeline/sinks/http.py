@@ -24,6 +24,11 @@ CONTENT_TYPES = {
     "srt": "application/x-subrip; charset=utf-8",
     "lines": "text/plain; charset=utf-8",
     "vtt": "text/vtt; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "po": "text/x-gettext-translation; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "tsv": "text/tab-separated-values; charset=utf-8",
+    "parquet": "application/vnd.apache.parquet",
 }
 
 

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 
 def default_output(input_path: Path, tgt_lang: str) -> Path:
-    """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt."""
-    return input_path.with_name(f"{input_path.stem}.{tgt_lang}{input_path.suffix}")
+    """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt (a
+    gettext template's translation is a catalogue: app.pot -> app.fra_Latn.po)."""
+    suffix = ".po" if input_path.suffix.lower() == ".pot" else input_path.suffix
+    return input_path.with_name(f"{input_path.stem}.{tgt_lang}{suffix}")
 
 
 def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path:

@@ -134,6 +134,26 @@ def _skeleton(store, job_id: str) -> tuple[int, Iterator[_Slice]]:
     return stored["chunks"], read()
 
 
+def _write_parquet(ctx, out, slices, assembler, separator: str, total: int) -> None:
+    """A Parquet output: the input's row groups with the translated columns
+    (``pipeline.documents.formats.parquet``); the input is read again, checked first."""
+    from pipeline.documents.formats.parquet import write_translated
+    from pipeline.stages.preprocess import check_unchanged
+
+    params = ctx.params
+    check_unchanged(ctx)
+
+    def parts():
+        for part in slices:
+            text = part.document.render(assembler.unit_texts(part, separator))
+            ctx.events.stage_progress("postprocess", min(total, part.first_chunk + part.chunks))
+            yield text.count("\n"), text
+
+    write_translated(ctx.job.input_path, out, parts(), params.columns.split(","),
+                     tgt_lang=params.tgt_lang, in_place=params.in_place,
+                     progress=lambda rows: ctx.checkpoint())
+
+
 def run(ctx) -> None:
     store, job, params = ctx.store, ctx.job, ctx.params
     total, slices = _skeleton(store, job.id)
@@ -144,9 +164,13 @@ def run(ctx) -> None:
     path = store.output_file(job.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with AtomicFile(path, tmp_name=f".{path.name}.part") as out:
-        for part in slices:
-            out.write(part.document.output(assembler.unit_texts(part, separator)))
-            ctx.events.stage_progress("postprocess", min(total, part.first_chunk + part.chunks))
+        if params.fmt == "parquet":
+            _write_parquet(ctx, out, slices, assembler, separator, total)
+        else:
+            for part in slices:
+                out.write(part.document.output(assembler.unit_texts(part, separator)))
+                ctx.events.stage_progress("postprocess",
+                                          min(total, part.first_chunk + part.chunks))
     empty = assembler.empty
     if empty:
         log.warning("job %s: %d chunk(s) came back empty from the model; kept their source text",

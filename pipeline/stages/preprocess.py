@@ -37,7 +37,9 @@ from dataclasses import dataclass, field, replace
 from pipeline.documents import protect
 from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
+from pipeline.documents.formats import FormatOptions
 from pipeline.documents.formats.slices import SLICE_LINES, SliceParser, slices
+from pipeline.documents.formats.parquet import RowGroups
 from pipeline.documents.inputs import InputLines, LineTally
 from pipeline.memory.scope import scope_for
 from pipeline.output_file import file_sha256
@@ -60,17 +62,22 @@ def run(ctx) -> None:
                                units_done=last.end_byte if last else 0, worker=ctx.worker)
     ctx.events.stage_started("preprocess", job.input_bytes, last.end_byte if last else 0)
     before = _stat(job.input_path)
-    _check_unchanged(ctx)
-    reader = InputLines(job.input_path, start=last.end_byte if last else 0,
-                        line=cursor.get("line", 0), tally=LineTally(**cursor.get("reader", {})))
-    parser = SliceParser(params.fmt, jsonl_field=params.jsonl_field, tally=cursor.get("parser"),
-                         target=params.tgt_lang)
+    check_unchanged(ctx)
+    parser = SliceParser(params.fmt, options=FormatOptions.of(params), tally=cursor.get("parser"))
+    # SLICE_LINES is read here, not bound at import: tests cut small documents finely.
+    if params.fmt == "parquet":
+        reader = RowGroups(job.input_path, params.columns.split(","), start=cursor.get("line", 0))
+        pieces = reader.slices(SLICE_LINES)
+    else:
+        reader = InputLines(job.input_path, start=last.end_byte if last else 0,
+                            line=cursor.get("line", 0),
+                            tally=LineTally(**cursor.get("reader", {})))
+        pieces = slices(_checked(ctx, reader), params.fmt, first_line=reader.line,
+                        size=SLICE_LINES, cut=parser.cut_rule())
     chunker = _Chunker(ctx)
     seq, unit, chunk = (last.seq + 1 if last else 0), cursor.get("unit", 0), cursor.get("chunk", 0)
     unknown = UnknownTally(**cursor.get("unknown", {}))
-    # SLICE_LINES is read here, not bound at import: tests cut small documents finely.
-    for piece in slices(_checked(ctx, reader), params.fmt, first_line=reader.line,
-                        size=SLICE_LINES):
+    for piece in pieces:
         document = parser.parse(piece)
         document.line_ends = piece.ends  # its own: mixed or not is the whole file's to say
         unknown.add(chunker.protect_unknown(document))
@@ -92,7 +99,7 @@ def run(ctx) -> None:
         raise InvalidInput(f"{job.input_path} is without any words: nothing to translate")
     notes = parser.finish()
     for note in notes:
-        log.warning("job %s: %s", job.id, note)
+        log.warning("job %s: %s: %s", job.id, job.input_path, note)
     header = {"version": SKELETON_VERSION, "slices": seq, "units": unit, "chunks": chunk,
               "eol": tally.eol, "bom": tally.bom, "mixed": tally.mixed, "notes": notes,
               "unknown": unknown.to_dict()}
@@ -107,7 +114,7 @@ def _stat(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _check_unchanged(ctx) -> None:
+def check_unchanged(ctx) -> None:
     job = ctx.job
     try:
         digest = file_sha256(job.input_path, each_piece=lambda n: ctx.checkpoint(),

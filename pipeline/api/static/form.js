@@ -6,7 +6,9 @@ import { HttpError, OfflineError, isOffline, request } from "./net.js";
 import { $, el, toast } from "./ui.js";
 
 const FIELDS = ["model", "format", "jsonl_field", "beams", "max_chunk_tokens", "priority",
-  "length_ratio", "length_offset", "missing", "to"];
+  "length_ratio", "length_offset", "missing", "to", "columns", "delimiter"];
+// Checkboxes, sent only where they differ from the server's default.
+const SWITCHES = { in_place: false, overwrite_translated: false, fuzzy: true };
 
 // A text box with a list under it; the chosen code is picker.value.
 class LanguagePicker {
@@ -141,6 +143,9 @@ export class SubmitForm {
       const value = $(name).value.trim();
       if (value && !(name === "format" && value === "auto")) body.append(name, value);
     }
+    for (const [name, byDefault] of Object.entries(SWITCHES)) {
+      if ($(name).checked !== byDefault) body.append(name, String($(name).checked));
+    }
     $("submit-button").disabled = true;
     try {
       const { status, data } = await request("/api/jobs", { method: "POST", body });
@@ -165,10 +170,14 @@ export class SubmitForm {
       model: p.model, format: p.fmt, jsonl_field: p.jsonl_field, beams: p.beams,
       max_chunk_tokens: p.max_chunk_tokens, priority: job.priority, length_ratio: p.length_ratio,
       length_offset: p.length_offset, missing: p.missing,
-      to: /^https?:/.test(p.sink || "") ? p.sink : "",
+      to: /^https?:/.test(p.sink || "") ? p.sink : "", columns: p.columns || "",
+      delimiter: p.delimiter === "\t" ? "tab" : p.delimiter || "",
     };
     for (const [name, value] of Object.entries(values)) {
       if (value !== undefined && value !== null) $(name).value = String(value);
+    }
+    for (const [name, byDefault] of Object.entries(SWITCHES)) {
+      $(name).checked = p[name] === undefined ? byDefault : Boolean(p[name]);
     }
     $("jsonl-field").hidden = $("format").value !== "jsonl";
     this.pick(null);

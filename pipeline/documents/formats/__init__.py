@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,12 +16,35 @@ if TYPE_CHECKING:  # pipeline.documents.document imports from this package
 log = logging.getLogger("nllb_pipeline")
 
 _BY_SUFFIX = {".md": "markdown", ".markdown": "markdown", ".srt": "srt", ".vtt": "vtt",
-              ".html": "html", ".htm": "html"}
+              ".html": "html", ".htm": "html",
+              ".po": "po", ".pot": "po", ".csv": "csv", ".tsv": "tsv", ".tab": "tsv",
+              ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    """What a format's parser needs from the job besides the text (the
+    JobParams fields that ``config.FORMAT_OPTIONS`` lists, and the target
+    language a catalogue's header and a new column's name carry)."""
+
+    jsonl_field: str = ""
+    columns: str = ""
+    delimiter: str = ""
+    in_place: bool = False
+    overwrite_translated: bool = False
+    fuzzy: bool = True
+    tgt_lang: str = ""
+
+    @classmethod
+    def of(cls, params) -> FormatOptions:
+        return cls(params.jsonl_field, params.columns, params.delimiter, params.in_place,
+                   params.overwrite_translated, params.fuzzy, params.tgt_lang)
 
 
 def detect_format(path: str | Path, text: str | None = None) -> str:
     """The format for ``path``, by its suffix (any case): 'markdown' for .md
-    and .markdown, 'html' for .html and .htm, 'srt', 'vtt', else plain text.
+    and .markdown, 'html' for .html and .htm, 'srt', 'vtt', 'po' for .po and
+    .pot, 'csv', 'tsv' for .tsv and .tab, 'parquet', else plain text.
 
     Plain text with more than one line and no blank line at all is read as
     'lines' (one unit per line, the output line-aligned with the input):
@@ -35,6 +59,9 @@ def detect_format(path: str | Path, text: str | None = None) -> str:
         return fmt
     if text is None:
         try:
+            with open(path, "rb") as f:
+                if f.read(4) == b"PAR1":  # Parquet's magic, whatever the name
+                    return "parquet"
             # Read line by line: the file may be too big to hold.
             with open(path, encoding="utf-8-sig", errors="replace") as f:
                 aligned = _aligned(f)
@@ -71,14 +98,25 @@ def _aligned(lines: Iterable[str]) -> bool:
     return count > 1
 
 
-def parse_document(text: str, fmt: str, *, jsonl_field: str = "", target: str = "") -> Document:
+def parse_document(text: str, fmt: str, *, jsonl_field: str = "",
+                   options: FormatOptions | None = None, target: str = "") -> Document:
     """Parse decoded ``text`` (LF line endings, not normalised) as format
-    ``fmt``; ``target``, the language translated into, where the format
-    names it (HTML's ``lang``)."""
+    ``fmt``; ``target`` (default: ``options.tgt_lang``), the language
+    translated into, where the format names it (HTML's ``lang``)."""
+    options = options or FormatOptions(jsonl_field=jsonl_field, tgt_lang=target)
+    target = target or options.tgt_lang
     if fmt == "jsonl":
         from pipeline.documents.formats.jsonl import parse_jsonl
 
-        return parse_jsonl(text, jsonl_field)
+        return parse_jsonl(text, options.jsonl_field or jsonl_field, in_place=options.in_place)
+    if fmt == "po":
+        from pipeline.documents.formats.po import parse_po
+
+        return parse_po(text, options)
+    if fmt in ("csv", "tsv"):
+        from pipeline.documents.formats.csv import parse_table
+
+        return parse_table(text, fmt, options)
     if fmt == "text":
         from pipeline.documents.formats.text import parse_text
 

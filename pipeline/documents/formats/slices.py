@@ -12,6 +12,11 @@ order, and renders the same bytes, as parsing the whole text:
 - ``srt``: after a blank line, before a cue's number and timing line;
 - ``vtt``: after a blank line, before a block; a later slice is parsed
   without the signature and header;
+- ``tsv``: after any line; ``csv``: where a record starts (not inside a
+  quoted cell: ``csv.RecordEnds`` sees every line);
+- ``po`` is not cut (a catalogue is parsed whole: ``polib`` reads a text);
+- ``parquet`` is not lines at all: its slices are batches of rows
+  (``pipeline.documents.formats.parquet``);
 - ``markdown`` is not cut: a list, a fence or a block quote may span any
   stretch of lines, and a link resolves against a definition anywhere in
   the file. It is one slice, the whole document. So is ``html``: an
@@ -30,8 +35,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 from pipeline.documents.document import Document
-from pipeline.documents.formats import parse_document
+from pipeline.documents.formats import FormatOptions, parse_document
+from pipeline.documents.formats.csv import RecordEnds, TableParser
 from pipeline.documents.formats.jsonl import RecordTally, add_records
+from pipeline.documents.formats.parquet import RowParser
 from pipeline.documents.formats.srt import is_cue_start, parse_srt
 from pipeline.documents.formats.text import IDEOGRAPHIC_SPACE, is_blank, parse_lines, parse_text
 from pipeline.documents.formats.vtt import parse_vtt
@@ -61,9 +68,12 @@ def _before_a_block(before: str, line: str, after: str | None) -> bool:
     return is_blank(before) and not is_blank(line)
 
 
-CUT_RULES: dict[str, CutRule | None] = {
+# A class is a rule with state: made afresh for each document, and shown
+# every line (its ``observe``).
+CUT_RULES: dict[str, CutRule | type | None] = {
     "lines": _anywhere, "jsonl": _anywhere, "text": _between_paragraphs,
     "srt": _before_a_cue, "vtt": _before_a_block, "markdown": None, "html": None,
+    "tsv": _anywhere, "csv": RecordEnds, "po": None,
 }
 
 
@@ -79,10 +89,14 @@ class Slice:
 
 
 def slices(lines: Iterable[InputLine], fmt: str, *, first_line: int = 0,
-           size: int = SLICE_LINES) -> Iterator[Slice]:
+           size: int = SLICE_LINES, cut: CutRule | None = None) -> Iterator[Slice]:
     """The input's lines (from line ``first_line`` on, which starts a slice)
-    grouped into slices of at least ``size`` lines, cut where ``fmt`` allows."""
-    cut = CUT_RULES[fmt]
+    grouped into slices of at least ``size`` lines, cut where ``fmt`` allows
+    (or ``cut``, a parser's own rule: ``SliceParser.cut_rule``)."""
+    cut = cut or CUT_RULES[fmt]
+    if isinstance(cut, type):
+        cut = cut()
+    observe = getattr(cut, "observe", None)
     held: list[InputLine] = []
     for line in lines:
         # Whether the slice may end before the last line held is known
@@ -93,6 +107,8 @@ def slices(lines: Iterable[InputLine], fmt: str, *, first_line: int = 0,
             first_line += len(held) - 1
             held = held[-1:]
         held.append(line)
+        if observe:
+            observe(line.text)
     if held:
         yield _slice(held, first_line)
 
@@ -111,16 +127,30 @@ class SliceParser:
     """
 
     def __init__(self, fmt: str, *, jsonl_field: str = "", tally: dict | None = None,
-                 target: str = ""):
-        self.fmt, self.jsonl_field, self.target = fmt, jsonl_field, target
-        self.records = RecordTally(**(tally or {}))
+                 options: FormatOptions | None = None, target: str = ""):
+        self.options = options or FormatOptions(jsonl_field=jsonl_field, tgt_lang=target)
+        self.target = target or self.options.tgt_lang
+        self.fmt, self.jsonl_field = fmt, self.options.jsonl_field
+        self.table = TableParser(fmt, self.options, tally) if fmt in ("csv", "tsv") else None
+        self.rows = RowParser(tally) if fmt == "parquet" else None
+        plain = self.table is None and self.rows is None
+        self.records = RecordTally(**(tally or {})) if plain else RecordTally()
+        self.notes: list[str] = []
+
+    def cut_rule(self) -> CutRule | None:
+        """Where this document's slices may end, from where the parser is."""
+        return self.table.cut_rule() if self.table else None
 
     def parse(self, piece: Slice) -> Document:
         if self.fmt == "jsonl":
             doc = Document()
             add_records(doc, piece.text, self.jsonl_field, self.records,
-                        first_line=piece.first_line)
+                        first_line=piece.first_line, in_place=self.options.in_place)
             return doc
+        if self.table:
+            return self.table.parse(piece.text, piece.first_line)
+        if self.rows:
+            return self.rows.parse(piece)
         first = piece.first_line == 0
         if self.fmt == "lines":
             return parse_lines(piece.text)
@@ -130,23 +160,32 @@ class SliceParser:
             return parse_srt(piece.text, first_line=piece.first_line)
         if self.fmt == "vtt":
             return parse_vtt(piece.text, continued=not first)
-        return parse_document(piece.text, self.fmt, jsonl_field=self.jsonl_field,
-                              target=self.target)
+        # A format that is never cut (Markdown, HTML, gettext): its notes are the document's.
+        doc = parse_document(piece.text, self.fmt, options=self.options, target=self.target)
+        self.notes += doc.notes
+        return doc
 
     def to_dict(self) -> dict:
-        return asdict(self.records)
+        if self.rows:
+            return self.rows.to_dict()
+        return self.table.to_dict() if self.table else asdict(self.records)
 
     def finish(self) -> list[str]:
         """The document's notes, once every slice was parsed; InvalidInput
         where only the whole says the input is wrong (no JSON Lines record
         has the field)."""
-        return self.records.finish(self.jsonl_field) if self.fmt == "jsonl" else []
+        if self.table:
+            return self.table.finish()
+        if self.rows:
+            return self.rows.finish(self.options.columns.split(","))
+        return self.records.finish(self.jsonl_field) if self.fmt == "jsonl" else self.notes
 
 
-def check_document(lines: Iterable[InputLine], fmt: str, *, jsonl_field: str = "") -> None:
+def check_document(lines: Iterable[InputLine], fmt: str, *, jsonl_field: str = "",
+                   options: FormatOptions | None = None) -> None:
     """Parse a document slice by slice and keep nothing: InvalidInput if
     its format cannot parse it (what submitting checks)."""
-    parser = SliceParser(fmt, jsonl_field=jsonl_field)
-    for piece in slices(lines, fmt):
+    parser = SliceParser(fmt, jsonl_field=jsonl_field, options=options)
+    for piece in slices(lines, fmt, cut=parser.cut_rule()):
         parser.parse(piece)
     parser.finish()
