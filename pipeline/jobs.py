@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from pipeline.config import JobParams, idempotency_key
-from pipeline.errors import InvalidInput, KeyReused
+from pipeline.errors import InvalidInput, JobConflict, KeyReused
 from pipeline.documents.formats import detect_format
 from pipeline.documents.formats.slices import check_document
 from pipeline.documents.inputs import InputFile
@@ -60,17 +60,28 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     """
     if memory is not None and memory not in MODES:
         raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {memory!r}")
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidInput(f"priority must be a whole number from {-MAX_PRIORITY:,} to "
+                           f"{MAX_PRIORITY:,}, not {priority}")
     canonical = params.canonical_json()
-    if store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
-        # A file the format cannot parse is refused before a job exists for
-        # it: parsed as preprocess will parse it, a slice at a time, keeping
-        # nothing of the parse.
-        check_document(source.lines(), params.fmt, jsonl_field=params.jsonl_field)
-    job, created = store.get_or_create_job(
-        idem_key=key or idempotency_key(params, source.sha256), params=canonical,
-        input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
-        output_path=params.output, priority=priority, memory_mode=memory or "on",
-    )
+    keyed = store.job_by_key(key or idempotency_key(params, source.sha256))
+    # The same document and parameters are the same job, whatever key (or
+    # none) the earlier request came with.
+    same = None if keyed else store.job_by_request(source.sha256, canonical)
+    if same is not None:
+        job, created = same, False
+    else:
+        if keyed is None:
+            # A file the format cannot parse is refused before a job exists
+            # for it: parsed as preprocess will parse it, a slice at a time,
+            # keeping nothing of the parse.
+            check_document(source.lines(), params.fmt, jsonl_field=params.jsonl_field)
+            refuse_shared_destination(store, params)
+        job, created = store.get_or_create_job(
+            idem_key=key or idempotency_key(params, source.sha256), params=canonical,
+            input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
+            output_path=params.output, priority=priority, memory_mode=memory or "on",
+        )
     if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):
         raise KeyReused(
             f"idempotency key {key!r} was used for job {job.id} with different parameters or "
@@ -81,4 +92,27 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
 
 
 def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:
-    return store.job_by_key(idempotency_key(params, source.sha256))
+    """The job of this request: by its key, or submitted under a caller's key."""
+    return (store.job_by_key(idempotency_key(params, source.sha256))
+            or store.job_by_request(source.sha256, params.canonical_json()))
+
+
+MAX_PRIORITY = 1_000_000  # the queue's priorities: -MAX_PRIORITY .. MAX_PRIORITY
+
+
+def refuse_shared_destination(store: Store, params: JobParams) -> None:
+    """JobConflict when another queued or running job delivers to the same
+    file, directory entry or URL (an HTTP POST to a collecting endpoint
+    excepted): two jobs would write one output, and the second would fail
+    only after its whole inference."""
+    from pipeline.sinks import STDOUT, is_http
+
+    if params.sink == STDOUT or not params.output or (
+            is_http(params.sink) and (params.http_method or "PUT") == "POST"):
+        return
+    others = store.live_jobs_to(params.output)
+    if others:
+        other = others[0]
+        raise JobConflict(f"job {other.id} ({Path(other.input_path).name}, {other.state}) "
+                          f"already delivers to {params.output}; "
+                          "wait for it, cancel it, or choose another output")

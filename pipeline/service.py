@@ -28,6 +28,8 @@ from pipeline.errors import AmbiguousJob, InvalidInput, JobBusy, JobConflict, Jo
 from pipeline.executors.cache import TranslatorCache
 from pipeline.documents.inputs import InputFile, scan_input
 from pipeline.io_errors import DatabaseDamaged
+from pipeline.job_actions import (BulkResult, bulk, cancel_one, delete, log_text,  # noqa: F401
+                                  requeue_one, wake)
 from pipeline.progress import Events
 from pipeline.retry import RetryPolicy
 from pipeline.sinks import DeliveryOptions

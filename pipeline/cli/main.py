@@ -212,7 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("retry", "re-run a failed or interrupted job's remaining work", translate.cmd_retry)
     p.add_argument("job", help=JOB_HELP)
+    p.add_argument("--now", action="store_true",
+                   help="a running job waiting out a retry's backoff tries again at once (its "
+                        "worker notices within a second); runs nothing here")
     add_run_options(p)
+    add_json_option(p)
+
+    p = command("delete", "delete a finished, canceled or queued job with its chunks and log",
+                queue.cmd_delete)
+    p.add_argument("job", help=JOB_HELP)
     add_json_option(p)
 
     p = command("worker", "run queued jobs until stopped (SIGTERM: the job goes back to the queue)",

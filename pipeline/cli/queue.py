@@ -134,3 +134,13 @@ def cmd_cancel(args) -> int:
     else:
         print(f"job {job.id}: {text}")
     return 0
+
+
+def cmd_delete(args) -> int:
+    """The job's rows go; its input and delivered output are the user's files and stay."""
+    job = service.delete(open_store(args, existing=True), args.job)
+    if args.json:
+        print(json.dumps({"deleted": job.id}))
+    else:
+        print(f"job {job.id}: deleted with its chunks, batches and log")
+    return 0

@@ -316,4 +316,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE memory_units ADD COLUMN flag TEXT;  -- the reason (pipeline.quality.checks)
     """,
+    # 11: the task centre (issue 22). "Retry now" ends a retry's wait: the
+    # API or the CLI sets wake_requested, the waiting worker sees it within
+    # a second and clears it. A request is found by its input and canonical
+    # parameters whatever key it came with; what finished lately is found
+    # by finished_at.
+    """
+    ALTER TABLE jobs ADD COLUMN wake_requested INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_by_input ON jobs (input_sha256);
+    CREATE INDEX jobs_by_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+    """,
 )
