@@ -15,7 +15,7 @@ import { SubmitForm } from "./form.js";
 import { JobList } from "./jobs.js";
 import { HttpError, OfflineError, isOffline, onOfflineChange, request, setOffline,
   setTokenPrompt } from "./net.js";
-import { $, seen, toast } from "./ui.js";
+import { $, seen, toast, trapFocus } from "./ui.js";
 
 const VISIBLE_MS = 2000;
 const HIDDEN_MS = 15000;
@@ -143,12 +143,16 @@ function setUpNotifications() {
 }
 
 async function main() {
+  trapFocus($("token-dialog"));
   setTokenPrompt(askToken);
   onOfflineChange((offline) => {
     $("offline").hidden = !offline;
     document.body.classList.toggle("offline", offline);
     for (const button of document.querySelectorAll("[data-needs-server], #submit-button")) {
       button.toggleAttribute("data-paused", offline);
+      // unavailable, and said so, but still focusable: focus is not lost to <body>
+      if (offline) button.setAttribute("aria-disabled", "true");
+      else button.removeAttribute("aria-disabled");
     }
     if (offline) detail && detail.pauseStream();
     showLive();

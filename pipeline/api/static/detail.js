@@ -13,7 +13,7 @@
 
 import { HttpError, OfflineError, isOffline, openStream, request } from "./net.js";
 import { $, FINISHED, copyText, el, etaText, formatSeconds, progressText, stageBar, toast,
-  waitingText } from "./ui.js";
+  trapFocus, waitingText } from "./ui.js";
 import { logText, renderBody } from "./detail-view.js";
 
 const JOB_PATH = /^\/jobs\/([^/]+)\/?$/;
@@ -37,6 +37,7 @@ export class Detail {
     this.refreshing = null;
     this.lastRefresh = 0;
     this.opener = null;
+    trapFocus(this.dialog);
     $("detail-close").addEventListener("click", () => this.close());
     this.dialog.addEventListener("close", () => this.closed());
     window.addEventListener("popstate", () => {

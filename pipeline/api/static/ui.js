@@ -22,6 +22,28 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
+// Tab and Shift+Tab cycle inside an open modal dialog: without this a
+// browser lets Tab leave the last control for its own toolbar, and the
+// page's focus lands on <body> when it comes back.
+const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+export function trapFocus(dialog) {
+  dialog.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab" || !dialog.open) return;
+    const items = [...dialog.querySelectorAll(FOCUSABLE)].filter((node) =>
+      !node.disabled && node.tabIndex >= 0 && node.getClientRects().length > 0 &&
+      !node.closest("[hidden]") && !node.closest("details:not([open]) > :not(summary)"));
+    if (!items.length) return;
+    const first = items[0], last = items[items.length - 1];
+    if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
+    }
+  });
+}
+
 export function $(id) {
   return document.getElementById(id);
 }
