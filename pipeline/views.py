@@ -160,7 +160,7 @@ def job_view(store: Store, job: Job, now: float, histories: dict | None = None,
     or the defaults before it has run), its place in the queue, and what it
     is. ``tokens``: the job's (done, total), when a listing has read them
     for all its jobs at once; ``positions``: ``Store.queue_positions``."""
-    params = json.loads(job.params)
+    src, tgt, fmt = _summary(job.params)
     state = shown_state(job, now)
     saved = live_progress(job)
     live = saved if state == "RUNNING" else None
@@ -186,13 +186,18 @@ def job_view(store: Store, job: Job, now: float, histories: dict | None = None,
         "weights": _shares(weights or DEFAULT_WEIGHTS),
         "stage_percent": stage_percents(percent, weights or DEFAULT_WEIGHTS),
         "note": INTERRUPTED_NOTE if state == INTERRUPTED else None,
-        "src": params.get("src_lang"), "tgt": params.get("tgt_lang"), "format": params.get("fmt"),
-        "input": job.input_path, "output": job.output_path, "priority": job.priority,
+        "src": src, "tgt": tgt, "format": fmt, "input": job.input_path, "output": job.output_path, "priority": job.priority,
         "created_at": job.created_at, "updated_at": job.updated_at,
         "finished_at": job.finished_at, "worker": job.lease_owner,
         "error": {"class": job.error_class, "message": job.error_message}
         if job.error_class else None,
     }
+
+
+@lru_cache(maxsize=4096)  # a job's params never change: every poll re-renders the same
+def _summary(params_json: str) -> tuple[str | None, str | None, str | None]:
+    params = json.loads(params_json)
+    return params.get("src_lang"), params.get("tgt_lang"), params.get("fmt")
 
 
 def _shares(weights) -> dict[str, float]:

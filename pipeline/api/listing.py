@@ -131,9 +131,10 @@ def list_body(store: Store, states: tuple[str, ...], limit: int, now: float, que
     counts.update(store.jobs_by_state(float("-inf")))
     counts[views.INTERRUPTED] = len(interrupted_ids(store, now))
     counts["RUNNING"] -= counts[views.INTERRUPTED]
-    finished = [{"id": j.id, "name": os.path.basename(j.input_path), "state": j.state,
-                 "finished_at": j.finished_at}
-                for j in store.finished_since(now - RECENTLY_FINISHED_S)]
+    finished = [{"id": job_id, "name": os.path.basename(path), "state": state,
+                 "finished_at": finished_at}
+                for job_id, path, state, finished_at in store.finished_since(
+                    now - RECENTLY_FINISHED_S)]
     return {"jobs": shown, "attention": [views_of[j.id] for j in attention],
             "next_cursor": make_cursor(jobs[-1]) if more else None, "counts": counts,
             "recently_finished": finished, "now": now}

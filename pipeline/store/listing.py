@@ -2,8 +2,9 @@
 needs attention, what just finished, queue positions, and deleting a job.
 
 Every query here is bounded by its ``limit`` and answered from an index
-(``jobs_by_created``, ``jobs_by_state``, ``jobs_by_finished``) or from a
-scan of the jobs table alone (a search by name), never by reading chunks.
+(``jobs_by_created``, ``jobs_by_state``, ``jobs_by_end``, ``jobs_queue``:
+migration 11) or, for a search by name, from a walk of ``jobs_by_created``
+that stops at ``limit`` matches; none reads chunks.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class ListingMixin:
             where.append("(input_path LIKE ? ESCAPE '\\' OR (id >= ? AND id < ?))")
             args += [_like(query), *prefix_range(query.lower())]
         if after is not None:
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            args += [after[0], after[0], after[1]]
+            where.append("(created_at, id) < (?, ?)")
+            args += [after[0], after[1]]
         sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
         rows = self._all(Job, sql + " ORDER BY created_at DESC, id DESC LIMIT ?", (*args, limit))
         if query:  # LIKE matched the whole path: keep the jobs whose *name* matches
@@ -57,20 +58,23 @@ class ListingMixin:
         FAILED since ``failed_since``, most recent first."""
         running = self._all(Job, "SELECT * FROM jobs WHERE state = 'RUNNING' "
                                  "ORDER BY created_at LIMIT ?", (limit,))
-        failed = self._all(Job, "SELECT * FROM jobs WHERE finished_at >= ? AND state = 'FAILED' "
+        failed = self._all(Job, "SELECT * FROM jobs WHERE state = 'FAILED' AND finished_at >= ? "
                                 "ORDER BY finished_at DESC LIMIT ?", (failed_since, limit))
         return running + failed
 
-    def finished_since(self, since: float, limit: int = 50) -> list[Job]:
-        """Jobs that ended (any end state) at or after ``since``, latest first."""
-        return self._all(Job, "SELECT * FROM jobs WHERE finished_at >= ? "
-                              "ORDER BY finished_at DESC LIMIT ?", (since, limit))
+    def finished_since(self, since: float, limit: int = 50) -> list[tuple[str, str, str, float]]:
+        """(id, input path, state, finished_at) of the jobs that ended at or
+        after ``since``, latest first: one index range per end state."""
+        ended = [row for state in ("SUCCEEDED", "FAILED", "CANCELED") for row in self.db.execute(
+            "SELECT id, input_path, state, finished_at FROM jobs WHERE state = ? AND "
+            "finished_at >= ? ORDER BY finished_at DESC LIMIT ?", (state, since, limit))]
+        return sorted(ended, key=lambda row: row[3], reverse=True)[:limit]
 
     def queue_positions(self) -> dict[str, int]:
         """Queued job id -> its place in the queue (1: the next a worker
         claims), in the order workers claim: priority, then age."""
-        rows = self.db.execute("SELECT id FROM jobs WHERE state = 'QUEUED' "
-                               "ORDER BY priority DESC, created_at").fetchall()
+        rows = self.db.execute("SELECT id FROM jobs INDEXED BY jobs_queue WHERE state = 'QUEUED' "
+                               "ORDER BY priority DESC, created_at, id").fetchall()
         return {job_id: n for n, (job_id,) in enumerate(rows, 1)}
 
     def live_jobs_to(self, output_path: str, besides: str | None = None) -> list[Job]:
