@@ -208,6 +208,13 @@ def test_focus_and_selection_survive_a_poll_and_the_picker_announces(tmp_path):
         # the running job moved to the top: the attention block
         assert page.locator(".card").first.get_attribute("data-id") in (target, ids[16])
 
+        # a job the page never saw unfinished (from the CLI, another tab) is announced
+        elsewhere = post_doc(TestClient(app), "Submitted elsewhere.\n", name="elsewhere.txt")
+        store.set_job_state(elsewhere.json()["id"], "SUCCEEDED")
+        page.wait_for_function("document.querySelector('#toasts').textContent"
+                               ".includes('elsewhere.txt: translated')", timeout=15_000)
+        assert page.evaluate("document.activeElement.id") == f"name-{target}"
+
         # the picker: every language, the highlight announced, Tab moves on
         page.focus("#tgt-search")
         assert page.locator("#tgt-list [role=option]").count() == 202

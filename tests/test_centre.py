@@ -203,3 +203,81 @@ def test_status_show_and_the_api_print_the_same_numbers_mid_inference(tmp_path, 
     first = capsys.readouterr().out.splitlines()[0]
     assert f"{row['percent']:.1f}%, {units['done']:,}/{units['total']:,} tokens" in first
     assert views.units_text(row) in first
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    from tests.test_upload_http import Receiver
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    r = Receiver()
+    r.thread.start()
+    yield r
+    r.release.set()
+    r.server.shutdown()
+    r.server.server_close()
+
+
+def _http_job(tmp_path, store, url: str):
+    params = JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
+                       output=url, sink=url, quality="off")
+    job, _ = submit(store, params, _doc(tmp_path, "doc.txt", "One sentence. Two sentences.\n"))
+    return job
+
+
+def test_retry_now_from_the_api_ends_an_uploads_429_wait_in_a_running_job(tmp_path, store,
+                                                                         receiver):
+    from starlette.testclient import TestClient
+
+    from tests.api_support import XHR, make_app
+    from tests.conftest import wait_until
+
+    receiver.script = [("status", 429, {"Retry-After": "600"})]  # then: delivered
+    job = _http_job(tmp_path, store, receiver.url("/docs/a"))
+    done: list = []
+    runner = threading.Thread(target=lambda: done.append(run_job(
+        Store(tmp_path / "jobs.db"), job.id, FakeTranslator(), policy=NO_WAITS)))
+    runner.start()
+    client = TestClient(make_app(tmp_path))
+    wait_until(lambda: (client.get(f"/api/jobs/{job.id}").json()["waiting"] or {}).get(
+        "what") == "upload", "the upload to wait out the 429", timeout=60)
+    view = client.get(f"/api/jobs/{job.id}").json()
+    assert view["waiting"]["until"] > time.time() + 500  # the server's 600 s
+    assert client.post(f"/api/jobs/{job.id}/retry-now", headers=XHR).status_code == 202
+    runner.join(timeout=20)  # not 600 s: the worker looks every 0.5 s
+    assert done and done[0].state == "SUCCEEDED" and receiver.stored == 1
+    assert [r.path for r in receiver.requests] == ["/docs/a", "/docs/a"]
+
+
+def test_a_translation_whose_delivery_failed_can_be_downloaded(tmp_path, store, receiver):
+    from starlette.testclient import TestClient
+
+    from pipeline.errors import JobFailed
+    from tests.api_support import make_app
+
+    receiver.script = [("status", 401, {})]  # AUTH: not retried
+    job = _http_job(tmp_path, store, receiver.url("/docs/b"))
+    with pytest.raises(JobFailed):
+        run_job(store, job.id, FakeTranslator(), policy=NO_WAITS, sleep=lambda s: None)
+    assert store.job(job.id).state == "FAILED" and store.job(job.id).stage == "upload"
+    client = TestClient(make_app(tmp_path))
+    detail = client.get(f"/api/jobs/{job.id}").json()
+    assert detail["has_output"] and detail["delivery"] is None
+    output = client.get(f"/api/jobs/{job.id}/output")
+    assert output.status_code == 200 and output.content == receiver.requests[0].body
+
+
+def test_a_canceled_job_took_the_time_to_its_cancel(tmp_path):
+    now = [1000.0]
+    store = Store(tmp_path / "jobs.db", clock=lambda: now[0])
+    job, _ = submit(store, _params(tmp_path), _doc(tmp_path, "doc.txt", "Hi.\n"))
+    worker = f"{socket.gethostname()}:{os.getpid()}:test"
+    assert store.claim_job(job.id, worker, ttl=600)
+    store.start_stage(job.id, "preprocess", units_total=4, worker=worker)
+    now[0] += 8.0
+    store.finish_cancel(job.id, worker)
+    detail = views.job_detail(store, store.job(job.id), now[0] + 100)
+    assert detail["state"] == "CANCELED" and detail["elapsed_s"] == 8.0
+    assert detail["stages"][0]["wall_s"] is None and detail["stages"][0]["ran_s"] == 8.0
