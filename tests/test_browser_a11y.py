@@ -177,7 +177,7 @@ def test_from_the_keyboard_alone_submit_open_retry_close(tmp_path):
         page.keyboard.press("Escape")
         page.wait_for_function("!document.querySelector('#detail').open")
         assert page.evaluate("document.activeElement.id") == f"name-{failed}"
-        assert page.url == url + "/"
+        page.wait_for_url(url + "/")  # back to the list's URL
 
 
 def test_focus_and_selection_survive_a_poll_and_the_picker_announces(tmp_path):
@@ -240,7 +240,7 @@ def test_a_job_url_opens_it_back_closes_it_and_retry_now_reaches_the_server(tmp_
                                ".includes('retrying now')")
         assert Store(tmp_path / "jobs.db").wake_requested(waiting)
         page.keyboard.press("Escape")
-        assert page.url == url + "/"
+        page.wait_for_url(url + "/")
         # opened from the list: a history entry, and back closes it
         page.locator(f"#name-{ids[3]}").click()
         page.wait_for_function("document.querySelector('#detail').open")

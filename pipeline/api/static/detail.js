@@ -117,7 +117,10 @@ export class Detail {
     this.pauseStream();
     this.id = null;
     this.job = null;
-    if (jobInPath()) window.history.replaceState(null, "", "/");
+    if (jobInPath()) { // closed by Escape or the close button: leave the job's URL
+      if (window.history.state && window.history.state.pushed) window.history.back();
+      else window.history.replaceState(null, "", "/");
+    }
     const card = id && this.list.cards.get(id);
     const target = this.opener && this.opener.isConnected ? this.opener
       : card ? card.querySelector(".name") : null;
