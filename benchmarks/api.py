@@ -11,10 +11,11 @@ CPU little) then:
 
 1. **paced**, as pages poll: every ``--interval`` seconds each client asks
    for the list with its ETag (a 304 while nothing changed), the list
-   without it (a full 200), one job's detail, a search by name (``?q=``)
-   and the list's second page (``?cursor=``); one more client meanwhile
-   retries and cancels 20 jobs at a time (``POST /api/jobs/retry`` and
-   ``/cancel``), so the lists' ETags keep changing;
+   without it (a full 200) and one job's detail; meanwhile one more client
+   searches by name (``?q=``) and reads the list's second page
+   (``?cursor=``), and another retries and cancels 20 jobs at a time
+   (``POST /api/jobs/retry`` and ``/cancel``), each every interval, so the
+   lists' ETags keep changing and every poll after a bulk action renders;
 2. **saturated**: each client sends its next request as soon as the last
    answer is in, for each kind alone, to find requests per second.
 
@@ -172,6 +173,15 @@ async def paced(host, port, ids, clients, seconds, interval):
             samples["list 200"].append(took)
             _, _, took, _ = await conn.get(f"/api/jobs/{random.choice(ids)}")
             samples["detail"].append(took)
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
+        conn.close()
+
+    async def searcher():
+        conn = Connection(host, port)
+        await conn.open()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            tick = time.perf_counter()
             _, _, took, _ = await conn.get(SEARCH.format(n=random.randrange(10)))
             samples["search"].append(took)
             samples["page 2"].append(await second_page(conn))
@@ -192,7 +202,7 @@ async def paced(host, port, ids, clients, seconds, interval):
             await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
         conn.close()
 
-    await asyncio.gather(bulk_client(), *(client(n) for n in range(clients)))
+    await asyncio.gather(bulk_client(), searcher(), *(client(n) for n in range(clients)))
     return samples
 
 
@@ -258,8 +268,8 @@ def main() -> int:
             host, port = url.removeprefix("http://").rsplit(":", 1)
             port = int(port)
             print(f"{args.clients} clients, each polling every {args.interval:g} s for "
-                  f"{args.seconds:g} s (paced), one more retrying and canceling "
-                  f"{BULK_IDS} jobs at a time:")
+                  f"{args.seconds:g} s (paced), one more searching and paging, one more "
+                  f"retrying and canceling {BULK_IDS} jobs at a time:")
             samples = asyncio.run(paced(host, port, ids, args.clients, args.seconds,
                                         args.interval))
             for kind, found in samples.items():
