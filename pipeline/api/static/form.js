@@ -168,7 +168,10 @@ export class SubmitForm {
 
   async submit() {
     if (isOffline()) return this.say("Offline: try again when the connection is back.", "bad");
-    if (!this.file) return this.say("Choose a document first.", "bad");
+    if (!this.file) {
+      $("file").focus();
+      return this.say("Choose a document first.", "bad");
+    }
     this.src.settle();
     this.tgt.settle();
     if (!this.src.value || !this.tgt.value) {
