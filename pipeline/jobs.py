@@ -76,7 +76,8 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
             # for it: parsed as preprocess will parse it, a slice at a time,
             # keeping nothing of the parse.
             check_document(source.lines(), params.fmt, jsonl_field=params.jsonl_field)
-            refuse_shared_destination(store, params)
+            refuse_shared_destination(store, params, source.sha256,
+                                      key or idempotency_key(params, source.sha256))
         job, created = store.get_or_create_job(
             idem_key=key or idempotency_key(params, source.sha256), params=canonical,
             input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
@@ -100,17 +101,22 @@ def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:
 MAX_PRIORITY = 1_000_000  # the queue's priorities: -MAX_PRIORITY .. MAX_PRIORITY
 
 
-def refuse_shared_destination(store: Store, params: JobParams) -> None:
+def refuse_shared_destination(store: Store, params: JobParams, input_sha256: str,
+                              key: str) -> None:
     """JobConflict when another queued or running job delivers to the same
     file, directory entry or URL (an HTTP POST to a collecting endpoint
     excepted): two jobs would write one output, and the second would fail
-    only after its whole inference."""
+    only after its whole inference. The same request made at the same
+    moment by another process is no other job (the store's unique key
+    makes it one)."""
     from pipeline.sinks import STDOUT, is_http
 
     if params.sink == STDOUT or not params.output or (
             is_http(params.sink) and (params.http_method or "PUT") == "POST"):
         return
-    others = store.live_jobs_to(params.output)
+    canonical = params.canonical_json()
+    others = [job for job in store.live_jobs_to(params.output) if job.idem_key != key and not (
+        job.input_sha256 == input_sha256 and job.params == canonical)]
     if others:
         other = others[0]
         raise JobConflict(f"job {other.id} ({Path(other.input_path).name}, {other.state}) "
