@@ -260,3 +260,39 @@ def test_a_job_url_opens_it_back_closes_it_and_retry_now_reaches_the_server(tmp_
         page.unroute("**/api/**")
         page.click("#offline-retry")
         page.wait_for_selector("#offline", state="hidden", timeout=2_000)
+
+
+def test_search_older_pages_and_bulk_cancel_from_the_page(tmp_path):
+    from pipeline.config import JobParams
+
+    app = make_app(tmp_path)
+    store = Store(tmp_path / "jobs.db")
+    for i in range(230):  # more than the page's 200
+        params = JobParams(model="m", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
+                           output=str(tmp_path / f"out{i}.txt"))
+        store.get_or_create_job(idem_key=f"k{i}", params=params.canonical_json(),
+                                input_path=str(tmp_path / f"{'notes_' if i % 50 == 0 else 'doc'}"
+                                               f"{i:03d}.txt"),
+                                input_sha256=f"{i:064x}", input_bytes=10,
+                                output_path=params.output)
+    with served(app) as url, browser_page(url + "/") as (page, context, _):
+        page.wait_for_selector(".card >> nth=199")
+        assert page.locator(".card").count() == 200
+        page.click("#more")
+        page.wait_for_function("document.querySelectorAll('.card').length === 230")
+        assert page.locator("#more").is_hidden()
+        page.fill("#search", "notes_")
+        page.wait_for_function("document.querySelectorAll('.card').length === 5")
+        names = sorted(page.locator(".card .name").all_inner_texts())
+        assert names == [f"notes_{i:03d}.txt" for i in range(0, 230, 50)]
+        page.locator(".card .select").nth(0).check()
+        page.locator(".card .select").nth(1).check()
+        assert page.inner_text("#bulk-count") == "2 selected"
+        page.click("#bulk-cancel")
+        page.wait_for_function("document.querySelector('#toasts').textContent"
+                               ".includes('2 job(s) canceled')")
+        page.wait_for_function("[...document.querySelectorAll('.card')].filter("
+                               "c => c.dataset.state === 'CANCELED').length === 2")
+        assert sorted(j.state for j in store.jobs(300)).count("CANCELED") == 2
+        page.fill("#search", "")
+        page.wait_for_function("document.querySelectorAll('.card').length === 200")
