@@ -281,3 +281,16 @@ def test_a_canceled_job_took_the_time_to_its_cancel(tmp_path):
     detail = views.job_detail(store, store.job(job.id), now[0] + 100)
     assert detail["state"] == "CANCELED" and detail["elapsed_s"] == 8.0
     assert detail["stages"][0]["wall_s"] is None and detail["stages"][0]["ran_s"] == 8.0
+
+
+def test_cancel_takes_several_jobs_and_names_the_unknown_one(tmp_path, store, capsys):
+    a, _ = submit(store, _params(tmp_path, "a.txt"), _doc(tmp_path, "a.txt", "One.\n"))
+    b, _ = submit(store, _params(tmp_path, "b.txt"), _doc(tmp_path, "b.txt", "Two.\n"))
+    db = str(tmp_path / "jobs.db")
+    assert main(["--db", db, "cancel", a.id, "nope", b.id[:6], "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [{"job": a.id, "outcome": "canceled"},
+                               {"job": b.id, "outcome": "canceled"}]
+    assert err.strip() == "nllb-pipeline: error: no job 'nope' (see 'nllb-pipeline status')"
+    assert main(["--db", db, "cancel", a.id, "--json"]) == 0  # one job: as before
+    assert json.loads(capsys.readouterr().out) == {"job": a.id, "outcome": "CANCELED"}

@@ -243,8 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jobs that finished more than DAYS days ago, >= 0")
     add_json_option(p)
 
-    p = command("cancel", "cancel a job (a running one stops within seconds)", queue.cmd_cancel)
-    p.add_argument("job", help=JOB_HELP)
+    p = command("cancel", "cancel jobs (a running one stops within seconds)", queue.cmd_cancel)
+    p.add_argument("job", nargs="+", help=JOB_HELP + " (several: each is canceled; one not "
+                   "found does not stop the others)")
     add_json_option(p)
 
     p = command("logs", "a job's attempt history: every failure and decision", read.cmd_logs)
