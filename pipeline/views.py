@@ -314,6 +314,7 @@ def stage_runs(store: Store, job: Job, now: float) -> list[dict]:
         out.append({"stage": r.stage, "state": state,
                     "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
                     "ran_s": round(ran, 3),  # wall_s, or to where an unfinished run stopped
+                    "cpu_s": round(r.cpu_s, 3) if r.cpu_s is not None else None,
                     "units_total": r.units_total, "units_done": done, "device": r.device,
                     "backend": r.backend, "dtype": r.dtype})
     return out

@@ -3,7 +3,7 @@ needs attention, what just finished, queue positions, and deleting a job.
 
 Every query here is bounded by its ``limit`` and answered from an index
 (``jobs_by_created``, ``jobs_by_state``, ``jobs_by_end``, ``jobs_queue``:
-migration 11) or, for a search by name, from a walk of ``jobs_by_created``
+migration 13) or, for a search by name, from a walk of ``jobs_by_created``
 that stops at ``limit`` matches; none reads chunks.
 """
 

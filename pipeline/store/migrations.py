@@ -316,7 +316,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE memory_units ADD COLUMN flag TEXT;  -- the reason (pipeline.quality.checks)
     """,
-    # 11: the task centre (issue 22). "Retry now" ends a retry's wait: the
+    # 11: a replaced chunk's pieces in order by one index. With (job_id,
+    # parent) alone, SQLite preferred the primary key for "... AND parent = ?
+    # ORDER BY idx" and read the whole job's chunks for every parent it
+    # joined: 5.6 ms a parent at 5,000 lines, growing with the job.
+    """
+    DROP INDEX chunks_by_parent;
+    CREATE INDEX chunks_by_parent ON chunks (job_id, parent, idx) WHERE parent IS NOT NULL;
+    """,
+    # 12: the CPU seconds the process spent while a stage ran (all its
+    # threads), beside the wall time: whether a stage waited or worked, and
+    # a figure that a busy machine does not move (benchmarks/scale.py)
+    """
+    ALTER TABLE stage_runs ADD COLUMN cpu_s REAL;
+    """,
+    # 13: the task centre (issue 22). "Retry now" ends a retry's wait: the
     # API or the CLI sets wake_requested, the waiting worker sees it within
     # a second and clears it. A request is found by its input and canonical
     # parameters whatever key it came with. The list's keyset pages walk
