@@ -11,7 +11,11 @@ CPU little) then:
 
 1. **paced**, as pages poll: every ``--interval`` seconds each client asks
    for the list with its ETag (a 304 while nothing changed), the list
-   without it (a full 200) and one job's detail;
+   without it (a full 200) and one job's detail; meanwhile one more client
+   searches by name (``?q=``) and reads the list's second page
+   (``?cursor=``), and another retries and cancels 20 jobs at a time
+   (``POST /api/jobs/retry`` and ``/cancel``), each every interval, so the
+   lists' ETags keep changing and every poll after a bulk action renders;
 2. **saturated**: each client sends its next request as soon as the last
    answer is in, for each kind alone, to find requests per second.
 
@@ -45,6 +49,8 @@ from pipeline.config import JobParams
 from pipeline.store import Store
 
 LIST = "/api/jobs?limit=200"
+SEARCH = "/api/jobs?limit=200&q=doc0{n}"  # ~1,000 of 10,000 names match one digit
+BULK_IDS = 20
 
 
 def fill_store(db: Path, n: int) -> list[str]:
@@ -80,24 +86,27 @@ def fill_store(db: Path, n: int) -> list[str]:
     return ids
 
 
-def in_process_costs(db: Path) -> tuple[float, float]:
+def in_process_costs(db: Path) -> tuple[float, float, float]:
     from pipeline.api import listing
 
     store = Store(db)
-    renders, etags = [], []
-    for _ in range(5):
+    renders, etags, searches = [], [], []
+    for n in range(5):
         start = time.perf_counter()
         json.dumps(listing.list_body(store, (), 200, time.time())).encode()
         renders.append(time.perf_counter() - start)
         start = time.perf_counter()
         listing.list_etag(store, time.time(), (), 200)
         etags.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        json.dumps(listing.list_body(store, (), 200, time.time(), f"doc0{n}")).encode()
+        searches.append(time.perf_counter() - start)
     store.close()
-    return min(renders) * 1000, min(etags) * 1000
+    return min(renders) * 1000, min(etags) * 1000, min(searches) * 1000
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection; GET only."""
+    """One keep-alive HTTP/1.1 connection."""
 
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
@@ -105,12 +114,16 @@ class Connection:
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
-    async def get(self, path: str, etag: str | None = None) -> tuple[int, str | None, float]:
+    async def get(self, path: str, etag: str | None = None, *, method: str = "GET",
+                  body: bytes = b"") -> tuple[int, str | None, float, bytes]:
         start = time.perf_counter()
-        head = f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
         if etag:
             head += f"If-None-Match: {etag}\r\n"
-        self.writer.write((head + "\r\n").encode())
+        if method != "GET":
+            head += ("X-Requested-With: bench\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\n")
+        self.writer.write((head + "\r\n").encode() + body)
         status_line = await self.reader.readline()
         status = int(status_line.split()[1])
         length, tag = 0, None
@@ -123,35 +136,73 @@ class Connection:
                 length = int(value)
             elif name.lower() == "etag":
                 tag = value.strip()
-        if length:
-            await self.reader.readexactly(length)
-        return status, tag, time.perf_counter() - start
+        data = await self.reader.readexactly(length) if length else b""
+        return status, tag, time.perf_counter() - start, data
 
     def close(self) -> None:
         self.writer.close()
 
 
+def bulk_body(ids: list[str]) -> bytes:
+    return json.dumps({"ids": random.sample(ids, min(BULK_IDS, len(ids)))}).encode()
+
+
+async def second_page(conn: Connection) -> float:
+    """The list's next page: its cursor from the first page, then the page."""
+    _, _, _, data = await conn.get(LIST)
+    cursor = json.loads(data)["next_cursor"] or ""
+    _, _, took, _ = await conn.get(f"{LIST}&cursor={cursor}")
+    return took
+
+
 async def paced(host, port, ids, clients, seconds, interval):
-    samples = {"list 304": [], "list 200": [], "detail": []}
+    samples = {"list 304": [], "list 200": [], "detail": [], "search": [], "page 2": [],
+               "bulk": []}
 
     async def client(n):
         conn = Connection(host, port)
         await conn.open()
-        _, etag, _ = await conn.get(LIST)
+        _, etag, _, _ = await conn.get(LIST)
         await asyncio.sleep(interval * n / clients)  # spread the clients over the interval
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             tick = time.perf_counter()
-            status, _, took = await conn.get(LIST, etag)
+            status, _, took, _ = await conn.get(LIST, etag)
             samples["list 304" if status == 304 else "list 200"].append(took)
-            status, etag, took = await conn.get(LIST)
+            status, etag, took, _ = await conn.get(LIST)
             samples["list 200"].append(took)
-            _, _, took = await conn.get(f"/api/jobs/{random.choice(ids)}")
+            _, _, took, _ = await conn.get(f"/api/jobs/{random.choice(ids)}")
             samples["detail"].append(took)
             await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
         conn.close()
 
-    await asyncio.gather(*(client(n) for n in range(clients)))
+    async def searcher():
+        conn = Connection(host, port)
+        await conn.open()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            tick = time.perf_counter()
+            _, _, took, _ = await conn.get(SEARCH.format(n=random.randrange(10)))
+            samples["search"].append(took)
+            samples["page 2"].append(await second_page(conn))
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
+        conn.close()
+
+    async def bulk_client():
+        conn = Connection(host, port)
+        await conn.open()
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            tick = time.perf_counter()
+            for verb in ("cancel", "retry"):
+                status, _, took, _ = await conn.get(f"/api/jobs/{verb}", method="POST",
+                                                    body=bulk_body(ids))
+                assert status == 200, status
+                samples["bulk"].append(took)
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
+        conn.close()
+
+    await asyncio.gather(bulk_client(), searcher(), *(client(n) for n in range(clients)))
     return samples
 
 
@@ -161,15 +212,20 @@ async def saturated(host, port, ids, clients, seconds, kind):
     async def client():
         conn = Connection(host, port)
         await conn.open()
-        _, etag, _ = await conn.get(LIST)
+        _, etag, _, _ = await conn.get(LIST)
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             if kind == "list 304":
-                _, _, took = await conn.get(LIST, etag)
+                _, _, took, _ = await conn.get(LIST, etag)
             elif kind == "list 200":
-                _, _, took = await conn.get(LIST)
+                _, _, took, _ = await conn.get(LIST)
+            elif kind == "search":
+                _, _, took, _ = await conn.get(SEARCH.format(n=random.randrange(10)))
+            elif kind == "bulk":
+                _, _, took, _ = await conn.get("/api/jobs/cancel", method="POST",
+                                               body=bulk_body(ids))
             else:
-                _, _, took = await conn.get(f"/api/jobs/{random.choice(ids)}")
+                _, _, took, _ = await conn.get(f"/api/jobs/{random.choice(ids)}")
             samples.append(took)
         conn.close()
 
@@ -199,9 +255,10 @@ def main() -> int:
         started = time.perf_counter()
         ids = fill_store(db, args.jobs)
         print(f"store: {args.jobs} jobs in {time.perf_counter() - started:.1f} s")
-        render_ms, etag_ms = in_process_costs(db)
+        render_ms, etag_ms, search_ms = in_process_costs(db)
         print(f"in-process: rendering the list (a cache miss) {render_ms:.1f} ms, "
-              f"its ETag (all a 304 needs) {etag_ms:.3f} ms, best of 5")
+              f"its ETag (all a 304 needs) {etag_ms:.3f} ms, a search {search_ms:.1f} ms, "
+              "best of 5")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         server = subprocess.Popen([sys.executable, "-m", "pipeline", "--db", str(db), "serve",
                                    "--workers", "0", "--port", "0"], env=env, cwd=ROOT,
@@ -211,14 +268,15 @@ def main() -> int:
             host, port = url.removeprefix("http://").rsplit(":", 1)
             port = int(port)
             print(f"{args.clients} clients, each polling every {args.interval:g} s for "
-                  f"{args.seconds:g} s (paced):")
+                  f"{args.seconds:g} s (paced), one more searching and paging, one more "
+                  f"retrying and canceling {BULK_IDS} jobs at a time:")
             samples = asyncio.run(paced(host, port, ids, args.clients, args.seconds,
                                         args.interval))
             for kind, found in samples.items():
                 if found:
                     print(row(kind, found))
             print(f"{args.clients} clients back to back (saturated), {args.seconds:g} s each:")
-            for kind in ("list 304", "list 200", "detail"):
+            for kind in ("list 304", "list 200", "detail", "search", "bulk"):
                 found, wall = asyncio.run(saturated(host, port, ids, args.clients,
                                                     args.seconds, kind))
                 print(row(kind, found, wall))

@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline import config
 from pipeline.config import JobParams, idempotency_key
 from pipeline.documents.inputs import InputFile
-from pipeline.errors import InvalidInput, KeyReused
+from pipeline.errors import InvalidInput, JobConflict, KeyReused
 from pipeline.store import Job, Store
 from pipeline.store.records import MODES
 
@@ -105,14 +105,27 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     """
     if memory is not None and memory not in MODES:
         raise InvalidInput(f"--tm is one of {', '.join(MODES)}, not {memory!r}")
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        raise InvalidInput(f"priority must be a whole number from {-MAX_PRIORITY:,} to "
+                           f"{MAX_PRIORITY:,}, not {priority}")
     canonical = params.canonical_json()
-    if not checked and store.job_by_key(key or idempotency_key(params, source.sha256)) is None:
-        check_input(params, source)
-    job, created = store.get_or_create_job(
-        idem_key=key or idempotency_key(params, source.sha256), params=canonical,
-        input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
-        output_path=params.output, priority=priority, memory_mode=memory or "on",
-    )
+    keyed = store.job_by_key(key or idempotency_key(params, source.sha256))
+    # The same document and parameters are the same job, whatever key (or
+    # none) the earlier request came with.
+    same = None if keyed else store.job_by_request(source.sha256, canonical)
+    if same is not None:
+        job, created = same, False
+    else:
+        if keyed is None:
+            if not checked:
+                check_input(params, source)
+            refuse_shared_destination(store, params, source.sha256,
+                                      key or idempotency_key(params, source.sha256))
+        job, created = store.get_or_create_job(
+            idem_key=key or idempotency_key(params, source.sha256), params=canonical,
+            input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
+            output_path=params.output, priority=priority, memory_mode=memory or "on",
+        )
     if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):
         raise KeyReused(
             f"idempotency key {key!r} was used for job {job.id} with different parameters or "
@@ -138,4 +151,32 @@ def check_input(params: JobParams, source: InputFile) -> None:
 
 
 def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:
-    return store.job_by_key(idempotency_key(params, source.sha256))
+    """The job of this request: by its key, or submitted under a caller's key."""
+    return (store.job_by_key(idempotency_key(params, source.sha256))
+            or store.job_by_request(source.sha256, params.canonical_json()))
+
+
+MAX_PRIORITY = 1_000_000  # the queue's priorities: -MAX_PRIORITY .. MAX_PRIORITY
+
+
+def refuse_shared_destination(store: Store, params: JobParams, input_sha256: str,
+                              key: str) -> None:
+    """JobConflict when another queued or running job delivers to the same
+    file, directory entry or URL (an HTTP POST to a collecting endpoint
+    excepted): two jobs would write one output, and the second would fail
+    only after its whole inference. The same request made at the same
+    moment by another process is no other job (the store's unique key
+    makes it one)."""
+    from pipeline.sinks import STDOUT, is_http
+
+    if params.sink == STDOUT or not params.output or (
+            is_http(params.sink) and (params.http_method or "PUT") == "POST"):
+        return
+    canonical = params.canonical_json()
+    others = [job for job in store.live_jobs_to(params.output) if job.idem_key != key and not (
+        job.input_sha256 == input_sha256 and job.params == canonical)]
+    if others:
+        other = others[0]
+        raise JobConflict(f"job {other.id} ({Path(other.input_path).name}, {other.state}) "
+                          f"already delivers to {params.output}; "
+                          "wait for it, cancel it, or choose another output")

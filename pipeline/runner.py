@@ -135,14 +135,19 @@ class JobContext:
         """A retry's wait, in steps of at most ``CHECK_EVERY_S`` that raise as
         ``check_running`` does: a canceled, stopping or lost job does not
         sit out a 20 s backoff (the wait's end is in the store already).
-        Real time: ``monotonic`` paces the checks of work, not a wait."""
+        "Retry now" (``Store.request_wake``, from the API or ``retry --now``)
+        ends it at the next step. Real time: ``monotonic`` paces the checks
+        of work, not a wait."""
         end = time.monotonic() + seconds
-        while True:
-            self.check_running()
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self.stop.wait(min(left, CHECK_EVERY_S))  # a lost lease wakes it at once
+        try:
+            while True:
+                self.check_running()
+                left = end - time.monotonic()
+                if left <= 0 or self.store.wake_requested(self.job.id):
+                    return
+                self.stop.wait(min(left, CHECK_EVERY_S))  # a lost lease wakes it at once
+        finally:
+            self.store.clear_wake(self.job.id)
 
 
 class Heartbeat:

@@ -118,44 +118,87 @@ def _stage_percents(percent: float, shares: tuple[float, ...]) -> tuple:
     return tuple(out.items())
 
 
+def job_progress(store: Store, job: Job, state: str, live: dict | None, weights: dict | None,
+                 tokens: tuple[int, int] | None = None) -> tuple[float, dict | None]:
+    """(percent, stage units) of a job: the one source of the numbers every
+    face prints (the page, ``status``, ``show``), so they agree.
+
+    A running job: both from its runner's snapshot, where the percent is the
+    stage's units at the stage weights (the numbers its own progress bar
+    shows). Otherwise, in inference, both from the stored token counters
+    (``token_counts``: tokens of the chunks inference translates; a chunk
+    split by the quality ladder hands its tokens on to its pieces, so the
+    total never grows and the percent never goes back); in the other
+    stages, the stage reached, at ``weights``."""
+    if state == "SUCCEEDED":
+        return 100.0, None
+    if live and live.get("stage") == job.stage:
+        return live["percent"], live.get("stage_units")
+    if job.stage == "inference":
+        done, total = tokens or store.token_counts(job.id)
+        fraction = done / total if total else 0.0
+        percent = 100.0 * (overall_fraction("inference", fraction, weights) if weights
+                           else overall_fraction("inference", fraction))
+        return percent, {"unit": "tokens", "done": done, "total": total}
+    return job_percent(store, job, weights, tokens), None
+
+
+def units_text(view: dict) -> str:
+    """``1,200/9,433 tokens``: the current stage's units, as ``status``,
+    ``show`` and the page print them ("" when only the percent is known)."""
+    units = view.get("stage_units")
+    if not units or not units["total"] or view["state"] in ("SUCCEEDED", "CANCELED"):
+        return ""
+    return f"{units['done']:,}/{units['total']:,} {units['unit']}"
+
+
 def job_view(store: Store, job: Job, now: float, histories: dict | None = None,
-             tokens: tuple[int, int] | None = None) -> dict:
+             tokens: tuple[int, int] | None = None, positions: dict | None = None) -> dict:
     """A job as every face shows it (status rows, ``show``, the API and its
-    events): the honest state, the stage, percent and ETA as the job's own
-    progress bar computes them (the runner saves them), the stage weights
-    its bar is drawn at (measured, or the defaults before it has run), and
-    what it is. ``tokens``: the job's (done, total), when a listing has
-    read them for all its jobs at once."""
-    params = json.loads(job.params)
+    events): the honest state, the stage, percent and stage units
+    (``job_progress``), the ETA as the job's own progress bar computes it
+    (the runner saves it), the stage weights its bar is drawn at (measured,
+    or the defaults before it has run), its place in the queue, and what it
+    is. ``tokens``: the job's (done, total), when a listing has read them
+    for all its jobs at once; ``positions``: ``Store.queue_positions``."""
+    src, tgt, fmt = _summary(job.params)
     state = shown_state(job, now)
     saved = live_progress(job)
     live = saved if state == "RUNNING" else None
     weights = (saved or {}).get("weights")
+    percent, units = job_progress(store, job, state, live, weights, tokens)
     if live:
-        percent = live["percent"]
         waiting = live.get("waiting")
         eta = live.get("eta_s")
         if eta is not None and not waiting:
             eta = max(0.0, eta - max(0.0, now - live["at"]))
         rate = live.get("tokens_per_s")
     else:
-        percent, waiting, rate = job_percent(store, job, weights, tokens), None, None
+        waiting, rate = None, None
         eta = job_eta(store, job, histories, tokens) if state == "RUNNING" else None
+    if job.state == "QUEUED" and positions is None:
+        positions = store.queue_positions()
     return {
         "id": job.id, "name": os.path.basename(job.input_path), "state": state,
-        "stage": job.stage, "percent": round(percent, 1),
+        "stage": job.stage, "percent": round(percent, 1), "stage_units": units,
         "eta_seconds": round(eta, 1) if eta is not None else None,
         "tokens_per_s": rate, "waiting": waiting,
+        "queue_position": (positions or {}).get(job.id) if job.state == "QUEUED" else None,
         "weights": _shares(weights or DEFAULT_WEIGHTS),
         "stage_percent": stage_percents(percent, weights or DEFAULT_WEIGHTS),
         "note": INTERRUPTED_NOTE if state == INTERRUPTED else None,
-        "src": params.get("src_lang"), "tgt": params.get("tgt_lang"), "format": params.get("fmt"),
-        "input": job.input_path, "output": job.output_path, "priority": job.priority,
+        "src": src, "tgt": tgt, "format": fmt, "input": job.input_path, "output": job.output_path, "priority": job.priority,
         "created_at": job.created_at, "updated_at": job.updated_at,
         "finished_at": job.finished_at, "worker": job.lease_owner,
         "error": {"class": job.error_class, "message": job.error_message}
         if job.error_class else None,
     }
+
+
+@lru_cache(maxsize=4096)  # a job's params never change: every poll re-renders the same
+def _summary(params_json: str) -> tuple[str | None, str | None, str | None]:
+    params = json.loads(params_json)
+    return params.get("src_lang"), params.get("tgt_lang"), params.get("fmt")
 
 
 def _shares(weights) -> dict[str, float]:
@@ -175,8 +218,9 @@ def status_rows(store: Store, limit: int, now: float) -> list[dict]:
     jobs = store.jobs(limit)
     ids = [j.id for j in jobs]
     counters = store.job_counters(ids)  # one read per 500 jobs
+    positions = store.queue_positions()
     for j in jobs:
-        view = job_view(store, j, now, histories, counters[j.id].tokens)
+        view = job_view(store, j, now, histories, counters[j.id].tokens, positions)
         rows.append({**view, "job": view["id"], "eta_s": view["eta_seconds"],
                      "error": j.error_message, "reused": counters[j.id].reused})
     return rows
@@ -195,17 +239,22 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         last_error[a.chunk_idx] = f"[{a.error_class}] {a.message}"
         last_batch[a.chunk_idx] = a.batch_id
     labels = store.batch_labels([*last_batch.values(), *(a.batch_id for a in switches)])
+    runs = stage_runs(store, job, now)
     return {
         **job_view(store, job, now),
         "job": job.id, "stage": job.stage, "input": job.input_path,
         "input_sha256": job.input_sha256, "output": job.output_path,
         "params": json.loads(job.params), "idempotency_key": job.idem_key,
         "chunks": store.chunk_counts(job.id),
+        "chunk_progress": chunk_progress(store, job),
+        "has_output": has_output(store, job),
         # of the done chunks, those that got their translation without
         # inference: from the memory, or a repeat of an earlier chunk
         "reused": store.job_counters([job.id])[job.id].reused,
         "memory_mode": store.memory_mode(job.id),
-        "stages": stage_runs(store, job, now),
+        "stages": runs,
+        # wall time of its stage runs, the unfinished ones to where they stopped
+        "elapsed_s": round(sum(r["ran_s"] for r in runs), 3),
         "translated_by": [
             {"backend": backend, "device": device, "compute_type": compute_type,
              "batches": n, "first_batch": first, "last_batch": last}
@@ -258,12 +307,45 @@ def stage_runs(store: Store, job: Job, now: float) -> list[dict]:
                 last = store.last_slice(job.id)
                 done = last.end_byte if last else done
             done = min(r.units_total, max(done or 0, 0)) if r.units_total is not None else done
+        ran = r.wall_s
+        if ran is None:  # to where it stopped: the next run, the job's end, or now
+            after = runs[i + 1].started_at if i + 1 < len(runs) else None
+            end = after or (now if state == "running" else job.finished_at or job.updated_at)
+            ran = max(0.0, end - r.started_at)
         out.append({"stage": r.stage, "state": state,
                     "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
+                    "ran_s": round(ran, 3),  # wall_s, or to where an unfinished run stopped
                     "cpu_s": round(r.cpu_s, 3) if r.cpu_s is not None else None,
                     "units_total": r.units_total, "units_done": done, "device": r.device,
                     "backend": r.backend, "dtype": r.dtype})
     return out
+
+
+def chunk_progress(store: Store, job: Job) -> dict:
+    """The job's chunks as one story with its percent: ``total`` counts a
+    chunk the quality ladder split as its pieces (``split`` chunks became
+    ``pieces``), so it grows by pieces - 1 at each split while the token
+    total (what the percent counts) does not; ``reused`` of the done ones
+    came from the memory or repeat an earlier chunk (no inference, so no
+    share of the percent's tokens)."""
+    counts = store.chunk_counts(job.id)
+    split = counts.get("replaced", 0)
+    reused = store.job_counters([job.id])[job.id].reused
+    pending = counts.get("pending", 0) + counts.get("waiting", 0)
+    done, failed = counts.get("done", 0), counts.get("failed", 0)
+    return {"total": done + pending + failed, "done": done, "pending": pending,
+            "failed": failed, "reused": reused["memory"] + reused["document"], "split": split,
+            "pieces": store.piece_count(job.id) if split else 0}
+
+
+def has_output(store: Store, job: Job) -> bool:
+    """The job's translation can be downloaded: postprocess built it (also
+    when its delivery then failed, or chunks failed for good)."""
+    if job.stage not in ("upload", "done"):
+        return False
+    artifact = store.artifact(job.id, "output")
+    return artifact is not None and (artifact.content is not None or (
+        artifact.path is not None and os.path.exists(artifact.path)))
 
 
 def quality(store: Store, job: Job) -> dict:

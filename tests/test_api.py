@@ -98,7 +98,7 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     assert refused.status_code == 413
     assert refused.json()["error"] == {
         "class": "too_large", "message": "the request is over the 0.00390625 MB limit "
-                                         "(--max-upload-mb)"}
+                                         "(the server's upload limit)"}
 
     def chunked():  # no Content-Length: the limit is counted as the body arrives
         yield b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n"
@@ -117,7 +117,8 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     (DOC, {"tgt": "fr"}, "unknown language code 'fr' (did you mean fra_Latn?)"),
     (DOC, {"src": "english"}, "unknown language code 'english'"),
     (DOC, {"beams": "many"}, "beams must be a whole number, not 'many'"),
-    (DOC, {"beams": "40"}, "--beams must be between 1 and 16"),
+    (DOC, {"beams": "40"}, "beams must be between 1 and 16"),
+    (DOC, {"priority": "99999999999999999999"}, "priority must be a whole number from"),
     (DOC, {"colour": "blue"}, "unknown form field(s) 'colour'"),
     (DOC, {"to": "file:/etc/passwd"}, "'to' takes an http(s):// URL"),
     (DOC, {"format": "jsonl", "jsonl_field": "text"}, "line 1"),
@@ -132,6 +133,9 @@ def test_bad_input_is_400_with_the_clis_message_and_nothing_is_written(client, t
     assert refused.status_code == 400, refused.text
     error = refused.json()["error"]
     assert error["class"] == "invalid_input" and message in error["message"]
+    # as a user of the form reads it: no flag of the CLI, no path on the server
+    assert "--" not in error["message"] and str(tmp_path) not in error["message"]
+    assert "uploads/" not in error["message"]
     assert _written(tmp_path) == ([], [])
 
 

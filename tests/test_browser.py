@@ -67,8 +67,8 @@ def submit(page, name: str, data: bytes, tgt: str = "French") -> None:
     page.fill("#tgt-search", tgt)
     page.locator("#tgt-list li").first.click()
     page.fill("#beams", "1")
-    if not page.locator("details").evaluate("d => d.open"):
-        page.click("details summary")
+    if not page.locator("#more-options").evaluate("d => d.open"):
+        page.click("#more-options summary")
     page.fill("#length_ratio", "0.5")
     page.fill("#length_offset", "4")
     page.click("#submit-button")
@@ -169,9 +169,9 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
             failing.click()
             expect(page.locator("#detail-error")).to_contain_text("chunk(s) failed for good")
             expect(page.locator("#detail-attempts")).to_contain_text("injected by --inject-faults")
-            trace = page.locator("#detail-attempts tbody code").first.inner_text()
+            trace = page.locator("#detail-attempts code").first.inner_text()
             page.click("#act-copy")
-            expect(page.locator("#toasts")).to_contain_text("Error log copied")
+            expect(page.locator("#detail .toasts")).to_contain_text("Error log copied")
             copied = page.evaluate("navigator.clipboard.readText()")
             assert f"[{trace}]" in copied and "device_transient" in copied
             page.click("#act-retry")
@@ -188,7 +188,6 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
             expect(done.locator(".bar .seg")).to_have_count(4)
             for fill in done.locator(".bar .fill").all():
                 assert fill.evaluate("f => f.style.width") == "100%"
-            expect(page.locator(".card").first).to_have_class("card pinned")  # latest finished
             page.wait_for_function("window.__notified.length >= 2")
             assert "doc.txt: translated" in page.evaluate("window.__notified")
 
@@ -209,7 +208,7 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
             page.click("#act-template")
             expect(page.locator("#submit-message")).to_contain_text("Options of doc.txt")
             assert page.input_value("#beams") == "1"
-            page.click("#detail-close")
+            expect(page.locator("#detail")).to_be_hidden()  # the form is in view, not covered
 
             # 4. A hostile file name is shown as text.
             submit(page, HOSTILE, b"A document with a hostile name.\n", tgt="deu_Latn")
@@ -223,8 +222,9 @@ def test_the_task_centre_in_a_real_browser(tmp_path, tiny_model):
             healthy.send_signal(signal.SIGTERM)
             healthy.wait(timeout=60)
             waiting = show_a_retry_wait(db, url)
-            expect(card(page, "waiting.txt").locator(".wait")).to_have_text(
-                re.compile(r"retrying batch 12 in (2[0-9]|30) s, OOM, attempt 2/3"))
+            expect(card(page, "waiting.txt").locator(".wait-text")).to_have_text(
+                re.compile(r"retrying batch 12 in (2[0-9]|30) s \(at [0-9:]+.*\), OOM, "
+                           r"attempt 2/3"))
             expect(card(page, "waiting.txt").locator(".eta")).to_have_text("ETA paused")
             page.screenshot(path=str(shots / "browser-jobs.png"))
 

@@ -111,7 +111,8 @@ def test_show_text(capsys, translated):
     lines = out.splitlines()
     assert lines[0] == f"job {job_id}  SUCCEEDED  (stage: done, 100.0%)"
     assert f"  output: {output}" in lines
-    assert "  chunks: done 3, replaced 3" in lines
+    assert ("  chunks: 3 of 3 done, 0 failed, 0 pending; 3 split by the quality ladder into 3 "
+            "pieces, each counted as a chunk") in lines
     assert any(line.startswith("  quality: repair; repairs: ") and "; flags: " in line
                for line in lines)
     flagged = [line for line in lines if line.startswith("  flagged chunk ")]

@@ -28,6 +28,8 @@ JUSTIFIED_ROOT = {
     "faults": "the --inject-faults spec, parsed without torch by settings and models.faults",
     "io_errors": "errno and SQLite result codes as error classes: the one table each, for the "
                  "file sink and the store alike (STYLE.md: foreign errors in one place)",
+    "job_actions": "the task centre's verbs over existing jobs (retry now, delete, bulk retry "
+                   "and cancel, logs as text), beside service, whose verbs they call",
     "jobs": "requests into jobs (JobOptions, job_params, submit): the half of service's verbs "
             "that the API's uploads and the benchmarks call directly",
     "languages": "the FLORES-200 table, a leaf that config, documents, memory and both faces read",

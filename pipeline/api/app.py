@@ -103,11 +103,16 @@ def create_app(settings: ApiSettings, *, supervisor=None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/", page),
+            Route("/jobs/{job_id}", page),  # the page, opening that job
             Route("/api/info", routes.info),
             Route("/api/openapi.json", routes.openapi),
             Route("/api/jobs", routes.list_jobs, methods=["GET"]),
             Route("/api/jobs", routes.submit_job, methods=["POST"]),
-            Route("/api/jobs/{job_id}", routes.get_job),
+            Route("/api/jobs/retry", routes.bulk_retry, methods=["POST"]),
+            Route("/api/jobs/cancel", routes.bulk_cancel, methods=["POST"]),
+            Route("/api/jobs/{job_id}", routes.get_job, methods=["GET"]),
+            Route("/api/jobs/{job_id}", routes.delete_job, methods=["DELETE"]),
+            Route("/api/jobs/{job_id}/retry-now", routes.wake_job, methods=["POST"]),
             Route("/api/jobs/{job_id}/logs", routes.job_logs),
             Route("/api/jobs/{job_id}/output", routes.job_output),
             Route("/api/jobs/{job_id}/retry", routes.retry_job, methods=["POST"]),

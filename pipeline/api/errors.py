@@ -14,7 +14,9 @@ for refusals of the HTTP layer itself. Statuses:
 404   no such job, no such route
 405   the route exists, the method does not
 409   the job's state does not allow it (retry a running or queued job,
-      cancel a finished one, download an output that is not there)
+      cancel a finished one, download an output that is not there, delete
+      a running job); a job id prefix that starts several jobs (the message
+      names them); another live job already delivers to the same place
 413   the request body is over ``--max-upload-mb``
 422   an ``Idempotency-Key`` reused with another document or parameters
 500   a bug; the message names the exception, the log has the traceback
@@ -24,10 +26,13 @@ for refusals of the HTTP layer itself. Statuses:
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 
 from starlette.responses import JSONResponse
 
-from pipeline.errors import JobBusy, JobConflict, JobNotFound, KeyReused, PipelineError, Unsupported
+from pipeline.errors import (AmbiguousJob, JobBusy, JobConflict, JobNotFound, KeyReused,
+                             PipelineError, Unsupported)
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -50,6 +55,8 @@ def error_response(status: int, error_class: str, message: str,
 
 def status_of(exc: PipelineError) -> int:
     """The HTTP status of an error the pipeline raised."""
+    if isinstance(exc, AmbiguousJob):
+        return 409
     if isinstance(exc, JobNotFound):
         return 404
     if isinstance(exc, (JobConflict, JobBusy)):
@@ -62,6 +69,8 @@ def status_of(exc: PipelineError) -> int:
 
 
 def class_of(exc: PipelineError) -> str:
+    if isinstance(exc, AmbiguousJob):
+        return "ambiguous_id"
     if isinstance(exc, JobNotFound):
         return "not_found"
     if isinstance(exc, (JobConflict, JobBusy)):
@@ -71,11 +80,37 @@ def class_of(exc: PipelineError) -> str:
     return exc.error_class.value
 
 
-def response_for(exc: BaseException) -> JSONResponse:
-    """The JSON response for anything a route raised."""
+def response_for(exc: BaseException, files: Path | None = None) -> JSONResponse:
+    """The JSON response for anything a route raised; messages as a user of
+    the API reads them (``for_the_page``)."""
     if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.error_class, exc.message, exc.headers)
+        return error_response(exc.status, exc.error_class, for_the_page(exc.message, files),
+                              exc.headers)
     if isinstance(exc, PipelineError):
-        return error_response(status_of(exc), class_of(exc), str(exc))
+        return error_response(status_of(exc), class_of(exc), for_the_page(str(exc), files))
     log.exception("internal error in the API")
-    return error_response(500, "internal", f"internal error: {type(exc).__name__}: {exc}")
+    return error_response(500, "internal", f"internal error: {type(exc).__name__}")
+
+
+# The CLI's words for what the form calls otherwise.
+FLAG_NAMES = {"jsonl": "jsonl_field", "tm": "tm", "max-upload-mb": "the server's upload limit",
+              "output-dir": "output", "output": "output"}
+_FLAG = re.compile(r"(?<![\w-])(?:-o/)?--([a-z][a-z0-9-]*)(?: FIELD)?")
+_SEE_CLI = re.compile(r" ?\(see 'nllb-pipeline [^']*'\)")
+_STORED = re.compile(r"(?:uploads/[0-9a-f]{2}/[0-9a-f]{64}|uploads/\.[0-9a-f]{32}\.part"
+                     r"|outputs/[0-9a-f]{20})/")
+
+
+def for_the_page(message: str, files: Path | None = None) -> str:
+    """A message the pipeline wrote for the command line, as the API says it:
+    the form's field names instead of the CLI's flags, and no path on the
+    server (an upload or an output is named by its file name alone; any
+    other path under the files directory by where it is in it)."""
+    message = _SEE_CLI.sub("", message)
+    message = _FLAG.sub(lambda m: FLAG_NAMES.get(m.group(1), m.group(1).replace("-", "_")),
+                        message)
+    if files is not None:
+        for root in {str(files), str(Path(files).resolve())}:
+            message = message.replace(root.rstrip("/") + "/", "")
+    message = _STORED.sub("", message)
+    return message

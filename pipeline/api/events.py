@@ -76,8 +76,11 @@ class JobWatcher:
         else:
             candidates = self._candidates(store, moved, now)
         news = []
+        # one read of the queue for all the queued candidates' places
+        positions = (store.queue_positions() if any(j.state == "QUEUED" for j in candidates)
+                     else {})
         for job in candidates:
-            view = job_view(store, job, now)
+            view = job_view(store, job, now, positions=positions)
             sig = signature(view)
             if self._sent.get(job.id) != sig:
                 self._sent[job.id] = sig

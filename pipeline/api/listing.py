@@ -3,7 +3,8 @@ poller that asks the same question at the same time.
 
 The ETag is what the list depends on: the store's revision (it moves with
 every visible change of any job), which running jobs have lost their
-worker (they turn INTERRUPTED without any write), and the query. A poll
+worker (they turn INTERRUPTED without any write), the query (states,
+search, cursor, limit) and the hour (what counts as a recent failure). A poll
 whose ``If-None-Match`` still matches is answered 304 from those two small
 reads alone.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -29,6 +31,9 @@ from pipeline.store import Store
 
 SHOWN_STATES = ("QUEUED", "RUNNING", views.INTERRUPTED, "SUCCEEDED", "FAILED", "CANCELED")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+RECENT_FAILURE_S = 24 * 3600  # a failure this recent is listed with the running jobs
+RECENTLY_FINISHED_S = 3600  # what the page may still have to announce
+MAX_QUERY = 200
 MAX_AGE_S = 1.0
 MAX_ENTRIES = 32
 
@@ -52,14 +57,42 @@ def parse_limit(text: str | None) -> int:
     return int(text)
 
 
+def parse_query(text: str | None) -> str:
+    text = (text or "").strip()
+    if len(text) > MAX_QUERY or not text.isprintable():
+        raise InvalidInput(f"q must be at most {MAX_QUERY} printable characters")
+    return text
+
+
+def make_cursor(job) -> str:
+    """Where the page after ``job`` starts: its (created_at, id) key."""
+    return f"{job.created_at!r}~{job.id}"
+
+
+def parse_cursor(text: str | None) -> tuple[float, str] | None:
+    if not text:
+        return None
+    at, sep, job_id = text.partition("~")
+    try:
+        value = float(at)
+    except ValueError:
+        value = float("nan")
+    if not sep or value != value or not job_id.isalnum() or len(job_id) > 64:
+        raise InvalidInput(f"cursor {text[:80]!r} is not one this server gave "
+                           "(use next_cursor of the previous page)")
+    return value, job_id
+
+
 def interrupted_ids(store: Store, now: float) -> list[str]:
     """Running jobs whose worker is gone."""
     return sorted(j.id for j in store.jobs_in_states(("RUNNING",), 10_000)
                   if views.shown_state(j, now) == views.INTERRUPTED)
 
 
-def list_etag(store: Store, now: float, states: tuple[str, ...], limit: int) -> str:
-    key = json.dumps([store.revision(), interrupted_ids(store, now), states, limit])
+def list_etag(store: Store, now: float, states: tuple[str, ...], limit: int, query: str = "",
+              cursor: str | None = None) -> str:
+    key = json.dumps([store.revision(), interrupted_ids(store, now), states, limit, query,
+                      cursor, int(now // 3600)])
     return 'W/"' + hashlib.blake2s(key.encode(), digest_size=10).hexdigest() + '"'
 
 
@@ -71,21 +104,40 @@ def matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag.removeprefix("W/") in tags
 
 
-def list_body(store: Store, states: tuple[str, ...], limit: int, now: float) -> dict:
-    """``{"jobs": [...], "counts": {state: n}, "now": unix time}``: the jobs
-    newest first (filtered by their shown state), every job counted."""
+def list_body(store: Store, states: tuple[str, ...], limit: int, now: float, query: str = "",
+              after: tuple[float, str] | None = None) -> dict:
+    """``{"jobs", "attention", "next_cursor", "counts", "recently_finished",
+    "now"}``: a page of jobs newest first (filtered by their shown state and
+    the search ``query``, after the keyset ``after``); on the first page of
+    the unfiltered list, ``attention``: the running jobs and the failures
+    of the last day, which the page shows first; every job counted by
+    state; the jobs that finished in the last hour (id, name, state,
+    finished_at), whatever the filter, for the page's notifications."""
     stored = tuple(dict.fromkeys("RUNNING" if s == views.INTERRUPTED else s for s in states))
-    jobs = store.jobs_in_states(stored, limit) if states else store.jobs(limit)
+    jobs = store.list_jobs(states=stored, query=query, after=after, limit=limit + 1)
+    more, jobs = len(jobs) > limit, jobs[:limit]
+    first = after is None and not states and not query
+    attention = store.attention_jobs(now - RECENT_FAILURE_S) if first else []
     histories: dict = {}
-    counters = store.job_counters([j.id for j in jobs])
-    shown = [views.job_view(store, j, now, histories, counters[j.id].tokens) for j in jobs]
+    everything = list({j.id: j for j in [*attention, *jobs]}.values())
+    counters = store.job_counters([j.id for j in everything])
+    positions = store.queue_positions() if any(j.state == "QUEUED" for j in everything) else {}
+    views_of = {j.id: views.job_view(store, j, now, histories, counters[j.id].tokens, positions)
+                for j in everything}
+    shown = [views_of[j.id] for j in jobs]
     if states:
         shown = [v for v in shown if v["state"] in states]
     counts = {s: 0 for s in SHOWN_STATES}
     counts.update(store.jobs_by_state(float("-inf")))
     counts[views.INTERRUPTED] = len(interrupted_ids(store, now))
     counts["RUNNING"] -= counts[views.INTERRUPTED]
-    return {"jobs": shown, "counts": counts, "now": now}
+    finished = [{"id": job_id, "name": os.path.basename(path), "state": state,
+                 "finished_at": finished_at}
+                for job_id, path, state, finished_at in store.finished_since(
+                    now - RECENTLY_FINISHED_S)]
+    return {"jobs": shown, "attention": [views_of[j.id] for j in attention],
+            "next_cursor": make_cursor(jobs[-1]) if more else None, "counts": counts,
+            "recently_finished": finished, "now": now}
 
 
 class RenderedLists:

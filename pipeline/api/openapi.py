@@ -27,6 +27,7 @@ def _json(ref: str, description: str = "OK") -> dict:
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
           "description": "a job id, or a unique prefix of one"}
 NOT_FOUND = _error("no such job")
+AMBIGUOUS = _error("the id prefix starts several jobs (the message names them)")
 CONFLICT = _error("the job's state does not allow it")
 CROSS_SITE = _error("a cross-site request, or one without X-Requested-With or the token")
 
@@ -41,7 +42,16 @@ JOB = {
                   "worker is gone (its process died, or its lease expired); any worker "
                   "resumes it"},
         "stage": {"enum": [*STAGES, "done"], "description": "the stage it is in or resumes at"},
-        "percent": {"type": "number", "description": "overall, at the stage weights"},
+        "percent": {"type": "number", "description": "overall, at the stage weights; in "
+                    "inference from the same token counts as stage_units"},
+        "stage_units": {"type": ["object", "null"], "description": "how far the current "
+                        "stage is in its own unit (inference: source tokens of the chunks it "
+                        "translates; a split chunk's tokens pass to its pieces, so the total "
+                        "never grows); null where only the percent is known",
+                        "properties": {"unit": {"type": "string"}, "done": {"type": "integer"},
+                                       "total": {"type": "integer"}}},
+        "queue_position": {"type": ["integer", "null"], "description": "a queued job's place "
+                           "in the queue (1: the next a worker takes), by priority then age"},
         "eta_seconds": {"type": ["number", "null"],
                         "description": "null: unknown, or a retry is waiting"},
         "tokens_per_s": {"type": ["number", "null"]},
@@ -68,6 +78,13 @@ JOB = {
 DETAIL = {"allOf": [{"$ref": "#/components/schemas/Job"}, {"type": "object", "properties": {
     "params": {"type": "object"},
     "chunks": {"type": "object", "description": "counts by state: done, failed, pending"},
+    "chunk_progress": {"type": "object", "description": "total, done, pending, failed, "
+                       "reused (done without inference), split and pieces: a chunk the "
+                       "quality ladder splits counts as its pieces"},
+    "has_output": {"type": "boolean", "description": "the translation can be downloaded "
+                   "(also when its delivery failed)"},
+    "elapsed_s": {"type": "number", "description": "wall time of its stage runs; an "
+                  "interrupted or canceled run counts to where it stopped"},
     "stages": {"type": "array", "items": {"type": "object", "properties": {
         "stage": {"type": "string"},
         "state": {"enum": ["finished", "running", "interrupted"]},
@@ -95,6 +112,29 @@ ATTEMPT = {"type": "object", "properties": {
 
 ACTION = {"type": "object", "properties": {
     "outcome": {"type": "string"}, "job": {"$ref": "#/components/schemas/Job"}}}
+
+IDS = {"type": "object", "required": ["ids"], "properties": {
+    "ids": {"type": "array", "maxItems": 1000, "items": {"type": "string"},
+            "description": "job ids or unique prefixes"}}}
+
+BULK = {"type": "object", "properties": {
+    "ok": {"type": "integer"}, "refused": {"type": "integer"},
+    "results": {"type": "array", "items": {"type": "object", "properties": {
+        "id": {"type": "string"}, "ok": {"type": "boolean"}, "outcome": {"type": "string"},
+        "job": {"$ref": "#/components/schemas/Job"},
+        "error": {"type": "object", "description": "class, message, and the status the "
+                  "single-job route would have answered"}}}}}}
+
+
+def _bulk(verb: str) -> dict:
+    return {"post": {
+        "summary": f"{verb} many jobs: each as POST /api/jobs/{{job_id}}/{verb} would; one "
+                   "refused job does not stop the others",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": IDS}}},
+        "responses": {"200": {"description": "one result per id, in order",
+                              "content": {"application/json": {"schema": BULK}}},
+                      "400": _error("no ids, more than 1000, or not JSON"),
+                      "403": CROSS_SITE}}}
 
 FORM = {"type": "object", "required": ["file", "src", "tgt"], "properties": {
     "file": {"type": "string", "format": "binary", "description": "the document (UTF-8)"},
@@ -135,7 +175,8 @@ def describe() -> dict:
                                 "is {\"error\": {\"class\", \"message\"}}. With a token, every "
                                 "call needs 'Authorization: Bearer TOKEN'. A POST needs "
                                 "X-Requested-With (any value) or the token, and is refused "
-                                "(403) when its Origin is another site."},
+                                "(403) when its Origin is another site. The page itself is at "
+                                "/ and, opened on one job, at /jobs/{id}."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -145,6 +186,14 @@ def describe() -> dict:
                                          "message": {"type": "string"}}}}},
                 "JobList": {"type": "object", "properties": {
                     "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                    "attention": {"type": "array", "items": {"$ref": "#/components/schemas/Job"},
+                                  "description": "first page of the unfiltered list only: "
+                                  "the running jobs, then the failures of the last 24 h"},
+                    "next_cursor": {"type": ["string", "null"],
+                                    "description": "pass as cursor for the next page"},
+                    "recently_finished": {"type": "array", "description": "jobs that "
+                                          "ended in the last hour (id, name, state, "
+                                          "finished_at), whatever the filter"},
                     "counts": {"type": "object", "description": "jobs by state, all of them"},
                     "now": {"type": "number", "description": "the server's unix time"}}},
             },
@@ -159,11 +208,18 @@ def describe() -> dict:
                             {"name": "limit", "in": "query",
                              "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
                                         "default": 100}},
+                            {"name": "q", "in": "query", "schema": {"type": "string",
+                                                                    "maxLength": 200},
+                             "description": "search: the file name contains it, or the id "
+                                            "starts with it (every character literal)"},
+                            {"name": "cursor", "in": "query", "schema": {"type": "string"},
+                             "description": "next_cursor of the previous page (keyset "
+                                            "paging, newest first)"},
                             {"name": "If-None-Match", "in": "header",
                              "schema": {"type": "string"}}],
                         "responses": {"200": _json("JobList"),
                                       "304": {"description": "nothing changed since the ETag"},
-                                      "400": _error("bad state or limit")}},
+                                      "400": _error("bad state, limit, q or cursor")}},
                 "post": {"summary": "submit a document",
                          "parameters": [{"name": "Idempotency-Key", "in": "header",
                                          "schema": {"type": "string", "maxLength": 200}}],
@@ -174,20 +230,45 @@ def describe() -> dict:
                              "200": _json("Job", "the same request again: the same job"),
                              "400": _error("bad document or options (nothing written)"),
                              "403": CROSS_SITE,
+                             "409": _error("another queued or running job already delivers "
+                                           "to the same place (the message names it)"),
                              "413": _error("over --max-upload-mb"),
                              "422": _error("the Idempotency-Key names another request")}},
             },
-            "/api/jobs/{job_id}": {"get": {
-                "summary": "one job: stages, chunks, failed chunks, delivery",
+            "/api/jobs/retry": _bulk("retry"),
+            "/api/jobs/cancel": _bulk("cancel"),
+            "/api/jobs/{job_id}": {
+                "get": {"summary": "one job: stages, chunks, failed chunks, delivery",
+                        "parameters": [JOB_ID],
+                        "responses": {"200": _json("JobDetail"), "404": NOT_FOUND,
+                                      "409": AMBIGUOUS}},
+                "delete": {"summary": "delete a job that no worker runs, with its chunks, "
+                                      "batches, log, stored output and its upload (unless "
+                                      "another job reads it)",
+                           "parameters": [JOB_ID],
+                           "responses": {"200": {"description": "deleted"}, "403": CROSS_SITE,
+                                         "404": NOT_FOUND,
+                                         "409": _error("it is running: cancel it first")}}},
+            "/api/jobs/{job_id}/retry-now": {"post": {
+                "summary": "end the retry's wait a running job is in (a batch after a "
+                           "transient error, an upload after 429 or 503): its worker tries "
+                           "again within a second",
                 "parameters": [JOB_ID],
-                "responses": {"200": _json("JobDetail"), "404": NOT_FOUND}}},
+                "responses": {"202": _json("Action", "requested; ended_wait is the wait"),
+                              "403": CROSS_SITE, "404": NOT_FOUND,
+                              "409": _error("it is not waiting out a retry")}}},
             "/api/jobs/{job_id}/logs": {"get": {
-                "summary": "the attempt history", "parameters": [JOB_ID],
+                "summary": "the attempt history",
+                "parameters": [JOB_ID, {"name": "format", "in": "query",
+                                        "schema": {"enum": ["json", "text"], "default": "json"},
+                                        "description": "text: a file to download, as the "
+                                                       "CLI's logs prints it"}],
                 "responses": {"200": {"description": "OK", "content": {"application/json": {
                     "schema": {"type": "object", "properties": {
                         "job": {"type": "string"},
                         "attempts": {"type": "array",
-                                     "items": {"$ref": "#/components/schemas/Attempt"}}}}}}},
+                                     "items": {"$ref": "#/components/schemas/Attempt"}}}}},
+                    "text/plain": {"schema": {"type": "string"}}}},
                     "404": NOT_FOUND}}},
             "/api/jobs/{job_id}/retry": {"post": {
                 "summary": "queue a failed, canceled or interrupted job's remaining work again "

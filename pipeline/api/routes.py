@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 import urllib.parse
 
@@ -18,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from pipeline import config, service, views
+from pipeline import config, job_actions, service, views
 from pipeline.api import listing
-from pipeline.api.errors import response_for
+from pipeline.api.errors import class_of, for_the_page, response_for, status_of
 from pipeline.api.events import JobWatcher, event_stream
 from pipeline.api.uploads import form_options, read_form
 from pipeline.errors import InvalidInput, JobConflict
@@ -38,7 +39,7 @@ def endpoint(handler):
         try:
             return await handler(request, request.app.state.api)
         except Exception as exc:  # noqa: BLE001 - every error is rendered, bugs as 500
-            return response_for(exc)
+            return response_for(exc, request.app.state.api.settings.files_dir)
     return run
 
 
@@ -52,20 +53,61 @@ def _in_thread(api, fn, *args):
 
 @endpoint
 async def list_jobs(request: Request, api) -> Response:
-    states = listing.parse_states(request.query_params.get("state"))
-    limit = listing.parse_limit(request.query_params.get("limit"))
+    params = request.query_params
+    states = listing.parse_states(params.get("state"))
+    limit = listing.parse_limit(params.get("limit"))
+    query = listing.parse_query(params.get("q"))
+    cursor = params.get("cursor") or None
+    after = listing.parse_cursor(cursor)
     now = time.time()
-    etag = listing.list_etag(api.stores.get(), now, states, limit)
+    etag = listing.list_etag(api.stores.get(), now, states, limit, query, cursor)
     headers = {"ETag": etag, **NO_CACHE}
     if listing.matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
 
     async def render() -> bytes:
-        body = await _in_thread(api, listing.list_body, states, limit, now)
+        body = await _in_thread(api, listing.list_body, states, limit, now, query, after)
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
     return Response(await api.lists.get(etag, render), media_type="application/json",
                     headers=headers)
+
+
+async def json_ids(request: Request) -> list[str]:
+    """The ``{"ids": [...]}`` body of a bulk request."""
+    try:
+        body = json.loads(await request.body() or b"null")
+    except ValueError:
+        raise InvalidInput("send a JSON body: {\"ids\": [\"JOB\", ...]}") from None
+    ids = body.get("ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InvalidInput("send a JSON body: {\"ids\": [\"JOB\", ...]} (job ids as strings)")
+    return ids
+
+
+def _bulk(verb):
+    @endpoint
+    async def handler(request: Request, api) -> Response:
+        ids = await json_ids(request)
+
+        def run(store: Store) -> dict:
+            now, files = time.time(), api.settings.files_dir
+            results = [
+                {"id": r.id, "ok": True, "outcome": r.outcome,
+                 "job": views.job_view(store, r.job, now)} if r.ok else
+                {"id": r.id, "ok": False, "error": {"class": class_of(r.error),
+                                                     "status": status_of(r.error),
+                                                     "message": for_the_page(str(r.error), files)}}
+                for r in job_actions.bulk(store, verb, ids)]
+            return {"results": results, "ok": sum(r["ok"] for r in results),
+                    "refused": sum(not r["ok"] for r in results)}
+
+        return JSONResponse(await _in_thread(api, run))
+    return handler
+
+
+bulk_retry = _bulk(job_actions.requeue_one)
+bulk_cancel = _bulk(job_actions.cancel_one)
 
 
 # -- one job ----------------------------------------------------------------------------
@@ -82,12 +124,44 @@ async def get_job(request: Request, api) -> Response:
 
 @endpoint
 async def job_logs(request: Request, api) -> Response:
-    def logs(store: Store, job_id: str) -> dict:
-        job = service.find_job(store, job_id)
-        return {"job": job.id, "attempts": views.job_logs(store, job)}
+    fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "text"):
+        raise InvalidInput(f"format is json or text, not {fmt!r}")
 
-    return JSONResponse(await _in_thread(api, logs, request.path_params["job_id"]),
-                        headers=NO_CACHE)
+    def logs(store: Store, job_id: str):
+        job = service.find_job(store, job_id)
+        if fmt == "text":
+            return job, job_actions.log_text(store, job)
+        return job, {"job": job.id, "attempts": views.job_logs(store, job)}
+
+    job, body = await _in_thread(api, logs, request.path_params["job_id"])
+    if fmt == "json":
+        return JSONResponse(body, headers=NO_CACHE)
+    name = f"{os.path.splitext(os.path.basename(job.input_path))[0]}.{job.id}.log.txt"
+    return Response(for_the_page(body, api.settings.files_dir),
+                    media_type="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": content_disposition("attachment", name),
+                             "X-Content-Type-Options": "nosniff", **NO_CACHE})
+
+
+@endpoint
+async def delete_job(request: Request, api) -> Response:
+    def delete(store: Store, job_id: str) -> dict:
+        job = job_actions.delete(store, job_id, files=api.settings.files_dir)
+        return {"deleted": job.id, "name": os.path.basename(job.input_path)}
+
+    return JSONResponse(await _in_thread(api, delete, request.path_params["job_id"]))
+
+
+@endpoint
+async def wake_job(request: Request, api) -> Response:
+    def wake(store: Store, job_id: str) -> dict:
+        job, waiting = job_actions.wake(store, job_id)
+        return {"outcome": "requested", "ended_wait": waiting,
+                "job": views.job_view(store, store.job(job.id), time.time())}
+
+    return JSONResponse(await _in_thread(api, wake, request.path_params["job_id"]),
+                        status_code=202)
 
 
 @endpoint

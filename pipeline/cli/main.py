@@ -212,7 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("retry", "re-run a failed or interrupted job's remaining work", translate.cmd_retry)
     p.add_argument("job", help=JOB_HELP)
+    p.add_argument("--now", action="store_true",
+                   help="a running job waiting out a retry's backoff tries again at once (its "
+                        "worker notices within a second); runs nothing here")
     add_run_options(p)
+    add_json_option(p)
+
+    p = command("delete", "delete a finished, canceled or queued job with its chunks and log",
+                queue.cmd_delete)
+    p.add_argument("job", help=JOB_HELP)
     add_json_option(p)
 
     p = command("worker", "run queued jobs until stopped (SIGTERM: the job goes back to the queue)",
@@ -235,8 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jobs that finished more than DAYS days ago, >= 0")
     add_json_option(p)
 
-    p = command("cancel", "cancel a job (a running one stops within seconds)", queue.cmd_cancel)
-    p.add_argument("job", help=JOB_HELP)
+    p = command("cancel", "cancel jobs (a running one stops within seconds)", queue.cmd_cancel)
+    p.add_argument("job", nargs="+", help=JOB_HELP + " (several: each is canceled; one not "
+                   "found does not stop the others)")
     add_json_option(p)
 
     p = command("logs", "a job's attempt history: every failure and decision", read.cmd_logs)

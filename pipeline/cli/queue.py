@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from pipeline import service
+from pipeline import job_actions, service
 from pipeline.cli import messages
 from pipeline.cli.options import job_options, open_store, runtime, settings_of
 from pipeline.cli.progress_bar import bar_unless
@@ -123,14 +123,40 @@ def cmd_gc(args) -> int:
 
 
 def cmd_cancel(args) -> int:
-    """Partial results stay in the store; 'retry JOB' continues the job."""
-    job, outcome = service.cancel(open_store(args, existing=True), args.job)
-    text = {"canceled": "canceled",
-            "requested": "cancel requested: the job stops within seconds (a model call "
-                         "in flight finishes first)"}.get(
-        outcome, f"already {outcome}; nothing to cancel")
+    """Partial results stay in the store; 'retry JOB' continues the job.
+    Several jobs: each as alone (the API's POST /api/jobs/cancel); an id
+    that names no job is an error line, and the exit code 2, at the end."""
+    import sys
+
+    from pipeline.errors import InvalidInput
+
+    store, code, answers = open_store(args, existing=True), 0, []
+    for job_id in args.job:
+        try:
+            job, outcome = service.cancel(store, job_id)
+        except InvalidInput as exc:
+            if len(args.job) == 1:
+                raise
+            print(f"nllb-pipeline: error: {exc}", file=sys.stderr)
+            code = 2
+            continue
+        text = {"canceled": "canceled",
+                "requested": "cancel requested: the job stops within seconds (a model call "
+                             "in flight finishes first)"}.get(
+            outcome, f"already {outcome}; nothing to cancel")
+        answers.append({"job": job.id, "outcome": outcome})
+        if not args.json:
+            print(f"job {job.id}: {text}")
     if args.json:
-        print(json.dumps({"job": job.id, "outcome": outcome}))
+        print(json.dumps(answers[0] if len(args.job) == 1 else answers))
+    return code
+
+
+def cmd_delete(args) -> int:
+    """The job's rows go; its input and delivered output are the user's files and stay."""
+    job = job_actions.delete(open_store(args, existing=True), args.job)
+    if args.json:
+        print(json.dumps({"deleted": job.id}))
     else:
-        print(f"job {job.id}: {text}")
+        print(f"job {job.id}: deleted with its chunks, batches and log")
     return 0

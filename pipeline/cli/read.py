@@ -24,15 +24,10 @@ def cmd_logs(args) -> int:
         return 0
     if not entries:
         print(f"job {job.id}: no failed attempts")
+    from pipeline.job_actions import log_line
+
     for a in entries:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(a["at"]))
-        where = a["stage"] + (f" batch {a['batch']}" if a["batch"] is not None else "") + (
-            f" chunk {a['chunk_idx']}" if a["chunk_idx"] is not None else "") + (
-            f" on {a['ran_on']}" if a["ran_on"] else "")
-        wait = f" after {a['delay_s']:.1f} s" if a["delay_s"] else ""
-        kind = f"{a['error_class']} ({a['reason']})" if a["reason"] else a["error_class"]
-        print(f"{when} [{a['trace_id']}] {where}: {kind} attempt {a['attempt']} -> "
-              f"{a['decision']}{wait}: {a['message']}")
+        print(log_line(a))
     return 0
 
 
@@ -52,10 +47,23 @@ def cmd_status(args) -> int:
         print(f"documents {summary['documents_done']}/{summary['documents_total']} done; "
               f"queued {summary['queued']}; running on: {workers}{tokens}")
     for r in rows:
+        units = views.units_text(r)
         print(f"{r['job']}  {r['state']:<11}  {r['stage']:<11}  {r['percent']:5.1f}%  "
+              + (f"{units}  " if units else "") +
               f"{_progress_text(r):<14}  {r['tgt'] or '?':<8}  {r['input']} -> "
               f"{'standard output' if r['output'] == '-' else r['output']}")
     return 0
+
+
+def chunks_text(c: dict) -> str:
+    """``142 of 1,077 done (138 reused), 0 failed, 935 pending; 300 split into
+    853 pieces``: the page's sentence (``detail-view.js``), from the same
+    ``views.chunk_progress``."""
+    return (f"{c['done']:,} of {c['total']:,} done" + (f" ({c['reused']:,} reused, no "
+            "inference)" if c["reused"] else "") + f", {c['failed']:,} failed, "
+            f"{c['pending']:,} pending" + (f"; {c['split']:,} split by the quality ladder into "
+                                          f"{c['pieces']:,} pieces, each counted as a chunk"
+                                          if c["split"] else ""))
 
 
 def _progress_text(view: dict) -> str:
@@ -82,14 +90,15 @@ def cmd_show(args) -> int:
         print(json.dumps(info, ensure_ascii=False))
         return 0
     progress = _progress_text(info)
+    units = views.units_text(info)
     print(f"job {job.id}  {info['state']}  (stage: {job.stage}, {info['percent']:.1f}%"
-          + (f", {progress}" if progress else "") + ")")
+          + (f", {units}" if units else "") + (f", {progress}" if progress else "") + ")")
     print(f"  input:  {job.input_path}")
     print(f"  output: {job.output_path}")
     params = info["params"]
     print(f"  model:  {params['model']}  {params['src_lang']} -> {params['tgt_lang']}  "
           f"beams={params['beams']}  format={params['fmt']}")
-    print("  chunks: " + ", ".join(f"{k} {v}" for k, v in sorted(info["chunks"].items())))
+    print("  chunks: " + chunks_text(info["chunk_progress"]))
     reused = info["reused"]
     print(f"  reused: {reused['memory']} from the memory, {reused['document']} repeats in the "
           f"document (--tm {info['memory_mode']})")

@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import replace
 
-from pipeline import config, service
+from pipeline import config, job_actions, service
 from pipeline.cli.options import job_options, open_store, runtime
 from pipeline.cli.progress_bar import bar_unless
 from pipeline.errors import InvalidInput
@@ -55,11 +55,28 @@ def _translate(args, options: service.JobOptions) -> int:
 
 
 def cmd_retry(args) -> int:
-    """Failed chunks get fresh attempts; everything that succeeded is kept."""
+    """Failed chunks get fresh attempts; everything that succeeded is kept.
+    With --now, a running job's retry wait ends instead."""
+    if args.now:
+        return _retry_now(args)
     run = runtime(args)
     store = open_store(args, existing=True)
     outcome = service.retry(store, args.job, run, events_for=bar_unless(args))
     return report(args, outcome, store)
+
+
+def _retry_now(args) -> int:
+    import json
+    import time
+
+    job, waiting = job_actions.wake(open_store(args, existing=True), args.job)
+    if args.json:
+        print(json.dumps({"job": job.id, "outcome": "requested", "ended_wait": waiting}))
+    else:
+        until = time.strftime("%H:%M:%S", time.localtime(waiting["until"]))
+        print(f"job {job.id}: {waiting['what']} tries again now (it waited until {until} "
+              f"after {waiting['error_class']}, attempt {waiting['attempt']}/{waiting['limit']})")
+    return 0
 
 
 def cmd_demo(args) -> int:

@@ -125,12 +125,13 @@ class JobEta:
         self.started, self.elapsed_before = clock(), elapsed_before
         self.on_mark, self.marked = on_mark, set()
         self.stage, self.stage_total, self.fraction = "preprocess", 0.0, 0.0
+        self.stage_done = 0.0  # in the stage's own unit (STAGE_UNITS)
         self.inference: StageEta | None = None
 
     # -- events -------------------------------------------------------------
 
     def stage_started(self, stage: str, total: float, done: float = 0.0) -> None:
-        self.stage, self.stage_total = stage, total
+        self.stage, self.stage_total, self.stage_done = stage, total, done
         if stage == "inference":
             self.inference = StageEta(total, self.history.rates.get("inference"), self.clock,
                                       done_units=done)
@@ -140,9 +141,11 @@ class JobEta:
         if stage == "inference" and self.inference is not None:
             self.inference.unfreeze()
             self.inference.observe(done)
+        self.stage_done = done
         self._advance(done / self.stage_total if self.stage_total else 1.0)
 
     def stage_finished(self, stage: str) -> None:
+        self.stage_done = self.stage_total
         self._advance(1.0)
 
     def retrying(self, what: str, delay_s: float, error_class: str, attempt: int,

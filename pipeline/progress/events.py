@@ -14,6 +14,10 @@ from pipeline.config import STAGES
 DEFAULT_WEIGHTS: Mapping[str, float] = {
     "preprocess": 0.10, "inference": 0.70, "postprocess": 0.15, "upload": 0.05,
 }
+# Each stage's unit of progress (DESIGN.md, "Stages"): what its done/total count.
+STAGE_UNITS: Mapping[str, str] = {
+    "preprocess": "bytes", "inference": "tokens", "postprocess": "chunks", "upload": "bytes",
+}
 
 
 def overall_fraction(stage: str, stage_fraction: float,
@@ -114,7 +118,8 @@ class LiveProgress(Events):
     finer-grained progress of the other stages (bytes read or sent):
 
         {"stage", "percent" (measured weights), "eta_s" (None: unknown),
-         "tokens_per_s", "at" (unix time of the snapshot),
+         "stage_units": {"unit", "done", "total"} (the stage's own measure, the
+         same the percent counts), "tokens_per_s", "at" (unix time of the snapshot),
          "waiting": {"what", "until", "error_class", "attempt", "limit"} or None,
          "weights": {stage: share}}
 
@@ -154,6 +159,9 @@ class LiveProgress(Events):
         rate = eta.inference.rate() if eta.inference is not None else None
         left = None if self.waiting else eta.seconds_left()
         return {"stage": eta.stage, "percent": round(100.0 * eta.fraction, 2),
+                "stage_units": {"unit": STAGE_UNITS.get(eta.stage, "units"),
+                                "done": round(min(eta.stage_done, eta.stage_total)),
+                                "total": round(eta.stage_total)},
                 "eta_s": round(left, 1) if left is not None else None,
                 "tokens_per_s": round(rate, 1) if rate and eta.stage == "inference" else None,
                 "at": self.clock(), "waiting": self.waiting,

@@ -8,7 +8,8 @@ resume from. The verbs are grouped by what they are about: ``jobs`` (and
 leases), ``stages`` (and artifacts), ``chunks`` (and batches), ``pieces``
 (chunks replaced by pieces, quality flags), ``attempts``, the translation
 ``memory``, the skeleton ``slices`` preprocess writes and postprocess
-reads, and the read ``queries`` behind status and stats; ``base`` holds
+reads, the read ``queries`` behind status and stats, the task centre's
+``listing`` (search, pages, deleting a job); ``base`` holds
 the connection, transactions and migrations.
 """
 
@@ -18,6 +19,7 @@ from pipeline.store.attempts import AttemptsMixin
 from pipeline.store.base import BUSY_TIMEOUT_S, StoreBase
 from pipeline.store.chunks import ChunksMixin
 from pipeline.store.jobs import JobsMixin
+from pipeline.store.listing import ListingMixin
 from pipeline.store.memory import MemoryMixin
 from pipeline.store.queries import QueriesMixin
 from pipeline.store.pieces import PiecesMixin
@@ -31,6 +33,6 @@ __all__ = ["BUSY_TIMEOUT_S", "Artifact", "Attempt", "Batch", "Chunk", "Job", "Ne
 
 
 class Store(JobsMixin, StagesMixin, SlicesMixin, ChunksMixin, PiecesMixin, MemoryMixin,
-            AttemptsMixin, QueriesMixin,
+            AttemptsMixin, QueriesMixin, ListingMixin,
             StoreBase):
     """Verbs over the SQLite job store. One instance per thread."""

@@ -48,12 +48,15 @@ class JobsMixin:
         return job
 
     def jobs_with_prefix(self, prefix: str, limit: int = 10) -> list[Job]:
-        """Up to ``limit`` jobs whose id starts with ``prefix``, by id."""
-        # Job ids are hex: a prefix with LIKE's wildcards in it names no job.
-        if not prefix or any(c in prefix for c in "%_\\"):
+        """Up to ``limit`` jobs whose id starts with ``prefix``, by id: a
+        range on the primary key, so every character is itself (``_`` and
+        ``%`` are no wildcards)."""
+        from pipeline.store.listing import prefix_range
+
+        if not prefix:
             return []
-        return self._all(Job, "SELECT * FROM jobs WHERE id LIKE ? ORDER BY id LIMIT ?",
-                         (prefix + "%", limit))
+        return self._all(Job, "SELECT * FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+                         (*prefix_range(prefix), limit))
 
     def job_by_key(self, idem_key: str) -> Job | None:
         return self._one(Job, "SELECT * FROM jobs WHERE idem_key = ?", (idem_key,))
@@ -108,6 +111,24 @@ class JobsMixin:
             "UPDATE jobs SET state = 'CANCELED', cancel_requested = 0, lease_owner = NULL, "
             "lease_expires = NULL, finished_at = ?, updated_at = ? WHERE id = ?",
             (now, now, job_id))
+
+    def request_wake(self, job_id: str) -> None:
+        """Ask the worker that runs the job to end the retry's wait it is in
+        now ("retry now"); it looks at least every ``WAKE_POLL_S``."""
+        with self._write() as db:
+            db.execute("UPDATE jobs SET wake_requested = 1 WHERE id = ?", (job_id,))
+
+    def wake_requested(self, job_id: str) -> bool:
+        row = self.db.execute("SELECT wake_requested FROM jobs WHERE id = ?",
+                              (job_id,)).fetchone()
+        return bool(row and row[0])
+
+    def clear_wake(self, job_id: str) -> None:
+        """A wait ended (woken or not): a later wait is not cut short by an
+        old request."""
+        if self.wake_requested(job_id):
+            with self._write() as db:
+                db.execute("UPDATE jobs SET wake_requested = 0 WHERE id = ?", (job_id,))
 
     def cancel_requested(self, job_id: str) -> bool:
         row = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()

@@ -330,4 +330,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE stage_runs ADD COLUMN cpu_s REAL;
     """,
+    # 13: the task centre (issue 22). "Retry now" ends a retry's wait: the
+    # API or the CLI sets wake_requested, the waiting worker sees it within
+    # a second and clears it. A request is found by its input and canonical
+    # parameters whatever key it came with. The list's keyset pages walk
+    # (created_at, id); what ended lately (a state's jobs by finished_at)
+    # and the queue in claim order (priority, then age) are index ranges.
+    """
+    ALTER TABLE jobs ADD COLUMN wake_requested INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_by_input ON jobs (input_sha256);
+    DROP INDEX jobs_by_created;
+    CREATE INDEX jobs_by_created ON jobs (created_at, id);
+    CREATE INDEX jobs_by_end ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX jobs_queue ON jobs (priority DESC, created_at, id) WHERE state = 'QUEUED';
+    """,
 )

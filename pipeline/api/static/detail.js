@@ -1,16 +1,33 @@
-// One job in full: stage timings, chunk counts, failed chunks, the attempt
-// log, and what can be done with it. While it is open (and the tab is
-// visible) the page holds one event stream for this job, the only stream it
-// ever holds; if the stream cannot be had, the job is polled instead.
+// One job in full, in a modal <dialog>: it takes focus when it opens, keeps
+// Tab inside, and gives focus back to what opened it on Escape or close.
+// Its URL is /jobs/{id}: opening one (or reloading it) opens the job, and
+// the browser's back button closes it.
+//
+// While it is open (and the tab is visible) the page holds one event stream
+// for this job, the only stream it ever holds; if the stream cannot be had,
+// the job is polled instead.
+//
+// Other modules add to it without touching this file: each render
+// dispatches "detail-render" on the dialog ({detail: {job, attempts}}), and
+// #detail-extra is theirs to fill.
 
 import { HttpError, OfflineError, isOffline, openStream, request } from "./net.js";
-import { $, FINISHED, STAGES, copyText, el, etaText, formatSeconds, formatTime, stageBar,
-  toast, waitingText } from "./ui.js";
+import { $, FINISHED, copyText, el, etaText, formatSeconds, progressText, stageBar, toast,
+  trapFocus, waitingText } from "./ui.js";
+import { logText, renderBody } from "./detail-view.js";
+
+const JOB_PATH = /^\/jobs\/([^/]+)\/?$/;
+
+export function jobInPath() {
+  const found = JOB_PATH.exec(location.pathname);
+  return found ? decodeURIComponent(found[1]) : null;
+}
 
 export class Detail {
   constructor(list, form) {
     this.list = list;
     this.form = form;
+    this.dialog = $("detail");
     this.id = null;
     this.job = null;
     this.attempts = [];
@@ -19,38 +36,96 @@ export class Detail {
     this.streaming = false;
     this.refreshing = null;
     this.lastRefresh = 0;
+    this.opener = null;
+    trapFocus(this.dialog);
     $("detail-close").addEventListener("click", () => this.close());
-    document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && this.id) this.close();
+    this.dialog.addEventListener("close", () => this.closed());
+    window.addEventListener("popstate", () => {
+      const id = jobInPath();
+      if (id) this.open(id, { history: "none" });
+      else if (this.isOpen) this.close({ history: "none" });
     });
     $("act-retry").addEventListener("click", () => this.act("retry"));
     $("act-cancel").addEventListener("click", () => this.act("cancel"));
-    $("act-download").addEventListener("click", () => this.download());
+    $("act-wake").addEventListener("click", () => this.wake(this.job));
+    $("act-delete").addEventListener("click", () => this.remove());
+    $("act-download").addEventListener("click", () => this.download(false));
+    $("act-logs").addEventListener("click", () => this.download(true));
     $("act-preview").addEventListener("click", () => this.preview());
     $("act-copy").addEventListener("click", () => this.copyLog());
-    $("act-template").addEventListener("click", () => this.job && this.form.fill(this.job));
+    $("act-template").addEventListener("click", () => {
+      if (!this.job) return;
+      const job = this.job;
+      this.close();
+      this.form.fill(job);
+    });
   }
 
   get isOpen() {
     return this.id !== null;
   }
 
-  async open(id) {
+  // history: "push" (a user opened it), "replace" (the page loaded at its
+  // URL) or "none" (the browser moved there already).
+  async open(id, { history = "push" } = {}) {
     if (this.id !== id) {
-      this.close();
+      this.pauseStream();
       this.id = id;
+      this.job = null;
       $("preview-wrap").hidden = true;
     }
-    $("detail").hidden = false;
-    await this.refresh();
+    if (!this.dialog.open) {
+      const active = document.activeElement;
+      this.opener = active && active !== document.body ? active : null;
+      this.dialog.showModal();
+      $("detail-name").textContent = "Loading…";
+      $("detail-name").focus();
+    }
+    const path = `/jobs/${encodeURIComponent(id)}`;
+    if (history !== "none" && location.pathname !== path) {
+      if (history === "push") window.history.pushState({ job: id, pushed: true }, "", path);
+      else window.history.replaceState({ job: id }, "", path);
+    }
+    try {
+      await this.refresh();
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 404) {
+        toast(error.message, "bad");
+        this.close();
+        return;
+      }
+      if (!(error instanceof OfflineError)) throw error;
+    }
     this.resumeStream();
   }
 
-  close() {
+  close({ history = "auto" } = {}) {
+    if (history === "auto" && jobInPath()) {
+      if (window.history.state && window.history.state.pushed) {
+        window.history.back(); // popstate closes it
+        return;
+      }
+      window.history.replaceState(null, "", "/");
+    }
+    if (this.dialog.open) this.dialog.close(); // "close" runs closed()
+    else this.closed();
+  }
+
+  // The dialog closed (Escape, the close button, back): focus goes back.
+  closed() {
+    const id = this.id;
     this.pauseStream();
     this.id = null;
     this.job = null;
-    $("detail").hidden = true;
+    if (jobInPath()) { // closed by Escape or the close button: leave the job's URL
+      if (window.history.state && window.history.state.pushed) window.history.back();
+      else window.history.replaceState(null, "", "/");
+    }
+    const card = id && this.list.cards.get(id);
+    const target = this.opener && this.opener.isConnected ? this.opener
+      : card ? card.querySelector(".name") : null;
+    this.opener = null;
+    if (target) target.focus();
   }
 
   resumeStream() {
@@ -105,108 +180,96 @@ export class Detail {
     $("detail-name").textContent = job.name;
     $("detail-state").textContent = job.state;
     $("detail-state").dataset.state = job.state;
-    const p = job.params;
-    $("detail-meta").textContent = `${job.src} → ${job.tgt} · ${job.format} · beams ${p.beams}` +
-      ` · ${p.model} · job ${job.id} · created ${formatTime(job.created_at)}` +
-      (job.finished_at ? ` · finished ${formatTime(job.finished_at)}` : "");
     stageBar($("detail-bar"), job);
     this.tick();
     const error = job.error && job.error.message ? `[${job.error.class}] ${job.error.message}` : "";
     $("detail-error").textContent = error;
     $("detail-error").hidden = !error || job.state === "SUCCEEDED";
-
-    const runs = new Map();
-    for (const run of job.stages) {
-      const seen = runs.get(run.stage) || { wall: 0, done: 0, total: 0, n: 0 };
-      seen.wall += run.wall_s || 0;
-      seen.done = run.units_done;
-      seen.total = run.units_total;
-      seen.n += 1;
-      runs.set(run.stage, seen);
-    }
-    $("detail-stages").tBodies[0].replaceChildren(...STAGES.map((stage) => {
-      const run = runs.get(stage);
-      return el("tr", { class: job.stage === stage ? "current" : "" },
-        el("td", { text: stage }),
-        el("td", { text: share(job.weights[stage] || 0) }),
-        el("td", { text: `${Math.round(job.stage_percent[stage] || 0)}%` }),
-        el("td", { text: run ? `${run.wall.toFixed(2)} s` + (run.n > 1 ? ` (${run.n} runs)` : "") : "–" }),
-        el("td", { text: run && run.total !== null ? `${run.done ?? 0} / ${run.total}` : "–" }));
-    }));
-
-    const c = job.chunks;
-    $("detail-chunks").textContent = `${c.done || 0} done, ${c.failed || 0} failed, ` +
-      `${c.pending || 0} pending`;
-    $("detail-failed-wrap").hidden = job.failed_chunks.length === 0;
-    $("detail-failed").replaceChildren(...job.failed_chunks.map((chunk) => el("li", {},
-      el("strong", { text: `chunk ${chunk.chunk}` }),
-      el("span", { class: "muted", text: ` · ${chunk.attempts} attempt(s) · ` }),
-      el("span", { class: "error", text: chunk.last_error || "" }),
-      el("div", { class: "source", text: chunk.source }))));
-
-    $("detail-no-attempts").hidden = this.attempts.length > 0;
-    $("detail-attempts").hidden = this.attempts.length === 0;
-    $("detail-attempts").tBodies[0].replaceChildren(...this.attempts.map((a) => el("tr", {},
-      el("td", { text: new Date(a.at * 1000).toLocaleTimeString() }),
-      el("td", {}, el("code", { text: a.trace_id })),
-      el("td", { text: where(a) }),
-      el("td", { text: a.error_class }),
-      el("td", { text: String(a.attempt) }),
-      el("td", { text: a.decision + (a.delay_s ? ` (${a.delay_s.toFixed(1)} s)` : "") }),
-      el("td", { class: "message", text: a.message }))));
-
-    const d = job.delivery;
-    $("detail-delivery").textContent = d ? `${d.target} · ${d.bytes} bytes · sha256 ` +
-      `${(d.sha256 || "").slice(0, 16)}…` + (d.status ? ` · HTTP ${d.status}` : "") : "not delivered yet";
-
-    const hasOutput = job.state === "SUCCEEDED" || (job.state === "FAILED" && job.stage === "done");
-    $("act-download").disabled = !hasOutput;
-    $("act-preview").disabled = !hasOutput;
+    renderBody(job, this.attempts);
+    $("act-download").disabled = !job.has_output;
+    $("act-preview").disabled = !job.has_output;
     $("act-retry").disabled = !["FAILED", "CANCELED", "INTERRUPTED"].includes(job.state);
     $("act-cancel").disabled = !["QUEUED", "RUNNING", "INTERRUPTED"].includes(job.state);
+    $("act-delete").disabled = !FINISHED.has(job.state) && job.state !== "QUEUED";
+    this.dialog.dispatchEvent(new CustomEvent("detail-render",
+      { detail: { job, attempts: this.attempts } }));
   }
 
   tick() {
     const job = this.job;
     if (!job) return;
-    const parts = [`${job.percent.toFixed(1)}%`];
-    if (!FINISHED.has(job.state)) parts.push(`stage ${job.stage}`);
+    const parts = [progressText(job)];
     const eta = etaText(job, this.receivedAt);
     if (eta) parts.push(eta);
     if (job.tokens_per_s) parts.push(`${Math.round(job.tokens_per_s)} tok/s`);
-    if (job.state === "RUNNING" && job.waiting) parts.push(waitingText(job.waiting));
+    if (job.state === "QUEUED" && job.queue_position) {
+      parts.push(`#${job.queue_position} in the queue`);
+    }
     if (job.note) parts.push(job.note);
-    const wall = job.stages.reduce((sum, run) => sum + (run.wall_s || 0), 0);
-    if (wall) parts.push(FINISHED.has(job.state) ? `took ${formatSeconds(wall)}` :
-      `${formatSeconds(wall)} of work so far`);
+    if (job.elapsed_s) parts.push(FINISHED.has(job.state) ? `took ${formatSeconds(job.elapsed_s)}`
+      : `${formatSeconds(job.elapsed_s)} of work so far`);
     $("detail-progress").textContent = parts.join(" · ");
+    const waiting = job.state === "RUNNING" && job.waiting;
+    $("detail-wait").hidden = !waiting;
+    $("detail-wait-text").textContent = waiting ? waitingText(job.waiting) : "";
+  }
+
+  async post(path, body) {
+    return request(path, { method: "POST", body: body && JSON.stringify(body), json: !!body });
   }
 
   async act(verb) {
     if (!this.job || isOffline()) return;
     try {
-      const { data } = await request(`/api/jobs/${encodeURIComponent(this.job.id)}/${verb}`,
-        { method: "POST" });
+      const { data } = await this.post(`/api/jobs/${encodeURIComponent(this.job.id)}/${verb}`);
       toast(verb === "retry" ? `${data.job.name}: queued again` :
         data.outcome === "requested" ? `${data.job.name}: stops within seconds` :
           `${data.job.name}: canceled`);
       this.list.update(data.job);
       await this.refresh();
     } catch (error) {
-      if (error instanceof HttpError) toast(error.message, "bad");
-      else if (!(error instanceof OfflineError)) throw error;
+      this.failed(error);
     }
   }
 
-  async output(inline) {
-    const path = `/api/jobs/${encodeURIComponent(this.job.id)}/output` + (inline ? "?inline=1" : "");
-    return request(path, { raw: true });
+  // "Retry now": a job waiting out a retry's backoff tries again at once.
+  async wake(job) {
+    if (!job || isOffline()) return;
+    try {
+      await this.post(`/api/jobs/${encodeURIComponent(job.id)}/retry-now`);
+      toast(`${job.name}: retrying now`);
+      if (this.id === job.id) await this.refresh();
+    } catch (error) {
+      this.failed(error);
+    }
   }
 
-  async download() {
-    if (!this.job || isOffline()) return;
+  async remove() {
+    const job = this.job;
+    if (!job || isOffline()) return;
+    if (!window.confirm(`Delete ${job.name} with its chunks, log and upload?`)) return;
     try {
-      const response = await this.output(false);
+      await request(`/api/jobs/${encodeURIComponent(job.id)}`, { method: "DELETE" });
+      toast(`${job.name}: deleted`);
+      this.close();
+      this.list.etag = null;
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  failed(error) {
+    if (error instanceof HttpError) toast(error.message, "bad");
+    else if (!(error instanceof OfflineError)) throw error;
+  }
+
+  // The translation (or, with log, the attempts as text) as a file.
+  async download(log) {
+    if (!this.job || isOffline()) return;
+    const id = encodeURIComponent(this.job.id);
+    try {
+      const response = await request(log ? `/api/jobs/${id}/logs?format=text`
+        : `/api/jobs/${id}/output`, { raw: true });
       const name = fileName(response.headers.get("Content-Disposition")) || `${this.job.id}.txt`;
       const url = URL.createObjectURL(await response.blob());
       const link = el("a", { href: url, download: name, class: "offscreen" });
@@ -215,50 +278,29 @@ export class Detail {
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10000);
     } catch (error) {
-      if (error instanceof HttpError) toast(error.message, "bad");
+      this.failed(error);
     }
   }
 
   async preview() {
     if (!this.job || isOffline()) return;
     try {
-      const response = await this.output(true);
+      const response = await request(`/api/jobs/${encodeURIComponent(this.job.id)}/output?inline=1`,
+        { raw: true });
       $("preview").textContent = await response.text();
       $("preview-wrap").hidden = false;
       $("preview-wrap").scrollIntoView({ behavior: "smooth", block: "nearest" });
     } catch (error) {
-      if (error instanceof HttpError) toast(error.message, "bad");
+      this.failed(error);
     }
   }
 
+  // Works offline: it needs only what the page holds.
   async copyLog() {
     if (!this.job) return;
-    const job = this.job;
-    const lines = [`job ${job.id} ${job.name} ${job.state} (stage ${job.stage}, ${job.percent}%)`];
-    if (job.error && job.error.message) lines.push(`error: [${job.error.class}] ${job.error.message}`);
-    for (const a of this.attempts) {
-      lines.push(`${new Date(a.at * 1000).toISOString()} [${a.trace_id}] ${where(a)}: ` +
-        `${a.error_class} attempt ${a.attempt} -> ${a.decision}` +
-        (a.delay_s ? ` after ${a.delay_s.toFixed(1)} s` : "") + `: ${a.message}`);
-    }
-    for (const chunk of job.failed_chunks) {
-      lines.push(`failed chunk ${chunk.chunk} (${chunk.attempts} attempts): ${chunk.last_error}`);
-    }
-    toast(await copyText(lines.join("\n")) ? "Error log copied" : "Could not copy", "info");
+    const text = logText(this.job, this.attempts);
+    toast(await copyText(text) ? "Error log copied" : "Could not copy", "info");
   }
-}
-
-// A stage's share of the job: "70%", or "0.4%" for the small ones.
-function share(weight) {
-  const pct = weight * 100;
-  return pct > 0 && pct < 10 ? `${pct.toFixed(1)}%` : `${Math.round(pct)}%`;
-}
-
-// "inference batch 12.1 chunk 40": the batch named as the live log names it.
-function where(attempt) {
-  const batch = attempt.batch || attempt.batch_id;
-  return attempt.stage + (batch !== null && batch !== undefined ? ` batch ${batch}` : "") +
-    (attempt.chunk_idx !== null ? ` chunk ${attempt.chunk_idx}` : "");
 }
 
 // The file name of a Content-Disposition header (the UTF-8 one if given).

@@ -10,7 +10,11 @@ const FIELDS = ["model", "format", "jsonl_field", "beams", "max_chunk_tokens", "
 // Checkboxes, sent only where they differ from the server's default.
 const SWITCHES = { in_place: false, overwrite_translated: false, fuzzy: true };
 
-// A text box with a list under it; the chosen code is picker.value.
+// A combobox (ARIA 1.2, list autocomplete): a text box with every matching
+// language in a list under it. The highlighted option is announced through
+// aria-activedescendant while focus stays in the box; Tab and Escape close
+// the list, so it is never a stop of its own. The chosen code is
+// picker.value.
 class LanguagePicker {
   constructor(root, languages) {
     this.root = root;
@@ -19,7 +23,7 @@ class LanguagePicker {
     this.languages = languages;
     this.value = "";
     this.active = -1;
-    this.input.addEventListener("input", () => { this.value = ""; this.show(); });
+    this.input.addEventListener("input", () => { this.value = ""; this.show(); this.check(); });
     this.input.addEventListener("focus", () => this.show());
     this.input.addEventListener("keydown", (event) => this.key(event));
     this.input.addEventListener("blur", () => setTimeout(() => this.settle(), 150));
@@ -27,7 +31,7 @@ class LanguagePicker {
 
   matches() {
     const q = this.input.value.trim().toLowerCase();
-    if (!q) return this.languages;
+    if (!q || this.value) return this.languages;
     const starts = [], contains = [];
     for (const lang of this.languages) {
       const code = lang.code.toLowerCase(), name = lang.name.toLowerCase();
@@ -38,38 +42,65 @@ class LanguagePicker {
   }
 
   show() {
-    const found = this.matches().slice(0, 50);
-    this.active = found.length ? 0 : -1;
+    const found = this.matches();
+    const base = this.list.id;
     this.list.replaceChildren(...found.map((lang, i) => el("li", {
-      role: "option", data: { code: lang.code }, class: i === 0 ? "active" : "",
+      id: `${base}-${i}`, role: "option", "aria-selected": "false", data: { code: lang.code },
       onmousedown: (event) => { event.preventDefault(); this.choose(lang); },
     }, el("span", { text: lang.name }), el("code", { text: lang.code }))));
     this.list.hidden = found.length === 0;
     this.input.setAttribute("aria-expanded", String(!this.list.hidden));
+    this.highlight(found.length ? 0 : -1);
+  }
+
+  hide() {
+    this.list.hidden = true;
+    this.input.setAttribute("aria-expanded", "false");
+    this.input.removeAttribute("aria-activedescendant");
+  }
+
+  highlight(index) {
+    const items = this.list.children;
+    if (items[this.active]) {
+      items[this.active].classList.remove("active");
+      items[this.active].setAttribute("aria-selected", "false");
+    }
+    this.active = index;
+    const item = items[index];
+    if (!item) {
+      this.input.removeAttribute("aria-activedescendant");
+      return;
+    }
+    item.classList.add("active");
+    item.setAttribute("aria-selected", "true");
+    this.input.setAttribute("aria-activedescendant", item.id);
+    item.scrollIntoView({ block: "nearest" });
   }
 
   key(event) {
-    const items = [...this.list.children];
+    const count = this.list.childElementCount;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
       if (this.list.hidden) this.show();
-      this.active = Math.max(0, Math.min(items.length - 1,
-        this.active + (event.key === "ArrowDown" ? 1 : -1)));
-      items.forEach((item, i) => item.classList.toggle("active", i === this.active));
-      if (items[this.active]) items[this.active].scrollIntoView({ block: "nearest" });
-    } else if (event.key === "Enter" && !this.list.hidden && items[this.active]) {
+      this.highlight(Math.max(0, Math.min(this.list.childElementCount - 1,
+        this.active + (event.key === "ArrowDown" ? 1 : -1))));
+    } else if (event.key === "Enter" && !this.list.hidden && this.active >= 0 && count) {
       event.preventDefault();
-      this.set(items[this.active].dataset.code);
-    } else if (event.key === "Escape") {
-      this.list.hidden = true;
+      this.set(this.list.children[this.active].dataset.code);
+    } else if (event.key === "Escape" && !this.list.hidden) {
+      event.preventDefault();
+      event.stopPropagation(); // the list closes, not the page's dialog
+      this.hide();
+    } else if (event.key === "Tab") {
+      this.hide(); // Tab moves on to the next field, never into the list
     }
   }
 
   choose(lang) {
     this.value = lang.code;
     this.input.value = `${lang.name} (${lang.code})`;
-    this.list.hidden = true;
-    this.input.setAttribute("aria-expanded", "false");
+    this.hide();
+    this.check();
   }
 
   set(code) {
@@ -77,13 +108,20 @@ class LanguagePicker {
     if (lang) this.choose(lang);
   }
 
+  // The box is valid once a language is chosen (the form checks it).
+  check() {
+    this.input.setCustomValidity(this.value || !this.input.value.trim() ? "" :
+      "Pick a language from the list.");
+  }
+
   // Leaving the box: an exact code or name typed counts as chosen.
   settle() {
-    this.list.hidden = true;
+    this.hide();
     if (this.value) return;
     const q = this.input.value.trim().toLowerCase();
     const exact = this.languages.find((l) => l.code.toLowerCase() === q || l.name.toLowerCase() === q);
     if (exact) this.choose(exact);
+    else this.check();
   }
 }
 
@@ -113,11 +151,14 @@ export class SubmitForm {
       drop.classList.remove("over");
       if (event.dataTransfer.files.length) this.pick(event.dataTransfer.files[0]);
     });
+    // The browser's own bubbles are replaced by one message (see submit()).
+    this.form.noValidate = true;
     this.form.addEventListener("submit", (event) => { event.preventDefault(); this.submit(); });
   }
 
   pick(file) {
     this.file = file || null;
+    if (!file) $("file").value = ""; // the picker shows no file and keeps none
     $("file-name").textContent = file ? `${file.name} (${file.size.toLocaleString()} bytes)` : "";
   }
 
@@ -129,11 +170,22 @@ export class SubmitForm {
 
   async submit() {
     if (isOffline()) return this.say("Offline: try again when the connection is back.", "bad");
-    if (!this.file) return this.say("Choose a document first.", "bad");
+    if (!this.file) {
+      $("file").focus();
+      return this.say("Choose a document first.", "bad");
+    }
     this.src.settle();
     this.tgt.settle();
     if (!this.src.value || !this.tgt.value) {
+      (this.src.value ? this.tgt : this.src).input.focus();
       return this.say("Pick both languages from the lists.", "bad");
+    }
+    if (!this.form.checkValidity()) {
+      const bad = this.form.querySelector(":invalid");
+      const label = bad && bad.labels && bad.labels[0] ? bad.labels[0].textContent : "A field";
+      this.say(`${label}: ${bad ? bad.validationMessage : "check the form"}`, "bad");
+      if (bad) bad.focus();
+      return;
     }
     const body = new FormData();
     body.append("file", this.file, this.file.name);
@@ -183,6 +235,7 @@ export class SubmitForm {
     this.pick(null);
     this.say(`Options of ${job.name} filled in: choose a document and translate.`);
     this.form.scrollIntoView({ behavior: "smooth", block: "start" });
+    $("file").focus();
     toast("Form filled from the job's options");
   }
 }

@@ -55,11 +55,11 @@ async function needToken() {
   return asking;
 }
 
-// request(path, {method, body, etag, raw}) -> {status, etag, data} or the
+// request(path, {method, body, json, etag, raw}) -> {status, etag, data} or the
 // Response itself with raw. Throws HttpError with the server's error class
 // and message, or OfflineError when the server cannot be reached.
 export async function request(path, options = {}) {
-  const { method = "GET", body, etag, raw = false } = options;
+  const { method = "GET", body, json = false, etag, raw = false } = options;
   if (navigator.onLine === false) {
     setOffline(true);
     throw new OfflineError("offline");
@@ -68,7 +68,8 @@ export async function request(path, options = {}) {
   try {
     response = await fetch(path, {
       method, body, cache: "no-store",
-      headers: headers(etag ? { "If-None-Match": etag } : {}),
+      headers: headers({ ...(etag ? { "If-None-Match": etag } : {}),
+        ...(json ? { "Content-Type": "application/json" } : {}) }),
     });
   } catch (error) {
     setOffline(true);

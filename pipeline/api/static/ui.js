@@ -22,6 +22,28 @@ export function el(tag, props = {}, ...children) {
   return node;
 }
 
+// Tab and Shift+Tab cycle inside an open modal dialog: without this a
+// browser lets Tab leave the last control for its own toolbar, and the
+// page's focus lands on <body> when it comes back.
+const FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+export function trapFocus(dialog) {
+  dialog.addEventListener("keydown", (event) => {
+    if (event.key !== "Tab" || !dialog.open) return;
+    const items = [...dialog.querySelectorAll(FOCUSABLE)].filter((node) =>
+      !node.disabled && node.tabIndex >= 0 && node.getClientRects().length > 0 &&
+      !node.closest("[hidden]") && !node.closest("details:not([open]) > :not(summary)"));
+    if (!items.length) return;
+    const first = items[0], last = items[items.length - 1];
+    if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && document.activeElement === last) {
+      event.preventDefault();
+      first.focus();
+    }
+  });
+}
+
 export function $(id) {
   return document.getElementById(id);
 }
@@ -48,10 +70,11 @@ export function formatTime(unix) {
   return new Date(unix * 1000).toLocaleString();
 }
 
-// "retrying batch 12 in 3 s, OOM, attempt 2/3"
+// "retrying batch 12 in 3 s (at 14:02:07), OOM, attempt 2/3"
 export function waitingText(waiting) {
   const left = Math.max(0, Math.ceil(waiting.until - serverNow()));
-  return `retrying ${waiting.what} in ${left} s, ${waiting.error_class}, ` +
+  const at = new Date((waiting.until - clockOffset) * 1000).toLocaleTimeString();
+  return `retrying ${waiting.what} in ${left} s (at ${at}), ${waiting.error_class}, ` +
     `attempt ${waiting.attempt}/${waiting.limit}`;
 }
 
@@ -65,8 +88,14 @@ export function etaText(job, receivedAt) {
 }
 
 // Four segments, each as wide as its stage's measured weight, each filled
-// as far as that stage has got.
+// as far as that stage has got; to assistive technology one progress bar
+// with the job's percent and where it is.
 export function stageBar(bar, job) {
+  bar.setAttribute("role", "progressbar");
+  bar.setAttribute("aria-valuemin", "0");
+  bar.setAttribute("aria-valuemax", "100");
+  bar.setAttribute("aria-valuenow", String(job.percent));
+  bar.setAttribute("aria-valuetext", progressText(job));
   if (bar.childElementCount !== STAGES.length) {
     bar.replaceChildren(...STAGES.map((stage) =>
       el("div", { class: `seg seg-${stage}` }, el("div", { class: "fill" }))));
@@ -83,13 +112,38 @@ export function stageBar(bar, job) {
   bar.dataset.state = job.state;
 }
 
+// "42.5%, inference 1,200 of 9,433 tokens": what the bar shows, in words.
+export function progressText(job) {
+  const parts = [`${job.percent.toFixed(1)}%`];
+  if (!FINISHED.has(job.state)) {
+    const units = job.stage_units;
+    parts.push(units && units.total ? `${job.stage} ${units.done.toLocaleString()} of ` +
+      `${units.total.toLocaleString()} ${units.unit}` : `stage ${job.stage}`);
+  } else {
+    parts.push(job.state.toLowerCase());
+  }
+  return parts.join(", ");
+}
+
+// A message at the bottom of the page, or of the open dialog (what is
+// outside a modal dialog is inert: it would be neither seen nor read).
 export function toast(text, kind = "info") {
-  const box = el("div", { class: `toast toast-${kind}`, role: "status", text });
-  $("toasts").append(box);
+  const box = el("div", { class: `toast toast-${kind}`, text });
+  const dialog = document.querySelector("dialog[open]");
+  let host = $("toasts");
+  if (dialog) {
+    host = dialog.querySelector(".toasts");
+    if (!host) {
+      host = el("div", { class: "toasts", "aria-live": "polite" });
+      dialog.append(host);
+    }
+  }
+  host.append(box);
   setTimeout(() => box.remove(), 6000);
 }
 
-// A job that finished or failed while the page watched: a desktop
+// A job that finished or failed since the page last looked (it watched it
+// run, or it finished after the page's previous poll): a desktop
 // notification when allowed, a toast always, a count in the tab's title
 // while it is hidden.
 let unseen = 0;
