@@ -36,7 +36,7 @@ class JobOptions:
     length_offset: int = 16
     missing: str = "source"
     quality: str = "repair"  # repair, flag or off (pipeline.quality.ladder)
-    to: str | None = None  # file:PATH, dir:DIR or an http(s) URL
+    to: str | None = None  # file:PATH, dir:DIR, an http(s) URL or a storage URL
     output: str | None = None  # -o PATH
     relative_to: str | None = None  # with a dir: sink, keep paths under this base
     http_method: str | None = None
@@ -105,7 +105,7 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
         check_document(source.lines(), params.fmt, jsonl_field=params.jsonl_field)
     job, created = store.get_or_create_job(
         idem_key=key or idempotency_key(params, source.sha256), params=canonical,
-        input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
+        input_path=source.location, input_sha256=source.sha256, input_bytes=source.size,
         output_path=params.output, priority=priority, memory_mode=memory or "on",
     )
     if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):
@@ -119,3 +119,32 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
 
 def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:
     return store.job_by_key(idempotency_key(params, source.sha256))
+
+
+Found = tuple["Path | str", "Path | str | None"]  # (a document, the directory or prefix it is in)
+
+
+def expand_inputs(inputs, glob: str = "*", storage=None) -> tuple[list[Found], list[tuple]]:
+    """Files and directories (searched recursively with ``glob``), objects
+    and prefixes (storage URLs ending with ``/``, listed with the same
+    rule), as documents; and the directories or prefixes where nothing
+    matched, each with why."""
+    from pipeline import objects
+
+    files: list[Found] = []
+    empty: list[tuple] = []
+    for item in inputs:
+        if objects.is_url(str(item)):
+            url = objects.check_url(str(item), "input")
+            found = ([(u, url) for u in objects.list_prefix(url, glob, storage)]
+                     if objects.is_prefix(url) else [(url, None)])
+            if not found:
+                empty.append((url, f"no object matches {glob!r} under this prefix"))
+        else:
+            item = Path(item)
+            found = ([(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+                     if item.is_dir() else [(item, None)])
+            if not found:
+                empty.append((item, f"no file matches {glob!r} in this directory"))
+        files += found
+    return files, empty

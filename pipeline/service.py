@@ -105,7 +105,7 @@ SHOWN_CANDIDATES = 5  # the jobs an ambiguous prefix names
 
 @dataclass(frozen=True)
 class Submitted:
-    input: Path
+    input: Path | str  # a path, or a storage URL
     job: Job | None = None
     created: bool = False  # a new job; False: the same request's existing job
     requeued: bool = False  # it had succeeded but its output was gone: queued to deliver again
@@ -127,35 +127,33 @@ def submit(store: Store, source: InputFile, options: JobOptions, *, priority: in
     return Submitted(source.path, job, created, requeued)
 
 
-def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
+def submit_paths(store: Store, inputs: Sequence[Path | str], options: JobOptions, *,
                  glob: str = "*", output_dir: Path | None = None, priority: int = 0,
-                 key: str | None = None) -> list[Submitted]:
-    """``submit`` for files and directories (searched recursively with
-    ``glob``); with ``output_dir`` each job delivers into it, keeping paths
-    relative to the directory it was found in. One refused file does not
-    stop the others (unless a ``key`` names the single document)."""
-    files: list[tuple[Path, Path | None]] = []  # (file, the directory it was found in)
-    empty: list[Submitted] = []  # directories in which nothing matched
-    for item in inputs:
-        if item.is_dir():
-            found = [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
-            files += found
-            if not found:
-                empty.append(Submitted(item, error=f"no file matches {glob!r} in this directory"))
-        else:
-            files.append((item, None))
+                 key: str | None = None, storage=None) -> list[Submitted]:
+    """``submit`` for files, directories, objects and prefixes
+    (``jobs.expand_inputs``); with ``output_dir`` or a prefix ``--to`` each
+    job delivers into it, keeping paths relative to the directory or prefix
+    it was found in. One refused file does not stop the others (unless a
+    ``key`` names the single document)."""
+    from pipeline import objects
+
+    files, unmatched = jobs.expand_inputs(inputs, glob, storage)
+    empty = [Submitted(item, error=error) for item, error in unmatched]
     if key and len(files) != 1:
         raise InvalidInput("--idempotency-key names one document; give exactly one input file")
     if output_dir and options.to:
         raise InvalidInput("give either -o/--output-dir or --to, not both")
     results = list(empty)
+    prefix_to = bool(options.to) and objects.is_url(options.to) and objects.is_prefix(options.to)
     for path, base in files:
         try:
-            source = scan_input(path)
+            source = scan_input(path, storage)
             opts = options
             if output_dir:
                 opts = replace(options, to=f"dir:{output_dir}",
                                relative_to=str(base) if base else None)
+            elif prefix_to and base and options.relative_to is None:
+                opts = replace(options, relative_to=str(base))
             results.append(replace(submit(store, source, opts, priority=priority, key=key),
                                    input=path))
         except InvalidInput as exc:
@@ -168,12 +166,14 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
 def delivered(store: Store, job: Job) -> bool:
     """The recorded delivery still stands: the file is there unchanged, or
     the upload to a URL is on record (it is never sent twice)."""
-    from pipeline.sinks import STDOUT, sink_for
+    from pipeline.sinks import STDOUT, is_http, sink_for
 
     delivery = store.artifact(job.id, "delivery")
     if delivery is None:
         return False
     params = JobParams.from_json(job.params)
+    if is_http(params.sink):  # on record: never sent twice, and not readable from here
+        return delivery.sha256 is not None
     if params.sink == STDOUT:  # printed from the store's copy, as long as it has one
         output = store.artifact(job.id, "output")
         return output is not None and (output.content is not None or (
@@ -199,8 +199,12 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     a model is loaded. A succeeded job whose output is gone is delivered
     again (from the store, or translated again when ``gc`` collected it).
     """
-    from pipeline.sinks import check_target_free
+    from pipeline.sinks import check_target_free, is_http, redact_url
 
+    if options.to and is_http(options.to) and redact_url(options.to) != options.to:
+        # The job stores the URL redacted; this run delivers with the whole one.
+        runtime = replace(runtime, delivery=replace(
+            runtime.delivery, signed_urls=(*runtime.delivery.signed_urls, options.to)))
     params = job_params(options, source)
     existing = jobs.find_job(store, params, source)
     if existing and existing.state == "SUCCEEDED" and delivered(store, existing):

@@ -48,6 +48,7 @@ from pipeline.errors import InvalidInput, PipelineError
 from pipeline.documents.inputs import scan_input
 from pipeline.output_file import PIECE_BYTES
 from pipeline.service import JobOptions, Submitted
+from pipeline import objects
 from pipeline.sinks import is_http
 from pipeline.store import Store
 
@@ -159,9 +160,10 @@ def form_options(values: dict[str, str], *, default_model: str | None) -> tuple[
     for key in ("src", "tgt"):
         if key not in kwargs:
             raise InvalidInput(f"the form needs '{key}' (a FLORES-200 code such as eng_Latn)")
-    if "to" in kwargs and not is_http(kwargs["to"]):
-        raise InvalidInput("'to' takes an http(s):// URL; the server delivers files into its own "
-                           "directory (download them with GET /api/jobs/{id}/output)")
+    if "to" in kwargs and not (is_http(kwargs["to"]) or objects.is_url(kwargs["to"])):
+        raise InvalidInput("'to' takes an http(s):// URL or a storage URL (s3://bucket/out/); "
+                           "the server delivers files into its own directory otherwise "
+                           "(download them with GET /api/jobs/{id}/output)")
     if "http_method" in kwargs:
         kwargs["http_method"] = kwargs["http_method"].upper()
     if "model" not in kwargs and default_model:

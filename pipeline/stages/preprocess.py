@@ -38,6 +38,7 @@ from pipeline.documents import protect
 from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
 from pipeline.documents.formats.slices import SLICE_LINES, SliceParser, slices
+from pipeline import objects
 from pipeline.documents.inputs import InputLines, LineTally
 from pipeline.memory.scope import scope_for
 from pipeline.output_file import file_sha256
@@ -59,10 +60,12 @@ def run(ctx) -> None:
     run_id = store.start_stage(job.id, "preprocess", units_total=job.input_bytes,
                                units_done=last.end_byte if last else 0, worker=ctx.worker)
     ctx.events.stage_started("preprocess", job.input_bytes, last.end_byte if last else 0)
-    before = _stat(job.input_path)
+    storage = _storage(ctx)
+    before = _stat(job.input_path, storage)
     _check_unchanged(ctx)
     reader = InputLines(job.input_path, start=last.end_byte if last else 0,
-                        line=cursor.get("line", 0), tally=LineTally(**cursor.get("reader", {})))
+                        line=cursor.get("line", 0), tally=LineTally(**cursor.get("reader", {})),
+                        storage=storage)
     parser = SliceParser(params.fmt, jsonl_field=params.jsonl_field, tally=cursor.get("parser"))
     chunker = _Chunker(ctx)
     seq, unit, chunk = (last.seq + 1 if last else 0), cursor.get("unit", 0), cursor.get("chunk", 0)
@@ -83,7 +86,7 @@ def run(ctx) -> None:
                           skeleton=document.to_json(), chunks=chunks, memory=chunker.memory)
         ctx.events.stage_progress("preprocess", piece.end_byte)
         seq, unit, chunk = seq + 1, cursor["unit"], cursor["chunk"]
-    if _stat(job.input_path) != before:
+    if _stat(job.input_path, storage) != before:
         raise InvalidInput(f"{job.input_path} changed while it was read; translate it again "
                            "to start a new job")
     tally = reader.tally
@@ -98,7 +101,16 @@ def run(ctx) -> None:
     store.finish_slices(job.id, run_id, ctx.worker, json.dumps(header))
 
 
-def _stat(path: str) -> tuple[int, int] | None:
+def _storage(ctx):
+    delivery = getattr(ctx, "delivery", None)
+    return getattr(delivery, "storage", None) or None
+
+
+def _stat(path: str, storage=None) -> tuple | None:
+    """What changes when the input does: size and mtime, or for an object
+    its size and ETag (pipeline.objects.version_tag)."""
+    if objects.is_url(path):
+        return objects.version_tag(objects.object_info(path, storage))
     try:
         st = os.stat(path)
     except OSError:
@@ -109,8 +121,14 @@ def _stat(path: str) -> tuple[int, int] | None:
 def _check_unchanged(ctx) -> None:
     job = ctx.job
     try:
-        digest = file_sha256(job.input_path, each_piece=lambda n: ctx.checkpoint(),
-                             piece_bytes=1 << 20)
+        if objects.is_url(job.input_path):
+            if objects.object_info(job.input_path, _storage(ctx)) is None:
+                raise InvalidInput(f"input object not found: {job.input_path}")
+            digest = objects.object_sha256(job.input_path, _storage(ctx),
+                                           each_piece=lambda n: ctx.checkpoint())
+        else:
+            digest = file_sha256(job.input_path, each_piece=lambda n: ctx.checkpoint(),
+                                 piece_bytes=1 << 20)
     except FileNotFoundError:
         raise InvalidInput(f"input file not found: {job.input_path}") from None
     except OSError as exc:
