@@ -193,9 +193,12 @@ def test_a_missing_object_is_refused_before_any_job(s3, tmp_path, trained_model)
 
 def test_a_presigned_url_keeps_its_signature_out_of_the_job(s3, tmp_path, trained_model):
     import boto3
+    from botocore.config import Config
+
+    from pipeline import views
 
     s3.fs.pipe(f"{s3.bucket}/docs/a.md", DOCS["a.md"])
-    client = boto3.client("s3")
+    client = boto3.client("s3", config=Config(signature_version="s3v4"))
     signed = client.generate_presigned_url(
         "put_object", Params={"Bucket": s3.bucket, "Key": "signed/a.md"}, ExpiresIn=600)
     signature = signed.split("X-Amz-Signature=")[1].split("&")[0]
@@ -207,8 +210,8 @@ def test_a_presigned_url_keeps_its_signature_out_of_the_job(s3, tmp_path, traine
     assert s3.fs.cat(f"{s3.bucket}/signed/a.md") == local_output(
         tmp_path, "a.md", DOCS["a.md"], trained_model)
     assert "X-Amz-Signature=REDACTED" in job.params
-    view = service.job_view(store, job.id) if hasattr(service, "job_view") else None
+    shown = str(views.job_detail(store, store.job(job.id), 0.0))  # show --json and the API
+    assert "X-Amz-Signature=REDACTED" in shown
     blob = database_bytes(db)
     for secret in (signature, ACCESS_KEY, SECRET_KEY):
-        assert secret.encode() not in blob
-    assert view is None or signature not in str(view)
+        assert secret.encode() not in blob and secret not in shown
