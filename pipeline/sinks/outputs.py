@@ -37,24 +37,26 @@ def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path
     return path
 
 
-def dir_output(root: Path, source: InputFile, tgt_lang: str,
+def dir_output(root: Path, source: InputFile | PurePath, tgt_lang: str,
                relative_to: str | os.PathLike | None = None) -> Path:
     """DIR/NAME.<tgt>.EXT; with a base, the input's directory under it is kept."""
-    return root / relative_dir(source, relative_to) / default_output(source.path, tgt_lang).name
+    path = getattr(source, "path", source)
+    return root / relative_dir(source, relative_to) / default_output(path, tgt_lang).name
 
 
-def relative_dir(source: InputFile, relative_to: str | os.PathLike | None) -> PurePosixPath:
-    """The input's directory under ``relative_to`` (a directory, or a prefix
-    URL for an object); empty without one."""
+def relative_dir(source: InputFile | PurePath,
+                 relative_to: str | os.PathLike | None) -> PurePosixPath:
+    """The input's (a file's, or an object's) directory under ``relative_to``
+    (a directory, or a prefix URL for an object); empty without one."""
     if relative_to is None:
         return PurePosixPath()
-    if source.url or objects.is_url(relative_to):
-        if not (source.url and objects.is_url(relative_to)):
-            raise InvalidInput(f"input {source.location} is not under --relative-to "
-                               f"{relative_to}")
-        return PurePosixPath(objects.relative_name(source.url, str(relative_to))).parent
+    path, url = getattr(source, "path", source), getattr(source, "url", None)
+    if url or objects.is_url(relative_to):
+        if not (url and objects.is_url(relative_to)):
+            raise InvalidInput(f"input {url or path} is not under --relative-to {relative_to}")
+        return PurePosixPath(objects.relative_name(url, str(relative_to))).parent
     base = Path(relative_to).expanduser().resolve()
     try:
-        return PurePosixPath(source.path.parent.relative_to(base).as_posix())
+        return PurePosixPath(path.parent.relative_to(base).as_posix())
     except ValueError:
-        raise InvalidInput(f"input {source.path} is not under --relative-to {base}") from None
+        raise InvalidInput(f"input {path} is not under --relative-to {base}") from None
