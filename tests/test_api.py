@@ -116,6 +116,9 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     (DOC, {"beams": "40"}, "--beams must be between 1 and 16"),
     (DOC, {"colour": "blue"}, "unknown form field(s) 'colour'"),
     (DOC, {"to": "file:/etc/passwd"}, "'to' takes an http(s):// URL"),
+    (DOC, {"to": "s3://KEY:SECRET@bucket/out/"}, "URL contains a user name or password"),
+    (DOC, {"to": "nosuch://bucket/out/"}, "nosuch:// is not a storage protocol fsspec knows"),
+    (DOC, {"to": "https://h/x?X-Amz-Signature=abc"}, "'to' is a presigned URL"),
     (DOC, {"format": "jsonl", "jsonl_field": "text"}, "line 1"),
     ("   \n", {}, "is empty: nothing to translate"),
 ])
@@ -126,6 +129,16 @@ def test_bad_input_is_400_with_the_clis_message_and_nothing_is_written(client, t
     error = refused.json()["error"]
     assert error["class"] == "invalid_input" and message in error["message"]
     assert _written(tmp_path) == ([], [])
+
+
+def test_a_form_may_deliver_to_a_storage_url(client):
+    import fsspec
+
+    fsspec.filesystem("memory").store.clear()
+    created = post_doc(client, DOC, to="memory://b/out/")
+    assert created.status_code == 201, created.text
+    job = client.get(created.headers["Location"]).json()
+    assert job["output"] == "memory://b/out/doc.fra_Latn.txt"
 
 
 def test_a_form_without_a_file_or_language_is_400(client):

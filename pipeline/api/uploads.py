@@ -49,7 +49,7 @@ from pipeline.documents.inputs import scan_input
 from pipeline.output_file import PIECE_BYTES
 from pipeline.service import JobOptions, Submitted
 from pipeline import objects
-from pipeline.sinks import is_http
+from pipeline.sinks import is_http, redact_url
 from pipeline.store import Store
 
 try:
@@ -164,6 +164,11 @@ def form_options(values: dict[str, str], *, default_model: str | None) -> tuple[
         raise InvalidInput("'to' takes an http(s):// URL or a storage URL (s3://bucket/out/); "
                            "the server delivers files into its own directory otherwise "
                            "(download them with GET /api/jobs/{id}/output)")
+    if "to" in kwargs and is_http(kwargs["to"]) and redact_url(kwargs["to"]) != kwargs["to"]:
+        raise InvalidInput("'to' is a presigned URL: its signature is never stored, so the "
+                           "server's workers could not deliver to it; give a URL without one "
+                           "(credentials from the server's environment), or run nllb-pipeline "
+                           "translate --to URL")
     if "http_method" in kwargs:
         kwargs["http_method"] = kwargs["http_method"].upper()
     if "model" not in kwargs and default_model:
