@@ -52,7 +52,8 @@ DEFAULT_HTTP_TIMEOUT_S = DeliveryOptions().timeout_s
 FLAG_OPTIONS = {"device": "--device", "dtype": "--dtype", "backend": "--backend",
                 "tokenizer": "--tokenizer", "fallback_device": "--fallback-device",
                 "batch_tokens": "--batch-tokens", "threads": "--threads", "retry": "--retry",
-                "inject_faults": "--inject-faults", "headers": "--header", "signed_urls": "--signed-url",
+                "inject_faults": "--inject-faults", "headers": "--header",
+                "signed_urls": "--signed-url",
                 "http_timeout": "--http-timeout", "overwrite": "--overwrite"}
 FLAG_DESTS = {"retry": "retry_policy"}
 

@@ -5,6 +5,7 @@ the PUT, throttling, a missing bucket, and no secret in the job database."""
 
 from __future__ import annotations
 
+import json
 import signal
 import uuid
 from importlib.util import find_spec
@@ -16,6 +17,7 @@ import pytest
 from pipeline import service
 from pipeline.config import RunSettings
 from pipeline.documents.inputs import scan_input
+from pipeline.sinks import DeliveryOptions
 from pipeline.store import Store
 from tests.conftest import run_cli, start_cli, wait_until
 from tests.fakes import NO_WAITS, FakeTranslator
@@ -93,8 +95,9 @@ def test_an_object_is_translated_to_a_prefix_as_a_local_file_is(s3, tmp_path, tr
     run_cli("translate", f"s3://{s3.bucket}/docs/manual.md", "--to", f"s3://{s3.bucket}/out/",
             *common, db=db)
     assert s3.fs.cat(f"{s3.bucket}/out/manual.fra_Latn.md") == (tmp_path / "local.md").read_bytes()
-    shown = run_cli("show", "--json", run_cli("status", "--json", db=db).stdout.split('"id": "')[1][:12],
-                    db=db, check=False)
+    rows = json.loads(run_cli("status", "--json", db=db).stdout)
+    rows = rows.get("jobs", rows) if isinstance(rows, dict) else rows
+    shown = run_cli("show", "--json", rows[0]["id"], db=db)
     blob = database_bytes(db)
     assert ACCESS_KEY.encode() not in blob and SECRET_KEY.encode() not in blob
     assert SECRET_KEY not in shown.stdout
@@ -178,8 +181,7 @@ def test_a_missing_bucket_fails_at_once_with_a_clear_message(s3, tmp_path, train
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "bucket 'no-such-bucket-here' does not exist" in lines[0]
-    assert not (tmp_path / "jobs.db").exists() or Store(tmp_path / "jobs.db").jobs_with_prefix(
-        "", 10) == []
+    assert not (tmp_path / "jobs.db").exists() or Store(tmp_path / "jobs.db").jobs() == []
 
 
 def test_a_missing_object_is_refused_before_any_job(s3, tmp_path, trained_model):
@@ -215,3 +217,25 @@ def test_a_presigned_url_keeps_its_signature_out_of_the_job(s3, tmp_path, traine
     blob = database_bytes(db)
     for secret in (signature, ACCESS_KEY, SECRET_KEY):
         assert secret.encode() not in blob and secret not in shown
+
+
+def test_a_queued_presigned_job_needs_the_whole_url_from_its_worker(s3, tmp_path,
+                                                                    trained_model):
+    import boto3
+    from botocore.config import Config
+
+    s3.fs.pipe(f"{s3.bucket}/docs/a.md", DOCS["a.md"])
+    signed = boto3.client("s3", config=Config(signature_version="s3v4")).generate_presigned_url(
+        "put_object", Params={"Bucket": s3.bucket, "Key": "signed/a.md"}, ExpiresIn=600)
+    store = Store(tmp_path / "jobs.db")
+    [submitted] = service.submit_paths(store, [f"s3://{s3.bucket}/docs/a.md"],
+                                       options(trained_model, to=signed))
+    service.run_worker(store, fake_runtime(), idle_exit_s=0, poll_s=0.01)
+    failed = store.job(submitted.job.id)
+    assert failed.state == "FAILED" and "--signed-url" in failed.error_message
+    assert failed.stage == "preprocess"  # refused before any work
+    runtime = fake_runtime()
+    runtime.delivery = DeliveryOptions(signed_urls=(signed,))
+    assert service.retry(store, failed.id, runtime).job.state == "SUCCEEDED"
+    assert s3.fs.cat(f"{s3.bucket}/signed/a.md") == local_output(
+        tmp_path, "a.md", DOCS["a.md"], trained_model)

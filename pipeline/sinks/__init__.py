@@ -49,10 +49,11 @@ from pipeline.sinks.targets import Target, resolve_target
 from pipeline.sinks.writable import check_creatable, check_target_free, check_writable
 
 CHUNK_BYTES = PIECE_BYTES  # an HTTP body's pieces
+Sink = FileSink | HttpSink | ObjectSink | StdoutSink
 
 
 def sink_for(params, options: DeliveryOptions = DeliveryOptions(), *,
-             clock: Callable[[], float] = time.time) -> FileSink | HttpSink | ObjectSink | StdoutSink:
+             clock: Callable[[], float] = time.time) -> Sink:
     """The sink a job's parameters name, reached with this run's options.
     A presigned URL whose signature this run was not given: DeliveryError
     (INVALID_INPUT), before anything is sent."""
@@ -80,7 +81,8 @@ __all__ = [
     "DeliveryError", "DeliveryOptions", "FileSink", "HttpSink", "ObjectSink", "Payload",
     "Progress",
     "Receipt", "StdoutSink", "Target", "check_creatable", "check_sink", "check_target_free",
-    "check_url", "check_writable", "default_output", "dir_output", "is_http", "is_redacted", "parse_headers",
+    "check_url", "check_writable", "default_output", "dir_output", "is_http", "is_redacted",
+    "parse_headers",
     "redact_url",
     "resolve_output", "resolve_target", "sink_for", "write_atomically",
 ]
