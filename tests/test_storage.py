@@ -210,3 +210,16 @@ def test_transient_classes_retry_and_denied_or_missing_do_not():
     assert class_of_storage_error(TimeoutError("t")).retryable
     assert not class_of_storage_error(PermissionError("denied")).retryable
     assert not class_of_storage_error(FileNotFoundError("NoSuchBucket")).retryable
+
+
+def test_a_storage_section_that_is_not_a_table_per_protocol_is_refused(tmp_path):
+    from pipeline import settings
+
+    config = tmp_path / "config.toml"
+    config.write_text('[storage]\ns3 = "http://127.0.0.1:9000"\n')
+    with pytest.raises(InvalidInput, match=r"\[storage\] holds one table per protocol"):
+        settings.load(settings.Flags(config=config))
+    config.write_text('[storage.s3]\nendpoint_url = "http://127.0.0.1:9000"\n')
+    loaded = settings.load(settings.Flags(config=config))
+    assert loaded.delivery.storage == {"s3": {"endpoint_url": "http://127.0.0.1:9000"}}
+    assert "9000" not in repr(loaded.delivery)

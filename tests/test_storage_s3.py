@@ -239,3 +239,24 @@ def test_a_queued_presigned_job_needs_the_whole_url_from_its_worker(s3, tmp_path
     assert service.retry(store, failed.id, runtime).job.state == "SUCCEEDED"
     assert s3.fs.cat(f"{s3.bucket}/signed/a.md") == local_output(
         tmp_path, "a.md", DOCS["a.md"], trained_model)
+
+
+def test_the_config_files_storage_section_names_the_endpoint(s3, tmp_path, monkeypatch,
+                                                              trained_model):
+    """Submitting a prefix through the command line, with the endpoint from
+    ``[storage.s3]`` and none in the environment."""
+    for name, data in DOCS.items():
+        s3.fs.pipe(f"{s3.bucket}/docs/{name}", data)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[storage.s3]\nendpoint_url = "{s3.server.endpoint}"\n')
+    monkeypatch.setenv("NLLB_PIPELINE_CONFIG", str(config))
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    db = tmp_path / "jobs.db"
+    proc = run_cli("submit", f"s3://{s3.bucket}/docs/", "--glob", "*.md", "--to",
+                   f"s3://{s3.bucket}/out/", "--src", "eng_Latn", "--tgt", "fra_Latn",
+                   "--model", str(trained_model), "--json", db=db)
+    queued = json.loads(proc.stdout)
+    assert [q["input"] for q in queued] == [f"s3://{s3.bucket}/docs/a.md",
+                                            f"s3://{s3.bucket}/docs/sub/b.md"]
+    assert sorted(j.output_path for j in Store(db).jobs()) == [
+        f"s3://{s3.bucket}/out/a.fra_Latn.md", f"s3://{s3.bucket}/out/sub/b.fra_Latn.md"]
