@@ -129,6 +129,15 @@ def open_object(url: str, storage: Storage | None = None) -> BinaryIO:
         raise storage_error(exc, f"cannot read {url}") from exc
 
 
+def open_location(location: str, storage: Storage | None = None) -> BinaryIO:
+    """A job's input for reading, wherever it is: a storage URL through
+    fsspec, else a local path (what a format that reads its input again,
+    after preprocess, should open)."""
+    if is_url(location):
+        return open_object(location, storage)
+    return open(location, "rb")
+
+
 def object_info(url: str, storage: Storage | None = None) -> dict | None:
     """What the store says about the object (size, ETag, ...); None if absent."""
     from pipeline.objects.errors import storage_error
@@ -191,4 +200,4 @@ def relative_name(url: str, prefix: str) -> str:
 
 __all__ = ["ATOMIC_PUT", "EXTRAS", "Storage", "check_url", "filesystem", "is_prefix",
            "is_url", "list_prefix", "local_path", "object_info", "object_sha256",
-           "open_object", "protocol", "relative_name", "version_tag"]
+           "open_location", "open_object", "protocol", "relative_name", "version_tag"]
