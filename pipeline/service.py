@@ -138,12 +138,11 @@ def submit_paths(store: Store, inputs: Sequence[Path | str], options: JobOptions
     from pipeline import objects
 
     files, unmatched = jobs.expand_inputs(inputs, glob, storage)
-    empty = [Submitted(item, error=error) for item, error in unmatched]
     if key and len(files) != 1:
         raise InvalidInput("--idempotency-key names one document; give exactly one input file")
     if output_dir and options.to:
         raise InvalidInput("give either -o/--output-dir or --to, not both")
-    results = list(empty)
+    results = [Submitted(item, error=error) for item, error in unmatched]
     prefix_to = bool(options.to) and objects.is_url(options.to) and objects.is_prefix(options.to)
     for path, base in files:
         try:
