@@ -106,7 +106,7 @@ def run(store: Store, translator, src: Path, out: Path, args, *, src_lang="eng_L
             "chunks": len(chunks), "distinct": len(sentences),
             "calls": counting.calls, "inferred": len(counting.decodes),
             "inferred_distinct": len(set(counting.decodes)), "plain": len(counting.plain()),
-            "reused": store.reuse_counts([job.id])[job.id], "output": out.read_bytes(),
+            "reused": store.job_counters([job.id])[job.id].reused, "output": out.read_bytes(),
             "sources": sentences, "remembered": {e.source for e in store.memory_entries()}}
 
 

@@ -174,12 +174,11 @@ def status_rows(store: Store, limit: int, now: float) -> list[dict]:
     rows, histories = [], {}
     jobs = store.jobs(limit)
     ids = [j.id for j in jobs]
-    reused = store.reuse_counts(ids)  # chunks translated without inference
-    tokens = store.token_counts_of(ids)
+    counters = store.job_counters(ids)  # one read per 500 jobs
     for j in jobs:
-        view = job_view(store, j, now, histories, tokens[j.id])
+        view = job_view(store, j, now, histories, counters[j.id].tokens)
         rows.append({**view, "job": view["id"], "eta_s": view["eta_seconds"],
-                     "error": j.error_message, "reused": reused[j.id]})
+                     "error": j.error_message, "reused": counters[j.id].reused})
     return rows
 
 
@@ -204,7 +203,8 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         "chunks": store.chunk_counts(job.id),
         # of the done chunks, those that got their translation without
         # inference: from the memory, or a repeat of an earlier chunk
-        "reused": store.reuse_counts([job.id])[job.id], "memory_mode": store.memory_mode(job.id),
+        "reused": store.job_counters([job.id])[job.id].reused,
+        "memory_mode": store.memory_mode(job.id),
         "stages": stage_runs(store, job, now),
         "translated_by": [
             {"backend": backend, "device": device, "compute_type": compute_type,

@@ -438,3 +438,26 @@ def test_version(capsys):
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"nllb-pipeline {package_version()}\n"
+
+
+def test_eval_takes_translates_job_options_as_they_are_defined_once():
+    """eval's language, model and decoding options are translate's own
+    (add_language_options, add_model_option, add_decoding_options): the same
+    type, default, choices and help; only --beams takes a list there."""
+    commands = subcommands()
+
+    def options(parser):
+        return {a.dest: a for a in parser._actions if a.option_strings}
+
+    translate, evaluate = options(commands["translate"]), options(commands["eval"])
+    shared = {"src", "tgt", "model", "max_chunk_tokens", "length_ratio", "length_offset",
+              "quality"}
+    assert shared <= set(evaluate)
+    def kind(t):  # at_least() and finite() build a new checker per option: compare its range
+        return getattr(t, "range", t)
+
+    for dest in shared:
+        ours, theirs = evaluate[dest], translate[dest]
+        assert (kind(ours.type), ours.default, ours.choices, ours.help, ours.metavar) == (
+            kind(theirs.type), theirs.default, theirs.choices, theirs.help, theirs.metavar), dest
+    assert evaluate["beams"].metavar == "N[,N...]" and translate["beams"].metavar == "1-16"

@@ -95,7 +95,7 @@ def test_a_revised_document_infers_exactly_its_edited_sentences(tmp_path, tiny_m
     new = {c.source for c in chunks2} - sources1
     assert len(new) == 30 and all(s.startswith("Again, ") for s in new)
     assert sorted(second.texts) == sorted(new)  # the edited sentences, each once, nothing else
-    assert store.reuse_counts([job2.id])[job2.id] == {"memory": len(chunks2) - 30, "document": 0}
+    assert store.job_counters([job2.id])[job2.id].reused == {"memory": len(chunks2) - 30, "document": 0}
     # Progress counts only what inference did: the edited sentences' tokens.
     inferred_tokens = sum(c.n_tokens for c in chunks2 if c.source in new)
     assert store.token_counts(job2.id) == (inferred_tokens, inferred_tokens)
@@ -120,7 +120,7 @@ def test_each_distinct_line_of_a_repeating_document_is_inferred_once(tmp_path, t
                     tm="off")  # in-document repeats are translated once in every mode
     assert Counter(counting.texts) == Counter(lines)
     chunks = store.chunks(job.id)
-    assert store.reuse_counts([job.id])[job.id] == {"memory": 0, "document": 120}
+    assert store.job_counters([job.id])[job.id].reused == {"memory": 0, "document": 120}
     firsts = [c for c in chunks if c.dup_of is None]
     assert sorted(c.source for c in firsts) == sorted(lines)
     assert all(c.batch_id is None and c.commits == 0 for c in chunks if c.dup_of is not None)
@@ -215,7 +215,7 @@ def test_read_mode_reuses_but_stores_nothing_and_off_does_neither(tmp_path, tiny
     off = Counting(hf)
     job = translate(store, doc, tiny_model, off, tmp_path / "c.txt", fmt="lines", tm="off")
     assert sorted(off.texts) == sorted(lines)
-    assert store.reuse_counts([job.id])[job.id] == {"memory": 0, "document": 0}
+    assert store.job_counters([job.id])[job.id].reused == {"memory": 0, "document": 0}
     assert len(list(store.memory_entries())) == 4
 
 

@@ -101,7 +101,7 @@ def test_a_revision_infers_only_its_edited_sentences_whatever_the_ladder_did(tmp
     sent = second.sent()
     assert sent and all(any(_piece_of(t, s) for s in changed) for t in sent), sent
     chunks2 = [c for c in store.chunks(job2.id) if c.parent is None]
-    assert store.reuse_counts([job2.id])[job2.id]["memory"] == len(DOC) - 3
+    assert store.job_counters([job2.id])[job2.id].reused_memory == len(DOC) - 3
     assert all(c.reused == "memory" for c in chunks2 if not any(
         _piece_of(c.source, s) for s in changed))
     # The unchanged paragraphs are the bytes the first run delivered.

@@ -77,8 +77,8 @@ def list_body(store: Store, states: tuple[str, ...], limit: int, now: float) -> 
     stored = tuple(dict.fromkeys("RUNNING" if s == views.INTERRUPTED else s for s in states))
     jobs = store.jobs_in_states(stored, limit) if states else store.jobs(limit)
     histories: dict = {}
-    tokens = store.token_counts_of([j.id for j in jobs])
-    shown = [views.job_view(store, j, now, histories, tokens[j.id]) for j in jobs]
+    counters = store.job_counters([j.id for j in jobs])
+    shown = [views.job_view(store, j, now, histories, counters[j.id].tokens) for j in jobs]
     if states:
         shown = [v for v in shown if v["state"] in states]
     counts = {s: 0 for s in SHOWN_STATES}

@@ -8,6 +8,8 @@ and every path in it is a route, so the two cannot drift apart.
 from __future__ import annotations
 
 from pipeline.config import FORMATS, STAGES
+from pipeline.sinks.grammar import HTTP_METHODS
+from pipeline.store.records import MODES
 
 STATES = ["QUEUED", "RUNNING", "INTERRUPTED", "SUCCEEDED", "FAILED", "CANCELED"]
 
@@ -108,8 +110,8 @@ FORM = {"type": "object", "required": ["file", "src", "tgt"], "properties": {
     "to": {"type": "string", "description": "an http(s):// URL, or a storage URL "
            "(s3://bucket/out/, any installed fsspec protocol), to deliver to as well; a presigned "
            "URL's signature is stored and shown as REDACTED"},
-    "http_method": {"enum": ["PUT", "POST"]},
-    "tm": {"enum": ["off", "read", "on"], "description": "how the job uses the translation "
+    "http_method": {"enum": list(HTTP_METHODS)},
+    "tm": {"enum": list(MODES), "description": "how the job uses the translation "
            "memory (default on); not part of what the job is"}}}
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from pipeline import config, service
 from pipeline.cli.options import (
+    add_decoding_options,
     add_device_options,
     add_json_option,
-    at_least,
-    finite,
+    add_language_options,
+    add_model_option,
     open_store,
     runtime,
 )
@@ -32,22 +33,9 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
                    help="source sentences, one per line")
     p.add_argument("--ref", required=True, type=Path, metavar="REF_FILE",
                    help="reference translations, line-aligned with SRC_FILE")
-    p.add_argument("--src", required=True, help="source language, e.g. eng_Latn")
-    p.add_argument("--tgt", required=True, help="target language, e.g. fra_Latn")
-    p.add_argument("--model", default=None,
-                   help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
-                        f"{config.DEFAULT_MODEL})")
-    p.add_argument("--beams", default="4", metavar="N[,N...]",
-                   help="beam width 1-16 (default 4); a list with --compare")
-    p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
-                   help="the quality checks, as translate's (default repair)")
-    p.add_argument("--max-chunk-tokens", type=at_least(16, 1024), default=200,
-                   metavar="16-1024",
-                   help="longest chunk sent to the model, 16-1024 tokens (default 200)")
-    p.add_argument("--length-ratio", type=finite(0, above=True), default=2.0, metavar="RATIO",
-                   help="output budget: RATIO (> 0) x input tokens + OFFSET (default 2.0)")
-    p.add_argument("--length-offset", type=at_least(0), default=16, metavar="OFFSET",
-                   help="see --length-ratio: tokens, >= 0 (default 16)")
+    add_language_options(p)
+    add_model_option(p)
+    add_decoding_options(p, beam_list=True)
     p.add_argument("--tm", default="off", choices=MODES,
                    help="translation memory (default off: a score must come from the model; "
                         "with on or read the jobs run in the job database)")
@@ -155,7 +143,7 @@ def _row(store: Store, source, args, combo, beams: int, run, out_dir: Path,
             "tokens_per_s": round(produced / inference_s, 1) if inference_s > 0 else None,
             "generated_tokens": produced, "inference_s": round(inference_s, 3),
             "flags": report["flags"], "flagged": len(report["flagged"]),
-            "reused": store.reuse_counts([job.id])[job.id],
+            "reused": store.job_counters([job.id])[job.id].reused,
             "output": job.output_path if args.keep else None}
 
 

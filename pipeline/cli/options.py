@@ -26,6 +26,7 @@ from pipeline import config, settings
 from pipeline.cli.messages import LOG_FORMATS
 from pipeline.errors import InvalidInput
 from pipeline.service import JobOptions, Runtime
+from pipeline.sinks.grammar import HTTP_METHODS
 from pipeline.store import Store
 
 
@@ -108,31 +109,52 @@ def add_global_options(p: argparse.ArgumentParser, *, in_subcommand: bool) -> No
 def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> None:
     """What a job is (part of its idempotency key), except the output path.
     ``output_dir``: the command's -o is --output-dir (submit), not --output."""
-    p.add_argument("--src", required=True, metavar="CODE",
-                   help="source language, a FLORES-200 code, e.g. eng_Latn ('nllb-pipeline "
-                        "languages' lists them)")
-    p.add_argument("--tgt", required=True, metavar="CODE",
-                   help="target language, e.g. fra_Latn")
+    add_language_options(p)
     like = ("file:PATH (one file), dir:DIR (DIR/NAME.<tgt>.EXT, like -o)" if output_dir else
             "file:PATH (like -o), dir:DIR (DIR/NAME.<tgt>.EXT)")
     p.add_argument("--to", default=None, metavar="SINK",
                    help=f"where the translation goes: {like} or an http(s):// URL (PUT by "
                         "default)")
-    p.add_argument("--http-method", default=None, type=str.upper, choices=("PUT", "POST"),
+    p.add_argument("--http-method", default=None, type=str.upper, choices=HTTP_METHODS,
                    help="method for an http(s) --to (default PUT)")
     p.add_argument("--relative-to", default=None, metavar="BASE",
                    help="with --to dir:DIR, keep the input's directory relative to BASE under DIR")
-    p.add_argument("--model", default=None,
-                   help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
-                        f"{config.DEFAULT_MODEL})")
+    add_model_option(p)
     p.add_argument("--format", default="auto", choices=("auto", *config.FORMATS),
                    help="the input's format (default auto: from its extension, and a .txt "
                         "without blank lines is read as lines)")
     p.add_argument("--jsonl", default="", metavar="FIELD",
                    help="input is JSON Lines: translate FIELD of each line; the output keeps "
                         "every field and adds \"translation\"")
-    p.add_argument("--beams", type=at_least(1, 16), default=4, metavar="1-16",
-                   help="beam width, 1-16 (1 = greedy; default 4)")
+    add_decoding_options(p)
+    p.add_argument("--missing", default="source", choices=("source", "marker"),
+                   help="what a chunk that failed for good becomes in the output")
+
+
+def add_language_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--src", required=True, metavar="CODE",
+                   help="source language, a FLORES-200 code, e.g. eng_Latn ('nllb-pipeline "
+                        "languages' lists them)")
+    p.add_argument("--tgt", required=True, metavar="CODE",
+                   help="target language, e.g. fra_Latn")
+
+
+def add_model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None,
+                   help=f"hub id or local directory (default: $NLLB_PIPELINE_MODEL or "
+                        f"{config.DEFAULT_MODEL})")
+
+
+def add_decoding_options(p: argparse.ArgumentParser, *, beam_list: bool = False) -> None:
+    """How a sentence is decoded and checked: beams, chunk length, the output
+    budget, the quality checks. ``beam_list``: --beams takes a comma-separated
+    list (``eval --compare``), checked by the caller."""
+    if beam_list:
+        p.add_argument("--beams", default="4", metavar="N[,N...]",
+                       help="beam width 1-16 (default 4); a list with --compare")
+    else:
+        p.add_argument("--beams", type=at_least(1, 16), default=4, metavar="1-16",
+                       help="beam width, 1-16 (1 = greedy; default 4)")
     p.add_argument("--max-chunk-tokens", type=at_least(16, 1024), default=200,
                    metavar="16-1024",
                    help="longest chunk sent to the model, 16-1024 tokens (default 200)")
@@ -141,8 +163,6 @@ def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> 
                         "bucket) + OFFSET (default 2.0); stops a looping model early")
     p.add_argument("--length-offset", type=at_least(0), default=16, metavar="OFFSET",
                    help="see --length-ratio: tokens, >= 0 (default 16)")
-    p.add_argument("--missing", default="source", choices=("source", "marker"),
-                   help="what a chunk that failed for good becomes in the output")
     p.add_argument("--quality", default="repair", choices=("repair", "flag", "off"),
                    help="a translation that loops, never stops, is in the wrong script, copies "
                         "its source or has an implausible length: repair it (decode again with "

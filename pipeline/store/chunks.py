@@ -50,17 +50,6 @@ class ChunksMixin:
                               (job_id,)).fetchone()
         return (round(row[0]), round(row[1])) if row else (0, 0)
 
-    def token_counts_of(self, job_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """``token_counts`` of many jobs, in one read per 500 (a listing)."""
-        counts = {job_id: (0, 0) for job_id in job_ids}
-        for start in range(0, len(job_ids), 500):
-            part = list(job_ids[start:start + 500])
-            for job_id, done, total in self.db.execute(
-                    "SELECT id, tokens_done, tokens_total FROM jobs WHERE id IN "
-                    f"({','.join('?' * len(part))})", part):
-                counts[job_id] = (round(done), round(total))
-        return counts
-
     def pending_rungs(self, job_id: str) -> list[int]:
         """The ladder rungs that pending chunks are decoded at, in order."""
         return [r for (r,) in self.db.execute(

@@ -243,19 +243,6 @@ class MemoryMixin:
 
     # -- reading ---------------------------------------------------------------
 
-    def reuse_counts(self, job_ids: Sequence[str]) -> dict[str, dict[str, int]]:
-        """{job: {"memory": n, "document": n}}: chunks that got their
-        translation without inference, for each of ``job_ids`` (the jobs'
-        counters)."""
-        counts = {job_id: {"memory": 0, "document": 0} for job_id in job_ids}
-        for start in range(0, len(job_ids), _LOOKUP_AT_ONCE):
-            part = list(job_ids[start:start + _LOOKUP_AT_ONCE])
-            for job_id, memory, document in self.db.execute(
-                    "SELECT id, reused_memory, reused_document FROM jobs WHERE id IN "
-                    f"({','.join('?' * len(part))})", part):
-                counts[job_id] = {"memory": round(memory), "document": round(document)}
-        return counts
-
     def reuse_in_window(self, cutoff: float) -> tuple[int, int, int]:
         """(chunks, from the memory, repeats in their document) over the
         stored chunks of jobs created since ``cutoff`` (``gc`` drops chunks,

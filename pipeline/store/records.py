@@ -32,6 +32,26 @@ class Job:
 
 
 @dataclass(frozen=True)
+class JobCounters:
+    """A job's live counters, kept by the transactions that change them."""
+
+    tokens_done: int = 0  # source tokens of the chunks inference has translated
+    tokens_total: int = 0  # source tokens of the chunks inference translates
+    reused_memory: int = 0  # chunks whose translation came from the memory
+    reused_document: int = 0  # chunks that repeat an earlier chunk of the document
+
+    @property
+    def tokens(self) -> tuple[int, int]:
+        """(done, total), as ``token_counts``."""
+        return self.tokens_done, self.tokens_total
+
+    @property
+    def reused(self) -> dict[str, int]:
+        """Chunks that got their translation without inference."""
+        return {"memory": self.reused_memory, "document": self.reused_document}
+
+
+@dataclass(frozen=True)
 class Chunk:
     job_id: str
     idx: int
