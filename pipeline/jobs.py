@@ -46,11 +46,12 @@ class JobOptions:
     memory: str | None = None
 
 
-def job_params(options: JobOptions, source: InputFile) -> JobParams:
+def job_params(options: JobOptions, source: InputFile, storage=None) -> JobParams:
     """The parameters that make a job what it is (its idempotency key).
 
     Raises InvalidInput for anything a user can get wrong, before anything
-    is stored."""
+    is stored. ``storage``: this run's options for storage URLs
+    (``pipeline.objects``), to check a storage destination with."""
     from models.checkpoint import resolve_model  # no torch import
     from pipeline.languages import validate_language
     from pipeline.sinks import resolve_target
@@ -58,7 +59,8 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
     validate_language(options.src)
     validate_language(options.tgt)
     target = resolve_target(options.to, options.output, source, options.tgt,
-                            http_method=options.http_method, relative_to=options.relative_to)
+                            http_method=options.http_method, relative_to=options.relative_to,
+                            storage=storage)
     fmt = "jsonl" if options.jsonl_field else resolve_format(options.fmt, source.path,
                                                                 source.text)
     return JobParams(
@@ -81,7 +83,7 @@ def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:
 
 def submit(store: Store, params: JobParams, source: InputFile, *,
            priority: int = 0, key: str | None = None,
-           memory: str | None = None) -> tuple[Job, bool]:
+           memory: str | None = None, storage=None) -> tuple[Job, bool]:
     """The job for this request, created if new. Returns (job, created).
 
     ``key`` is a caller's own idempotency key. Reused with the same
@@ -102,7 +104,7 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
         # A file the format cannot parse is refused before a job exists for
         # it: parsed as preprocess will parse it, a slice at a time, keeping
         # nothing of the parse.
-        check_document(source.lines(), params.fmt, jsonl_field=params.jsonl_field)
+        check_document(source.lines(storage), params.fmt, jsonl_field=params.jsonl_field)
     job, created = store.get_or_create_job(
         idem_key=key or idempotency_key(params, source.sha256), params=canonical,
         input_path=source.location, input_sha256=source.sha256, input_bytes=source.size,
@@ -119,6 +121,13 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
 
 def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:
     return store.job_by_key(idempotency_key(params, source.sha256))
+
+
+def is_prefix_url(to: str | None) -> bool:
+    """``to`` is a storage prefix (s3://bucket/out/), which keeps paths as a directory does."""
+    from pipeline import objects
+
+    return bool(to) and objects.is_url(to) and objects.is_prefix(to)
 
 
 Found = tuple["Path | str", "Path | str | None"]  # (a document, the directory or prefix it is in)

@@ -113,15 +113,16 @@ class Submitted:
 
 
 def submit(store: Store, source: InputFile, options: JobOptions, *, priority: int = 0,
-           key: str | None = None) -> Submitted:
+           key: str | None = None, storage=None) -> Submitted:
     """Queue one document without loading a model. The same document and
     parameters again give the same job (a succeeded one whose output has
     since been deleted or collected is queued again to deliver it); a
     caller's ``key`` reused with other parameters or input is refused."""
-    job, created = jobs.submit(store, job_params(options, source), source, priority=priority,
-                               key=key, memory=options.memory)
+    job, created = jobs.submit(store, job_params(options, source, storage), source,
+                               priority=priority, key=key, memory=options.memory,
+                               storage=storage)
     requeued = False
-    if not created and job.state == "SUCCEEDED" and not delivered(store, job):
+    if not created and job.state == "SUCCEEDED" and not delivered(store, job, storage):
         reopen_undelivered(store, job)
         job, requeued = store.job(job.id), True
     return Submitted(source.path, job, created, requeued)
@@ -135,15 +136,13 @@ def submit_paths(store: Store, inputs: Sequence[Path | str], options: JobOptions
     job delivers into it, keeping paths relative to the directory or prefix
     it was found in. One refused file does not stop the others (unless a
     ``key`` names the single document)."""
-    from pipeline import objects
-
     files, unmatched = jobs.expand_inputs(inputs, glob, storage)
     if key and len(files) != 1:
         raise InvalidInput("--idempotency-key names one document; give exactly one input file")
     if output_dir and options.to:
         raise InvalidInput("give either -o/--output-dir or --to, not both")
     results = [Submitted(item, error=error) for item, error in unmatched]
-    prefix_to = bool(options.to) and objects.is_url(options.to) and objects.is_prefix(options.to)
+    prefix_to = jobs.is_prefix_url(options.to)
     for path, base in files:
         try:
             source = scan_input(path, storage)
@@ -153,8 +152,8 @@ def submit_paths(store: Store, inputs: Sequence[Path | str], options: JobOptions
                                relative_to=str(base) if base else None)
             elif prefix_to and base and options.relative_to is None:
                 opts = replace(options, relative_to=str(base))
-            results.append(replace(submit(store, source, opts, priority=priority, key=key),
-                                   input=path))
+            results.append(replace(submit(store, source, opts, priority=priority, key=key,
+                                          storage=storage), input=path))
         except InvalidInput as exc:
             if key or isinstance(exc, DatabaseDamaged):  # the store's, not this input's
                 raise
@@ -162,7 +161,7 @@ def submit_paths(store: Store, inputs: Sequence[Path | str], options: JobOptions
     return results
 
 
-def delivered(store: Store, job: Job) -> bool:
+def delivered(store: Store, job: Job, storage=None) -> bool:
     """The recorded delivery still stands: the file is there unchanged, or
     the upload to a URL is on record (it is never sent twice)."""
     from pipeline.sinks import STDOUT, is_http, sink_for
@@ -177,7 +176,8 @@ def delivered(store: Store, job: Job) -> bool:
         output = store.artifact(job.id, "output")
         return output is not None and (output.content is not None or (
             output.path is not None and Path(output.path).is_file()))
-    return sink_for(params).still_delivered(delivery.sha256)
+    return sink_for(params, DeliveryOptions(storage=storage or {})).still_delivered(
+        delivery.sha256)
 
 
 def reopen_undelivered(store: Store, job: Job) -> str:
@@ -198,23 +198,22 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     a model is loaded. A succeeded job whose output is gone is delivered
     again (from the store, or translated again when ``gc`` collected it).
     """
-    from pipeline.sinks import check_target_free, is_http, redact_url
+    from pipeline.sinks import check_target_free
 
-    if options.to and is_http(options.to) and redact_url(options.to) != options.to:
-        # The job stores the URL redacted; this run delivers with the whole one.
-        runtime = replace(runtime, delivery=replace(
-            runtime.delivery, signed_urls=(*runtime.delivery.signed_urls, options.to)))
-    params = job_params(options, source)
+    # The job stores a presigned URL redacted; this run delivers with the whole one.
+    runtime = replace(runtime, delivery=runtime.delivery.given(options.to))
+    storage = runtime.delivery.storage
+    params = job_params(options, source, storage)
     existing = jobs.find_job(store, params, source)
-    if existing and existing.state == "SUCCEEDED" and delivered(store, existing):
+    if existing and existing.state == "SUCCEEDED" and delivered(store, existing, storage):
         return Outcome(existing, "already translated; nothing to do")
     if existing and existing.state == "FAILED" and existing.stage == "done":
         raise JobEnded(existing)
     ours = store.artifact(existing.id, "output") if existing else None
     check_target_free(params.sink, params.output, _stored_output(ours),
-                      overwrite=runtime.delivery.overwrite)
+                      overwrite=runtime.delivery.overwrite, storage=storage)
     translator = runtime.translators(params)
-    job, created = jobs.submit(store, params, source, memory=options.memory)
+    job, created = jobs.submit(store, params, source, memory=options.memory, storage=storage)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed
@@ -252,7 +251,7 @@ def retry(store: Store, job_id: str, runtime: Runtime, *,
 
     job = find_job(store, job_id)
     if job.state == "SUCCEEDED":
-        if delivered(store, job):
+        if delivered(store, job, runtime.delivery.storage):
             return Outcome(job, "already succeeded and delivered; nothing to retry")
         # The output was deleted or replaced since (or gc collected it):
         # deliver again, from the store, or translate again when collected.

@@ -183,13 +183,6 @@ def storage_section(data: dict, path: Path) -> dict:
     return section
 
 
-def storage_options(environ: Mapping[str, str] = os.environ) -> dict:
-    """The config file's ``[storage]`` section, for callers without a
-    ``Settings`` (``pipeline.objects`` when it is given no options)."""
-    path = config_file_path(environ)
-    return storage_section(load_config_file(path), path)
-
-
 def run_section(data: dict, path: Path) -> dict:
     """The ``[run]`` section's settings, each checked, as RunSettings keyword
     arguments. Errors name the file, the section and the key."""

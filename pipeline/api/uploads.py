@@ -188,8 +188,9 @@ def _typed(key: str, text: str, kind: type):
 class Uploads:
     """The server's files directory: uploads in, translations out."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, storage=None):
         self.root = Path(root).resolve()
+        self.storage = storage  # options for storage URLs ([storage.PROTOCOL], pipeline.objects)
         self._lock = threading.Lock()
 
     def input_path(self, sha256: str, name: str) -> Path:
@@ -213,13 +214,13 @@ class Uploads:
             source = scan_input(staged)
             if not options.to:
                 options = replace(options, to=f"dir:{self.output_dir(sha256, form.name, options)}")
-            service.job_params(options, source)
+            service.job_params(options, source, self.storage)
             path = self.input_path(sha256, form.name)
             with self._locked():
                 created = self._keep(staged, path)
                 try:
                     return service.submit(store, replace(source, path=path), options,
-                                          priority=priority, key=key)
+                                          priority=priority, key=key, storage=self.storage)
                 except BaseException:
                     if created:
                         self._remove(path)

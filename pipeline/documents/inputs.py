@@ -56,10 +56,11 @@ class InputFile:
         """What the job stores as its input: the URL or the absolute path."""
         return self.url or str(self.path)
 
-    def lines(self) -> Iterator[InputLine]:
-        """Its decoded lines, from memory or read from the file in blocks."""
+    def lines(self, storage: Storage | None = None) -> Iterator[InputLine]:
+        """Its decoded lines, from memory or read from the file (or object,
+        with ``storage``'s options) in blocks."""
         if self.text is None:
-            return iter(InputLines(self.location))
+            return iter(InputLines(self.location, storage=storage))
         return _text_lines(self.text)
 
 

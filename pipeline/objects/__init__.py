@@ -12,8 +12,9 @@ Credentials never come from here and never enter a job: the
 implementation finds them in its own chain (for S3: the environment, the
 profile, the instance role; the endpoint from ``AWS_ENDPOINT_URL``). A URL
 with a user name or password, a query or a fragment is refused. The
-``[storage]`` section of the config file gives an implementation its
-options (``[storage.s3] endpoint_url = ...``); this run's, never stored.
+``[storage.PROTOCOL]`` tables of the config file give an implementation its
+options (``[storage.s3] endpoint_url = ...``): ``pipeline.settings`` reads
+them, and callers pass them in as ``storage``; this run's, never stored.
 
 Failures are classed by the one table in ``pipeline.objects.errors``.
 fsspec and the implementations are imported on first use, never by
@@ -100,11 +101,7 @@ def filesystem(url: str, storage: Storage | None = None):
         raise InvalidInput(f"{proto}:// URLs need their storage library: {hint}") from None
     except ValueError:
         raise InvalidInput(f"{proto}:// is not a storage protocol fsspec knows") from None
-    if storage is None:
-        from pipeline.settings import storage_options
-
-        storage = storage_options()
-    options = dict(storage.get(proto) or {})
+    options = dict((storage or {}).get(proto) or {})
     try:
         fs = cls(**options)
     except Exception as exc:  # an option the implementation rejects

@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from pipeline.errors import InvalidInput
 from pipeline.output_file import OutputFile
@@ -37,6 +37,14 @@ class DeliveryOptions:
     def __post_init__(self) -> None:
         if not (self.timeout_s > 0 and self.timeout_s != float("inf")):
             raise InvalidInput(f"--http-timeout must be a finite number > 0, not {self.timeout_s}")
+
+    def given(self, to: str | None) -> DeliveryOptions:
+        """These options, with ``to`` among the signed URLs if it is one."""
+        from pipeline.sinks.grammar import is_http, redact_url
+
+        if not (to and is_http(to) and redact_url(to) != to):
+            return self
+        return replace(self, signed_urls=(*self.signed_urls, to))
 
     def url_for(self, sink: str) -> str | None:
         """The whole URL to send to for a stored (maybe redacted) URL sink;

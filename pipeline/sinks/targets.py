@@ -28,7 +28,8 @@ class Target:
 
 def resolve_target(to: str | None, output: str | None, source: InputFile, tgt_lang: str, *,
                    http_method: str | None = None,
-                   relative_to: str | os.PathLike | None = None) -> Target:
+                   relative_to: str | os.PathLike | None = None,
+                   storage: objects.Storage | None = None) -> Target:
     """The job's target from ``--to``/``-o``, checked before any work."""
     if to and output:
         raise InvalidInput("give either -o or --to, not both")
@@ -71,7 +72,7 @@ def resolve_target(to: str | None, output: str | None, source: InputFile, tgt_la
             output = url
         if output == source.url:
             raise InvalidInput(f"output {output} is the input object itself")
-        check_bucket(output)
+        check_bucket(output, storage)
         return Target(url, output)
     raise InvalidInput(f"unknown --to {to!r}: use file:PATH, dir:DIR, an http(s):// URL or a "
                        "storage URL (s3://bucket/prefix/)")

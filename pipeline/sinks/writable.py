@@ -46,13 +46,13 @@ def check_creatable(path: Path, input_path: Path) -> None:
     check_writable(existing)
 
 
-def check_bucket(url: str) -> None:
+def check_bucket(url: str, storage: objects.Storage | None = None) -> None:
     """A storage target's bucket exists and can be read (a store without
     buckets: its nearest existing parent is no file). Nothing is written: a
     probe object could set off whatever listens to the bucket."""
     from pipeline.objects.errors import storage_error
 
-    fs, path = objects.filesystem(url)
+    fs, path = objects.filesystem(url, storage)
     if objects.protocol(url) in objects.ATOMIC_PUT:
         bucket = path.split("/", 1)[0]
         try:
@@ -73,7 +73,7 @@ def check_bucket(url: str) -> None:
 
 
 def check_target_free(sink: str, output: str, ours: bytes | OutputFile | None, *,
-                      overwrite: bool) -> None:
+                      overwrite: bool, storage: objects.Storage | None = None) -> None:
     """Submit time: refuse a file target that already holds something else.
 
     ``ours`` is this job's output when the store has it already (a resumed
@@ -83,7 +83,7 @@ def check_target_free(sink: str, output: str, ours: bytes | OutputFile | None, *
     if overwrite:
         return
     if objects.is_url(output):
-        _check_object_free(output, ours)
+        _check_object_free(output, ours, storage)
         return
     if not sink.startswith(("file:", "dir:")):
         return
@@ -103,11 +103,12 @@ def holds(path: Path, size: int, sha256: str) -> bool:
         return False
 
 
-def _check_object_free(url: str, ours: bytes | OutputFile | None) -> None:
+def _check_object_free(url: str, ours: bytes | OutputFile | None,
+                       storage: objects.Storage | None) -> None:
     from pipeline.sinks.storage import object_holds
 
-    info = objects.object_info(url)
-    if info is None or (ours is not None and object_holds(url, info, ours)):
+    info = objects.object_info(url, storage)
+    if info is None or (ours is not None and object_holds(url, info, ours, storage)):
         return
     raise InvalidInput(f"output object {url} already exists; pass --overwrite to replace it, "
                        "or choose another --to")
