@@ -41,7 +41,7 @@ class JobOptions:
     length_offset: int = 16
     missing: str = "source"
     quality: str = "repair"  # repair, flag or off (pipeline.quality.ladder)
-    to: str | None = None  # file:PATH, dir:DIR or an http(s) URL
+    to: str | None = None  # file:PATH, dir:DIR, an http(s) URL or a storage URL
     output: str | None = None  # -o PATH
     relative_to: str | None = None  # with a dir: sink, keep paths under this base
     http_method: str | None = None
@@ -51,11 +51,12 @@ class JobOptions:
     memory: str | None = None
 
 
-def job_params(options: JobOptions, source: InputFile) -> JobParams:
+def job_params(options: JobOptions, source: InputFile, storage=None) -> JobParams:
     """The parameters that make a job what it is (its idempotency key).
 
     Raises InvalidInput for anything a user can get wrong, before anything
-    is stored."""
+    is stored. ``storage``: this run's options for storage URLs
+    (``pipeline.objects``), to check a storage destination with."""
     from models.checkpoint import resolve_model  # no torch import
     from pipeline.languages import validate_language
     from pipeline.sinks import resolve_target
@@ -63,7 +64,8 @@ def job_params(options: JobOptions, source: InputFile) -> JobParams:
     validate_language(options.src)
     validate_language(options.tgt)
     target = resolve_target(options.to, options.output, source, options.tgt,
-                            http_method=options.http_method, relative_to=options.relative_to)
+                            http_method=options.http_method, relative_to=options.relative_to,
+                            storage=storage)
     fmt = "jsonl" if options.jsonl_field else resolve_format(options.fmt, source.path,
                                                                 source.text)
     return JobParams(
@@ -90,7 +92,8 @@ def resolve_format(fmt: str | None, path: Path, text: str | None = None) -> str:
 
 def submit(store: Store, params: JobParams, source: InputFile, *,
            priority: int = 0, key: str | None = None,
-           memory: str | None = None, checked: bool = False) -> tuple[Job, bool]:
+           memory: str | None = None, checked: bool = False,
+           storage=None) -> tuple[Job, bool]:
     """The job for this request, created if new. Returns (job, created).
 
     ``key`` is a caller's own idempotency key. Reused with the same
@@ -118,12 +121,12 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     else:
         if keyed is None:
             if not checked:
-                check_input(params, source)
+                check_input(params, source, storage)
             refuse_shared_destination(store, params, source.sha256,
                                       key or idempotency_key(params, source.sha256))
         job, created = store.get_or_create_job(
             idem_key=key or idempotency_key(params, source.sha256), params=canonical,
-            input_path=str(source.path), input_sha256=source.sha256, input_bytes=source.size,
+            input_path=source.location, input_sha256=source.sha256, input_bytes=source.size,
             output_path=params.output, priority=priority, memory_mode=memory or "on",
         )
     if key and not created and (job.params != canonical or job.input_sha256 != source.sha256):
@@ -135,19 +138,25 @@ def submit(store: Store, params: JobParams, source: InputFile, *,
     return job, created
 
 
-def check_input(params: JobParams, source: InputFile) -> None:
+def check_input(params: JobParams, source: InputFile, storage=None) -> None:
     """Refuse a file the format cannot parse before a job exists for it:
     parsed as preprocess will parse it, a slice at a time, keeping nothing
-    of the parse (a Parquet file: its schema and columns)."""
+    of the parse (a Parquet file: its schema and columns). ``storage``: the
+    run's options for an input given as a storage URL."""
     from pipeline.documents.formats import FormatOptions  # the parsers, only to submit
     from pipeline.documents.formats.slices import check_document
 
     if params.fmt == "parquet":
+        if source.url:
+            # pyarrow reads row groups by seeking in a local file; postprocess
+            # reads the input again for the columns it keeps.
+            raise InvalidInput(f"{source.url}: Parquet is read from local files only; copy it "
+                               "to this machine first")
         from pipeline.documents.formats.parquet import check_parquet
 
         check_parquet(source.path, params.columns.split(","))
     else:
-        check_document(source.lines(), params.fmt, options=FormatOptions.of(params))
+        check_document(source.lines(storage), params.fmt, options=FormatOptions.of(params))
 
 
 def find_job(store: Store, params: JobParams, source: InputFile) -> Job | None:
@@ -180,3 +189,39 @@ def refuse_shared_destination(store: Store, params: JobParams, input_sha256: str
         raise JobConflict(f"job {other.id} ({Path(other.input_path).name}, {other.state}) "
                           f"already delivers to {params.output}; "
                           "wait for it, cancel it, or choose another output")
+
+
+def is_prefix_url(to: str | None) -> bool:
+    """``to`` is a storage prefix (s3://bucket/out/), which keeps paths as a directory does."""
+    from pipeline import objects
+
+    return bool(to) and objects.is_url(to) and objects.is_prefix(to)
+
+
+Found = tuple["Path | str", "Path | str | None"]  # (a document, the directory or prefix it is in)
+
+
+def expand_inputs(inputs, glob: str = "*", storage=None) -> tuple[list[Found], list[tuple]]:
+    """Files and directories (searched recursively with ``glob``), objects
+    and prefixes (storage URLs ending with ``/``, listed with the same
+    rule), as documents; and the directories or prefixes where nothing
+    matched, each with why."""
+    from pipeline import objects
+
+    files: list[Found] = []
+    empty: list[tuple] = []
+    for item in inputs:
+        if objects.is_url(str(item)):
+            url = objects.check_url(str(item), "input")
+            found = ([(u, url) for u in objects.list_prefix(url, glob, storage)]
+                     if objects.is_prefix(url) else [(url, None)])
+            if not found:
+                empty.append((url, f"no object matches {glob!r} under this prefix"))
+        else:
+            item = Path(item)
+            found = ([(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
+                     if item.is_dir() else [(item, None)])
+            if not found:
+                empty.append((item, f"no file matches {glob!r} in this directory"))
+        files += found
+    return files, empty

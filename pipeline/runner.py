@@ -255,6 +255,10 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
                      shutdown=shutdown, monotonic=monotonic)
     try:
         with Heartbeat(store.path, job.id, worker, settings.lease_seconds, ctx.stop):
+            if ctx.job.stage in STAGES:  # a sink this run cannot reach fails before any work
+                from pipeline.sinks import sink_for
+
+                sink_for(params, ctx.delivery).close()
             for stage in STAGES[STAGES.index(ctx.job.stage):] if ctx.job.stage in STAGES else ():
                 ctx.check_running()
                 STAGE_RUNNERS[stage](ctx)

@@ -1,10 +1,9 @@
 """The verbs the command line and the HTTP API share.
 
 Each verb takes typed parameters and returns records; none parses
-arguments, prints or knows about HTTP. ``pipeline.cli`` and
-``pipeline.api`` only parse a request, call one of these and render what
-comes back, so neither face can hold logic the other lacks (the way huey's
-consumer and sqlite-utils' CLI call their libraries' verbs).
+arguments, prints or knows about HTTP. ``pipeline.cli`` and ``pipeline.api``
+parse a request, call one of these and render what comes back, so neither
+face holds logic the other lacks (as huey's consumer calls its library).
 
 Verbs that translate need a ``Runtime``: how this process runs jobs (device,
 batch budget, retry policy, delivery credentials) and where its models come
@@ -105,7 +104,7 @@ SHOWN_CANDIDATES = 5  # the jobs an ambiguous prefix names
 
 @dataclass(frozen=True)
 class Submitted:
-    input: Path
+    input: Path | str  # a path, or a storage URL
     job: Job | None = None
     created: bool = False  # a new job; False: the same request's existing job
     requeued: bool = False  # it had succeeded but its output was gone: queued to deliver again
@@ -113,51 +112,47 @@ class Submitted:
 
 
 def submit(store: Store, source: InputFile, options: JobOptions, *, priority: int = 0,
-           key: str | None = None) -> Submitted:
+           key: str | None = None, storage=None) -> Submitted:
     """Queue one document without loading a model. The same document and
     parameters again give the same job (a succeeded one whose output has
     since been deleted or collected is queued again to deliver it); a
     caller's ``key`` reused with other parameters or input is refused."""
-    job, created = jobs.submit(store, job_params(options, source), source, priority=priority,
-                               key=key, memory=options.memory)
+    job, created = jobs.submit(store, job_params(options, source, storage), source,
+                               priority=priority, key=key, memory=options.memory,
+                               storage=storage)
     requeued = False
-    if not created and job.state == "SUCCEEDED" and not delivered(store, job):
+    if not created and job.state == "SUCCEEDED" and not delivered(store, job, storage):
         reopen_undelivered(store, job)
         job, requeued = store.job(job.id), True
     return Submitted(source.path, job, created, requeued)
 
 
-def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
+def submit_paths(store: Store, inputs: Sequence[Path | str], options: JobOptions, *,
                  glob: str = "*", output_dir: Path | None = None, priority: int = 0,
-                 key: str | None = None) -> list[Submitted]:
-    """``submit`` for files and directories (searched recursively with
-    ``glob``); with ``output_dir`` each job delivers into it, keeping paths
-    relative to the directory it was found in. One refused file does not
-    stop the others (unless a ``key`` names the single document)."""
-    files: list[tuple[Path, Path | None]] = []  # (file, the directory it was found in)
-    empty: list[Submitted] = []  # directories in which nothing matched
-    for item in inputs:
-        if item.is_dir():
-            found = [(f, item) for f in sorted(item.rglob(glob)) if f.is_file()]
-            files += found
-            if not found:
-                empty.append(Submitted(item, error=f"no file matches {glob!r} in this directory"))
-        else:
-            files.append((item, None))
+                 key: str | None = None, storage=None) -> list[Submitted]:
+    """``submit`` for files, directories, objects and prefixes
+    (``jobs.expand_inputs``); with ``output_dir`` or a prefix ``--to`` each
+    job delivers into it, keeping paths relative to the directory or prefix
+    it was found in. One refused file does not stop the others (unless a
+    ``key`` names the single document)."""
+    files, unmatched = jobs.expand_inputs(inputs, glob, storage)
     if key and len(files) != 1:
         raise InvalidInput("--idempotency-key names one document; give exactly one input file")
     if output_dir and options.to:
         raise InvalidInput("give either -o/--output-dir or --to, not both")
-    results = list(empty)
+    results = [Submitted(item, error=error) for item, error in unmatched]
+    prefix_to = jobs.is_prefix_url(options.to)
     for path, base in files:
         try:
-            source = scan_input(path)
+            source = scan_input(path, storage)
             opts = options
             if output_dir:
                 opts = replace(options, to=f"dir:{output_dir}",
                                relative_to=str(base) if base else None)
-            results.append(replace(submit(store, source, opts, priority=priority, key=key),
-                                   input=path))
+            elif prefix_to and base and options.relative_to is None:
+                opts = replace(options, relative_to=str(base))
+            results.append(replace(submit(store, source, opts, priority=priority, key=key,
+                                          storage=storage), input=path))
         except InvalidInput as exc:
             if key or isinstance(exc, DatabaseDamaged):  # the store's, not this input's
                 raise
@@ -165,20 +160,23 @@ def submit_paths(store: Store, inputs: Sequence[Path], options: JobOptions, *,
     return results
 
 
-def delivered(store: Store, job: Job) -> bool:
+def delivered(store: Store, job: Job, storage=None) -> bool:
     """The recorded delivery still stands: the file is there unchanged, or
     the upload to a URL is on record (it is never sent twice)."""
-    from pipeline.sinks import STDOUT, sink_for
+    from pipeline.sinks import STDOUT, is_http, sink_for
 
     delivery = store.artifact(job.id, "delivery")
     if delivery is None:
         return False
     params = JobParams.from_json(job.params)
+    if is_http(params.sink):  # on record: never sent twice, and not readable from here
+        return delivery.sha256 is not None
     if params.sink == STDOUT:  # printed from the store's copy, as long as it has one
         output = store.artifact(job.id, "output")
         return output is not None and (output.content is not None or (
             output.path is not None and Path(output.path).is_file()))
-    return sink_for(params).still_delivered(delivery.sha256)
+    return sink_for(params, DeliveryOptions(storage=storage or {})).still_delivered(
+        delivery.sha256)
 
 
 def reopen_undelivered(store: Store, job: Job) -> str:
@@ -201,20 +199,23 @@ def translate_or_resume(store: Store, source: InputFile, options: JobOptions, ru
     """
     from pipeline.sinks import check_target_free
 
-    params = job_params(options, source)
+    # The job stores a presigned URL redacted; this run delivers with the whole one.
+    runtime = replace(runtime, delivery=runtime.delivery.given(options.to))
+    storage = runtime.delivery.storage
+    params = job_params(options, source, storage)
     existing = jobs.find_job(store, params, source)
-    if existing and existing.state == "SUCCEEDED" and delivered(store, existing):
+    if existing and existing.state == "SUCCEEDED" and delivered(store, existing, storage):
         return Outcome(existing, "already translated; nothing to do")
     if existing and existing.state == "FAILED" and existing.stage == "done":
         raise JobEnded(existing)
     ours = store.artifact(existing.id, "output") if existing else None
     check_target_free(params.sink, params.output, _stored_output(ours),
-                      overwrite=runtime.delivery.overwrite)
-    if existing is None:
-        jobs.check_input(params, source)  # a file its format cannot read: before any model loads
+                      overwrite=runtime.delivery.overwrite, storage=storage)
+    if existing is None:  # a file its format cannot read: refused before any model loads
+        jobs.check_input(params, source, storage)
     translator = runtime.translators(params)
     job, created = jobs.submit(store, params, source, memory=options.memory,
-                               checked=existing is None)
+                               checked=existing is None, storage=storage)
     if not created:
         log.info("resuming job %s from stage %s", job.id, job.stage)
     if existing and existing.state == "SUCCEEDED":  # output file gone or changed
@@ -252,7 +253,7 @@ def retry(store: Store, job_id: str, runtime: Runtime, *,
 
     job = find_job(store, job_id)
     if job.state == "SUCCEEDED":
-        if delivered(store, job):
+        if delivered(store, job, runtime.delivery.storage):
             return Outcome(job, "already succeeded and delivered; nothing to retry")
         # The output was deleted or replaced since (or gc collected it):
         # deliver again, from the store, or translate again when collected.

@@ -16,7 +16,9 @@ changes which job a command means.
 The config file (TOML, ``--config``, ``$NLLB_PIPELINE_CONFIG`` or
 ``~/.config/nllb-pipeline/config.toml``) has two sections: ``[run]`` with
 device, dtype, backend, tokenizer, fallback_device, batch_tokens and
-threads, and ``[retry]`` with the keys of ``--retry``.
+threads, ``[retry]`` with the keys of ``--retry``, and ``[storage.PROTOCOL]``
+tables of fsspec storage options for storage URLs (``pipeline.objects``:
+e.g. ``[storage.s3] endpoint_url = "http://127.0.0.1:9000"``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ FLAG_OPTIONS = {"device": "--device", "dtype": "--dtype", "backend": "--backend"
                 "tokenizer": "--tokenizer", "fallback_device": "--fallback-device",
                 "batch_tokens": "--batch-tokens", "threads": "--threads", "retry": "--retry",
                 "inject_faults": "--inject-faults", "headers": "--header",
+                "signed_urls": "--signed-url",
                 "http_timeout": "--http-timeout", "overwrite": "--overwrite"}
 FLAG_DESTS = {"retry": "retry_policy"}
 
@@ -71,6 +74,7 @@ class Flags:
     retry: str | None = None  # a --retry spec
     inject_faults: str | None = None  # an --inject-faults spec
     headers: tuple[str, ...] = ()  # 'Name: value' specs, $VAR not yet expanded
+    signed_urls: tuple[str, ...] = ()  # presigned http(s) --to URLs, whole (never stored)
     http_timeout: float | None = None  # seconds
     overwrite: bool = False
 
@@ -79,6 +83,7 @@ class Flags:
         """The flags in an argparse namespace (options a command lacks are unset)."""
         given = {f.name: getattr(args, FLAG_DESTS.get(f.name, f.name), None) for f in fields(cls)}
         given["headers"] = tuple(given["headers"] or ())
+        given["signed_urls"] = tuple(given["signed_urls"] or ())
         given["overwrite"] = bool(given["overwrite"])
         return cls(**given)
 
@@ -88,7 +93,7 @@ class Flags:
         argv = []
         for name, option in FLAG_OPTIONS.items():
             value = getattr(self, name)
-            if name == "headers":
+            if name in ("headers", "signed_urls"):
                 for spec in value:
                     argv += [option, spec]
             elif name == "overwrite":
@@ -123,7 +128,8 @@ def load(flags: Flags = Flags(), environ: Mapping[str, str] = os.environ) -> Set
     delivery = DeliveryOptions(
         headers=parse_headers(flags.headers, environ),
         timeout_s=DEFAULT_HTTP_TIMEOUT_S if flags.http_timeout is None else flags.http_timeout,
-        overwrite=flags.overwrite)
+        overwrite=flags.overwrite, signed_urls=tuple(flags.signed_urls),
+        storage=storage_section(data, path))
     return Settings(run, retry, delivery, faults, path if data else None)
 
 
@@ -161,10 +167,20 @@ def load_config_file(path: Path | None = None, *, required: bool = False) -> dic
         return {}
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InvalidInput(f"cannot read config file {path}: {exc}") from None
-    unknown = set(data) - {"retry", "run"}
+    unknown = set(data) - {"retry", "run", "storage"}
     if unknown:
         raise InvalidInput(f"config file {path}: unknown section(s) {', '.join(sorted(unknown))}")
     return data
+
+
+def storage_section(data: dict, path: Path) -> dict:
+    """``[storage.PROTOCOL]`` tables: fsspec storage options per protocol."""
+    section = data.get("storage") or {}
+    for protocol, options in section.items():
+        if not isinstance(options, dict):
+            raise InvalidInput(f"config file {path}: [storage] holds one table per protocol, "
+                               f"e.g. [storage.s3]; {protocol} = ... is not a table")
+    return section
 
 
 def run_section(data: dict, path: Path) -> dict:

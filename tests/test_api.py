@@ -121,6 +121,9 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     (DOC, {"priority": "99999999999999999999"}, "priority must be a whole number from"),
     (DOC, {"colour": "blue"}, "unknown form field(s) 'colour'"),
     (DOC, {"to": "file:/etc/passwd"}, "'to' takes an http(s):// URL"),
+    (DOC, {"to": "s3://KEY:SECRET@bucket/out/"}, "URL contains a user name or password"),
+    (DOC, {"to": "nosuch://bucket/out/"}, "nosuch:// is not a storage protocol fsspec knows"),
+    (DOC, {"to": "https://h/x?X-Amz-Signature=abc"}, "'to' is a presigned URL"),
     (DOC, {"format": "jsonl", "jsonl_field": "text"}, "line 1"),
     (DOC, {"in_place": "true"}, "--in-place applies to jsonl, csv, tsv and parquet input"),
     (DOC, {"in_place": "perhaps"}, "in_place must be true or false, not 'perhaps'"),
@@ -147,6 +150,16 @@ def test_format_options_are_form_fields_and_part_of_the_job(client):
     assert replaced.status_code == 201 and replaced.json()["id"] != added.json()["id"]
     assert post_doc(client, table, name="t.csv", columns="text",
                     in_place="false").json()["id"] == added.json()["id"]
+
+
+def test_a_form_may_deliver_to_a_storage_url(client):
+    import fsspec
+
+    fsspec.filesystem("memory").store.clear()
+    created = post_doc(client, DOC, to="memory://b/out/")
+    assert created.status_code == 201, created.text
+    job = client.get(created.headers["Location"]).json()
+    assert job["output"] == "memory://b/out/doc.fra_Latn.txt"
 
 
 def test_a_form_without_a_file_or_language_is_400(client):

@@ -102,12 +102,13 @@ def test_a_dir_sink_is_flat_for_one_file_and_keeps_the_relative_path_from_a_base
 
 @pytest.mark.parametrize("to, output, kwargs, message", [
     ("file:/tmp/x.txt", "/tmp/y.txt", {}, "either -o or --to"),
-    ("out.txt", None, {}, "use file:PATH, dir:DIR or an http(s):// URL"),
+    ("out.txt", None, {}, "use file:PATH, dir:DIR, an http(s):// URL or a storage URL"),
     (None, None, {"http_method": "POST"}, "--http-method applies only"),
     ("https://example.org/x", None, {"http_method": "PATCH"}, "PUT or POST"),
     (None, None, {"relative_to": "/tmp"}, "--relative-to applies only"),
     ("dir:", None, {}, "needs a directory"),
-    ("ftp://example.org/x", None, {}, "use file:PATH"),
+    ("nosuch://example.org/x", None, {}, "nosuch:// is not a storage protocol fsspec knows"),
+    ("memory://b/out/", None, {"http_method": "PUT"}, "--http-method applies only"),
 ])
 def test_bad_targets_are_refused(tmp_path, to, output, kwargs, message):
     with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -135,8 +136,12 @@ def test_the_sink_and_method_are_part_of_the_job_and_its_key():
     assert JobParams.from_json(post.canonical_json()) == post
     with pytest.raises(InvalidInput):
         JobParams(**base, sink="file:/o.txt", http_method="PUT")
+    stored = JobParams(**{**base, "output": "s3://bucket/o.txt"}, sink="s3://bucket/o.txt")
+    assert stored.http_method == ""  # a storage URL (pipeline.objects) has no method
     with pytest.raises(InvalidInput):
-        JobParams(**base, sink="s3://bucket/o.txt")
+        JobParams(**base, sink="s3://bucket/o.txt", http_method="PUT")
+    with pytest.raises(InvalidInput):
+        JobParams(**base, sink="bucket/o.txt")
 
 
 # -- run options: headers ------------------------------------------------------------

@@ -10,6 +10,7 @@ CLI and with workers in other processes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,6 +44,9 @@ class ApiSettings:
     allowed_hosts: frozenset[str] | None = None  # Host names answered; None: any
     default_model: str | None = None  # for a form without a model; None: as the CLI
     poll_s: float = 0.5  # how often an event stream looks at the store
+    # fsspec options per protocol for a form's storage URL (the config file's
+    # [storage.PROTOCOL]); checked with them, delivered by the workers with theirs
+    storage: Mapping[str, Mapping] = field(default_factory=dict, repr=False)
 
     @property
     def files_dir(self) -> Path:
@@ -99,7 +103,7 @@ def create_app(settings: ApiSettings, *, supervisor=None) -> Starlette:
     ``serve`` runs) is only reported by ``GET /api/info``."""
     # Create or migrate the database before the first request; a damaged one is refused.
     Store(settings.db, check=True).close()
-    api = Api(settings, Stores(settings.db), Uploads(settings.files_dir), supervisor)
+    api = Api(settings, Stores(settings.db), Uploads(settings.files_dir, settings.storage), supervisor)
     app = Starlette(
         routes=[
             Route("/", page),

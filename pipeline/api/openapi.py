@@ -161,7 +161,9 @@ FORM = {"type": "object", "required": ["file", "src", "tgt"], "properties": {
     "quality": {"enum": ["repair", "flag", "off"], "description": "what becomes of a "
                 "translation that fails the output checks (default repair)"},
     "priority": {"type": "integer", "description": "higher runs first"},
-    "to": {"type": "string", "description": "an http(s):// URL to deliver to as well"},
+    "to": {"type": "string", "description": "an http(s):// URL, or a storage URL "
+           "(s3://bucket/out/, any installed fsspec protocol), to deliver to as well; a presigned "
+           "URL's signature is stored and shown as REDACTED"},
     "http_method": {"enum": list(HTTP_METHODS)},
     "tm": {"enum": list(MODES), "description": "how the job uses the translation "
            "memory (default on); not part of what the job is"}}}

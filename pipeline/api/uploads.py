@@ -49,7 +49,8 @@ from pipeline.errors import InvalidInput, PipelineError
 from pipeline.documents.inputs import scan_input
 from pipeline.output_file import PIECE_BYTES
 from pipeline.service import JobOptions, Submitted
-from pipeline.sinks import is_http
+from pipeline import objects
+from pipeline.sinks import is_http, redact_url
 from pipeline.store import Store
 
 try:
@@ -163,9 +164,15 @@ def form_options(values: dict[str, str], *, default_model: str | None) -> tuple[
     for key in ("src", "tgt"):
         if key not in kwargs:
             raise InvalidInput(f"the form needs '{key}' (a FLORES-200 code such as eng_Latn)")
-    if "to" in kwargs and not is_http(kwargs["to"]):
-        raise InvalidInput("'to' takes an http(s):// URL; the server delivers files into its own "
-                           "directory (download them with GET /api/jobs/{id}/output)")
+    if "to" in kwargs and not (is_http(kwargs["to"]) or objects.is_url(kwargs["to"])):
+        raise InvalidInput("'to' takes an http(s):// URL or a storage URL (s3://bucket/out/); "
+                           "the server delivers files into its own directory otherwise "
+                           "(download them with GET /api/jobs/{id}/output)")
+    if "to" in kwargs and is_http(kwargs["to"]) and redact_url(kwargs["to"]) != kwargs["to"]:
+        raise InvalidInput("'to' is a presigned URL: its signature is never stored, so the "
+                           "server's workers could not deliver to it; give a URL without one "
+                           "(credentials from the server's environment), or run nllb-pipeline "
+                           "translate --to URL")
     if "http_method" in kwargs:
         kwargs["http_method"] = kwargs["http_method"].upper()
     if "model" not in kwargs and default_model:
@@ -192,8 +199,9 @@ def _typed(key: str, text: str, kind: type):
 class Uploads:
     """The server's files directory: uploads in, translations out."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, storage=None):
         self.root = Path(root).resolve()
+        self.storage = storage  # options for storage URLs ([storage.PROTOCOL], pipeline.objects)
         self._lock = threading.Lock()
 
     def input_path(self, sha256: str, name: str) -> Path:
@@ -220,13 +228,13 @@ class Uploads:
             source = scan_input(staged)
             if not options.to:
                 options = replace(options, to=f"dir:{self.output_dir(sha256, form.name, options)}")
-            service.job_params(options, source)
+            service.job_params(options, source, self.storage)
             path = self.input_path(sha256, form.name)
             with self._locked():
                 created = self._keep(staged, path)
                 try:
                     return service.submit(store, replace(source, path=path), options,
-                                          priority=priority, key=key)
+                                          priority=priority, key=key, storage=self.storage)
                 except BaseException:
                     if created:
                         self._remove(path)

@@ -124,6 +124,13 @@ def _dispatch(args) -> int:
 JOB_HELP = "a job's id, or the start of it that names one job ('nllb-pipeline status' lists them)"
 
 
+def _input(value: str) -> Path | str:
+    """A path, or a storage URL kept as written (Path would fold its //)."""
+    from pipeline.objects import is_url
+
+    return value if is_url(value) else Path(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="nllb-pipeline",
@@ -144,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("translate", "translate a document (resumes an interrupted job)",
                 translate.cmd_translate)
-    p.add_argument("input", type=Path,
-                   help="the document to translate; - reads it from standard input")
+    p.add_argument("input", type=_input,
+                   help="the document to translate, or a storage URL (s3://bucket/doc.md); - "
+                        "reads it from standard input")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="output file; - writes standard output (default: NAME.<tgt>.EXT next "
                         "to the input; standard output for input from standard input)")
@@ -156,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("submit", "queue documents as jobs without translating them yet",
                 queue.cmd_submit)
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                   help="files, or directories searched recursively")
+    p.add_argument("inputs", nargs="+", type=_input, metavar="INPUT",
+                   help="files, or directories searched recursively; storage URLs, or "
+                        "prefixes (s3://bucket/docs/) listed the same way")
     p.add_argument("-o", "--output-dir", type=Path, default=None,
                    help="deliver into this directory, keeping paths relative to a directory "
                         "INPUT (default: next to each input)")

@@ -238,6 +238,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--header", dest="headers", action="append", default=[], metavar="'NAME: VALUE'",
                    help="HTTP header for an http(s) --to, repeatable; $VAR and ${VAR} are read "
                         "from the environment. Never stored or logged: give it again to retry")
+    p.add_argument("--signed-url", dest="signed_urls", action="append", default=[],
+                   metavar="URL",
+                   help="the whole presigned http(s) URL of a job whose --to was one (its "
+                        "signature is stored as REDACTED), repeatable. Never stored: give it "
+                        "again to resume, retry or run the job in a worker")
     p.add_argument("--http-timeout", type=finite(0, above=True), default=None, metavar="SECONDS",
                    help="timeout of one HTTP upload attempt, > 0 (default 30)")
     p.add_argument("--overwrite", action="store_true",

@@ -22,8 +22,9 @@ def cmd_submit(args) -> int:
     validate_language(args.tgt)
     store = open_store(args)
     results = service.submit_paths(
-        store, args.inputs, job_options(args, to=args.to, relative_to=args.relative_to), glob=args.glob, output_dir=args.output_dir,
-        priority=args.priority, key=args.idempotency_key)
+        store, args.inputs, job_options(args, to=args.to, relative_to=args.relative_to),
+        glob=args.glob, output_dir=args.output_dir, priority=args.priority,
+        key=args.idempotency_key, storage=settings_of(args).delivery.storage)
     if args.json:
         print(json.dumps([
             {"input": str(r.input), "error": r.error} if r.error else

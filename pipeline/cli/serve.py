@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli.options import add_run_options, at_least, finite, runtime
+from pipeline.cli.options import add_run_options, at_least, finite, runtime, settings_of
 from pipeline.config import NOTE
 from pipeline.errors import InvalidInput
 from pipeline.settings import Flags
@@ -118,7 +118,8 @@ def cmd_serve(args) -> int:
     db = Path(args.db or config.default_db_path()).expanduser().resolve()
     settings = ApiSettings(db=db, files=args.files_dir, token=token,
                            max_upload_bytes=int(args.max_upload_mb * 2**20),
-                           allowed_hosts=None if token else loopback_hosts(args.host))
+                           allowed_hosts=None if token else loopback_hosts(args.host),
+                           storage=settings_of(args).delivery.storage)
     supervisor = (WorkerSupervisor(worker_command(args, db), args.workers) if args.workers
                   else None)
     app = create_app(settings, supervisor=supervisor)

@@ -47,7 +47,8 @@ def _translate(args, options: service.JobOptions) -> int:
             spooled.parent.rmdir()
             raise
     else:
-        source = scan_input(args.input)  # checked, never held: the document may be big
+        # checked, never held: the document may be big
+        source = scan_input(args.input, run.delivery.storage or None)
         store = open_store(args)
     outcome = service.translate_or_resume(store, source, options, run,
                                           events_for=bar_unless(args))

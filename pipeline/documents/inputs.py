@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pipeline import objects
 from pipeline.documents.document import line_end_codes
 from pipeline.errors import InvalidInput
+from pipeline.objects import Storage
 
 BOM = b"\xef\xbb\xbf"
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -45,11 +47,20 @@ class InputFile:
     # them, "" when it uses one kind (Document.line_ends); read whole only.
     line_ends: str = ""
     size: int = 0  # bytes
+    # A storage URL (pipeline.objects) when the document is an object; then
+    # ``path`` is its path inside the store, for its name and suffix.
+    url: str | None = None
 
-    def lines(self) -> Iterator[InputLine]:
-        """Its decoded lines, from memory or read from the file in blocks."""
+    @property
+    def location(self) -> str:
+        """What the job stores as its input: the URL or the absolute path."""
+        return self.url or str(self.path)
+
+    def lines(self, storage: Storage | None = None) -> Iterator[InputLine]:
+        """Its decoded lines, from memory or read from the file (or object,
+        with ``storage``'s options) in blocks."""
         if self.text is None:
-            return iter(InputLines(self.path))
+            return iter(InputLines(self.location, storage=storage))
         return _text_lines(self.text)
 
 
@@ -175,9 +186,12 @@ def spool(stream: BinaryIO, directory: Path, name: str = STDIN_NAME) -> Path:
     return target
 
 
-def scan_input(path: str | os.PathLike) -> InputFile:
+def scan_input(path: str | os.PathLike, storage: Storage | None = None) -> InputFile:
     """``read_input``'s checks and facts (no ``line_ends``), reading the file
-    a block at a time and keeping none of it: for documents of any size."""
+    (or the object at a storage URL) a block at a time and keeping none of
+    it: for documents of any size."""
+    if objects.is_url(path):
+        return _scan_object(objects.check_url(str(path), "input"), storage)
     path = Path(path).expanduser()
     if path.is_dir():
         raise InvalidInput(f"input is a directory, not a file: {path}")
@@ -213,6 +227,26 @@ def _scan_binary(path: Path) -> InputFile:
             digest.update(piece)
             size += len(piece)
     return InputFile(path, None, digest.hexdigest(), None, "\n", False, "", size)
+
+
+def _scan_object(url: str, storage: Storage | None) -> InputFile:
+    if objects.is_prefix(url):
+        raise InvalidInput(f"input is a prefix, not an object: {url} (submit expands a prefix)")
+    info = objects.object_info(url, storage)
+    if info is None:
+        raise InvalidInput(f"input object not found: {url}")
+    if info.get("type") == "directory":
+        raise InvalidInput(f"input is a prefix, not an object: {url} (submit expands a prefix)")
+    reader, blank = InputLines(url, storage=storage), True
+    for line in reader:
+        if blank and line.text.strip():
+            blank = False
+    tally = reader.tally
+    if not tally.letters:
+        raise InvalidInput(f"{url} is {'empty' if blank else 'without any words'}: "
+                           "nothing to translate")
+    return InputFile(objects.local_path(url), None, reader.digest.hexdigest(), None, tally.eol,
+                     tally.bom, "", reader.size, url=url)
 
 
 def _text_lines(text: str) -> Iterator[InputLine]:
@@ -276,18 +310,27 @@ class InputLines:
     """
 
     def __init__(self, path: str | os.PathLike, *, start: int = 0, line: int = 0,
-                 tally: LineTally | None = None, block_bytes: int = BLOCK_BYTES):
-        self.path, self.start, self.line = Path(path), start, line
+                 tally: LineTally | None = None, block_bytes: int = BLOCK_BYTES,
+                 storage: Storage | None = None):
+        # A storage URL is read through fsspec (pipeline.objects), from any
+        # machine that reaches the store; ``path`` then names it in messages.
+        self.url = str(path) if objects.is_url(path) else None
+        self.path = objects.local_path(self.url) if self.url else Path(path)
+        self.where = self.url or self.path
+        self.storage, self.start, self.line = storage, start, line
         self.tally = tally or LineTally()
         self.block_bytes = block_bytes
         # Of the bytes read from ``start`` on (the file's, read from 0).
         self.digest, self.size = hashlib.sha256(), 0
 
     def __iter__(self) -> Iterator[InputLine]:
-        try:
-            f = open(self.path, "rb")
-        except OSError as exc:
-            raise InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        if self.url:
+            f = objects.open_object(self.url, self.storage)
+        else:
+            try:
+                f = open(self.path, "rb")
+            except OSError as exc:
+                raise InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}") from None
         with f:
             f.seek(self.start)
             offset, pending, opening = self.start, b"", self.start == 0
@@ -295,8 +338,8 @@ class InputLines:
                 try:
                     # The opening block is enough to tell a BOM or UTF-16 by.
                     block = f.read(max(self.block_bytes, 4096) if opening else self.block_bytes)
-                except OSError as exc:
-                    raise InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}") from None
+                except Exception as exc:
+                    raise self._read_error(exc) from None
                 self.digest.update(block)
                 self.size += len(block)
                 if opening:
@@ -305,7 +348,7 @@ class InputLines:
                         self.tally.bom, block, offset = True, block[len(BOM):], len(BOM)
                     opening = False
                 if b"\x00" in block:
-                    raise _binary(self.path)
+                    raise _binary(self.where)
                 data, at_end = pending + block, not block
                 pos = 0
                 for m in _BREAK.finditer(data):
@@ -320,13 +363,22 @@ class InputLines:
                         yield self._line(pending, b"", offset + len(pending))
                     return
 
+    def _read_error(self, exc: Exception) -> Exception:
+        if self.url:
+            from pipeline.objects.errors import storage_error
+
+            return storage_error(exc, f"cannot read {self.url}")
+        if isinstance(exc, OSError):
+            return InvalidInput(f"cannot read {self.path}: {exc.strerror or exc}")
+        return exc
+
     def _line(self, raw: bytes, brk: bytes, end_byte: int) -> InputLine:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             offset = end_byte - len(brk) - len(raw) + exc.start
             raise InvalidInput(
-                f"{self.path} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+                f"{self.where} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
                 f"{offset}, line {self.line + 1}); convert it to UTF-8 first") from None
         tally, code = self.tally, _CODE_OF_BREAK.get(brk, "")
         if code:

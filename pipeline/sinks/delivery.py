@@ -7,7 +7,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from pipeline.errors import InvalidInput
 from pipeline.output_file import OutputFile
@@ -28,10 +28,32 @@ class DeliveryOptions:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     timeout_s: float = 30.0  # connect, read and write timeout of one HTTP attempt
     overwrite: bool = False  # a file sink may replace a different existing file
+    # Presigned http(s) URLs given whole this run (the job stores them
+    # redacted: pipeline.sinks.grammar.redact_url); secrets, like headers.
+    signed_urls: tuple[str, ...] = field(default=(), repr=False)
+    # fsspec storage options per protocol, from the config file's [storage]
+    storage: Mapping[str, Mapping] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (self.timeout_s > 0 and self.timeout_s != float("inf")):
             raise InvalidInput(f"--http-timeout must be a finite number > 0, not {self.timeout_s}")
+
+    def given(self, to: str | None) -> DeliveryOptions:
+        """These options, with ``to`` among the signed URLs if it is one."""
+        from pipeline.sinks.grammar import is_http, redact_url
+
+        if not (to and is_http(to) and redact_url(to) != to):
+            return self
+        return replace(self, signed_urls=(*self.signed_urls, to))
+
+    def url_for(self, sink: str) -> str | None:
+        """The whole URL to send to for a stored (maybe redacted) URL sink;
+        None when its signature was not given this run."""
+        from pipeline.sinks.grammar import is_redacted, redact_url
+
+        if not is_redacted(sink):
+            return sink
+        return next((url for url in self.signed_urls if redact_url(url) == sink), None)
 
     @property
     def header_names(self) -> tuple[str, ...]:

@@ -36,8 +36,12 @@ class HttpSink:
     """PUT or POST to a URL; one request per ``deliver``, no redirects."""
 
     def __init__(self, url: str, method: str, options: DeliveryOptions, *, content_type: str,
-                 clock: Callable[[], float] = time.time, transport=None):
+                 clock: Callable[[], float] = time.time, transport=None,
+                 shown: str | None = None):
+        # ``url`` is sent to; ``shown`` (its signature redacted) is what
+        # messages and the receipt name, since both are stored.
         self.url, self.method, self.options = url, method, options
+        self.shown = shown or url
         self.content_type, self.clock, self.transport = content_type, clock, transport
         self._client = None
 
@@ -59,8 +63,10 @@ class HttpSink:
             response = self._client.request(self.method, self.url, headers=headers,
                                             content=pieces(data, progress))
         except tuple(t for t, _ in EXCEPTION_CLASSES) as exc:
-            raise exception_error(exc, self.method, self.url, self.options.timeout_s) from exc
-        error = status_error(response, self.url, now=self.clock())
+            error = exception_error(exc, self.method, self.shown, self.options.timeout_s)
+            raise DeliveryError(str(error).replace(self.url, self.shown),
+                                error_class=error.error_class) from exc
+        error = status_error(response, self.shown, now=self.clock())
         if error is not None:
             if error.error_class is ErrorClass.AUTH:
                 names = ", ".join(self.options.header_names)
@@ -69,7 +75,11 @@ class HttpSink:
                     + (f"(headers sent: {names})" if names else "(no --header given)"),
                     error_class=ErrorClass.AUTH)
             raise error
-        return Receipt(self.url, self.url, response.status_code, _response_id(response))
+        from pipeline.sinks.grammar import redact_url
+
+        response_id = _response_id(response)  # a Location may echo a signed URL
+        return Receipt(self.shown, self.shown, response.status_code,
+                       redact_url(response_id) if response_id else None)
 
     def still_delivered(self, sha256: str | None) -> bool:
         return sha256 is not None  # a recorded HTTP delivery cannot be checked from here

@@ -4,9 +4,10 @@ path made absolute, a file in a ``dir:`` target."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING
 
+from pipeline import objects
 from pipeline.errors import InvalidInput
 from pipeline.sinks.writable import check_writable
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from pipeline.documents.inputs import InputFile
 
 
-def default_output(input_path: Path, tgt_lang: str) -> Path:
+def default_output(input_path: PurePath, tgt_lang: str) -> PurePath:
     """NAME.<tgt>.EXT next to the input: book.txt -> book.fra_Latn.txt (a
     gettext template's translation is a catalogue: app.pot -> app.fra_Latn.po)."""
     suffix = ".po" if input_path.suffix.lower() == ".pot" else input_path.suffix
@@ -38,15 +39,26 @@ def resolve_output(output: str | None, source: InputFile, tgt_lang: str) -> Path
     return path
 
 
-def dir_output(root: Path, input_path: Path, tgt_lang: str,
+def dir_output(root: Path, source: InputFile | PurePath, tgt_lang: str,
                relative_to: str | os.PathLike | None = None) -> Path:
     """DIR/NAME.<tgt>.EXT; with a base, the input's directory under it is kept."""
-    name = default_output(input_path, tgt_lang).name
+    path = getattr(source, "path", source)
+    return root / relative_dir(source, relative_to) / default_output(path, tgt_lang).name
+
+
+def relative_dir(source: InputFile | PurePath,
+                 relative_to: str | os.PathLike | None) -> PurePosixPath:
+    """The input's (a file's, or an object's) directory under ``relative_to``
+    (a directory, or a prefix URL for an object); empty without one."""
     if relative_to is None:
-        return root / name
+        return PurePosixPath()
+    path, url = getattr(source, "path", source), getattr(source, "url", None)
+    if url or objects.is_url(relative_to):
+        if not (url and objects.is_url(relative_to)):
+            raise InvalidInput(f"input {url or path} is not under --relative-to {relative_to}")
+        return PurePosixPath(objects.relative_name(url, str(relative_to))).parent
     base = Path(relative_to).expanduser().resolve()
     try:
-        rel = input_path.parent.relative_to(base)
+        return PurePosixPath(path.parent.relative_to(base).as_posix())
     except ValueError:
-        raise InvalidInput(f"input {input_path} is not under --relative-to {base}") from None
-    return root / rel / name
+        raise InvalidInput(f"input {path} is not under --relative-to {base}") from None

@@ -39,6 +39,7 @@ from pipeline.documents.document import Document
 from pipeline.errors import InvalidInput
 from pipeline.documents.formats import FormatOptions
 from pipeline.documents.formats.slices import SLICE_LINES, SliceParser, slices
+from pipeline import objects
 from pipeline.documents.formats.parquet import RowGroups
 from pipeline.documents.inputs import InputLines, LineTally
 from pipeline.memory.scope import scope_for
@@ -61,7 +62,8 @@ def run(ctx) -> None:
     run_id = store.start_stage(job.id, "preprocess", units_total=job.input_bytes,
                                units_done=last.end_byte if last else 0, worker=ctx.worker)
     ctx.events.stage_started("preprocess", job.input_bytes, last.end_byte if last else 0)
-    before = _stat(job.input_path)
+    storage = _storage(ctx)
+    before = _stat(job.input_path, storage)
     check_unchanged(ctx)
     parser = SliceParser(params.fmt, options=FormatOptions.of(params), tally=cursor.get("parser"))
     # SLICE_LINES is read here, not bound at import: tests cut small documents finely.
@@ -71,7 +73,7 @@ def run(ctx) -> None:
     else:
         reader = InputLines(job.input_path, start=last.end_byte if last else 0,
                             line=cursor.get("line", 0),
-                            tally=LineTally(**cursor.get("reader", {})))
+                            tally=LineTally(**cursor.get("reader", {})), storage=storage)
         pieces = slices(_checked(ctx, reader), params.fmt, first_line=reader.line,
                         size=SLICE_LINES, cut=parser.cut_rule())
     chunker = _Chunker(ctx)
@@ -91,7 +93,7 @@ def run(ctx) -> None:
                           skeleton=document.to_json(), chunks=chunks, memory=chunker.memory)
         ctx.events.stage_progress("preprocess", piece.end_byte)
         seq, unit, chunk = seq + 1, cursor["unit"], cursor["chunk"]
-    if _stat(job.input_path) != before:
+    if _stat(job.input_path, storage) != before:
         raise InvalidInput(f"{job.input_path} changed while it was read; translate it again "
                            "to start a new job")
     tally = reader.tally
@@ -106,7 +108,16 @@ def run(ctx) -> None:
     store.finish_slices(job.id, run_id, ctx.worker, json.dumps(header))
 
 
-def _stat(path: str) -> tuple[int, int] | None:
+def _storage(ctx):
+    delivery = getattr(ctx, "delivery", None)
+    return getattr(delivery, "storage", None) or None
+
+
+def _stat(path: str, storage=None) -> tuple | None:
+    """What changes when the input does: size and mtime, or for an object
+    its size and ETag (pipeline.objects.version_tag)."""
+    if objects.is_url(path):
+        return objects.version_tag(objects.object_info(path, storage))
     try:
         st = os.stat(path)
     except OSError:
@@ -117,8 +128,14 @@ def _stat(path: str) -> tuple[int, int] | None:
 def check_unchanged(ctx) -> None:
     job = ctx.job
     try:
-        digest = file_sha256(job.input_path, each_piece=lambda n: ctx.checkpoint(),
-                             piece_bytes=1 << 20)
+        if objects.is_url(job.input_path):
+            if objects.object_info(job.input_path, _storage(ctx)) is None:
+                raise InvalidInput(f"input object not found: {job.input_path}")
+            digest = objects.object_sha256(job.input_path, _storage(ctx),
+                                           each_piece=lambda n: ctx.checkpoint())
+        else:
+            digest = file_sha256(job.input_path, each_piece=lambda n: ctx.checkpoint(),
+                                 piece_bytes=1 << 20)
     except FileNotFoundError:
         raise InvalidInput(f"input file not found: {job.input_path}") from None
     except OSError as exc:

@@ -1,0 +1,159 @@
+"""Storage failures as error classes: the one place that knows what fsspec
+implementations raise.
+
+Read top to bottom, first match wins:
+
+1. ``CODE_CLASSES``: the error code an S3-compatible server answered
+   (botocore's ``response["Error"]["Code"]``, found on the exception or
+   the exceptions it was raised from: s3fs re-raises a ``ClientError`` as
+   an ``OSError`` whose cause it is). A structured field, not message text.
+2. ``STATUS_CLASSES`` / the hundred: the HTTP status of that answer.
+3. ``TYPE_CLASSES``: the exception's type, by name along its class
+   hierarchy (``socket.timeout``, aiohttp's and botocore's connection
+   errors), so that no implementation has to be importable to be classed.
+4. An ``OSError``'s errno (s3fs gives EBUSY for SlowDown, EIO for a server
+   error it does not name), then INTERNAL.
+
+A test walks every row. Messages name the URL and the code, never a
+credential: none is ever in a URL we hold.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from pipeline.errors import ErrorClass, InvalidInput, PipelineError
+
+CODE_CLASSES: Mapping[str, ErrorClass] = MappingProxyType({
+    "SlowDown": ErrorClass.RATE_LIMITED,  # S3: reduce your request rate
+    "Throttling": ErrorClass.RATE_LIMITED,
+    "ThrottlingException": ErrorClass.RATE_LIMITED,
+    "RequestLimitExceeded": ErrorClass.RATE_LIMITED,
+    "TooManyRequestsException": ErrorClass.RATE_LIMITED,
+    "RequestThrottled": ErrorClass.RATE_LIMITED,
+    "OperationAborted": ErrorClass.RATE_LIMITED,  # a conflicting operation is in progress
+    "ServiceUnavailable": ErrorClass.SERVER,
+    "InternalError": ErrorClass.SERVER,
+    "RequestTimeout": ErrorClass.TIMEOUT,  # the server gave up waiting for our body
+    "RequestTimeTooSkewed": ErrorClass.AUTH,
+    "AccessDenied": ErrorClass.AUTH,
+    "AllAccessDisabled": ErrorClass.AUTH,
+    "InvalidAccessKeyId": ErrorClass.AUTH,
+    "SignatureDoesNotMatch": ErrorClass.AUTH,
+    "ExpiredToken": ErrorClass.AUTH,
+    "InvalidToken": ErrorClass.AUTH,
+    "AccountProblem": ErrorClass.AUTH,
+    "NoSuchBucket": ErrorClass.INVALID_INPUT,
+    "NoSuchKey": ErrorClass.INVALID_INPUT,
+    "InvalidBucketName": ErrorClass.INVALID_INPUT,
+    "PermanentRedirect": ErrorClass.INVALID_INPUT,  # the bucket is in another region
+    "EntityTooLarge": ErrorClass.INVALID_INPUT,
+})
+
+STATUS_CLASSES: Mapping[int, ErrorClass] = MappingProxyType({
+    401: ErrorClass.AUTH,
+    403: ErrorClass.AUTH,
+    404: ErrorClass.INVALID_INPUT,
+    408: ErrorClass.TIMEOUT,
+    429: ErrorClass.RATE_LIMITED,
+})
+CLASS_BY_HUNDRED: Mapping[int, ErrorClass] = MappingProxyType({
+    4: ErrorClass.INVALID_INPUT,
+    5: ErrorClass.SERVER,
+})
+
+# Checked against the names of the exception's classes (its MRO), in order.
+TYPE_CLASSES: tuple[tuple[str, ErrorClass], ...] = (
+    ("PermissionError", ErrorClass.AUTH),
+    ("NoCredentialsError", ErrorClass.AUTH),  # botocore: nothing in the chain
+    ("PartialCredentialsError", ErrorClass.AUTH),
+    ("FileNotFoundError", ErrorClass.INVALID_INPUT),
+    ("IsADirectoryError", ErrorClass.INVALID_INPUT),
+    ("NotADirectoryError", ErrorClass.INVALID_INPUT),
+    ("FSTimeoutError", ErrorClass.TIMEOUT),  # fsspec's sync wrapper gave up
+    ("TimeoutError", ErrorClass.TIMEOUT),  # socket.timeout, asyncio.TimeoutError
+    ("ReadTimeoutError", ErrorClass.TIMEOUT),  # botocore
+    ("ConnectTimeoutError", ErrorClass.TIMEOUT),
+    ("ConnectionError", ErrorClass.NETWORK),  # reset, refused, aborted, broken pipe
+    ("EndpointConnectionError", ErrorClass.NETWORK),  # botocore
+    ("ConnectionClosedError", ErrorClass.NETWORK),
+    ("HTTPClientError", ErrorClass.NETWORK),
+    ("ClientConnectionError", ErrorClass.NETWORK),  # aiohttp
+    ("ClientPayloadError", ErrorClass.NETWORK),
+    ("ServerDisconnectedError", ErrorClass.NETWORK),
+    ("IncompleteRead", ErrorClass.NETWORK),
+    ("ResponseParserError", ErrorClass.SERVER),  # a throttling answer that is not XML
+)
+
+ERRNO_CLASSES: Mapping[int, ErrorClass] = MappingProxyType({
+    errno.EBUSY: ErrorClass.RATE_LIMITED,  # s3fs: SlowDown, ServiceUnavailable, 409
+    errno.EIO: ErrorClass.SERVER,  # s3fs: a server error it has no name for
+    errno.EACCES: ErrorClass.AUTH,
+    errno.EPERM: ErrorClass.AUTH,
+    errno.ENOENT: ErrorClass.INVALID_INPUT,
+    errno.EINVAL: ErrorClass.INVALID_INPUT,
+    errno.ENOSPC: ErrorClass.DISK_FULL,
+    errno.ETIMEDOUT: ErrorClass.TIMEOUT,
+    errno.ECONNRESET: ErrorClass.NETWORK,
+    errno.ECONNREFUSED: ErrorClass.NETWORK,
+})
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _answer(exc: BaseException) -> tuple[str | None, int | None]:
+    """The error code and HTTP status a server answered, if any exception
+    in the chain carries them (botocore's ClientError does)."""
+    for e in _chain(exc):
+        response = getattr(e, "response", None)
+        if isinstance(response, Mapping):
+            code = (response.get("Error") or {}).get("Code")
+            status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+            return (str(code) if code else None), (int(status) if status else None)
+    return None, None
+
+
+def class_of_storage_error(exc: BaseException) -> ErrorClass:
+    code, status = _answer(exc)
+    if code in CODE_CLASSES:
+        return CODE_CLASSES[code]
+    if status is not None and status >= 400:
+        return STATUS_CLASSES.get(status) or CLASS_BY_HUNDRED.get(status // 100,
+                                                                   ErrorClass.SERVER)
+    names = [cls.__name__ for cls in type(exc).__mro__]
+    for name, error_class in TYPE_CLASSES:
+        if name in names:
+            return error_class
+    if isinstance(exc, OSError) and exc.errno in ERRNO_CLASSES:
+        return ERRNO_CLASSES[exc.errno]
+    return ErrorClass.INTERNAL
+
+
+def describe(exc: BaseException) -> str:
+    code, status = _answer(exc)
+    if code or status:
+        return f"{code or 'HTTP'} {status or ''}".strip()
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return type(exc).__name__ + (f": {detail[:200]}" if detail else "")
+
+
+def storage_error(exc: BaseException, doing: str) -> PipelineError:
+    """Our error for a storage failure while ``doing`` (e.g. "cannot write
+    s3://b/k"): InvalidInput when retrying cannot help (a missing bucket or
+    object, a bad name), else a PipelineError of the retryable class or AUTH."""
+    error_class = class_of_storage_error(exc)
+    message = f"{doing}: {describe(exc)}"
+    if error_class is ErrorClass.AUTH:
+        message += ("; check the storage credentials (environment, profile or instance role) "
+                    "and the bucket's policy")
+    if error_class is ErrorClass.INVALID_INPUT:
+        return InvalidInput(message)
+    return PipelineError(message, error_class=error_class)
