@@ -125,7 +125,7 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     (DOC, {"to": "nosuch://bucket/out/"}, "nosuch:// is not a storage protocol fsspec knows"),
     (DOC, {"to": "https://h/x?X-Amz-Signature=abc"}, "'to' is a presigned URL"),
     (DOC, {"format": "jsonl", "jsonl_field": "text"}, "line 1"),
-    (DOC, {"in_place": "true"}, "--in-place applies to jsonl, csv, tsv and parquet input"),
+    (DOC, {"in_place": "true"}, "in_place applies to jsonl, csv, tsv and parquet input"),
     (DOC, {"in_place": "perhaps"}, "in_place must be true or false, not 'perhaps'"),
     (DOC, {"format": "csv"}, "csv input needs --columns"),
     ("   \n", {}, "is empty: nothing to translate"),
