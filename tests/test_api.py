@@ -127,7 +127,7 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_written(tmp_path, tiny_mode
     (DOC, {"format": "jsonl", "jsonl_field": "text"}, "line 1"),
     (DOC, {"in_place": "true"}, "in_place applies to jsonl, csv, tsv and parquet input"),
     (DOC, {"in_place": "perhaps"}, "in_place must be true or false, not 'perhaps'"),
-    (DOC, {"format": "csv"}, "csv input needs --columns"),
+    (DOC, {"format": "csv"}, "csv input needs columns"),
     ("   \n", {}, "is empty: nothing to translate"),
 ])
 def test_bad_input_is_400_with_the_clis_message_and_nothing_is_written(client, tmp_path, data,
