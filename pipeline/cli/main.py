@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli import evaluate, messages, queue, read, serve, tm, translate
+from pipeline.cli import evaluate, messages, monitor, queue, read, serve, tm, translate
 from pipeline.cli.executor import add_executor_options
 from pipeline.cli.options import (
     Parser,
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_options(p)
     add_run_options(p)
     add_json_option(p)
+    monitor.add_metrics_options(p)
 
     p = command("serve", "the web page and HTTP API over the job store, with queue workers",
                 serve.cmd_serve)

@@ -533,7 +533,9 @@ class _BatchRunner:
                                   accepted=verdicts.accepted, flags=verdicts.flags,
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
                                   final=final, memory=self._memory_scope(),
-                                  translated_by=self.translated_by, ran_on=ran_on)
+                                  translated_by=self.translated_by, ran_on=ran_on,
+                                  generated_tokens=sum(getattr(t, "tokens", 0) or 0
+                                                       for t in translations))
         self._committed()
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)

@@ -25,12 +25,13 @@ from pipeline.store.records import (Artifact, Attempt, Batch, Chunk, Job, NewChu
                                     SkeletonSlice, StageRun)
 from pipeline.store.slices import SlicesMixin
 from pipeline.store.stages import StagesMixin
+from pipeline.store.totals import TotalsMixin
 
 __all__ = ["BUSY_TIMEOUT_S", "Artifact", "Attempt", "Batch", "Chunk", "Job", "NewChunk",
            "NewPiece", "SkeletonSlice", "StageRun", "Store"]
 
 
 class Store(JobsMixin, StagesMixin, SlicesMixin, ChunksMixin, PiecesMixin, MemoryMixin,
-            AttemptsMixin, QueriesMixin,
+            AttemptsMixin, QueriesMixin, TotalsMixin,
             StoreBase):
     """Verbs over the SQLite job store. One instance per thread."""

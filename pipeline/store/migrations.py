@@ -6,6 +6,7 @@ appending one. ``PRAGMA user_version`` records how many have been applied.
 
 from __future__ import annotations
 
+from pipeline.store import totals
 
 # A chunk's contribution to its job's counters (migration 8), as SQL over a
 # row alias (NEW or OLD): source tokens as ``token_counts`` defines them (of
@@ -316,4 +317,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE memory_units ADD COLUMN flag TEXT;  -- the reason (pipeline.quality.checks)
     """,
+    # 11: running totals for /metrics, kept by triggers as work is committed
+    # (pipeline.store.totals), the tokens a batch generated, and the workers
+    # that say they are alive while idle
+    totals.migration(),
 )

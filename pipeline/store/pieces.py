@@ -33,6 +33,7 @@ class PiecesMixin:
         flags: Mapping[int, str] = {}, replaced: Mapping[int, Sequence[NewPiece]] = {},
         attempts: Sequence[dict] = (), final: bool = True, memory: int | None = None,
         translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
+        generated_tokens: int = 0,
     ) -> bool:
         """Commit a judged batch in one transaction: ``accepted``
         translations (``commit_batch``, which fills their repeats and, with
@@ -53,7 +54,7 @@ class PiecesMixin:
                         if a.get("chunk_idx") is None or a["chunk_idx"] in pending]
             if not self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
                                      memory=memory, flags=flags, translated_by=translated_by,
-                                     ran_on=ran_on):
+                                     ran_on=ran_on, generated_tokens=generated_tokens):
                 return False
             for idx, rows in replaced.items():
                 self._replace(job_id, idx, rows)
