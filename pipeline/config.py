@@ -131,6 +131,8 @@ class RunSettings:
     max_batch_size: int = 256  # sequences per batch, whatever the budget
     threads: int = 0  # CPU threads for the backend; 0 = its default
     lease_seconds: float = 30.0  # a lease not renewed for this long is reclaimable
+    # When a profile's ETAs drift, and what then (pipeline.monitoring.drift)
+    eta_drift: str = "threshold=25,mark=50,jobs=10"
 
     def __post_init__(self) -> None:
         _check_device("device", self.device)
@@ -149,6 +151,9 @@ class RunSettings:
             raise InvalidInput(f"threads must be >= 0, not {self.threads}")
         if self.max_batch_size < 1:
             raise InvalidInput(f"max_batch_size must be >= 1, not {self.max_batch_size}")
+        from pipeline.monitoring.drift import EtaDrift
+
+        EtaDrift.parse(self.eta_drift)
         if not (math.isfinite(self.lease_seconds) and self.lease_seconds > 0):
             raise InvalidInput(f"lease_seconds must be a finite number > 0, not "
                                f"{self.lease_seconds}")
@@ -218,10 +223,11 @@ def load_config_file(path: Path | None = None, *, required: bool = False) -> dic
 
 
 RUN_KEYS = ("device", "dtype", "backend", "tokenizer", "fallback_device", "batch_tokens",
-            "threads")
+            "threads", "eta_drift")
 # The run settings an environment variable can set (between [run] and the flags).
 RUN_ENV = {"backend": "NLLB_PIPELINE_BACKEND", "tokenizer": "NLLB_PIPELINE_TOKENIZER",
-           "fallback_device": "NLLB_PIPELINE_FALLBACK_DEVICE"}
+           "fallback_device": "NLLB_PIPELINE_FALLBACK_DEVICE",
+           "eta_drift": "NLLB_PIPELINE_ETA_DRIFT"}
 
 
 def run_section(data: dict, path: Path) -> dict:
@@ -237,7 +243,7 @@ def run_section(data: dict, path: Path) -> dict:
                            f"(known: {', '.join(RUN_KEYS)})")
     settings = {}
     for key, value in section.items():
-        if key in ("device", "dtype", "backend", "tokenizer", "fallback_device"):
+        if key in ("device", "dtype", "backend", "tokenizer", "fallback_device", "eta_drift"):
             if not isinstance(value, str):
                 raise InvalidInput(f"{where} {key} must be a string, not {value!r}")
         else:

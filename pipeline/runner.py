@@ -288,4 +288,17 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
             raise JobFailed(f"job {job.id} failed: internal error: {message}") from exc
         raise JobFailed(f"job {job.id} failed: {message}", error_class=error_class) from exc
     store.release_job(job.id, worker)
-    return store.job(job.id)
+    final = store.job(job.id)
+    if final.state == "SUCCEEDED":
+        _judge_eta_drift(store, job.id, settings)
+    return final
+
+
+def _judge_eta_drift(store: Store, job_id: str, settings: RunSettings) -> None:
+    """Monitoring never fails a job: a check that cannot be made is logged."""
+    from pipeline.monitoring.drift import EtaDrift, check_after_job
+
+    try:
+        check_after_job(store, job_id, EtaDrift.parse(settings.eta_drift))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("ETA drift check skipped: %s: %s", type(exc).__name__, exc)

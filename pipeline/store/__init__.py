@@ -17,6 +17,7 @@ from __future__ import annotations
 from pipeline.store.attempts import AttemptsMixin
 from pipeline.store.base import BUSY_TIMEOUT_S, StoreBase
 from pipeline.store.chunks import ChunksMixin
+from pipeline.store.drift import DriftMixin
 from pipeline.store.jobs import JobsMixin
 from pipeline.store.memory import MemoryMixin
 from pipeline.store.queries import QueriesMixin
@@ -32,6 +33,6 @@ __all__ = ["BUSY_TIMEOUT_S", "Artifact", "Attempt", "Batch", "Chunk", "Job", "Ne
 
 
 class Store(JobsMixin, StagesMixin, SlicesMixin, ChunksMixin, PiecesMixin, MemoryMixin,
-            AttemptsMixin, QueriesMixin, TotalsMixin,
+            AttemptsMixin, QueriesMixin, TotalsMixin, DriftMixin,
             StoreBase):
     """Verbs over the SQLite job store. One instance per thread."""

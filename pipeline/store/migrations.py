@@ -321,4 +321,21 @@ MIGRATIONS: tuple[str, ...] = (
     # (pipeline.store.totals), the tokens a batch generated, and the workers
     # that say they are alive while idle
     totals.migration(),
+    # 12: each profile's ETA drift (pipeline.monitoring.drift): the last judged
+    # error, whether it drifts, how often it was recalibrated, and over how
+    # many recent jobs its stage weights and rates are taken meanwhile
+    """
+    CREATE TABLE eta_drift (
+        model TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        device TEXT NOT NULL,
+        dtype TEXT NOT NULL,
+        error REAL NOT NULL,          -- median |predicted - actual| / actual at the mark
+        drifting INTEGER NOT NULL,    -- 1 while past the threshold
+        recalibrations INTEGER NOT NULL,
+        history_jobs INTEGER NOT NULL, -- pipeline.profiles takes the last this many jobs
+        checked_at REAL NOT NULL,
+        PRIMARY KEY (model, backend, device, dtype)
+    );
+    """,
 )
