@@ -207,13 +207,21 @@ def _damage(exc: BaseException, path) -> DatabaseDamaged | None:
     return mapped if isinstance(mapped, DatabaseDamaged) else None
 
 
-def run_job(store: Store, job_id: str, translator: Translator, *,
-            settings: RunSettings = RunSettings(), events: Events | None = None,
-            worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
-            sleep: Callable[[float], None] | None = None, rng: random.Random | None = None,
-            delivery: DeliveryOptions | None = None,
-            shutdown: threading.Event | None = None,
-            monotonic: Callable[[], float] = time.monotonic) -> Job:
+def run_job(store: Store, job_id: str, translator: Translator, **options) -> Job:
+    """``_run_job``, its log records about the job (``pipeline.logs``)."""
+    from pipeline.logs import job_context
+
+    with job_context(job_id):
+        return _run_job(store, job_id, translator, **options)
+
+
+def _run_job(store: Store, job_id: str, translator: Translator, *,
+             settings: RunSettings = RunSettings(), events: Events | None = None,
+             worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
+             sleep: Callable[[float], None] | None = None, rng: random.Random | None = None,
+             delivery: DeliveryOptions | None = None,
+             shutdown: threading.Event | None = None,
+             monotonic: Callable[[], float] = time.monotonic) -> Job:
     """Run the job from its stored stage to the end; return the final job.
 
     The job may end SUCCEEDED, or FAILED with some chunks failed for good

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pipeline.config import NOTE, JobParams, RunSettings
 from pipeline.errors import PipelineError
 from pipeline.io_errors import DatabaseDamaged
+from pipeline.logs import failure, job_context
 from pipeline.retry import RetryPolicy
 from pipeline.runner import is_dead_local_worker, new_worker_id, run_job
 from pipeline.store import Job, Store
@@ -144,7 +145,8 @@ def _claim_and_run(store: Store, run: _Runs, shutdown: threading.Event, quota: _
                     break
                 shutdown.wait(poll_s)
                 continue
-            state = _run_one(store, run, job, shutdown, worker)
+            with job_context(job.id):  # its log records say which job (pipeline.logs)
+                state = _run_one(store, run, job, shutdown, worker)
             counts[state] = counts.get(state, 0) + 1
             idle_since = beat_at = time.monotonic()
     finally:
@@ -168,7 +170,8 @@ def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, work
     except DatabaseDamaged:
         raise  # the store's, not the job's: nothing more is written into it
     except PipelineError as exc:  # recorded on the job by run_job where it applies
-        log.error("job %s: %s", job.id, exc)
+        log.error("job %s: %s", job.id, exc, **failure(error_class=exc.error_class,
+                                                       decision="fail"))
         current = store.job(job.id)
         if current.state == "RUNNING" and current.lease_owner == worker:
             store.set_job_state(job.id, "FAILED", error_class=exc.error_class.value,

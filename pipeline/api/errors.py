@@ -28,6 +28,7 @@ import logging
 from starlette.responses import JSONResponse
 
 from pipeline.errors import JobBusy, JobConflict, JobNotFound, KeyReused, PipelineError, Unsupported
+from pipeline.logs import failure
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -77,5 +78,5 @@ def response_for(exc: BaseException) -> JSONResponse:
         return error_response(exc.status, exc.error_class, exc.message, exc.headers)
     if isinstance(exc, PipelineError):
         return error_response(status_of(exc), class_of(exc), str(exc))
-    log.exception("internal error in the API")
+    log.exception("internal error in the API", **failure(error_class="internal"))
     return error_response(500, "internal", f"internal error: {type(exc).__name__}: {exc}")

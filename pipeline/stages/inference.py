@@ -62,6 +62,7 @@ from pipeline.batching import needs_replanning, plan_batches, plan_in_order
 from pipeline.errors import ErrorClass
 from pipeline.executors import executor_for
 from pipeline.faults import kill_after_commits
+from pipeline.logs import failure
 from pipeline.memory.scope import scope_for
 from pipeline.quality import ladder
 from pipeline.store import Batch, Chunk
@@ -520,7 +521,8 @@ class _BatchRunner:
             trace_id=trace_id)
         log.warning("[%s] batch %d: %s on %s (%s); going on on the fallback device %s (%s)",
                     trace_id, batch.seq, error_class.value, before.device, first, after.device,
-                    after.compute_type)
+                    after.compute_type, **failure(batch=self._name(batch), trace_id=trace_id,
+                                                  error_class=error_class, decision="fallback"))
 
     def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[Translation], *,
                 final: bool, ran_on: str | None = None) -> None:
@@ -588,7 +590,9 @@ class _BatchRunner:
             where += f" on {where_ran}"
         log.warning("[%s] %s failed: %s (%s); %s%s", trace_id, where, failed.error_class.value,
                     str(failed.exc).splitlines()[0][:200] if str(failed.exc) else "",
-                    outcome or decision, f" in {delay:.1f} s" if delay else "")
+                    outcome or decision, f" in {delay:.1f} s" if delay else "",
+                    **failure(batch=name, trace_id=trace_id, error_class=failed.error_class,
+                              decision=decision))
 
     def _last_class(self, chunks: list[Chunk]) -> ErrorClass:
         """The class of the latest failure among these chunks."""
@@ -601,4 +605,5 @@ class _BatchRunner:
             message=f"batch skipped after {batch.attempts} batch retries: chunks "
                     + ", ".join(str(c.idx) for c in chunks) + " failed",
             attempt=batch.attempts + 1, decision="skip")
-        log.error("batch %s skipped; %d chunk(s) failed for good", self._name(batch), len(chunks))
+        log.error("batch %s skipped; %d chunk(s) failed for good", self._name(batch), len(chunks),
+                  **failure(batch=self._name(batch), error_class=error_class, decision="skip"))
