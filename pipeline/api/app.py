@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pipeline.api import routes
+from pipeline.api import review_routes, routes
 from pipeline.api.errors import error_response
 from pipeline.api.listing import RenderedLists
 from pipeline.api.security import Guard
@@ -125,6 +125,9 @@ def create_app(settings: ApiSettings, *, supervisor=None) -> Starlette:
             Route("/api/jobs/{job_id}/output", routes.job_output),
             Route("/api/jobs/{job_id}/retry", routes.retry_job, methods=["POST"]),
             Route("/api/jobs/{job_id}/cancel", routes.cancel_job, methods=["POST"]),
+            Route("/api/jobs/{job_id}/chunks", review_routes.job_chunks),
+            Route("/api/jobs/{job_id}/chunks/{idx}/review", review_routes.review_chunk,
+                  methods=["POST"]),
             Route("/api/events", routes.events),
             Route("/metrics", metrics),
             Mount("/static", StaticFiles(directory=static_dir()), name="static"),

@@ -30,6 +30,7 @@ from pipeline.cli.options import (
     finite,
     integer,
 )
+from pipeline.cli.review import add_review_command
 from pipeline.errors import ErrorClass, PipelineError
 from pipeline.io_errors import DiskFull, class_of_oserror, database_error
 
@@ -200,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("show", "one job's parameters, stages, chunks and output", read.cmd_show)
     p.add_argument("job", help=JOB_HELP)
     add_json_option(p)
+
+    add_review_command(command, JOB_HELP)
 
     p = command("bench", "stage timings on generated documents of several sizes", queue.cmd_bench)
     p.add_argument("--model", default=None, help="hub id or local directory (default: as translate)")

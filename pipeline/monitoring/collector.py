@@ -51,6 +51,7 @@ class StoreCollector(Collector):
         yield from self._tokens(totals, store)
         yield from self._histograms(totals)
         yield from self._drift(store)
+        yield self._reviews(totals)
 
     def _jobs(self, gauges: dict, totals, now: float):
         states = dict.fromkeys(JOB_STATES, 0)
@@ -141,6 +142,18 @@ class StoreCollector(Collector):
         yield _histogram(totals, "eta_error", f"{PREFIX}_eta_error_ratio",
                          "|predicted - actual| / actual total time of succeeded jobs, "
                          "at each progress mark (percent).", ["mark"], ETA_ERROR_BUCKETS)
+
+    def _reviews(self, totals) -> CounterMetricFamily:
+        marks = CounterMetricFamily(f"{PREFIX}_review_marks", "Delivered chunks readers marked "
+                                    "wrong: with a correction (corrected) or without (marked).",
+                                    labels=["kind"])
+        counts = {"marked": 0.0, "corrected": 0.0}
+        for metric, labels, value in totals:
+            if metric == "review_marks_total":
+                counts[labels["kind"]] = value
+        for kind, n in counts.items():
+            marks.add_metric([kind], n)
+        return marks
 
     def _drift(self, store):
         drifts = getattr(store, "eta_drifts", None)

@@ -22,6 +22,7 @@ from pipeline.store.jobs import JobsMixin
 from pipeline.store.memory import MemoryMixin
 from pipeline.store.queries import QueriesMixin
 from pipeline.store.pieces import PiecesMixin
+from pipeline.store.reviews import ReviewsMixin
 from pipeline.store.records import (Artifact, Attempt, Batch, Chunk, Job, NewChunk, NewPiece,
                                     SkeletonSlice, StageRun)
 from pipeline.store.slices import SlicesMixin
@@ -33,6 +34,6 @@ __all__ = ["BUSY_TIMEOUT_S", "Artifact", "Attempt", "Batch", "Chunk", "Job", "Ne
 
 
 class Store(JobsMixin, StagesMixin, SlicesMixin, ChunksMixin, PiecesMixin, MemoryMixin,
-            AttemptsMixin, QueriesMixin, TotalsMixin, DriftMixin,
+            AttemptsMixin, QueriesMixin, TotalsMixin, DriftMixin, ReviewsMixin,
             StoreBase):
     """Verbs over the SQLite job store. One instance per thread."""

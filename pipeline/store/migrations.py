@@ -6,7 +6,7 @@ appending one. ``PRAGMA user_version`` records how many have been applied.
 
 from __future__ import annotations
 
-from pipeline.store import totals
+from pipeline.store import reviews, totals
 
 # A chunk's contribution to its job's counters (migration 8), as SQL over a
 # row alias (NEW or OLD): source tokens as ``token_counts`` defines them (of
@@ -338,4 +338,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, backend, device, dtype)
     );
     """,
+    # 13: readers' reviews of delivered chunks, counted in metric_totals
+    # (pipeline.store.reviews)
+    reviews.MIGRATION,
 )

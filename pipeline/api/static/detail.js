@@ -4,6 +4,7 @@
 // ever holds; if the stream cannot be had, the job is polled instead.
 
 import { HttpError, OfflineError, isOffline, openStream, request } from "./net.js";
+import { Review } from "./review.js";
 import { $, FINISHED, STAGES, copyText, el, etaText, formatSeconds, formatTime, stageBar,
   toast, waitingText } from "./ui.js";
 
@@ -29,6 +30,7 @@ export class Detail {
     $("act-preview").addEventListener("click", () => this.preview());
     $("act-copy").addEventListener("click", () => this.copyLog());
     $("act-template").addEventListener("click", () => this.job && this.form.fill(this.job));
+    this.review = new Review(this);
   }
 
   get isOpen() {
@@ -164,6 +166,7 @@ export class Detail {
     $("act-preview").disabled = !hasOutput;
     $("act-retry").disabled = !["FAILED", "CANCELED", "INTERRUPTED"].includes(job.state);
     $("act-cancel").disabled = !["QUEUED", "RUNNING", "INTERRUPTED"].includes(job.state);
+    this.review.show(job);
   }
 
   tick() {
