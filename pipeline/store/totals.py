@@ -92,10 +92,8 @@ def _eta_errors(job: str) -> str:
 
 
 def _on_job_end(job: str) -> str:
-    return "\n".join((
-        _histogram("stage_seconds", {"stage": "stage", **_profile_of(job)}, "wall",
-                   STAGE_SECONDS_BUCKETS, _stage_times(job)),
-    ))
+    return _histogram("stage_seconds", {"stage": "stage", **_profile_of(job)}, "wall",
+                      STAGE_SECONDS_BUCKETS, _stage_times(job))
 
 
 def migration() -> str:
