@@ -53,7 +53,7 @@ def delivered(tmp_path, trained_model):
 
 
 def test_a_correction_is_delivered_again_kept_as_human_and_reused(delivered, tmp_path,
-                                                                   capsys):
+                                                                   capsys, trained_model):
     client, job = delivered
     page = chunks_of(client, job)
     assert page["total"] == len(page["chunks"]) == 5 and page["offset"] == 0
@@ -92,8 +92,8 @@ def test_a_correction_is_delivered_again_kept_as_human_and_reused(delivered, tmp
     unit_xml = next(u for u in text.split("</tu>") if CORRECTION in u)
     assert '<prop type="x-nllb-origin">human</prop>' in unit_xml
     other = tmp_path / "other.db"  # and imported elsewhere, it stays a human translation
-    assert main(["--db", str(other), "tm", "import", str(tmx), "--model", "m", "--src",
-                 "eng_Latn", "--tgt", "fra_Latn"]) == 0
+    assert main(["--db", str(other), "tm", "import", str(tmx), "--model", str(trained_model),
+                 "--src", "eng_Latn", "--tgt", "fra_Latn"]) == 0
     assert [u.origin for u in Store(other).memory_entries() if u.source == BAD] == ["human"]
 
     # A new document with the sentence: the memory gives the correction.
