@@ -253,3 +253,22 @@ def test_bad_metrics_options_are_one_line_errors(tmp_path, capsys):
         code = main(["--db", str(tmp_path / "jobs.db"), "worker", "--idle-exit", "0", *given])
         err = capsys.readouterr().err
         assert code == 2 and said in err and "Traceback" not in err, err
+
+
+def test_read_commands_never_load_prometheus_client(tmp_path):
+    """``status`` answers at once: the metrics library is loaded by ``serve``
+    and ``worker --metrics-port`` only."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, cli_env
+
+    db = tmp_path / "jobs.db"
+    Store(db).close()
+    code = ("import sys; from pipeline.cli import main; "
+            f"main(['--db', {str(db)!r}, 'status']); main(['--db', {str(db)!r}, 'stats']); "
+            "print('prometheus_client' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env=cli_env(db), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False"
