@@ -259,6 +259,7 @@ def stage_runs(store: Store, job: Job, now: float) -> list[dict]:
             done = min(r.units_total, max(done or 0, 0)) if r.units_total is not None else done
         out.append({"stage": r.stage, "state": state,
                     "wall_s": round(r.wall_s, 3) if r.wall_s is not None else None,
+                    "cpu_s": round(r.cpu_s, 3) if r.cpu_s is not None else None,
                     "units_total": r.units_total, "units_done": done, "device": r.device,
                     "backend": r.backend, "dtype": r.dtype})
     return out

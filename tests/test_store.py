@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import threading
 
 import pytest
@@ -573,3 +574,21 @@ def test_commit_checked_flags_only_the_chunks_that_took_a_translation(store):
                                 flags={0: "loop"}) is True
     assert [(x.translation, x.flag) for x in store.chunks(job.id, [0, 1])] == [
         ("Un.", None), ("Deux.", None)]
+
+
+def test_a_stage_run_records_its_cpu_time_when_its_own_process_ends_it(db_path, clock):
+    store = Store(db_path, clock=clock)
+    job, _ = new_job(store)
+    assert store.claim_job(job.id, "A", TTL)
+    run = store.start_stage(job.id, "preprocess", units_total=1, worker="A")
+    spent = time.process_time()
+    sum(i * i for i in range(200_000))  # some CPU work inside the run
+    spent = time.process_time() - spent
+    store.finish_stage(job.id, run, "inference", "A")
+    (recorded,) = [r.cpu_s for r in store.stage_runs(job.id)]
+    assert spent <= recorded < spent + 1.0
+    # A run ended by another store (another process: the run was resumed or
+    # closed elsewhere) has no CPU time of its own to give.
+    other_run = store.start_stage(job.id, "inference", units_total=1, worker="A")
+    Store(db_path, clock=clock).finish_stage(job.id, other_run, "postprocess", "A")
+    assert [r.cpu_s is None for r in store.stage_runs(job.id)] == [False, True]

@@ -71,6 +71,9 @@ DETAIL = {"allOf": [{"$ref": "#/components/schemas/Job"}, {"type": "object", "pr
         "stage": {"type": "string"},
         "state": {"enum": ["finished", "running", "interrupted"]},
         "wall_s": {"type": ["number", "null"]},
+        "cpu_s": {"type": ["number", "null"], "description":
+                  "CPU seconds of the process while the stage ran, all its threads (null: "
+                  "the run did not end in the process that started it)"},
         "units_total": {"type": ["number", "null"]}, "units_done": {"type": ["number", "null"]},
         "device": {"type": ["string", "null"]}}}},
     "failed_chunks": {"type": "array", "items": {"type": "object", "properties": {

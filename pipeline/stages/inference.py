@@ -94,6 +94,7 @@ class _Flight:
     batch: Batch
     chunks: list[Chunk]
     translator: object
+    started_at: float  # recorded with its commit: one write transaction a batch
 
 
 class _Failed(Exception):
@@ -299,12 +300,12 @@ class _BatchRunner:
                     chunks = self._prepare(batch)
                     if chunks is None:
                         continue
-                    self.store.mark_batch_started(batch.id, self.ctx.worker)
+                    started_at = self.store.clock()
                     translator = self.ctx.translator
                     future = self.executor.submit(translator, [c.source for c in chunks],
                                                   self.ctx.params.src_lang,
                                                   self.ctx.params.tgt_lang, self._decoding(chunks))
-                    flying[future] = _Flight(batch, chunks, translator)
+                    flying[future] = _Flight(batch, chunks, translator, started_at)
                 if not flying:
                     return
                 future = next(iter(flying))  # the oldest: commits keep the plan's order
@@ -326,9 +327,11 @@ class _BatchRunner:
         result = future.result()
         if result.error is None:
             self._check_count(result.translations, chunks)
-            self._commit(batch, chunks, result.translations, final=True, ran_on=result.ran_on)
+            self._commit(batch, chunks, result.translations, final=True, ran_on=result.ran_on,
+                         started_at=flight.started_at)
             self.budget.grow()
             return True
+        self.store.mark_batch_started(batch.id, self.ctx.worker, at=flight.started_at)
         if flight.translator is not self.ctx.translator:
             return _AGAIN
         failed = self._classified(result.error, batch, chunks, ran_on=result.ran_on)
@@ -525,7 +528,7 @@ class _BatchRunner:
                                                   error_class=error_class, decision="fallback"))
 
     def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[Translation], *,
-                final: bool, ran_on: str | None = None) -> None:
+                final: bool, ran_on: str | None = None, started_at: float | None = None) -> None:
         """Judge the translations, then commit what the judge decided. The
         store decides what of it the memory keeps: what each of the
         document's texts delivered, joined from its pieces where it was
@@ -536,6 +539,7 @@ class _BatchRunner:
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
                                   final=final, memory=self._memory_scope(),
                                   translated_by=self.translated_by, ran_on=ran_on,
+                                  started_at=started_at,
                                   generated_tokens=sum(getattr(t, "tokens", 0) or 0
                                                        for t in translations))
         self._committed()

@@ -88,6 +88,7 @@ class StoreBase:
         (worker threads, the heartbeat, the API's threads) skip it."""
         self.path = Path(path)
         self.clock = clock
+        self._cpu_started: dict[int, float] = {}  # stage run id -> process_time() at its start
         conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -157,18 +157,21 @@ class ChunksMixin:
     def batch(self, batch_id: int) -> Batch | None:
         return self._one(Batch, "SELECT * FROM batches WHERE id = ?", (batch_id,))
 
-    def mark_batch_started(self, batch_id: int, worker: str) -> None:
+    def mark_batch_started(self, batch_id: int, worker: str, *, at: float | None = None) -> None:
+        """When (default: now) and by which worker a batch was sent. The
+        inference loop's batches record it with their commit instead
+        (``commit_batch``'s ``started_at``): one transaction a batch, not two."""
         with self._write() as db:
             db.execute(
                 "UPDATE batches SET started_at = ?, worker = ? WHERE id = ?",
-                (self.clock(), worker, batch_id),
+                (self.clock() if at is None else at, worker, batch_id),
             )
 
     def commit_batch(
         self, job_id: str, batch_id: int, translations: dict[int, str], worker: str, *,
         final: bool = True, memory: int | None = None, flags: Mapping[int, str] = {},
         translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
-        generated_tokens: int = 0,
+        started_at: float | None = None, generated_tokens: int = 0,
     ) -> bool:
         """Store translations of a batch's chunks, in one transaction; with
         ``final`` the batch is marked committed too (else it stays pending,
@@ -181,8 +184,10 @@ class ChunksMixin:
         the job writes it (``pipeline.store.memory``).
         ``translated_by`` is the (backend, device, compute type) that
         translated them, recorded on the batch, and ``ran_on`` where (a Ray
-        actor), if not in this process. ``generated_tokens``: what the model
-        generated for them, added to the batch's count (``/metrics``).
+        actor), if not in this process. ``started_at``: when the batch was
+        sent, recorded with ``worker`` (``mark_batch_started``'s, in the same
+        transaction). ``generated_tokens``: what the model generated for
+        them, added to the batch's count (``/metrics``).
 
         Idempotent: a batch that is no longer pending takes nothing, and only
         chunks still pending take a translation, so a result delivered twice
@@ -204,6 +209,9 @@ class ChunksMixin:
                            "WHERE id = ?", (*translated_by, batch_id))
             if ran_on is not None:
                 db.execute("UPDATE batches SET ran_on = ? WHERE id = ?", (ran_on, batch_id))
+            if started_at is not None:
+                db.execute("UPDATE batches SET started_at = ?, worker = ? WHERE id = ?",
+                           (started_at, worker, batch_id))
             pending = self._still_pending(job_id, translations)
             translations = {i: text for i, text in translations.items() if i in pending}
             # ``commits`` counts every committed translation of a chunk, so a

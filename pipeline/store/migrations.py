@@ -317,11 +317,25 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE memory_units ADD COLUMN flag TEXT;  -- the reason (pipeline.quality.checks)
     """,
-    # 11: running totals for /metrics, kept by triggers as work is committed
+    # 11: a replaced chunk's pieces in order by one index. With (job_id,
+    # parent) alone, SQLite preferred the primary key for "... AND parent = ?
+    # ORDER BY idx" and read the whole job's chunks for every parent it
+    # joined: 5.6 ms a parent at 5,000 lines, growing with the job.
+    """
+    DROP INDEX chunks_by_parent;
+    CREATE INDEX chunks_by_parent ON chunks (job_id, parent, idx) WHERE parent IS NOT NULL;
+    """,
+    # 12: the CPU seconds the process spent while a stage ran (all its
+    # threads), beside the wall time: whether a stage waited or worked, and
+    # a figure that a busy machine does not move (benchmarks/scale.py)
+    """
+    ALTER TABLE stage_runs ADD COLUMN cpu_s REAL;
+    """,
+    # 13: running totals for /metrics, kept by triggers as work is committed
     # (pipeline.store.totals), the tokens a batch generated, and the workers
     # that say they are alive while idle
     totals.migration(),
-    # 12: each profile's ETA drift (pipeline.monitoring.drift): the last judged
+    # 14: each profile's ETA drift (pipeline.monitoring.drift): the last judged
     # error, whether it drifts, how often it was recalibrated, and over how
     # many recent jobs its stage weights and rates are taken meanwhile
     """
@@ -338,7 +352,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (model, backend, device, dtype)
     );
     """,
-    # 13: readers' reviews of delivered chunks, counted in metric_totals
+    # 15: readers' reviews of delivered chunks, counted in metric_totals
     # (pipeline.store.reviews)
     reviews.MIGRATION,
 )

@@ -100,6 +100,7 @@ class StageRun:
     model: str | None
     backend: str | None = None
     dtype: str | None = None
+    cpu_s: float | None = None  # process CPU time while it ran (None: not ended by its process)
 
 
 @dataclass(frozen=True)

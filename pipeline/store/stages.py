@@ -5,6 +5,7 @@ transaction)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +32,9 @@ class StagesMixin:
                 "units_total": units_total, "units_done": units_done, "device": device,
                 "model": model, "worker": worker, "dtype": dtype, "backend": backend,
             })
-            return db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            run_id = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        self._cpu_started[run_id] = time.process_time()
+        return run_id
 
     def switch_stage_run(self, job_id: str, run_id: int, *, units_done: float,
                          units_total: float, **profile) -> int:
@@ -57,11 +60,14 @@ class StagesMixin:
             )
 
     def _close_stage_run(self, run_id: int, units_done: float | None = None) -> None:
+        """End a run: its wall time, and its CPU time if this process started it."""
         now = self.clock()
+        cpu_started = self._cpu_started.pop(run_id, None)
+        cpu_s = None if cpu_started is None else time.process_time() - cpu_started
         self.db.execute(
             "UPDATE stage_runs SET finished_at = ?, wall_s = ? - started_at, "
-            "units_done = COALESCE(?, units_total) WHERE id = ?",
-            (now, now, units_done, run_id),
+            "units_done = COALESCE(?, units_total), cpu_s = ? WHERE id = ?",
+            (now, now, units_done, cpu_s, run_id),
         )
 
     def stage_runs(self, job_id: str) -> list[StageRun]:

@@ -25,7 +25,7 @@ work is committed, in the same transaction:
 ``job_state_counts`` holds how many jobs are in each state now, kept by
 triggers on the jobs table, so the gauge of jobs by state reads no job.
 
-Migration 11 creates the table and the triggers and fills the totals from
+Migration 13 creates the table and the triggers and fills the totals from
 what the store already holds. ``workers`` is where a queue worker says it is
 alive while idle (a job's lease says so while it runs one).
 """
@@ -97,7 +97,7 @@ def _on_job_end(job: str) -> str:
 
 
 def migration() -> str:
-    """Migration 11: the totals, their triggers, the backfill, the workers."""
+    """Migration 13: the totals, their triggers, the backfill, the workers."""
     final = "(" + ", ".join(f"'{s}'" for s in FINAL_STATES) + ")"
     quality = "(" + ", ".join(f"'{d}'" for d in QUALITY_DECISIONS) + ")"
     tokens = {"backend": "COALESCE(NEW.backend, '')", "device": "COALESCE(NEW.device, '')",
@@ -191,7 +191,7 @@ def migration() -> str:
 
 
 def _backfill_per_job() -> str:
-    """The job-end histograms for the jobs that ended before migration 11."""
+    """The job-end histograms for the jobs that ended before migration 13."""
     profile = _profile_of("j.id")
     stage_rows = ("FROM jobs j JOIN (SELECT job_id, stage, SUM(wall_s) AS wall FROM stage_runs "
                   "WHERE finished_at IS NOT NULL GROUP BY job_id, stage) s ON s.job_id = j.id "
