@@ -104,19 +104,25 @@ scrape_configs:
             if server.poll() is not None:
                 raise AssertionError((tmp_path / "prometheus.log").read_text()[-2000:])
             try:
-                result = httpx.get(f"{api}/query", params={
-                    "query": 'nllb_jobs_finished_total{outcome="SUCCEEDED"}'}).json()
+                answer = httpx.get(f"{api}/query", params={
+                    "query": 'nllb_jobs_finished_total{outcome="SUCCEEDED"}'})
             except httpx.TransportError:
                 return None
-            found = result.get("data", {}).get("result", [])
+            if answer.status_code != 200:  # starting up: "Service Unavailable"
+                return None
+            found = answer.json().get("data", {}).get("result", [])
             return found and float(found[0]["value"][1])
 
         try:
             assert wait_until(answered, "Prometheus to scrape serve", timeout=90) == 4
             up = httpx.get(f"{api}/query", params={"query": "up"}).json()["data"]["result"]
             assert [r["value"][1] for r in up] == ["1"]  # with the token
-            rules = httpx.get(f"{api}/rules").json()["data"]["groups"][0]["rules"]
-            assert {r["health"] for r in rules} == {"ok"} and len(rules) == 5
+            def rules():
+                found = httpx.get(f"{api}/rules").json()["data"]["groups"][0]["rules"]
+                assert len(found) == 5 and "err" not in {r["health"] for r in found}, found
+                return {r["health"] for r in found} == {"ok"}
+
+            wait_until(rules, "the rules to be evaluated", timeout=30)
         finally:
             server.terminate()
             server.wait(timeout=30)
