@@ -167,6 +167,8 @@ class RunSettings:
     max_batch_size: int = 256  # sequences per batch, whatever the budget
     threads: int = 0  # CPU threads for the backend; 0 = its default
     lease_seconds: float = 30.0  # a lease not renewed for this long is reclaimable
+    # When a profile's ETAs drift, and what then (pipeline.monitoring.drift)
+    eta_drift: str = "threshold=25,mark=50,jobs=10"
 
     def __post_init__(self) -> None:
         _check_device("device", self.device)
@@ -185,6 +187,9 @@ class RunSettings:
             raise InvalidInput(f"threads must be >= 0, not {self.threads}")
         if self.max_batch_size < 1:
             raise InvalidInput(f"max_batch_size must be >= 1, not {self.max_batch_size}")
+        from pipeline.monitoring.drift import EtaDrift
+
+        EtaDrift.parse(self.eta_drift)
         if not (math.isfinite(self.lease_seconds) and self.lease_seconds > 0):
             raise InvalidInput(f"lease_seconds must be a finite number > 0, not "
                                f"{self.lease_seconds}")

@@ -212,13 +212,21 @@ def _damage(exc: BaseException, path) -> DatabaseDamaged | None:
     return mapped if isinstance(mapped, DatabaseDamaged) else None
 
 
-def run_job(store: Store, job_id: str, translator: Translator, *,
-            settings: RunSettings = RunSettings(), events: Events | None = None,
-            worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
-            sleep: Callable[[float], None] | None = None, rng: random.Random | None = None,
-            delivery: DeliveryOptions | None = None,
-            shutdown: threading.Event | None = None,
-            monotonic: Callable[[], float] = time.monotonic) -> Job:
+def run_job(store: Store, job_id: str, translator: Translator, **options) -> Job:
+    """``_run_job``, its log records about the job (``pipeline.monitoring.logs``)."""
+    from pipeline.monitoring.logs import job_context
+
+    with job_context(job_id):
+        return _run_job(store, job_id, translator, **options)
+
+
+def _run_job(store: Store, job_id: str, translator: Translator, *,
+             settings: RunSettings = RunSettings(), events: Events | None = None,
+             worker: str | None = None, policy: RetryPolicy = RetryPolicy(),
+             sleep: Callable[[float], None] | None = None, rng: random.Random | None = None,
+             delivery: DeliveryOptions | None = None,
+             shutdown: threading.Event | None = None,
+             monotonic: Callable[[], float] = time.monotonic) -> Job:
     """Run the job from its stored stage to the end; return the final job.
 
     The job may end SUCCEEDED, or FAILED with some chunks failed for good
@@ -297,4 +305,17 @@ def run_job(store: Store, job_id: str, translator: Translator, *,
             raise JobFailed(f"job {job.id} failed: internal error: {message}") from exc
         raise JobFailed(f"job {job.id} failed: {message}", error_class=error_class) from exc
     store.release_job(job.id, worker)
-    return store.job(job.id)
+    final = store.job(job.id)
+    if final.state == "SUCCEEDED":
+        _judge_eta_drift(store, job.id, settings)
+    return final
+
+
+def _judge_eta_drift(store: Store, job_id: str, settings: RunSettings) -> None:
+    """Monitoring never fails a job: a check that cannot be made is logged."""
+    from pipeline.monitoring.drift import EtaDrift, check_after_job
+
+    try:
+        check_after_job(store, job_id, EtaDrift.parse(settings.eta_drift))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("ETA drift check skipped: %s: %s", type(exc).__name__, exc)

@@ -42,9 +42,10 @@ FAULTS_ENV = "NLLB_PIPELINE_INJECT_FAULTS"
 # The run settings the config file's [run] may set, and those an environment
 # variable can set too (between [run] and the flags).
 RUN_KEYS = ("device", "dtype", "backend", "tokenizer", "fallback_device", "batch_tokens",
-            "threads")
+            "threads", "eta_drift")
 RUN_ENV = {"backend": "NLLB_PIPELINE_BACKEND", "tokenizer": "NLLB_PIPELINE_TOKENIZER",
-           "fallback_device": "NLLB_PIPELINE_FALLBACK_DEVICE"}
+           "fallback_device": "NLLB_PIPELINE_FALLBACK_DEVICE",
+           "eta_drift": "NLLB_PIPELINE_ETA_DRIFT"}
 DEFAULT_HTTP_TIMEOUT_S = DeliveryOptions().timeout_s
 
 # The command line's option for each flag (``Flags.argv``), and the argparse
@@ -52,6 +53,7 @@ DEFAULT_HTTP_TIMEOUT_S = DeliveryOptions().timeout_s
 FLAG_OPTIONS = {"device": "--device", "dtype": "--dtype", "backend": "--backend",
                 "tokenizer": "--tokenizer", "fallback_device": "--fallback-device",
                 "batch_tokens": "--batch-tokens", "threads": "--threads", "retry": "--retry",
+                "eta_drift": "--eta-drift",
                 "inject_faults": "--inject-faults", "headers": "--header",
                 "signed_urls": "--signed-url",
                 "http_timeout": "--http-timeout", "overwrite": "--overwrite"}
@@ -71,6 +73,7 @@ class Flags:
     fallback_device: str | None = None
     batch_tokens: int | None = None
     threads: int | None = None
+    eta_drift: str | None = None  # an --eta-drift spec (pipeline.monitoring.drift)
     retry: str | None = None  # a --retry spec
     inject_faults: str | None = None  # an --inject-faults spec
     headers: tuple[str, ...] = ()  # 'Name: value' specs, $VAR not yet expanded
@@ -196,7 +199,7 @@ def run_section(data: dict, path: Path) -> dict:
                            f"(known: {', '.join(RUN_KEYS)})")
     settings = {}
     for key, value in section.items():
-        if key in ("device", "dtype", "backend", "tokenizer", "fallback_device"):
+        if key in ("device", "dtype", "backend", "tokenizer", "fallback_device", "eta_drift"):
             if not isinstance(value, str):
                 raise InvalidInput(f"{where} {key} must be a string, not {value!r}")
         else:

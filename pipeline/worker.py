@@ -15,7 +15,9 @@ upload, or has few batches left (``models.ray_pool``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +26,13 @@ from dataclasses import dataclass
 from pipeline.config import NOTE, JobParams, RunSettings
 from pipeline.errors import PipelineError
 from pipeline.io_errors import DatabaseDamaged
+from pipeline.monitoring.logs import failure, job_context
 from pipeline.retry import RetryPolicy
 from pipeline.runner import is_dead_local_worker, new_worker_id, run_job
 from pipeline.store import Job, Store
 
 log = logging.getLogger("nllb_pipeline")
+BEAT_S = 15.0  # how often an idle worker says it is alive (pipeline.store.totals)
 
 
 def claim_next(store: Store, worker: str, ttl: float) -> Job | None:
@@ -128,18 +132,26 @@ class _Runs:
 def _claim_and_run(store: Store, run: _Runs, shutdown: threading.Event, quota: _Quota,
                    idle_exit_s: float | None, poll_s: float, worker: str,
                    counts: dict[str, int]) -> None:
-    idle_since = time.monotonic()
-    while not shutdown.is_set() and quota.take():
-        job = claim_next(store, worker, run.settings.lease_seconds)
-        if job is None:
-            quota.give_back()
-            if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
-                break
-            shutdown.wait(poll_s)
-            continue
-        state = _run_one(store, run, job, shutdown, worker)
-        counts[state] = counts.get(state, 0) + 1
-        idle_since = time.monotonic()
+    idle_since, beat_at = time.monotonic(), None
+    try:
+        while not shutdown.is_set() and quota.take():
+            if beat_at is None or time.monotonic() - beat_at >= BEAT_S:
+                store.worker_seen(worker)  # alive while idle too (``/metrics``)
+                beat_at = time.monotonic()
+            job = claim_next(store, worker, run.settings.lease_seconds)
+            if job is None:
+                quota.give_back()
+                if idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                    break
+                shutdown.wait(poll_s)
+                continue
+            with job_context(job.id):  # its log records say which job (pipeline.monitoring.logs)
+                state = _run_one(store, run, job, shutdown, worker)
+            counts[state] = counts.get(state, 0) + 1
+            idle_since = beat_at = time.monotonic()
+    finally:
+        with contextlib.suppress(PipelineError, sqlite3.Error):
+            store.worker_gone(worker)
 
 
 def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, worker: str) -> str:
@@ -158,7 +170,8 @@ def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, work
     except DatabaseDamaged:
         raise  # the store's, not the job's: nothing more is written into it
     except PipelineError as exc:  # recorded on the job by run_job where it applies
-        log.error("job %s: %s", job.id, exc)
+        log.error("job %s: %s", job.id, exc, **failure(error_class=exc.error_class,
+                                                       decision="fail"))
         current = store.job(job.id)
         if current.state == "RUNNING" and current.lease_owner == worker:
             store.set_job_state(job.id, "FAILED", error_class=exc.error_class.value,

@@ -3,7 +3,8 @@
 
     python3 scripts/dev.py demo     # set up, then translate the bundled sample
     python3 scripts/dev.py test     # set up, then run the test suite (installs
-                                    # chromium for the browser test when run as root)
+                                    # chromium for the browser test and prometheus
+                                    # for tests/test_prometheus.py when run as root)
 
 Needs nothing but Python 3.10+. On a machine without an NVIDIA GPU it
 installs the CPU build of torch (torch==2.13.0) instead of gigabytes of
@@ -53,24 +54,15 @@ def setup() -> Path:
     return py
 
 
-def ensure_chromium() -> None:
-    """tests/test_browser.py drives a Chromium binary (Debian's package; the
-    browser Playwright downloads is not used)."""
-    if os.environ.get("NLLB_PIPELINE_CHROMIUM") or shutil.which("chromium-browser"):
-        return
-    ensure_debian("chromium", "chromium", "tests/test_browser.py",
-                  "install the chromium package, or set $NLLB_PIPELINE_CHROMIUM")
-
-
-def ensure_debian(package: str, binary: str, tests: str, hint: str = "") -> None:
-    """A Debian package some tests need (chromium; gettext's msgfmt, which
-    checks translated catalogues): installed where we can, as root with
-    apt-get. Elsewhere those tests are skipped and say why."""
-    if shutil.which(binary):
+def ensure_debian_package(package: str, binaries: tuple[str, ...], tests: str,
+                          env_var: str | None = None) -> None:
+    """Install a Debian package the tests drive where we can: as root with
+    apt-get. Elsewhere the tests that need it are skipped and say why."""
+    if (env_var and os.environ.get(env_var)) or any(shutil.which(b) for b in binaries):
         return
     if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print(f"dev.py: no {binary} here, so {tests} will be skipped "
-              f"({hint or 'install the ' + package + ' package'})", flush=True)
+        print(f"dev.py: no {package} here, so {tests} will be skipped (install the {package} "
+              "package" + (f", or set ${env_var}" if env_var else "") + ")", flush=True)
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", package]):
@@ -78,6 +70,23 @@ def ensure_debian(package: str, binary: str, tests: str, hint: str = "") -> None
         if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
             print(f"dev.py: could not install {package}; {tests} will be skipped", flush=True)
             return
+
+
+def ensure_chromium() -> None:
+    """tests/test_browser.py drives a Chromium binary (Debian's package; the
+    browser Playwright downloads is not used)."""
+    ensure_debian_package("chromium", ("chromium", "chromium-browser"), "tests/test_browser.py",
+                          "NLLB_PIPELINE_CHROMIUM")
+
+
+def ensure_prometheus() -> None:
+    """tests/test_prometheus.py runs promtool and a Prometheus server."""
+    ensure_debian_package("prometheus", ("promtool",), "tests/test_prometheus.py")
+
+
+def ensure_gettext() -> None:
+    """tests/test_format_po.py checks translated catalogues with msgfmt -c."""
+    ensure_debian_package("gettext", ("msgfmt",), "the msgfmt checks in tests/test_format_po.py")
 
 
 def main() -> int:
@@ -94,7 +103,8 @@ def main() -> int:
         return subprocess.call([str(py), "-m", "pipeline", "demo", *extra], cwd=ROOT)
     if sys.argv[1] == "test":
         ensure_chromium()
-        ensure_debian("gettext", "msgfmt", "the msgfmt checks in tests/test_format_po.py")
+        ensure_gettext()
+        ensure_prometheus()
         return subprocess.call([str(py), "-m", "pytest", "-q", *extra], cwd=ROOT)
     return 0
 

@@ -25,7 +25,7 @@ MINIMAL = {
     "demo": [], "status": [], "stats": [], "profile": [], "show": ["JOB"], "bench": [],
     "retry": ["JOB"], "worker": [], "gc": ["--older-than", "1"], "cancel": ["JOB"],
     "delete": ["JOB"],
-    "logs": ["JOB"], "languages": [], "tm": ["stats"], "serve": [],
+    "logs": ["JOB"], "languages": [], "tm": ["stats"], "serve": [], "review": ["JOB"],
     "eval": ["src.txt", "--ref", "ref.txt", "--src", "eng_Latn", "--tgt", "fra_Latn"],
 }
 

@@ -96,9 +96,9 @@ def test_job_eta_records_each_mark_once_with_elapsed_plus_left():
     assert eta.text() == "10 tok/s, ETA paused: retrying batch 3"
     clock.t += 30
     eta.stage_progress("inference", 600)      # 60%
-    assert [m[0] for m in marks] == [10, 50]
+    assert [m[0] for m in marks] == [10, 25, 50]
     eta.stage_progress("inference", 600)
-    assert [m[0] for m in marks] == [10, 50]  # each mark once
+    assert [m[0] for m in marks] == [10, 25, 50]  # each mark once
 
 
 def test_before_inference_the_eta_comes_from_seconds_per_input_byte():

@@ -118,10 +118,10 @@ def test_statements_per_batch_are_the_same_for_a_job_20_times_larger(small_and_l
     small_statements = Counter(n for n, _ in steady(small.per_batch))
     large_statements = Counter(n for n, _ in steady(large.per_batch))
     # A steady batch runs the same statements whatever the job's size (trigger
-    # bodies count); a few batches also store an ETA prediction (10/50/90%).
+    # bodies count); a few batches also store an ETA prediction (10/25/50/75/90%).
     assert set(small_statements) == set(large_statements), (small_statements, large_statements)
     assert small_statements.most_common(1)[0][0] == large_statements.most_common(1)[0][0]
-    assert sum(large_statements.values()) - large_statements.most_common(1)[0][1] <= 3
+    assert sum(large_statements.values()) - large_statements.most_common(1)[0][1] <= 5
     # And they touch as many rows: VM steps per batch within 5% (a deeper
     # B-tree costs no extra step; a scan of the job would cost 20x).
     small_steps = statistics.median(s for _, s in steady(small.per_batch))

@@ -110,7 +110,8 @@ def test_json_lines_carry_the_time_and_the_figures():
     assert record == {"time": 1700000000.25, "level": "info", "logger": "nllb_pipeline",
                       "message": "job 1a2b3c  10% inference 00:00  ETA unknown",
                       "event": "progress", "percent": 10.0, "stage": "inference",
-                      "job": "1a2b3c"}
+                      "job": "1a2b3c", "batch": None, "trace_id": None, "error_class": None,
+                      "decision": None}
 
 
 def test_the_ticker_ticks_until_told_to_stop():

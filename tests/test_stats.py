@@ -181,7 +181,8 @@ def test_stats_command_json(planted, capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"since_days", "jobs", "by_state", "finished", "failure_rate", "retries",
                         "retry_success", "splits", "empty_chunks", "quality", "eta_error",
-                        "reused"}
+                        "reused", "reviews"}
+    assert out["reviews"] == {"marked": 0, "corrected": 0, "jobs": 0}
     assert out["since_days"] == 7.0 and out["jobs"] == 6 and out["failure_rate"] == 0.5
     assert out["eta_error"]["median_abs_pct_error"] == pytest.approx(
         {"10": 35.0, "50": 7.5, "90": 0.5})
@@ -204,6 +205,7 @@ def test_stats_command_text_is_aligned(planted, capsys):
         "fragment fallbacks  0",
         "ETA error (median)  at 10%: 35.0%  at 50%: 7.5%  at 90%: 0.5%  (2 jobs)",
         "reused chunks       0.0%  (0 from the memory, 0 repeats in their document, of 5 stored)",
+        "reviews             0 chunk(s) marked wrong, 0 corrected, in 0 job(s)",
     ]
 
 

@@ -23,11 +23,12 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pipeline.api import routes
+from pipeline.api import review_routes, routes
 from pipeline.api.errors import error_response
 from pipeline.api.listing import RenderedLists
 from pipeline.api.security import Guard
 from pipeline.api.uploads import Uploads
+from pipeline.monitoring import exposition
 from pipeline.store import Store
 
 # The page loads only its own files and talks only to its own server.
@@ -77,6 +78,7 @@ class Api:
     supervisor: object | None = None  # pipeline.api.supervisor.WorkerSupervisor
     lists: RenderedLists = field(default_factory=RenderedLists)
     stopping: threading.Event = field(default_factory=threading.Event)
+    metrics: object = None  # the CollectorRegistry /metrics renders
 
 
 def static_dir() -> Path:
@@ -88,6 +90,15 @@ def page(request: Request) -> Response:
     return Response(html, media_type="text/html; charset=utf-8",
                     headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache",
                              "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus's text format: the store's figures and this process's requests."""
+    from starlette.concurrency import run_in_threadpool
+
+    body = await run_in_threadpool(exposition.render, request.app.state.api.metrics)
+    return Response(body, media_type=exposition.CONTENT_TYPE_LATEST,
+                    headers={"Cache-Control": "no-cache"})
 
 
 async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -104,6 +115,8 @@ def create_app(settings: ApiSettings, *, supervisor=None) -> Starlette:
     # Create or migrate the database before the first request; a damaged one is refused.
     Store(settings.db, check=True).close()
     api = Api(settings, Stores(settings.db), Uploads(settings.files_dir, settings.storage), supervisor)
+    api.metrics = exposition.store_registry(api.stores.get)
+    routes_of: list = []
     app = Starlette(
         routes=[
             Route("/", page),
@@ -121,12 +134,19 @@ def create_app(settings: ApiSettings, *, supervisor=None) -> Starlette:
             Route("/api/jobs/{job_id}/output", routes.job_output),
             Route("/api/jobs/{job_id}/retry", routes.retry_job, methods=["POST"]),
             Route("/api/jobs/{job_id}/cancel", routes.cancel_job, methods=["POST"]),
+            Route("/api/jobs/{job_id}/chunks", review_routes.job_chunks),
+            Route("/api/jobs/{job_id}/chunks/{idx}/review", review_routes.review_chunk,
+                  methods=["POST"]),
             Route("/api/events", routes.events),
+            Route("/metrics", metrics),
             Mount("/static", StaticFiles(directory=static_dir()), name="static"),
         ],
-        middleware=[Middleware(Guard, token=settings.token,
+        middleware=[Middleware(exposition.RequestMetrics, registry=api.metrics,
+                               routes=lambda: routes_of),
+                    Middleware(Guard, token=settings.token,
                                allowed_hosts=settings.allowed_hosts)],
         exception_handlers={HTTPException: http_error},
     )
     app.state.api = api
+    routes_of.extend(app.routes)
     return app

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse
 
 from pipeline.errors import (AmbiguousJob, JobBusy, JobConflict, JobNotFound, KeyReused,
                              PipelineError, Unsupported)
+from pipeline.monitoring.logs import failure
 
 log = logging.getLogger("nllb_pipeline")
 
@@ -88,7 +89,7 @@ def response_for(exc: BaseException, files: Path | None = None) -> JSONResponse:
                               exc.headers)
     if isinstance(exc, PipelineError):
         return error_response(status_of(exc), class_of(exc), for_the_page(str(exc), files))
-    log.exception("internal error in the API")
+    log.exception("internal error in the API", **failure(error_class="internal"))
     return error_response(500, "internal", f"internal error: {type(exc).__name__}")
 
 

@@ -7,6 +7,7 @@ and every path in it is a route, so the two cannot drift apart.
 
 from __future__ import annotations
 
+from pipeline.api import openapi_extra
 from pipeline.config import FORMATS, STAGES
 from pipeline.sinks.grammar import HTTP_METHODS
 from pipeline.store.records import MODES
@@ -198,6 +199,7 @@ def describe() -> dict:
                                           "finished_at), whatever the filter"},
                     "counts": {"type": "object", "description": "jobs by state, all of them"},
                     "now": {"type": "number", "description": "the server's unix time"}}},
+                **openapi_extra.SCHEMAS,
             },
         },
         "security": [{}, {"bearer": []}],
@@ -303,5 +305,6 @@ def describe() -> dict:
                 "responses": {"200": {"description": "OK"}}}},
             "/api/openapi.json": {"get": {"summary": "this description",
                                           "responses": {"200": {"description": "OK"}}}},
+            **openapi_extra.PATHS,
         },
     }

@@ -6,8 +6,9 @@
   page on another site that re-points its own DNS name at 127.0.0.1 (DNS
   rebinding) then gets 403 instead of a same-origin view of the API.
 - **Token.** With a token (``--token`` or ``$NLLB_PIPELINE_TOKEN``) every
-  call under ``/api/`` needs ``Authorization: Bearer TOKEN`` (the scheme in
-  any case, as RFC 9110 has it), the token compared in constant time; a missing or wrong one is 401. The page and its static
+  call under ``/api/`` (and ``/metrics``) needs ``Authorization: Bearer
+  TOKEN`` (the scheme in any case, as RFC 9110 has it), the token compared
+  in constant time; a missing or wrong one is 401. The page and its static
   files carry no data and need none.
 - **Cross-site requests.** A state-changing call (anything but GET, HEAD,
   OPTIONS) needs the header ``X-Requested-With`` (any value; the page sends
@@ -72,7 +73,7 @@ def check_request(method: str, path: str, headers: Headers, scheme: str, *,
                        f"this server does not answer to host {_host_name(host)!r}; "
                        "open it as http://localhost or serve it with a --token")
     bearer = False
-    if path.startswith("/api/") and token is not None:
+    if (path.startswith("/api/") or path == "/metrics") and token is not None:
         scheme, _, given = headers.get("authorization", "").strip().partition(" ")
         # RFC 9110 11.1: the scheme is case-insensitive ("bearer" is "Bearer")
         bearer = scheme.lower() == "bearer" and hmac.compare_digest(

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from pipeline import config
-from pipeline.cli import evaluate, messages, queue, read, serve, tm, translate
+from pipeline.cli import evaluate, messages, monitor, queue, read, serve, tm, translate
 from pipeline.cli.executor import add_executor_options
 from pipeline.cli.options import (
     Parser,
@@ -30,6 +30,7 @@ from pipeline.cli.options import (
     finite,
     integer,
 )
+from pipeline.cli.review import add_review_command
 from pipeline.errors import ErrorClass, PipelineError
 from pipeline.io_errors import DiskFull, class_of_oserror, database_error
 
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job", help=JOB_HELP)
     add_json_option(p)
 
+    add_review_command(command, JOB_HELP)
+
     p = command("bench", "stage timings on generated documents of several sizes", queue.cmd_bench)
     p.add_argument("--model", default=None, help="hub id or local directory (default: as translate)")
     p.add_argument("--sizes", default="50,200,1000", metavar="N,N,...",
@@ -242,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_executor_options(p)
     add_run_options(p)
     add_json_option(p)
+    monitor.add_metrics_options(p)
 
     p = command("serve", "the web page and HTTP API over the job store, with queue workers",
                 serve.cmd_serve)

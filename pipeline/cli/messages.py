@@ -9,9 +9,10 @@ alike.
 Without ``-v`` only notes, warnings and errors show, without timestamps.
 With ``-v`` (or ``--debug``) what happens is logged too (``info``), each
 line after its time. With ``--log-format json`` every line is one JSON
-object (``time`` in Unix seconds, ``level``, ``message``, ``logger``), the
-error that ends a command and the progress lines included, for a service's
-journal or a log shipper.
+object (``time`` in Unix seconds, ``level``, ``logger``, ``job``,
+``batch``, ``trace_id``, ``error_class``, ``decision``: ``pipeline.monitoring.logs``;
+``message``), the error that ends a command and the progress lines
+included, for a service's journal or a log shipper.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from typing import TextIO
 
 from pipeline.config import NOTE
+from pipeline.monitoring.logs import FIELDS, fields_of
 
 PREFIX = "nllb-pipeline"
 LOG_FORMATS = ("text", "json")
@@ -44,9 +46,14 @@ def text_line(level: str, message: str, *, at: float | None = None) -> str:
 
 
 def json_line(level: str, message: str, *, at: float, logger: str = "nllb_pipeline",
-              **fields) -> str:
-    return json.dumps({"time": round(at, 3), "level": level, "message": message,
-                       "logger": logger, **fields}, ensure_ascii=False)
+              record: logging.LogRecord | None = None, **fields) -> str:
+    """One object: time, level, logger, job, batch, trace_id, error_class,
+    decision (``pipeline.monitoring.logs``; null where they do not apply), message,
+    and any further ``fields``."""
+    return json.dumps({"time": round(at, 3), "level": level, "logger": logger,
+                       **fields_of(record, **fields), "message": message,
+                       **{k: v for k, v in fields.items() if k not in FIELDS}},
+                      ensure_ascii=False)
 
 
 class Formatter(logging.Formatter):
@@ -62,7 +69,8 @@ class Formatter(logging.Formatter):
             message += "\n" + self.formatException(record.exc_info)
         level = level_name(record.levelno)
         if self.log_format == "json":
-            return json_line(level, message, at=record.created, logger=record.name)
+            return json_line(level, message, at=record.created, logger=record.name,
+                             record=record)
         return text_line(level, message, at=record.created if self.timestamps else None)
 
 

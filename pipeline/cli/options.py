@@ -245,6 +245,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                         "again to resume, retry or run the job in a worker")
     p.add_argument("--http-timeout", type=finite(0, above=True), default=None, metavar="SECONDS",
                    help="timeout of one HTTP upload attempt, > 0 (default 30)")
+    p.add_argument("--eta-drift", default=None, metavar="SPEC",
+                   help="when a profile's ETAs drift: 'threshold=25,mark=50,jobs=10' (percent "
+                        "error at a progress mark over the last N jobs; the default) or 'off' "
+                        "(or $NLLB_PIPELINE_ETA_DRIFT)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output file that differs from the translation")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -7,6 +7,7 @@ import logging
 
 from pipeline import job_actions, service
 from pipeline.cli import messages
+from pipeline.cli.monitor import start_worker_metrics
 from pipeline.cli.options import job_options, open_store, runtime, settings_of
 from pipeline.cli.progress_bar import bar_unless
 from pipeline.errors import InvalidInput
@@ -89,12 +90,13 @@ def cmd_worker(args) -> int:
         shutdown.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    translators = None
+    translators = exporter = None
     try:
         run = runtime(args)
         if args.executor != "ray":
             run.translators.check()  # a --device this machine lacks: refused before a claim
         store = open_store(args)
+        exporter = start_worker_metrics(args, store.path)
         if args.executor == "ray":
             run.translators = ray_translators(args, run)
         translators = run.translators
@@ -107,6 +109,8 @@ def cmd_worker(args) -> int:
             signal.signal(sig, handler)
         if translators is not None:
             translators.close()  # the models, or the Ray actors
+        if exporter is not None:
+            exporter.shutdown()
     if args.json:
         print(json.dumps({"jobs": counts}))
     else:

@@ -207,6 +207,9 @@ def cmd_stats(args) -> int:
         ("reused chunks", f"{_pct(stats['reused']['rate'])}  ({stats['reused']['from_memory']} "
                           f"from the memory, {stats['reused']['in_document']} repeats in their "
                           f"document, of {stats['reused']['chunks']} stored)"),
+        ("reviews", f"{stats['reviews']['marked']} chunk(s) marked wrong, "
+                    f"{stats['reviews']['corrected']} corrected, in {stats['reviews']['jobs']} "
+                    "job(s)"),
     ]
     width = max(len(label) for label, _ in lines)
     for label, value in lines:

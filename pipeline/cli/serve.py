@@ -139,8 +139,10 @@ def cmd_serve(args) -> int:
             on_signal()
             super().handle_exit(sig, frame)
 
+    # log_config=None: uvicorn's records go through our handler, in our text
+    # or JSON format (pipeline.cli.messages), not in a format of its own.
     server = Server(uvicorn.Config(app, log_level="info" if args.verbose else "warning",
-                                   access_log=bool(args.verbose), lifespan="off",
+                                   access_log=bool(args.verbose), lifespan="off", log_config=None,
                                    timeout_graceful_shutdown=5))
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

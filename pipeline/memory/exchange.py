@@ -118,7 +118,8 @@ def import_tmx(store: Store, path: Path, scope: MemoryScope | Callable[[], Memor
             continue
         texts_of.append((unit, source, translation))
     base = make_scope()
-    entries = [(_unit_scope(unit, path, base), source, translation, unit.props.get("flag"))
+    entries = [(_unit_scope(unit, path, base), source, translation, unit.props.get("flag"),
+                "human" if unit.props.get("origin") == "human" else "imported")
                for unit, source, translation in texts_of]
     done = store.import_memory(entries, replace=replace)
     return ImportReport(str(path), len(tmx.units), done.added, done.same, done.replaced,

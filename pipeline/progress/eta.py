@@ -112,12 +112,12 @@ class JobEta:
 
     Inference is timed with a ``StageEta``; what comes after it (postprocess
     and upload) is predicted from inference's time by the stage weights. The
-    first time the job passes 10%, 50% and 90% of its weighted progress with
+    first time the job passes 10, 25, 50, 75 and 90% of its weighted progress with
     a known ETA, ``on_mark(percent, elapsed_s, predicted_total_s)`` is
     called, so predictions can be checked against the actual total later.
     """
 
-    MARKS = (10, 50, 90)
+    MARKS = (10, 25, 50, 75, 90)
 
     def __init__(self, history, clock: Callable[[], float], *, elapsed_before: float = 0.0,
                  on_mark: Callable[[int, float, float], None] | None = None):

@@ -73,5 +73,7 @@ def history_for(store: Store, translator, model: str, last_n: int = 20) -> Stage
     info = translator.describe()
     if not model or info.backend == "none":
         return StageHistory(dict(DEFAULT_WEIGHTS))
-    return stage_history(store, Profile(model, info.backend, info.device, info.compute_type),
-                         last_n)
+    profile = Profile(model, info.backend, info.device, info.compute_type)
+    # After ETA drift, over the recent jobs only (pipeline.monitoring.drift).
+    last_n = store.history_window(model, info.backend, info.device, info.compute_type, last_n)
+    return stage_history(store, profile, last_n)

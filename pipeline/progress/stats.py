@@ -41,6 +41,8 @@ Definitions (the docstring of each figure is its contract):
   translation memory or as a repeat of an earlier chunk of their document,
   over the window's stored chunks (``gc`` drops a job's chunks, so collected
   jobs no longer count); rate = reused / chunks.
+- *reviews*: chunks readers marked wrong (``pipeline.quality.review``), those
+  marked with a correction, and the jobs they are in.
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ def job_stats(store: Store, since_days: float | None, now: float) -> dict:
         "quality": store.quality_counts(cutoff),
         "eta_error": _eta_error(store, cutoff),
         "reused": _reused(store, cutoff),
+        "reviews": store.review_counts(cutoff),
     }
 
 

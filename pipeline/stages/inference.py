@@ -304,7 +304,9 @@ class _BatchRunner(Recovery):
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
                                   final=final, memory=self._memory_scope(),
                                   translated_by=self.translated_by, ran_on=ran_on,
-                                  started_at=started_at)
+                                  started_at=started_at,
+                                  generated_tokens=sum(getattr(t, "tokens", 0) or 0
+                                                       for t in translations))
         self._committed()
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)

@@ -35,6 +35,7 @@ import logging
 import traceback
 import uuid
 
+from pipeline.monitoring.logs import failure
 from pipeline.errors import ErrorClass
 from pipeline.store import Batch, Chunk
 
@@ -256,7 +257,8 @@ class Recovery:
             trace_id=trace_id)
         log.warning("[%s] batch %d: %s on %s (%s); going on on the fallback device %s (%s)",
                     trace_id, batch.seq, error_class.value, before.device, first, after.device,
-                    after.compute_type)
+                    after.compute_type, **failure(batch=self._name(batch), trace_id=trace_id,
+                                                  error_class=error_class, decision="fallback"))
 
     def _wait(self, batch: Batch, what: str, *, error_class: ErrorClass | None = None,
               attempt: int = 0, limit: int = 0) -> None:
@@ -289,7 +291,9 @@ class Recovery:
             where += f" on {where_ran}"
         log.warning("[%s] %s failed: %s (%s); %s%s", trace_id, where, failed.error_class.value,
                     str(failed.exc).splitlines()[0][:200] if str(failed.exc) else "",
-                    outcome or decision, f" in {delay:.1f} s" if delay else "")
+                    outcome or decision, f" in {delay:.1f} s" if delay else "",
+                    **failure(batch=name, trace_id=trace_id, error_class=failed.error_class,
+                              decision=decision))
 
     def _last_class(self, chunks: list[Chunk]) -> ErrorClass:
         """The class of the latest failure among these chunks."""
@@ -302,4 +306,5 @@ class Recovery:
             message=f"batch skipped after {batch.attempts} batch retries: chunks "
                     + ", ".join(str(c.idx) for c in chunks) + " failed",
             attempt=batch.attempts + 1, decision="skip")
-        log.error("batch %s skipped; %d chunk(s) failed for good", self._name(batch), len(chunks))
+        log.error("batch %s skipped; %d chunk(s) failed for good", self._name(batch), len(chunks),
+                  **failure(batch=self._name(batch), error_class=error_class, decision="skip"))

@@ -18,21 +18,24 @@ from __future__ import annotations
 from pipeline.store.attempts import AttemptsMixin
 from pipeline.store.base import BUSY_TIMEOUT_S, StoreBase
 from pipeline.store.chunks import ChunksMixin
+from pipeline.store.drift import DriftMixin
 from pipeline.store.jobs import JobsMixin
 from pipeline.store.listing import ListingMixin
 from pipeline.store.memory import MemoryMixin
 from pipeline.store.queries import QueriesMixin
 from pipeline.store.pieces import PiecesMixin
+from pipeline.store.reviews import ReviewsMixin
 from pipeline.store.records import (Artifact, Attempt, Batch, Chunk, Job, NewChunk, NewPiece,
                                     SkeletonSlice, StageRun)
 from pipeline.store.slices import SlicesMixin
 from pipeline.store.stages import StagesMixin
+from pipeline.store.totals import TotalsMixin
 
 __all__ = ["BUSY_TIMEOUT_S", "Artifact", "Attempt", "Batch", "Chunk", "Job", "NewChunk",
            "NewPiece", "SkeletonSlice", "StageRun", "Store"]
 
 
 class Store(JobsMixin, StagesMixin, SlicesMixin, ChunksMixin, PiecesMixin, MemoryMixin,
-            AttemptsMixin, QueriesMixin, ListingMixin,
+            AttemptsMixin, QueriesMixin, ListingMixin, TotalsMixin, DriftMixin, ReviewsMixin,
             StoreBase):
     """Verbs over the SQLite job store. One instance per thread."""

@@ -160,7 +160,7 @@ class ChunksMixin:
         self, job_id: str, batch_id: int, translations: dict[int, str], worker: str, *,
         final: bool = True, memory: int | None = None, flags: Mapping[int, str] = {},
         translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
-        started_at: float | None = None,
+        started_at: float | None = None, generated_tokens: int = 0,
     ) -> bool:
         """Store translations of a batch's chunks, in one transaction; with
         ``final`` the batch is marked committed too (else it stays pending,
@@ -175,7 +175,8 @@ class ChunksMixin:
         translated them, recorded on the batch, and ``ran_on`` where (a Ray
         actor), if not in this process. ``started_at``: when the batch was
         sent, recorded with ``worker`` (``mark_batch_started``'s, in the same
-        transaction).
+        transaction). ``generated_tokens``: what the model generated for
+        them, added to the batch's count (``/metrics``).
 
         Idempotent: a batch that is no longer pending takes nothing, and only
         chunks still pending take a translation, so a result delivered twice
@@ -215,10 +216,13 @@ class ChunksMixin:
             self._after_commit(job_id, translations, memory, flags)
             if final:
                 db.execute(
-                    "UPDATE batches SET state = 'committed', committed_at = ?, not_before = NULL "
-                    "WHERE id = ?",
-                    (self.clock(), batch_id),
+                    "UPDATE batches SET state = 'committed', committed_at = ?, not_before = NULL, "
+                    "generated_tokens = generated_tokens + ? WHERE id = ?",
+                    (self.clock(), generated_tokens, batch_id),
                 )
+            elif generated_tokens:
+                db.execute("UPDATE batches SET generated_tokens = generated_tokens + ? "
+                           "WHERE id = ?", (generated_tokens, batch_id))
             db.execute("UPDATE jobs SET updated_at = ? WHERE id = ?", (self.clock(), job_id))
         return True
 

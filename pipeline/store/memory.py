@@ -286,34 +286,36 @@ class MemoryMixin:
     # -- writing ---------------------------------------------------------------
 
     def import_memory(self, entries: Iterable[tuple], *, replace: bool = False) -> MemoryImport:
-        """Add (scope, source, translation) or (scope, source, translation,
-        flag) units, all in one transaction: nothing is stored unless
+        """Add (scope, source, translation[, flag[, origin]]) units (origin
+        ``imported``, or ``human``: a reader's correction exported by
+        ``tm export``), all in one transaction: nothing is stored unless
         everything is. A unit already stored with another translation keeps
         the stored one, or takes the imported one (and its flag) with
-        ``replace``."""
+        ``replace``; a human translation replaces a model's without it."""
         added = same = replaced = kept = 0
         ids: dict[str, int] = {}
         now = self.clock()
         with self._write() as db:
             for scope, source, translation, *rest in entries:
                 flag = rest[0] if rest else None
+                origin = rest[1] if len(rest) > 1 else "imported"
                 if scope.digest not in ids:
                     ids[scope.digest] = self.memory_scope_id(scope)
                 scope_id = ids[scope.digest]
-                row = db.execute("SELECT translation FROM memory_units WHERE scope = ? AND "
-                                 "source = ?", (scope_id, source)).fetchone()
+                row = db.execute("SELECT translation, origin FROM memory_units WHERE scope = ? "
+                                 "AND source = ?", (scope_id, source)).fetchone()
                 if row is None:
                     db.execute(
                         "INSERT INTO memory_units (scope, source, translation, flag, origin, "
-                        "created_at, used_at) VALUES (?, ?, ?, ?, 'imported', ?, ?)",
-                        (scope_id, source, translation, flag, now, now))
+                        "created_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (scope_id, source, translation, flag, origin, now, now))
                     added += 1
                 elif row[0] == translation:
                     same += 1
-                elif replace:
+                elif replace or (origin == "human" and row[1] == "inferred"):
                     db.execute("UPDATE memory_units SET translation = ?, flag = ?, "
-                               "origin = 'imported', used_at = ? WHERE scope = ? AND source = ?",
-                               (translation, flag, now, scope_id, source))
+                               "origin = ?, used_at = ? WHERE scope = ? AND source = ?",
+                               (translation, flag, origin, now, scope_id, source))
                     replaced += 1
                 else:
                     kept += 1

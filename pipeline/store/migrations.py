@@ -6,6 +6,7 @@ appending one. ``PRAGMA user_version`` records how many have been applied.
 
 from __future__ import annotations
 
+from pipeline.store import reviews, totals
 
 # A chunk's contribution to its job's counters (migration 8), as SQL over a
 # row alias (NEW or OLD): source tokens as ``token_counts`` defines them (of
@@ -344,4 +345,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_by_end ON jobs (state, finished_at) WHERE finished_at IS NOT NULL;
     CREATE INDEX jobs_queue ON jobs (priority DESC, created_at, id) WHERE state = 'QUEUED';
     """,
+    # 14: running totals for /metrics, kept by triggers as work is committed
+    # (pipeline.store.totals), the tokens a batch generated, and the workers
+    # that say they are alive while idle
+    totals.migration(),
+    # 15: each profile's ETA drift (pipeline.monitoring.drift): the last judged
+    # error, whether it drifts, how often it was recalibrated, and over how
+    # many recent jobs its stage weights and rates are taken meanwhile
+    """
+    CREATE TABLE eta_drift (
+        model TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        device TEXT NOT NULL,
+        dtype TEXT NOT NULL,
+        error REAL NOT NULL,          -- median |predicted - actual| / actual at the mark
+        drifting INTEGER NOT NULL,    -- 1 while past the threshold
+        recalibrations INTEGER NOT NULL,
+        history_jobs INTEGER NOT NULL, -- pipeline.profiles takes the last this many jobs
+        checked_at REAL NOT NULL,
+        PRIMARY KEY (model, backend, device, dtype)
+    );
+    """,
+    # 16: readers' reviews of delivered chunks, counted in metric_totals
+    # (pipeline.store.reviews)
+    reviews.MIGRATION,
 )

@@ -33,7 +33,7 @@ class PiecesMixin:
         flags: Mapping[int, str] = {}, replaced: Mapping[int, Sequence[NewPiece]] = {},
         attempts: Sequence[dict] = (), final: bool = True, memory: int | None = None,
         translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
-        started_at: float | None = None,
+        started_at: float | None = None, generated_tokens: int = 0,
     ) -> bool:
         """Commit a judged batch in one transaction: ``accepted``
         translations (``commit_batch``, which fills their repeats and, with
@@ -54,7 +54,8 @@ class PiecesMixin:
                         if a.get("chunk_idx") is None or a["chunk_idx"] in pending]
             if not self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
                                      memory=memory, flags=flags, translated_by=translated_by,
-                                     ran_on=ran_on, started_at=started_at):
+                                     ran_on=ran_on, started_at=started_at,
+                                     generated_tokens=generated_tokens):
                 return False
             for idx, rows in replaced.items():
                 self._replace(job_id, idx, rows)

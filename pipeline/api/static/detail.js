@@ -12,6 +12,7 @@
 // #detail-extra is theirs to fill.
 
 import { HttpError, OfflineError, isOffline, openStream, request } from "./net.js";
+import { Review } from "./review.js";
 import { $, FINISHED, copyText, el, etaText, formatSeconds, progressText, stageBar, toast,
   trapFocus, waitingText } from "./ui.js";
 import { logText, renderBody } from "./detail-view.js";
@@ -59,6 +60,7 @@ export class Detail {
       this.close();
       this.form.fill(job);
     });
+    this.review = new Review(this);
   }
 
   get isOpen() {
@@ -193,6 +195,7 @@ export class Detail {
     $("act-delete").disabled = !FINISHED.has(job.state) && job.state !== "QUEUED";
     this.dialog.dispatchEvent(new CustomEvent("detail-render",
       { detail: { job, attempts: this.attempts } }));
+    this.review.show(job);
   }
 
   tick() {
