@@ -232,7 +232,7 @@ def test_a_job_url_opens_it_back_closes_it_and_retry_now_reaches_the_server(tmp_
     waiting = ids[16]
     with served(app) as url, browser_page(f"{url}/jobs/{waiting}") as (page, context, _):
         page.wait_for_function("document.querySelector('#detail-name').textContent === "
-                               f"'report-16.txt'")
+                               "'report-16.txt'")
         assert page.locator("#detail-wait").is_visible()
         assert "retrying batch 4 in" in page.inner_text("#detail-wait-text")
         page.click("#act-wake")
