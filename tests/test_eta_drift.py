@@ -11,7 +11,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.errors import InvalidInput
 from pipeline.monitoring.drift import EtaDrift, check_after_job
-from pipeline.profiles import history_for
+from pipeline.progress.profiles import history_for
 from pipeline.store import Store
 from pipeline.translator import TranslatorInfo
 

@@ -6,7 +6,7 @@ predicted their total at the ``mark`` (percent of progress), the median of
 |predicted - actual| / actual is its ETA error. Past ``threshold`` the
 profile is *drifting*: the machine, the model or the documents changed, and
 the median over the last 20 jobs that the stage weights and rates come from
-(``pipeline.profiles``) still speaks for the old regime. So from then on the
+(``pipeline.progress.profiles``) still speaks for the old regime. So from then on the
 profile's history is taken over its last ``jobs`` jobs only, widening by one
 per later job back to the usual 20: the weights and rates follow the jobs
 that drifted. The flip to drifting is stored (once, whichever worker sees
@@ -29,8 +29,8 @@ from pipeline.errors import InvalidInput
 log = logging.getLogger("nllb_pipeline")
 
 DEFAULT_SPEC = "threshold=25,mark=50,jobs=10"
-MARKS = (10, 25, 50, 75, 90)  # where a job records its predicted total (pipeline.eta)
-HISTORY_JOBS = 20  # the usual window of pipeline.profiles
+MARKS = (10, 25, 50, 75, 90)  # where a job records its predicted total (pipeline.progress.eta)
+HISTORY_JOBS = 20  # the usual window of pipeline.progress.profiles
 
 
 @dataclass(frozen=True)
