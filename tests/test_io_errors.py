@@ -172,6 +172,7 @@ def _commands(tmp_path, model):
         "status": ["status"], "stats": ["stats"], "profile": ["profile"],
         "show": ["show", "abc"], "logs": ["logs", "abc"], "retry": ["retry", "abc"],
         "cancel": ["cancel", "abc"], "gc": ["gc", "--older-than", "0"],
+        "delete": ["delete", "abc"], "review": ["review", "abc"],
         "translate": ["translate", str(doc), *job, "--no-progress"],
         "submit": ["submit", str(doc), *job], "worker": ["worker", "--idle-exit", "0"],
         "bench": ["bench", "--model", str(model), "--sizes", "2"],
@@ -183,8 +184,9 @@ def _commands(tmp_path, model):
     }
 
 
-COMMANDS = ["status", "stats", "profile", "show", "logs", "retry", "cancel", "gc", "translate",
-            "submit", "worker", "bench", "tm stats", "tm export", "tm prune", "tm import", "eval"]
+COMMANDS = ["status", "stats", "profile", "show", "logs", "retry", "cancel", "gc", "delete",
+            "review", "translate", "submit", "worker", "bench", "tm stats", "tm export",
+            "tm prune", "tm import", "eval"]
 
 
 def test_the_damage_tests_cover_every_command_that_opens_the_store(tmp_path):

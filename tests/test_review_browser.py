@@ -69,7 +69,7 @@ def test_mark_correct_download_and_reuse_in_a_real_browser(tmp_path, trained_mod
             row.locator("button.mark").click()
             row.locator("input").fill(CORRECTION)
             row.locator("input").press("Enter")
-            expect(page.locator("#toasts")).to_contain_text("corrected")
+            expect(page.locator(".toast", has_text="corrected")).to_be_visible()  # in the open dialog
             expect(row.locator(".translation")).to_have_text(CORRECTION)
             expect(row.locator(".badge.reviewed")).to_have_text("corrected")
             page.screenshot(path=str(artifacts() / "review.png"), full_page=True)

@@ -122,13 +122,20 @@ class Recovery:
                 return
             retry = batch.attempts + 1
             delay = self.policy.batch_wait(retry, self.ctx.rng)
+            trace_id = uuid.uuid4().hex[:8]
+            message = f"{len(remaining)} chunk(s) still failing; retrying the batch"
             with self.store.transaction():  # the row and the count it stands for
                 self.store.record_attempt(
                     self.job.id, "inference", batch_id=batch.id, error_class=last_class,
-                    message=f"{len(remaining)} chunk(s) still failing; retrying the batch",
-                    attempt=retry, decision="retry_batch", delay_s=delay)
+                    message=message, attempt=retry, decision="retry_batch", delay_s=delay,
+                    trace_id=trace_id)
                 self.store.set_batch_retry(batch.id, attempts=retry,
                                            not_before=self.ctx.clock() + delay)
+            name = self._name(batch)
+            log.warning("[%s] batch %s: %s (%s) in %.1f s", trace_id, name, message,
+                        last_class.value, delay,
+                        **failure(batch=name, trace_id=trace_id, error_class=last_class,
+                                  decision="retry_batch"))
             batch = self._reload(batch)
             self._wait(batch, f"batch {self._name(batch)}", error_class=last_class, attempt=retry,
                        limit=self.policy.batch_retries)

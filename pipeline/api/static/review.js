@@ -147,7 +147,10 @@ export class Review {
     });
     form.addEventListener("keydown", (event) => {
       if (event.key === "Escape") {
-        event.stopPropagation(); // closes the correction, not the panel
+        // closes the correction, not the panel: the modal dialog closes on
+        // Escape as its default action, so prevent it as well as stop it
+        event.preventDefault();
+        event.stopPropagation();
         this.render(entry);
         row.querySelector("button.mark").focus();
       }
