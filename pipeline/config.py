@@ -34,7 +34,9 @@ FORMAT_OPTIONS = {
     "in_place": ("--in-place", ("jsonl", *TABLE_FORMATS)),
     "overwrite_translated": ("--overwrite-translated", ("po",)),
     "fuzzy": ("--no-fuzzy", ("po",)),
+    "wrap": ("--wrap", ("markdown", "html")),
 }
+WRAPS = ("keep", "reflow")  # --wrap: a paragraph keeps its line count, or is one line
 # A log level between INFO and WARNING for what a user must know without -v
 # but is not a warning (a conversion that takes a while, a server's stop).
 NOTE = 25
@@ -77,6 +79,7 @@ class JobParams:
     in_place: bool = False  # replace the field or column instead of adding one
     overwrite_translated: bool = False  # po: translate entries that have a msgstr too
     fuzzy: bool = True  # po: mark machine translations fuzzy
+    wrap: str = "keep"  # markdown, html: a paragraph keeps its line count, or "reflow": one line
 
     def __post_init__(self) -> None:
         validate_language(self.src_lang)
@@ -99,6 +102,8 @@ class JobParams:
             raise InvalidInput(f"--missing must be 'source' or 'marker', not {self.missing!r}")
         if (self.fmt == "jsonl") != bool(self.jsonl_field):
             raise InvalidInput("JSON Lines input needs --jsonl FIELD (the field to translate)")
+        if self.wrap not in WRAPS:
+            raise InvalidInput(f"--wrap must be keep or reflow, not {self.wrap!r}")
         for name, (flag, formats) in FORMAT_OPTIONS.items():
             if getattr(self, name) != FORMAT_DEFAULTS[name] and self.fmt not in formats:
                 named = ", ".join(formats[:-1]) + " and " + formats[-1] if len(formats) > 1 \
@@ -133,7 +138,7 @@ class JobParams:
 
 
 FORMAT_DEFAULTS = {"columns": "", "delimiter": "", "in_place": False,
-                   "overwrite_translated": False, "fuzzy": True}
+                   "overwrite_translated": False, "fuzzy": True, "wrap": "keep"}
 
 
 def idempotency_key(params: JobParams, input_sha256: str) -> str:

@@ -35,6 +35,7 @@ class JobOptions:
     in_place: bool = False  # jsonl, csv, tsv, parquet: replace instead of adding
     overwrite_translated: bool = False  # po: translate entries that have a msgstr
     fuzzy: bool = True  # po: mark machine translations fuzzy
+    wrap: str = "keep"  # markdown, html: keep each paragraph's line count, or reflow it
     beams: int = 4
     max_chunk_tokens: int = 200
     length_ratio: float = 2.0
@@ -79,6 +80,7 @@ def job_params(options: JobOptions, source: InputFile, storage=None) -> JobParam
         delimiter="\t" if options.delimiter.lower() in ("tab", "\\t") else options.delimiter,
         in_place=options.in_place,
         overwrite_translated=options.overwrite_translated, fuzzy=options.fuzzy,
+        wrap=options.wrap,
     )
 
 

@@ -562,6 +562,46 @@ def test_a_paragraph_keeps_its_line_count():
     assert_same_structure(src, out)
 
 
+@pytest.mark.parametrize("fmt", ["markdown", "html"])
+def test_wrap_reflow_writes_each_paragraph_on_one_line(fmt):
+    """--wrap keep (the default) keeps a paragraph's line count; --wrap
+    reflow joins it, inside a list item and a quote too."""
+    from pipeline.documents.formats import FormatOptions, parse_document
+
+    if fmt == "markdown":
+        src = ("A first line of a wrapped paragraph\nthat goes on over a second line.\n\n"
+               "- An item that\n  wraps once.\n\n> A quote that\n> wraps too.\n")
+    else:
+        src = ("<p>A first line of a wrapped paragraph\nthat goes on over a second line.</p>\n"
+               "<ul><li>An item that\n  wraps once.</li></ul>\n")
+    keep = parse_document(src, fmt, options=FormatOptions(tgt_lang="fra_Latn"))
+    reflow = parse_document(src, fmt, options=FormatOptions(tgt_lang="fra_Latn", wrap="reflow"))
+    words = ["Une ligne repliée qui continue sur une deuxième ligne.", "Un élément replié.",
+             "Une citation repliée aussi."]
+    kept = keep.render(words[:len(keep.units)])
+    joined = reflow.render(words[:len(reflow.units)])
+    assert kept.count("\n") == src.count("\n")
+    wrapped = 3 if fmt == "markdown" else 2  # paragraphs that had a second line
+    assert joined.count("\n") == src.count("\n") - wrapped
+    for text in words[:len(reflow.units)]:
+        assert text in joined  # each on a line of its own making
+
+
+def test_wrap_is_a_job_option_of_markdown_and_html_only():
+    from pipeline.config import JobParams
+    from pipeline.errors import InvalidInput
+
+    base = dict(model="m", src_lang="eng_Latn", tgt_lang="fra_Latn", output="/o")
+    keep = JobParams(fmt="markdown", **base)
+    reflow = JobParams(fmt="markdown", wrap="reflow", **base)
+    assert "wrap" not in keep.canonical_json()  # keys made before it existed still match
+    assert reflow.canonical_json() != keep.canonical_json()
+    with pytest.raises(InvalidInput, match="--wrap applies to markdown and html input"):
+        JobParams(fmt="text", wrap="reflow", **base)
+    with pytest.raises(InvalidInput, match="--wrap must be keep or reflow"):
+        JobParams(fmt="markdown", wrap="squeeze", **base)
+
+
 def test_a_wrapped_line_never_starts_a_block():
     src = "One two three four\nfive six seven.\n"
     doc = parse_markdown(src)

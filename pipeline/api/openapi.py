@@ -155,6 +155,8 @@ FORM = {"type": "object", "required": ["file", "src", "tgt"], "properties": {
                              "already have a msgstr too"},
     "fuzzy": {"type": "boolean", "description": "po: mark machine translations fuzzy "
               "(default true)"},
+    "wrap": {"enum": ["keep", "reflow"], "description": "markdown, html: a translated "
+             "paragraph keeps its source's line count (keep, the default) or is one line"},
     "beams": {"type": "integer", "minimum": 1, "maximum": 16},
     "max_chunk_tokens": {"type": "integer", "minimum": 16, "maximum": 1024},
     "length_ratio": {"type": "number"}, "length_offset": {"type": "integer"},

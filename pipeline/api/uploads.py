@@ -74,6 +74,7 @@ FORM_FIELDS: dict[str, tuple[str, type]] = {
     # Format options (the CLI's --columns, --in-place, --overwrite-translated, --no-fuzzy)
     "columns": ("columns", str), "delimiter": ("delimiter", str), "in_place": ("in_place", bool),
     "overwrite_translated": ("overwrite_translated", bool), "fuzzy": ("fuzzy", bool),
+    "wrap": ("wrap", str),  # markdown, html: keep or reflow (the CLI's --wrap)
 }
 EXTRA_FIELDS = ("file", "priority")
 

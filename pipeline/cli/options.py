@@ -139,6 +139,10 @@ def add_job_options(p: argparse.ArgumentParser, *, output_dir: bool = False) -> 
                    help="po: translate entries that already have a msgstr too")
     p.add_argument("--no-fuzzy", dest="fuzzy", action="store_false",
                    help="po: do not mark machine translations fuzzy")
+    p.add_argument("--wrap", default="keep", choices=config.WRAPS,
+                   help="markdown, html: 'keep' (default) writes a translated paragraph on as "
+                        "many lines as its source, as a diff-based review wants; 'reflow' "
+                        "writes it on one line")
     add_decoding_options(p)
     p.add_argument("--missing", default="source", choices=("source", "marker"),
                    help="what a chunk that failed for good becomes in the output")
@@ -295,7 +299,7 @@ def job_options(args, *, output: str | None = None, to: str | None = None,
         src=args.src, tgt=args.tgt, model=args.model, fmt=args.format,
         jsonl_field=args.jsonl, columns=args.columns, delimiter=args.delimiter,
         in_place=args.in_place,
-        overwrite_translated=args.overwrite_translated, fuzzy=args.fuzzy,
+        overwrite_translated=args.overwrite_translated, fuzzy=args.fuzzy, wrap=args.wrap,
         beams=args.beams, max_chunk_tokens=args.max_chunk_tokens,
         length_ratio=args.length_ratio, length_offset=args.length_offset,
         missing=args.missing, quality=args.quality, to=to, output=output,

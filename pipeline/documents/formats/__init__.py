@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,11 +34,12 @@ class FormatOptions:
     overwrite_translated: bool = False
     fuzzy: bool = True
     tgt_lang: str = ""
+    wrap: str = "keep"
 
     @classmethod
     def of(cls, params) -> FormatOptions:
         return cls(params.jsonl_field, params.columns, params.delimiter, params.in_place,
-                   params.overwrite_translated, params.fuzzy, params.tgt_lang)
+                   params.overwrite_translated, params.fuzzy, params.tgt_lang, params.wrap)
 
 
 def detect_format(path: str | Path, text: str | None = None) -> str:
@@ -138,9 +139,18 @@ def parse_document(text: str, fmt: str, *, jsonl_field: str = "",
         # parser's dependencies.
         from pipeline.documents.formats.markdown import parse_markdown
 
-        return parse_markdown(text)
+        return _wrapped(parse_markdown(text), options.wrap)
     if fmt == "html":
         from pipeline.documents.formats.html import parse_html
 
-        return parse_html(text, target)
+        return _wrapped(parse_html(text, target), options.wrap)
     raise ValueError(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})")
+
+
+def _wrapped(doc: Document, wrap: str) -> Document:
+    """``--wrap reflow``: each paragraph's translation on one line instead of
+    as many lines as its source had (the units that keep a line count lose
+    it, and the container prefixes of their continuation lines with it)."""
+    if wrap == "reflow":
+        doc.units = [replace(u, lines=0, prefixes=()) if u.lines else u for u in doc.units]
+    return doc
