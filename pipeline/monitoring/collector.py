@@ -63,16 +63,9 @@ class StoreCollector(Collector):
         for state, n in sorted(states.items()):
             jobs.add_metric([state], n)
         yield jobs
-        finished = CounterMetricFamily(f"{PREFIX}_jobs_finished", "Jobs that ended, by outcome "
-                                       "(a job retried by hand counts again when it ends "
-                                       "again).", labels=["outcome"])
-        ended = dict.fromkeys(OUTCOMES, 0.0)
-        for metric, labels, value in totals:
-            if metric == "jobs_finished_total":
-                ended[labels["outcome"]] = value
-        for outcome, n in ended.items():
-            finished.add_metric([outcome], n)
-        yield finished
+        yield _one_label_counter(
+            "jobs_finished", "Jobs that ended, by outcome (a job retried by hand counts again "
+            "when it ends again).", "outcome", OUTCOMES, totals)
         yield GaugeMetricFamily(f"{PREFIX}_queue_depth", "Jobs waiting in the queue.",
                                 value=states["QUEUED"])
         oldest = gauges["oldest_queued_at"]
@@ -144,16 +137,9 @@ class StoreCollector(Collector):
                          "at each progress mark (percent).", ["mark"], ETA_ERROR_BUCKETS)
 
     def _reviews(self, totals) -> CounterMetricFamily:
-        marks = CounterMetricFamily(f"{PREFIX}_review_marks", "Delivered chunks readers marked "
-                                    "wrong: with a correction (corrected) or without (marked).",
-                                    labels=["kind"])
-        counts = {"marked": 0.0, "corrected": 0.0}
-        for metric, labels, value in totals:
-            if metric == "review_marks_total":
-                counts[labels["kind"]] = value
-        for kind, n in counts.items():
-            marks.add_metric([kind], n)
-        return marks
+        return _one_label_counter(
+            "review_marks", "Delivered chunks readers marked wrong: with a correction "
+            "(corrected) or without (marked).", "kind", ("marked", "corrected"), totals)
 
     def _drift(self, store):
         drifts = getattr(store, "eta_drifts", None)
@@ -193,4 +179,18 @@ def _histogram(totals, name: str, full_name: str, documentation: str, labels: li
             running += n
             cumulative.append((bound, running))
         family.add_metric(list(key), cumulative, sums[key])
+    return family
+
+
+def _one_label_counter(name: str, help_text: str, label: str, values, totals
+                       ) -> CounterMetricFamily:
+    """The stored total ``<name>_total`` by its one ``label``, each of
+    ``values`` present (0 until it first counts)."""
+    family = CounterMetricFamily(f"{PREFIX}_{name}", help_text, labels=[label])
+    counts = dict.fromkeys(values, 0.0)
+    for metric, labels, value in totals:
+        if metric == f"{name}_total":
+            counts[labels[label]] = value
+    for key, n in counts.items():
+        family.add_metric([key], n)
     return family
