@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -62,6 +63,16 @@ def wait_for_commits(proc, db, n: int, why_dead=lambda proc: "it ended first") -
             return False
 
     wait_until(committed, f"{n} committed batches")
+
+
+@pytest.fixture
+def restore_root_logging():
+    """The root logger's handlers and level as they were before the test
+    (``nllb-pipeline``'s ``main`` sets its own)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:], root.level = handlers, level
 
 
 def wait_until(condition, what: str, timeout: float = 120, interval: float = 0.01):

@@ -22,6 +22,7 @@ from pipeline.progress import Events
 from pipeline.jobs import submit
 from pipeline.runner import JobContext, run_job
 from pipeline.store import Store
+from tests.test_upload_http import receiver  # noqa: F401 - a fixture
 from tests.fakes import NO_WAITS, FakeTranslator
 
 
@@ -203,21 +204,6 @@ def test_status_show_and_the_api_print_the_same_numbers_mid_inference(tmp_path, 
     first = capsys.readouterr().out.splitlines()[0]
     assert f"{row['percent']:.1f}%, {units['done']:,}/{units['total']:,} tokens" in first
     assert views.units_text(row) in first
-
-
-@pytest.fixture
-def receiver(monkeypatch):
-    from tests.test_upload_http import Receiver
-
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    r = Receiver()
-    r.thread.start()
-    yield r
-    r.release.set()
-    r.server.shutdown()
-    r.server.server_close()
 
 
 def _http_job(tmp_path, store, url: str):

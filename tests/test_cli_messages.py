@@ -16,12 +16,8 @@ from pipeline.cli.messages import configure
 STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:], root.level = handlers, level
+# The CLI installs its handlers on the root logger; each test gets it back as it was.
+pytestmark = pytest.mark.usefixtures("restore_root_logging")
 
 
 def _translate(tmp_path, model, *extra):

@@ -5,7 +5,6 @@ level, job, batch label, trace id, error class, decision and message, from
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 
 import httpx
@@ -21,12 +20,8 @@ DOC = ("The river runs past the old stone bridge. A letter waits on the table.\n
        "Morning light falls on the garden. The city sleeps under the winter moon.\n")
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:], root.level = handlers, level
+# The CLI installs its handlers on the root logger; each test gets it back as it was.
+pytestmark = pytest.mark.usefixtures("restore_root_logging")
 
 
 def records(err: str) -> list[dict]:
