@@ -249,20 +249,13 @@ def mark(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def growth(row: dict, rows: list[dict]) -> float | None:
-    """Overhead per batch against the smallest size's at the same beams."""
+def growth(row: dict, rows: list[dict], key: str = "overhead_ms") -> float | None:
+    """Overhead per batch (``key``: wall or CPU) against the smallest size's at
+    the same beams."""
     first = next(r for r in rows if r["beams"] == row["beams"])
-    if first is row or first["overhead_ms"] <= 0:
+    if first is row or first[key] <= 0:
         return None
-    return row["overhead_ms"] / first["overhead_ms"]
-
-
-def cpu_growth(row: dict, rows: list[dict]) -> float | None:
-    """CPU overhead per batch against the smallest size's at the same beams."""
-    first = next(r for r in rows if r["beams"] == row["beams"])
-    if first is row or first["cpu_overhead_ms"] <= 0:
-        return None
-    return row["cpu_overhead_ms"] / first["cpu_overhead_ms"]
+    return row[key] / first[key]
 
 
 def print_run(row: dict, rows: list[dict]) -> None:
@@ -283,7 +276,7 @@ def print_run(row: dict, rows: list[dict]) -> None:
           + (f", {g:.2f}x the {smallest:,}-line figure (target <= {TARGET_GROWTH}x at "
              f"500,000 lines{': ' + mark(g <= TARGET_GROWTH) if row['lines'] >= 500_000 else ''})"
              if g is not None else ""))
-    cg = cpu_growth(row, rows)
+    cg = growth(row, rows, "cpu_overhead_ms")
     print(f"  CPU overhead per batch {row['cpu_overhead_ms']:.2f} ms"
           + (f", {cg:.2f}x the smallest size's" if cg is not None else ""))
     print(f"  peak RSS {row['peak_rss_mib']:.0f} MiB, database {row['db_mib']:.1f} MiB")
