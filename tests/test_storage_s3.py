@@ -126,13 +126,18 @@ def test_a_kill_during_the_put_then_a_rerun_delivers_once(s3, tmp_path, trained_
     assert not [k for k in s3.fs.find(f"{s3.bucket}/out") if ".part" in k]
 
 
+def translate_a_md_to_out(s3, store: Store, model):
+    """The bucket's docs/a.md translated into its out/ prefix; the job."""
+    return service.translate_or_resume(
+        store, scan_input(f"s3://{s3.bucket}/docs/a.md"),
+        options(model, to=f"s3://{s3.bucket}/out/"), fake_runtime()).job
+
+
 def test_a_throttled_put_is_retried(s3, tmp_path, trained_model):
     s3.fs.pipe(f"{s3.bucket}/docs/a.md", DOCS["a.md"])
     faults = s3.server.fault(key="/out/", fail_puts=2, status=503, code="ServiceUnavailable")
     store = Store(tmp_path / "jobs.db")
-    job = service.translate_or_resume(
-        store, scan_input(f"s3://{s3.bucket}/docs/a.md"),
-        options(trained_model, to=f"s3://{s3.bucket}/out/"), fake_runtime()).job
+    job = translate_a_md_to_out(s3, store, trained_model)
     assert job.state == "SUCCEEDED"
     upload = [a for a in store.attempts(job.id) if a.stage == "upload"]
     assert [a.error_class for a in upload] == ["server", "server"]
@@ -146,9 +151,7 @@ def test_slow_down_is_rate_limited_and_retried(s3, tmp_path, trained_model):
     # s3fs itself retries SlowDown a few times; more than that reaches our policy.
     faults = s3.server.fault(key="/out/", fail_puts=6, status=503, code="SlowDown")
     store = Store(tmp_path / "jobs.db")
-    job = service.translate_or_resume(
-        store, scan_input(f"s3://{s3.bucket}/docs/a.md"),
-        options(trained_model, to=f"s3://{s3.bucket}/out/"), fake_runtime()).job
+    job = translate_a_md_to_out(s3, store, trained_model)
     assert job.state == "SUCCEEDED"
     assert {a.error_class for a in store.attempts(job.id) if a.stage == "upload"} == {
         "rate_limited"}
