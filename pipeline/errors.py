@@ -120,13 +120,25 @@ class WorkerStopping(PipelineError):
     """The worker was asked to stop (SIGTERM/SIGINT); the job goes back to the queue."""
 
 
-class DeliveryError(PipelineError):
-    """One failed delivery attempt, classified. ``retry_after_s`` is the
-    server's Retry-After; ``attempt`` is set by the upload stage (the
-    attempt number within its class) so the job's record shows it."""
+class AttemptFailed(PipelineError):
+    """One failed attempt at something outside this process, classified
+    where it was caught: a delivery, a read of a storage object. The stage
+    that made it decides about the next one (``pipeline.stages.retrying``):
+    ``retry_after_s`` is the server's Retry-After; ``attempt`` is set there
+    (the attempt number within its class) so the job's record shows it."""
 
     def __init__(self, message: str, *, error_class: ErrorClass,
                  retry_after_s: float | None = None, attempt: int = 1):
         super().__init__(message, error_class=error_class)
         self.retry_after_s = retry_after_s
         self.attempt = attempt
+
+
+class DeliveryError(AttemptFailed):
+    """One failed delivery attempt, classified (``pipeline.sinks``)."""
+
+
+class StorageError(AttemptFailed):
+    """One failed read (or listing) of a storage object, classified by
+    ``pipeline.objects.errors``: a retryable class, or AUTH. A missing
+    object or bucket is InvalidInput instead."""

@@ -1,6 +1,7 @@
 """A real S3 server on loopback for the storage tests: ``moto_server`` in a
 process of its own, behind a small forwarding proxy that can fail or hold
-requests (the fault hook: throttling, a PUT that never gets its answer).
+requests (the fault hook: throttled or failing PUTs and GETs, a PUT that
+never gets its answer).
 
 The proxy forwards every request unchanged, so what the pipeline talks to
 is moto's S3, through ``AWS_ENDPOINT_URL``, with dummy credentials from the
@@ -54,6 +55,7 @@ class Faults:
 
     key: str = ""
     fail_puts: int = 0  # answer this many PUTs with ``status`` before forwarding any
+    fail_gets: int = 0  # the same for GETs (reads of an object's content)
     status: int = 503
     code: str = "ServiceUnavailable"
     hold_put: bool = False  # forward the PUT, then hold its answer until ``release``
@@ -63,6 +65,17 @@ class Faults:
 
     def puts(self, key: str) -> list:
         return [entry for entry in self.log if entry[0] == "PUT" and key in entry[1]]
+
+    def gets(self, key: str) -> list:
+        return [entry for entry in self.log if entry[0] == "GET" and key in entry[1]]
+
+    def failing(self, method: str) -> bool:
+        """Whether this request (for our key) is one to fail; counts it down."""
+        left = {"PUT": "fail_puts", "GET": "fail_gets"}.get(method)
+        if left is None or getattr(self, left) <= 0:
+            return False
+        setattr(self, left, getattr(self, left) - 1)
+        return True
 
 
 class _Proxy(http.server.ThreadingHTTPServer):
@@ -95,9 +108,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _forward(self) -> None:
         faults: Faults = self.server.faults
         body = self._body()
-        ours = faults.key and faults.key in self.path and self.command == "PUT"
-        if ours and faults.fail_puts > 0:
-            faults.fail_puts -= 1
+        ours = bool(faults.key) and faults.key in self.path
+        if ours and faults.failing(self.command):
             faults.log.append((self.command, self.path, faults.status))
             error = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{faults.code}</Code>"
                      f"<Message>injected</Message></Error>").encode()
@@ -116,7 +128,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         data = response.read()
         conn.close()
         faults.log.append((self.command, self.path, response.status))
-        if ours and faults.hold_put:
+        if ours and self.command == "PUT" and faults.hold_put:
             faults.held.set()
             faults.release.wait(120)
         self.send_response(response.status)

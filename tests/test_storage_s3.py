@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import uuid
+from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ import pytest
 from pipeline import service
 from pipeline.config import RunSettings
 from pipeline.documents.inputs import scan_input
+from pipeline.retry import Backoff
 from pipeline.sinks import DeliveryOptions
 from pipeline.store import Store
 from tests.conftest import run_cli, start_cli, wait_until
@@ -156,6 +158,32 @@ def test_slow_down_is_rate_limited_and_retried(s3, tmp_path, trained_model):
     assert {a.error_class for a in store.attempts(job.id) if a.stage == "upload"} == {
         "rate_limited"}
     assert faults.puts("/out/")[-1][2] == 200
+
+
+@pytest.mark.parametrize("code, fails, error_class", [
+    ("ServiceUnavailable", 2, "server"),
+    # s3fs retries SlowDown itself (5 tries); the sixth reaches our policy.
+    ("SlowDown", 6, "rate_limited")])
+def test_a_throttled_read_of_the_input_is_retried(s3, tmp_path, trained_model, code, fails,
+                                                  error_class):
+    s3.fs.pipe(f"{s3.bucket}/docs/a.md", DOCS["a.md"])
+    store = Store(tmp_path / "jobs.db")
+    [submitted] = service.submit_paths(store, [f"s3://{s3.bucket}/docs/a.md"],
+                                       options(trained_model, to=f"s3://{s3.bucket}/out/"))
+    # The job exists (its input hashed); now its reads in preprocess answer 503 first.
+    faults = s3.server.fault(key="/docs/a.md", fail_gets=fails, status=503, code=code)
+    runtime = fake_runtime()
+    runtime.policy = replace(NO_WAITS, rate_limited_backoff=Backoff(0, 1, 0))
+    service.run_worker(store, runtime, idle_exit_s=0, poll_s=0.01)
+    job = store.job(submitted.job.id)
+    assert job.state == "SUCCEEDED", job.error_message
+    retried = [a for a in store.attempts(job.id) if a.stage == "preprocess"]
+    assert [(a.error_class, a.decision) for a in retried] == [(error_class, "retry")] * (
+        1 if code == "SlowDown" else fails)
+    answered = [g[2] for g in faults.gets("/docs/a.md")]
+    assert answered[:fails] == [503] * fails and answered[fails] in (200, 206)  # 206: a range
+    assert s3.fs.cat(f"{s3.bucket}/out/a.fra_Latn.md") == local_output(
+        tmp_path, "a.md", DOCS["a.md"], trained_model)
 
 
 def test_a_prefix_of_documents_is_delivered_to_another_prefix(s3, tmp_path, trained_model):

@@ -116,14 +116,49 @@ def local_path(url: str) -> PurePosixPath:
 
 
 def open_object(url: str, storage: Storage | None = None) -> BinaryIO:
-    """The object for reading; missing or unreadable: a classified error."""
+    """The object for reading, seekable (what pyarrow reads Parquet from);
+    a failure opening or reading it is a classified error
+    (``pipeline.objects.errors``), never the implementation's own."""
     from pipeline.objects.errors import storage_error
 
     fs, path = filesystem(url, storage)
     try:
-        return fs.open(path, "rb")
+        return _Classified(fs.open(path, "rb"), url)
     except Exception as exc:
         raise storage_error(exc, f"cannot read {url}") from exc
+
+
+class _Classified:
+    """A file of an fsspec store whose reads and seeks raise classified
+    errors: a reset in the middle of a read is a StorageError of class
+    NETWORK that the stage reading it retries, not an OSError a format's
+    parser would take for a damaged file."""
+
+    def __init__(self, f, url: str):
+        self._f, self._url = f, url
+
+    def _mapped(self, call, *args):
+        from pipeline.objects.errors import storage_error
+
+        try:
+            return call(*args)
+        except Exception as exc:
+            raise storage_error(exc, f"cannot read {self._url}") from exc
+
+    def read(self, size: int = -1) -> bytes:
+        return self._mapped(self._f.read, size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._mapped(self._f.seek, offset, whence)
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)  # tell, size, closed, seekable, readable, close...
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
 
 
 def open_location(location: str, storage: Storage | None = None) -> BinaryIO:

@@ -24,7 +24,7 @@ import errno
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from pipeline.errors import ErrorClass, InvalidInput, PipelineError
+from pipeline.errors import ErrorClass, InvalidInput, PipelineError, StorageError
 
 CODE_CLASSES: Mapping[str, ErrorClass] = MappingProxyType({
     "SlowDown": ErrorClass.RATE_LIMITED,  # S3: reduce your request rate
@@ -148,7 +148,10 @@ def describe(exc: BaseException) -> str:
 def storage_error(exc: BaseException, doing: str) -> PipelineError:
     """Our error for a storage failure while ``doing`` (e.g. "cannot write
     s3://b/k"): InvalidInput when retrying cannot help (a missing bucket or
-    object, a bad name), else a PipelineError of the retryable class or AUTH."""
+    object, a bad name), else a StorageError of the retryable class or AUTH.
+    One of ours (classed where it was raised) is given back as it is."""
+    if isinstance(exc, PipelineError):
+        return exc
     error_class = class_of_storage_error(exc)
     message = f"{doing}: {describe(exc)}"
     if error_class is ErrorClass.AUTH:
@@ -156,4 +159,4 @@ def storage_error(exc: BaseException, doing: str) -> PipelineError:
                     "and the bucket's policy")
     if error_class is ErrorClass.INVALID_INPUT:
         return InvalidInput(message)
-    return PipelineError(message, error_class=error_class)
+    return StorageError(message, error_class=error_class)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 
 from pipeline.documents import protect
 from pipeline.documents.document import Document
-from pipeline.errors import InvalidInput
+from pipeline.errors import InvalidInput, StorageError
 from pipeline.documents.formats import FormatOptions
 from pipeline.documents.formats.slices import SLICE_LINES, SliceParser, slices
 from pipeline import objects
@@ -45,6 +45,7 @@ from pipeline.documents.inputs import InputLines, LineTally
 from pipeline.memory.scope import scope_for
 from pipeline.output_file import file_sha256
 from pipeline.documents.segment import chunk_texts
+from pipeline.stages.retrying import attempted
 from pipeline.store import NewChunk
 
 log = logging.getLogger("nllb_pipeline")
@@ -53,16 +54,30 @@ SKELETON_VERSION = 2  # the header's "version": a skeleton in slices (1: one Doc
 
 
 def run(ctx) -> None:
-    """Preprocess the job's input from its last written slice, or from the start."""
+    """Preprocess the job's input from its last written slice, or from the start.
+
+    A transient failure reading an input at a storage URL (throttling, 5xx,
+    a timeout, a reset: a StorageError of a retryable class) is retried by
+    the run's policy (``pipeline.stages.retrying``, as upload retries a
+    delivery): the input is checked again and read on from the last
+    written slice."""
+    store, job = ctx.store, ctx.job
+    last = store.last_slice(job.id)
+    run_id = store.start_stage(job.id, "preprocess", units_total=job.input_bytes,
+                               units_done=last.end_byte if last else 0, worker=ctx.worker)
+    ctx.events.stage_started("preprocess", job.input_bytes, last.end_byte if last else 0)
+    header = attempted(ctx, "preprocess", lambda: _read_slices(ctx), failure=StorageError)
+    store.finish_slices(job.id, run_id, ctx.worker, json.dumps(header))
+
+
+def _read_slices(ctx) -> dict:
+    """Write the input's slices from the last one written on; the skeleton's header."""
     store, job, params = ctx.store, ctx.job, ctx.params
     last = store.last_slice(job.id)
     if last is None:
         store.restart_preprocess(job.id, ctx.worker)  # whatever another writer left
     cursor = json.loads(last.cursor) if last else {}
-    run_id = store.start_stage(job.id, "preprocess", units_total=job.input_bytes,
-                               units_done=last.end_byte if last else 0, worker=ctx.worker)
-    ctx.events.stage_started("preprocess", job.input_bytes, last.end_byte if last else 0)
-    storage = _storage(ctx)
+    storage = input_storage(ctx)
     before = _stat(job.input_path, storage)
     check_unchanged(ctx)
     parser = SliceParser(params.fmt, options=FormatOptions.of(params), tally=cursor.get("parser"))
@@ -102,13 +117,13 @@ def run(ctx) -> None:
     notes = parser.finish()
     for note in notes:
         log.warning("job %s: %s: %s", job.id, job.input_path, note)
-    header = {"version": SKELETON_VERSION, "slices": seq, "units": unit, "chunks": chunk,
-              "eol": tally.eol, "bom": tally.bom, "mixed": tally.mixed, "notes": notes,
-              "unknown": unknown.to_dict()}
-    store.finish_slices(job.id, run_id, ctx.worker, json.dumps(header))
+    return {"version": SKELETON_VERSION, "slices": seq, "units": unit, "chunks": chunk,
+            "eol": tally.eol, "bom": tally.bom, "mixed": tally.mixed, "notes": notes,
+            "unknown": unknown.to_dict()}
 
 
-def _storage(ctx):
+def input_storage(ctx):
+    """This run's options for an input at a storage URL (``[storage.PROTOCOL]``); never stored."""
     delivery = getattr(ctx, "delivery", None)
     return getattr(delivery, "storage", None) or None
 
@@ -126,20 +141,22 @@ def _stat(path: str, storage=None) -> tuple | None:
 
 
 def check_unchanged(ctx) -> None:
+    """InvalidInput if the input is gone or its content is not the one the
+    job was created with; reading an object may raise a StorageError."""
     job = ctx.job
-    try:
-        if objects.is_url(job.input_path):
-            if objects.object_info(job.input_path, _storage(ctx)) is None:
-                raise InvalidInput(f"input object not found: {job.input_path}")
-            digest = objects.object_sha256(job.input_path, _storage(ctx),
-                                           each_piece=lambda n: ctx.checkpoint())
-        else:
+    if objects.is_url(job.input_path):
+        if objects.object_info(job.input_path, input_storage(ctx)) is None:
+            raise InvalidInput(f"input object not found: {job.input_path}")
+        digest = objects.object_sha256(job.input_path, input_storage(ctx),
+                                       each_piece=lambda n: ctx.checkpoint())
+    else:
+        try:
             digest = file_sha256(job.input_path, each_piece=lambda n: ctx.checkpoint(),
                                  piece_bytes=1 << 20)
-    except FileNotFoundError:
-        raise InvalidInput(f"input file not found: {job.input_path}") from None
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {job.input_path}: {exc.strerror or exc}") from None
+        except FileNotFoundError:
+            raise InvalidInput(f"input file not found: {job.input_path}") from None
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {job.input_path}: {exc.strerror or exc}") from None
     if digest != job.input_sha256:
         raise InvalidInput(
             f"{job.input_path} changed since job {job.id} was created; "

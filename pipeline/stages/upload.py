@@ -1,16 +1,11 @@
 """Upload: deliver the output to the job's sink, once, through failures.
 
 Progress unit: bytes. The sink (``pipeline.sinks``) makes one attempt; this
-stage decides about retries with the run's policy:
-
-- every failed attempt is a row in the store before its wait starts, and a
-  restarted process continues the round where it stopped: the same counts,
-  the rest of a stored wait;
-- each error class has its own budget (``RetryPolicy.class_limits``): a
-  429 followed by a reset does not use up the SERVER attempts;
-- a server's Retry-After is honoured (up to ``max_retry_after_s``);
-- a class that is not retryable (AUTH, INVALID_INPUT) or an exhausted
-  budget ends the job FAILED at this stage, and ``retry`` resumes here.
+stage retries it by the run's policy as ``pipeline.stages.retrying`` says
+(each failed attempt a row in the store before its wait, per-class
+budgets, Retry-After honoured; a class that is not retryable, or an
+exhausted budget, ends the job FAILED at this stage, and ``retry`` resumes
+here).
 
 The delivery is recorded in the transaction that ends the stage. A crash
 between the send and that record makes the resumed job send again, with the
@@ -29,17 +24,14 @@ wait; an HTTP request waiting for its answer is bounded by its timeout.
 from __future__ import annotations
 
 import logging
-import traceback
-from collections import Counter
 from pathlib import Path
 
-from pipeline.errors import ErrorClass
 from pipeline.output_file import OutputFile, sha256_of, size_of
 from pipeline.sinks import DeliveryError, Payload, Receipt, sink_for
 from pipeline.stages import postprocess
+from pipeline.stages.retrying import attempted
 
 log = logging.getLogger("nllb_pipeline")
-UPLOAD_ATTEMPTS = 3  # for a retryable class the policy sets no limit for
 
 
 def run(ctx) -> None:
@@ -84,62 +76,19 @@ def _output(ctx) -> Payload:
 
 
 def _deliver(ctx, sink, data: Payload, previous_sha256: str | None) -> Receipt:
-    store, job, policy = ctx.store, ctx.job, ctx.policy
-    key, digest = job.idem_key, sha256_of(data)
+    key, digest = ctx.job.idem_key, sha256_of(data)
     if previous_sha256 and previous_sha256 != digest:
         # A new version of a delivered output (a retry filled in failed
         # chunks): under the old key a receiver would drop it as a repeat.
-        key = f"{job.idem_key}-{digest[:16]}"
-    history = store.open_attempts(job.id, "upload")
-    used: Counter[ErrorClass] = Counter()
-    for a in history:
-        used[ErrorClass(a.error_class)] = max(used[ErrorClass(a.error_class)], a.attempt)
-    _finish_stored_wait(ctx, history)
-    while True:
-        ctx.check_running()
-        try:
-            return sink.deliver(data, key=key, previous_sha256=previous_sha256,
-                                progress=lambda n: _sent(ctx, n))
-        except DeliveryError as err:
-            error_class = err.error_class
-            used[error_class] += 1
-            attempt = used[error_class]
-            limit = policy.limit(error_class, UPLOAD_ATTEMPTS)
-            decision = policy.decide(error_class, attempt, ctx.rng, default_limit=UPLOAD_ATTEMPTS,
-                                     retry_after_s=err.retry_after_s)
-            if not decision.retry:
-                if error_class.retryable:
-                    raise DeliveryError(f"{err} (gave up after {attempt} {error_class.value} "
-                                        f"attempt{'s' if attempt > 1 else ''})",
-                                        error_class=error_class, attempt=attempt) from err
-                err.attempt = attempt
-                raise
-            store.record_attempt(job.id, "upload", error_class=error_class, message=str(err),
-                                 tb="".join(traceback.format_exception(err)), attempt=attempt,
-                                 decision="retry", delay_s=decision.delay_s)
-            log.warning("upload failed: %s [%s, attempt %d/%d]; retrying in %.1f s", err,
-                        error_class.value, attempt, limit, decision.delay_s)
-            ctx.events.retrying("upload", decision.delay_s, error_class.value.upper(),
-                                attempt + 1, limit)
-            ctx.sleep(decision.delay_s)
+        key = f"{ctx.job.idem_key}-{digest[:16]}"
+    return attempted(ctx, "upload", lambda: sink.deliver(
+        data, key=key, previous_sha256=previous_sha256, progress=lambda n: _sent(ctx, n)),
+        failure=DeliveryError)
 
 
 def _sent(ctx, n: int) -> None:
     ctx.events.stage_progress("upload", n)
     ctx.checkpoint()
-
-
-def _finish_stored_wait(ctx, history) -> None:
-    """A process killed mid-wait left the wait on record: sleep what is left."""
-    if not history or history[-1].decision != "retry" or not history[-1].delay_s:
-        return
-    last = history[-1]
-    rest = last.at + last.delay_s - ctx.clock()
-    if rest > 0:
-        error_class = ErrorClass(last.error_class)
-        ctx.events.retrying("upload", rest, error_class.value.upper(), last.attempt + 1,
-                            ctx.policy.limit(error_class, UPLOAD_ATTEMPTS))
-        ctx.sleep(rest)
 
 
 def _chunk_failure(ctx) -> tuple[str, str] | None:

@@ -1,0 +1,147 @@
+"""Inputs read from storage without a server (memory://, fsspec's in-process
+store, with faults injected into its files): a transient failure while
+preprocess reads the input is retried by the run's policy and the job goes
+on from its last written slice; a denied read is not retried; a Parquet
+object is read by row group through fsspec, as a local file is."""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field, replace
+
+import pytest
+from fsspec.implementations.memory import MemoryFileSystem
+
+from pipeline import service
+from pipeline.documents.inputs import scan_input
+from pipeline.retry import Backoff
+from pipeline.stages import preprocess
+from pipeline.store import Store
+from tests.fakes import NO_WAITS
+from tests.test_storage import memory, opts, runtime  # noqa: F401  (memory: a fixture)
+
+NOWHERE = replace(NO_WAITS, rate_limited_backoff=Backoff(0, 1, 0))
+LINES = b"".join(b"Line number %d has a few words in it.\n\n" % n for n in range(40))
+
+
+@dataclass
+class Faults:
+    """Reads of one object through memory:// files that dribble (at most
+    ``piece`` bytes a read, so a document is many reads) and raise
+    ``error`` at the reads numbered in ``fail_at`` (counted over all opens)."""
+
+    path: str
+    error: BaseException
+    fail_at: set[int] = field(default_factory=set)
+    piece: int = 64
+    reads: int = 0
+    seeks: list[int] = field(default_factory=list)  # where each open's reading started
+
+    def install(self, monkeypatch) -> None:
+        real = MemoryFileSystem._open
+        faults = self
+
+        def _open(fs, path, mode="rb", **kwargs):
+            f = real(fs, path, mode, **kwargs)
+            return _Dribbling(f, faults) if "r" in mode and path == faults.path else f
+
+        monkeypatch.setattr(MemoryFileSystem, "_open", _open)
+
+
+class _Dribbling:
+    def __init__(self, f, faults: Faults):
+        self._f, self._faults = f, faults
+        faults.seeks.append(0)
+
+    def read(self, size: int = -1) -> bytes:
+        faults = self._faults
+        faults.reads += 1
+        if faults.reads in faults.fail_at:
+            raise faults.error
+        return self._f.read(faults.piece if size is None or size < 0 else min(size, faults.piece))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0:
+            self._faults.seeks[-1] = offset
+        return self._f.seek(offset, whence)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+
+
+def local_run(tmp_path, data: bytes, trained_model, name: str = "a.txt") -> bytes:
+    doc = tmp_path / "local" / name
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_bytes(data)
+    out = tmp_path / "local" / ("out-" + name)
+    job = service.translate_or_resume(Store(tmp_path / "local.db"), scan_input(doc),
+                                      opts(trained_model, output=str(out)), runtime()).job
+    assert job.state == "SUCCEEDED"
+    return out.read_bytes()
+
+
+def submitted(memory, tmp_path, trained_model, data: bytes = LINES, name: str = "a.txt",  # noqa: F811
+              **kw):
+    memory.pipe(f"/b/docs/{name}", data)
+    store = Store(tmp_path / "jobs.db")
+    [result] = service.submit_paths(store, [f"memory://b/docs/{name}"],
+                                    opts(trained_model, to="memory://b/out/", **kw))
+    return store, result.job
+
+
+def run_all(store: Store) -> None:
+    rt = runtime()
+    rt.policy = NOWHERE
+    service.run_worker(store, rt, idle_exit_s=0, poll_s=0.01)
+
+
+def test_a_reset_while_reading_the_input_is_retried_from_the_last_slice(
+        memory, tmp_path, trained_model, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(preprocess, "SLICE_LINES", 8)
+    store, job = submitted(memory, tmp_path, trained_model)
+    hashing = -(-len(LINES) // 64) + 1  # the reads that check its hash, then the empty one
+    # A reset three quarters into reading it, with several slices written.
+    faults = Faults("/b/docs/a.txt", ConnectionResetError(errno.ECONNRESET, "reset by peer"),
+                    fail_at={hashing + 20})
+    faults.install(monkeypatch)
+    run_all(store)
+    job = store.job(job.id)
+    assert job.state == "SUCCEEDED", job.error_message
+    retries = [a for a in store.attempts(job.id) if a.stage == "preprocess"]
+    assert [(a.error_class, a.decision, a.attempt) for a in retries] == [("network", "retry", 1)]
+    assert "cannot read memory://b/docs/a.txt" in retries[0].message
+    # The second pass read on from where the written slices end, not from the start.
+    assert faults.seeks[-1] > 0
+    assert memory.cat("/b/out/a.fra_Latn.txt") == local_run(tmp_path, LINES, trained_model)
+
+
+def test_each_class_has_its_own_budget_then_the_job_fails(memory, tmp_path, trained_model,
+                                                          monkeypatch):  # noqa: F811
+    store, job = submitted(memory, tmp_path, trained_model)
+    faults = Faults("/b/docs/a.txt", TimeoutError("read timed out"), fail_at=set(range(1, 100)))
+    faults.install(monkeypatch)
+    run_all(store)
+    job = store.job(job.id)
+    assert job.state == "FAILED" and job.error_class == "timeout"
+    assert "gave up after 5 timeout attempts" in job.error_message  # the policy's TIMEOUT limit
+    rows = [(a.error_class, a.decision) for a in store.attempts(job.id)]
+    assert rows == [("timeout", "retry")] * 4 + [("timeout", "fail")]
+    faults.fail_at = set()
+    assert service.retry(store, job.id, runtime()).job.state == "SUCCEEDED"
+
+
+def test_a_denied_read_is_not_retried(memory, tmp_path, trained_model, monkeypatch):  # noqa: F811
+    store, job = submitted(memory, tmp_path, trained_model)
+    Faults("/b/docs/a.txt", PermissionError(errno.EACCES, "denied"),
+           fail_at={1}).install(monkeypatch)
+    run_all(store)
+    job = store.job(job.id)
+    assert job.state == "FAILED" and job.error_class == "auth"
+    assert [a.decision for a in store.attempts(job.id)] == ["fail"]
+    assert "check the storage credentials" in job.error_message
