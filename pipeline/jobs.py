@@ -149,14 +149,9 @@ def check_input(params: JobParams, source: InputFile, storage=None) -> None:
     from pipeline.documents.formats.slices import check_document
 
     if params.fmt == "parquet":
-        if source.url:
-            # pyarrow reads row groups by seeking in a local file; postprocess
-            # reads the input again for the columns it keeps.
-            raise InvalidInput(f"{source.url}: Parquet is read from local files only; copy it "
-                               "to this machine first")
         from pipeline.documents.formats.parquet import check_parquet
 
-        check_parquet(source.path, params.columns.split(","))
+        check_parquet(source.location, params.columns.split(","), storage)
     else:
         check_document(source.lines(storage), params.fmt, options=FormatOptions.of(params))
 

@@ -14,6 +14,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from pipeline import service
 from pipeline.documents.inputs import scan_input
+from pipeline.errors import InvalidInput
 from pipeline.retry import Backoff
 from pipeline.stages import preprocess
 from pipeline.store import Store
@@ -27,13 +28,14 @@ LINES = b"".join(b"Line number %d has a few words in it.\n\n" % n for n in range
 @dataclass
 class Faults:
     """Reads of one object through memory:// files that dribble (at most
-    ``piece`` bytes a read, so a document is many reads) and raise
-    ``error`` at the reads numbered in ``fail_at`` (counted over all opens)."""
+    ``piece`` bytes a read, so a document is many reads; None: as asked)
+    and raise ``error`` at the reads numbered in ``fail_at`` (counted over
+    all opens)."""
 
     path: str
     error: BaseException
     fail_at: set[int] = field(default_factory=set)
-    piece: int = 64
+    piece: int | None = 64
     reads: int = 0
     seeks: list[int] = field(default_factory=list)  # where each open's reading started
 
@@ -58,6 +60,8 @@ class _Dribbling:
         faults.reads += 1
         if faults.reads in faults.fail_at:
             raise faults.error
+        if faults.piece is None:
+            return self._f.read(size)
         return self._f.read(faults.piece if size is None or size < 0 else min(size, faults.piece))
 
     def seek(self, offset: int, whence: int = 0) -> int:
@@ -75,13 +79,13 @@ class _Dribbling:
         self._f.close()
 
 
-def local_run(tmp_path, data: bytes, trained_model, name: str = "a.txt") -> bytes:
+def local_run(tmp_path, data: bytes, trained_model, name: str = "a.txt", **kw) -> bytes:
     doc = tmp_path / "local" / name
     doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_bytes(data)
     out = tmp_path / "local" / ("out-" + name)
     job = service.translate_or_resume(Store(tmp_path / "local.db"), scan_input(doc),
-                                      opts(trained_model, output=str(out)), runtime()).job
+                                      opts(trained_model, output=str(out), **kw), runtime()).job
     assert job.state == "SUCCEEDED"
     return out.read_bytes()
 
@@ -145,3 +149,71 @@ def test_a_denied_read_is_not_retried(memory, tmp_path, trained_model, monkeypat
     assert job.state == "FAILED" and job.error_class == "auth"
     assert [a.decision for a in store.attempts(job.id)] == ["fail"]
     assert "check the storage credentials" in job.error_message
+
+
+# -- Parquet objects ---------------------------------------------------------------------
+
+
+def parquet_bytes(tmp_path) -> bytes:
+    pytest.importorskip("pyarrow", reason="Parquet needs pyarrow (the parquet extra)")
+    from tests.test_format_parquet import make
+
+    return make(tmp_path / "made.parquet", rows=20, group=4).read_bytes()
+
+
+def test_a_parquet_object_is_translated_as_the_local_file_is(memory, tmp_path,
+                                                             trained_model):  # noqa: F811
+    data = parquet_bytes(tmp_path)
+    memory.pipe("/b/docs/t.parquet", data)
+    job = service.translate_or_resume(Store(tmp_path / "jobs.db"),
+                                      scan_input("memory://b/docs/t.parquet"),
+                                      opts(trained_model, to="memory://b/out/",
+                                           columns="text,note"), runtime()).job
+    assert job.state == "SUCCEEDED", job.error_message
+    assert job.params.count('"parquet"') == 1 and job.input_bytes == len(data)
+    expected = local_run(tmp_path, data, trained_model, "t.parquet", columns="text,note")
+    assert memory.cat("/b/out/t.fra_Latn.parquet") == expected
+
+
+def test_a_reset_while_reading_a_parquet_object_is_retried(memory, tmp_path, trained_model,
+                                                           monkeypatch):  # noqa: F811
+    data = parquet_bytes(tmp_path)
+    monkeypatch.setattr(preprocess, "SLICE_LINES", 4)
+    store, job = submitted(memory, tmp_path, trained_model, data, "t.parquet",
+                           columns="text,note")
+    # pyarrow wants whole reads: the hash is 2 (a piece, then the end), pyarrow's
+    # footer 1, then a read per row group: the 6th read is the third row group's.
+    faults = Faults("/b/docs/t.parquet", ConnectionResetError(errno.ECONNRESET, "reset"),
+                    fail_at={6}, piece=None)
+    faults.install(monkeypatch)
+    run_all(store)
+    job = store.job(job.id)
+    assert job.state == "SUCCEEDED", job.error_message
+    assert [(a.error_class, a.decision) for a in store.attempts(job.id)
+            if a.stage == "preprocess"] == [("network", "retry")]
+    assert store.last_slice(job.id).seq == 4  # a slice per row group, none twice
+    assert memory.cat("/b/out/t.fra_Latn.parquet") == local_run(
+        tmp_path, data, trained_model, "t.parquet", columns="text,note")
+
+
+def test_a_parquet_object_changed_after_submit_is_refused(memory, tmp_path,
+                                                          trained_model):  # noqa: F811
+    data = parquet_bytes(tmp_path)
+    store, job = submitted(memory, tmp_path, trained_model, data, "t.parquet",
+                           columns="text")
+    memory.pipe("/b/docs/t.parquet", data[:-8] + b"\0\0\0\0PAR1")
+    run_all(store)
+    job = store.job(job.id)
+    assert job.state == "FAILED" and job.error_class == "invalid_input"
+    assert "changed since job" in job.error_message
+    assert not memory.exists("/b/out/t.fra_Latn.parquet")
+
+
+def test_a_parquet_object_without_the_column_is_refused_before_any_job(memory, tmp_path,
+                                                                        trained_model):  # noqa: F811
+    memory.pipe("/b/docs/t.parquet", parquet_bytes(tmp_path))
+    store = Store(tmp_path / "jobs.db")
+    with pytest.raises(InvalidInput, match="no column 'nope' in memory://b/docs/t.parquet"):
+        service.translate_or_resume(store, scan_input("memory://b/docs/t.parquet"),
+                                    opts(trained_model, columns="nope"), runtime())
+    assert store.jobs() == []

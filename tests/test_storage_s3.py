@@ -5,6 +5,7 @@ the PUT, throttling, a missing bucket, and no secret in the job database."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import uuid
@@ -184,6 +185,29 @@ def test_a_throttled_read_of_the_input_is_retried(s3, tmp_path, trained_model, c
     assert answered[:fails] == [503] * fails and answered[fails] in (200, 206)  # 206: a range
     assert s3.fs.cat(f"{s3.bucket}/out/a.fra_Latn.md") == local_output(
         tmp_path, "a.md", DOCS["a.md"], trained_model)
+
+
+def test_a_parquet_object_is_read_by_row_group_as_a_local_file_is(s3, tmp_path,
+                                                                  trained_model):
+    pytest.importorskip("pyarrow", reason="Parquet needs pyarrow (the parquet extra)")
+    from tests.test_format_parquet import make
+
+    data = make(tmp_path / "t.parquet", rows=30, group=7).read_bytes()
+    s3.fs.pipe(f"{s3.bucket}/docs/t.parquet", data)
+    store = Store(tmp_path / "jobs.db")
+    job = service.translate_or_resume(
+        store, scan_input(f"s3://{s3.bucket}/docs/t.parquet"),
+        options(trained_model, to=f"s3://{s3.bucket}/out/", columns="text,note"),
+        fake_runtime()).job
+    assert job.state == "SUCCEEDED", job.error_message
+    assert job.input_sha256 == hashlib.sha256(data).hexdigest()
+    local = tmp_path / "local.db"
+    out = tmp_path / "t.out.parquet"
+    assert service.translate_or_resume(
+        Store(local), scan_input(tmp_path / "t.parquet"),
+        options(trained_model, output=str(out), columns="text,note"),
+        fake_runtime()).job.state == "SUCCEEDED"
+    assert s3.fs.cat(f"{s3.bucket}/out/t.fra_Latn.parquet") == out.read_bytes()
 
 
 def test_a_prefix_of_documents_is_delivered_to_another_prefix(s3, tmp_path, trained_model):

@@ -219,14 +219,14 @@ def _starts_with(path: Path, magic: bytes) -> bool:
         raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def _scan_binary(path: Path) -> InputFile:
-    """The facts of a binary input (Parquet): its hash and size."""
+def _scan_binary(path: Path, url: str | None = None, storage: Storage | None = None) -> InputFile:
+    """The facts of a binary input (Parquet), a file or an object: its hash and size."""
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
+    with objects.open_object(url, storage) if url else open(path, "rb") as f:
         while piece := f.read(BLOCK_BYTES):
             digest.update(piece)
             size += len(piece)
-    return InputFile(path, None, digest.hexdigest(), None, "\n", False, "", size)
+    return InputFile(path, None, digest.hexdigest(), None, "\n", False, "", size, url=url)
 
 
 def _scan_object(url: str, storage: Storage | None) -> InputFile:
@@ -237,6 +237,9 @@ def _scan_object(url: str, storage: Storage | None) -> InputFile:
         raise InvalidInput(f"input object not found: {url}")
     if info.get("type") == "directory":
         raise InvalidInput(f"input is a prefix, not an object: {url} (submit expands a prefix)")
+    with objects.open_object(url, storage) as f:
+        if f.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC:
+            return _scan_binary(objects.local_path(url), url, storage)
     reader, blank = InputLines(url, storage=storage), True
     for line in reader:
         if blank and line.text.strip():

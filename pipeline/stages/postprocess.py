@@ -138,7 +138,7 @@ def _write_parquet(ctx, out, slices, assembler, separator: str, total: int) -> N
     """A Parquet output: the input's row groups with the translated columns
     (``pipeline.documents.formats.parquet``); the input is read again, checked first."""
     from pipeline.documents.formats.parquet import write_translated
-    from pipeline.stages.preprocess import check_unchanged
+    from pipeline.stages.preprocess import check_unchanged, input_storage
 
     params = ctx.params
     check_unchanged(ctx)
@@ -151,7 +151,7 @@ def _write_parquet(ctx, out, slices, assembler, separator: str, total: int) -> N
 
     write_translated(ctx.job.input_path, out, parts(), params.columns.split(","),
                      tgt_lang=params.tgt_lang, in_place=params.in_place,
-                     progress=lambda rows: ctx.checkpoint())
+                     progress=lambda rows: ctx.checkpoint(), storage=input_storage(ctx))
 
 
 def run(ctx) -> None:

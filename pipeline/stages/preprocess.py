@@ -83,7 +83,8 @@ def _read_slices(ctx) -> dict:
     parser = SliceParser(params.fmt, options=FormatOptions.of(params), tally=cursor.get("parser"))
     # SLICE_LINES is read here, not bound at import: tests cut small documents finely.
     if params.fmt == "parquet":
-        reader = RowGroups(job.input_path, params.columns.split(","), start=cursor.get("line", 0))
+        reader = RowGroups(job.input_path, params.columns.split(","), start=cursor.get("line", 0),
+                           storage=storage)
         pieces = reader.slices(SLICE_LINES)
     else:
         reader = InputLines(job.input_path, start=last.end_byte if last else 0,

@@ -21,14 +21,23 @@ table:
 
 Columns must hold text (string, large_string, or a dictionary of strings,
 whose translation is written as its plain string type).
+
+An input at a storage URL (``pipeline.objects``) is read the same way,
+through a seekable fsspec file: pyarrow reads the footer, then the
+row groups' column chunks it needs, as ranged reads, with no copy on
+this machine's disk. Its failures are classified (``StorageError``), so preprocess
+retries a transient one.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from pipeline import objects
 from pipeline.documents.document import Document
 from pipeline.documents.inputs import LineTally
 from pipeline.errors import InvalidInput
@@ -44,21 +53,38 @@ def _pyarrow():
     return pa, pq
 
 
-def open_parquet(path, names: list[str]):
-    """(the ParquetFile, the columns' indexes in its schema); InvalidInput
-    when it is not Parquet, or a column is missing or holds no text."""
-    pa, pq = _pyarrow()
+@contextmanager
+def parquet_source(location, storage: objects.Storage | None = None):
+    """What pyarrow reads: a local path as it is, an object at a storage
+    URL opened (seekable, its failures classified) for the block."""
+    if not objects.is_url(str(location)):
+        yield location
+        return
+    f = objects.open_object(str(location), storage)
     try:
-        parquet = pq.ParquetFile(path)
+        yield f
+    finally:
+        f.close()
+
+
+def open_parquet(source, names: list[str], where=None):
+    """(the ParquetFile, the columns' indexes in its schema); InvalidInput
+    when it is not Parquet, or a column is missing or holds no text.
+    ``source``: a path or an open file (``parquet_source``); ``where`` names
+    it in messages (the path, or the URL)."""
+    pa, pq = _pyarrow()
+    where = where or source
+    try:
+        parquet = pq.ParquetFile(source)
         schema = parquet.schema_arrow
     except (OSError, pa.ArrowException) as exc:
-        raise InvalidInput(f"{path} is not a Parquet file ({exc})") from None
+        raise InvalidInput(f"{where} is not a Parquet file ({exc})") from None
     indexes = []
     for name in names:
         k = schema.get_field_index(name)
         if k < 0:
             shown = ", ".join(repr(n) for n in schema.names[:20])
-            raise InvalidInput(f"no column {name!r} in {path} (columns: {shown})")
+            raise InvalidInput(f"no column {name!r} in {where} (columns: {shown})")
         if _text_type(schema.field(k).type) is None:
             raise InvalidInput(f"column {name!r} is {schema.field(k).type}, not text")
         indexes.append(k)
@@ -87,40 +113,42 @@ class RowSlice:
 class RowGroups:
     """The input's columns to translate, as slices of ``size`` rows, from
     row ``start`` on (what preprocess streams). ``tally`` and ``line``
-    stand where ``InputLines``' do."""
+    stand where ``InputLines``' do. ``path``: a local path or a storage URL
+    (read with ``storage``'s options)."""
 
-    def __init__(self, path, names: list[str], *, start: int = 0):
-        self.path, self.names, self.line = path, names, start
+    def __init__(self, path, names: list[str], *, start: int = 0,
+                 storage: objects.Storage | None = None):
+        self.path, self.names, self.line, self.storage = path, names, start, storage
         self.tally = LineTally(letters=True)  # the parser says if there are words
 
     def slices(self, size: int) -> Iterator[RowSlice]:
-        parquet, _ = open_parquet(self.path, self.names)
-        meta = parquet.metadata
-        total, size_bytes = max(meta.num_rows, 1), _file_size(self.path)
-        first = 0
-        for rg in range(meta.num_row_groups):
-            rows = meta.row_group(rg).num_rows
-            if first + rows <= self.line:
-                first += rows
-                continue
-            skip = self.line - first if self.line > first else 0
-            for batch in parquet.iter_batches(batch_size=size, row_groups=[rg],
-                                              columns=self.names, use_threads=False):
-                if skip >= batch.num_rows:
-                    skip -= batch.num_rows
+        with parquet_source(self.path, self.storage) as source:
+            parquet, _ = open_parquet(source, self.names, where=self.path)
+            meta = parquet.metadata
+            total, size_bytes = max(meta.num_rows, 1), self._size()
+            first = 0
+            for rg in range(meta.num_row_groups):
+                rows = meta.row_group(rg).num_rows
+                if first + rows <= self.line:
+                    first += rows
                     continue
-                batch, skip = batch.slice(skip), 0
-                cells = [batch.column(k).to_pylist() for k in range(batch.num_columns)]
-                at = self.line
-                self.line += batch.num_rows
-                yield RowSlice(cells, at, batch.num_rows, size_bytes * self.line // total)
-            first += rows
+                skip = self.line - first if self.line > first else 0
+                for batch in parquet.iter_batches(batch_size=size, row_groups=[rg],
+                                                  columns=self.names, use_threads=False):
+                    if skip >= batch.num_rows:
+                        skip -= batch.num_rows
+                        continue
+                    batch, skip = batch.slice(skip), 0
+                    cells = [batch.column(k).to_pylist() for k in range(batch.num_columns)]
+                    at = self.line
+                    self.line += batch.num_rows
+                    yield RowSlice(cells, at, batch.num_rows, size_bytes * self.line // total)
+                first += rows
 
-
-def _file_size(path) -> int:
-    import os
-
-    return os.stat(path).st_size
+    def _size(self) -> int:
+        if objects.is_url(str(self.path)):
+            return int((objects.object_info(str(self.path), self.storage) or {}).get("size") or 0)
+        return os.stat(self.path).st_size
 
 
 class RowParser:
@@ -183,18 +211,26 @@ class _Stream:
         pass
 
 
-def check_parquet(path, names: list[str]) -> None:
-    """What submitting checks: a Parquet file with these text columns."""
-    open_parquet(path, names)
+def check_parquet(path, names: list[str], storage: objects.Storage | None = None) -> None:
+    """What submitting checks: a Parquet file (or object) with these text columns."""
+    with parquet_source(path, storage) as source:
+        open_parquet(source, names, where=path)
 
 
-def write_translated(source, out, parts: Iterator[tuple[int, str]], names: list[str], *,
-                     tgt_lang: str, in_place: bool, progress=lambda rows: None) -> None:
-    """Write the output file to ``out`` (a binary stream): the input row group
-    by row group, with the translated columns from ``parts``: (rows, the
-    rendered skeleton text of those rows), in order."""
+def write_translated(location, out, parts: Iterator[tuple[int, str]], names: list[str], *,
+                     tgt_lang: str, in_place: bool, progress=lambda rows: None,
+                     storage: objects.Storage | None = None) -> None:
+    """Write the output file to ``out`` (a binary stream): the input (a path
+    or a storage URL) row group by row group, with the translated columns
+    from ``parts``: (rows, the rendered skeleton text of those rows), in order."""
+    with parquet_source(location, storage) as source:
+        _write_translated(source, location, out, parts, names, tgt_lang=tgt_lang,
+                          in_place=in_place, progress=progress)
+
+
+def _write_translated(source, where, out, parts, names, *, tgt_lang, in_place, progress):
     pa, pq = _pyarrow()
-    parquet, indexes = open_parquet(source, names)
+    parquet, indexes = open_parquet(source, names, where=where)
     schema = parquet.schema_arrow
     fields = [pa.field(schema.field(k).name if in_place else f"{schema.field(k).name}_{tgt_lang}",
                        _text_type(schema.field(k).type)) for k in indexes]
