@@ -14,7 +14,8 @@ from pipeline import objects, service
 from pipeline.config import RunSettings
 from pipeline.documents.inputs import scan_input
 from pipeline.errors import ErrorClass, InvalidInput
-from pipeline.objects.errors import (CODE_CLASSES, ERRNO_CLASSES, STATUS_CLASSES, TYPE_CLASSES,
+from pipeline.objects.errors import (CODE_CLASSES, ERRNO_CLASSES, MESSAGE_CLASSES,
+                                     STATUS_ATTRIBUTES, STATUS_CLASSES, TYPE_CLASSES,
                                      class_of_storage_error)
 from pipeline.sinks import DeliveryError, DeliveryOptions, redact_url, sink_for
 from pipeline.store import Store
@@ -196,8 +197,167 @@ def test_each_exception_type_is_classed(name, expected):
     base = {"PermissionError": PermissionError, "FileNotFoundError": FileNotFoundError,
             "IsADirectoryError": IsADirectoryError, "NotADirectoryError": NotADirectoryError,
             "TimeoutError": TimeoutError, "ConnectionError": ConnectionError}.get(name, Exception)
-    exc = type(name, (base,), {})("x") if base is Exception else base("x")
+    exc = foreign(name)("x") if base is Exception else base("x")
     assert class_of_storage_error(exc) is expected
+
+
+@pytest.mark.parametrize("name, status, code", STATUS_ATTRIBUTES)
+def test_each_status_attribute_is_read(name, status, code):
+    exc = foreign(name)("x")
+    setattr(exc, status, 429)
+    assert class_of_storage_error(exc) is ErrorClass.RATE_LIMITED
+    if code:
+        setattr(exc, code, "AccessDenied")
+        assert class_of_storage_error(exc) is ErrorClass.AUTH
+
+
+@pytest.mark.parametrize("start, expected", MESSAGE_CLASSES)
+def test_each_message_pattern_is_classed_only_on_a_bare_oserror(start, expected):
+    assert class_of_storage_error(OSError(start + "b/a.md")) is expected
+    assert class_of_storage_error(ValueError(start + "b/a.md")) is ErrorClass.INTERNAL
+
+
+def foreign(qualified: str, *bases: type, **attributes) -> type:
+    """A stand-in for a class of a library that is not installed here: the
+    same module, name and hierarchy (the table matches on those)."""
+    module, _, name = qualified.rpartition(".")
+    return type(name, bases or (Exception,), {"__module__": module or __name__,
+                                              "__qualname__": name, **attributes})
+
+
+# gcsfs (gcsfs/retry.py): HttpError(error_response) keeps the JSON error's code
+# (an int, or its text) and message; validate_response raises FileNotFoundError
+# for a 404, OSError("Forbidden: ...") for a 403, requests' ProxyError for a 502.
+def _http_error_init(self, error_response=None):
+    self.code = (error_response or {}).get("code")
+    self.message = (error_response or {}).get("message", "")
+    Exception.__init__(self, self.message)
+
+
+HttpError = foreign("gcsfs.retry.HttpError", __init__=_http_error_init)
+RequestException = foreign("requests.exceptions.RequestException", OSError)
+RequestsConnectionError = foreign("requests.exceptions.ConnectionError", RequestException)
+ProxyError = foreign("requests.exceptions.ProxyError", RequestsConnectionError)
+# google-api-core: each class carries its HTTP status as the class attribute ``code``.
+GoogleAPIError = foreign("google.api_core.exceptions.GoogleAPIError")
+GoogleAPICallError = foreign("google.api_core.exceptions.GoogleAPICallError", GoogleAPIError,
+                             code=None)
+ApiClientError = foreign("google.api_core.exceptions.ClientError", GoogleAPICallError)
+ApiServerError = foreign("google.api_core.exceptions.ServerError", GoogleAPICallError)
+API = {name: foreign(f"google.api_core.exceptions.{name}", base, code=code) for name, base, code in (
+    ("TooManyRequests", ApiClientError, 429), ("Forbidden", ApiClientError, 403),
+    ("NotFound", ApiClientError, 404), ("Unauthorized", ApiClientError, 401),
+    ("InternalServerError", ApiServerError, 500), ("ServiceUnavailable", ApiServerError, 503),
+    ("GatewayTimeout", ApiServerError, 504))}
+GoogleAuthError = foreign("google.auth.exceptions.GoogleAuthError")
+AUTH_ERRORS = {name: foreign(f"google.auth.exceptions.{name}", GoogleAuthError)
+               for name in ("RefreshError", "DefaultCredentialsError", "TransportError")}
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (HttpError({"code": 429, "message": "rate"}), ErrorClass.RATE_LIMITED),
+    (HttpError({"code": 500, "message": "x"}), ErrorClass.SERVER),
+    (HttpError({"code": 503, "message": "x"}), ErrorClass.SERVER),
+    (HttpError({"code": "504", "message": "x"}), ErrorClass.SERVER),  # the code as text
+    (HttpError({"code": 401, "message": "Invalid Credentials"}), ErrorClass.AUTH),
+    (HttpError({"code": 400, "message": "bad"}), ErrorClass.INVALID_INPUT),
+    (OSError("Forbidden: b/docs/a.md\nno storage.objects.get access"), ErrorClass.AUTH),
+    (FileNotFoundError("b/docs/a.md"), ErrorClass.INVALID_INPUT),  # gcsfs's 404
+    (ProxyError(), ErrorClass.NETWORK),  # gcsfs's 502
+    (API["TooManyRequests"]("quota"), ErrorClass.RATE_LIMITED),
+    (API["InternalServerError"]("x"), ErrorClass.SERVER),
+    (API["ServiceUnavailable"]("x"), ErrorClass.SERVER),
+    (API["GatewayTimeout"]("x"), ErrorClass.SERVER),
+    (API["Forbidden"]("x"), ErrorClass.AUTH),
+    (API["Unauthorized"]("x"), ErrorClass.AUTH),
+    (API["NotFound"]("x"), ErrorClass.INVALID_INPUT),
+    (AUTH_ERRORS["RefreshError"]("x"), ErrorClass.AUTH),
+    (AUTH_ERRORS["DefaultCredentialsError"]("x"), ErrorClass.AUTH),
+    (AUTH_ERRORS["TransportError"]("x"), ErrorClass.NETWORK),
+], ids=lambda v: f"{type(v).__name__}:{getattr(v, 'code', '')}" if isinstance(v, Exception)
+    else v.value)
+def test_each_gcs_pattern_is_classed(exc, expected):
+    assert class_of_storage_error(exc) is expected
+    if getattr(exc, "code", None):  # an answer is found along the chain too
+        assert class_of_storage_error(_raised_from(exc)) is expected
+
+
+def _raised_from(exc: Exception) -> Exception:
+    try:
+        try:
+            raise exc
+        except Exception as inner:
+            raise RuntimeError("wrapped by the implementation") from inner
+    except RuntimeError as outer:
+        return outer
+
+
+# azure-core (azure/core/exceptions.py), as adlfs lets them through: a status and
+# reason from the response; azure-storage-blob adds the x-ms-error-code as error_code.
+def _http_response_error_init(self, message=None, response=None, **kwargs):
+    self.status_code = getattr(response, "status_code", None)
+    self.reason = getattr(response, "reason", None)
+    self.response = response
+    Exception.__init__(self, message or f"Operation returned an invalid status {self.reason!r}")
+
+
+AZ = "azure.core.exceptions."
+AzureError = foreign(AZ + "AzureError")
+ServiceRequestError = foreign(AZ + "ServiceRequestError", AzureError)
+ServiceResponseError = foreign(AZ + "ServiceResponseError", AzureError)
+ServiceRequestTimeoutError = foreign(AZ + "ServiceRequestTimeoutError", ServiceRequestError)
+ServiceResponseTimeoutError = foreign(AZ + "ServiceResponseTimeoutError", ServiceResponseError)
+HttpResponseError = foreign(AZ + "HttpResponseError", AzureError,
+                            __init__=_http_response_error_init)
+ResourceNotFoundError = foreign(AZ + "ResourceNotFoundError", HttpResponseError)
+ClientAuthenticationError = foreign(AZ + "ClientAuthenticationError", HttpResponseError)
+CredentialUnavailableError = foreign("azure.identity._exceptions.CredentialUnavailableError",
+                                     ClientAuthenticationError)
+
+
+def answered(cls, status: int | None, error_code: str | None = None):
+    from types import SimpleNamespace
+
+    exc = cls(response=SimpleNamespace(status_code=status, reason="r") if status else None)
+    if error_code:
+        exc.error_code = error_code
+    return exc
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (ServiceRequestError("Connection refused"), ErrorClass.NETWORK),
+    (ServiceResponseError("Connection aborted"), ErrorClass.NETWORK),
+    (ServiceRequestTimeoutError("timed out"), ErrorClass.TIMEOUT),
+    (ServiceResponseTimeoutError("read timed out"), ErrorClass.TIMEOUT),
+    (answered(HttpResponseError, 429), ErrorClass.RATE_LIMITED),
+    (answered(HttpResponseError, 500), ErrorClass.SERVER),
+    (answered(HttpResponseError, 503), ErrorClass.SERVER),
+    (answered(HttpResponseError, 503, "ServerBusy"), ErrorClass.RATE_LIMITED),
+    (answered(HttpResponseError, 500, "OperationTimedOut"), ErrorClass.TIMEOUT),
+    (answered(HttpResponseError, 403, "AuthorizationPermissionMismatch"), ErrorClass.AUTH),
+    (answered(ResourceNotFoundError, 404, "ContainerNotFound"), ErrorClass.INVALID_INPUT),
+    (answered(ResourceNotFoundError, 404), ErrorClass.INVALID_INPUT),
+    (answered(ResourceNotFoundError, None), ErrorClass.INVALID_INPUT),  # no answer: by type
+    (answered(ClientAuthenticationError, 403, "AuthenticationFailed"), ErrorClass.AUTH),
+    (answered(ClientAuthenticationError, None), ErrorClass.AUTH),
+    (CredentialUnavailableError("no credential in the chain"), ErrorClass.AUTH),
+], ids=lambda v: f"{type(v).__name__}:{getattr(v, 'status_code', '')}:"
+                 f"{getattr(v, 'error_code', '')}" if isinstance(v, Exception) else v.value)
+def test_each_azure_pattern_is_classed(exc, expected):
+    assert class_of_storage_error(exc) is expected
+    if getattr(exc, "status_code", None):  # an answer is found along the chain too
+        assert class_of_storage_error(_raised_from(exc)) is expected
+
+
+def test_a_transient_foreign_error_is_retryable_and_a_missing_one_is_invalid_input():
+    from pipeline.errors import StorageError
+    from pipeline.objects.errors import storage_error
+
+    busy = storage_error(answered(HttpResponseError, 503, "ServerBusy"), "cannot read az://c/a")
+    assert isinstance(busy, StorageError) and busy.error_class.retryable
+    assert str(busy) == "cannot read az://c/a: ServerBusy 503"
+    gone = storage_error(API["NotFound"]("No such object"), "cannot read gs://b/a")
+    assert isinstance(gone, InvalidInput) and str(gone) == "cannot read gs://b/a: HTTP 404"
 
 
 @pytest.mark.parametrize("number", sorted(ERRNO_CLASSES))
