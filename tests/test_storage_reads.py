@@ -217,3 +217,24 @@ def test_a_parquet_object_without_the_column_is_refused_before_any_job(memory, t
         service.translate_or_resume(store, scan_input("memory://b/docs/t.parquet"),
                                     opts(trained_model, columns="nope"), runtime())
     assert store.jobs() == []
+
+
+def test_a_reset_while_postprocess_reads_a_parquet_object_again_is_retried(
+        memory, tmp_path, trained_model, monkeypatch):  # noqa: F811
+    data = parquet_bytes(tmp_path)
+    monkeypatch.setattr(preprocess, "SLICE_LINES", 4)
+    store, job = submitted(memory, tmp_path, trained_model, data, "t.parquet",
+                           columns="text,note")
+    # Preprocess reads 8 times (see above); postprocess checks the hash (2
+    # reads), then pyarrow reads the footer and the row groups: the 12th is one.
+    faults = Faults("/b/docs/t.parquet", TimeoutError("read timed out"), fail_at={12},
+                    piece=None)
+    faults.install(monkeypatch)
+    run_all(store)
+    job = store.job(job.id)
+    assert job.state == "SUCCEEDED", job.error_message
+    assert [(a.stage, a.error_class, a.decision) for a in store.attempts(job.id)
+            if a.error_class != "quality"] == [("postprocess", "timeout", "retry")]
+    assert memory.cat("/b/out/t.fra_Latn.parquet") == local_run(
+        tmp_path, data, trained_model, "t.parquet", columns="text,note")
+    assert not list((tmp_path).rglob(".*.part"))  # the first attempt's file is gone

@@ -29,6 +29,8 @@ from pipeline.documents.document import Document
 from pipeline.languages import joins_without_space
 from pipeline.output_file import AtomicFile
 from pipeline.documents.pieces import clean_translation
+from pipeline.errors import StorageError
+from pipeline.stages.retrying import attempted
 from pipeline.store import Chunk
 
 log = logging.getLogger("nllb_pipeline")
@@ -155,14 +157,30 @@ def _write_parquet(ctx, out, slices, assembler, separator: str, total: int) -> N
 
 
 def run(ctx) -> None:
-    store, job, params = ctx.store, ctx.job, ctx.params
-    total, slices = _skeleton(store, job.id)
+    """Render the output file from the store. A Parquet output reads the
+    input again: a transient failure reading it at a storage URL is retried
+    by the run's policy (``pipeline.stages.retrying``), the file rendered
+    again from its start."""
+    store, job = ctx.store, ctx.job
+    total, _ = _skeleton(store, job.id)
     run_id = store.start_stage(job.id, "postprocess", units_total=total, worker=ctx.worker)
     ctx.events.stage_started("postprocess", total)
-    assembler = _Assembler(store, job.id, params.missing, ctx.checkpoint)
-    separator = "" if joins_without_space(params.tgt_lang) else " "
     path = store.output_file(job.id)
     path.parent.mkdir(parents=True, exist_ok=True)
+    out, empty = attempted(ctx, "postprocess", lambda: _render(ctx, path), failure=StorageError)
+    if empty:
+        log.warning("job %s: %d chunk(s) came back empty from the model; kept their source text",
+                    job.id, len(empty))
+    store.finish_postprocess(job.id, run_id, ctx.worker, path=str(path), sha256=out.sha256,
+                             nbytes=out.size, empty_chunks=empty)
+
+
+def _render(ctx, path) -> tuple[AtomicFile, list[int]]:
+    """The output written whole to ``path`` (the file, the chunks that came back empty)."""
+    store, job, params = ctx.store, ctx.job, ctx.params
+    total, slices = _skeleton(store, job.id)
+    assembler = _Assembler(store, job.id, params.missing, ctx.checkpoint)
+    separator = "" if joins_without_space(params.tgt_lang) else " "
     with AtomicFile(path, tmp_name=f".{path.name}.part") as out:
         if params.fmt == "parquet":
             _write_parquet(ctx, out, slices, assembler, separator, total)
@@ -171,9 +189,4 @@ def run(ctx) -> None:
                 out.write(part.document.output(assembler.unit_texts(part, separator)))
                 ctx.events.stage_progress("postprocess",
                                           min(total, part.first_chunk + part.chunks))
-    empty = assembler.empty
-    if empty:
-        log.warning("job %s: %d chunk(s) came back empty from the model; kept their source text",
-                    job.id, len(empty))
-    store.finish_postprocess(job.id, run_id, ctx.worker, path=str(path), sha256=out.sha256,
-                             nbytes=out.size, empty_chunks=empty)
+    return out, assembler.empty
