@@ -19,6 +19,7 @@ import pytest
 from pipeline import service
 from pipeline.config import RunSettings
 from pipeline.documents.inputs import scan_input
+from pipeline.errors import InvalidInput
 from pipeline.retry import Backoff
 from pipeline.sinks import DeliveryOptions
 from pipeline.store import Store
@@ -246,6 +247,15 @@ def test_a_missing_object_is_refused_before_any_job(s3, tmp_path, trained_model)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"nllb-pipeline: error: input object not found: s3://{s3.bucket}/docs/none.md"]
+
+
+@pytest.mark.parametrize("data, what", [(b"", "empty"), (b"42", "without any words")])
+def test_an_object_without_words_is_refused_before_any_job(s3, tmp_path, data, what):
+    """Short of the Parquet magic's 4 bytes, not even a range is read."""
+    s3.fs.pipe(f"{s3.bucket}/docs/short.md", data)
+    with pytest.raises(InvalidInput) as info:
+        scan_input(f"s3://{s3.bucket}/docs/short.md")
+    assert str(info.value) == f"s3://{s3.bucket}/docs/short.md is {what}: nothing to translate"
 
 
 def test_a_presigned_url_keeps_its_signature_out_of_the_job(s3, tmp_path, trained_model):

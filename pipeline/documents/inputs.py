@@ -237,9 +237,10 @@ def _scan_object(url: str, storage: Storage | None) -> InputFile:
         raise InvalidInput(f"input object not found: {url}")
     if info.get("type") == "directory":
         raise InvalidInput(f"input is a prefix, not an object: {url} (submit expands a prefix)")
-    with objects.open_object(url, storage) as f:
-        if f.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC:
-            return _scan_binary(objects.local_path(url), url, storage)
+    size = info.get("size")  # an empty object has no range to read
+    if (size is None or size >= len(PARQUET_MAGIC)) and objects.first_bytes(
+            url, len(PARQUET_MAGIC), storage) == PARQUET_MAGIC:
+        return _scan_binary(objects.local_path(url), url, storage)
     reader, blank = InputLines(url, storage=storage), True
     for line in reader:
         if blank and line.text.strip():

@@ -161,6 +161,18 @@ class _Classified:
         self._f.close()
 
 
+def first_bytes(url: str, n: int, storage: Storage | None = None) -> bytes:
+    """The object's first ``n`` bytes, in one ranged read (a file's magic),
+    not the block an opened file would fetch."""
+    from pipeline.objects.errors import storage_error
+
+    fs, path = filesystem(url, storage)
+    try:
+        return fs.cat_file(path, start=0, end=n)
+    except Exception as exc:
+        raise storage_error(exc, f"cannot read {url}") from exc
+
+
 def open_location(location: str, storage: Storage | None = None) -> BinaryIO:
     """A job's input for reading, wherever it is: a storage URL through
     fsspec, else a local path (what a format that reads its input again,
@@ -230,6 +242,6 @@ def relative_name(url: str, prefix: str) -> str:
     return a[len(b) + 1:]
 
 
-__all__ = ["ATOMIC_PUT", "EXTRAS", "Storage", "check_url", "filesystem", "is_prefix",
-           "is_url", "list_prefix", "local_path", "object_info", "object_sha256",
+__all__ = ["ATOMIC_PUT", "EXTRAS", "Storage", "check_url", "filesystem", "first_bytes",
+           "is_prefix", "is_url", "list_prefix", "local_path", "object_info", "object_sha256",
            "open_location", "open_object", "protocol", "relative_name", "version_tag"]

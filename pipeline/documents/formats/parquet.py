@@ -26,7 +26,7 @@ An input at a storage URL (``pipeline.objects``) is read the same way,
 through a seekable fsspec file: pyarrow reads the footer, then the
 row groups' column chunks it needs, as ranged reads, with no copy on
 this machine's disk. Its failures are classified (``StorageError``), so preprocess
-retries a transient one.
+and postprocess retry a transient one.
 """
 
 from __future__ import annotations
