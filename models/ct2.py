@@ -151,16 +151,27 @@ class Ct2Translator:
 
     def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
                         decoding: Decoding) -> list[Translation]:
-        translator = self._load()
+        return self.decode_batch(self.run_encoded(self.encode_batch(texts, src_lang),
+                                                  tgt_lang, decoding))
+
+    # ``pipeline.translator.Staged``: the local executor tokenizes on the
+    # stage's thread and detokenizes on a thread of its own, so the engine's
+    # thread runs CTranslate2 (which releases the GIL) and nothing else.
+
+    def encode_batch(self, texts: list[str], src_lang: str) -> list[list[str]]:
         ids = self.checkpoint.encode(texts, src_lang)
         self.checkpoint.check_input_lengths(ids)
-        tokenizer = self.checkpoint.tokenizer
-        results = translator.translate_batch(
-            [tokenizer.convert_ids_to_tokens(x) for x in ids],
-            target_prefix=[[tgt_lang]] * len(ids),
-            **translate_options(decoding, fixed_length=self.fixed_length),
-        )
-        return [self._translation(r.hypotheses[0]) for r in results]
+        with self.checkpoint.tokenizer_lock:
+            return [self.checkpoint.tokenizer.convert_ids_to_tokens(x) for x in ids]
+
+    def run_encoded(self, encoded: list[list[str]], tgt_lang: str, decoding: Decoding) -> list:
+        return self._load().translate_batch(
+            encoded, target_prefix=[[tgt_lang]] * len(encoded),
+            **translate_options(decoding, fixed_length=self.fixed_length))
+
+    def decode_batch(self, raw: list) -> list[Translation]:
+        with self.checkpoint.tokenizer_lock:
+            return [self._translation(r.hypotheses[0]) for r in raw]
 
     def classify(self, exc: BaseException) -> ErrorClass:
         from models.errors import classify_ct2

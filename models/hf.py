@@ -88,9 +88,14 @@ class HfTranslator:
 
     def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
                         decoding: Decoding) -> list[Translation]:
-        import torch
+        return self.decode_batch(self.run_encoded(self.encode_batch(texts, src_lang),
+                                                  tgt_lang, decoding))
 
-        model = self._load()
+    # ``pipeline.translator.Staged``: tokenizing (to tensors on the device)
+    # and detokenizing run beside the engine's thread, which runs ``generate``.
+
+    def encode_batch(self, texts: list[str], src_lang: str):
+        self._load()
         ids = self.checkpoint.encode(texts, src_lang)
         self.checkpoint.check_input_lengths(ids)
         longest = max(len(x) for x in ids)
@@ -99,10 +104,15 @@ class HfTranslator:
         # or in half of one after an OOM, which halves how often rounding
         # changes a translation (benchmarks/determinism.py).
         with self.checkpoint.tokenizer_lock:  # padding settings are the tokenizer's state
-            encoded = self.tokenizer(
+            return self.tokenizer(
                 list(texts), return_tensors="pt", padding="max_length", truncation=False,
                 max_length=min(length_bucket(longest), self.checkpoint.max_input_tokens),
             ).to(self._device)
+
+    def run_encoded(self, encoded, tgt_lang: str, decoding: Decoding) -> list[list[int]]:
+        import torch
+
+        model = self._load()
         budget = decoding.max_new_tokens
         with torch.inference_mode():
             out = model.generate(
@@ -116,7 +126,11 @@ class HfTranslator:
                                     if decoding.repetition_penalty != 1.0 else None),
                 do_sample=False,
             )
-        return [self._translation(row) for row in out.tolist()]
+        return out.tolist()
+
+    def decode_batch(self, raw: list[list[int]]) -> list[Translation]:
+        with self.checkpoint.tokenizer_lock:
+            return [self._translation(row) for row in raw]
 
     def classify(self, exc: BaseException) -> ErrorClass:
         from models.errors import classify_torch

@@ -128,6 +128,36 @@ class Translator(Protocol):
         the process that built it is done with it. Calls after it fail."""
 
 
+class Staged(Protocol):
+    """A translator whose ``translate_batch`` is three steps that can run
+    on three threads (``pipeline.executors.LocalExecutor``): the engine's
+    thread then runs only the model call, while the stage's thread
+    tokenizes the next batch and another thread detokenizes the last one.
+    ``translate_batch(texts, ...)`` must equal
+    ``decode_batch(run_encoded(encode_batch(texts, src), tgt, decoding))``
+    byte for byte. Found on the translator's class, never through a
+    wrapper's ``__getattr__``: a wrapper that overrides ``translate_batch``
+    (fault injection, a test's counter) is called whole."""
+
+    def encode_batch(self, texts: list[str], src_lang: str) -> object:
+        """The call's inputs, tokenized (and checked against the model's limit)."""
+
+    def run_encoded(self, encoded: object, tgt_lang: str, decoding: Decoding) -> object:
+        """The model call alone: the engine's raw outputs."""
+
+    def decode_batch(self, raw: object) -> list[Translation]:
+        """The raw outputs as translations, in order."""
+
+
+def staged(translator: object) -> Staged | None:
+    """``translator`` as a ``Staged`` one when its class is one, else None."""
+    kind = type(translator)
+    if all(callable(getattr(kind, name, None))
+           for name in ("encode_batch", "run_encoded", "decode_batch")):
+        return translator  # type: ignore[return-value]
+    return None
+
+
 class NoModel:
     """Stands in for the model when only postprocess and upload are left
     (a retry after a failed delivery): nothing is loaded, and a stage that

@@ -4,8 +4,9 @@ engine's.
 
 CTranslate2 and torch release the GIL inside a call, so while the engine
 translates batch k on the executor's thread, the stage's thread prepares
-batch k+1 (reads its pending chunks, submits it) and judges and commits
-batch k-1. With a window of 2 the engine never waits for the pipeline's
+batch k+1 (reads its pending chunks, tokenizes them, submits it) and
+judges and commits batch k-1, and batch k-1's outputs are detokenized on a
+third thread. With a window of 2 the engine never waits for the pipeline's
 bookkeeping unless that takes longer than a batch (``benchmarks/scale.py``
 measures both). The calls still run one at a time and in plan order, so the
 injected-fault draws, the OOM splits and the outputs are those of a
@@ -17,7 +18,7 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
-from pipeline.translator import BatchResult, Decoding, Translator
+from pipeline.translator import BatchResult, Decoding, Staged, Translator, staged
 
 # Calls outstanding for a model in this process: the one the engine runs and
 # the next one, queued behind it. More would only queue.
@@ -51,18 +52,36 @@ class Submitting(Protocol):
 
 
 class LocalExecutor:
-    """The translator's calls, one at a time, on one thread."""
+    """The translator's calls, one at a time, on one thread. A ``Staged``
+    translator's call is cut in three: its texts are tokenized here, on the
+    caller's (the stage's) thread, the model runs on the engine's thread,
+    and its outputs are detokenized on a third, in order; so the engine
+    waits for neither (the fast path users meet most). Any other translator
+    (a wrapper that injects faults, a test's) is called whole on the
+    engine's thread."""
 
     def __init__(self, window: int = LOCAL_WINDOW):
         self.window = window
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nllb-engine")
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nllb-decode")
 
     def submit(self, translator: Translator, texts: list[str], src_lang: str, tgt_lang: str,
                decoding: Decoding) -> Future:
-        return self._pool.submit(_call, translator, texts, src_lang, tgt_lang, decoding)
+        steps = staged(translator)
+        if steps is None:
+            return self._pool.submit(_call, translator, texts, src_lang, tgt_lang, decoding)
+        try:
+            encoded = steps.encode_batch(texts, src_lang)
+        except Exception as exc:  # an input over the model's limit: the call's result
+            done: Future = Future()
+            done.set_result(BatchResult(error=exc))
+            return done
+        ran = self._pool.submit(steps.run_encoded, encoded, tgt_lang, decoding)
+        return self._decoder.submit(_decoded, steps, ran)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._decoder.shutdown(wait=True, cancel_futures=True)
 
 
 def _call(translator: Translator, texts: list[str], src_lang: str, tgt_lang: str,
@@ -70,6 +89,13 @@ def _call(translator: Translator, texts: list[str], src_lang: str, tgt_lang: str
     try:
         return BatchResult(translator.translate_batch(texts, src_lang, tgt_lang, decoding))
     except Exception as exc:  # a value for the stage to classify, on its own thread
+        return BatchResult(error=exc)
+
+
+def _decoded(steps: Staged, ran: Future) -> BatchResult:
+    try:
+        return BatchResult(steps.decode_batch(ran.result()))
+    except Exception as exc:  # the model call's error (or a cancel), as ``_call`` gives it
         return BatchResult(error=exc)
 
 

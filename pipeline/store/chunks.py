@@ -161,6 +161,7 @@ class ChunksMixin:
         final: bool = True, memory: int | None = None, flags: Mapping[int, str] = {},
         translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
         started_at: float | None = None, generated_tokens: int = 0,
+        pending: set[int] | None = None,
     ) -> bool:
         """Store translations of a batch's chunks, in one transaction; with
         ``final`` the batch is marked committed too (else it stays pending,
@@ -176,7 +177,9 @@ class ChunksMixin:
         actor), if not in this process. ``started_at``: when the batch was
         sent, recorded with ``worker`` (``mark_batch_started``'s, in the same
         transaction). ``generated_tokens``: what the model generated for
-        them, added to the batch's count (``/metrics``).
+        them, added to the batch's count (``/metrics``). ``pending``: which
+        of ``translations`` the caller already found pending in this
+        transaction (``commit_checked``), so they are not read again.
 
         Idempotent: a batch that is no longer pending takes nothing, and only
         chunks still pending take a translation, so a result delivered twice
@@ -201,7 +204,8 @@ class ChunksMixin:
             if started_at is not None:
                 db.execute("UPDATE batches SET started_at = ?, worker = ? WHERE id = ?",
                            (started_at, worker, batch_id))
-            pending = self._still_pending(job_id, translations)
+            if pending is None:
+                pending = self._still_pending(job_id, translations)
             translations = {i: text for i, text in translations.items() if i in pending}
             # ``commits`` counts every committed translation of a chunk, so a
             # chunk translated twice shows up as 2 rather than being hidden.

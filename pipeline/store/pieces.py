@@ -55,7 +55,7 @@ class PiecesMixin:
             if not self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
                                      memory=memory, flags=flags, translated_by=translated_by,
                                      ran_on=ran_on, started_at=started_at,
-                                     generated_tokens=generated_tokens):
+                                     generated_tokens=generated_tokens, pending=pending):
                 return False
             for idx, rows in replaced.items():
                 self._replace(job_id, idx, rows)
