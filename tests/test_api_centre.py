@@ -234,3 +234,40 @@ def test_a_list_render_costs_the_same_statements_for_50_and_200_jobs(tmp_path, c
         assert len(body["jobs"]) == limit
         counts.append(len(statements))
     assert counts[0] == counts[1], counts
+
+
+def test_a_bulk_action_is_one_transaction_and_a_refused_job_stops_none(tmp_path, client):
+    from pipeline import job_actions
+
+    a, b, c = _ids(client, 3)
+    store = Store(tmp_path / "jobs.db")
+    store.set_job_state(b, "SUCCEEDED")
+    statements = []
+    store.db.conn.set_trace_callback(statements.append)
+    done = job_actions.cancel_many(store, [a, "nope", b, c])
+    store.db.conn.set_trace_callback(None)
+    assert [(r.id, r.ok) for r in done] == [(a, True), ("nope", False), (b, False), (c, True)]
+    assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
+    assert [store.job(i).state for i in (a, b, c)] == ["CANCELED", "SUCCEEDED", "CANCELED"]
+    retried = job_actions.retry_many(store, [a, c, b])
+    assert [r.ok for r in retried] == [True, True, True]  # b: never delivered, so deliver it
+    assert [store.job(i).state for i in (a, b, c)] == ["QUEUED"] * 3
+
+
+def test_a_rendering_reuses_the_views_of_unchanged_jobs_and_says_the_same(tmp_path, client):
+    ids = _ids(client, 6)
+    store = Store(tmp_path / "jobs.db")
+    _claim(tmp_path, ids[0])
+    store.set_job_state(ids[1], "FAILED", error_class="auth", error_message="no")
+    kept = listing.JobFragments()
+    first = listing.list_json(store, (), 50, time.time(), fragments=kept)
+    assert kept.rendered == 5  # every job but the running one
+    store.set_job_state(ids[2], "CANCELED")  # one job changes; the queue moves for the rest
+    store.set_job_state(ids[5], "CANCELED")
+    now = time.time()
+    again = listing.list_json(store, (), 50, now, fragments=kept)
+    # ids[2], ids[5]: a new state; ids[3], ids[4]: a new place in the queue
+    assert kept.rendered == 5 + 4
+    assert json.loads(again) == listing.list_body(store, (), 50, now) != json.loads(first)
+    listing.list_json(store, (), 50, now, fragments=kept)
+    assert kept.rendered == 9

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -36,6 +38,7 @@ RECENTLY_FINISHED_S = 3600  # what the page may still have to announce
 MAX_QUERY = 200
 MAX_AGE_S = 1.0
 MAX_ENTRIES = 32
+MAX_FRAGMENTS = 20_000  # job views kept (about 1 KB each)
 
 
 def parse_states(text: str | None) -> tuple[str, ...]:
@@ -106,38 +109,94 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 
 def list_body(store: Store, states: tuple[str, ...], limit: int, now: float, query: str = "",
               after: tuple[float, str] | None = None) -> dict:
-    """``{"jobs", "attention", "next_cursor", "counts", "recently_finished",
-    "now"}``: a page of jobs newest first (filtered by their shown state and
-    the search ``query``, after the keyset ``after``); on the first page of
-    the unfiltered list, ``attention``: the running jobs and the failures
-    of the last day, which the page shows first; every job counted by
-    state; the jobs that finished in the last hour (id, name, state,
-    finished_at), whatever the filter, for the page's notifications."""
+    """``list_json`` as a dict, rendered from scratch."""
+    return json.loads(list_json(store, states, limit, now, query, after, JobFragments()))
+
+
+def list_json(store: Store, states: tuple[str, ...], limit: int, now: float, query: str = "",
+              after: tuple[float, str] | None = None,
+              fragments: JobFragments | None = None) -> bytes:
+    """The list as JSON: ``{"jobs", "attention", "next_cursor", "counts",
+    "recently_finished", "now"}``: a page of jobs newest first (filtered by
+    their shown state and the search ``query``, after the keyset ``after``);
+    on the first page of the unfiltered list, ``attention``: the running
+    jobs and the failures of the last day, which the page shows first; every
+    job counted by state; the jobs that finished in the last hour (id, name,
+    state, finished_at), whatever the filter, for the page's notifications.
+    Each job's view comes from ``fragments`` where it was rendered before."""
+    fragments = JobFragments() if fragments is None else fragments
     stored = tuple(dict.fromkeys("RUNNING" if s == views.INTERRUPTED else s for s in states))
     jobs = store.list_jobs(states=stored, query=query, after=after, limit=limit + 1)
     more, jobs = len(jobs) > limit, jobs[:limit]
     first = after is None and not states and not query
     attention = store.attention_jobs(now - RECENT_FAILURE_S) if first else []
-    histories: dict = {}
     everything = list({j.id: j for j in [*attention, *jobs]}.values())
-    counters = store.job_counters([j.id for j in everything])
+    # Token counters only where a view reads them (``views.job_progress``,
+    # ``views.job_eta``): a job in inference that has not succeeded, a running job.
+    counters = store.job_counters([j.id for j in everything if j.state == "RUNNING" or (
+        j.stage == "inference" and j.state != "SUCCEEDED")])
     positions = store.queue_positions() if any(j.state == "QUEUED" for j in everything) else {}
-    views_of = {j.id: views.job_view(store, j, now, histories, counters[j.id].tokens, positions)
-                for j in everything}
-    shown = [views_of[j.id] for j in jobs]
-    if states:
-        shown = [v for v in shown if v["state"] in states]
+    histories: dict = {}
+    rendered = {j.id: fragments.view(store, j, now, counters[j.id].tokens if j.id in counters
+                                     else None, positions, histories) for j in everything}
+    shown = [rendered[j.id][1] for j in jobs if not states or rendered[j.id][0] in states]
     counts = {s: 0 for s in SHOWN_STATES}
-    counts.update(store.jobs_by_state(float("-inf")))
+    counts.update(store.state_counts())
     counts[views.INTERRUPTED] = len(interrupted_ids(store, now))
     counts["RUNNING"] -= counts[views.INTERRUPTED]
     finished = [{"id": job_id, "name": os.path.basename(path), "state": state,
                  "finished_at": finished_at}
                 for job_id, path, state, finished_at in store.finished_since(
                     now - RECENTLY_FINISHED_S)]
-    return {"jobs": shown, "attention": [views_of[j.id] for j in attention],
-            "next_cursor": make_cursor(jobs[-1]) if more else None, "counts": counts,
-            "recently_finished": finished, "now": now}
+    rest = _json({"next_cursor": make_cursor(jobs[-1]) if more else None, "counts": counts,
+                  "recently_finished": finished, "now": now})
+    return b"".join((b'{"jobs":[', b",".join(shown), b'],"attention":[',
+                     b",".join(rendered[j.id][1] for j in attention), b"],", rest[1:]))
+
+
+def _json(value) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class JobFragments:
+    """Each job's view (``views.job_view``) as JSON, kept for the next
+    rendering of any list: after a bulk retry of 20 jobs, a list of 200
+    renders 20 views, not 200.
+
+    A view is kept only where nothing but the job's row, its token counters
+    and its place in the queue decide it, and under exactly those as its
+    key, so a kept view is the one ``job_view`` would render now. A running
+    job's view is never kept: whether its worker is alive and how far its
+    ETA has counted down depend on the moment."""
+
+    def __init__(self, max_entries: int = MAX_FRAGMENTS):
+        self.max_entries = max_entries
+        self._kept: dict[tuple, tuple[str, bytes]] = {}
+        self._lock = threading.Lock()  # renderings run in several threads
+        self.rendered = 0
+
+    def view(self, store: Store, job, now: float, tokens: tuple[int, int] | None,
+             positions: dict, histories: dict) -> tuple[str, bytes]:
+        """(the job's shown state, its view as JSON); ``tokens``: its
+        (done, total) where its view reads them, ``positions``:
+        ``Store.queue_positions``."""
+        if job.state == "RUNNING":
+            view = views.job_view(store, job, now, histories, tokens, positions)
+            return view["state"], _json(view)
+        key = (job, tokens, positions.get(job.id) if job.state == "QUEUED" else None)
+        with self._lock:
+            kept = self._kept.get(key)
+        if kept is not None:
+            return kept
+        view = views.job_view(store, job, now, histories, tokens, positions)
+        kept = view["state"], _json(view)
+        with self._lock:
+            self.rendered += 1
+            if len(self._kept) >= self.max_entries:  # the older half goes
+                for old in list(itertools.islice(self._kept, len(self._kept) // 2)):
+                    del self._kept[old]
+            self._kept[key] = kept
+        return kept
 
 
 class RenderedLists:

@@ -66,8 +66,8 @@ async def list_jobs(request: Request, api) -> Response:
         return Response(status_code=304, headers=headers)
 
     async def render() -> bytes:
-        body = await _in_thread(api, listing.list_body, states, limit, now, query, after)
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return await _in_thread(api, listing.list_json, states, limit, now, query, after,
+                                api.fragments)
 
     return Response(await api.lists.get(etag, render), media_type="application/json",
                     headers=headers)
@@ -92,7 +92,7 @@ def _bulk(verb):
 
         def run(store: Store) -> dict:
             now, files = time.time(), api.settings.files_dir
-            done = job_actions.bulk(store, verb, ids)
+            done = verb(store, ids)
             # The queue's order read once for the whole answer, not once a job
             # (each read walks the queue): a bulk of 20 cost 20 walks.
             positions = store.queue_positions()
@@ -110,8 +110,8 @@ def _bulk(verb):
     return handler
 
 
-bulk_retry = _bulk(job_actions.requeue_one)
-bulk_cancel = _bulk(job_actions.cancel_one)
+bulk_retry = _bulk(job_actions.retry_many)
+bulk_cancel = _bulk(job_actions.cancel_many)
 
 
 # -- one job ----------------------------------------------------------------------------

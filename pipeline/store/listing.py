@@ -70,6 +70,11 @@ class ListingMixin:
             "finished_at >= ? ORDER BY finished_at DESC LIMIT ?", (state, since, limit))]
         return sorted(ended, key=lambda row: row[3], reverse=True)[:limit]
 
+    def state_counts(self) -> dict[str, int]:
+        """How many jobs are in each stored state: the counts triggers keep
+        (``job_state_counts``, migration 14), not a count of the jobs."""
+        return dict(self.db.execute("SELECT state, n FROM job_state_counts WHERE n > 0"))
+
     def queue_positions(self) -> dict[str, int]:
         """Queued job id -> its place in the queue (1: the next a worker
         claims), in the order workers claim: priority, then age."""
