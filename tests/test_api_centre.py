@@ -271,3 +271,17 @@ def test_a_rendering_reuses_the_views_of_unchanged_jobs_and_says_the_same(tmp_pa
     assert json.loads(again) == listing.list_body(store, (), 50, now) != json.loads(first)
     listing.list_json(store, (), 50, now, fragments=kept)
     assert kept.rendered == 9
+
+
+def test_a_search_walks_the_list_index_which_holds_the_name(tmp_path, client):
+    _ids(client, 3, "report")
+    store = Store(tmp_path / "jobs.db")
+    statements = []
+    store.db.conn.set_trace_callback(statements.append)
+    assert len(store.list_jobs(query="report-1", limit=10)) == 1
+    store.db.conn.set_trace_callback(None)
+    (search,) = [s for s in statements if "LIKE" in s]
+    plan = " ".join(r[-1] for r in store.db.execute("EXPLAIN QUERY PLAN " + search))
+    assert plan == "SCAN jobs USING INDEX jobs_by_created", plan  # no sort, no table walk
+    columns = [r[2] for r in store.db.execute("PRAGMA index_info(jobs_by_created)")]
+    assert columns == ["created_at", "id", "input_path"]

@@ -3,8 +3,12 @@ needs attention, what just finished, queue positions, and deleting a job.
 
 Every query here is bounded by its ``limit`` and answered from an index
 (``jobs_by_created``, ``jobs_by_state``, ``jobs_by_end``, ``jobs_queue``:
-migration 13) or, for a search by name, from a walk of ``jobs_by_created``
-that stops at ``limit`` matches; none reads chunks.
+migrations 13 and 17) or, for a search by name, from a walk of
+``jobs_by_created`` that stops at ``limit`` matches: that index holds the
+input path, so the walk reads a job's row only when its path matches. A
+substring has no B-tree order; a trigram index (FTS5) answers a rare name
+from the index alone but costs more than this walk for a common one (on
+10,000 jobs: 120 ms for "doc", which every name holds). None reads chunks.
 """
 
 from __future__ import annotations
