@@ -90,12 +90,12 @@ def in_process_costs(db: Path) -> dict[str, float]:
     """CPU ms (best of 5, ``time.process_time``: what a busy machine does not
     move) of one rendering of the list with no job view kept (a cold
     server), of one with every view kept (after a change of a few jobs:
-    ``listing.JobFragments``), of a search, and of the ETag (all a 304
+    ``rendered.JobFragments``), of a search, and of the ETag (all a 304
     needs); and SQL statements per rendering."""
-    from pipeline.api import listing
+    from pipeline.api import listing, rendered
 
     store = Store(db)
-    kept = listing.JobFragments()
+    kept = rendered.JobFragments()
     costs: dict[str, list[float]] = {"cold": [], "warm": [], "search": [], "etag": []}
     runs = {"cold": lambda n: listing.list_json(store, (), 200, time.time()),
             "warm": lambda n: listing.list_json(store, (), 200, time.time(), fragments=kept),

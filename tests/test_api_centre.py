@@ -285,3 +285,24 @@ def test_a_search_walks_the_list_index_which_holds_the_name(tmp_path, client):
     assert plan == "SCAN jobs USING INDEX jobs_by_created", plan  # no sort, no table walk
     columns = [r[2] for r in store.db.execute("PRAGMA index_info(jobs_by_created)")]
     assert columns == ["created_at", "id", "input_path"]
+
+
+def test_a_list_answer_carries_the_etag_of_the_body_it_sends(client):
+    from pipeline.api.rendered import Rendered
+
+    asked = []
+
+    class InHand:  # a rendering of an earlier revision, as while another renders
+        async def get(self, etag, render, *, question, poll):
+            asked.append(poll)
+            return Rendered('W/"earlier"', b'{"jobs":[]}', 0.0)
+
+    client.app.state.api.lists = InHand()
+    held = client.get("/api/jobs", headers={"If-None-Match": 'W/"earlier"'})
+    assert held.status_code == 304 and held.headers["etag"] == 'W/"earlier"'
+    other = client.get("/api/jobs", headers={"If-None-Match": 'W/"older"'})
+    assert other.status_code == 200 and other.headers["etag"] == 'W/"earlier"'
+    assert other.json() == {"jobs": []}
+    client.get("/api/jobs")
+    client.get("/api/jobs", headers={"If-None-Match": 'W/"older"', "Cache-Control": "no-cache"})
+    assert asked == [True, True, False, False]  # only a poll may be answered from an earlier one

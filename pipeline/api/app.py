@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.api import review_routes, routes
 from pipeline.api.errors import error_response
-from pipeline.api.listing import JobFragments, RenderedLists
+from pipeline.api.rendered import JobFragments, RenderedLists
 from pipeline.api.security import Guard
 from pipeline.api.uploads import Uploads
 from pipeline.monitoring import exposition

@@ -8,26 +8,19 @@ search, cursor, limit) and the hour (what counts as a recent failure). A poll
 whose ``If-None-Match`` still matches is answered 304 from those two small
 reads alone.
 
-A full answer is rendered once per ETag and kept for ``MAX_AGE_S``: fifty
-pages polling one busy queue then cost one rendering per change, not fifty
-(requests that arrive while it is being rendered wait for that one). The
-only thing that ages within those seconds is a running job's ETA, which the
-page counts down by itself.
+A full answer is rendered once per ETag, from the job views kept since the
+last one (``pipeline.api.rendered``: what is kept, and when a poll may get
+the rendering in hand while the next is made).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import itertools
 import json
 import os
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 
 from pipeline import views
+from pipeline.api.rendered import JobFragments, to_json
 from pipeline.errors import InvalidInput
 from pipeline.store import Store
 
@@ -36,9 +29,6 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 RECENT_FAILURE_S = 24 * 3600  # a failure this recent is listed with the running jobs
 RECENTLY_FINISHED_S = 3600  # what the page may still have to announce
 MAX_QUERY = 200
-MAX_AGE_S = 1.0
-MAX_ENTRIES = 32
-MAX_FRAGMENTS = 20_000  # job views kept (about 1 KB each)
 
 
 def parse_states(text: str | None) -> tuple[str, ...]:
@@ -92,10 +82,16 @@ def interrupted_ids(store: Store, now: float) -> list[str]:
                   if views.shown_state(j, now) == views.INTERRUPTED)
 
 
+def question(states: tuple[str, ...], limit: int, query: str = "",
+             cursor: str | None = None) -> str:
+    """What a request for the list asks, whatever the store holds."""
+    return json.dumps([states, limit, query, cursor])
+
+
 def list_etag(store: Store, now: float, states: tuple[str, ...], limit: int, query: str = "",
               cursor: str | None = None) -> str:
-    key = json.dumps([store.revision(), interrupted_ids(store, now), states, limit, query,
-                      cursor, int(now // 3600)])
+    key = json.dumps([store.revision(), interrupted_ids(store, now),
+                      question(states, limit, query, cursor), int(now // 3600)])
     return 'W/"' + hashlib.blake2s(key.encode(), digest_size=10).hexdigest() + '"'
 
 
@@ -148,92 +144,7 @@ def list_json(store: Store, states: tuple[str, ...], limit: int, now: float, que
                  "finished_at": finished_at}
                 for job_id, path, state, finished_at in store.finished_since(
                     now - RECENTLY_FINISHED_S)]
-    rest = _json({"next_cursor": make_cursor(jobs[-1]) if more else None, "counts": counts,
+    rest = to_json({"next_cursor": make_cursor(jobs[-1]) if more else None, "counts": counts,
                   "recently_finished": finished, "now": now})
     return b"".join((b'{"jobs":[', b",".join(shown), b'],"attention":[',
                      b",".join(rendered[j.id][1] for j in attention), b"],", rest[1:]))
-
-
-def _json(value) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class JobFragments:
-    """Each job's view (``views.job_view``) as JSON, kept for the next
-    rendering of any list: after a bulk retry of 20 jobs, a list of 200
-    renders 20 views, not 200.
-
-    A view is kept only where nothing but the job's row, its token counters
-    and its place in the queue decide it, and under exactly those as its
-    key, so a kept view is the one ``job_view`` would render now. A running
-    job's view is never kept: whether its worker is alive and how far its
-    ETA has counted down depend on the moment."""
-
-    def __init__(self, max_entries: int = MAX_FRAGMENTS):
-        self.max_entries = max_entries
-        self._kept: dict[tuple, tuple[str, bytes]] = {}
-        self._lock = threading.Lock()  # renderings run in several threads
-        self.rendered = 0
-
-    def view(self, store: Store, job, now: float, tokens: tuple[int, int] | None,
-             positions: dict, histories: dict) -> tuple[str, bytes]:
-        """(the job's shown state, its view as JSON); ``tokens``: its
-        (done, total) where its view reads them, ``positions``:
-        ``Store.queue_positions``."""
-        if job.state == "RUNNING":
-            view = views.job_view(store, job, now, histories, tokens, positions)
-            return view["state"], _json(view)
-        key = (job, tokens, positions.get(job.id) if job.state == "QUEUED" else None)
-        with self._lock:
-            kept = self._kept.get(key)
-        if kept is not None:
-            return kept
-        view = views.job_view(store, job, now, histories, tokens, positions)
-        kept = view["state"], _json(view)
-        with self._lock:
-            self.rendered += 1
-            if len(self._kept) >= self.max_entries:  # the older half goes
-                for old in list(itertools.islice(self._kept, len(self._kept) // 2)):
-                    del self._kept[old]
-            self._kept[key] = kept
-        return kept
-
-
-class RenderedLists:
-    """JSON bodies of the list by ETag, each rendered once (single flight)
-    and reused for ``max_age_s``."""
-
-    def __init__(self, *, max_age_s: float = MAX_AGE_S, clock: Callable[[], float] =
-                 time.monotonic):
-        self.max_age_s, self.clock = max_age_s, clock
-        self._done: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._rendering: dict[str, asyncio.Future] = {}
-        self.renders = 0
-
-    async def get(self, etag: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
-        kept = self._done.get(etag)
-        if kept is not None and self.clock() - kept[0] < self.max_age_s:
-            return kept[1]
-        pending = self._rendering.get(etag)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future = asyncio.get_running_loop().create_future()
-        self._rendering[etag] = future
-        try:
-            body = await render()
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # retrieved: no warning when nobody was waiting
-            raise
-        finally:
-            del self._rendering[etag]
-        self.renders += 1
-        future.set_result(body)
-        self._done[etag] = (self.clock(), body)
-        self._done.move_to_end(etag)
-        while len(self._done) > MAX_ENTRIES:
-            self._done.popitem(last=False)
-        return body
