@@ -306,3 +306,19 @@ def test_a_list_answer_carries_the_etag_of_the_body_it_sends(client):
     client.get("/api/jobs")
     client.get("/api/jobs", headers={"If-None-Match": 'W/"older"', "Cache-Control": "no-cache"})
     assert asked == [True, True, False, False]  # only a poll may be answered from an earlier one
+
+
+def test_one_jobs_queue_place_is_counted_in_two_ranges_of_the_queue_index(tmp_path, client):
+    ids = [post_doc(client, f"Doc {i}.\n", name=f"q{i}.txt", priority=str(i % 3)).json()["id"]
+           for i in range(7)]
+    store = Store(tmp_path / "jobs.db")
+    store.set_job_state(ids[3], "CANCELED")
+    places = store.queue_positions()
+    assert {i: store.queue_position(i) for i in ids} == {i: places.get(i) for i in ids}
+    assert store.queue_position(ids[3]) is None and sorted(places.values()) == list(range(1, 7))
+    statements = []
+    store.db.conn.set_trace_callback(statements.append)
+    store.queue_position(ids[0])
+    store.db.conn.set_trace_callback(None)
+    plan = " ".join(r[-1] for r in store.db.execute("EXPLAIN QUERY PLAN " + statements[-1]))
+    assert plan.count("SEARCH jobs USING INDEX jobs_queue") == 2 and "SCAN jobs" not in plan

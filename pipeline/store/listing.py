@@ -86,6 +86,20 @@ class ListingMixin:
                                "ORDER BY priority DESC, created_at, id").fetchall()
         return {job_id: n for n, (job_id,) in enumerate(rows, 1)}
 
+    def queue_position(self, job_id: str) -> int | None:
+        """One queued job's place in the queue (as ``queue_positions``): two
+        ranges of the queue's index, the jobs of a higher priority and those
+        of its own that are older; None when it is not queued."""
+        me = self.db.execute("SELECT priority, created_at FROM jobs WHERE id = ? AND state = "
+                             "'QUEUED'", (job_id,)).fetchone()
+        if me is None:
+            return None
+        return self.db.execute(
+            "SELECT (SELECT COUNT(*) FROM jobs INDEXED BY jobs_queue WHERE state = 'QUEUED' "
+            "AND priority > :p) + (SELECT COUNT(*) FROM jobs INDEXED BY jobs_queue WHERE "
+            "state = 'QUEUED' AND priority = :p AND (created_at, id) <= (:c, :id))",
+            {"p": me[0], "c": me[1], "id": job_id}).fetchone()[0]
+
     def live_jobs_to(self, output_path: str, besides: str | None = None) -> list[Job]:
         """Queued or running jobs that deliver to ``output_path``."""
         return self._all(Job, "SELECT * FROM jobs WHERE state IN ('QUEUED', 'RUNNING') "
