@@ -244,12 +244,29 @@ async def saturated(host, port, ids, clients, seconds, kind):
     return samples, time.perf_counter() - start
 
 
-def row(kind: str, samples: list[float], wall: float | None = None) -> str:
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used so far; None where
+    /proc does not say (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def row(kind: str, samples: list[float], wall: float | None = None,
+        cpu: float | None = None) -> str:
+    """p50/p99 latency, the rate where ``wall`` is known, and the server's
+    CPU ms per request where ``cpu`` (its CPU seconds meanwhile) is: a
+    figure the machine's load does not move, as latency on a shared
+    machine is."""
     ms = sorted(s * 1000 for s in samples)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     rate = f"{len(ms) / wall:8.0f} req/s" if wall else ""
+    per = f"  server CPU {cpu * 1000 / len(ms):6.2f} ms/req" if cpu is not None else ""
+    # (each client's first list, not timed, counts in cpu: 50 of thousands)
     return (f"  {kind:<9} n={len(ms):<6} p50 {statistics.median(ms):7.2f} ms   "
-            f"p99 {p99:7.2f} ms  {rate}")
+            f"p99 {p99:7.2f} ms  {rate}{per}")
 
 
 def main() -> int:
@@ -281,16 +298,27 @@ def main() -> int:
             print(f"{args.clients} clients, each polling every {args.interval:g} s for "
                   f"{args.seconds:g} s (paced), one more searching and paging, one more "
                   f"retrying and canceling {BULK_IDS} jobs at a time:")
+            before = cpu_seconds(server.pid)
             samples = asyncio.run(paced(host, port, ids, args.clients, args.seconds,
                                         args.interval))
+            after = cpu_seconds(server.pid)
             for kind, found in samples.items():
                 if found:
                     print(row(kind, found))
+            if before is not None and after is not None:
+                # and the requests not timed: each client's first list, each page 2's page 1
+                answered = (sum(map(len, samples.values())) + args.clients
+                            + len(samples["page 2"]))
+                print(f"  server CPU {(after - before) * 1000 / answered:.2f} ms per request "
+                      f"({after - before:.2f} s for {answered} requests)")
             print(f"{args.clients} clients back to back (saturated), {args.seconds:g} s each:")
             for kind in ("list 304", "list 200", "detail", "search", "bulk"):
+                before = cpu_seconds(server.pid)
                 found, wall = asyncio.run(saturated(host, port, ids, args.clients,
                                                     args.seconds, kind))
-                print(row(kind, found, wall))
+                after = cpu_seconds(server.pid)
+                print(row(kind, found, wall, None if before is None or after is None
+                          else after - before))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
