@@ -374,18 +374,20 @@ def test_only_a_request_that_arrives_while_another_renders_may_get_the_rendering
         assert (await lists.get("b", render(b"B3"), question="q")).body == b"B"
         await asyncio.sleep(0.1)
         assert (await lists.get("b", render(b"B4"), question="q")).body == b"B2"
+        now[0] = 3.6  # ... but not once it is older than stale_s: rendered, and waited for
+        assert (await lists.get("b", render(b"B5"), question="q")).body == b"B5"
         # The previous rendering is too old to stand in: a poll waits too.
-        now[0] = 4.0
+        now[0] = 6.0
         first = asyncio.ensure_future(lists.get("c", render(b"C"), question="q", poll=True))
         await asyncio.sleep(0.01)
         assert (await lists.get("c", render(b"C"), question="q", poll=True)).body == b"C"
         await first
         # Alone, a request always renders the store as it is now.
-        now[0] = 4.5
+        now[0] = 6.5
         assert (await lists.get("d", render(b"D"), question="q", poll=True)).body == b"D"
 
     asyncio.run(scene())
-    assert started == [b"A", b"B", b"B2", b"C", b"D"]
+    assert started == [b"A", b"B", b"B2", b"B5", b"C", b"D"]
 
 
 def test_uploaded_file_names_keep_their_characters_but_never_a_directory():

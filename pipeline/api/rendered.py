@@ -14,8 +14,9 @@ while another is rendering may be answered with the rendering in hand
 instead of waiting for it:
 
 - the same ETag whose body has aged (only a running job's ETA ages: the
-  page counts it down itself): any request, and the first one that finds it
-  aged has it rendered again behind its answer;
+  page counts it down itself) but is less than ``STALE_S`` old: any
+  request, and the first one that finds it aged has it rendered again
+  behind its answer;
 - the previous ETag (the store has changed meanwhile) rendered less than
   ``STALE_S`` ago: a poll (``If-None-Match``, which it then matches: a 304)
   that does not say ``Cache-Control: no-cache``. A page without a copy
@@ -37,7 +38,7 @@ from pipeline import views
 from pipeline.store import Store
 
 MAX_AGE_S = 1.0  # a body is rendered again after this long (a running job's ETA)
-STALE_S = 2.0  # the oldest previous rendering a poll may get while the next is made
+STALE_S = 2.0  # the oldest rendering served while the next is made
 MAX_ENTRIES = 32  # bodies kept (by ETag), and questions remembered
 MAX_FRAGMENTS = 20_000  # job views kept (about 1 KB each)
 
@@ -76,7 +77,8 @@ class RenderedLists:
         if kept is not None and now - kept.at < self.max_age_s:
             return kept
         pending = self._rendering.get(etag)
-        if kept is not None:  # the same revision, aged: rendered again behind this answer
+        if kept is not None and now - kept.at < self.stale_s:
+            # the same revision, aged (an ETA): rendered again behind this answer
             if pending is None:
                 self._start(etag, render, question)
             return kept
