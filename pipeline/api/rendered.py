@@ -40,7 +40,7 @@ from pipeline.store import Store
 MAX_AGE_S = 1.0  # a body is rendered again after this long (a running job's ETA)
 STALE_S = 2.0  # the oldest rendering served while the next is made
 MAX_ENTRIES = 32  # bodies kept (by ETag), and questions remembered
-MAX_FRAGMENTS = 20_000  # job views kept (about 1 KB each)
+MAX_FRAGMENTS = 5_000  # job views kept: 25 lists of 200; about 2 KB each with its key
 
 
 def to_json(value) -> bytes:
