@@ -18,9 +18,9 @@ instead of waiting for it:
   request, and the first one that finds it aged has it rendered again
   behind its answer;
 - the previous ETag (the store has changed meanwhile) rendered less than
-  ``STALE_S`` ago: a poll (``If-None-Match``, which it then matches: a 304)
-  that does not say ``Cache-Control: no-cache``. A page without a copy
-  (its first load, or after its own write: it drops its ETag) waits.
+  ``STALE_S`` ago: a poll (``If-None-Match``; a 304 when that rendering is
+  its copy) that does not say ``Cache-Control: no-cache``. A page without
+  a copy (its first load, or after its own write: it drops its ETag) waits.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class RenderedLists:
         self.max_age_s, self.stale_s, self.clock = max_age_s, stale_s, clock
         self._done: OrderedDict[str, Rendered] = OrderedDict()
         self._latest: OrderedDict[str, Rendered] = OrderedDict()  # by question
-        self._rendering: dict[str, asyncio.Future] = {}
+        self._rendering: dict[str, asyncio.Task] = {}
         self.renders = 0
 
     async def get(self, etag: str, render: Callable[[], Awaitable[bytes]], *,
