@@ -20,9 +20,9 @@ CPU little) then:
    answer is in, for each kind alone, to find requests per second.
 
 Reports p50/p99 latency per kind and requests per second, and, measured in
-process, what one rendering of the list costs (a cache miss: the server
-renders a list once per ETag and change, ``pipeline.api.listing``) and what
-its ETag costs (all a 304 needs). The list is the page's query
+process, the CPU one rendering of the list costs (the server renders a list
+once per ETag and change, from the job views it kept: ``pipeline.api.listing``)
+and what its ETag costs (all a 304 needs). The list is the page's query
 (``?limit=200``, newest first).
 """
 
@@ -86,23 +86,33 @@ def fill_store(db: Path, n: int) -> list[str]:
     return ids
 
 
-def in_process_costs(db: Path) -> tuple[float, float, float]:
-    from pipeline.api import listing
+def in_process_costs(db: Path) -> dict[str, float]:
+    """CPU ms (best of 5, ``time.process_time``: what a busy machine does not
+    move) of one rendering of the list with no job view kept (a cold
+    server), of one with every view kept (after a change of a few jobs:
+    ``rendered.JobFragments``), of a search, and of the ETag (all a 304
+    needs); and SQL statements per rendering."""
+    from pipeline.api import listing, rendered
 
     store = Store(db)
-    renders, etags, searches = [], [], []
+    kept = rendered.JobFragments()
+    costs: dict[str, list[float]] = {"cold": [], "warm": [], "search": [], "etag": []}
+    runs = {"cold": lambda n: listing.list_json(store, (), 200, time.time()),
+            "warm": lambda n: listing.list_json(store, (), 200, time.time(), fragments=kept),
+            "search": lambda n: listing.list_json(store, (), 200, time.time(), f"doc0{n}",
+                                                  fragments=kept),
+            "etag": lambda n: listing.list_etag(store, time.time(), (), 200)}
     for n in range(5):
-        start = time.perf_counter()
-        json.dumps(listing.list_body(store, (), 200, time.time())).encode()
-        renders.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        listing.list_etag(store, time.time(), (), 200)
-        etags.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        json.dumps(listing.list_body(store, (), 200, time.time(), f"doc0{n}")).encode()
-        searches.append(time.perf_counter() - start)
+        for kind, run in runs.items():
+            start = time.process_time()
+            run(n)
+            costs[kind].append(time.process_time() - start)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    listing.list_json(store, (), 200, time.time(), fragments=kept)
     store.close()
-    return min(renders) * 1000, min(etags) * 1000, min(searches) * 1000
+    return {**{kind: min(found) * 1000 for kind, found in costs.items()},
+            "statements": len(statements)}
 
 
 class Connection:
@@ -234,12 +244,29 @@ async def saturated(host, port, ids, clients, seconds, kind):
     return samples, time.perf_counter() - start
 
 
-def row(kind: str, samples: list[float], wall: float | None = None) -> str:
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used so far; None where
+    /proc does not say (not Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def row(kind: str, samples: list[float], wall: float | None = None,
+        cpu: float | None = None) -> str:
+    """p50/p99 latency, the rate where ``wall`` is known, and the server's
+    CPU ms per request where ``cpu`` (its CPU seconds meanwhile) is: a
+    figure the machine's load does not move, as latency on a shared
+    machine is."""
     ms = sorted(s * 1000 for s in samples)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     rate = f"{len(ms) / wall:8.0f} req/s" if wall else ""
+    per = f"  server CPU {cpu * 1000 / len(ms):6.2f} ms/req" if cpu is not None else ""
+    # (each client's first list, not timed, counts in cpu: 50 of thousands)
     return (f"  {kind:<9} n={len(ms):<6} p50 {statistics.median(ms):7.2f} ms   "
-            f"p99 {p99:7.2f} ms  {rate}")
+            f"p99 {p99:7.2f} ms  {rate}{per}")
 
 
 def main() -> int:
@@ -255,10 +282,11 @@ def main() -> int:
         started = time.perf_counter()
         ids = fill_store(db, args.jobs)
         print(f"store: {args.jobs} jobs in {time.perf_counter() - started:.1f} s")
-        render_ms, etag_ms, search_ms = in_process_costs(db)
-        print(f"in-process: rendering the list (a cache miss) {render_ms:.1f} ms, "
-              f"its ETag (all a 304 needs) {etag_ms:.3f} ms, a search {search_ms:.1f} ms, "
-              "best of 5")
+        cost = in_process_costs(db)
+        print(f"in-process CPU, best of 5: rendering the list {cost['cold']:.1f} ms with no "
+              f"job view kept, {cost['warm']:.1f} ms with all kept ({cost['statements']} SQL "
+              f"statements), a search {cost['search']:.1f} ms, the ETag (all a 304 needs) "
+              f"{cost['etag']:.3f} ms")
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         server = subprocess.Popen([sys.executable, "-m", "pipeline", "--db", str(db), "serve",
                                    "--workers", "0", "--port", "0"], env=env, cwd=ROOT,
@@ -270,16 +298,27 @@ def main() -> int:
             print(f"{args.clients} clients, each polling every {args.interval:g} s for "
                   f"{args.seconds:g} s (paced), one more searching and paging, one more "
                   f"retrying and canceling {BULK_IDS} jobs at a time:")
+            before = cpu_seconds(server.pid)
             samples = asyncio.run(paced(host, port, ids, args.clients, args.seconds,
                                         args.interval))
+            after = cpu_seconds(server.pid)
             for kind, found in samples.items():
                 if found:
                     print(row(kind, found))
+            if before is not None and after is not None:
+                # and the requests not timed: each client's first list, each page 2's page 1
+                answered = (sum(map(len, samples.values())) + args.clients
+                            + len(samples["page 2"]))
+                print(f"  server CPU {(after - before) * 1000 / answered:.2f} ms per request "
+                      f"({after - before:.2f} s for {answered} requests)")
             print(f"{args.clients} clients back to back (saturated), {args.seconds:g} s each:")
             for kind in ("list 304", "list 200", "detail", "search", "bulk"):
+                before = cpu_seconds(server.pid)
                 found, wall = asyncio.run(saturated(host, port, ids, args.clients,
                                                     args.seconds, kind))
-                print(row(kind, found, wall))
+                after = cpu_seconds(server.pid)
+                print(row(kind, found, wall, None if before is None or after is None
+                          else after - before))
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)

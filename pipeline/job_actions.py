@@ -92,30 +92,66 @@ class BulkResult:
     error: PipelineError | None = None
 
 
-def bulk(store: Store, verb: Callable[[Store, str], tuple[Job, str]],
-         ids: Sequence[str]) -> list[BulkResult]:
-    """Run ``verb`` (a retry or a cancel) on each id; one refused job does not
-    stop the others. Ids are deduplicated, in order."""
+def retry_many(store: Store, ids: Sequence[str]) -> list[BulkResult]:
+    """Put each job back in the queue (``service.requeue``), all in one
+    transaction (``bulk``). Whether a succeeded job's delivery still stands
+    (it may read the delivered file, or ask remote storage) is judged for
+    every job first, before the write lock is taken."""
+    from pipeline.service import delivered, find_job
+
+    ids = _bulk_ids(ids)
+    judged = {}
+    for job_id in ids:
+        with contextlib.suppress(PipelineError):  # refused again, and answered, by the verb
+            job = find_job(store, job_id)
+            if job.state == "SUCCEEDED":
+                judged[job.id] = delivered(store, job)
+
+    def stands(store: Store, job: Job) -> bool:
+        return judged[job.id] if job.id in judged else delivered(store, job)
+
+    def requeue_one(store: Store, job_id: str) -> tuple[Job, str]:
+        from pipeline.service import requeue
+
+        done = requeue(store, job_id, stands)
+        return done.job, done.what
+
+    return bulk(store, requeue_one, ids)
+
+
+def cancel_many(store: Store, ids: Sequence[str]) -> list[BulkResult]:
+    """Cancel each job (``service.cancel``), all in one transaction (``bulk``)."""
+    return bulk(store, cancel_one, _bulk_ids(ids))
+
+
+def _bulk_ids(ids: Sequence[str]) -> list[str]:
+    """The ids of a bulk request, deduplicated in order; InvalidInput for
+    none or too many."""
     ids = list(dict.fromkeys(i.strip() for i in ids if isinstance(i, str) and i.strip()))
     if not ids:
         raise InvalidInput("give at least one job id")
     if len(ids) > MAX_BULK:
         raise InvalidInput(f"at most {MAX_BULK} job ids at once, not {len(ids)}")
+    return ids
+
+
+def bulk(store: Store, verb: Callable[[Store, str], tuple[Job, str]],
+         ids: Sequence[str]) -> list[BulkResult]:
+    """Run ``verb`` (a retry or a cancel) on each of ``ids`` (``_bulk_ids``)
+    in one transaction: the write lock is taken once, and readers see every
+    change or none, so the list moves to one new revision (one rendering
+    for all its pollers), not one per job. One refused job does not stop
+    the others: what its verb wrote is undone with its savepoint
+    (``Store._write``)."""
     results = []
-    for job_id in ids:
-        try:
-            job, outcome = verb(store, job_id)
-            results.append(BulkResult(job_id, True, outcome, job))
-        except PipelineError as exc:
-            results.append(BulkResult(job_id, False, error=exc))
+    with store.transaction():
+        for job_id in ids:
+            try:
+                job, outcome = verb(store, job_id)
+                results.append(BulkResult(job_id, True, outcome, job))
+            except PipelineError as exc:
+                results.append(BulkResult(job_id, False, error=exc))
     return results
-
-
-def requeue_one(store: Store, job_id: str) -> tuple[Job, str]:
-    from pipeline.service import requeue
-
-    done = requeue(store, job_id)
-    return done.job, done.what
 
 
 def cancel_one(store: Store, job_id: str) -> tuple[Job, str]:

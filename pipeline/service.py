@@ -286,19 +286,19 @@ class Requeued:
     chunks: int = 0  # failed chunks given fresh attempts
 
 
-def requeue(store: Store, job_id: str) -> Requeued:
+def requeue(store: Store, job_id: str, stands=delivered) -> Requeued:
     """``retry`` for a queue: the same jobs and the same work, run by a
     worker instead of this process, so no model is loaded here. A failed,
     canceled or interrupted job goes back to the queue (failed chunks with
     fresh attempts; everything that succeeded is kept); a succeeded job
-    whose delivery no longer stands is queued to deliver again. JobConflict
-    when there is nothing to retry (it is queued, or succeeded and
+    whose delivery no longer ``stands`` (store, job) is queued to deliver again.
+    JobConflict when there is nothing to retry (it is queued, or succeeded and
     delivered); JobBusy while a live worker runs it."""
     from pipeline.runner import lease_is_live
 
     job = find_job(store, job_id)
     if job.state == "SUCCEEDED":
-        if delivered(store, job):
+        if stands(store, job):
             raise JobConflict(f"job {job.id} already succeeded and delivered; nothing to retry")
         what = reopen_undelivered(store, job)
         return Requeued(store.job(job.id), what)

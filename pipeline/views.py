@@ -177,7 +177,7 @@ def job_view(store: Store, job: Job, now: float, histories: dict | None = None,
         waiting, rate = None, None
         eta = job_eta(store, job, histories, tokens) if state == "RUNNING" else None
     if job.state == "QUEUED" and positions is None:
-        positions = store.queue_positions()
+        positions = {job.id: store.queue_position(job.id)}
     return {
         "id": job.id, "name": os.path.basename(job.input_path), "state": state,
         "stage": job.stage, "percent": round(percent, 1), "stage_units": units,

@@ -315,7 +315,7 @@ def test_info_lists_the_202_languages_with_names(client):
 def test_a_list_is_rendered_once_per_etag_for_every_poller_that_asks_meanwhile():
     import asyncio
 
-    from pipeline.api.listing import RenderedLists
+    from pipeline.api.rendered import RenderedLists
 
     now = [0.0]
     lists = RenderedLists(max_age_s=1.0, clock=lambda: now[0])
@@ -325,7 +325,9 @@ def test_a_list_is_rendered_once_per_etag_for_every_poller_that_asks_meanwhile()
         return b"body"
 
     async def twenty_polls(etag):
-        return await asyncio.gather(*(lists.get(etag, render) for _ in range(20)))
+        found = await asyncio.gather(*(lists.get(etag, render) for _ in range(20)))
+        await asyncio.sleep(0.1)  # what is rendered behind the answers
+        return [r.body for r in found]
 
     assert asyncio.run(twenty_polls("a")) == [b"body"] * 20
     assert lists.renders == 1
@@ -334,7 +336,58 @@ def test_a_list_is_rendered_once_per_etag_for_every_poller_that_asks_meanwhile()
     now[0] = 1.5
     asyncio.run(twenty_polls("a"))
     asyncio.run(twenty_polls("b"))
-    assert lists.renders == 3  # aged out; another ETag is another rendering
+    assert lists.renders == 3  # aged out: rendered again; another ETag is another rendering
+
+
+def test_only_a_request_that_arrives_while_another_renders_may_get_the_rendering_in_hand():
+    import asyncio
+
+    from pipeline.api.rendered import RenderedLists
+
+    now = [0.0]
+    lists = RenderedLists(max_age_s=1.0, stale_s=2.0, clock=lambda: now[0])
+    started = []
+
+    def render(body):
+        async def run():
+            started.append(body)
+            await asyncio.sleep(0.05)
+            return body
+        return run
+
+    async def scene():
+        await lists.get("a", render(b"A"), question="q")
+        # The store changed: the first request renders "b", and waits for it.
+        first = asyncio.ensure_future(lists.get("b", render(b"B"), question="q", poll=True))
+        await asyncio.sleep(0.01)
+        # Meanwhile: a poll gets "a" with its own ETag; a request without a
+        # copy (or another question) waits for "b".
+        poll, fresh = await asyncio.gather(
+            lists.get("b", render(b"B"), question="q", poll=True),
+            lists.get("b", render(b"B"), question="q"))
+        assert (poll.etag, poll.body) == ("a", b"A")
+        assert [(r.etag, r.body) for r in (fresh, await first)] == [("b", b"B")] * 2
+        # A rendering of "b" aged (the same revision): every request gets it
+        # at once, poll or not, and the first has it rendered again behind.
+        now[0] = 1.5
+        assert (await lists.get("b", render(b"B2"), question="q")).body == b"B"
+        assert (await lists.get("b", render(b"B3"), question="q")).body == b"B"
+        await asyncio.sleep(0.1)
+        assert (await lists.get("b", render(b"B4"), question="q")).body == b"B2"
+        now[0] = 3.6  # ... but not once it is older than stale_s: rendered, and waited for
+        assert (await lists.get("b", render(b"B5"), question="q")).body == b"B5"
+        # The previous rendering is too old to stand in: a poll waits too.
+        now[0] = 6.0
+        first = asyncio.ensure_future(lists.get("c", render(b"C"), question="q", poll=True))
+        await asyncio.sleep(0.01)
+        assert (await lists.get("c", render(b"C"), question="q", poll=True)).body == b"C"
+        await first
+        # Alone, a request always renders the store as it is now.
+        now[0] = 6.5
+        assert (await lists.get("d", render(b"D"), question="q", poll=True)).body == b"D"
+
+    asyncio.run(scene())
+    assert started == [b"A", b"B", b"B2", b"B5", b"C", b"D"]
 
 
 def test_uploaded_file_names_keep_their_characters_but_never_a_directory():

@@ -234,3 +234,91 @@ def test_a_list_render_costs_the_same_statements_for_50_and_200_jobs(tmp_path, c
         assert len(body["jobs"]) == limit
         counts.append(len(statements))
     assert counts[0] == counts[1], counts
+
+
+def test_a_bulk_action_is_one_transaction_and_a_refused_job_stops_none(tmp_path, client):
+    from pipeline import job_actions
+
+    a, b, c = _ids(client, 3)
+    store = Store(tmp_path / "jobs.db")
+    store.set_job_state(b, "SUCCEEDED")
+    statements = []
+    store.db.conn.set_trace_callback(statements.append)
+    done = job_actions.cancel_many(store, [a, "nope", b, c])
+    store.db.conn.set_trace_callback(None)
+    assert [(r.id, r.ok) for r in done] == [(a, True), ("nope", False), (b, False), (c, True)]
+    assert [s for s in statements if s.startswith("BEGIN")] == ["BEGIN IMMEDIATE"]
+    assert [store.job(i).state for i in (a, b, c)] == ["CANCELED", "SUCCEEDED", "CANCELED"]
+    retried = job_actions.retry_many(store, [a, c, b])
+    assert [r.ok for r in retried] == [True, True, True]  # b: never delivered, so deliver it
+    assert [store.job(i).state for i in (a, b, c)] == ["QUEUED"] * 3
+
+
+def test_a_rendering_reuses_the_views_of_unchanged_jobs_and_says_the_same(tmp_path, client):
+    ids = _ids(client, 6)
+    store = Store(tmp_path / "jobs.db")
+    _claim(tmp_path, ids[0])
+    store.set_job_state(ids[1], "FAILED", error_class="auth", error_message="no")
+    kept = listing.JobFragments()
+    first = listing.list_json(store, (), 50, time.time(), fragments=kept)
+    assert kept.rendered == 5  # every job but the running one
+    store.set_job_state(ids[2], "CANCELED")  # one job changes; the queue moves for the rest
+    store.set_job_state(ids[5], "CANCELED")
+    now = time.time()
+    again = listing.list_json(store, (), 50, now, fragments=kept)
+    # ids[2], ids[5]: a new state; ids[3], ids[4]: a new place in the queue
+    assert kept.rendered == 5 + 4
+    assert json.loads(again) == listing.list_body(store, (), 50, now) != json.loads(first)
+    listing.list_json(store, (), 50, now, fragments=kept)
+    assert kept.rendered == 9
+
+
+def test_a_search_walks_the_list_index_which_holds_the_name(tmp_path, client):
+    _ids(client, 3, "report")
+    store = Store(tmp_path / "jobs.db")
+    statements = []
+    store.db.conn.set_trace_callback(statements.append)
+    assert len(store.list_jobs(query="report-1", limit=10)) == 1
+    store.db.conn.set_trace_callback(None)
+    (search,) = [s for s in statements if "LIKE" in s]
+    plan = " ".join(r[-1] for r in store.db.execute("EXPLAIN QUERY PLAN " + search))
+    assert plan == "SCAN jobs USING INDEX jobs_by_created", plan  # no sort, no table walk
+    columns = [r[2] for r in store.db.execute("PRAGMA index_info(jobs_by_created)")]
+    assert columns == ["created_at", "id", "input_path"]
+
+
+def test_a_list_answer_carries_the_etag_of_the_body_it_sends(client):
+    from pipeline.api.rendered import Rendered
+
+    asked = []
+
+    class InHand:  # a rendering of an earlier revision, as while another renders
+        async def get(self, etag, render, *, question, poll):
+            asked.append(poll)
+            return Rendered('W/"earlier"', b'{"jobs":[]}', 0.0)
+
+    client.app.state.api.lists = InHand()
+    held = client.get("/api/jobs", headers={"If-None-Match": 'W/"earlier"'})
+    assert held.status_code == 304 and held.headers["etag"] == 'W/"earlier"'
+    other = client.get("/api/jobs", headers={"If-None-Match": 'W/"older"'})
+    assert other.status_code == 200 and other.headers["etag"] == 'W/"earlier"'
+    assert other.json() == {"jobs": []}
+    client.get("/api/jobs")
+    client.get("/api/jobs", headers={"If-None-Match": 'W/"older"', "Cache-Control": "no-cache"})
+    assert asked == [True, True, False, False]  # only a poll may be answered from an earlier one
+
+
+def test_one_jobs_queue_place_is_counted_in_two_ranges_of_the_queue_index(tmp_path, client):
+    ids = [post_doc(client, f"Doc {i}.\n", name=f"q{i}.txt", priority=str(i % 3)).json()["id"]
+           for i in range(7)]
+    store = Store(tmp_path / "jobs.db")
+    store.set_job_state(ids[3], "CANCELED")
+    places = store.queue_positions()
+    assert {i: store.queue_position(i) for i in ids} == {i: places.get(i) for i in ids}
+    assert store.queue_position(ids[3]) is None and sorted(places.values()) == list(range(1, 7))
+    statements = []
+    store.db.conn.set_trace_callback(statements.append)
+    store.queue_position(ids[0])
+    store.db.conn.set_trace_callback(None)
+    plan = " ".join(r[-1] for r in store.db.execute("EXPLAIN QUERY PLAN " + statements[-1]))
+    assert plan.count("SEARCH jobs USING INDEX jobs_queue") == 2 and "SCAN jobs" not in plan

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from pipeline.api import review_routes, routes
 from pipeline.api.errors import error_response
-from pipeline.api.listing import RenderedLists
+from pipeline.api.rendered import JobFragments, RenderedLists
 from pipeline.api.security import Guard
 from pipeline.api.uploads import Uploads
 from pipeline.monitoring import exposition
@@ -77,6 +77,7 @@ class Api:
     uploads: Uploads
     supervisor: object | None = None  # pipeline.api.supervisor.WorkerSupervisor
     lists: RenderedLists = field(default_factory=RenderedLists)
+    fragments: JobFragments = field(default_factory=JobFragments)  # job views, for lists
     stopping: threading.Event = field(default_factory=threading.Event)
     metrics: object = None  # the CollectorRegistry /metrics renders
 

@@ -8,24 +8,19 @@ search, cursor, limit) and the hour (what counts as a recent failure). A poll
 whose ``If-None-Match`` still matches is answered 304 from those two small
 reads alone.
 
-A full answer is rendered once per ETag and kept for ``MAX_AGE_S``: fifty
-pages polling one busy queue then cost one rendering per change, not fifty
-(requests that arrive while it is being rendered wait for that one). The
-only thing that ages within those seconds is a running job's ETA, which the
-page counts down by itself.
+A full answer is rendered once per ETag, from the job views kept since the
+last one (``pipeline.api.rendered``: what is kept, and when a poll may get
+the rendering in hand while the next is made).
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
-import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 
 from pipeline import views
+from pipeline.api.rendered import JobFragments, to_json
 from pipeline.errors import InvalidInput
 from pipeline.store import Store
 
@@ -34,8 +29,6 @@ DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 RECENT_FAILURE_S = 24 * 3600  # a failure this recent is listed with the running jobs
 RECENTLY_FINISHED_S = 3600  # what the page may still have to announce
 MAX_QUERY = 200
-MAX_AGE_S = 1.0
-MAX_ENTRIES = 32
 
 
 def parse_states(text: str | None) -> tuple[str, ...]:
@@ -89,10 +82,16 @@ def interrupted_ids(store: Store, now: float) -> list[str]:
                   if views.shown_state(j, now) == views.INTERRUPTED)
 
 
+def question(states: tuple[str, ...], limit: int, query: str = "",
+             cursor: str | None = None) -> str:
+    """What a request for the list asks, whatever the store holds."""
+    return json.dumps([states, limit, query, cursor])
+
+
 def list_etag(store: Store, now: float, states: tuple[str, ...], limit: int, query: str = "",
               cursor: str | None = None) -> str:
-    key = json.dumps([store.revision(), interrupted_ids(store, now), states, limit, query,
-                      cursor, int(now // 3600)])
+    key = json.dumps([store.revision(), interrupted_ids(store, now),
+                      question(states, limit, query, cursor), int(now // 3600)])
     return 'W/"' + hashlib.blake2s(key.encode(), digest_size=10).hexdigest() + '"'
 
 
@@ -106,75 +105,46 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 
 def list_body(store: Store, states: tuple[str, ...], limit: int, now: float, query: str = "",
               after: tuple[float, str] | None = None) -> dict:
-    """``{"jobs", "attention", "next_cursor", "counts", "recently_finished",
-    "now"}``: a page of jobs newest first (filtered by their shown state and
-    the search ``query``, after the keyset ``after``); on the first page of
-    the unfiltered list, ``attention``: the running jobs and the failures
-    of the last day, which the page shows first; every job counted by
-    state; the jobs that finished in the last hour (id, name, state,
-    finished_at), whatever the filter, for the page's notifications."""
+    """``list_json`` as a dict, rendered from scratch."""
+    return json.loads(list_json(store, states, limit, now, query, after, JobFragments()))
+
+
+def list_json(store: Store, states: tuple[str, ...], limit: int, now: float, query: str = "",
+              after: tuple[float, str] | None = None,
+              fragments: JobFragments | None = None) -> bytes:
+    """The list as JSON: ``{"jobs", "attention", "next_cursor", "counts",
+    "recently_finished", "now"}``: a page of jobs newest first (filtered by
+    their shown state and the search ``query``, after the keyset ``after``);
+    on the first page of the unfiltered list, ``attention``: the running
+    jobs and the failures of the last day, which the page shows first; every
+    job counted by state; the jobs that finished in the last hour (id, name,
+    state, finished_at), whatever the filter, for the page's notifications.
+    Each job's view comes from ``fragments`` where it was rendered before."""
+    fragments = JobFragments() if fragments is None else fragments
     stored = tuple(dict.fromkeys("RUNNING" if s == views.INTERRUPTED else s for s in states))
     jobs = store.list_jobs(states=stored, query=query, after=after, limit=limit + 1)
     more, jobs = len(jobs) > limit, jobs[:limit]
     first = after is None and not states and not query
     attention = store.attention_jobs(now - RECENT_FAILURE_S) if first else []
-    histories: dict = {}
     everything = list({j.id: j for j in [*attention, *jobs]}.values())
-    counters = store.job_counters([j.id for j in everything])
+    # Token counters only where a view reads them (``views.job_progress``,
+    # ``views.job_eta``): a job in inference that has not succeeded, a running job.
+    counters = store.job_counters([j.id for j in everything if j.state == "RUNNING" or (
+        j.stage == "inference" and j.state != "SUCCEEDED")])
     positions = store.queue_positions() if any(j.state == "QUEUED" for j in everything) else {}
-    views_of = {j.id: views.job_view(store, j, now, histories, counters[j.id].tokens, positions)
-                for j in everything}
-    shown = [views_of[j.id] for j in jobs]
-    if states:
-        shown = [v for v in shown if v["state"] in states]
+    histories: dict = {}
+    rendered = {j.id: fragments.view(store, j, now, counters[j.id].tokens if j.id in counters
+                                     else None, positions, histories) for j in everything}
+    shown = [rendered[j.id][1] for j in jobs if not states or rendered[j.id][0] in states]
     counts = {s: 0 for s in SHOWN_STATES}
-    counts.update(store.jobs_by_state(float("-inf")))
+    counts.update(store.state_counts())
     counts[views.INTERRUPTED] = len(interrupted_ids(store, now))
     counts["RUNNING"] -= counts[views.INTERRUPTED]
     finished = [{"id": job_id, "name": os.path.basename(path), "state": state,
                  "finished_at": finished_at}
                 for job_id, path, state, finished_at in store.finished_since(
                     now - RECENTLY_FINISHED_S)]
-    return {"jobs": shown, "attention": [views_of[j.id] for j in attention],
-            "next_cursor": make_cursor(jobs[-1]) if more else None, "counts": counts,
-            "recently_finished": finished, "now": now}
-
-
-class RenderedLists:
-    """JSON bodies of the list by ETag, each rendered once (single flight)
-    and reused for ``max_age_s``."""
-
-    def __init__(self, *, max_age_s: float = MAX_AGE_S, clock: Callable[[], float] =
-                 time.monotonic):
-        self.max_age_s, self.clock = max_age_s, clock
-        self._done: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
-        self._rendering: dict[str, asyncio.Future] = {}
-        self.renders = 0
-
-    async def get(self, etag: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
-        kept = self._done.get(etag)
-        if kept is not None and self.clock() - kept[0] < self.max_age_s:
-            return kept[1]
-        pending = self._rendering.get(etag)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future = asyncio.get_running_loop().create_future()
-        self._rendering[etag] = future
-        try:
-            body = await render()
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                future.cancel()
-            else:
-                future.set_exception(exc)
-                future.exception()  # retrieved: no warning when nobody was waiting
-            raise
-        finally:
-            del self._rendering[etag]
-        self.renders += 1
-        future.set_result(body)
-        self._done[etag] = (self.clock(), body)
-        self._done.move_to_end(etag)
-        while len(self._done) > MAX_ENTRIES:
-            self._done.popitem(last=False)
-        return body
+    rest = to_json({"next_cursor": make_cursor(jobs[-1]) if more else None, "counts": counts,
+                  "recently_finished": finished, "now": now})
+    return b"".join((b'{"jobs":[', b",".join(shown), b'],"attention":[',
+                     b",".join(rendered[j.id][1] for j in attention), b"],", rest[1:]))

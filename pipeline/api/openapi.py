@@ -222,9 +222,18 @@ def describe() -> dict:
                              "description": "next_cursor of the previous page (keyset "
                                             "paging, newest first)"},
                             {"name": "If-None-Match", "in": "header",
-                             "schema": {"type": "string"}}],
+                             "schema": {"type": "string"},
+                             "description": "a poll: while another request renders a newer "
+                                            "list, it may be answered from the previous "
+                                            "rendering (at most 2 s old), with that "
+                                            "rendering's ETag"},
+                            {"name": "Cache-Control", "in": "header",
+                             "schema": {"type": "string"},
+                             "description": "no-cache: never the previous rendering"}],
                         "responses": {"200": _json("JobList"),
-                                      "304": {"description": "nothing changed since the ETag"},
+                                      "304": {"description": "nothing changed since the ETag "
+                                                             "(or the previous rendering is "
+                                                             "that ETag's, as above)"},
                                       "400": _error("bad state, limit, q or cursor")}},
                 "post": {"summary": "submit a document",
                          "parameters": [{"name": "Idempotency-Key", "in": "header",

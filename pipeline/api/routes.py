@@ -61,16 +61,23 @@ async def list_jobs(request: Request, api) -> Response:
     after = listing.parse_cursor(cursor)
     now = time.time()
     etag = listing.list_etag(api.stores.get(), now, states, limit, query, cursor)
-    headers = {"ETag": etag, **NO_CACHE}
-    if listing.matches(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
+    held = request.headers.get("if-none-match")
+    if listing.matches(held, etag):
+        return Response(status_code=304, headers={"ETag": etag, **NO_CACHE})
 
     async def render() -> bytes:
-        body = await _in_thread(api, listing.list_body, states, limit, now, query, after)
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return await _in_thread(api, listing.list_json, states, limit, now, query, after,
+                                api.fragments)
 
-    return Response(await api.lists.get(etag, render), media_type="application/json",
-                    headers=headers)
+    # A poll may get the rendering in hand while another request makes the
+    # next one (pipeline.api.rendered); it always comes with its own ETag.
+    poll = bool(held) and "no-cache" not in request.headers.get("cache-control", "").lower()
+    found = await api.lists.get(etag, render, question=listing.question(states, limit, query,
+                                                                         cursor), poll=poll)
+    headers = {"ETag": found.etag, **NO_CACHE}
+    if found.etag != etag and listing.matches(held, found.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(found.body, media_type="application/json", headers=headers)
 
 
 async def json_ids(request: Request) -> list[str]:
@@ -92,7 +99,7 @@ def _bulk(verb):
 
         def run(store: Store) -> dict:
             now, files = time.time(), api.settings.files_dir
-            done = job_actions.bulk(store, verb, ids)
+            done = verb(store, ids)
             # The queue's order read once for the whole answer, not once a job
             # (each read walks the queue): a bulk of 20 cost 20 walks.
             positions = store.queue_positions()
@@ -110,8 +117,8 @@ def _bulk(verb):
     return handler
 
 
-bulk_retry = _bulk(job_actions.requeue_one)
-bulk_cancel = _bulk(job_actions.cancel_one)
+bulk_retry = _bulk(job_actions.retry_many)
+bulk_cancel = _bulk(job_actions.cancel_many)
 
 
 # -- one job ----------------------------------------------------------------------------
