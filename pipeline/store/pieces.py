@@ -45,7 +45,7 @@ class PiecesMixin:
         and a chunk no longer pending takes no translation, flag, pieces or
         ladder rows. ``started_at`` as for ``commit_batch``. The lease is checked (by ``commit_batch``) before anything
         is written."""
-        with self._write() as db:
+        with self._write():
             pending = self._still_pending(job_id, {*accepted, *flags, *replaced})
             accepted = {i: t for i, t in accepted.items() if i in pending}
             flags = {i: r for i, r in flags.items() if i in pending}
