@@ -39,8 +39,14 @@ delivered, the ladder's work included (a split sentence's pieces joined),
 so the revision decodes the edited sentences and their ladder's pieces, and
 nothing else. The checks are what must hold whatever the ladder did: the
 revision decodes plainly exactly the sentences the memory does not hold,
-and no (text, decoding) of the subtitles is decoded twice. ``--quality
-off`` measures the memory alone.
+and the subtitles' job decodes each of its rows once and no text twice at
+one rung: a repeated fragment or clause (a line's piece around a character
+the tokenizer cannot read, "Est" of "Está") waits on its first occurrence
+as a repeated line does. Rungs 1 and 2 decode with the same settings, so
+one text may be decoded at both (a line's guarded decode, another line's
+clause): their verdicts differ (a failing rung 1 is split, a failing rung
+2 flagged), so neither may take the other's. ``--quality off`` measures
+the memory alone.
 """
 
 from __future__ import annotations
@@ -100,12 +106,18 @@ def run(store: Store, translator, src: Path, out: Path, args, *, src_lang="eng_L
     seconds = time.perf_counter() - start
     chunks = store.chunks(job.id)
     stages = {r.stage: round(r.wall_s or 0, 3) for r in store.stage_runs(job.id)}
+    # The rows inference had to decode: the document's and the ladder's
+    # (a guarded copy, a fragment, a clause), less the repeats of another
+    # row of the same text and rung, and what the memory answered.
+    work = [(c.source, c.rung) for c in chunks
+            if c.n_tokens and c.reused is None and c.dup_of is None]
     chunks = [c for c in chunks if c.parent is None]  # the document's, not the ladder's rows
     sentences = {c.source for c in chunks}
     return {"state": final.state, "seconds": seconds, "stages_s": stages,
             "chunks": len(chunks), "distinct": len(sentences),
             "calls": counting.calls, "inferred": len(counting.decodes),
             "inferred_distinct": len(set(counting.decodes)), "plain": len(counting.plain()),
+            "work": len(work), "work_distinct": len(set(work)),
             "reused": store.job_counters([job.id])[job.id].reused, "output": out.read_bytes(),
             "sources": sentences, "remembered": {e.source for e in store.memory_entries()}}
 
@@ -196,16 +208,16 @@ def main() -> int:
         subtitles = run(Store(work / "subs.db"), translator, subs, work / "subs.out",
                         args, src_lang=sub_lang, fmt="vtt" if subs.suffix == ".vtt" else "srt")
 
-    revised = {"first": first, "second": second, "ratio": second["seconds"] / first["seconds"],
-               "identical_to_scratch": identical}
-    result = {"model": model, "revised": revised,
-              "subtitles": {"file": label, "cues": cues, **subtitles}}
     new_chunks = len(second["sources"] - first["sources"])
     # What inference had to see plainly: the new sentences, and any the
     # first run did not leave in the memory.
     unanswered = len(second["sources"] - first["remembered"])
     for r in (first, second, subtitles):
         r.pop("output"), r.pop("sources"), r.pop("remembered")
+    revised = {"first": first, "second": second, "ratio": second["seconds"] / first["seconds"],
+               "identical_to_scratch": identical}
+    result = {"model": model, "revised": revised,
+              "subtitles": {"file": label, "cues": cues, **subtitles}}
     result["revised"]["unanswered"] = unanswered
     if args.json:
         print(json.dumps(result))
@@ -224,11 +236,13 @@ def main() -> int:
               f"a from-scratch run: {identical if identical is not None else 'not checked'}")
         print(f"subtitles ({label}): {cues} cues, {subtitles['chunks']} chunks, "
               f"{subtitles['distinct']} distinct; inference saw {subtitles['inferred']} texts "
-              f"({subtitles['inferred_distinct']} distinct with their decoding) in "
+              f"({subtitles['inferred_distinct']} distinct with their decoding; the ladder's "
+              f"rows to decode: {subtitles['work']}, {subtitles['work_distinct']} distinct "
+              f"with their rung) in "
               f"{subtitles['calls']} calls; "
               f"{subtitles['reused']['document']} repeats reused")
     ok = (identical is not False and second["plain"] == unanswered
-          and subtitles["inferred"] == subtitles["inferred_distinct"])
+          and subtitles["inferred"] == subtitles["work"] == subtitles["work_distinct"])
     return 0 if ok else 1
 
 
