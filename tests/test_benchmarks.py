@@ -51,6 +51,8 @@ SMOKE: dict[str, Smoke] = {
                         "--subtitle-cues", "30"),
                        ("second / first", "output identical to a from-scratch run: True",
                         "subtitles")),
+    "placeholders.py": Smoke(("--lines", "40", "--files", "markdown_rich_README.md"),
+                             ("protected pieces that survive", "1-32", "all files")),
     "peak_memory.py": Smoke(("--sizes", "200,400"), ("growth per line",)),
     "read_commands.py": Smoke(("--jobs", "200", "--repeats", "1"),
                               ("status / raw:", "stats --json --since 7", "a fresh process")),

@@ -363,3 +363,40 @@ def test_the_memory_keeps_what_the_ladder_delivered_and_never_a_piece_alone(tmp_
     assert run_job(store, second.id, again).state == "SUCCEEDED"
     assert again.calls == []  # the ladder is not paid twice
     assert (tmp_path / "second.out").read_bytes() == out.read_bytes()
+
+
+def test_a_piece_that_repeats_another_sentences_piece_is_decoded_once(tmp_path):
+    # Five sentences share their second clause and loop in their first: the
+    # shared clause is decoded once at its rung and every sentence takes it,
+    # the way a repeated sentence takes its first occurrence's translation.
+    shared = "then it goes on with more words."
+    lines = [f"Line {n} is looping now, {shared}" for n in range(5)]
+    looping_clause = {"Line 2 is looping now,"}  # fails at every rung: flagged
+
+    def bad(text, decoding):
+        if text in lines:
+            return "looping"  # rungs 0 and 1: split into clauses
+        return "looping" if text in looping_clause else None
+
+    translator = Planted(bad)
+    store, j, out = job(tmp_path, "\n\n".join(lines))
+    assert run_job(store, j.id, translator).state == "SUCCEEDED"
+    decoded = [(t, d) for texts, d in translator.calls for t in texts]
+    assert len(decoded) == len(set(decoded))
+    assert [t for t, _ in decoded].count(shared) == 1
+    pieces = [c for c in store.chunks(j.id) if c.source == shared]
+    assert len(pieces) == 5 and sum(c.dup_of is None for c in pieces) == 1
+    assert {c.translation for c in pieces} == {reverse_words(shared)}
+    output = out.read_text()
+    assert output.count(reverse_words(shared)) == 5
+    # Each sentence is remembered as delivered, the flagged one with its flag.
+    memory = {e.source: e for e in store.memory_entries()}
+    assert set(memory) == set(lines)
+    assert [e.flag is not None for e in (memory[line] for line in lines)] == [
+        False, False, True, False, False]
+    again = Planted(bad)
+    second = submit(store, JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn",
+                                     fmt="text", output=str(tmp_path / "second.out")),
+                    read_input(tmp_path / "doc.txt"))[0]
+    assert run_job(store, second.id, again).state == "SUCCEEDED" and again.calls == []
+    assert (tmp_path / "second.out").read_bytes() == out.read_bytes()

@@ -73,7 +73,7 @@ def run(ctx) -> None:
                 # resumed job plans exactly the rounds an uninterrupted run
                 # does: repeats their first occurrence cannot fill, and pieces
                 # of replaced chunks, go into the next round.
-                store.settle_waiting(job.id)
+                store.settle_waiting(job.id, memory=runner.memory_scope())
                 if not runner.plan_round():
                     break
             ctx.check_running()
@@ -302,7 +302,7 @@ class _BatchRunner(Recovery):
         self.store.commit_checked(self.job.id, batch.id, self.ctx.worker,
                                   accepted=verdicts.accepted, flags=verdicts.flags,
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
-                                  final=final, memory=self._memory_scope(),
+                                  final=final, memory=self.memory_scope(),
                                   translated_by=self.translated_by, ran_on=ran_on,
                                   started_at=started_at,
                                   generated_tokens=sum(getattr(t, "tokens", 0) or 0
@@ -311,7 +311,7 @@ class _BatchRunner(Recovery):
         done, _ = self.store.token_counts(self.job.id)
         self.ctx.events.stage_progress("inference", done)
 
-    def _memory_scope(self) -> int | None:
+    def memory_scope(self) -> int | None:
         """The memory scope of what the translator makes now (asked at every
         commit: a translator that moved to another device makes another)."""
         if not self._writes_memory:

@@ -145,14 +145,15 @@ class MemoryMixin:
 
     def _first_occurrences(self, job_id: str, sources: set[str]) -> dict[str, int]:
         """{source: idx} of the job's stored chunks that are the first of one
-        of ``sources`` (by the indexed key, then the exact text)."""
+        of ``sources`` (by the indexed key, then the exact text), decoded as
+        the document's own chunks are (rung 0: not a guarded piece)."""
         by_key = {source_key(s): s for s in sources}
         wanted, found = sorted(by_key), {}
         for start in range(0, len(wanted), _LOOKUP_AT_ONCE):
             part = wanted[start:start + _LOOKUP_AT_ONCE]
             for idx, source in self.db.execute(
-                    "SELECT idx, source FROM chunks WHERE job_id = ? AND source_key IN "
-                    f"({','.join('?' * len(part))})", (job_id, *part)):
+                    "SELECT idx, source FROM chunks WHERE job_id = ? AND rung = 0 AND "
+                    f"source_key IN ({','.join('?' * len(part))})", (job_id, *part)):
                 if source in sources and idx < found.get(source, idx + 1):
                     found[source] = idx
         return found
@@ -174,7 +175,8 @@ class MemoryMixin:
     def _after_commit(self, job_id: str, translations: dict[int, str],
                       scope_id: int | None, flags: Mapping[int, str] = {}) -> None:
         """Fill the duplicates of the committed chunks (with their flags),
-        join the pieces of the replaced chunks they complete, and store what
+        join the pieces of the replaced chunks they complete (theirs and
+        their filled duplicates', which may be pieces too), and store what
         the document's chunks delivered under ``scope_id`` if the job writes
         the memory: each committed chunk of rung 0 (a text as the document
         has it, or a fragment of one; never a guarded decode or a clause,
@@ -191,10 +193,20 @@ class MemoryMixin:
         rows = self.db.execute(
             f"SELECT idx, source, rung, parent FROM chunks WHERE job_id = ? AND idx IN ({marks})",
             (job_id, *translations)).fetchall()
+        parents = {p for *_, p in rows if p is not None}
+        parents.update(p for (p,) in self.db.execute(
+            f"SELECT parent FROM chunks WHERE job_id = ? AND dup_of IN ({marks}) "
+            "AND parent IS NOT NULL", (job_id, *translations)))
         delivered = {idx: (source, translations[idx], flags.get(idx))
                      for idx, source, rung, _ in rows if rung == 0}
-        delivered.update(self._join_parents(job_id, {p for *_, p in rows if p is not None}))
-        if scope_id is None or self.memory_mode(job_id) != "on":
+        delivered.update(self._join_parents(job_id, parents))
+        self._remember(job_id, delivered, scope_id)
+
+    def _remember(self, job_id: str, delivered: Mapping[int, tuple[str, str, str | None]],
+                  scope_id: int | None) -> None:
+        """Store {idx: (source, translation, flag)} under ``scope_id`` if the
+        job writes the memory."""
+        if not delivered or scope_id is None or self.memory_mode(job_id) != "on":
             return
         now = self.clock()
         # The first translation stored under a key stays: by the determinism
@@ -214,31 +226,39 @@ class MemoryMixin:
                 f"UPDATE chunks SET state = 'failed' WHERE job_id = ? AND +state = 'waiting' "
                 f"AND dup_of IN ({','.join('?' * len(idxs))})", (job_id, *idxs))
 
-    def settle_waiting(self, job_id: str) -> int:
+    def settle_waiting(self, job_id: str, *, memory: int | None = None) -> int:
         """No chunk waits forever: one whose first occurrence is done takes
         its translation, one whose first failed fails, one whose first was
         replaced by pieces is replaced by the same pieces (postprocess joins
-        its first's pieces for it: the same text, translated once), and one
-        whose first is none of those nor pending becomes pending itself.
-        Returns how many became pending (to be planned)."""
+        its first's pieces for it: the same text, translated once; it takes
+        the joined text when there is one), and one whose first is none of
+        those nor pending becomes pending itself. A repeated piece of a
+        replaced chunk (``pipeline.store.pieces``) that is settled so may
+        complete its parent, which is joined, and stored under ``memory`` as
+        a commit would. Returns how many became pending (to be planned)."""
         with self._write() as db:
             waiting = db.execute(
-                "SELECT c.idx, f.state, f.translation, f.flag FROM chunks c LEFT JOIN chunks f "
-                "ON f.job_id = c.job_id AND f.idx = c.dup_of "
+                "SELECT c.idx, f.state, f.translation, f.flag, c.parent FROM chunks c "
+                "LEFT JOIN chunks f ON f.job_id = c.job_id AND f.idx = c.dup_of "
                 "WHERE c.job_id = ? AND c.state = 'waiting'", (job_id,)).fetchall()
-            filled = [(t, flag, job_id, i) for i, state, t, flag in waiting if state == "done"]
+            filled = [(t, flag, job_id, i) for i, state, t, flag, _ in waiting if state == "done"]
             failed = [(job_id, i) for i, state, *_ in waiting if state == "failed"]
-            follow = [(job_id, i) for i, state, *_ in waiting if state == "replaced"]
+            follow = [(t, flag, job_id, i) for i, state, t, flag, _ in waiting
+                      if state == "replaced"]
             alone = [(job_id, i) for i, state, *_ in waiting
                      if state not in ("done", "failed", "pending", "replaced")]
-            db.conn.executemany("UPDATE chunks SET state = 'replaced', reused = 'document' "
-                                "WHERE job_id = ? AND idx = ?", follow)
+            db.conn.executemany("UPDATE chunks SET state = 'replaced', translation = ?, "
+                                "flag = ?, reused = 'document' WHERE job_id = ? AND idx = ?",
+                                follow)
             db.conn.executemany("UPDATE chunks SET state = 'done', translation = ?, flag = ?, "
                                 "reused = 'document' WHERE job_id = ? AND idx = ?", filled)
             db.conn.executemany("UPDATE chunks SET state = 'failed' WHERE job_id = ? AND idx = ?",
                                 failed)
             db.conn.executemany("UPDATE chunks SET state = 'pending', dup_of = NULL "
                                 "WHERE job_id = ? AND idx = ?", alone)
+            parents = {p for _, state, t, _, p in waiting if p is not None
+                       and (state == "done" or (state == "replaced" and t is not None))}
+            self._remember(job_id, self._join_parents(job_id, parents), memory)
         return len(alone)
 
     # -- reading ---------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from pipeline.documents import pieces, protect
+from pipeline.store.memory import source_key
 from pipeline.store.records import Chunk, NewPiece
 
 QUALITY = "quality"
@@ -57,8 +58,10 @@ class PiecesMixin:
                                      ran_on=ran_on, started_at=started_at,
                                      generated_tokens=generated_tokens, pending=pending):
                 return False
+            delivered: dict[int, tuple[str, str, str | None]] = {}
             for idx, rows in replaced.items():
-                self._replace(job_id, idx, rows)
+                delivered.update(self._replace(job_id, idx, rows))
+            self._remember(job_id, delivered, memory)
             for attempt in attempts:
                 self.record_attempt(job_id, "inference", batch_id=batch_id,
                                     **{"error_class": QUALITY, **attempt})
@@ -73,11 +76,19 @@ class PiecesMixin:
             self._replace(job_id, idx, rows)
             self.record_attempt(job_id, "inference", **attempt)
 
-    def _replace(self, job_id: str, idx: int, rows: Sequence[NewPiece]) -> None:
+    def _replace(self, job_id: str, idx: int, rows: Sequence[NewPiece]
+                 ) -> dict[int, tuple[str, str, str | None]]:
+        """Insert ``rows`` as the pieces of chunk ``idx``. A piece to
+        translate whose text and rung an earlier chunk of the job has (the
+        same fragment or clause of another sentence, decoded the same way)
+        is that chunk's repeat, as a repeated sentence is: it takes its
+        translation now if it is delivered, else waits on it
+        (``pipeline.store.memory``). Returns what ``_join_parents`` returns
+        when the pieces are all delivered at once."""
         parent = self._one(Chunk, "SELECT * FROM chunks WHERE job_id = ? AND idx = ?",
                            (job_id, idx))
         if parent is None or parent.state != "pending":
-            return  # already replaced: a delivery seen twice changes nothing
+            return {}  # already replaced: a delivery seen twice changes nothing
         share = parent.n_tokens if parent.share is None else parent.share
         weights = [r.n_tokens for r in rows] if any(r.n_tokens for r in rows) else [1] * len(rows)
         # The job's last chunk by its primary key, one seek (a plan the
@@ -85,15 +96,58 @@ class PiecesMixin:
         last = self.db.execute("SELECT idx FROM chunks WHERE job_id = ? ORDER BY idx DESC "
                                "LIMIT 1", (job_id,)).fetchone()
         first = last[0] + 1
+        firsts: dict[tuple[str, int], tuple] = {}
+        inserted: list[list] = []
+        for i, (r, w) in enumerate(zip(rows, weights)):
+            row = {"state": "done", "translation": r.source, "flag": None, "reused": None,
+                   "dup_of": None, "source_key": None}
+            piece_share = share * w / sum(weights)
+            if r.n_tokens:
+                same = firsts.get((r.source, r.rung)) or self._first_piece(job_id, r.source,
+                                                                           r.rung)
+                if same is None:
+                    row.update(state="pending", translation=None, source_key=source_key(r.source))
+                    firsts[(r.source, r.rung)] = (first + i, "pending", None, None)
+                else:
+                    row.update(_repeat_of(*same))
+                    # A repeat is no work of its own (``token_counts``): its
+                    # share of the tokens goes to the chunk that does the work.
+                    piece_share = self._hand_share(job_id, same[0], piece_share, first, inserted)
+            inserted.append([job_id, first + i, parent.unit, r.source, r.n_tokens, row["state"],
+                             row["translation"], idx, r.protected, r.rung, piece_share,
+                             row["flag"], row["reused"], row["dup_of"], row["source_key"]])
         self.db.conn.executemany(
             "INSERT INTO chunks (job_id, idx, unit, source, n_tokens, state, translation, parent, "
-            "protected, rung, share) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(job_id, first + i, parent.unit, r.source, r.n_tokens,
-              "pending" if r.n_tokens else "done", None if r.n_tokens else r.source, idx,
-              r.protected, r.rung, share * w / sum(weights))
-             for i, (r, w) in enumerate(zip(rows, weights))])
+            "protected, rung, share, flag, reused, dup_of, source_key) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserted)
         self.db.execute("UPDATE chunks SET state = 'replaced' WHERE job_id = ? AND idx = ?",
                         (job_id, idx))
+        if all(row[5] == "done" or (row[5] == "replaced" and row[6] is not None)
+               for row in inserted):
+            return self._join_parents(job_id, {idx})
+        return {}
+
+    def _hand_share(self, job_id: str, to: int, share: float, first: int,
+                    inserted: list[list]) -> float:
+        """Add ``share`` to chunk ``to`` (one of ``inserted``, numbered from
+        ``first``, or a stored one) and return what stays with the repeat:
+        nothing, unless ``to`` was replaced already (its share went to its
+        pieces), where the repeat keeps it and the total loses it."""
+        if to >= first:
+            inserted[to - first][10] += share
+            return 0.0
+        n = self.db.execute("UPDATE chunks SET share = COALESCE(share, n_tokens) + ? "
+                            "WHERE job_id = ? AND idx = ? AND state != 'replaced'",
+                            (share, job_id, to)).rowcount
+        return 0.0 if n else share
+
+    def _first_piece(self, job_id: str, source: str, rung: int) -> tuple | None:
+        """(idx, state, translation, flag) of the job's first chunk of this
+        text decoded at ``rung``, by the indexed key of its text."""
+        return self.db.execute(
+            "SELECT idx, state, translation, flag FROM chunks WHERE job_id = ? AND "
+            "source_key = ? AND source = ? AND rung = ? ORDER BY idx LIMIT 1",
+            (job_id, source_key(source), source, rung)).fetchone()
 
     def _join_parents(self, job_id: str, parents: set[int]) -> dict[int, tuple[str, str,
                                                                              str | None]]:
@@ -125,6 +179,15 @@ class PiecesMixin:
                 flag = next((k.flag for k in kids if k.flag), None)
                 self.db.execute("UPDATE chunks SET translation = ?, flag = ? "
                                 "WHERE job_id = ? AND idx = ?", (text, flag, job_id, idx))
+                # Its repeats that follow its pieces (``settle_waiting``) are
+                # delivered with it, and so may complete their own parents.
+                followers = self.db.execute(
+                    "SELECT idx, parent FROM chunks WHERE job_id = ? AND dup_of = ? "
+                    "AND state = 'replaced' AND translation IS NULL", (job_id, idx)).fetchall()
+                self.db.conn.executemany("UPDATE chunks SET translation = ?, flag = ? "
+                                         "WHERE job_id = ? AND idx = ?",
+                                         [(text, flag, job_id, i) for i, _ in followers])
+                above.update(p for _, p in followers if p is not None)
                 if parent.rung == 0:
                     out[idx] = (parent.source, text, flag)
                 if parent.parent is not None:
@@ -174,6 +237,14 @@ class PiecesMixin:
         return {"flags": _by_reason(steps, ("flag",)), "repairs": _by_reason(steps, REPAIRS),
                 "placeholder_fallbacks": sum(steps.get("fragments", {}).values()),
                 "oom_sentence_splits": sum(steps.get("split_chunk", {}).values())}
+
+
+def _repeat_of(idx: int, state: str, translation: str | None, flag: str | None) -> dict:
+    """A new piece that repeats chunk ``idx``: delivered as it was, or waiting on it."""
+    if state == "done" or (state == "replaced" and translation is not None):
+        return {"state": state, "translation": translation, "flag": flag,
+                "reused": "document", "dup_of": idx}
+    return {"state": "waiting", "translation": None, "dup_of": idx}
 
 
 def _delivered(chunk: Chunk) -> bool:
