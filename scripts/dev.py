@@ -92,13 +92,18 @@ def ensure_gettext() -> None:
 
 def test_workers() -> list[str]:
     """pytest-xdist options: one worker per CPU this process may use, up to 4
-    (each runs torch, and some test files start Ray or Chromium), each worker
-    taking whole files, so a module's fixtures (the Ray instance of
-    tests/test_ray.py, a 20,000-chunk job) are made once. Options given to
-    ``dev.py test`` come after these and win (``-n 0``: one process)."""
+    (each runs torch, and some test files start Ray or Chromium). A worker
+    takes a whole test file at a time, so a module's fixtures (the Ray
+    instance of tests/test_ray.py, a 20,000-chunk job) are made once, and
+    files marked with one ``xdist_group`` (the browser tests) go to one
+    worker together; the slowest files are handed out first
+    (tests/conftest.py's ``SLOWEST_FIRST``). Options given to ``dev.py
+    test`` come after these and win (``-n 0``: one process)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = min(cpus or 1, 4)
-    return ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    if workers < 2:
+        return []
+    return ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
 
 
 def main() -> int:
