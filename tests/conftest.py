@@ -34,8 +34,12 @@ REQUIRE_CORPUS_VAR = "NLLB_PIPELINE_REQUIRE_CORPUS"
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "fresh_cache: the test's cache ($XDG_CACHE_HOME under tmp_path) starts "
-                   "empty, without a copy of the tiny model's shared CTranslate2 conversion "
-                   "(tests of the conversion, or of what tmp_path holds)")
+                   "empty, without a copy of the tiny or trained model's shared CTranslate2 "
+                   "conversion (tests of the conversion, or of what tmp_path holds)")
+    # Known without pytest-xdist too (a plain `pytest` run ignores the groups).
+    config.addinivalue_line(
+        "markers", "xdist_group(name): under pytest-xdist, runs in the worker that runs every "
+                   "other test of the group (one Chromium, one Ray instance at a time)")
 
 
 # The test files that take longest, slowest first (measured with
@@ -130,7 +134,7 @@ def made_once(tmp_path_factory, name: str, make) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not made.exists():
             folder = root / name
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)  # a worker that failed to make it may have left it
             made.write_text(str(make(folder)))
     return Path(made.read_text())
 
