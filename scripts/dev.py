@@ -4,7 +4,8 @@
     python3 scripts/dev.py demo     # set up, then translate the bundled sample
     python3 scripts/dev.py test     # set up, then run the test suite (installs
                                     # chromium for the browser test and prometheus
-                                    # for tests/test_prometheus.py when run as root)
+                                    # for tests/test_prometheus.py when run as root),
+                                    # its tests spread over one worker per CPU (up to 4)
 
 Needs nothing but Python 3.10+. On a machine without an NVIDIA GPU it
 installs the CPU build of torch (torch==2.13.0) instead of gigabytes of
@@ -89,6 +90,22 @@ def ensure_gettext() -> None:
     ensure_debian_package("gettext", ("msgfmt",), "the msgfmt checks in tests/test_format_po.py")
 
 
+def test_workers() -> list[str]:
+    """pytest-xdist options: one worker per CPU this process may use, up to 4
+    (each runs torch, and some test files start Ray or Chromium). A worker
+    takes a whole test file at a time, so a module's fixtures (the Ray
+    instance of tests/test_ray.py, a 20,000-chunk job) are made once, and
+    files marked with one ``xdist_group`` (the browser tests) go to one
+    worker together; the slowest files are handed out first
+    (tests/conftest.py's ``SLOWEST_FIRST``). Options given to ``dev.py
+    test`` come after these and win (``-n 0``: one process)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(cpus or 1, 4)
+    if workers < 2:
+        return []
+    return ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
+
+
 def main() -> int:
     if len(sys.argv) < 2 or sys.argv[1] not in ("demo", "test", "setup"):
         print(__doc__)
@@ -105,7 +122,7 @@ def main() -> int:
         ensure_chromium()
         ensure_gettext()
         ensure_prometheus()
-        return subprocess.call([str(py), "-m", "pytest", "-q", *extra], cwd=ROOT)
+        return subprocess.call([str(py), "-m", "pytest", "-q", *test_workers(), *extra], cwd=ROOT)
     return 0
 
 

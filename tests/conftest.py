@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -16,6 +17,12 @@ from tests import warm
 # subprocesses the tests start inherit this.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+# Offline in every process of the run from the start, not only inside a test:
+# huggingface_hub reads $HF_HUB_OFFLINE once, when it is imported, and a
+# tokenizer saved after records it (local_files_only), so a model built in
+# one pytest-xdist worker would differ from the same model built in another
+# that happened to import it outside a test.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -27,8 +34,33 @@ REQUIRE_CORPUS_VAR = "NLLB_PIPELINE_REQUIRE_CORPUS"
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "fresh_cache: the test's cache ($XDG_CACHE_HOME under tmp_path) starts "
-                   "empty, without a copy of the tiny model's shared CTranslate2 conversion "
-                   "(tests of the conversion, or of what tmp_path holds)")
+                   "empty, without a copy of the tiny or trained model's shared CTranslate2 "
+                   "conversion (tests of the conversion, or of what tmp_path holds)")
+    # Known without pytest-xdist too (a plain `pytest` run ignores the groups).
+    config.addinivalue_line(
+        "markers", "xdist_group(name): under pytest-xdist, runs in the worker that runs every "
+                   "other test of the group (one Chromium, one Ray instance at a time)")
+
+
+# The test files that take longest, slowest first (measured with
+# --durations): under pytest-xdist they are handed out first, so that no
+# worker starts a long file while the others have run out of work. Only an
+# order: a file not named here runs after these, in the usual order.
+SLOWEST_FIRST = (
+    "test_determinism.py", "test_benchmarks.py", "test_ray.py", "test_trained_model.py",
+    "test_browser.py", "test_browser_a11y.py", "test_review_browser.py", "test_translate.py",
+    "test_ct2.py", "test_storage_s3.py", "test_retries.py", "test_resume.py", "test_worker.py",
+    "test_job_states.py", "test_hub.py", "test_hot_loop.py", "test_metrics.py",
+    "test_memory_delivered.py", "test_serve.py", "test_documents_e2e.py", "test_cancel.py",
+    "test_eval.py", "test_stats.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def _missing_corpus(path: Path):
@@ -89,11 +121,29 @@ def wait_until(condition, what: str, timeout: float = 120, interval: float = 0.0
         time.sleep(interval)
 
 
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """``make(folder)``, a path under ``folder``, made once for the whole run:
+    under pytest-xdist the first worker to ask makes it, under a lock, in a
+    folder all the run's workers share (their temporary folders' parent), and
+    the others wait for it and use the same one."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    made = root / f"{name}.made"  # holds the path, written when it is whole
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            folder = root / name
+            folder.mkdir(exist_ok=True)  # a worker that failed to make it may have left it
+            made.write_text(str(make(folder)))
+    return Path(made.read_text())
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     from models.tiny import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+    return made_once(tmp_path_factory, "models", lambda folder: build_tiny_model(folder / "tiny"))
 
 
 @pytest.fixture(scope="session")
@@ -106,35 +156,54 @@ def trained_model() -> Path:
     return trained_model_dir()
 
 
-@pytest.fixture(scope="session")
-def _tiny_conversion(tiny_model, tmp_path_factory) -> Path:
-    """The tiny model converted to CTranslate2 once for the whole run (int8,
-    the CPU default), in a cache of its own that no test writes to."""
+def _converted_once(model: Path, tmp_path_factory, name: str) -> Path:
+    """``model`` converted to CTranslate2 once for the whole run, all xdist
+    workers together (int8, the CPU default), in a cache of its own that no
+    test writes to."""
     from models.conversion import converted_model
     from models.fingerprint import fingerprint
 
-    cache = tmp_path_factory.mktemp("shared-cache") / "nllb-pipeline"
-    fp = fingerprint(str(tiny_model), cache)
-    return converted_model(str(tiny_model), fp, "int8", cache, say=lambda message: None)
+    def convert(folder: Path) -> Path:
+        cache = folder / "nllb-pipeline"
+        fp = fingerprint(str(model), cache)
+        return converted_model(str(model), fp, "int8", cache, say=lambda message: None)
+
+    return made_once(tmp_path_factory, name, convert)
+
+
+@pytest.fixture(scope="session")
+def _tiny_conversion(tiny_model, tmp_path_factory) -> Path:
+    return _converted_once(tiny_model, tmp_path_factory, "shared-cache")
+
+
+@pytest.fixture(scope="session")
+def _trained_conversion(trained_model, tmp_path_factory) -> Path:
+    return _converted_once(trained_model, tmp_path_factory, "trained-cache")
+
+
+SHARED_CONVERSIONS = {"tiny_model": "_tiny_conversion", "trained_model": "_trained_conversion"}
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path, request):
     """No test touches the user's database, cache or the network.
 
-    A test that uses the tiny model finds its CTranslate2 conversion in its
-    cache already (a copy of the one made for the run: converting in every
-    test's cache made ~100 conversions), unless it is marked ``fresh_cache``.
+    A test that uses the tiny or the trained model finds its CTranslate2
+    conversion in its cache already (a copy of the one made for the run:
+    converting in every test's cache made ~100 conversions of each),
+    unless it is marked ``fresh_cache``.
     """
     cache = tmp_path / "cache"
     monkeypatch.setenv("NLLB_PIPELINE_DB", str(tmp_path / "default-jobs.db"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("NLLB_PIPELINE_MODEL", raising=False)
-    if "tiny_model" in request.fixturenames and not request.node.get_closest_marker(
-            "fresh_cache"):
-        converted = request.getfixturevalue("_tiny_conversion")
-        shutil.copytree(converted, cache / "nllb-pipeline" / "ct2" / converted.name)
+    if request.node.get_closest_marker("fresh_cache"):
+        return
+    for model, conversion in SHARED_CONVERSIONS.items():
+        if model in request.fixturenames:
+            converted = request.getfixturevalue(conversion)
+            shutil.copytree(converted, cache / "nllb-pipeline" / "ct2" / converted.name)
 
 
 def cli_env(db: Path) -> dict[str, str]:

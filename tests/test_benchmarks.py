@@ -96,7 +96,11 @@ def bench(tmp_path, script: str, *args: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("script", sorted(SMOKE))
+@pytest.mark.parametrize("script", [
+    # The Ray benchmark starts a Ray instance: it runs in tests/test_ray.py's
+    # pytest-xdist worker, one Ray at a time.
+    pytest.param(name, marks=pytest.mark.xdist_group("ray")) if SMOKE[name].needs == "ray"
+    else name for name in sorted(SMOKE)])
 def test_benchmark_runs_at_its_smallest(script, tmp_path, tiny_model):
     smoke = SMOKE[script]
     if smoke.needs:

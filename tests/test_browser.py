@@ -27,7 +27,8 @@ from pipeline.samples import generate_text
 from tests.conftest import ROOT, cli_env, start_cli, wait_until
 from tests.test_serve import start_serve, stop
 
-pytestmark = pytest.mark.slow
+# One Chromium at a time: under pytest-xdist the browser files share one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -26,7 +26,8 @@ from pipeline.store import Store
 from tests.api_support import make_app, post_doc, served
 from tests.test_browser import CHROMIUM_ARGS, artifacts, chromium
 
-pytestmark = pytest.mark.slow
+# One Chromium at a time: under pytest-xdist the browser files share one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
 
 SERIOUS = ("serious", "critical")
 

@@ -30,7 +30,9 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 ray_pool = pytest.importorskip("models.ray_pool")
 ray_cluster = pytest.importorskip("models.ray_cluster")
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+# One Ray instance at a time: under pytest-xdist this file and the Ray
+# benchmark's smoke run (tests/test_benchmarks.py) share one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240), pytest.mark.xdist_group("ray")]
 
 SETTINGS = RunSettings(device="cpu", batch_tokens=192)
 SAMPLE = (ROOT / "pipeline" / "data" / "sample.md").read_text(encoding="utf-8")

@@ -13,7 +13,8 @@ from tests.conftest import cli_env, wait_until
 from tests.test_browser import CHROMIUM_ARGS, artifacts, card, chromium, worker
 from tests.test_serve import start_serve, stop
 
-pytestmark = pytest.mark.slow
+# One Chromium at a time: under pytest-xdist the browser files share one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("chromium")]
 
 BAD = "The horse walks along the road in winter."
 DOC = f"The river runs past the old stone bridge. {BAD}\n\nMorning light falls on the garden.\n"

@@ -396,9 +396,13 @@ def test_preprocess_postprocess_and_upload_hold_a_slice_not_the_document(tmp_pat
     monkeypatch.setattr(preprocess, "SLICE_LINES", 100, raising=False)
     peaks = {}
     # The first run warms what a process allocates once (imports, caches,
-    # compiled patterns): those are no cost per line, and which of the two
-    # sizes met them first depended on the tests that ran before.
-    for run, lines in enumerate((300, 300, 3000)):
+    # compiled patterns, and the interpreter's free lists, which keep up to
+    # 2,000 freed tuples of a size for reuse): no cost per line. It is of the
+    # larger size, so that both measured runs find the free lists as full
+    # whatever ran before in this process: alone, or after other files under
+    # pytest-xdist, a first run of 300 lines left the 3,000-line run ~90
+    # bytes a line of tuples that a whole suite run had already allocated.
+    for run, lines in enumerate((3000, 300, 3000)):
         text = "".join(f"Line {n} says {'what ' * (n % 9)}it says, once only.\n"
                        for n in range(lines))
         (tmp_path / f"{run}-{lines}").mkdir()
