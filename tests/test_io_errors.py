@@ -246,7 +246,14 @@ def test_damage_past_the_checks_budget_is_found_by_the_read_that_meets_it(tmp_pa
     db = _damaged_in_the_middle(tmp_path)
     assert main(["--db", str(db), "status", "--limit", "5000"]) == 2  # found at open
     assert "database is damaged" in capsys.readouterr().err
-    monkeypatch.setattr("pipeline.store.base.CHECK_STEPS", 1000)  # too little to get there
+    # Past CHECK_BYTES the check reads every table but those that grow with
+    # documents: the jobs table's damage is still found at open...
+    monkeypatch.setattr("pipeline.store.base.CHECK_BYTES", 0)
+    assert main(["--db", str(db), "status", "--limit", "5000"]) == 2
+    assert "database is damaged" in capsys.readouterr().err
+    # ...and a bulk table's by the read that meets it: here the jobs table
+    # stands in for them.
+    monkeypatch.setattr("pipeline.store.base.BULK_TABLES", ("jobs",))
     Store(db, check=True).close()
     assert main(["--db", str(db), "status", "--limit", "5000"]) == 2
     err = capsys.readouterr().err
@@ -282,3 +289,25 @@ def test_a_full_disk_met_anywhere_else_is_one_line_not_an_internal_error(capsys,
     assert capsys.readouterr().err == (
         "nllb-pipeline: error: disk full: No space left on device: /data/out.txt; free space, "
         "then run the same command again to continue\n")
+
+
+def test_a_big_stores_check_at_open_reads_no_table_that_grows_with_documents(tmp_path,
+                                                                            monkeypatch):
+    """Its cost must not grow with the jobs' size (the whole file's check
+    took 0.27 s on a 500,000-line job): past CHECK_BYTES it runs
+    ``quick_check`` per table, and none on a bulk table."""
+    from pipeline.store.base import BULK_TABLES, check_intact
+
+    db = tmp_path / "jobs.db"
+    Store(db).close()
+    conn = sqlite3.connect(db)
+    checked: list[str] = []
+    conn.set_trace_callback(checked.append)
+    check_intact(conn, db)  # small: the whole file
+    assert checked[-1] == "PRAGMA quick_check(3)"
+    checked.clear()
+    check_intact(conn, db, whole_up_to=0)
+    pragmas = [sql for sql in checked if sql.startswith("PRAGMA quick_check")]
+    assert {'PRAGMA quick_check("jobs")', 'PRAGMA quick_check("stage_runs")'} <= set(pragmas)
+    assert not [sql for sql in pragmas for table in BULK_TABLES if f'"{table}"' in sql]
+    conn.close()
