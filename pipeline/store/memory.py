@@ -35,7 +35,7 @@ from pipeline.documents import protect
 from pipeline.errors import InvalidInput
 from pipeline.documents.pieces import clean_translation
 from pipeline.store.records import (MODES, MemoryEntry, MemoryImport, MemoryScope,
-                                     MemoryScopeSummary, NewChunk)
+                                     MemoryScopeSummary, NewChunk, is_delivered)
 
 _SCOPE_FIELDS = ("identity", "backend", "device", "compute_type", "src_lang", "tgt_lang",
                  "settings", "model")
@@ -256,8 +256,8 @@ class MemoryMixin:
                                 failed)
             db.conn.executemany("UPDATE chunks SET state = 'pending', dup_of = NULL "
                                 "WHERE job_id = ? AND idx = ?", alone)
-            parents = {p for _, state, t, _, p in waiting if p is not None
-                       and (state == "done" or (state == "replaced" and t is not None))}
+            parents = {p for _, state, t, _, p in waiting
+                       if p is not None and is_delivered(state, t)}
             self._remember(job_id, self._join_parents(job_id, parents), memory)
         return len(alone)
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from pipeline.documents import pieces, protect
 from pipeline.store.memory import source_key
-from pipeline.store.records import Chunk, NewPiece
+from pipeline.store.records import Chunk, NewPiece, is_delivered
 
 QUALITY = "quality"
 REPAIRS = ("guarded", "clauses")  # ladder steps that translate a chunk again
@@ -122,8 +122,7 @@ class PiecesMixin:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", inserted)
         self.db.execute("UPDATE chunks SET state = 'replaced' WHERE job_id = ? AND idx = ?",
                         (job_id, idx))
-        if all(row[5] == "done" or (row[5] == "replaced" and row[6] is not None)
-               for row in inserted):
+        if all(is_delivered(row[5], row[6]) for row in inserted):
             return self._join_parents(job_id, {idx})
         return {}
 
@@ -170,7 +169,7 @@ class PiecesMixin:
                     continue
                 kids = self._all(Chunk, "SELECT * FROM chunks WHERE job_id = ? AND parent = ? "
                                  "ORDER BY idx", (job_id, idx))
-                if not kids or not all(_delivered(k) for k in kids):
+                if not kids or not all(is_delivered(k.state, k.translation) for k in kids):
                     continue
                 text = pieces.joined([(_part(k), k.protected is not None) for k in kids],
                                      protect.load_spec(parent.protected))
@@ -241,15 +240,11 @@ class PiecesMixin:
 
 def _repeat_of(idx: int, state: str, translation: str | None, flag: str | None) -> dict:
     """A new piece that repeats chunk ``idx``: delivered as it was, or waiting on it."""
-    if state == "done" or (state == "replaced" and translation is not None):
+    if is_delivered(state, translation):
         return {"state": state, "translation": translation, "flag": flag,
                 "reused": "document", "dup_of": idx}
     return {"state": "waiting", "translation": None, "dup_of": idx}
 
-
-def _delivered(chunk: Chunk) -> bool:
-    """Done, or replaced and its pieces joined."""
-    return chunk.state == "done" or (chunk.state == "replaced" and chunk.translation is not None)
 
 
 def _part(chunk: Chunk) -> str:

@@ -74,6 +74,11 @@ class Chunk:
     dup_of: int | None = None  # an earlier chunk of the same text whose translation this takes
 
 
+def is_delivered(state: str, translation: str | None) -> bool:
+    """A chunk's translation is there: done, or replaced and its pieces joined."""
+    return state == "done" or (state == "replaced" and translation is not None)
+
+
 @dataclass(frozen=True)
 class Batch:
     id: int
