@@ -169,50 +169,53 @@ async def paced(host, port, ids, clients, seconds, interval):
     samples = {"list 304": [], "list 200": [], "detail": [], "search": [], "page 2": [],
                "bulk": []}
 
-    async def client(n):
+    async def every_interval(step, start=None):
+        """``step(conn)`` once an interval for ``seconds``, on a connection
+        of its own (after ``start(conn)``, if given)."""
         conn = Connection(host, port)
         await conn.open()
-        _, etag, _, _ = await conn.get(LIST)
-        await asyncio.sleep(interval * n / clients)  # spread the clients over the interval
+        if start is not None:
+            await start(conn)
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             tick = time.perf_counter()
+            await step(conn)
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
+        conn.close()
+
+    def client(n):
+        etag = None
+
+        async def start(conn):
+            nonlocal etag
+            _, etag, _, _ = await conn.get(LIST)
+            await asyncio.sleep(interval * n / clients)  # spread the clients over the interval
+
+        async def poll(conn):
+            nonlocal etag
             status, _, took, _ = await conn.get(LIST, etag)
             samples["list 304" if status == 304 else "list 200"].append(took)
             status, etag, took, _ = await conn.get(LIST)
             samples["list 200"].append(took)
             _, _, took, _ = await conn.get(f"/api/jobs/{random.choice(ids)}")
             samples["detail"].append(took)
-            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
-        conn.close()
 
-    async def searcher():
-        conn = Connection(host, port)
-        await conn.open()
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            tick = time.perf_counter()
-            _, _, took, _ = await conn.get(SEARCH.format(n=random.randrange(10)))
-            samples["search"].append(took)
-            samples["page 2"].append(await second_page(conn))
-            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
-        conn.close()
+        return every_interval(poll, start)
 
-    async def bulk_client():
-        conn = Connection(host, port)
-        await conn.open()
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            tick = time.perf_counter()
-            for verb in ("cancel", "retry"):
-                status, _, took, _ = await conn.get(f"/api/jobs/{verb}", method="POST",
-                                                    body=bulk_body(ids))
-                assert status == 200, status
-                samples["bulk"].append(took)
-            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - tick)))
-        conn.close()
+    async def search(conn):
+        _, _, took, _ = await conn.get(SEARCH.format(n=random.randrange(10)))
+        samples["search"].append(took)
+        samples["page 2"].append(await second_page(conn))
 
-    await asyncio.gather(bulk_client(), searcher(), *(client(n) for n in range(clients)))
+    async def bulk(conn):
+        for verb in ("cancel", "retry"):
+            status, _, took, _ = await conn.get(f"/api/jobs/{verb}", method="POST",
+                                                body=bulk_body(ids))
+            assert status == 200, status
+            samples["bulk"].append(took)
+
+    await asyncio.gather(every_interval(bulk), every_interval(search),
+                         *(client(n) for n in range(clients)))
     return samples
 
 
