@@ -68,6 +68,14 @@ def job_params(db: Path, job_id: str) -> JobParams:
     return JobParams.from_json(params)
 
 
+def committed_batches(db: Path, job_id: str) -> int:
+    """How many batches the job committed (what ``committed_calls`` yields)."""
+    with closing(_connect(db)) as conn:
+        (n,) = conn.execute("SELECT COUNT(*) FROM batches WHERE job_id = ? AND "
+                            "state = 'committed'", (job_id,)).fetchone()
+    return n
+
+
 def committed_calls(db: Path, job_id: str, cap: int, *,
                     fixed_length: bool = False) -> Iterator[Call]:
     """The job's committed batches in the order they ran; ``cap``: the
