@@ -160,12 +160,26 @@ def whole_job_reads(statements: list[str], store: Store) -> tuple[Counter, dict[
         if runs[shape] > 1:
             continue
         plan = " / ".join(row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {text}"))
-        # A search that stops at its first row (the next pending batch, in plan
-        # order: two rows with a batch in flight) reads no more as the job grows.
-        first_only = re.search(r"\bLIMIT 1$", text)
-        if _WHOLE_JOB.search(plan) and not first_only:
+        if _WHOLE_JOB.search(plan) and not stops_at_first_row(text, plan):
             whole[shape] = plan
     return runs, whole
+
+
+def stops_at_first_row(text: str, plan: str) -> bool:
+    """A ``LIMIT 1`` search whose rows all qualify (every WHERE term is a
+    term of the index search, and no sort reads them all first) answers
+    with the first row it finds, however large the job: the next pending
+    batch in plan order, the job's last chunk. A term ``x NOT IN (...)``
+    steps over at most the listed rows (the batches in flight). A search
+    with any other term walks the job's rows until one matches: the first
+    piece of a text, searched in chunk order, read the whole job (0.37 s a
+    piece at 1,000,000 lines) while it matched nothing."""
+    if not re.search(r"\bLIMIT 1$", text) or "TEMP B-TREE" in plan:
+        return False
+    where = re.search(r"\bWHERE (.*?)(?:\bORDER BY\b|\bLIMIT\b)", text, re.S)
+    terms = re.sub(r"\b\w+ NOT IN \([^)]*\)", "", where.group(1)) if where else ""
+    filtered = set(re.findall(r"\b(\w+)\s*(?:=|!=|<|>|\bIS\b|\bIN\b)", terms))
+    return filtered <= set(re.findall(r"(\w+)=\?", plan))
 
 
 @pytest.mark.slow

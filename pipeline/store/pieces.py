@@ -142,10 +142,13 @@ class PiecesMixin:
 
     def _first_piece(self, job_id: str, source: str, rung: int) -> tuple | None:
         """(idx, state, translation, flag) of the job's first chunk of this
-        text decoded at ``rung``, by the indexed key of its text."""
+        text decoded at ``rung``, by the indexed key of its text. ``+idx``:
+        ordered by the primary key, SQLite walked the job's chunks in order
+        until one matched (0.37 s a piece on a 1,000,000-line job); this way
+        it sorts the few rows of the key instead."""
         return self.db.execute(
             "SELECT idx, state, translation, flag FROM chunks WHERE job_id = ? AND "
-            "source_key = ? AND source = ? AND rung = ? ORDER BY idx LIMIT 1",
+            "source_key = ? AND source = ? AND rung = ? ORDER BY +idx LIMIT 1",
             (job_id, source_key(source), source, rung)).fetchone()
 
     def _join_parents(self, job_id: str, parents: set[int]) -> dict[int, tuple[str, str,
