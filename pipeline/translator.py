@@ -150,8 +150,12 @@ class Staged(Protocol):
 
 
 def staged(translator: object) -> Staged | None:
-    """``translator`` as a ``Staged`` one when its class is one, else None."""
+    """``translator`` as a ``Staged`` one when its class is one, else None:
+    also None where ``translate_batch`` was replaced on the instance itself
+    (a benchmark's timer, a test's counter), which the steps would skip."""
     kind = type(translator)
+    if "translate_batch" in getattr(translator, "__dict__", {}):
+        return None
     if all(callable(getattr(kind, name, None))
            for name in ("encode_batch", "run_encoded", "decode_batch")):
         return translator  # type: ignore[return-value]

@@ -98,6 +98,18 @@ def test_a_wrapper_that_delegates_is_called_whole(executor):
     assert wrapper.calls == 1
 
 
+def test_a_translate_batch_replaced_on_the_instance_is_called_whole(executor):
+    """``benchmarks/throughput.py`` times the model by replacing the
+    instance's ``translate_batch``: through the steps its timer never ran."""
+    translator, calls = StagedFake(), []
+    translator.translate_batch = lambda *a: calls.append(a) or [
+        Translation("timed", 1, True) for _ in a[0]]
+    assert staged(translator) is None
+    result = executor.submit(translator, ["x y"], "eng_Latn", "fra_Latn",
+                             DEFAULTS).result(timeout=10)
+    assert [t.text for t in result.translations] == ["timed"] and len(calls) == 1
+
+
 @pytest.mark.parametrize("backend", ["ctranslate2", "hf"])
 def test_the_three_steps_give_translate_batchs_bytes(executor, trained_model, backend):
     """On the trained model, at beams 4: through the executor's threads, a
