@@ -17,7 +17,7 @@ from pipeline.progress.profiles import StageHistory
 from pipeline.progress import DEFAULT_WEIGHTS
 from pipeline.samples import generate_text
 from pipeline.store import Store
-from tests.conftest import ROOT, cli_env, start_cli, wait_for_commits
+from tests.conftest import ROOT, cli_env, run_cli, start_cli, wait_for_commits
 
 PROGRESS = re.compile(r"nllb-pipeline: progress +\d+% (preprocess|inference|postprocess|upload) "
                       r"+\d\d:\d\d  ((\d+ tok/s, )?ETA .*|retrying .*)")
@@ -160,13 +160,12 @@ def test_after_kill_9_status_and_show_say_what_is_true(tmp_path, tiny_model):
     # first round replaces chunks instead of counting their tokens done
     args = _translate_args(src, tiny_model, "--batch-tokens", "64", "--no-progress",
                            "--quality", "off")
-    proc = _start(args, db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_cli(*args, db=db, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _wait_for_commits(proc, db, 3)
     proc.kill()  # SIGKILL: no lease given back, its expiry ~30 s away
     proc.communicate(timeout=60)
 
-    status = subprocess.run([sys.executable, "-m", "pipeline", "status"], env=cli_env(db),
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    status = run_cli("status", db=db, timeout=60)
     summary, row = status.stdout.splitlines()[:2]
     assert "running on: none" in summary, status.stdout  # not the dead process
     assert " INTERRUPTED " in row
@@ -176,13 +175,11 @@ def test_after_kill_9_status_and_show_say_what_is_true(tmp_path, tiny_model):
     done, total = store.token_counts(job.id)
     assert 0 < done < total
     store.close()
-    show = subprocess.run([sys.executable, "-m", "pipeline", "show", job.id, "--json"],
-                          env=cli_env(db), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    show = run_cli("show", job.id, "--json", db=db, timeout=60)
     stages = json.loads(show.stdout)["stages"]
     assert [(s["stage"], s["state"]) for s in stages] == [
         ("preprocess", "finished"), ("inference", "interrupted")]
     assert (stages[1]["units_done"], stages[1]["units_total"]) == (done, total)
-    show = subprocess.run([sys.executable, "-m", "pipeline", "show", job.id], env=cli_env(db),
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    show = run_cli("show", job.id, db=db, timeout=60)
     [line] = [line for line in show.stdout.splitlines() if line.startswith("  inference ")]
     assert f"interrupted  units {done:g}/{total:g}" in line, show.stdout

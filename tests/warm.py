@@ -71,6 +71,12 @@ def _preload() -> None:
     for name in ("AutoTokenizer", "AutoModelForSeq2SeqLM", "AutoConfig", "NllbTokenizer",
                  "NllbTokenizerFast", "M2M100Config", "M2M100ForConditionalGeneration"):
         getattr(transformers, name, None)
+    # The schema a new store is made from, made once here for every child
+    # that creates a database (most of them).
+    from pipeline.store.base import latest_schema
+    from pipeline.store.migrations import MIGRATIONS
+
+    latest_schema(MIGRATIONS)
 
 
 def serve(fd: int) -> None:
