@@ -29,10 +29,12 @@ upper bound of what a real checkpoint shows. So does a call's own cost:
 the edited sentences of a revision are few, but they fall in as many
 length buckets as the whole document's (a batch shares one output budget,
 ``pipeline/budget.py``), so the revision makes one small call per bucket
-and ladder rung, and transformers' generate() spends about 0.3 s on a
-call of one sentence on this CPU against 0.95 s on one of 150 (CTranslate2:
-0.03 s and 0.5 s). ``--backend ctranslate2`` measures the memory with
-less of that overhead in the way.
+and ladder rung, and the transformers backend spends about 0.1 s of CPU
+on a greedy call of one sentence (budget 68) against 0.8 s on one of 64
+(budget 116) (``benchmarks/hf_call.py``; 0.2 s and 1.0 s through
+generate(); CTranslate2: 0.03 s on one sentence, 0.5 s on 150).
+``--backend ctranslate2`` measures the memory with less of that overhead
+in the way.
 
 The repair ladder (``--quality``, default repair as the CLI's) decodes a
 looping output again with a guard, and then its clauses: on random weights

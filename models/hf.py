@@ -50,6 +50,7 @@ class HfTranslator:
         self._model = None
         self._device = None
         self._dtype = None
+        self._lean = False  # models.hf_search.supports(model), set at load
         self._moved: dict[str, HfTranslator] = {}
 
     # -- the Translator protocol ----------------------------------------------
@@ -114,18 +115,21 @@ class HfTranslator:
 
         model = self._load()
         budget = decoding.max_new_tokens
+        settings = dict(
+            forced_bos_token_id=self.checkpoint.language_id(tgt_lang),
+            max_new_tokens=budget,
+            min_new_tokens=budget if self.fixed_length else None,
+            num_beams=decoding.beams,
+            no_repeat_ngram_size=decoding.no_repeat_ngram_size or None,
+            repetition_penalty=(decoding.repetition_penalty
+                                if decoding.repetition_penalty != 1.0 else None),
+        )
         with torch.inference_mode():
-            out = model.generate(
-                **encoded,
-                forced_bos_token_id=self.checkpoint.language_id(tgt_lang),
-                max_new_tokens=budget,
-                min_new_tokens=budget if self.fixed_length else None,
-                num_beams=decoding.beams,
-                no_repeat_ngram_size=decoding.no_repeat_ngram_size or None,
-                repetition_penalty=(decoding.repetition_penalty
-                                    if decoding.repetition_penalty != 1.0 else None),
-                do_sample=False,
-            )
+            if self._lean:  # generate()'s ids without its per-step overhead
+                from models.hf_search import search
+
+                return search(model, encoded["input_ids"], encoded["attention_mask"], **settings)
+            out = model.generate(**encoded, **settings, do_sample=False)
         return out.tolist()
 
     def decode_batch(self, raw: list[list[int]]) -> list[Translation]:
@@ -203,4 +207,7 @@ class HfTranslator:
             raise InvalidInput(f"cannot load model weights from {self.model_id!r}: {exc}") from exc
         self._model = model.to(device).eval()
         self._device, self._dtype = device, dtype
+        from models.hf_search import supports
+
+        self._lean = supports(self._model)
         return self._model
