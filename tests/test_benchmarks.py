@@ -63,6 +63,8 @@ SMOKE: dict[str, Smoke] = {
     "quality.py": Smoke(("--model", TINY, "--sentences", "20", "--infer", "4", "--repeat", "1",
                          "--threads", "1"),
                         ("checks / inference",)),
+    "hf_call.py": Smoke(("--repeat", "1", "--batches", "1", "--only", "trained"),
+                        ("ms CPU per step", "fixed per call", "batch   1, budget")),
     "job_queue.py": Smoke(("--model", TINY, "--documents", "5", "--worker-documents", "2"),
                           ("submit: 5 documents", "status with 5 queued jobs",
                            "two workers / one")),
