@@ -71,6 +71,7 @@ SMOKE: dict[str, Smoke] = {
                       ("translations identical:", "| 200 | 1 |", "pipeline/raw throughput")),
     "stage_scaling.py": Smoke(("--model", TINY, "--sizes", "5,10"),
                               ("growth exponent",)),
+    "training_step.py": Smoke(("--steps", "2"), ("recipe", "packed", "CPU s/1000 real")),
     "throughput.py": Smoke(("--model", TINY, "--sentences", "12", "--beams", "1,4",
                             "--threads", "1", "--quality", "off"),
                            ("== beams 1 ==", "== beams 4 ==", "cost of batch independence"),
