@@ -78,6 +78,7 @@ SMOKE: dict[str, Smoke] = {
                       ("translations identical:", "| 200 | 1 |", "pipeline/raw throughput")),
     "stage_scaling.py": Smoke(("--model", TRAINED, "--sizes", "5,10"),
                               ("growth exponent",)),
+    "training_step.py": Smoke(("--steps", "2"), ("recipe", "packed", "CPU s/1000 real")),
     # Every row runs to its budget (random weights, by design): 4 sentences make
     # 3 planned batches and run each of the six methods at both widths, as 12 did.
     "throughput.py": Smoke(("--model", TINY, "--sentences", "4", "--beams", "1,4",
