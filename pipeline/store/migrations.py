@@ -376,4 +376,14 @@ MIGRATIONS: tuple[str, ...] = (
     DROP INDEX jobs_by_created;
     CREATE INDEX jobs_by_created ON jobs (created_at, id, input_path);
     """,
+    # 18: what `show` counts over a job's batches (by backend, device and
+    # where they ran) and its ladder's attempts (by decision and reason) is
+    # read from an index that holds those columns, not from the rows (which
+    # carry the members' list and the messages): 171 -> 51 ms on a
+    # 1,000,000-line job's 25,000 batches and 67,000 attempts
+    """
+    CREATE INDEX batches_by_profile ON batches
+        (job_id, state, backend, device, compute_type, ran_on, seq, committed_at);
+    CREATE INDEX attempts_by_class ON attempts (job_id, error_class, decision, reason);
+    """,
 )
