@@ -233,16 +233,13 @@ def test_show_counts_a_whole_job_only_from_indexes(tmp_path):
     partial = {name for (name,) in store.db.execute(
         "SELECT name FROM sqlite_schema WHERE type = 'index' AND sql LIKE '% WHERE %'")}
     assert {"chunks_flagged", "chunks_by_parent"} <= partial
-    rows_read = {}
-    for sql in statements:
-        text = sql.strip()
-        if not re.match(r"SELECT\b", text, re.I) or "state = 'failed'" in text:
-            continue
-        plan = [row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {text}")]
-        for line in plan:
-            index = re.search(r"USING (COVERING )?INDEX (\w+)", line)
-            if (_WHOLE_JOB.search(line) and not stops_at_first_row(text, line)
-                    and not (index and (index.group(1) or index.group(2) in partial))):
-                rows_read[text] = line
+    _, whole = whole_job_reads([s for s in statements if "state = 'failed'" not in s], store)
+
+    def from_index_only(line: str) -> bool:
+        index = re.search(r"USING (COVERING )?INDEX (\w+)", line)
+        return bool(index and (index.group(1) or index.group(2) in partial))
+
+    rows_read = {shape: line for shape, plan in whole.items() for line in plan.split(" / ")
+                 if _WHOLE_JOB.search(line) and not from_index_only(line)}
     assert len(statements) > 8  # show's reads were seen at all
     assert rows_read == {}, "\n".join(f"{p}: {s}" for s, p in rows_read.items())
