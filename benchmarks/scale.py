@@ -118,7 +118,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "every line runs to its budget and down the quality ladder), or a "
                         "checkpoint directory")
     p.add_argument("--raw-every", type=int, default=1, metavar="N",
-                   help="on corpora over 100,000 lines, replay only every Nth committed batch "
+                   help=f"on corpora over {SAMPLED_ABOVE:,} lines, replay only every Nth "
+                        "committed batch "
                         "in the raw loop and scale its times by the batches left out (default "
                         "1: every batch; 10 saves most of an hour at 1,000,000 lines)")
     p.add_argument("--seed", type=int, default=0)
