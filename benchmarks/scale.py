@@ -81,7 +81,7 @@ from benchmarks._replay import committed_batches, committed_calls, replay  # noq
 SRC, TGT = "eng_Latn", "fra_Latn"
 SIZES, FULL = (5_000, 50_000, 500_000), 1_000_000
 TARGET_RATIO, TARGET_GROWTH, TARGET_READ_S = 0.9, 1.2, 0.5
-SAMPLED_ABOVE = 100_000  # --raw-every applies to corpora over this many lines
+SAMPLED_ABOVE = 100_000  # --raw-every's default reach: corpora over this many lines
 _WORDS = (
     "the a an of to in and for on with at by from as is was are were be been has have had "
     "will would can could should may might must not no yes this that these those it its they "
@@ -118,10 +118,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "every line runs to its budget and down the quality ladder), or a "
                         "checkpoint directory")
     p.add_argument("--raw-every", type=int, default=1, metavar="N",
-                   help=f"on corpora over {SAMPLED_ABOVE:,} lines, replay only every Nth "
+                   help="on corpora over --sample-above lines, replay only every Nth "
                         "committed batch "
                         "in the raw loop and scale its times by the batches left out (default "
                         "1: every batch; 10 saves most of an hour at 1,000,000 lines)")
+    p.add_argument("--sample-above", type=int, default=SAMPLED_ABOVE, metavar="LINES",
+                   help=f"where --raw-every starts (default {SAMPLED_ABOVE:,} lines)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = p.parse_args(argv)
@@ -130,8 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.beams = [int(b) for b in args.beams.split(",")]
     except ValueError:
         p.error("--sizes and --beams take comma-separated integers")
-    if args.raw_every < 1:
-        p.error("--raw-every takes a positive integer")
+    if args.raw_every < 1 or args.sample_above < 0:
+        p.error("--raw-every takes a positive integer, --sample-above a count of lines")
     if args.full and FULL not in args.sizes:
         args.sizes.append(FULL)
     args.sizes.sort()
@@ -237,7 +239,7 @@ def measure(size: int, beams: int, corpus: Path, work: Path, model: str, engine,
     run = run_pipeline(corpus, db, model, beams, args)
     stages, cpu = stage_seconds(db, run["job"])
     calls = committed_calls(db, run["job"], cap)
-    every = args.raw_every if size > SAMPLED_ABOVE else 1
+    every = args.raw_every if size > args.sample_above else 1
     total = committed_batches(db, run["job"])
     raw = replay(engine, tokenizer, itertools.islice(calls, 0, None, every), SRC, TGT)
     # A systematic sample (the plan runs in length order, so every Nth batch
