@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """What the translation memory saves: a revised document, and subtitles.
 
-    python benchmarks/memory.py [--sentences 2000] [--edited 0.05] [--model DIR]
-                                [--backend hf|ctranslate2] [--quality repair|flag|off]
+    python benchmarks/memory.py [--sentences 2000] [--edited 0.05] [--model random|trained|DIR]
+                                [--backend ctranslate2|hf] [--quality repair|flag|off]
     python benchmarks/memory.py --sentences 20 --edited 0.1 --subtitle-cues 30   # smoke
+
+Jobs run at the CLI's defaults (CTranslate2 for an NLLB checkpoint, beams
+4, the length rule 2.0 x bucket + 16, ``--quality repair``) unless told
+otherwise.
 
 1. A document of ``--sentences`` distinct sentences is translated into an
    empty store; then the same document with ``--edited`` of its sentences
@@ -58,6 +62,7 @@ the memory alone.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -76,6 +81,8 @@ from pipeline.jobs import submit  # noqa: E402
 from pipeline.runner import run_job  # noqa: E402
 from pipeline.samples import sentence  # noqa: E402
 from pipeline.store import Store  # noqa: E402
+
+JOB_DEFAULTS = {f.name: f.default for f in dataclasses.fields(JobParams)}
 
 SUBTITLES = ROOT.parent / "shared" / "corpus" / "webvtt_netflix_las_chicas_del_cable.spa_Latn.vtt"
 
@@ -161,17 +168,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--edited", type=float, default=0.05, help="fraction edited (0.05)")
-    parser.add_argument("--model", help="checkpoint dir (default: a tiny model)")
+    parser.add_argument("--model", default="random",
+                        help="'random' (default: the tiny model with random weights, "
+                             "--d-model wide), 'trained' (the trained test model, "
+                             "models/trained.py) or a checkpoint directory")
     parser.add_argument("--d-model", type=int, default=64, help="tiny model width (default 64)")
     parser.add_argument("--layers", type=int, default=2, help="tiny model layers (default 2)")
-    parser.add_argument("--beams", type=int, default=1)
-    parser.add_argument("--length-ratio", type=float, default=1.0)
-    parser.add_argument("--length-offset", type=int, default=4)
-    parser.add_argument("--backend", choices=("hf", "ctranslate2"), default="hf",
-                        help="transformers (default) or CTranslate2 (the tiny model is "
-                             "converted first, into the usual cache)")
+    # A job's defaults are the CLI's (pipeline.config.JobParams).
+    parser.add_argument("--beams", type=int, default=JOB_DEFAULTS["beams"],
+                        help=f"beam width (default {JOB_DEFAULTS['beams']}, the CLI's)")
+    parser.add_argument("--length-ratio", type=float, default=JOB_DEFAULTS["length_ratio"],
+                        help=f"output budget per bucket token (default "
+                             f"{JOB_DEFAULTS['length_ratio']}, the CLI's)")
+    parser.add_argument("--length-offset", type=int, default=JOB_DEFAULTS["length_offset"],
+                        help=f"output budget's extra tokens (default "
+                             f"{JOB_DEFAULTS['length_offset']}, the CLI's)")
+    parser.add_argument("--backend", choices=("hf", "ctranslate2"), default="ctranslate2",
+                        help="CTranslate2 (default, as the CLI's auto picks for an NLLB "
+                             "checkpoint; converted first, into the usual cache) or "
+                             "transformers")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1: steady timings on a shared machine)")
+                        help="the backend's CPU threads (1: steady timings on a shared "
+                             "machine)")
     parser.add_argument("--quality", choices=("repair", "flag", "off"), default="repair",
                         help="the jobs' --quality (default repair, as the CLI's)")
     parser.add_argument("--seed", type=int, default=7)
@@ -184,8 +202,15 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model = args.model or str(build_tiny_model(work / "tiny", d_model=args.d_model,
-                                                   layers=args.layers))
+        if args.model == "random":
+            model = str(build_tiny_model(work / "tiny", d_model=args.d_model,
+                                         layers=args.layers))
+        elif args.model == "trained":
+            from models.trained import trained_model_dir
+
+            model = str(trained_model_dir(log=lambda *a: None))
+        else:
+            model = args.model
         translator = open_translator(model, RunSettings(threads=args.threads,
                                                         backend=args.backend))
         translator.load()  # load time is not what we measure
