@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 
 from pipeline.errors import InvalidInput, Unsupported
+from pipeline.translator import Decoding, Translation
 
 SUPPORTED_MODEL_TYPES = ("m2m_100", "nllb-moe")
 # Every NLLB-200 checkpoint has 1,024 positions; a converted directory does
@@ -229,3 +230,27 @@ class Checkpoint:
 
     def language_id(self, code: str) -> int:
         return self.tokenizer.convert_tokens_to_ids(code)
+
+
+class CheckpointBacked:
+    """What a local translator answers from its :class:`Checkpoint` alone
+    (languages, token counts, unreadable characters), and ``translate_batch``
+    as the three steps of ``pipeline.translator.Staged`` that each backend
+    defines (``encode_batch``, ``run_encoded``, ``decode_batch``), called in
+    a row."""
+
+    checkpoint: Checkpoint
+
+    def check_language(self, code: str) -> None:
+        self.checkpoint.check_language(code)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.checkpoint.count_tokens(texts)
+
+    def unknown_characters(self, texts: list[str]) -> set[str]:
+        return self.checkpoint.unknown_characters(texts)
+
+    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
+                        decoding: Decoding) -> list[Translation]:
+        return self.decode_batch(self.run_encoded(self.encode_batch(texts, src_lang),
+                                                  tgt_lang, decoding))

@@ -36,7 +36,7 @@ import logging
 from dataclasses import replace
 
 from models.backends import check_compute_type
-from models.checkpoint import Checkpoint
+from models.checkpoint import Checkpoint, CheckpointBacked
 from models.device import device_name, parse_device
 from pipeline.config import RunSettings
 from pipeline.errors import ErrorClass, InvalidInput, Unsupported
@@ -90,7 +90,7 @@ def translate_options(decoding: Decoding, *, fixed_length: bool = False) -> dict
     }
 
 
-class Ct2Translator:
+class Ct2Translator(CheckpointBacked):
     """Translates batches with an NLLB checkpoint through CTranslate2.
 
     The tokenizer loads at construction; the conversion (first time only)
@@ -139,20 +139,6 @@ class Ct2Translator:
 
     def load(self) -> None:
         self._load()
-
-    def check_language(self, code: str) -> None:
-        self.checkpoint.check_language(code)
-
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        return self.checkpoint.count_tokens(texts)
-
-    def unknown_characters(self, texts: list[str]) -> set[str]:
-        return self.checkpoint.unknown_characters(texts)
-
-    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
-                        decoding: Decoding) -> list[Translation]:
-        return self.decode_batch(self.run_encoded(self.encode_batch(texts, src_lang),
-                                                  tgt_lang, decoding))
 
     # ``pipeline.translator.Staged``: the local executor tokenizes on the
     # stage's thread and detokenizes on a thread of its own, so the engine's

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from models.checkpoint import Checkpoint
+from models.checkpoint import Checkpoint, CheckpointBacked
 from pipeline.budget import length_bucket
 from pipeline.config import RunSettings
 from pipeline.errors import ErrorClass, InvalidInput
@@ -19,7 +19,7 @@ log = logging.getLogger("nllb_pipeline.models")
 DEFAULT_BATCH_TOKENS = {"cpu": 2048, "cuda": 8192}
 
 
-class HfTranslator:
+class HfTranslator(CheckpointBacked):
     """Translates batches with an NLLB checkpoint through transformers.
 
     The tokenizer and config load at construction (fast, and enough to count
@@ -77,20 +77,6 @@ class HfTranslator:
                 self.model_id, replace(self.settings, device=device),
                 fixed_length=self.fixed_length, checkpoint=self.checkpoint)
         return self._moved[device]
-
-    def check_language(self, code: str) -> None:
-        self.checkpoint.check_language(code)
-
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        return self.checkpoint.count_tokens(texts)
-
-    def unknown_characters(self, texts: list[str]) -> set[str]:
-        return self.checkpoint.unknown_characters(texts)
-
-    def translate_batch(self, texts: list[str], src_lang: str, tgt_lang: str,
-                        decoding: Decoding) -> list[Translation]:
-        return self.decode_batch(self.run_encoded(self.encode_batch(texts, src_lang),
-                                                  tgt_lang, decoding))
 
     # ``pipeline.translator.Staged``: tokenizing (to tensors on the device)
     # and detokenizing run beside the engine's thread, which runs ``generate``.
