@@ -44,6 +44,7 @@ SMOKE: dict[str, Smoke] = {
     # Builds its own tiny model in the (per-test) cache: it names models by shape.
     "backends.py": Smoke(("--models", "tiny", "--sentences", "8"),
                          ("(a) raw CTranslate2", "(b) pipeline, CTranslate2", "by cpu time:")),
+    "batch_cost.py": Smoke(("--sizes", "300,600"), ("ms CPU a batch", "the 300-line figure")),
     "determinism.py": Smoke(("--model", TINY, "--sentences", "4"),
                             ("beams 1:", "beams 4:", "largest first-step logit difference")),
     "documents.py": Smoke(("--sizes", "300"), ("html", "markdown", "us/line")),
