@@ -10,6 +10,10 @@ half of the tokens they went through were padding. So:
   cut into batches of up to ``budget`` padded tokens (a few long sentences
   or many short ones), whose order is then shuffled; padding falls to a few
   per cent;
+- the sentences' lengths follow the caller's curriculum (``phases``: from
+  which step, which lengths), a feed a phase, all drawing on the one seeded
+  random source; the budget makes a step of long sentences cost about what
+  a step of short ones costs;
 - the output projection and its log-softmax (a 2,203-word vocabulary) see
   only the positions that have a label, not the padding;
 - two ranks (one thread each) share each batch, one sentence in two; the
@@ -30,7 +34,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 RANKS = 2
@@ -79,7 +83,7 @@ def _loss(model, part, pad: int, start: int, total_labels: int):
 
 
 def train_rank(rank: int, base: str, init_file: str, out: str, seed: int, steps: int,
-               budget: int, lr: float) -> None:
+               budget: int, lr: float, phases: Sequence[tuple[int, Sequence[int]]]) -> None:
     """One rank's loop (run in its own process by :func:`train`)."""
     import random
 
@@ -107,13 +111,15 @@ def train_rank(rank: int, base: str, init_file: str, out: str, seed: int, steps:
         warmup = max(1, steps // 20)
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1 - s / steps))
-        feed = batches(lambda n: _sentences(rng, words, names, n), tok, task.target_ids,
-                       tok.convert_tokens_to_ids(TGT), budget, rng)
+        tgt = tok.convert_tokens_to_ids(TGT)
+        feeds = [(first, batches(lambda n, lengths=tuple(lengths): _sentences(
+                      rng, words, names, n, lengths), tok, task.target_ids, tgt, budget, rng))
+                 for first, lengths in phases]
         pad, start = tok.pad_token_id, model.config.decoder_start_token_id
         gathered = [torch.empty(sum(p.numel() for p in params)) for _ in range(RANKS)]
         started, cpu = time.perf_counter(), time.process_time()
         for step in range(steps):
-            batch = next(feed)
+            batch = next([feed for first, feed in feeds if first <= step][-1])
             total = sum(len(lab) for _, lab in batch)
             part = batch[rank::RANKS]
             if part:
@@ -148,15 +154,18 @@ def train_rank(rank: int, base: str, init_file: str, out: str, seed: int, steps:
 
 
 def train(base: Path, out: Path, *, seed: int, steps: int, budget: int, lr: float,
-          log=print) -> None:
+          phases: Sequence[tuple[int, Sequence[int]]], log=print) -> None:
     """Train ``base`` into ``out`` on ``RANKS`` processes (``python -m
     models.training``: a fresh interpreter, so the caller's ``__main__`` is
     never run again, as multiprocessing's spawn would)."""
     root = Path(__file__).resolve().parents[1]
+    # The ranks run from the root and meet at a file:// URL: both need absolute paths.
+    base, out = Path(base).resolve(), Path(out).resolve()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
     args = json.dumps({"base": str(base), "init_file": str(out.parent / ".rendezvous"),
-                       "out": str(out), "seed": seed, "steps": steps, "budget": budget, "lr": lr})
+                       "out": str(out), "seed": seed, "steps": steps, "budget": budget, "lr": lr,
+                       "phases": phases})
     procs = [subprocess.Popen([sys.executable, "-m", "models.training", str(rank), args],
                               env=env, cwd=root, text=True,
                               stdout=subprocess.PIPE if rank == 0 else subprocess.DEVNULL)

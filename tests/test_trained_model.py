@@ -13,6 +13,7 @@ import random
 
 import pytest
 
+from models import trained
 from models.faults import FaultInjectingTranslator, FaultSpec
 from models.trained import COMMITTED, build_trained_model, invented_translation, is_trained_model
 from pipeline.cli import main
@@ -49,12 +50,23 @@ def test_the_committed_model_is_this_recipes():
     assert is_trained_model(COMMITTED), "the committed trained model is of another recipe"
 
 
-def test_training_is_deterministic(tmp_path):
+def test_training_is_deterministic(tmp_path, monkeypatch):
+    # The curriculum's second phase from step 2, so that the switch is in the 4 steps.
+    monkeypatch.setattr(trained, "PHASES", ((0, trained.LENGTHS), (2, trained.LONG)))
     a = build_trained_model(tmp_path / "a", steps=4, log=lambda text: None)
     b = build_trained_model(tmp_path / "b", steps=4, log=lambda text: None)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     c = build_trained_model(tmp_path / "c", steps=4, seed=1, log=lambda text: None)
     assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
+
+
+def test_it_trains_into_a_directory_named_relative_to_the_working_one(tmp_path, monkeypatch):
+    """The ranks run from the repository's root and meet at a file:// URL;
+    a relative directory once left them waiting for each other until the
+    rendezvous timed out (30 minutes)."""
+    monkeypatch.chdir(tmp_path)
+    build_trained_model("models/tiny", steps=1, log=lambda text: None)
+    assert is_trained_model(tmp_path / "models" / "tiny")
 
 
 @pytest.fixture(scope="module")
