@@ -8,12 +8,14 @@ Builds the recipe's untrained model (``models/trained.py``) and runs
 ``time.process_time`` (CPU seconds, so a loaded machine inflates them
 less than a stopwatch):
 
-- *recipe*: the loop ``build_trained_model`` runs: 32 sentences a step,
-  padded to the longest, the loss over every position;
+- *recipe*: the loop the first recipe ran, in one process: 32 sentences a
+  step, padded to the longest, the loss over every position;
 - *packed*: the same sentences, a pool of 512 tokenized at once, sorted by
   length and cut into batches of at most 1,024 padded source tokens (about
-  the recipe's real tokens a step), and the output projection and its
-  log-softmax over the labelled positions only.
+  the old recipe's real tokens a step), and the output projection and its
+  log-softmax over the labelled positions only: what each of the two ranks
+  of ``models.training`` now runs (this measures one thread, not the
+  ranks' gradient exchange).
 
 It prints CPU ms a step by part (generating sentences, tokenizing, labels,
 forward, backward, AdamW) and CPU seconds per 1,000 real source tokens,
