@@ -170,6 +170,7 @@ def test_placeholders_survive_on_real_manuals(capsys, tmp_path, trained_model, n
     assert protected == store.quality_report(job)["protected"] > 150
     assert lost <= 0.05 * protected, f"{lost} of {protected} protected pieces fell back"
     short, lost_in_short = surviving(store, job, longest=64)
+    assert lost_in_short <= 0.05 * short, (lost_in_short, short)
     long_ones, lost_in_long = protected - short, lost - lost_in_short
     assert long_ones >= 50 and lost_in_long <= 0.05 * long_ones, (lost_in_long, long_ones)
 
