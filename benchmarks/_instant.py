@@ -5,8 +5,13 @@ ceiling in ``ray_executor.py``)."""
 from __future__ import annotations
 
 from concurrent.futures import Future
+from pathlib import Path
 
+from pipeline.config import JobParams
+from pipeline.documents.inputs import read_input
 from pipeline.errors import ErrorClass
+from pipeline.jobs import submit
+from pipeline.runner import run_job
 from pipeline.translator import BatchResult, Translation, TranslatorInfo
 
 SHIFT = str.maketrans("abcdefghijklmnopqrstuvwxyz", "bcdefghijklmnopqrstuvwxyza")
@@ -57,3 +62,17 @@ class InstantTranslator:
 
     def close(self) -> None:
         pass
+
+
+def run_lines_job(store, src: Path, output: Path) -> tuple[str, int]:
+    """Translate ``src`` (``--format lines``, the job's defaults otherwise)
+    into ``store`` with an :class:`InstantTranslator`: the job's id and how
+    many batches it committed."""
+    params = JobParams(model="instant", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="lines",
+                       output=str(output))
+    job, _ = submit(store, params, read_input(src))
+    final = run_job(store, job.id, InstantTranslator())
+    if final.state != "SUCCEEDED":
+        raise SystemExit(f"the instant job on {src.name} ended {final.state}: "
+                         f"{final.error_message}")
+    return job.id, sum(b.state == "committed" for b in store.batches(job.id))

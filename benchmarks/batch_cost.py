@@ -32,12 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._instant import InstantTranslator  # noqa: E402
+from benchmarks._instant import run_lines_job  # noqa: E402
 from benchmarks.scale import TARGET_GROWTH, stage_seconds, write_corpus  # noqa: E402
-from pipeline.config import JobParams  # noqa: E402
-from pipeline.documents.inputs import read_input  # noqa: E402
-from pipeline.jobs import submit  # noqa: E402
-from pipeline.runner import run_job  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
 
@@ -46,16 +42,9 @@ def measure(size: int, work: Path, seed: int) -> dict:
     db = work / f"batch-cost-{size}.db"
     store = Store(db)
     try:
-        params = JobParams(model="instant", src_lang="eng_Latn", tgt_lang="fra_Latn",
-                           fmt="lines", output=str(work / f"out-{size}.txt"))
-        job, _ = submit(store, params, read_input(src))
         started = time.perf_counter()
-        final = run_job(store, job.id, InstantTranslator())
-        if final.state != "SUCCEEDED":
-            raise SystemExit(f"batch_cost.py: the {size:,}-line job ended {final.state}: "
-                             f"{final.error_message}")
-        wall, cpu = stage_seconds(db, job.id)
-        batches = sum(b.state == "committed" for b in store.batches(job.id))
+        job_id, batches = run_lines_job(store, src, work / f"out-{size}.txt")
+        wall, cpu = stage_seconds(db, job_id)
         return {"lines": size, "batches": batches, "job_s": time.perf_counter() - started,
                 "inference_s": wall["inference"], "inference_cpu_s": cpu["inference"],
                 "cpu_ms": cpu["inference"] / batches * 1000,

@@ -33,11 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._instant import InstantTranslator  # noqa: E402
-from pipeline.config import JobParams  # noqa: E402
-from pipeline.documents.inputs import read_input  # noqa: E402
-from pipeline.jobs import submit  # noqa: E402
-from pipeline.runner import run_job  # noqa: E402
+from benchmarks._instant import run_lines_job  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 
 
@@ -56,13 +52,8 @@ def run_once(folder: Path, lines: int, synchronous: str) -> tuple[float, int]:
     db = folder / f"{synchronous}-{time.monotonic_ns()}.db"
     store = Store(db)
     store.db.execute(f"PRAGMA synchronous={synchronous}")
-    params = JobParams(model="instant", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="lines",
-                       output=str(folder / "out.txt"))
-    job, _ = submit(store, params, read_input(src))
-    final = run_job(store, job.id, InstantTranslator())
-    assert final.state == "SUCCEEDED", final.error_message
-    seconds = sum(r.wall_s for r in store.stage_runs(job.id) if r.stage == "inference")
-    batches = sum(b.state == "committed" for b in store.batches(job.id))
+    job_id, batches = run_lines_job(store, src, folder / "out.txt")
+    seconds = sum(r.wall_s for r in store.stage_runs(job_id) if r.stage == "inference")
     store.close()
     return seconds, batches
 
