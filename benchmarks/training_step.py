@@ -35,15 +35,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.training import _padded  # noqa: E402  (the ranks' own padding)
+
 PARTS = ("sentences", "tokenize", "labels", "forward", "backward", "optimizer")
 BUDGET, POOL, WARMUP = 1024, 512, 3
-
-
-def _padded(rows, value):
-    import torch
-
-    longest = max(map(len, rows))
-    return torch.tensor([row + [value] * (longest - len(row)) for row in rows])
 
 
 def recipe_batches(ctx):
