@@ -131,6 +131,11 @@ def text_job(tmp_path, model, name):
     return params, store, submit(store, params, read_input(src))[0]
 
 
+# The tests that compare with ``clean_output`` run in one xdist worker, so
+# that it is translated once (under the group's mark), not once per worker.
+CLEAN = pytest.mark.xdist_group("clean_output")
+
+
 @pytest.fixture(scope="module")
 def clean_output(tiny_model, tmp_path_factory) -> bytes:
     tmp_path = tmp_path_factory.mktemp("clean")
@@ -140,6 +145,7 @@ def clean_output(tiny_model, tmp_path_factory) -> bytes:
 
 
 @pytest.mark.slow
+@CLEAN
 def test_oom_on_30_percent_of_batches_and_transient_errors_at_the_default_beams(
         tmp_path, tiny_model, clean_output):
     _, store, faulty = text_job(tmp_path, tiny_model, "faulty")
@@ -157,6 +163,7 @@ def test_oom_on_30_percent_of_batches_and_transient_errors_at_the_default_beams(
 
 
 @pytest.mark.slow
+@CLEAN
 def test_a_stored_plan_that_mixes_budgets_is_split_before_it_runs(tmp_path, tiny_model,
                                                                    clean_output):
     """A plan stored by an older version (budgets mixed in one batch) runs

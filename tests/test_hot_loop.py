@@ -26,7 +26,9 @@ from pipeline.store import Store
 from tests.fakes import NO_WAITS, WordSwapTranslator
 from pipeline.translator import Translation
 
-pytestmark = pytest.mark.slow  # a job of 20,000 chunks, run once for the module
+# A job of 20,000 chunks, run once for the module: in one xdist worker, or
+# each worker that gets one of its tests builds it again (11 s each).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("hot_loop")]
 
 STEP = 10  # VM instructions per progress-handler call
 

@@ -207,7 +207,11 @@ def fill(store: Store, n: int) -> None:
             runs.append((job, stage, now - 10, now, 2.5, "m", "ctranslate2", "cpu", "int8"))
         attempts.append((job, "inference", "quality", "m", 1, "flag", "t", now, "loop"))
         predictions.append((job, 50, 5.0, 12.0, now))
-    sql = store.db.conn
+    with store.db.atomic():  # one transaction: row by row, 10,000 jobs took 13 s
+        _insert(store.db.conn, jobs, runs, attempts, predictions, now)
+
+
+def _insert(sql, jobs, runs, attempts, predictions, now) -> None:
     sql.executemany("INSERT INTO jobs (id, idem_key, state, stage, params, input_path, "
                     "input_sha256, input_bytes, created_at, updated_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", jobs)
