@@ -63,6 +63,24 @@ def pytest_collection_modifyitems(config, items):
         items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+def pytest_collection_finish(session):
+    _check_groups(session.config, session.items)
+
+
+def _check_groups(config, items) -> None:
+    """Under ``--dist loadgroup`` pytest-xdist sends the tests of one
+    ``xdist_group`` to one worker by suffixing their node ids with the group.
+    Where a pytest and pytest-xdist pair loses that suffix (pytest 9.2 with
+    pytest-xdist 3.8), the groups are silently ignored: refuse the run."""
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and config.getvalue("loadgroup")):
+        return
+    lost = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist's xdist_group is not applied ({lost[0]} has no @group suffix): "
+            f"install the versions pyproject.toml's test extra names (pytest<9)")
+
+
 def _missing_corpus(path: Path):
     message = f"{path} not available (only in the project's workspace)"
     if os.environ.get(REQUIRE_CORPUS_VAR):
