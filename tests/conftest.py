@@ -63,22 +63,27 @@ def pytest_collection_modifyitems(config, items):
         items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
-def pytest_collection_finish(session):
-    _check_groups(session.config, session.items)
-
-
-def _check_groups(config, items) -> None:
+@pytest.fixture(autouse=True)
+def _group_applied(request):
     """Under ``--dist loadgroup`` pytest-xdist sends the tests of one
-    ``xdist_group`` to one worker by suffixing their node ids with the group.
-    Where a pytest and pytest-xdist pair loses that suffix (pytest 9.2 with
-    pytest-xdist 3.8), the groups are silently ignored: refuse the run."""
-    if not (os.environ.get("PYTEST_XDIST_WORKER") and config.getvalue("loadgroup")):
+    ``xdist_group`` to one worker by suffixing their node ids with the group
+    (``@ray``). Where a pytest and pytest-xdist pair loses that suffix
+    (pytest 9.2 with pytest-xdist 3.8), the groups are silently ignored and,
+    say, two Ray instances run at once: a grouped test then fails before
+    its own set-up, saying why (its module's fixtures may have started
+    already). A session-level error here would be swallowed by xdist's
+    controller, which reports an unrelated INTERNALERROR instead."""
+    names = {m.args[0] if m.args else m.kwargs.get("name", "default")
+             for m in request.node.iter_markers("xdist_group")}
+    if not (names and os.environ.get("PYTEST_XDIST_WORKER")
+            and request.config.getvalue("loadgroup")):
         return
-    lost = [i.nodeid for i in items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
-    if lost:
-        raise pytest.UsageError(
-            f"pytest-xdist's xdist_group is not applied ({lost[0]} has no @group suffix): "
-            f"install the versions pyproject.toml's test extra names (pytest<9)")
+    suffix = "@" + "_".join(sorted(map(str, names)))
+    if not request.node.nodeid.endswith(suffix):
+        pytest.fail(f"pytest-xdist did not apply this test's xdist_group (no {suffix} on its "
+                    f"node id), so its group's tests may run on several workers at once: "
+                    f"install the versions pyproject.toml's test extra names (pytest<9)",
+                    pytrace=False)
 
 
 def _missing_corpus(path: Path):
