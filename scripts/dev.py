@@ -95,7 +95,7 @@ SOURCES = ("pipeline", "models", "tests", "benchmarks", "scripts")
 
 def compile_sources(py: Path) -> None:
     """Write the project's bytecode once (under a second) before the suite
-    starts hundreds of processes that import it: where
+    starts processes that import it (228 interpreters in one run): where
     $PYTHONDONTWRITEBYTECODE is set, as in many containers, each of them
     would otherwise compile every module it imports again. (pip compiles
     the installed packages already.)"""
