@@ -60,6 +60,7 @@ class Replay:
     generated: int  # target tokens, the language code and EOS not counted
     compared: int  # members whose translation the batch committed
     differing: int  # of those, how many came out otherwise here
+    engine_calls: dict[int, float]  # batch id -> its translate_batch's wall seconds
 
 
 def job_params(db: Path, job_id: str) -> JobParams:
@@ -109,6 +110,7 @@ def replay(translator, tokenizer, calls: Iterable[Call], src_lang: str,
     tokenizer.src_lang = src_lang
     wall = cpu = engine_wall = engine_cpu = 0.0
     batches = generated = compared = differing = 0
+    engine_calls = {}
     for call in calls:
         t0, c0 = time.perf_counter(), time.process_time()
         ids = tokenizer(call.texts, add_special_tokens=True)["input_ids"]
@@ -123,13 +125,15 @@ def replay(translator, tokenizer, calls: Iterable[Call], src_lang: str,
         t3, c3 = time.perf_counter(), time.process_time()
         wall, cpu = wall + t3 - t0, cpu + c3 - c0
         engine_wall, engine_cpu = engine_wall + t2 - t1, engine_cpu + c2 - c1
+        engine_calls[call.batch_id] = t2 - t1
         batches += 1
         generated += sum(len(b) for b in bodies)
         for text, committed in zip(texts, call.committed):
             if committed is not None:
                 compared += 1
                 differing += text != committed
-    return Replay(wall, cpu, engine_wall, engine_cpu, batches, generated, compared, differing)
+    return Replay(wall, cpu, engine_wall, engine_cpu, batches, generated, compared, differing,
+                  engine_calls)
 
 
 def _body(hypothesis: list[str], eos: str) -> list[str]:

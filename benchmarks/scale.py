@@ -37,6 +37,14 @@ larger has none either), peak RSS, database size, and
 the reads' latency (target < 0.5 s on the 1,000,000-line job). A markdown
 table of every run ends the output.
 
+Where the overhead goes: the job stores each batch's model call and how long
+the engine waited for the pipeline before it (``batches.call_s``,
+``idle_s``). So each run also prints the job's calls against the loop's
+calls on the same batches (above 1: the same calls ran slower in the job's
+process; the pipeline's bookkeeping is not in them) and the engine's wait
+a batch (the pipeline keeping the engine idle: "the engine never waits"
+is this near 0).
+
 Wall time on a shared machine moves with the load (the 1-minute load
 average is printed with each run), so each figure is also given by CPU
 time: the inference stage's CPU seconds (``stage_runs.cpu_s``, every thread
@@ -216,6 +224,35 @@ def stage_seconds(db: Path, job_id: str) -> tuple[dict[str, float], dict[str, fl
     return {s: w for s, w, _ in rows}, {s: c for s, _, c in rows}
 
 
+def engine_times(db: Path, job_id: str) -> dict[int, tuple[float | None, float | None]]:
+    """Each committed batch's model call and the engine's wait before it, as
+    the job stored them (``batches.call_s``, ``idle_s``): batch id -> (s, s)."""
+    conn = sqlite3.connect(db)
+    try:
+        return {b: (c, i) for b, c, i in conn.execute(
+            "SELECT id, call_s, idle_s FROM batches WHERE job_id = ? AND state = 'committed'",
+            (job_id,))}
+    finally:
+        conn.close()
+
+
+def engine_figures(times: dict, raw, inference_s: float, total: int) -> dict:
+    """Where the overhead per batch goes: the job's engine calls against the
+    loop's on the same batches (``call_ratio``: the job's seconds over the
+    loop's), the engine's waits for the pipeline between calls
+    (``waited_ms`` a batch), and the stage's wall time outside any call
+    (``outside_ms`` a batch: the waits, and loading the model before the
+    first call)."""
+    job_engine_s = sum(c for c, _ in times.values() if c is not None)
+    same = [(times[b][0], s) for b, s in raw.engine_calls.items()
+            if times.get(b, (None,))[0] is not None]
+    loop_s = sum(s for _, s in same)
+    return {"job_engine_s": job_engine_s,
+            "call_ratio": sum(c for c, _ in same) / loop_s if loop_s else None,
+            "waited_ms": sum(i for _, i in times.values() if i is not None) / total * 1000,
+            "outside_ms": (inference_s - job_engine_s) / total * 1000}
+
+
 def database_mib(db: Path) -> float:
     parts = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
     return sum(p.stat().st_size for p in parts if p.exists()) / 2**20
@@ -262,7 +299,8 @@ def measure(size: int, beams: int, corpus: Path, work: Path, model: str, engine,
            "overhead_ms": (stages["inference"] - raw_s) / total * 1000,
            "peak_rss_mib": run["peak_rss_mib"], "db_mib": database_mib(db),
            "status_s": status_s, "show_s": show_s, "compared": raw.compared,
-           "differing": raw.differing, "load": load}
+           "differing": raw.differing, "load": load,
+           **engine_figures(engine_times(db, run["job"]), raw, stages["inference"], total)}
     for path in work.glob(f"{db.name}*"):
         path.unlink()  # a 500,000-line database is large; its figures are taken
     return row
@@ -325,6 +363,12 @@ def print_run(row: dict, rows: list[dict]) -> None:
           + (f", against the {smallest:,}-line figure: {verdict} (target <= {TARGET_GROWTH}x at "
              f"500,000 lines{': ' + mark(growth_met(row, rows)) if row['lines'] >= 500_000 else ''})"
              if verdict is not None else ""))
+    if row["call_ratio"] is not None:
+        print(f"  the engine in the job: {row['job_engine_s']:.2f} s in its calls "
+              f"({1000 * row['job_engine_s'] / row['batches']:.1f} ms a call), "
+              f"{row['call_ratio']:.3f}x the loop's calls on the same batches; it waited "
+              f"{row['waited_ms']:.2f} ms a batch for the pipeline (the stage outside any call: "
+              f"{row['outside_ms']:.2f} ms a batch, loading the model included)")
     cg = growth(row, rows, "cpu_overhead_ms")
     print(f"  CPU overhead per batch {row['cpu_overhead_ms']:.2f} ms"
           + (f", {cg:.2f}x the smallest size's" if cg is not None else ""))
@@ -339,7 +383,7 @@ def markdown(rows: list[dict]) -> str:
     head = ("| lines | beams | load | batches | inference s | job s | raw s | pipeline/raw (>= 0.9) "
             "| by CPU time | CPU overhead ms/batch "
             "| overhead ms/batch | vs smallest (<= 1.2 at 500k) | peak RSS MiB | DB MiB "
-            "| status s | show s (< 0.5 at 1M) |")
+            "| status s | show s (< 0.5 at 1M) | job's calls / loop's | engine waited ms/batch |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         verdict = growth_verdict(r, rows) or "-"
@@ -348,8 +392,13 @@ def markdown(rows: list[dict]) -> str:
             f"{r['inference_s']:.2f} | {r['job_s']:.2f} | {r['raw_s']:.2f} | {r['ratio']:.2f} | "
             f"{r['cpu_ratio']:.2f} | {r['cpu_overhead_ms']:.2f} | {r['overhead_ms']:.2f} | "
             f"{verdict} | {r['peak_rss_mib']:.0f} | "
-            f"{r['db_mib']:.1f} | {r['status_s']:.3f} | {r['show_s']:.3f} |")
+            f"{r['db_mib']:.1f} | {r['status_s']:.3f} | {r['show_s']:.3f} | "
+            f"{_or_dash(r['call_ratio'], '.3f')} | {r['waited_ms']:.2f} |")
     return "\n".join(lines)
+
+
+def _or_dash(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def main(argv=None) -> int:

@@ -207,7 +207,7 @@ class ActorPool:
                 where = replace(where, pid=pid)
                 with self._lock:
                     self._where[n] = where
-            outer.set_result(BatchResult(translations, ran_on=str(where)))
+            outer.set_result(BatchResult(translations, ran_on=str(where), call_s=compute_s))
             return
         error_class = classify(exc)
         if error_class is ErrorClass.DEVICE_FATAL:

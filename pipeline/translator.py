@@ -77,11 +77,20 @@ class BatchResult:
     """What one submitted call came to (``pipeline.executors``): its
     translations, or the exception it raised, and where it ran when that was
     not this process (a Ray actor and its node, recorded on the batch or on
-    the failed attempt). A value: nothing is set on a list or an exception."""
+    the failed attempt), and how long the model call took there. A value:
+    nothing is set on a list or an exception."""
 
     translations: list[Translation] | None = None  # None: the call failed
     error: BaseException | None = None
     ran_on: str | None = None
+    # Seconds the model call took where it ran: the engine's step alone for
+    # a staged translator in this process (not its tokenizing or
+    # detokenizing), the whole call otherwise; None where nobody timed it.
+    call_s: float | None = None
+    # When the call began on this process's engine thread
+    # (``time.perf_counter``), so the stage can tell how long the engine sat
+    # idle between calls; None for a call that ran elsewhere (a Ray actor).
+    began: float | None = None
 
 
 class Translator(Protocol):

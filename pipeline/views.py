@@ -255,10 +255,11 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         "stages": runs,
         # wall time of its stage runs, the unfinished ones to where they stopped
         "elapsed_s": round(sum(r["ran_s"] for r in runs), 3),
+        # per group, its timed model calls' seconds, and the engine's waits
+        # for the pipeline between calls in this process (none on Ray actors)
         "translated_by": [
-            {"backend": backend, "device": device, "compute_type": compute_type,
-             "batches": n, "first_batch": first, "last_batch": last}
-            for backend, device, compute_type, n, first, last in store.translated_by(job.id)
+            dict(zip(store.TRANSLATED_BY, (*row[:7], round(row[7], 3), row[8], round(row[9], 3))))
+            for row in store.translated_by(job.id)
         ],
         # committed batches per Ray actor ("actor 1 pid 4242 on node 1a2b3c4d")
         "ran_on": store.ran_on_counts(job.id),

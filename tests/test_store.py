@@ -154,11 +154,14 @@ def test_migration_5_records_what_translated_each_batch(db_path, monkeypatch):
     (batch,) = s.pending_batches(job.id)
     assert (batch.backend, batch.device, batch.compute_type) == (None, None, None)
     s.commit_batch(job.id, batch.id, {0: "a"}, "w", translated_by=("ctranslate2", "cuda:0",
-                                                                   "int8_float16"))
+                                                                   "int8_float16"),
+                   call_s=0.25, idle_s=None)
     (batch,) = s.batches(job.id)
     assert (batch.backend, batch.device, batch.compute_type) == (
         "ctranslate2", "cuda:0", "int8_float16")
-    assert s.translated_by(job.id) == [("ctranslate2", "cuda:0", "int8_float16", 1, 0, 0)]
+    assert (batch.call_s, batch.idle_s) == (0.25, None)  # the first call has no wait before it
+    assert s.translated_by(job.id) == [("ctranslate2", "cuda:0", "int8_float16", 1, 0, 0,
+                                        1, 0.25, 0, 0.0)]
 
 
 def test_database_from_a_newer_version_is_refused(db_path):

@@ -111,7 +111,7 @@ def cmd_show(args) -> int:
               f"{on}")
     for t in info["translated_by"]:
         print(f"  translated by {t['backend']} on {t['device']} ({t['compute_type']}): "
-              f"{t['batches']} batches")
+              f"{t['batches']} batches{_engine_text(t)}")
     for where, n in info["ran_on"].items():
         print(f"  ran on {where}: {n} batches")
     for switch in info["device_switches"]:
@@ -151,6 +151,19 @@ def cmd_show(args) -> int:
 
 
 SHOWN_FLAGS = 20
+
+
+def _engine_text(group: dict) -> str:
+    """The engine's time in a group of batches, and its waits for the
+    pipeline: '; engine 43.9 s (340 ms a call), waited 0.2 s (1.5 ms a call)'."""
+    if not group["timed_batches"]:
+        return ""
+    text = (f"; engine {group['engine_s']:.1f} s "
+            f"({1000 * group['engine_s'] / group['timed_batches']:.0f} ms a call)")
+    if group["waits"]:
+        text += (f", waited {group['waited_s']:.1f} s for the pipeline "
+                 f"({1000 * group['waited_s'] / group['waits']:.1f} ms a call)")
+    return text
 
 
 def _counts(by_reason: dict) -> str:

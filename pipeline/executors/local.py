@@ -10,11 +10,15 @@ third thread. With a window of 2 the engine never waits for the pipeline's
 bookkeeping unless that takes longer than a batch (``benchmarks/scale.py``
 measures both). The calls still run one at a time and in plan order, so the
 injected-fault draws, the OOM splits and the outputs are those of a
-sequential run.
+sequential run. Each result says when its model call began and how long it
+took (``BatchResult.began``, ``call_s``): the stage stores them on the
+batch, so ``show`` and ``benchmarks/scale.py`` can tell the engine's time
+from the time it waited for the pipeline.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
@@ -76,7 +80,7 @@ class LocalExecutor:
             done: Future = Future()
             done.set_result(BatchResult(error=exc))
             return done
-        ran = self._pool.submit(steps.run_encoded, encoded, tgt_lang, decoding)
+        ran = self._pool.submit(_timed, steps.run_encoded, encoded, tgt_lang, decoding)
         return self._decoder.submit(_decoded, steps, ran)
 
     def close(self) -> None:
@@ -84,19 +88,45 @@ class LocalExecutor:
         self._decoder.shutdown(wait=True, cancel_futures=True)
 
 
+class _Timed(Exception):
+    """A model call's exception, with when the call began and how long it ran."""
+
+    def __init__(self, error: Exception, began: float, call_s: float):
+        super().__init__(error)
+        self.error, self.began, self.call_s = error, began, call_s
+
+
+def _timed(run, *args) -> tuple[object, float, float]:
+    """``run(*args)``, with when it began and how long it took."""
+    began = time.perf_counter()
+    try:
+        out = run(*args)
+    except Exception as exc:
+        raise _Timed(exc, began, time.perf_counter() - began) from exc
+    return out, began, time.perf_counter() - began
+
+
 def _call(translator: Translator, texts: list[str], src_lang: str, tgt_lang: str,
           decoding: Decoding) -> BatchResult:
     try:
-        return BatchResult(translator.translate_batch(texts, src_lang, tgt_lang, decoding))
-    except Exception as exc:  # a value for the stage to classify, on its own thread
-        return BatchResult(error=exc)
+        out, began, call_s = _timed(translator.translate_batch, texts, src_lang, tgt_lang,
+                                    decoding)
+    except _Timed as timed:  # a value for the stage to classify, on its own thread
+        return BatchResult(error=timed.error, call_s=timed.call_s, began=timed.began)
+    return BatchResult(out, call_s=call_s, began=began)
 
 
 def _decoded(steps: Staged, ran: Future) -> BatchResult:
     try:
-        return BatchResult(steps.decode_batch(ran.result()))
-    except Exception as exc:  # the model call's error (or a cancel), as ``_call`` gives it
+        raw, began, call_s = ran.result()
+    except _Timed as timed:  # the model call's error, as ``_call`` gives it
+        return BatchResult(error=timed.error, call_s=timed.call_s, began=timed.began)
+    except Exception as exc:  # a cancel
         return BatchResult(error=exc)
+    try:
+        return BatchResult(steps.decode_batch(raw), call_s=call_s, began=began)
+    except Exception as exc:
+        return BatchResult(error=exc, call_s=call_s, began=began)
 
 
 class SubmittingExecutor:

@@ -44,7 +44,7 @@ from pipeline.memory.scope import scope_for
 from pipeline.quality import ladder
 from pipeline.stages.recovery import AGAIN, CallFailed, Recovery, TokenBudget, profile_of
 from pipeline.store import Batch, Chunk
-from pipeline.translator import Translation
+from pipeline.translator import BatchResult, Translation
 
 
 @dataclass
@@ -55,6 +55,30 @@ class _Flight:
     chunks: list[Chunk]
     translator: object
     started_at: float  # recorded with its commit: one write transaction a batch
+
+
+class EngineWaits:
+    """How long the engine in this process sat idle, waiting for the
+    pipeline, before each call: from the end of its previous call to the
+    start of this one (``BatchResult.began`` and ``call_s``). Results are
+    settled in the order their calls ran, one at a time on the engine's
+    thread, so the previous call is the previous result."""
+
+    def __init__(self):
+        self._free_at: float | None = None  # when the last call ended (perf_counter)
+
+    def waited(self, result: BatchResult) -> float | None:
+        """The wait before ``result``'s call; None for the first call, the
+        first after ``forget``, and a call that ran elsewhere (a Ray actor)."""
+        if result.began is None or result.call_s is None:
+            return None
+        free_at, self._free_at = self._free_at, result.began + result.call_s
+        return None if free_at is None else max(0.0, result.began - free_at)
+
+    def forget(self) -> None:
+        """The engine ran calls this did not see (a batch retried on the
+        stage's own thread): the next wait is not measured."""
+        self._free_at = None
 
 
 def run(ctx) -> None:
@@ -110,6 +134,7 @@ class _BatchRunner(Recovery):
         self._writes_memory = ctx.store.memory_mode(ctx.job.id) != "off"
         self._scopes: dict = {}  # TranslatorInfo -> memory scope id
         self.executor = executor_for(ctx.translator)
+        self.engine = EngineWaits()
         self._committed = kill_after_commits()  # a crash test's hook; nothing when unset
 
     def close(self) -> None:
@@ -216,6 +241,7 @@ class _BatchRunner(Recovery):
                         if flying:
                             break  # settle what is in flight first
                         self.run(batch)  # resumed in a retry: its waits and rounds, in turn
+                        self.engine.forget()  # its calls ran untimed, on this thread
                         self.ctx.check_running()
                         continue
                     chunks = self._prepare(batch)
@@ -246,10 +272,11 @@ class _BatchRunner(Recovery):
         as it is: it stays pending and the window picks it up next."""
         batch, chunks = flight.batch, flight.chunks
         result = future.result()
+        idle_s = self.engine.waited(result)
         if result.error is None:
             self._check_count(result.translations, chunks)
             self._commit(batch, chunks, result.translations, final=True, ran_on=result.ran_on,
-                         started_at=flight.started_at)
+                         started_at=flight.started_at, call_s=result.call_s, idle_s=idle_s)
             self.budget.grow()
             return True
         self.store.mark_batch_started(batch.id, self.ctx.worker, at=flight.started_at)
@@ -261,6 +288,7 @@ class _BatchRunner(Recovery):
         outcome = self._whole_failed(batch, chunks, failed)
         if outcome != AGAIN:
             self._after_whole(batch, outcome)
+            self.engine.forget()  # its rounds ran on this thread
         return outcome
 
     # -- primitives ---------------------------------------------------------
@@ -293,7 +321,8 @@ class _BatchRunner(Recovery):
             raise RuntimeError(f"model returned {len(out)} translations for {len(chunks)} inputs")
 
     def _commit(self, batch: Batch, chunks: list[Chunk], translations: list[Translation], *,
-                final: bool, ran_on: str | None = None, started_at: float | None = None) -> None:
+                final: bool, ran_on: str | None = None, started_at: float | None = None,
+                call_s: float | None = None, idle_s: float | None = None) -> None:
         """Judge the translations, then commit what the judge decided. The
         store decides what of it the memory keeps: what each of the
         document's texts delivered, joined from its pieces where it was
@@ -304,7 +333,7 @@ class _BatchRunner(Recovery):
                                   replaced=verdicts.replaced, attempts=verdicts.attempts,
                                   final=final, memory=self.memory_scope(),
                                   translated_by=self.translated_by, ran_on=ran_on,
-                                  started_at=started_at,
+                                  started_at=started_at, call_s=call_s, idle_s=idle_s,
                                   generated_tokens=sum(getattr(t, "tokens", 0) or 0
                                                        for t in translations))
         self._committed()

@@ -161,7 +161,8 @@ class ChunksMixin:
         final: bool = True, memory: int | None = None, flags: Mapping[int, str] = {},
         translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
         started_at: float | None = None, generated_tokens: int = 0,
-        pending: set[int] | None = None,
+        pending: set[int] | None = None, call_s: float | None = None,
+        idle_s: float | None = None,
     ) -> bool:
         """Store translations of a batch's chunks, in one transaction; with
         ``final`` the batch is marked committed too (else it stays pending,
@@ -180,6 +181,9 @@ class ChunksMixin:
         them, added to the batch's count (``/metrics``). ``pending``: which
         of ``translations`` the caller already found pending in this
         transaction (``commit_checked``), so they are not read again.
+        ``call_s``: seconds the model call took where it ran, and ``idle_s``:
+        how long this process's engine waited for the pipeline before it
+        (``BatchResult``; None where not measured), recorded with ``final``.
 
         Idempotent: a batch that is no longer pending takes nothing, and only
         chunks still pending take a translation, so a result delivered twice
@@ -221,8 +225,8 @@ class ChunksMixin:
             if final:
                 db.execute(
                     "UPDATE batches SET state = 'committed', committed_at = ?, not_before = NULL, "
-                    "generated_tokens = generated_tokens + ? WHERE id = ?",
-                    (self.clock(), generated_tokens, batch_id),
+                    "generated_tokens = generated_tokens + ?, call_s = ?, idle_s = ? WHERE id = ?",
+                    (self.clock(), generated_tokens, call_s, idle_s, batch_id),
                 )
             elif generated_tokens:
                 db.execute("UPDATE batches SET generated_tokens = generated_tokens + ? "

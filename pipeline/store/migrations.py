@@ -386,4 +386,14 @@ MIGRATIONS: tuple[str, ...] = (
         (job_id, state, backend, device, compute_type, ran_on, seq, committed_at);
     CREATE INDEX attempts_by_class ON attempts (job_id, error_class, decision, reason);
     """,
+    # 19: how long each batch's model call took, and how long the engine
+    # waited for the pipeline before it (pipeline.stages.inference), summed
+    # by `show` from the profile index, which now holds them too
+    """
+    ALTER TABLE batches ADD COLUMN call_s REAL;
+    ALTER TABLE batches ADD COLUMN idle_s REAL;
+    DROP INDEX batches_by_profile;
+    CREATE INDEX batches_by_profile ON batches
+        (job_id, state, backend, device, compute_type, ran_on, seq, committed_at, call_s, idle_s);
+    """,
 )

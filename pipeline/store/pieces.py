@@ -35,6 +35,7 @@ class PiecesMixin:
         attempts: Sequence[dict] = (), final: bool = True, memory: int | None = None,
         translated_by: tuple[str, str, str] | None = None, ran_on: str | None = None,
         started_at: float | None = None, generated_tokens: int = 0,
+        call_s: float | None = None, idle_s: float | None = None,
     ) -> bool:
         """Commit a judged batch in one transaction: ``accepted``
         translations (``commit_batch``, which fills their repeats and, with
@@ -44,8 +45,9 @@ class PiecesMixin:
         given). ``translated_by`` and ``ran_on`` as for ``commit_batch``, and
         idempotent like it: a batch no longer pending takes nothing (False),
         and a chunk no longer pending takes no translation, flag, pieces or
-        ladder rows. ``started_at`` as for ``commit_batch``. The lease is checked (by ``commit_batch``) before anything
-        is written."""
+        ladder rows. ``started_at``, ``call_s`` and ``idle_s`` as for
+        ``commit_batch``. The lease is checked (by ``commit_batch``) before
+        anything is written."""
         with self._write():
             pending = self._still_pending(job_id, {*accepted, *flags, *replaced})
             accepted = {i: t for i, t in accepted.items() if i in pending}
@@ -56,7 +58,8 @@ class PiecesMixin:
             if not self.commit_batch(job_id, batch_id, dict(accepted), worker, final=final,
                                      memory=memory, flags=flags, translated_by=translated_by,
                                      ran_on=ran_on, started_at=started_at,
-                                     generated_tokens=generated_tokens, pending=pending):
+                                     generated_tokens=generated_tokens, pending=pending,
+                                     call_s=call_s, idle_s=idle_s):
                 return False
             delivered: dict[int, tuple[str, str, str | None]] = {}
             for idx, rows in replaced.items():

@@ -125,11 +125,17 @@ class QueriesMixin:
             "GROUP BY model, backend, device, dtype ORDER BY model, backend, device, dtype"
         ).fetchall()
 
-    def translated_by(self, job_id: str) -> list[tuple[str, str, str, int, int, int]]:
-        """(backend, device, compute type, batches, first seq, last seq) of
-        the job's committed batches, in the order the groups began."""
+    TRANSLATED_BY = ("backend", "device", "compute_type", "batches", "first_batch",
+                     "last_batch", "timed_batches", "engine_s", "waits", "waited_s")
+
+    def translated_by(self, job_id: str) -> list[tuple]:
+        """``TRANSLATED_BY`` (backend, device, compute type, batches, first
+        seq, last seq, timed calls, their seconds, calls with a measured
+        wait, the waits' seconds) of the job's committed batches, in the order the groups
+        began (``commit_batch``'s ``call_s`` and ``idle_s``)."""
         return self.db.execute(
-            "SELECT backend, device, compute_type, COUNT(*), MIN(seq), MAX(seq) FROM batches "
+            "SELECT backend, device, compute_type, COUNT(*), MIN(seq), MAX(seq), "
+            "COUNT(call_s), TOTAL(call_s), COUNT(idle_s), TOTAL(idle_s) FROM batches "
             "WHERE job_id = ? AND state = 'committed' AND backend IS NOT NULL "
             "GROUP BY backend, device, compute_type ORDER BY MIN(committed_at)", (job_id,)
         ).fetchall()

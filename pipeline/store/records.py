@@ -100,6 +100,8 @@ class Batch:
     compute_type: str | None = None
     ran_on: str | None = None  # a Ray actor and its node; None: the worker's own process
     label: str | None = None  # the name users read: "12", "12.1" (``add_batches``)
+    call_s: float | None = None  # its model call's seconds (``commit_batch``)
+    idle_s: float | None = None  # the engine's wait for the pipeline before it
 
 
 @dataclass(frozen=True)
