@@ -247,8 +247,14 @@ def engine_figures(times: dict, raw, inference_s: float, total: int) -> dict:
     same = [(times[b][0], s) for b, s in raw.engine_calls.items()
             if times.get(b, (None,))[0] is not None]
     loop_s = sum(s for _, s in same)
+    thirds = [same[i * len(same) // 3:(i + 1) * len(same) // 3] for i in range(3)]
     return {"job_engine_s": job_engine_s,
             "call_ratio": sum(c for c, _ in same) / loop_s if loop_s else None,
+            # the same, in the first, middle and last third of the plan: a
+            # ratio that drifts is the machine changing over the hours, one
+            # that does not is the job's process
+            "call_ratio_thirds": [sum(c for c, _ in t) / sum(s for _, s in t)
+                                  for t in thirds if t and sum(s for _, s in t)],
             "waited_ms": sum(i for _, i in times.values() if i is not None) / total * 1000,
             "outside_ms": (inference_s - job_engine_s) / total * 1000}
 
@@ -366,7 +372,9 @@ def print_run(row: dict, rows: list[dict]) -> None:
     if row["call_ratio"] is not None:
         print(f"  the engine in the job: {row['job_engine_s']:.2f} s in its calls "
               f"({1000 * row['job_engine_s'] / row['batches']:.1f} ms a call), "
-              f"{row['call_ratio']:.3f}x the loop's calls on the same batches; it waited "
+              f"{row['call_ratio']:.3f}x the loop's calls on the same batches ("
+              f"{' / '.join(f'{r:.3f}' for r in row['call_ratio_thirds'])} in the plan's "
+              f"thirds); it waited "
               f"{row['waited_ms']:.2f} ms a batch for the pipeline (the stage outside any call: "
               f"{row['outside_ms']:.2f} ms a batch, loading the model included)")
     cg = growth(row, rows, "cpu_overhead_ms")
