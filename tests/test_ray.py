@@ -119,15 +119,12 @@ def in_flight(translators) -> int:
     return sum(p._load[n] for p in translators.pools() for n in list(p._load))
 
 
-def test_ten_documents_through_two_actors_match_a_local_worker(tmp_path, trained_model, pool):
-    """The success path, on the trained model: it ends its sentences, so
-    the batches are those users meet (random weights run every sentence to
-    its budget and through the quality ladder, which the tests below do)."""
+def test_ten_documents_through_two_actors_match_a_local_worker(tmp_path, tiny_model, pool):
     paths = documents(tmp_path / "docs", 10, size=900)
     db = tmp_path / "ray.db"
-    submit(db, paths, trained_model)
+    submit(db, paths, tiny_model)
     assert drive(db, pool) == {"SUCCEEDED": 10}
-    assert outputs(paths) == local_outputs(tmp_path, paths, trained_model)
+    assert outputs(paths) == local_outputs(tmp_path, paths, tiny_model)
     assert set(commits(db)) == {1}  # every translated chunk committed exactly once
     store = Store(db)
     ran_on = {where for job in store.jobs() for where in store.ran_on_counts(job.id)}
