@@ -155,7 +155,8 @@ SHOWN_FLAGS = 20
 
 def _engine_text(group: dict) -> str:
     """The engine's time in a group of batches, and its waits for the
-    pipeline: '; engine 43.9 s (340 ms a call), waited 0.2 s (1.5 ms a call)'."""
+    pipeline: '; engine 43.9 s (340 ms a call), waited 0.2 s for the pipeline
+    (1.5 ms a call)'."""
     if not group["timed_batches"]:
         return ""
     text = (f"; engine {group['engine_s']:.1f} s "
