@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Protocol
 
 from pipeline.translator import BatchResult, Decoding, Staged, Translator, staged
@@ -88,45 +89,35 @@ class LocalExecutor:
         self._decoder.shutdown(wait=True, cancel_futures=True)
 
 
-class _Timed(Exception):
-    """A model call's exception, with when the call began and how long it ran."""
-
-    def __init__(self, error: Exception, began: float, call_s: float):
-        super().__init__(error)
-        self.error, self.began, self.call_s = error, began, call_s
-
-
-def _timed(run, *args) -> tuple[object, float, float]:
-    """``run(*args)``, with when it began and how long it took."""
+def _timed(run, *args) -> tuple[object, BatchResult]:
+    """``run(*args)`` on the engine's thread: its output, and a result that
+    says when the call began and how long it took, with its exception if it
+    raised (a value for the stage to classify, on its own thread)."""
     began = time.perf_counter()
     try:
-        out = run(*args)
+        out, error = run(*args), None
     except Exception as exc:
-        raise _Timed(exc, began, time.perf_counter() - began) from exc
-    return out, began, time.perf_counter() - began
+        out, error = None, exc
+    return out, BatchResult(error=error, call_s=time.perf_counter() - began, began=began)
 
 
 def _call(translator: Translator, texts: list[str], src_lang: str, tgt_lang: str,
           decoding: Decoding) -> BatchResult:
-    try:
-        out, began, call_s = _timed(translator.translate_batch, texts, src_lang, tgt_lang,
-                                    decoding)
-    except _Timed as timed:  # a value for the stage to classify, on its own thread
-        return BatchResult(error=timed.error, call_s=timed.call_s, began=timed.began)
-    return BatchResult(out, call_s=call_s, began=began)
+    out, timed = _timed(translator.translate_batch, texts, src_lang, tgt_lang, decoding)
+    return timed if timed.error is not None else replace(timed, translations=out)
 
 
 def _decoded(steps: Staged, ran: Future) -> BatchResult:
     try:
-        raw, began, call_s = ran.result()
-    except _Timed as timed:  # the model call's error, as ``_call`` gives it
-        return BatchResult(error=timed.error, call_s=timed.call_s, began=timed.began)
+        raw, timed = ran.result()
     except Exception as exc:  # a cancel
         return BatchResult(error=exc)
+    if timed.error is not None:  # the model call's error, as ``_call`` gives it
+        return timed
     try:
-        return BatchResult(steps.decode_batch(raw), call_s=call_s, began=began)
+        return replace(timed, translations=steps.decode_batch(raw))
     except Exception as exc:
-        return BatchResult(error=exc, call_s=call_s, began=began)
+        return replace(timed, error=exc)
 
 
 class SubmittingExecutor:
