@@ -258,8 +258,7 @@ def job_detail(store: Store, job: Job, now: float) -> dict:
         # per group, its timed model calls' seconds, and the engine's waits
         # for the pipeline between calls in this process (none on Ray actors)
         "translated_by": [
-            dict(zip(store.TRANSLATED_BY, (*row[:7], round(row[7], 3), row[8], round(row[9], 3))))
-            for row in store.translated_by(job.id)
+            dict(zip(store.TRANSLATED_BY, row)) for row in store.translated_by(job.id)
         ],
         # committed batches per Ray actor ("actor 1 pid 4242 on node 1a2b3c4d")
         "ran_on": store.ran_on_counts(job.id),

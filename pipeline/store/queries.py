@@ -135,7 +135,8 @@ class QueriesMixin:
         began (``commit_batch``'s ``call_s`` and ``idle_s``)."""
         return self.db.execute(
             "SELECT backend, device, compute_type, COUNT(*), MIN(seq), MAX(seq), "
-            "COUNT(call_s), TOTAL(call_s), COUNT(idle_s), TOTAL(idle_s) FROM batches "
+            "COUNT(call_s), ROUND(TOTAL(call_s), 3), COUNT(idle_s), ROUND(TOTAL(idle_s), 3) "
+            "FROM batches "
             "WHERE job_id = ? AND state = 'committed' AND backend IS NOT NULL "
             "GROUP BY backend, device, compute_type ORDER BY MIN(committed_at)", (job_id,)
         ).fetchall()
