@@ -54,13 +54,16 @@ class Replay:
 
     wall_s: float  # tokenize + translate_batch + detokenize
     cpu_s: float
-    engine_wall_s: float
     engine_cpu_s: float
     batches: int
     generated: int  # target tokens, the language code and EOS not counted
     compared: int  # members whose translation the batch committed
     differing: int  # of those, how many came out otherwise here
     engine_calls: dict[int, float]  # batch id -> its translate_batch's wall seconds
+
+    @property
+    def engine_wall_s(self) -> float:
+        return sum(self.engine_calls.values())
 
 
 def job_params(db: Path, job_id: str) -> JobParams:
@@ -108,7 +111,7 @@ def replay(translator, tokenizer, calls: Iterable[Call], src_lang: str,
     way a user's own loop would: tokenize, translate, detokenize. Only the
     loop is timed, not the reading of the next call."""
     tokenizer.src_lang = src_lang
-    wall = cpu = engine_wall = engine_cpu = 0.0
+    wall = cpu = engine_cpu = 0.0
     batches = generated = compared = differing = 0
     engine_calls = {}
     for call in calls:
@@ -124,7 +127,7 @@ def replay(translator, tokenizer, calls: Iterable[Call], src_lang: str,
                  for b in bodies]
         t3, c3 = time.perf_counter(), time.process_time()
         wall, cpu = wall + t3 - t0, cpu + c3 - c0
-        engine_wall, engine_cpu = engine_wall + t2 - t1, engine_cpu + c2 - c1
+        engine_cpu += c2 - c1
         engine_calls[call.batch_id] = t2 - t1
         batches += 1
         generated += sum(len(b) for b in bodies)
@@ -132,8 +135,7 @@ def replay(translator, tokenizer, calls: Iterable[Call], src_lang: str,
             if committed is not None:
                 compared += 1
                 differing += text != committed
-    return Replay(wall, cpu, engine_wall, engine_cpu, batches, generated, compared, differing,
-                  engine_calls)
+    return Replay(wall, cpu, engine_cpu, batches, generated, compared, differing, engine_calls)
 
 
 def _body(hypothesis: list[str], eos: str) -> list[str]:

@@ -244,19 +244,23 @@ def engine_figures(times: dict, raw, inference_s: float, total: int) -> dict:
     (``outside_ms`` a batch: the waits, and loading the model before the
     first call)."""
     job_engine_s = sum(c for c, _ in times.values() if c is not None)
-    same = [(times[b][0], s) for b, s in raw.engine_calls.items()
-            if times.get(b, (None,))[0] is not None]
-    loop_s = sum(s for _, s in same)
+    # (the job's call, the loop's) per replayed batch, in plan order
+    same = [(times[b][0], s) for b, s in raw.engine_calls.items() if times[b][0] is not None]
     thirds = [same[i * len(same) // 3:(i + 1) * len(same) // 3] for i in range(3)]
     return {"job_engine_s": job_engine_s,
-            "call_ratio": sum(c for c, _ in same) / loop_s if loop_s else None,
+            "call_ratio": _call_ratio(same),
             # the same, in the first, middle and last third of the plan: a
             # ratio that drifts is the machine changing over the hours, one
             # that does not is the job's process
-            "call_ratio_thirds": [sum(c for c, _ in t) / sum(s for _, s in t)
-                                  for t in thirds if t and sum(s for _, s in t)],
+            "call_ratio_thirds": [r for t in thirds if (r := _call_ratio(t)) is not None],
             "waited_ms": sum(i for _, i in times.values() if i is not None) / total * 1000,
             "outside_ms": (inference_s - job_engine_s) / total * 1000}
+
+
+def _call_ratio(pairs: list[tuple[float, float]]) -> float | None:
+    """The job's seconds over the loop's, on (job, loop) pairs of one batch."""
+    loop_s = sum(s for _, s in pairs)
+    return sum(c for c, _ in pairs) / loop_s if loop_s else None
 
 
 def database_mib(db: Path) -> float:
