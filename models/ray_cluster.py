@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import ray
 import ray.exceptions as rex
 
-from models.ray_pool import ActorPool, RemoteTranslator, TranslatorActor
+from models.ray_pool import ActorPool, RemoteTranslator, TranslatorActor, Where
 from pipeline.config import RunSettings
 from pipeline.errors import ErrorClass, InvalidInput, PipelineError
 from pipeline.executors.cache import TranslatorCache
@@ -59,9 +59,10 @@ def cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0))
 
 
-def start_pool(model: str, settings: RunSettings, options: PoolOptions, *,
-               policy: RetryPolicy = RetryPolicy(), inject_faults: str | None = None) -> ActorPool:
-    """Start the actors and wait until each has loaded the model."""
+def pool_shape(options: PoolOptions) -> tuple[int, float]:
+    """How many actors a pool gets and the GPUs each takes, from the options
+    or the cluster; a one-line error where the cluster can never hold them."""
+    total = ray.cluster_resources()
     gpus = options.gpus_per_actor
     if gpus is None:
         gpus = 1.0 if cluster_gpus() >= 1 else 0.0
@@ -70,11 +71,33 @@ def start_pool(model: str, settings: RunSettings, options: PoolOptions, *,
         if gpus > 0:
             actors = int(cluster_gpus() // gpus)
         else:
-            cpus = float(ray.cluster_resources().get("CPU", 1))
+            cpus = float(total.get("CPU", 1))
             actors = max(1, min(2, int(cpus // options.cpus_per_actor)))
     if actors < 1:
         raise InvalidInput(f"the cluster has {cluster_gpus():g} GPUs: not enough for one actor "
                            f"at --gpus-per-actor {gpus:g}")
+    for name, each, flag in (("CPU", options.cpus_per_actor, "--cpus-per-actor"),
+                             ("GPU", gpus, "--gpus-per-actor")):
+        if actors * each > float(total.get(name, 0)) + 1e-9:
+            # Ray would keep the actors pending for ever, and the job with them.
+            raise InvalidInput(
+                f"{actors} actor(s) at {flag} {each:g} need {actors * each:g} {name}s; the Ray "
+                f"cluster has {float(total.get(name, 0)):g} (fewer --actors, or a bigger cluster)")
+    return actors, gpus
+
+
+def pool_fits(options: PoolOptions) -> bool:
+    """Whether the cluster has the CPUs and GPUs free for a pool now."""
+    actors, gpus = pool_shape(options)
+    free = ray.available_resources()
+    return (actors * options.cpus_per_actor <= free.get("CPU", 0) + 1e-9
+            and actors * gpus <= free.get("GPU", 0) + 1e-9)
+
+
+def start_pool(model: str, settings: RunSettings, options: PoolOptions, *,
+               policy: RetryPolicy = RetryPolicy(), inject_faults: str | None = None) -> ActorPool:
+    """Start the actors and wait until each has loaded the model."""
+    actors, gpus = pool_shape(options)
     device = "cuda" if gpus > 0 else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per actor
     actor_settings = replace(settings, device=device, fallback_device="",
                              threads=settings.threads or max(1, int(options.cpus_per_actor)))
@@ -90,7 +113,7 @@ def start_pool(model: str, settings: RunSettings, options: PoolOptions, *,
     handles = [remote.remote(n, model, actor_settings, inject_faults)
                for n in range(1, actors + 1)]
     try:
-        pool = ActorPool(handles, give_up_after=limit)
+        pool = ActorPool(handles, _await_actors(handles, model), give_up_after=limit)
     except rex.RayTaskError as exc:  # an actor failed to load the model
         for handle in handles:
             ray.kill(handle, no_restart=True)
@@ -102,10 +125,32 @@ def start_pool(model: str, settings: RunSettings, options: PoolOptions, *,
     return pool
 
 
+def _await_actors(handles: list, model: str, every_s: float = 30.0) -> list[Where]:
+    """Where each actor runs, once all have loaded the model. Ray keeps an
+    actor pending while the cluster has no room for it: say so every
+    ``every_s`` seconds rather than wait in silence."""
+    refs = [handle.where.remote() for handle in handles]
+    waited = 0.0
+    while True:
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=every_s)
+        if not pending:
+            return ray.get(refs)  # raises RayTaskError where an actor could not load it
+        waited += every_s
+        free = ray.available_resources()
+        log.warning("%d of %d Ray actor(s) for %s not up after %.0f s (the cluster has %g CPUs "
+                    "and %g GPUs free)", len(pending), len(refs), model, waited,
+                    free.get("CPU", 0), free.get("GPU", 0))
+
+
 class RayTranslators(TranslatorCache):
     """The worker's translator factory on Ray: a ``TranslatorCache`` whose
     translator for a model is a pool of actors, started on first use and
-    shared by every job that names it. Faults are injected in the actors."""
+    shared by every job that names it. Faults are injected in the actors.
+
+    A cluster without room for a second model's pool gives back the pools
+    no job is using, and a job for another model waits for the jobs that
+    use them to end: the actors of two models never wait for each other's
+    CPUs for ever."""
 
     def __init__(self, settings: RunSettings, options: PoolOptions, *,
                  policy: RetryPolicy = RetryPolicy(), inject_faults: str | None = None):
@@ -122,14 +167,14 @@ class RayTranslators(TranslatorCache):
                           inject_faults=self.inject_faults)
         return RemoteTranslator(local, pool)
 
+    def _has_room(self) -> bool:
+        return pool_fits(self.options)
+
     def pools(self) -> list[ActorPool]:
         with self._lock:
             return [t.pool for t in self._translators.values()]
 
     def close(self) -> None:
-        with self._lock:
-            translators, self._translators = list(self._translators.values()), {}
-        for translator in translators:
-            translator.close()
+        super().close()
         if ray.is_initialized():
             ray.shutdown()

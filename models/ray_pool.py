@@ -141,7 +141,7 @@ class TranslatorActor:
 class ActorPool:
     """Actors and the batches in flight on each; picks the least loaded."""
 
-    def __init__(self, handles: list, *, give_up_after: int):
+    def __init__(self, handles: list, wheres: list[Where], *, give_up_after: int):
         self._handles = dict(enumerate(handles, 1))
         self._load = dict.fromkeys(self._handles, 0)
         self._deaths = dict.fromkeys(self._handles, 0)
@@ -151,7 +151,6 @@ class ActorPool:
         # (seconds from submit to result, seconds the model took) of recent batches
         self.timings: deque[tuple[float, float]] = deque(maxlen=10_000)
         self.give_up_after = give_up_after
-        wheres = ray.get([h.where.remote() for h in handles])
         self._where = {w.actor: w for w in wheres}
         self.info = wheres[0].info
 

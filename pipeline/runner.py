@@ -168,15 +168,17 @@ class Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        store = Store(self.db_path)
+        store = None  # opened at the first renewal: most holders end sooner
         try:
             while not self._done.wait(self.ttl / 3):
+                store = store or Store(self.db_path)
                 if not store.heartbeat(self.job_id, self.worker, self.ttl):
                     log.error("job %s: lease lost to another worker", self.job_id)
                     self.lost.set()
                     return
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
 
 def _with_live_progress(store: Store, job_id: str, worker: str, translator,

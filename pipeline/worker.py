@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.config import NOTE, JobParams, RunSettings
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, WorkerStopping
 from pipeline.io_errors import DatabaseDamaged
 from pipeline.monitoring.logs import failure, job_context
 from pipeline.retry import RetryPolicy
-from pipeline.runner import is_dead_local_worker, new_worker_id, run_job
+from pipeline.runner import Heartbeat, is_dead_local_worker, new_worker_id, run_job
 from pipeline.store import Job, Store
 
 log = logging.getLogger("nllb_pipeline")
@@ -154,6 +154,20 @@ def _claim_and_run(store: Store, run: _Runs, shutdown: threading.Event, quota: _
             store.worker_gone(worker)
 
 
+def _translator(held: contextlib.ExitStack, store: Store, run: _Runs, job: Job,
+                params: JobParams, shutdown: threading.Event, worker: str):
+    """The job's translator, held until ``held`` closes. A factory that
+    shares translators between jobs (``TranslatorCache.lease``) learns when
+    the job is done with it. Getting it can take minutes (loading a large
+    model, waiting for a Ray cluster to have room for its actors): the job's
+    lease is renewed meanwhile, so no other worker takes the job over."""
+    with Heartbeat(store.path, job.id, worker, run.settings.lease_seconds, threading.Event()):
+        lease = getattr(run.make_translator, "lease", None)
+        if lease is None:
+            return run.make_translator(params)
+        return held.enter_context(lease(params, stop=shutdown))
+
+
 def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, worker: str) -> str:
     """Run one claimed job; its final state."""
     params = JobParams.from_json(job.params)
@@ -161,11 +175,16 @@ def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, work
             params.tgt_lang, " resuming at " + job.stage if job.stage != "preprocess" else "")
     started, events = time.monotonic(), None
     try:
-        translator = run.make_translator(params)
-        events = run.events_for(store, job, translator) if run.events_for else None
-        final = run_job(store, job.id, translator, settings=run.settings, worker=worker,
-                        policy=run.policy, shutdown=shutdown, delivery=run.delivery,
-                        events=events)
+        with contextlib.ExitStack() as held:
+            translator = _translator(held, store, run, job, params, shutdown, worker)
+            events = run.events_for(store, job, translator) if run.events_for else None
+            final = run_job(store, job.id, translator, settings=run.settings, worker=worker,
+                            policy=run.policy, shutdown=shutdown, delivery=run.delivery,
+                            events=events)
+        state = final.state
+    except WorkerStopping:  # stopped while it waited for its translator
+        store.requeue(job.id, worker)
+        final = store.job(job.id)
         state = final.state
     except DatabaseDamaged:
         raise  # the store's, not the job's: nothing more is written into it

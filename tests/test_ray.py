@@ -157,6 +157,40 @@ def test_an_actor_killed_while_it_holds_batches_costs_nothing(tmp_path, tiny_mod
     assert "worker_lost" in text and f"on actor {victim.actor} pid {victim.pid}" in text
 
 
+def test_two_models_in_one_queue_take_turns_on_a_cluster_with_room_for_one_pool(
+        tmp_path, tiny_model, trained_model, pool, caplog):
+    # Two actors of one CPU each fill this two-CPU instance: the second
+    # model's actors could never start beside the first's. Each model's
+    # pool is given back when no job holds it; a job for the other model
+    # waits for that (it used to wait for the actors for ever).
+    import logging
+
+    paths = documents(tmp_path / "docs", 4, size=500)
+    db = tmp_path / "ray.db"
+    models = [trained_model, tiny_model, trained_model, tiny_model]
+    for path, model in zip(paths, models):
+        submit(db, [path], model)
+    with caplog.at_level(logging.INFO, logger="nllb_pipeline"):
+        assert drive(db, pool) == {"SUCCEEDED": 4}
+    if ray.cluster_resources()["CPU"] < 4:  # room for one pool of two actors
+        assert "to make room for" in caplog.text
+    assert not pool._room_wanted and not any(pool._users.values())
+    # The same translations as a local worker makes with each model.
+    for model, mine in ((trained_model, paths[0::2]), (tiny_model, paths[1::2])):
+        local = tmp_path / f"local-{model.name}"
+        local.mkdir()
+        assert outputs(mine) == local_outputs(local, mine, model)
+
+
+def test_a_pool_the_cluster_can_never_hold_is_a_one_line_error(tiny_model, pool):
+    from pipeline.errors import InvalidInput
+
+    cpus = int(ray.cluster_resources()["CPU"])
+    with pytest.raises(InvalidInput, match=rf"{cpus + 1} actor\(s\) at --cpus-per-actor 1 need "
+                                            rf"{cpus + 1} CPUs; the Ray cluster has {cpus} "):
+        ray_cluster.pool_shape(ray_cluster.PoolOptions(actors=cpus + 1))
+
+
 def run_logs(db: Path, job_id: str) -> list[dict]:
     import json
 
