@@ -76,5 +76,6 @@ def ray_translators(args, runtime):
     ray_cluster.connect(args.ray_address)
     options = ray_cluster.PoolOptions(actors=args.actors, gpus_per_actor=args.gpus_per_actor,
                                       cpus_per_actor=args.cpus_per_actor or 1.0)
+    ray_cluster.pool_shape(options)  # one the cluster can never hold: refused before a claim
     return ray_cluster.RayTranslators(runtime.settings, options, policy=runtime.policy,
                                       inject_faults=runtime.translators.inject_faults)
