@@ -17,9 +17,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.conftest import wait_until
 
 ACCESS_KEY = "AKIASTORAGETESTKEY42"  # dummy, and unique enough to grep a file for
 SECRET_KEY = "storage-test-secret-0123456789abcdefXYZ"
@@ -37,16 +38,16 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto_server exited with {proc.returncode}")
+    def listening() -> bool:
+        assert proc.poll() is None, f"moto_server exited with {proc.returncode}"
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("moto_server did not start listening")
+            return False
+
+    wait_until(listening, f"moto_server to listen on port {port}", timeout=timeout,
+               interval=0.05)
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import re
 import threading
-import time
 
 import pytest
 
@@ -20,6 +19,7 @@ from pipeline.progress.profiles import StageHistory
 from pipeline.progress import DEFAULT_WEIGHTS
 from pipeline.runner import run_job
 from pipeline.store import Store
+from tests.conftest import wait_until
 from tests.fakes import NO_WAITS, FakeTranslator
 
 NO_HISTORY = StageHistory(weights=DEFAULT_WEIGHTS, rates={}, jobs=0)
@@ -155,10 +155,11 @@ def test_lines_keep_coming_from_a_real_run_while_its_first_batch_is_in_the_model
     bar = LineProgress(NO_HISTORY, 0.0, stream, interval_s=0.02, tick_s=0.005)
 
     def release_after_three_lines():
-        deadline = time.monotonic() + 60
-        while stream.inference_lines() < 3 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        translator.release.set()
+        try:  # a timeout fails the assertion below; the model is released either way
+            wait_until(lambda: stream.inference_lines() >= 3, "three inference lines",
+                       timeout=60, interval=0.005)
+        finally:
+            translator.release.set()
 
     watcher = threading.Thread(target=release_after_three_lines)
     watcher.start()
