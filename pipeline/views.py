@@ -132,7 +132,7 @@ def job_progress(store: Store, job: Job, state: str, live: dict | None, weights:
     stages, the stage reached, at ``weights``."""
     if state == "SUCCEEDED":
         return 100.0, None
-    if live and live.get("stage") == job.stage:
+    if live and live.get("stage") == job.stage and "percent" in live:
         return live["percent"], live.get("stage_units")
     if job.stage == "inference":
         done, total = tokens or store.token_counts(job.id)
@@ -186,7 +186,7 @@ def job_view(store: Store, job: Job, now: float, histories: dict | None = None,
         "queue_position": (positions or {}).get(job.id) if job.state == "QUEUED" else None,
         "weights": _shares(weights or DEFAULT_WEIGHTS),
         "stage_percent": stage_percents(percent, weights or DEFAULT_WEIGHTS),
-        "note": INTERRUPTED_NOTE if state == INTERRUPTED else None,
+        "note": INTERRUPTED_NOTE if state == INTERRUPTED else (live or {}).get("note"),
         "src": src, "tgt": tgt, "format": fmt, "input": job.input_path, "output": job.output_path, "priority": job.priority,
         "created_at": job.created_at, "updated_at": job.updated_at,
         "finished_at": job.finished_at, "worker": job.lease_owner,

@@ -16,6 +16,7 @@ upload, or has few batches left (``models.ray_pool``).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sqlite3
 import threading
@@ -161,11 +162,15 @@ def _translator(held: contextlib.ExitStack, store: Store, run: _Runs, job: Job,
     the job is done with it. Getting it can take minutes (loading a large
     model, waiting for a Ray cluster to have room for its actors): the job's
     lease is renewed meanwhile, so no other worker takes the job over."""
+    def say(text: str) -> None:  # what the job waits for, on every face until its run starts
+        store.set_progress(job.id, worker, json.dumps({"stage": job.stage, "note": text,
+                                                       "at": store.clock()}))
+
     with Heartbeat(store.path, job.id, worker, run.settings.lease_seconds, threading.Event()):
         lease = getattr(run.make_translator, "lease", None)
         if lease is None:
             return run.make_translator(params)
-        return held.enter_context(lease(params, stop=shutdown))
+        return held.enter_context(lease(params, stop=shutdown, say=say))
 
 
 def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, worker: str) -> str:

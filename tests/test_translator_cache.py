@@ -38,9 +38,9 @@ class Room(TranslatorCache):
     def _used(self) -> int:
         return sum(self.sizes.get(model, 1) for model, _ in self._translators)
 
-    def _make_room(self, key, stop) -> None:
+    def _make_room(self, key, stop, say) -> None:
         self.wanted = key[0]
-        super()._make_room(key, stop)
+        super()._make_room(key, stop, say)
 
     def _has_room(self) -> bool:
         return self._used() + self.sizes.get(self.wanted, 1) <= self.capacity
@@ -165,6 +165,35 @@ def test_a_worker_running_two_jobs_at_once_over_two_models_with_room_for_one(tmp
     # Never two at once: each model built after the other was given back.
     assert len(cache.built) - len(cache.closed) == 1
     assert all(x != y for x, y in zip(cache.built, cache.built[1:]))
+
+
+def test_what_a_job_waits_for_shows_on_every_face_until_its_run_starts(tmp_path):
+    from pipeline import views
+
+    store, (job_id,) = queue(tmp_path, ["b"])
+    cache, heard = Room(), []
+    with cache.lease(params("a")):  # another job's
+        thread, counts = in_thread(lambda: run_worker(
+            Store(store.path), cache, idle_exit_s=0, poll_s=0.01, policy=NO_WAITS))
+
+        def note() -> str | None:
+            job = store.job(job_id)
+            return views.job_view(store, job, time.time())["note"] if job.lease_owner else None
+
+        heard.append(wait_until(note, "a note on the waiting job", timeout=10))
+        view = views.job_view(store, store.job(job_id), time.time())
+        assert view["state"] == "RUNNING" and view["percent"] == 0.0
+    thread.join(10)
+    assert counts == [{"SUCCEEDED": 1}]
+    assert heard == ["waiting for room to load the model: the jobs on a hold it"]
+    # Its run's own progress replaced the note.
+    last = views.live_progress(store.job(job_id))
+    assert "percent" in last and "note" not in last
+    with cache.lease(params("c"), say=heard.append):
+        pass
+    with cache.lease(params("c"), say=heard.append):  # loaded: nothing to wait for
+        pass
+    assert heard[1:] == ["loading the model"]
 
 
 def test_a_worker_stopped_while_its_job_waits_for_room_gives_the_job_back(tmp_path):

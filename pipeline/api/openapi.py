@@ -63,7 +63,10 @@ JOB = {
         "weights": {"type": "object", "description": "each stage's share of the bar: measured "
                     "on past jobs of its model and device, or the defaults"},
         "stage_percent": {"type": "object", "description": "how far each stage is"},
-        "note": {"type": ["string", "null"]},
+        "note": {"type": ["string", "null"],
+                 "description": "why the job is not moving: interrupted (resumes on the next "
+                                "run), or, before its run starts, what it waits for (the model "
+                                "loading, room on the Ray cluster)"},
         "src": {"type": "string"}, "tgt": {"type": "string"},
         "format": {"enum": list(FORMATS)},
         "input": {"type": "string"}, "output": {"type": ["string", "null"]},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pipeline.config import NOTE, JobParams, RunSettings
 from pipeline.errors import WorkerStopping
@@ -15,6 +15,10 @@ from pipeline.translator import Translator
 log = logging.getLogger("nllb_pipeline")
 
 Key = tuple[str, str]  # (model, backend)
+
+
+def _silent(text: str) -> None:
+    pass
 
 
 class TranslatorCache:
@@ -43,19 +47,20 @@ class TranslatorCache:
         """The translator for ``params``, for a caller that keeps it for the
         life of the process (a one-job command, the benchmark)."""
         with self._lock:
-            translator = self._get(self._key(params), None)
+            translator = self._get(self._key(params), None, _silent)
         self._check_languages(translator, params)
         return translator
 
     @contextlib.contextmanager
-    def lease(self, params: JobParams, *,
-              stop: threading.Event | None = None) -> Iterator[Translator]:
+    def lease(self, params: JobParams, *, stop: threading.Event | None = None,
+              say: Callable[[str], None] = _silent) -> Iterator[Translator]:
         """The translator for one job's run, counted as in use until the
-        block ends. Raises WorkerStopping if ``stop`` is set (or the cache
-        closed) while it waits for room."""
+        block ends. ``say`` hears what the job waits for, if it waits: the
+        model loading, or room for it. Raises WorkerStopping if ``stop`` is
+        set (or the cache closed) while it waits for room."""
         key = self._key(params)
         with self._lock:
-            translator = self._get(key, stop)
+            translator = self._get(key, stop, say)
             self._users[key] = self._users.get(key, 0) + 1
         try:
             self._check_languages(translator, params)
@@ -73,7 +78,8 @@ class TranslatorCache:
         translator.check_language(params.src_lang)
         translator.check_language(params.tgt_lang)
 
-    def _get(self, key: Key, stop: threading.Event | None) -> Translator:
+    def _get(self, key: Key, stop: threading.Event | None,
+             say: Callable[[str], None]) -> Translator:
         """The translator for ``key``, built if need be; called under the lock."""
         # A job that waits for room goes first: others do not take up the
         # translators it waits to see given back (one model's jobs would
@@ -83,7 +89,8 @@ class TranslatorCache:
         if key not in self._translators:
             self._building.add(key)
             try:
-                self._make_room(key, stop)
+                self._make_room(key, stop, say)
+                say("loading the model")
                 self._translators[key] = self._build(key[0])
             finally:
                 self._building.discard(key)
@@ -102,7 +109,8 @@ class TranslatorCache:
         so many actors (``models.ray_cluster``)."""
         return True
 
-    def _make_room(self, key: Key, stop: threading.Event | None) -> None:
+    def _make_room(self, key: Key, stop: threading.Event | None,
+                   say: Callable[[str], None]) -> None:
         """Give back the translators no job holds until there is room for
         ``key``'s, and wait for the jobs holding the others to end (called
         under the lock, with ``key`` in ``_building``)."""
@@ -121,9 +129,10 @@ class TranslatorCache:
                     # rest is not ours to give back.
                     return
                 if not idle and not announced:
+                    others = ", ".join(k[0] for k in self._translators)
                     log.log(NOTE, "no room for the translator of %s beside that of %s: waiting "
-                            "for their jobs to end", key[0],
-                            ", ".join(k[0] for k in self._translators))
+                            "for their jobs to end", key[0], others)
+                    say(f"waiting for room to load the model: the jobs on {others} hold it")
                     announced = True
                 self._wait(stop)
         finally:

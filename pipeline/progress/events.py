@@ -124,7 +124,9 @@ class LiveProgress(Events):
          "weights": {stage: share}}
 
     ``status``, ``show`` and the HTTP API read it back, so every face shows
-    the same percent and ETA (``pipeline.views.live_progress``).
+    the same percent and ETA (``pipeline.views.live_progress``). Before the
+    run starts, a worker's job may hold ``{"stage", "note", "at"}`` instead:
+    what it waits for (``pipeline.worker``: the model loading, room for it).
     """
 
     def __init__(self, eta, save: Callable[[dict], None], clock: Callable[[], float], *,
