@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import warnings
 from dataclasses import dataclass, replace
 
@@ -41,6 +43,7 @@ def connect(address: str) -> None:
         return
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                   configure_logging=False)
+    ours = signal.getsignal(signal.SIGTERM)
     try:
         with warnings.catch_warnings():  # Ray Client warns before it raises: one line is ours
             warnings.simplefilter("ignore")
@@ -53,6 +56,13 @@ def connect(address: str) -> None:
         hint = (" (is a cluster running here? 'ray start --head' starts one; "
                 "'--ray-address local' starts a private one)" if address == "auto" else "")
         raise PipelineError(f"cannot reach the Ray cluster at {address!r}: {first}{hint}") from exc
+    finally:
+        # ray.init replaces SIGTERM's handler with one that exits at once,
+        # which shuts Ray down under the jobs' batches in flight: they were
+        # lost, and the job failed. The worker's own handler gives its jobs
+        # back to the queue first, and its close() shuts Ray down after.
+        if callable(ours) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, ours)
 
 
 def cluster_gpus() -> float:

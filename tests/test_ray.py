@@ -97,9 +97,24 @@ def commits(db: Path) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def pool(tiny_model):
+def joined() -> bool:
+    """A private Ray instance, joined as ``worker --executor ray`` joins it:
+    with the worker's SIGTERM handler installed first. True if that handler
+    is still SIGTERM's afterwards."""
+    def ours(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, ours)
+    try:
+        ray_cluster.connect("local")
+        return signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture(scope="module")
+def pool(tiny_model, joined):
     """Two actors on a private Ray instance, each call slowed by 0.05 s."""
-    ray_cluster.connect("local")
     translators = ray_cluster.RayTranslators(SETTINGS, ray_cluster.PoolOptions(actors=2),
                                           inject_faults="slow=0.05")
     yield translators
@@ -291,6 +306,13 @@ def test_worker_options_that_do_not_go_together_are_one_line_errors(tmp_path):
         proc = run_cli("worker", "--idle-exit", "0", *args, db=db, check=False)
         assert proc.returncode == 2, proc.stderr
         assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_joining_ray_keeps_the_workers_sigterm_handler(joined):
+    """ray.init replaces SIGTERM's handler with one that exits at once: a
+    worker stopped by SIGTERM then shut Ray down under its batches in
+    flight, and the job failed instead of going back to the queue."""
+    assert joined
 
 
 def test_without_ray_installed_the_executor_says_how_to_install_it(tmp_path):
