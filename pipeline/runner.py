@@ -106,15 +106,7 @@ class JobContext:
         if self.stop.is_set():
             raise LeaseLost(f"job {self.job.id}: lease lost")
         self._checked_at = self.monotonic()
-        canceled, holder = self.store.run_state(self.job.id)
-        if holder != self.worker:
-            # Taken over after our lease expired: the heartbeat would only
-            # find out at its next renewal, a third of the lease later.
-            raise LeaseLost(f"job {self.job.id}: lease lost to {holder or 'nobody'}")
-        if canceled:
-            raise JobCanceled(f"job {self.job.id} canceled")
-        if self.shutdown is not None and self.shutdown.is_set():
-            raise WorkerStopping(f"job {self.job.id}: worker stopping")
+        check_run(self.store, self.job.id, self.worker, self.shutdown)
 
     def checkpoint(self) -> None:
         """``check_running``, paced for a stage's own work: call it as often
@@ -148,6 +140,21 @@ class JobContext:
                 self.stop.wait(min(left, CHECK_EVERY_S))  # a lost lease wakes it at once
         finally:
             self.store.clear_wake(self.job.id)
+
+
+def check_run(store: Store, job_id: str, worker: str,
+              shutdown: threading.Event | None) -> None:
+    """Raise what stops a job this worker runs, in one read: its lease taken
+    over (LeaseLost: after it expired, which the heartbeat finds out only at
+    its next renewal), a cancel asked (JobCanceled), or the worker stopping
+    (WorkerStopping)."""
+    canceled, holder = store.run_state(job_id)
+    if holder != worker:
+        raise LeaseLost(f"job {job_id}: lease lost to {holder or 'nobody'}")
+    if canceled:
+        raise JobCanceled(f"job {job_id} canceled")
+    if shutdown is not None and shutdown.is_set():
+        raise WorkerStopping(f"job {job_id}: worker stopping")
 
 
 class Heartbeat:

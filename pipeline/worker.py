@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.config import NOTE, JobParams, RunSettings
-from pipeline.errors import PipelineError, WorkerStopping
+from pipeline.errors import JobCanceled, PipelineError, WorkerStopping
 from pipeline.io_errors import DatabaseDamaged
 from pipeline.monitoring.logs import failure, job_context
 from pipeline.retry import RetryPolicy
-from pipeline.runner import Heartbeat, is_dead_local_worker, new_worker_id, run_job
+from pipeline.runner import Heartbeat, check_run, is_dead_local_worker, new_worker_id, run_job
 from pipeline.store import Job, Store
 
 log = logging.getLogger("nllb_pipeline")
@@ -170,7 +170,8 @@ def _translator(held: contextlib.ExitStack, store: Store, run: _Runs, job: Job,
         lease = getattr(run.make_translator, "lease", None)
         if lease is None:
             return run.make_translator(params)
-        return held.enter_context(lease(params, stop=shutdown, say=say))
+        return held.enter_context(lease(params, say=say, check=lambda: check_run(
+            store, job.id, worker, shutdown)))
 
 
 def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, worker: str) -> str:
@@ -189,6 +190,10 @@ def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, work
         state = final.state
     except WorkerStopping:  # stopped while it waited for its translator
         store.requeue(job.id, worker)
+        final = store.job(job.id)
+        state = final.state
+    except JobCanceled:  # canceled while it waited for its translator
+        store.finish_cancel(job.id, worker)
         final = store.job(job.id)
         state = final.state
     except DatabaseDamaged:

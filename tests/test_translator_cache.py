@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.config import JobParams, RunSettings
 from pipeline.documents.inputs import read_input
-from pipeline.errors import WorkerStopping
+from pipeline.errors import JobCanceled, WorkerStopping
 from pipeline.executors import TranslatorCache
 from pipeline.jobs import submit
 from pipeline.store import Store
@@ -126,22 +126,33 @@ def test_giving_back_the_idle_ones_is_not_enough_while_a_held_one_takes_the_room
     assert out and cache.built == ["b", "a", "big"] and cache.closed == ["b", "a"]
 
 
-def test_a_stop_while_waiting_for_room_raises_worker_stopping():
+def test_a_wait_for_room_ends_when_its_check_raises_or_the_cache_closes():
     cache, stop = Room(), threading.Event()
-    with cache.lease(params("a")):
-        def wait_for_b():
-            try:
-                with cache.lease(params("b"), stop=stop):
-                    return "got b"
-            except WorkerStopping as exc:
-                return str(exc)
 
+    def check() -> None:
+        if stop.is_set():
+            raise JobCanceled("job b canceled")
+
+    def wait_for_b():
+        try:
+            with cache.lease(params("b"), check=check):
+                return "got b"
+        except (JobCanceled, WorkerStopping) as exc:
+            return str(exc)
+
+    with cache.lease(params("a")):
         thread, out = in_thread(wait_for_b)
         wait_until(lambda: cache._room_wanted, "b waiting for room", timeout=10, interval=0.01)
         stop.set()
         thread.join(10)
-    assert out == ["the worker is stopping"] and cache.built == ["a"]
-    assert not cache._room_wanted and not cache._building
+        assert out == ["job b canceled"] and not cache._room_wanted and not cache._building
+        stop.clear()
+        thread, out = in_thread(wait_for_b)
+        wait_until(lambda: cache._room_wanted, "b waiting for room", timeout=10, interval=0.01)
+        cache.close()
+        thread.join(10)
+        assert out == ["the worker is stopping"]
+    assert cache.built == ["a"]
 
 
 def queue(tmp_path, models: list[str]) -> tuple[Store, list[str]]:
@@ -211,6 +222,22 @@ def test_a_worker_stopped_while_its_job_waits_for_room_gives_the_job_back(tmp_pa
     job = store.job(job_id)
     assert job.state == "QUEUED" and not job.lease_owner and not job.error_message
     assert cache.built == ["a"]
+
+
+def test_a_job_canceled_while_it_waits_for_room_is_canceled_there(tmp_path):
+    store, (job_id,) = queue(tmp_path, ["b"])
+    cache = Room()
+    with cache.lease(params("a")):  # another job's, on another thread of the worker
+        thread, counts = in_thread(lambda: run_worker(
+            Store(store.path), cache, idle_exit_s=0, poll_s=0.01, policy=NO_WAITS))
+        wait_until(lambda: cache._room_wanted, "the job waiting for room", timeout=10,
+                   interval=0.01)
+        assert store.request_cancel(job_id) == "requested"
+        thread.join(10)
+        # Ended while the room was still taken: by the wait's own check.
+        assert counts == [{"CANCELED": 1}]
+    job = store.job(job_id)
+    assert job.state == "CANCELED" and not job.lease_owner and cache.built == ["a"]
 
 
 @pytest.mark.timeout(60)

@@ -21,6 +21,10 @@ def _silent(text: str) -> None:
     pass
 
 
+def _go_on() -> None:
+    pass
+
+
 class TranslatorCache:
     """One translator per model and backend (decoding settings come with
     each call), built on first use, its languages checked for every job it
@@ -47,20 +51,22 @@ class TranslatorCache:
         """The translator for ``params``, for a caller that keeps it for the
         life of the process (a one-job command, the benchmark)."""
         with self._lock:
-            translator = self._get(self._key(params), None, _silent)
+            translator = self._get(self._key(params), _go_on, _silent)
         self._check_languages(translator, params)
         return translator
 
     @contextlib.contextmanager
-    def lease(self, params: JobParams, *, stop: threading.Event | None = None,
+    def lease(self, params: JobParams, *, check: Callable[[], None] = _go_on,
               say: Callable[[str], None] = _silent) -> Iterator[Translator]:
         """The translator for one job's run, counted as in use until the
         block ends. ``say`` hears what the job waits for, if it waits: the
-        model loading, or room for it. Raises WorkerStopping if ``stop`` is
-        set (or the cache closed) while it waits for room."""
+        model loading, or room for it. While it waits for room, ``check``
+        is called every half second and ends the wait by raising (the
+        worker stopping, the job canceled); the cache closing ends it with
+        WorkerStopping."""
         key = self._key(params)
         with self._lock:
-            translator = self._get(key, stop, say)
+            translator = self._get(key, check, say)
             self._users[key] = self._users.get(key, 0) + 1
         try:
             self._check_languages(translator, params)
@@ -78,18 +84,18 @@ class TranslatorCache:
         translator.check_language(params.src_lang)
         translator.check_language(params.tgt_lang)
 
-    def _get(self, key: Key, stop: threading.Event | None,
+    def _get(self, key: Key, check: Callable[[], None],
              say: Callable[[str], None]) -> Translator:
         """The translator for ``key``, built if need be; called under the lock."""
         # A job that waits for room goes first: others do not take up the
         # translators it waits to see given back (one model's jobs would
         # otherwise keep another's waiting for as long as they keep coming).
         while key in self._building or (self._room_wanted - {key}):
-            self._wait(stop)
+            self._wait(check)
         if key not in self._translators:
             self._building.add(key)
             try:
-                self._make_room(key, stop, say)
+                self._make_room(key, check, say)
                 say("loading the model")
                 self._translators[key] = self._build(key[0])
             finally:
@@ -97,11 +103,12 @@ class TranslatorCache:
                 self._changed.notify_all()
         return self._translators[key]
 
-    def _wait(self, stop: threading.Event | None) -> None:
+    def _wait(self, check: Callable[[], None]) -> None:
         """Wait, under the lock, for a translator to be given back or built."""
         self._changed.wait(0.5)
-        if self._closed or (stop is not None and stop.is_set()):
+        if self._closed:
             raise WorkerStopping("the worker is stopping")
+        check()
 
     def _has_room(self) -> bool:
         """Whether a translator can be built beside those held now. In a
@@ -109,7 +116,7 @@ class TranslatorCache:
         so many actors (``models.ray_cluster``)."""
         return True
 
-    def _make_room(self, key: Key, stop: threading.Event | None,
+    def _make_room(self, key: Key, check: Callable[[], None],
                    say: Callable[[str], None]) -> None:
         """Give back the translators no job holds until there is room for
         ``key``'s, and wait for the jobs holding the others to end (called
@@ -134,7 +141,7 @@ class TranslatorCache:
                             "for their jobs to end", key[0], others)
                     say(f"waiting for room to load the model: the jobs on {others} hold it")
                     announced = True
-                self._wait(stop)
+                self._wait(check)
         finally:
             self._room_wanted.discard(key)
 
