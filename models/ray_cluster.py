@@ -44,6 +44,13 @@ def connect(address: str) -> None:
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                   configure_logging=False)
     ours = signal.getsignal(signal.SIGTERM)
+    # A new private instance turns token authentication on by itself and
+    # says so in Ray's own format: the safe default, nothing for the user
+    # to do, and the only line a worker's stderr had that was not ours.
+    auth_log = logging.getLogger("ray._private.authentication")
+    auth_level = auth_log.level
+    if address == "local":
+        auth_log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():  # Ray Client warns before it raises: one line is ours
             warnings.simplefilter("ignore")
@@ -57,6 +64,7 @@ def connect(address: str) -> None:
                 "'--ray-address local' starts a private one)" if address == "auto" else "")
         raise PipelineError(f"cannot reach the Ray cluster at {address!r}: {first}{hint}") from exc
     finally:
+        auth_log.setLevel(auth_level)
         # ray.init replaces SIGTERM's handler with one that exits at once,
         # which shuts Ray down under the jobs' batches in flight: they were
         # lost, and the job failed. The worker's own handler gives its jobs

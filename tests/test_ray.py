@@ -276,6 +276,8 @@ def test_a_driver_killed_mid_job_is_resumed_by_the_next_one(tmp_path, tiny_model
     assert before and store.job(job_id).state == "RUNNING"
     run = run_cli(*worker_args(), db=db, timeout=180)
     assert "1 SUCCEEDED" in run.stdout
+    # One format for what it says, Ray's start included (no line of Ray's own).
+    assert all(line.startswith("nllb-pipeline: ") for line in run.stderr.splitlines()), run.stderr
     after = committed()
     store.close()
     assert {k: after[k] for k in before} == before  # no committed batch ran again
