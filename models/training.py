@@ -136,7 +136,7 @@ def train_rank(rank: int, base: str, init_file: str, out: str, seed: int, steps:
             offset = 0
             for p in params:
                 n = p.numel()
-                p.grad = summed[offset:offset + n].view_as(p).clone()
+                p.grad = summed[offset:offset + n].view_as(p)  # summed is this step's own
                 offset += n
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
@@ -149,6 +149,10 @@ def train_rank(rank: int, base: str, init_file: str, out: str, seed: int, steps:
         if rank == 0:
             model.eval()
             model.save_pretrained(out, safe_serialization=True)
+        # The ranks tear gloo down together: rank 1 doing so while rank 0
+        # still saved once aborted it at exit ("terminate called without an
+        # active exception", exit -6), failing a build that had succeeded.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
