@@ -199,8 +199,9 @@ def _run_one(store: Store, run: _Runs, job: Job, shutdown: threading.Event, work
     except DatabaseDamaged:
         raise  # the store's, not the job's: nothing more is written into it
     except PipelineError as exc:  # recorded on the job by run_job where it applies
-        log.error("job %s: %s", job.id, exc, **failure(error_class=exc.error_class,
-                                                       decision="fail"))
+        text = str(exc)  # run_job's JobFailed names the job already
+        log.error("%s", text if text.startswith(f"job {job.id}") else f"job {job.id}: {text}",
+                  **failure(error_class=exc.error_class, decision="fail"))
         current = store.job(job.id)
         if current.state == "RUNNING" and current.lease_owner == worker:
             store.set_job_state(job.id, "FAILED", error_class=exc.error_class.value,

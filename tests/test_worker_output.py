@@ -123,3 +123,18 @@ def test_one_job_on_a_terminal_is_a_bar_and_json_logs_are_lines(tmp_path, monkey
         bar.close()
     # a JSON log is read by a program: lines (their form: test_progress_bar.py)
     assert [type(b) for b in bars] == [TqdmProgress, LineProgress]
+
+
+def test_a_failed_job_is_one_error_line_that_names_it_once(tmp_path, caplog):
+    store = Store(tmp_path / "jobs.db")
+    src = tmp_path / "gone.txt"
+    src.write_text("A document that goes away.\n")
+    params = JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
+                       output=str(tmp_path / "gone.out"))
+    job_id = submit(store, params, read_input(src))[0].id
+    src.unlink()
+    with caplog.at_level(logging.INFO, logger="nllb_pipeline"):
+        assert run_worker(store, lambda params: FakeTranslator(), idle_exit_s=0, poll_s=0.01,
+                          policy=NO_WAITS) == {"FAILED": 1}
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert error == f"job {job_id} failed: input file not found: {src}"
