@@ -73,26 +73,23 @@ def connect(address: str) -> None:
             signal.signal(signal.SIGTERM, ours)
 
 
-def cluster_gpus() -> float:
-    return float(ray.cluster_resources().get("GPU", 0))
-
-
 def pool_shape(options: PoolOptions) -> tuple[int, float]:
     """How many actors a pool gets and the GPUs each takes, from the options
     or the cluster; a one-line error where the cluster can never hold them."""
-    total = ray.cluster_resources()
+    total = ray.cluster_resources()  # one read: a job waiting for room asks twice a second
+    cluster_gpus = float(total.get("GPU", 0))
     gpus = options.gpus_per_actor
     if gpus is None:
-        gpus = 1.0 if cluster_gpus() >= 1 else 0.0
+        gpus = 1.0 if cluster_gpus >= 1 else 0.0
     actors = options.actors
     if actors is None:
         if gpus > 0:
-            actors = int(cluster_gpus() // gpus)
+            actors = int(cluster_gpus // gpus)
         else:
             cpus = float(total.get("CPU", 1))
             actors = max(1, min(2, int(cpus // options.cpus_per_actor)))
     if actors < 1:
-        raise InvalidInput(f"the cluster has {cluster_gpus():g} GPUs: not enough for one actor "
+        raise InvalidInput(f"the cluster has {cluster_gpus:g} GPUs: not enough for one actor "
                            f"at --gpus-per-actor {gpus:g}")
     for name, each, flag in (("CPU", options.cpus_per_actor, "--cpus-per-actor"),
                              ("GPU", gpus, "--gpus-per-actor")):
