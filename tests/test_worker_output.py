@@ -32,6 +32,15 @@ def _queue_two(capsys, tmp_path, model) -> tuple[str, list[str]]:
     return db, ids
 
 
+def _fake_job(store: Store, tmp_path, name: str, text: str):
+    """A job for the stand-in translator over ``tmp_path/NAME.txt``, holding ``text``."""
+    src = tmp_path / f"{name}.txt"
+    src.write_text(text)
+    params = JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
+                       output=str(tmp_path / f"{name}.out"))
+    return submit(store, params, read_input(src))[0]
+
+
 def _notes(err: str, job_id: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith(f"nllb-pipeline: job {job_id} ")]
 
@@ -80,11 +89,8 @@ def test_several_jobs_at_once_get_a_compact_line_each_never_a_bar(tmp_path, caps
     store = Store(tmp_path / "jobs.db")
     ids = []
     for name in ("a", "b", "c"):
-        src = tmp_path / f"{name}.txt"
-        src.write_text(f"Document {name}.\n\nIt has two paragraphs.\n")
-        params = JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
-                           output=str(tmp_path / f"{name}.out"))
-        ids.append(submit(store, params, read_input(src))[0].id)
+        ids.append(_fake_job(store, tmp_path, name, f"Document {name}.\n\nIt has two "
+                                                     "paragraphs.\n").id)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # even on a terminal
     shown = []
 
@@ -111,11 +117,7 @@ def test_several_jobs_at_once_get_a_compact_line_each_never_a_bar(tmp_path, caps
 
 def test_one_job_on_a_terminal_is_a_bar_and_json_logs_are_lines(tmp_path, monkeypatch):
     store = Store(tmp_path / "jobs.db")
-    src = tmp_path / "a.txt"
-    src.write_text("One.\n")
-    params = JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
-                       output=str(tmp_path / "a.out"))
-    job = submit(store, params, read_input(src))[0]
+    job = _fake_job(store, tmp_path, "a", "One.\n")
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     make = functools.partial(progress_bar, store, job, FakeTranslator())
     bars = [make(), make(log_format="json")]
@@ -127,11 +129,8 @@ def test_one_job_on_a_terminal_is_a_bar_and_json_logs_are_lines(tmp_path, monkey
 
 def test_a_failed_job_is_one_error_line_that_names_it_once(tmp_path, caplog):
     store = Store(tmp_path / "jobs.db")
+    job_id = _fake_job(store, tmp_path, "gone", "A document that goes away.\n").id
     src = tmp_path / "gone.txt"
-    src.write_text("A document that goes away.\n")
-    params = JobParams(model="fake", src_lang="eng_Latn", tgt_lang="fra_Latn", fmt="text",
-                       output=str(tmp_path / "gone.out"))
-    job_id = submit(store, params, read_input(src))[0].id
     src.unlink()
     with caplog.at_level(logging.INFO, logger="nllb_pipeline"):
         assert run_worker(store, lambda params: FakeTranslator(), idle_exit_s=0, poll_s=0.01,
